@@ -23,6 +23,7 @@ __all__ = [
     "http_url",
     "is_loopback",
     "listen",
+    "loopback_only",
     "shown_host",
 ]
 
@@ -49,6 +50,22 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def loopback_only(host: str) -> bool:
+    """True for a face's --host that only this machine can reach: a loopback name or address
+    (``is_loopback``), or a name every address of which is loopback (the machine's own name,
+    where /etc/hosts gives it 127.0.0.1 alone). A name that does not resolve is not. The
+    rule of the token a web face needs off loopback (``_web.require_token_off_loopback``);
+    never of a request's Host header, which is the client's word (resolving it would let a
+    name of anyone's that resolves to 127.0.0.1 in: DNS rebinding)."""
+    if is_loopback(host):
+        return True
+    try:
+        addresses = socket.getaddrinfo(host.strip("[]"), None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError, ValueError):  # (ValueError: a NUL in it)
+        return False
+    return bool(addresses) and all(is_loopback(str(a[4][0])) for a in addresses)
 
 
 def http_url(host: str, port: int, path: str = "/") -> str:

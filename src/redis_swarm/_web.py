@@ -3,7 +3,8 @@
 
 With a token, every route but the public ones needs it: ``Authorization: Bearer T``, or
 ``?token=T`` where a header cannot be set (opening a page, ``EventSource``). Without one,
-only loopback Host headers are served, so a web page elsewhere cannot read the swarm through
+only loopback Host headers are served (and the name the face was started on, the one its URL
+says: ``AccessGuard``'s ``own_host``), so a web page elsewhere cannot read the swarm through
 the viewer's browser (DNS rebinding). The faces refuse to listen off loopback without a token,
 or with one shorter than ``swarm acl``'s passwords (``require_token_off_loopback``,
 ``require_strong_token``).
@@ -24,8 +25,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._acl import MIN_PASSWORD_LEN
 from ._codec import dumps
+from ._config import url_host
 from ._errors import ConfigError
-from ._net import Listening, is_loopback, shown_host
+from ._net import Listening, is_loopback, loopback_only, shown_host
 
 __all__ = [
     "MAKE_TOKEN",
@@ -52,7 +54,9 @@ def new_token() -> str:
 
 def require_token_off_loopback(host: str, token: str | None, *, what: str, env: str) -> None:
     """Refuse an empty host, an empty token, no token on an address other machines can
-    reach, and a token there too short to be a secret (``require_strong_token``)."""
+    reach (any but a loopback address, or a name that resolves to loopback alone:
+    ``_net.loopback_only``), and a token there too short to be a secret
+    (``require_strong_token``)."""
     if not host.strip():  # (an empty host would listen on every interface)
         raise ConfigError(
             "--host is empty: give the address to listen on, 127.0.0.1 (this machine only, "
@@ -60,7 +64,7 @@ def require_token_off_loopback(host: str, token: str | None, *, what: str, env: 
         )
     if token is not None and not token.strip():
         raise ConfigError(f"--token is empty: pass a secret, e.g. {MAKE_TOKEN}")
-    if not is_loopback(host) and not token:
+    if not loopback_only(host) and not token:
         raise ConfigError(
             f"--host {shown_host(host)} is reachable from other machines: {what}, so it needs "
             f"a token there: add --token {MAKE_TOKEN} (or set {env})"
@@ -73,7 +77,7 @@ def require_strong_token(host: str, token: str | None, *, env: str) -> None:
     ``swarm acl`` takes (``MIN_PASSWORD_LEN``): it is the one secret between the network and
     the swarm. (On loopback any token is taken.) The one rule of every web face: the
     dashboard, ``swarm a2a``, ``swarm mcp --transport http``."""
-    if token is None or is_loopback(host) or len(token) >= MIN_PASSWORD_LEN:
+    if token is None or loopback_only(host) or len(token) >= MIN_PASSWORD_LEN:
         return
     raise ConfigError(
         f"--token (or {env}) is {len(token)} characters long: on --host {shown_host(host)}, "
@@ -103,7 +107,11 @@ class AccessGuard:
     plus the headers every response carries. ``public``: path prefixes served to anyone
     when a token is set (files of the public package, a discovery document). ``query_token``:
     also take ``?token=``, for pages and ``EventSource``; a server whose clients all set
-    headers leaves it off, so the token never reaches an access log."""
+    headers leaves it off, so the token never reaches an access log. ``own_host``: the
+    ``--host`` the face listens on, whose name a Host header may also give when there is no
+    token (the URL the face announces names it: ``--host vm``, a name that resolves to
+    loopback alone, is ``http://vm:PORT/``); that name exactly, whatever its case. A Host
+    header is never resolved: a name of anyone's may resolve to 127.0.0.1 (DNS rebinding)."""
 
     def __init__(
         self,
@@ -113,12 +121,19 @@ class AccessGuard:
         public: Sequence[str] = (),
         *,
         query_token: bool = True,
+        own_host: str | None = None,
     ) -> None:
         self.app = app
         self.token = token
         self.what = what
         self.public = tuple(public)
         self.query_token = query_token
+        # Its name as a Host header gives it (lower case, an IPv6 address without brackets),
+        # when it is served without a token: a name of its own that resolves to loopback
+        # alone (``loopback_only``: the operator's word, resolved once, here), never a host
+        # other machines reach, which the faces refuse without a token anyway.
+        own = None if own_host is None or token else own_host.strip("[]").lower()
+        self.own_name = own if own and not is_loopback(own) and loopback_only(own) else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -133,15 +148,8 @@ class AccessGuard:
 
     def _refusal(self, request: Request) -> Response | None:
         if self.token is None:
-            if not is_loopback(_host_name(request.headers.get("host", ""))):
-                return _json(
-                    {
-                        "error": "Forbidden",
-                        "message": f"{self.what} has no token and answers only to "
-                        "localhost: open it as http://127.0.0.1, or start it with --token",
-                    },
-                    403,
-                )
+            if not self._served_host(_host_name(request.headers.get("host", ""))):
+                return _json({"error": "Forbidden", "message": self._local_only()}, 403)
             return None
         if self.public and request.url.path.startswith(self.public):
             return None
@@ -172,6 +180,21 @@ class AccessGuard:
         response = _json({"error": "Unauthorized", "message": message}, 401)
         response.headers["WWW-Authenticate"] = challenge
         return response
+
+    def _served_host(self, name: str) -> bool:
+        """Whether a face without a token answers a request whose Host header names ``name``:
+        a loopback name or address, or its own ``--host``'s name (never resolved)."""
+        return is_loopback(name) or (self.own_name is not None and name.lower() == self.own_name)
+
+    def _local_only(self) -> str:
+        """A 403's words: the addresses a face without a token answers to."""
+        name, url = "", ""
+        if self.own_name is not None:
+            name, url = f" and {self.own_name}", f" or http://{url_host(self.own_name)}"
+        return (
+            f"{self.what} has no token and answers only to localhost{name}: open it as "
+            f"http://127.0.0.1{url}, or start it with --token"
+        )
 
 
 def _json(data: Any, status: int) -> Response:

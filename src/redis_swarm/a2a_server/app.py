@@ -250,6 +250,7 @@ def create_app(
     descriptions: Mapping[str, str] | None = None,
     name: str | None = None,
     token: str | None = None,
+    host: str | None = None,
     wait_s: float = DEFAULT_WAIT_S,
     private_webhooks: bool = True,
     push: bool = True,
@@ -257,6 +258,10 @@ def create_app(
     stopping: Stopping | None = None,
 ) -> Starlette:
     """The A2A server of ``swarm`` for ``queues`` (the skills), reachable at ``base_url``.
+
+    ``host``: the ``--host`` it is served on, whose name a Host header may give as well as
+    loopback's when there is no ``token`` (``AccessGuard``'s ``own_host``: the card's URL
+    names it).
 
     ``private_webhooks``: allow push notifications to loopback and private addresses (a
     server reachable from other machines should not: a client could make it post inside
@@ -331,6 +336,7 @@ def create_app(
         what="this A2A server",
         public=(AGENT_CARD_WELL_KNOWN_PATH,),
         query_token=False,
+        own_host=host,
     )
     middleware = [
         Middleware(EndCancelled),

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import click
 
 from .._errors import ConfigError, PermissionDenied, ValidationError
-from .._net import announced_host, every_interface, http_url, is_loopback, listen
+from .._net import announced_host, every_interface, http_url, listen, loopback_only
 from .._validate import check_queues
 from ._app import App, main, pass_app
 from ._common import Seconds, listen_options
@@ -157,8 +157,9 @@ def a2a(
             descriptions=descriptions,
             name=name,
             token=token,
+            host=host,
             wait_s=wait_s,
-            private_webhooks=is_loopback(host),
+            private_webhooks=loopback_only(host),
             close_swarm=True,
             stopping=Stopping(),
         )

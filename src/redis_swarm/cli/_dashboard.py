@@ -72,7 +72,7 @@ def dashboard(app: App, host: str, port: int, token: str | None) -> None:
     # stays this server's.
     with listen(host, port) as listening:
         swarm = AsyncSwarm(app.settings)
-        web = create_app(swarm, token=token, close_swarm=True, stopping=Stopping())
+        web = create_app(swarm, token=token, host=host, close_swarm=True, stopping=Stopping())
         url = http_url(announced_host(host)[0], listening.port)
         url += f"?token={token}" if token else ""
         where = every_interface(host)

@@ -18,7 +18,7 @@ from .._config import handed_url
 from .._env import ENV_AGENT, ENV_URL, URL_FROM_ENV_OPTION, agent_from_env, require_url_in_env
 from .._errors import ConfigError, SwarmError
 from .._mcp_names import AGENT_ROLES, EVERY_TOOL_ROLE
-from .._net import http_url, is_loopback
+from .._net import http_url, loopback_only
 from .._validate import check_agent, check_queues
 from ..mcp_server import DEFAULT_MAX_SESSIONS
 from ..mcp_server._codex_toml import merge_toml, toml_table
@@ -255,7 +255,7 @@ def _http_token(transport: str, host: str, token: str | None) -> str | None:
 
     # (an empty --host is refused as it is parsed: listen_options)
     require_strong_token(host, token, env=_TOKEN_ENV)
-    if token is None and not is_loopback(host):
+    if token is None and not loopback_only(host):
         token = new_token()
         click.echo(
             f"--host {shown_host(host)} is reachable from other machines: clients must send "

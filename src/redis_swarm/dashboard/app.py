@@ -20,8 +20,8 @@ answers the requests still waiting on Redis 503, at once (``_stopping``).
 
 With a token, every route but the static assets needs it: ``Authorization: Bearer T``, or
 ``?token=T`` where a header cannot be set (opening the page, ``EventSource``). Without one,
-only loopback Host headers are served, so a web page elsewhere cannot read the swarm through
-the viewer's browser (DNS rebinding).
+only loopback Host headers (and the name of its ``--host``) are served, so a web page
+elsewhere cannot read the swarm through the viewer's browser (DNS rebinding).
 """
 
 from __future__ import annotations
@@ -74,12 +74,15 @@ def create_app(
     swarm: AsyncSwarm,
     *,
     token: str | None = None,
+    host: str | None = None,
     close_swarm: bool = False,
     keepalive_s: float = KEEPALIVE_S,
     stale_after_s: float = STALE_AFTER_S,
     stopping: Stopping | None = None,
 ) -> Starlette:
-    """The dashboard for ``swarm``; with ``token``, every API call must carry it.
+    """The dashboard for ``swarm``; with ``token``, every API call must carry it. ``host``:
+    the ``--host`` it is served on, whose name a Host header may give as well as loopback's
+    when there is no token (``AccessGuard``'s ``own_host``: the URL the CLI announces).
 
     ``close_swarm`` closes the swarm's connections when the app shuts down (the CLI's case:
     it owns the swarm; a caller that passes its own keeps it open). ``stopping``: end open
@@ -134,7 +137,9 @@ def create_app(
         # Outside the guard: a token given twice is refused as every repeated parameter is,
         # before the guard compares one of its values (never accepting either).
         Middleware(_TokenOnce),
-        Middleware(AccessGuard, token=token, what="this dashboard", public=("/static/",)),
+        Middleware(
+            AccessGuard, token=token, what="this dashboard", public=("/static/",), own_host=host
+        ),
     ]
     if stopping is not None:  # inside the guard: its 503s carry the guard's headers
         middleware.append(Middleware(EndWhenStopping, stopping=stopping, what="the dashboard"))

@@ -72,7 +72,10 @@ def serve_http(
     full = SessionsFull(sdk_app, bound, sessions)
     ending = EndWhenStopping(full, stopping, what="this MCP server")
     # MCP clients all set headers: no ?token=, which uvicorn's access log would print.
-    guarded = AccessGuard(ending, token, "this MCP server", query_token=False)
+    # Without a token, Host headers naming --host are served too (the URL the CLI announces).
+    # The SDK checks Host headers itself only on --host 127.0.0.1, localhost or ::1 (taking
+    # those three names, as the guard does there): on any other host, the guard's check alone.
+    guarded = AccessGuard(ending, token, "this MCP server", query_token=False, own_host=host)
     app: ASGIApp = HearSignals(guarded, stopping)
     config = uvicorn.Config(app, log_level=server.settings.log_level.lower())
     # uvicorn stops on Ctrl-C, then raises it again: the normal way out, not an error.
