@@ -630,7 +630,7 @@ def test_seconds_that_are_not_seconds_are_refused(cli: Cli, swarm: Swarm, value:
                   "--confidence", value, expect=2)  # fmt: skip
         assert f"{value!r} is not a number from 0 to 1" in out.stderr
     out = cli("run", "--queue", "q", "--exec", "true", "--timeout", "0", expect=2)
-    assert "'0' is not a number of seconds above 0 to 1e+09: give one like 30" in out.stderr
+    assert "'0' is not a number of seconds above 0 to 1,000,000,000: give one like 30" in out.stderr
     assert swarm.queue_stats()["q"]["pending"] == 1  # nothing was claimed or posted
 
 

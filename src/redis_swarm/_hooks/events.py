@@ -547,9 +547,15 @@ def _registered(
 
 def _claimable(swarm: Swarm, agent: str, options: HookOptions) -> str:
     """The tasks waiting in the session's queues, and the command that claims one; a queue no
-    task was ever posted to is said so (the core's rule: a misspelt name finds nothing)."""
+    task was ever posted to is said so (the core's rule: a misspelt name finds nothing).
+    Counted as the MCP channel counts the tasks waiting as its session starts: what has
+    fallen due by now (a delayed task, a failed one past its backoff, a lease ended
+    unreported) made claimable first (the core's ``reap_due``, what a claim does too), then
+    the queues' pending counters."""
     if not options.queues:
         return ""
+    with contextlib.suppress(ValidationError):  # (a name no queue has: nothing falls due)
+        swarm.reap_due(options.queues)  # (what is due now is counted as pending)
     stats = swarm.queue_stats()  # (every queue ever posted to)
     counts = [f"{q}: {stats[q].get('pending', 0)} pending" for q in options.queues if q in stats]
     claim = f"{options.command} task claim {shlex.join(options.queues)} --worker " + shlex.quote(

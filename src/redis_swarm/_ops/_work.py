@@ -297,6 +297,12 @@ def encode_json(value: Any, what: str, max_bytes: int) -> str:
     return check_json_depth(what, encoded)
 
 
+def _readable(number: float) -> str:
+    """A number as a person reads it: digits grouped, no exponent (2,592,000; 0.001), all
+    its digits (a bound said as ``2.592e+06`` reads as a code, not a number)."""
+    return f"{number:,.16g}" if math.isfinite(number) else str(number)
+
+
 def check_number(kind: str, value: object, lo: float, hi: float, *, integer: bool = False) -> float:
     """A finite number in ``[lo, hi]`` (an int when ``integer``), else a ValidationError."""
     ok_type = (int,) if integer else (int, float)
@@ -304,7 +310,9 @@ def check_number(kind: str, value: object, lo: float, hi: float, *, integer: boo
         want = "an integer" if integer else "a number"
         raise ValidationError(f"{kind} must be {want}, got {type(value).__name__}")
     if not math.isfinite(value) or not lo <= value <= hi:
-        raise ValidationError(f"{kind} is {value}; it must be between {lo:g} and {hi:g}")
+        raise ValidationError(
+            f"{kind} is {_readable(value)}; it must be between {_readable(lo)} and {_readable(hi)}"
+        )
     return value
 
 

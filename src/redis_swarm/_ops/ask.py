@@ -244,7 +244,7 @@ def ask(
     dedupe_key: str | None = None,
     on_unclaimed: Callable[[str], None] | None = None,
     unclaimed_after_s: float = 2.0,
-    on_posted: Callable[[str], None] | None = None,
+    on_posted: Callable[[str, bool], None] | None = None,
 ) -> Operation[Answer]:
     """Ask ``target`` (a context owner or agent: its ask queue; else a queue) a question and
     block until the first answer, which is returned.
@@ -269,10 +269,12 @@ def ask(
     runs (on the event loop for ``AsyncSwarm``), so it must return at once; what it raises
     ends the wait as an interrupt does.
 
-    ``on_posted(question_id)`` is called once the question waited for is known: posted (its
-    id chosen before the post, so it names a question a killed asker leaves queued), or met
-    by the dedupe key; again when the wait moves to another (a question asked anew). It runs
-    as ``on_unclaimed`` does, and what it raises ends the wait the same way."""
+    ``on_posted(question_id, posted)`` is called once the question waited for is known:
+    posted by this asker (``posted`` true: its id chosen before the post, so it names a
+    question a killed asker leaves queued, its own to withdraw), or met by the dedupe key
+    (false: shared, the asker that posted it withdraws it); again when the wait moves to
+    another (a question asked anew, or a dead one put back). It runs as ``on_unclaimed``
+    does, and what it raises ends the wait the same way."""
     body_question = _check_question(question)
     timeout = check_number("timeout_s", timeout_s, 0, MAX_ASK_TIMEOUT_S)
     if dedupe_key is not None:
@@ -298,7 +300,7 @@ def ask(
         if isinstance(found, Task) and on_posted is not None and found.id not in announced:
             announced.add(found.id)
             try:
-                on_posted(found.id)
+                on_posted(found.id, q.posted)
             except Exception as exc:
                 note = yield from _withdraw(ctx, q, target, dedupe_key, "on_posted failed")
                 _add_note(exc, note)

@@ -21,7 +21,7 @@ from .._hints import CANCEL_TASK, SERVE_QUESTIONS, said_of
 from .._models import Answer, Task, TaskStatus
 from .._printable import asked_otherwise, printable, short, short_version
 from .._usage import usd
-from .._validate import MAX_ASK_TIMEOUT_S, check_name
+from .._validate import MAX_ASK_TIMEOUT_S, MAX_NAME, check_name
 from ._app import App, json_option, main, pass_app
 from ._common import (
     MAX_DATA_FILE_BYTES,
@@ -30,12 +30,14 @@ from ._common import (
     complete_owners,
     content,
     hold_interrupts,
+    one_stdin,
     own_kept_token,
     parse_json,
     read_text,
     signals,
 )
 from ._run import drive_pool, pool_summary, refuse_option_like_slots
+from ._tasks import LEASE_SECONDS
 
 
 def _footer(answer: Answer) -> str:
@@ -82,18 +84,27 @@ class _Said:
     def __init__(self, app: App) -> None:
         self.quiet = app.json
         self.question: str | None = None  # the question waited for, once posted (or met)
+        self.ours = True  # it is this ask's own (posted by it), not shared by its dedupe key
 
-    def posted(self, question_id: str) -> None:
-        self.question = question_id
-        if not self.quiet:
-            click.echo(
-                printable(
-                    f"question {question_id} asked; should this ask be killed, withdraw it: "
-                    # (said bare: the one hint of stderr is its error's, tests/test_cli_hints.py)
-                    f"{said_of(CANCEL_TASK, question_id).strip('()')}"
-                ),
-                err=True,
+    def posted(self, question_id: str, posted: bool = True) -> None:
+        """The question waited for: this ask's own (``posted``), whose id is what to withdraw
+        should the ask be killed; or one its dedupe key met, which only the asker that posted
+        it withdraws (withdrawing it would cut the other askers' wait short)."""
+        self.question, self.ours = question_id, posted
+        if self.quiet:
+            return
+        if posted:
+            said = (
+                f"question {question_id} asked; should this ask be killed, withdraw it: "
+                # (said bare: the one hint of stderr is its error's, tests/test_cli_hints.py)
+                f"{said_of(CANCEL_TASK, question_id).strip('()')}"
             )
+        else:
+            said = (
+                f"question {question_id} asked before with this dedupe key: waiting for its "
+                "answer (the asker that posted it withdraws it)"
+            )
+        click.echo(printable(said), err=True)
 
     def unclaimed(self, queue: str) -> None:
         if self.quiet:
@@ -112,6 +123,11 @@ class _Said:
         (before it started asking, or after it returned)."""
         if self.question is None:
             return f"interrupted before the question to {target!r} was posted: nothing was asked"
+        if not self.ours:
+            return (
+                f"interrupted while asking {target!r}: question {self.question} stays open, "
+                "shared with the asker that posted it (which withdraws it)"
+            )
         return (
             f"interrupted while asking {target!r}: question {self.question} may still be "
             f"queued: withdraw it {said_of(CANCEL_TASK, self.question)}"
@@ -192,6 +208,7 @@ def ask(
     try:
         # (from the start: an interrupt while the question is read is said as one too)
         with signals(interrupt, interrupt):
+            one_stdin(("QUESTION", question), ("--data", data_arg))
             text = read_text(question, app, what="QUESTION", thing="the question")
             data = (
                 parse_json(
@@ -321,7 +338,7 @@ def _working_on(app: App, task_id: str) -> Task:
 @click.option(
     "--lease",
     "lease_s",
-    type=click.IntRange(1),
+    type=LEASE_SECONDS,
     default=None,
     help="Lease seconds, renewed while the agent answers: a dead server gives questions back "
     "this soon (default: each question's own, a third of its asker's timeout).",
@@ -389,13 +406,14 @@ def serve(
     prefix = server.options.worker
     assert prefix is not None  # (the server's: --worker, else serve-OWNER)
     slots = [slot_name(prefix, n) for n in range(1, concurrency + 1)]
+    _refuse_long_slots(prefix, slots[-1], given=worker is not None)
     held = _hold_slot_names(app, prefix, slots)  # (before a word: a refused one says only it)
     try:
         if not app.json:
             click.echo(
                 f"serving the questions of {owner} (queue {server.options.queues[0]})", err=True
             )
-        if not any(c.owner == owner for c in app.swarm.contexts()):
+        if not _askable(app, owner):
             click.echo(
                 f"warning: {owner} has published no context: swarm ask {owner} is refused "
                 f"until it does (or until an agent named {owner} registers); answers have no "
@@ -414,6 +432,34 @@ def serve(
     pool_summary(app, server, time.monotonic() - started)
     if server.fatal:
         raise SwarmError(server.fatal)
+
+
+def _refuse_long_slots(prefix: str, longest: str, *, given: bool) -> None:
+    """Refuse, before the server starts, slot names (``prefix``-N) too long to be a worker:
+    each slot's first claim would be refused, stopping the server (exit 1). Said as a bad
+    option (exit 2), with the prefix that fits."""
+    if len(longest) <= MAX_NAME:
+        return
+    room = MAX_NAME - (len(longest) - len(prefix))  # (the longest prefix its slots allow)
+    which = "--worker" if given else f"the default worker prefix {prefix[:40]}..."
+    raise click.UsageError(
+        f"{which} makes slot names like {longest[:40]}... of {len(longest)} characters; a "
+        f"worker has at most {MAX_NAME}: give a shorter prefix, --worker PREFIX of at most "
+        f"{room} characters (slot N is PREFIX-N)"
+    )
+
+
+def _askable(app: App, owner: str) -> bool:
+    """Whether ``swarm ask OWNER`` is taken: the core's rule (its ask resolves a target that
+    is a context owner or a registered agent to the owner's ask queue), read with the public
+    operations of each (``context_info``, ``get_agent``)."""
+    for exists in (app.swarm.context_info, app.swarm.get_agent):
+        try:
+            exists(owner)
+        except NotFound:
+            continue
+        return True
+    return False
 
 
 def _hold_slot_names(app: App, prefix: str, slots: list[str]) -> TextIO | None:

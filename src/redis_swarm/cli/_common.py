@@ -161,7 +161,8 @@ class Seconds(click.types.FloatParamType):
         if not (math.isfinite(number) and low_ok and number <= self.most):
             bounds = "above 0" if self.above_zero else "from 0"
             self.fail(
-                f"{value!r} is not a number of seconds {bounds} to {self.most:,.6g}: "
+                # (all its digits, grouped: 1,000,000,000, not 1e+09)
+                f"{value!r} is not a number of seconds {bounds} to {self.most:,.16g}: "
                 "give one like 30 or 2.5",
                 param,
                 ctx,

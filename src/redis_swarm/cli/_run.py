@@ -27,6 +27,7 @@ from .._validate import (
 )
 from ._app import App, json_option, main, pass_app
 from ._common import Seconds, complete_queues, never_posted, nothing_to_claim, signals
+from ._tasks import LEASE_SECONDS
 
 if TYPE_CHECKING:
     # The runner and rich are imported when the pool runs: `swarm --help` imports this module.
@@ -68,7 +69,7 @@ if TYPE_CHECKING:
 @click.option(
     "--lease",
     "lease_s",
-    type=click.IntRange(1),
+    type=LEASE_SECONDS,
     help="Lease seconds asked at claim and renewed while the agent runs (default: the task's).",
 )
 @click.option(
@@ -316,6 +317,8 @@ def pool_summary(
 
     def human() -> None:
         cost = usage_line(usage) + unpriced_note(usage["runs"], usage["runs_without_cost"])
+        # (no run: not "cost unknown", nothing ran to cost anything)
+        runs = f"agent runs: {cost}" if usage["runs"] else "no agent ran"
         # A run stopped by a fatal error or a signal with work left (printed next) does not
         # read as one that ended well.
         ended = "done"
@@ -326,7 +329,7 @@ def pool_summary(
         click.echo(
             f"{ended}: claimed {counts['claimed']}, completed {counts['completed']}, "
             f"failed {counts['failed']}, released {counts['released']}, lost {counts['lost']} "
-            f"in {duration_s:.1f}s; agent runs: {cost}"
+            f"in {duration_s:.1f}s; {runs}"
         )
 
     app.emit(summary, human)
