@@ -162,6 +162,9 @@ BOUNDS: dict[str, int] = {
     "retired_asked (none retired, none listed)": 1,  # a second only for listed questions
     # the pass's counters and the first page of its findings, tasks and syntheses, together
     "pass_costs (a pass of one task)": 1,
+    # a pipeline's pass: the runs its pipeline run kept as no other record's (an HGETALL
+    # of the owner its label names) read in that same round trip
+    "pass_costs (a pipeline's pass of one task)": 1,
     # a pipeline's agent runs that no other record holds: one HSETNX, one HGETALL; the
     # owners' counts, then their deletion
     "record_unrecorded_run": 1,
@@ -396,6 +399,8 @@ def every_operation(far: Any, near: Any, cache: ContextCache, meter: Meter, scal
     assert costed is not None
     far.report(costed.id, costed.token, {"summary": "costed"})
     meter("pass_costs (a pass of one task)", lambda: far.pass_costs("P-costs"))
+    far.post_task("costed", "a task of a pipeline's pass", pass_name="p: costs")
+    meter("pass_costs (a pipeline's pass of one task)", lambda: far.pass_costs("p: costs"))
     meter("record_unrecorded_run", lambda: far.record_unrecorded_run("run-1", "k1", PASS, "a run"))
     meter("unrecorded_runs", lambda: far.unrecorded_runs("run-1"))
     meter("drop_unrecorded_runs", lambda: far.drop_unrecorded_runs(["run-1"]))

@@ -132,7 +132,7 @@ def test_swarm_status_shows_a_passs_cost(handle: Swarm, redis_url: str) -> None:
     assert (
         "pass cost: $0.4000 · 6,600 in (400 cached) / 465 out (1 of 5 runs reported no cost) "
         "(its findings (superseded ones too), its tasks' failed runs, its syntheses, "
-        "a pipeline's planner and synthesizer runs)"
+        "a pipeline's planner and synthesizer runs and its runs no other record holds)"
     ) in out
     assert "  claude-opus    $0.2000 · 3,000 in / 300 out" in out
     assert "  claude-sonnet  $0.1500 · 1,500 in (400 cached) / 110 out" in out

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
 import typing
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Literal, TypeVar, overload
 
@@ -20,7 +21,7 @@ from ._context_records import ContextInfo
 from ._errors import ValidationError
 from ._hints import LIST_PASSES
 from ._usage import Usage, summed_figures
-from ._validate import DEFAULT_MAX_ATTEMPTS, DEFAULT_TASK_LEASE_S
+from ._validate import DEFAULT_MAX_ATTEMPTS, DEFAULT_TASK_LEASE_S, check_name
 
 __all__ = [
     "BEAT_EVERY_S",
@@ -57,10 +58,14 @@ __all__ = [
     "TypeFilter",
     "UnrecordedRun",
     "Webhook",
+    "anchor_held",
+    "anchor_of",
     "answer_fields",
     "failed_runs_of",
     "lease_token",
     "listed_names",
+    "own_report_key",
+    "pipeline_label_prefix",
     "planning_task_of",
     "runs_of",
     "stored_error",
@@ -69,6 +74,9 @@ __all__ = [
     "type_filter",
     "unknown_pass",
     "unknown_queues",
+    "unrecorded_owner",
+    "unrecorded_owner_of",
+    "unrecorded_run_key",
 ]
 
 
@@ -601,13 +609,85 @@ def planning_task_of(synthesis: str) -> str | None:
     return "t-plan-" + synthesis.removeprefix(PLANNED_SYNTHESIS)
 
 
+# The agent runs a pipeline paid for that no other record holds (``UnrecordedRun``) are kept
+# per run of it (``unrecorded_owner``), each naming its pass's label and the record of the
+# pass it was run for (``anchor_of``); a pass's label names its pipeline and run
+# (``pipeline_label_prefix``), which is how ``Swarm.pass_costs`` finds them from the pass
+# alone, as ``swarm pipeline status`` does from its plan: both count those the pass holds
+# the record of (``anchor_held``).
+_LABEL_RUN = " run"  # (in a pass's label, between its pipeline's name and a run from 2)
+_LABEL_END = ": "  # (and before the pass's name)
+
+
+def pipeline_label_prefix(name: str, run: int) -> str:
+    """How the label (the pass name in the swarm) of every pass of run ``run`` of pipeline
+    ``name`` begins: its name, `` runN`` from run 2 (`` run2``), then ``: ``."""
+    return f"{name}{_LABEL_RUN}{run}{_LABEL_END}" if run != 1 else f"{name}{_LABEL_END}"
+
+
+def unrecorded_owner(name: str, run: int) -> str:
+    """Whose the agent runs of run ``run`` of pipeline ``name`` that no other record holds
+    are, in the swarm (``Swarm.unrecorded_runs``)."""
+    return f"pipeline {name} run {run}"
+
+
+def unrecorded_owner_of(pass_name: str) -> str | None:
+    """The ``unrecorded_owner`` of the pipeline run whose label ``pass_name`` could be (see
+    ``pipeline_label_prefix``), None when it is no pipeline's (a pass named by hand may
+    look like one: the runs kept there name their pass, and only those of this one count)."""
+    head, end, _ = pass_name.partition(_LABEL_END)
+    name, mark, number = head.partition(_LABEL_RUN)
+    if not end or (mark and not (number.isascii() and number.isdigit())):
+        return None
+    run = int(number) if mark else 1
+    try:
+        check_name("pipeline name", name)
+    except ValidationError:
+        return None
+    if not pass_name.startswith(pipeline_label_prefix(name, run)):  # (" run1", " run02")
+        return None
+    return unrecorded_owner(name, run)
+
+
+def anchor_of(record: Task | Finding) -> str:
+    """A record of a pass as an unrecorded run of it names it (its ``anchor``): its id and
+    when it was made (the ids of a planning or synthesizer task are derived from names
+    alone, and a swarm emptied since a run was paid may hold a new one under the same id)."""
+    return f"{record.id}@{record.created_at}"
+
+
+def unrecorded_run_key(key: str) -> str:
+    """The key an unrecorded run named by ``key`` is kept under (``Swarm.record_unrecorded_run``):
+    a digest of it (a claim's token is its lease's secret: never stored)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def own_report_key(finding_id: str) -> str:
+    """What names the run of a worker agent that reported its task itself (its finding
+    ``finding_id``) with no usage of its own, kept as a run no other record holds with what
+    its CLI said the run cost (no operation sets a usage on a stored finding: a worker may
+    not rewrite one). Every reader prices that finding with it: one run, counted once
+    (``swarm pipeline status`` and ``Swarm.pass_costs``)."""
+    return f"reported by its agent:{finding_id}"
+
+
+def anchor_held(anchor: str | None, held: Container[str]) -> bool:
+    """Whether an unrecorded run of a pass, run for the record ``anchor`` (None: none
+    known), counts in the pass whose records are ``held`` (their ``anchor_of``): the one
+    rule of ``swarm pipeline status`` and ``Swarm.pass_costs``. A run of a swarm emptied
+    since names a record the pass no longer holds."""
+    return anchor is None or anchor in held
+
+
 @dataclass(frozen=True)
 class PassCosts(Record):
     """What every agent run behind one pass cost (``Swarm.pass_costs``), summed: its
     findings, superseded ones too (a report that came after its task was settled cost as
     much), the failed and refused runs summed on its tasks (``failed_usage``), its
-    syntheses, and a pipeline's planner and synthesizer runs of it (their records carry no
-    pass name: found from its synthesis, ``planning_task_of``, ``synthesizer_task_of``).
+    syntheses, a pipeline's planner and synthesizer runs of it (their records carry no
+    pass name: found from its synthesis, ``planning_task_of``, ``synthesizer_task_of``), and
+    the pipeline's runs of it that no other record holds (``UnrecordedRun``: found from the
+    pass's label, ``unrecorded_owner_of``, those of a record the pass holds, ``anchor_held``).
     ``total`` is their ``FIGURES`` summed (None: no run reported that figure, never 0),
     ``failed`` the failed runs' part of it, ``by_model`` the same per model
     (``add_model_figures``; ``unknown`` where no model is known). ``runs`` counts the agent
@@ -617,7 +697,9 @@ class PassCosts(Record):
     ``planning`` and ``synthesis`` are parts of ``total``, each with its runs: what the
     pipeline's planner of the pass cost (its task lists, its refused or failed runs), and
     what writing its syntheses cost (every synthesis of the pass, and the pipeline
-    synthesizer's refused or failed runs); the rest is its workers'.
+    synthesizer's refused or failed runs); ``unrecorded``, of ``total`` and of ``failed``,
+    what the pipeline's runs of the pass that no other record holds cost (a worker's, a
+    planner's or a synthesizer's: none gave what was asked of it); the rest is its workers'.
 
     ``findings`` (``superseded`` of them), ``tasks`` and ``syntheses``: how many records were
     summed. ``searched_all`` is False when only the first ``scan_limit`` records of each
@@ -628,7 +710,7 @@ class PassCosts(Record):
     # What ``total`` covers, said under it wherever it is shown.
     COVERS: ClassVar[str] = (
         "its findings (superseded ones too), its tasks' failed runs, its syntheses, a "
-        "pipeline's planner and synthesizer runs"
+        "pipeline's planner and synthesizer runs and its runs no other record holds"
     )
     # What ``total`` never covers, said under it too: an answer to a question a worker
     # asked is a finding of the question's queue (one more read per task to find); a
@@ -659,6 +741,8 @@ class PassCosts(Record):
     planning_runs: int = 0
     synthesis: dict[str, Any] = dataclasses.field(default_factory=dict)
     synthesis_runs: int = 0
+    unrecorded: dict[str, Any] = dataclasses.field(default_factory=dict)
+    unrecorded_runs: int = 0
 
     def shown(self) -> dict[str, Any]:
         """The costs as every face gives them as data (``swarm status --pass --json``, the

@@ -3,7 +3,9 @@
 ``render_prompt`` writes the prompt of a role (``worker``, ``shard``, ``coordinator``) for an
 agent that talks to the swarm through the CLI, the MCP server or the Python API, tailored to
 its client (Claude Code, Codex, Gemini CLI, or any other). ``render_task_prompt`` writes the
-prompt that ``swarm run`` gives an agent process for one claimed task.
+prompt that ``swarm run`` gives an agent process for one claimed task, and
+``repeats_finding_example`` tells a finding that is that prompt's own example (an agent that
+printed its prompt back).
 
 The prose lives in template files shipped with the package, ``prompts/*.md``: one file per
 role (its title, introduction, and a section per interface), ``common.md`` (what every prompt
@@ -32,27 +34,36 @@ import json
 import re
 import shlex
 import string
+from collections.abc import Collection, Mapping
 from importlib import resources
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._config import Settings, handed_url
 from ._context_records import ContextInfo
 from ._executable import Password, reach_options
 from ._executable import swarm_command as install_command
+from ._finding_text import SUMMARY_LIMIT, normalize_finding
+from ._keys import ASSIST_QUEUE
 from ._models import SWARM_ROLES, SwarmRole, Task
 from ._printable import short_version
+
+if TYPE_CHECKING:
+    from ._client import Swarm
 
 __all__ = [
     "CLIENTS",
     "DEFAULT_QUEUE",
+    "EXAMPLE_REPEATED",
     "FINDING_EXAMPLE",
     "ROLES",
     "VIAS",
+    "answered_targets",
     "finding_rules",
     "no_context_note",
     "render_prompt",
     "render_question_prompt",
     "render_task_prompt",
+    "repeats_finding_example",
     "swarm_command",
 ]
 
@@ -64,7 +75,6 @@ ROLES: tuple[str, ...] = SWARM_ROLES
 VIAS: tuple[str, ...] = ("cli", "mcp", "python")
 CLIENTS: tuple[str, ...] = ("claude", "codex", "gemini", "generic")
 DEFAULT_QUEUE = "work"
-SUMMARY_LIMIT = 2000  # the core's limit on a finding's summary (characters)
 
 FINDING_EXAMPLE: dict[str, Any] = {
     "summary": "One paragraph: what you found, in plain words.",
@@ -72,6 +82,19 @@ FINDING_EXAMPLE: dict[str, Any] = {
     "sources": ["context lines 120-134", "context lines 2210-2214"],
     "confidence": 0.8,
 }
+# Why an answer that is its prompt's own example is refused (an agent that printed its
+# prompt back: ``cat``, ``echo {prompt}``): the task prompt's finding, the pipeline's plan.
+EXAMPLE_REPEATED = "the answer repeats the prompt's example"
+
+
+def repeats_finding_example(finding: Mapping[str, Any]) -> str | None:
+    """``EXAMPLE_REPEATED`` when ``finding``, as parsed from an agent's output
+    (``parse_finding``), holds every field of the task prompt's example (``FINDING_EXAMPLE``)
+    with the example's value; None otherwise. The example is fenced JSON in the prompt, so
+    an agent that prints its prompt back would otherwise be stored as having found it."""
+    example = normalize_finding(FINDING_EXAMPLE)
+    same = all(finding.get(key) == value for key, value in example.items())
+    return EXAMPLE_REPEATED if same else None
 
 
 def __getattr__(name: str) -> Any:
@@ -243,6 +266,7 @@ def render_task_prompt(
     context: ContextInfo | None = None,
     summary_limit: int = SUMMARY_LIMIT,
     finding_tags: tuple[str, str] | None = None,
+    answered: Collection[str] = (),
 ) -> str:
     """The prompt ``swarm run`` gives the agent process it starts for one claimed ``task``.
 
@@ -252,6 +276,10 @@ def render_task_prompt(
     plain ``swarm``.
     ``finding_tags`` are the lines the agent is asked to put its finding between (made for
     this run, see ``_finding_text``); without them it is asked for a fenced JSON block.
+    ``answered`` are the targets of ``swarm ask`` something answers (``answered_targets``):
+    the task's shard (``task.parent``), the peer-assist queue (``ASSIST_QUEUE``); the prompt
+    offers ``swarm ask`` only of these, since a question nobody serves holds the agent (a
+    paid run) for the whole of its timeout, to no answer.
     """
     owner = task.parent
     if owner and context is not None:
@@ -273,6 +301,10 @@ def render_task_prompt(
     else:
         how_to_answer = _fill("task", "answer-marked", start=finding_tags[0], end=finding_tags[1])
     has_data = task.data not in (None, {}, [], "")
+    offers = {ASSIST_QUEUE: _fill("task", "ask-assist", assist=ASSIST_QUEUE)}
+    if owner:
+        offers = {owner: _fill("task", "ask-owner", owner=owner), **offers}
+    asking = "\n\n".join(text for target, text in offers.items() if target in answered)
     return (
         _fill(
             "task",
@@ -287,12 +319,29 @@ def render_task_prompt(
             description=task.description.strip(),
             data=_fill("task", "data", data_json=_json_block(task.data)) if has_data else "",
             context=about,
+            asking=asking,
             finding_rules=finding_rules(summary_limit),
             how_to_answer=how_to_answer,
             finding_example=_json_block(FINDING_EXAMPLE),
         )
         + "\n"
     )
+
+
+def answered_targets(swarm: Swarm, task: Task, queues: Collection[str]) -> frozenset[str]:
+    """The targets of ``swarm ask`` something answers for an agent at work on ``task`` in a
+    pool claiming ``queues`` (what ``render_task_prompt`` takes as ``answered``): the task's
+    shard when a live agent of it answers its ask queue (the slots ``swarm serve OWNER``
+    registers, role ``answerer`` with the owner as parent: one read, ``agents``), and the
+    peer-assist queue when the pool claims it itself (no record says which other pools claim
+    a queue: a slot registers no queues)."""
+    from ._runner.serve import ANSWERER  # (the caller is the pool: already imported)
+
+    out = {ASSIST_QUEUE} & set(queues)
+    owner = task.parent
+    if owner and swarm.agents(alive=True, role=ANSWERER, parent=owner):
+        out.add(owner)
+    return frozenset(out)
 
 
 def render_question_prompt(

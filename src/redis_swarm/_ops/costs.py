@@ -5,6 +5,9 @@ planner's task lists on findings) that carry no pass name: they are found from t
 synthesis (``planning_task_of``, ``synthesizer_task_of``: the rule the pipeline makes their
 ids by), taken when their data names the pass, and said apart (``PassCosts.planning``,
 ``PassCosts.synthesis``), so that the pass's total is what ``swarm pipeline status`` shows.
+So are the pipeline's runs of the pass that no other record holds (``unrecorded``): kept
+per run of the pipeline, which the pass's label names (``unrecorded_owner_of``), counted
+by the rule its status counts them by (``anchor_held``), apart (``PassCosts.unrecorded``).
 
 A pass's findings (superseded ones too), tasks and syntheses are read through their
 indexes a page at a time (``COST_PAGE``: a page of the biggest findings, 256 KiB each, is
@@ -28,14 +31,21 @@ from .._models import (
     RetiredPass,
     Synthesis,
     Task,
+    UnrecordedRun,
+    anchor_held,
+    anchor_of,
+    own_report_key,
     planning_task_of,
     runs_of,
     synthesizer_task_of,
     unknown_pass,
+    unrecorded_owner_of,
+    unrecorded_run_key,
 )
 from .._protocol import Batch, Cmd, OpContext, Operation, together
 from .._usage import add_figures, add_model_figures, no_figures, shown_figures, usage_figures
 from ._work import LIST_BUDGET, check_label, finding_from, page, synthesis_from, task_from
+from .unrecorded import unrecorded_runs
 from .views import pass_counts
 
 __all__ = ["COST_PAGE", "SCAN_LIMIT", "pass_costs"]
@@ -52,7 +62,8 @@ _NO_RUNS = "no agent run to count"
 def pass_costs(ctx: OpContext, pass_name: str) -> Operation[PassCosts]:
     """What every agent run behind pass ``pass_name`` cost (``PassCosts``): its findings,
     superseded ones too, the failed runs summed on its tasks, its syntheses, and a
-    pipeline's planner and synthesizer runs of it, said apart (``planning``, ``synthesis``).
+    pipeline's planner and synthesizer runs of it, said apart (``planning``, ``synthesis``),
+    and the pipeline's runs of it no other record holds (``unrecorded``), apart too.
     One round trip for a pass of up to ``COST_PAGE`` records of each kind, one more per page
     after that, up to ``SCAN_LIMIT`` of each (``searched_all`` says whether that was all);
     a pass a pipeline synthesized, one more (its planning and synthesizer tasks), and a
@@ -64,8 +75,9 @@ def pass_costs(ctx: OpContext, pass_name: str) -> Operation[PassCosts]:
     name = check_label("pass name", pass_name)
     k = ctx.keys
     tally = _Tally()
-    known, *scanned = yield from together(
+    known, kept, *scanned = yield from together(
         _known(ctx, name),
+        _kept(ctx, name),
         _scan(ctx, (k.findings_by("pass", name), k.findings), [],
               lambda raw, _: finding_from(raw), tally.add),
         _scan(ctx, (k.pass_tasks(name), k.tasks), [], task_from, tally.add),
@@ -82,6 +94,9 @@ def pass_costs(ctx: OpContext, pass_name: str) -> Operation[PassCosts]:
                   lambda raw, _: finding_from(raw), tally.add_planner)
             for task in planning
         ))  # fmt: skip
+    for run in kept:  # (once every record of the pass read is held: see ``anchor_held``)
+        if run.pass_name == name and anchor_held(run.anchor, tally.held):
+            tally.add_unrecorded(run)
     return tally.costs(
         name,
         searched_all=all(whole for whole, _ in scanned),
@@ -140,6 +155,16 @@ def _pipeline_tasks(ctx: OpContext, name: str, tally: _Tally) -> Operation[tuple
     return planners, corrupt
 
 
+def _kept(ctx: OpContext, name: str) -> Operation[list[UnrecordedRun]]:
+    """The runs the pipeline run pass ``name`` is a label of (``unrecorded_owner_of``) kept
+    as no other record's (``unrecorded_runs``), of any of its passes; none (no request) when
+    the name is no pipeline's label."""
+    owner = unrecorded_owner_of(name)
+    if owner is None:
+        return []
+    return (yield from unrecorded_runs(ctx, owner))
+
+
 def _known(ctx: OpContext, name: str) -> Operation[tuple[list[str], RetiredPass | None]]:
     """The passes some task is counted in (a pass retired whole counts none), and what
     ``retire_pass`` removed of pass ``name``, if it was retired."""
@@ -180,15 +205,22 @@ def _scan(
 
 class _Tally:
     """The sums of a pass's records of agent runs, added one record at a time: in all, and
-    the planner's and the synthesizer's parts."""
+    the planner's, the synthesizer's and the unrecorded runs' parts; ``held``, the records
+    met (``anchor_of``), which an unrecorded run of the pass must name to count."""
 
     def __init__(self) -> None:
         self.total = no_figures()
         self.failed = no_figures()
         self.planning = no_figures()
         self.synthesis = no_figures()
+        self.unrecorded = no_figures()
         self.by_model: dict[str, dict[str, float | None]] = {}
         self.runs = self.unpriced = self.planning_runs = self.synthesis_runs = 0
+        self.unrecorded_runs = 0
+        self.held: set[str] = set()
+        # The findings an agent reported itself with no usage, by the key of the run kept
+        # with its cost (``own_report_key``): that run prices its finding, not a run more.
+        self.own_reports: dict[str, Finding] = {}
         self.findings = self.superseded = self.tasks = self.syntheses = 0
         self.pipeline_syntheses: list[str] = []  # their ids: a pipeline's tasks are behind them
 
@@ -216,10 +248,32 @@ class _Tally:
         """Add the refused and failed runs of the pipeline's synthesizer of the pass."""
         self.synthesis_runs += self._sum(task, self.synthesis)
 
+    def add_unrecorded(self, run: UnrecordedRun) -> None:
+        """Add a run of the pass that no other record holds: one run, failed (it gave
+        nothing asked of it), as ``swarm pipeline status`` counts it; or, kept for a finding
+        its agent reported itself without usage, that finding's cost (its one run)."""
+        finding = self.own_reports.pop(run.key, None)
+        if finding is not None:
+            if run.usage is not None:
+                self.unpriced -= run.usage.cost_usd is not None  # (it was counted unpriced)
+                add_figures(self.total, usage_figures(run.usage))
+                add_model_figures(self.by_model, run.usage, finding.model)
+            return
+        self.runs += 1
+        self.unrecorded_runs += 1
+        self.unpriced += run.usage is None or run.usage.cost_usd is None
+        if run.usage is not None:
+            figures = usage_figures(run.usage)
+            for part in (self.total, self.failed, self.unrecorded):
+                add_figures(part, figures)
+            add_model_figures(self.by_model, run.usage, None)
+
     def _sum(
         self, record: Finding | Task | Synthesis, part: dict[str, float | None] | None = None
     ) -> int:
         """Add ``record``'s runs to the sums (and to ``part``): how many runs they are."""
+        if not isinstance(record, Synthesis):
+            self.held.add(anchor_of(record))
         runs, unpriced = runs_of((record,))
         self.runs += runs
         self.unpriced += unpriced
@@ -230,6 +284,8 @@ class _Tally:
                 add_figures(self.failed, usage_figures(usage))
         else:
             usage, model = record.usage, record.model
+            if usage is None and isinstance(record, Finding):
+                self.own_reports[unrecorded_run_key(own_report_key(record.id))] = record
         if usage is not None:
             add_figures(self.total, usage_figures(usage))
             add_model_figures(self.by_model, usage, model)
@@ -259,4 +315,6 @@ class _Tally:
             planning_runs=self.planning_runs,
             synthesis=shown_figures(self.synthesis),
             synthesis_runs=self.synthesis_runs,
+            unrecorded=shown_figures(self.unrecorded),
+            unrecorded_runs=self.unrecorded_runs,
         )

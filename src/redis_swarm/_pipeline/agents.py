@@ -44,6 +44,7 @@ from .._runner import (
     read_output,
     run_child,
     run_failure,
+    warning_kind,
 )
 from .._runner.lease_renewal import LeaseRenewal
 from .._runner.slot_presence import SlotPresence
@@ -66,6 +67,7 @@ from .prompts import (
     parse_task_list,
     planner_prompt,
     refusal_complaint,
+    repeats_findings,
     synthesis_prompt,
 )
 from .records import Unrecorded, anchor_of, count_unrecorded
@@ -144,13 +146,24 @@ class Tries:
     def exhausted(self) -> bool:
         return len(self.reasons) >= AGENT_TRIES
 
-    def gave_up(self, role: str, what: str, pass_name: str) -> str:
+    def gave_up(self, role: str, what: str, pass_name: str, asked: str) -> str:
+        """Why ``role``'s agent gave up on pass ``pass_name``, and what to fix: when its last
+        try's answer was refused (a complaint for its next try: a planner's answer holding
+        no JSON array of tasks, a synthesis citing no finding of the pass), the answer is at
+        fault, not the command that ran (its model, or ``asked``, what its prompt asks);
+        else its run failed: the ``[role] exec`` command, or what it needs."""
         last = self.last.strip()
         ends = f"its last output ends: {last[-TAIL:]!r}" if last else "its last run printed nothing"
+        fix = (
+            f"Its answer was refused, not its run: check the model it runs ([{role}] model, or "
+            f"the one its command picks) and {asked}, or the [{role}] exec command"
+            if self.complaint
+            else f"Fix the [{role}] exec command (or what it needs: a login, an API key)"
+        )
         return (
             f"the {role} of pass {pass_name!r} gave no usable {what} in {len(self.reasons)} "
             f"tries: {_each_try(self.reasons)}; {ends}. "
-            f"Fix the {role} command, then run the pipeline again: it resumes at this pass"
+            f"{fix}, then run the pipeline again: it resumes at this pass"
         )
 
 
@@ -229,10 +242,30 @@ class OneShotAgents:
     _killing: threading.Event
     _aborting: threading.Event  # a hard stop asked for (not a lost lease): see ``_persist``
     current: str  # the pass running now, as its progress lines name it
+    # The kinds of warning about an agent's output said so far (by role), and the lock held
+    # to say one (the worker pool's slots say theirs from their threads).
+    _warned: set[tuple[str, str]]
+    _warned_lock: threading.Lock
 
     @property
     def stopped(self) -> bool:
         return self._stopping.is_set()
+
+    def _warn_once(self, role: str, warnings: Sequence[str]) -> None:
+        """Say what was amiss in the output of a run of ``role``'s agent (``warnings``,
+        ``AgentOutput.warnings``: its cost unknown, a JSON output asked for and not printed,
+        the CLI's own warning), each kind once in the run (``warning_kind``): ``swarm run``
+        says it on each run's line, which a pipeline does not show."""
+        for warning in warnings:
+            kind = (role, warning_kind(warning))
+            with self._warned_lock:
+                if kind in self._warned:
+                    continue
+                self._warned.add(kind)
+            self._say(
+                f"warning: {self.current}: a {role} run's output: {warning} (said once for "
+                f"this run; the {role}s' runs alike are not said again)"
+            )
 
     def _check_budget(self, *, claiming: bool = True) -> bool:
         """False (and the run stops, saying why) when a budget of the plan is spent."""
@@ -383,6 +416,7 @@ class OneShotAgents:
         # a run failed is said by ``swarm run``'s rules (``run_failure``, ``cli_failure``),
         # so that the pipeline's agents' errors read as the worker pool's do.
         output = read_output(result.stdout, command=spec.exec)
+        self._warn_once(role, output.warnings)
         # An output cut in its middle fails the run (its machine format's error says so; text
         # with ``cut``): a planner's or synthesizer's answer is the whole text, never its end.
         failure = run_failure(result, output) or cli_failure(result, output) or output.cut
@@ -553,7 +587,7 @@ class OneShotAgents:
                 cut = f" (of {len(items)}: max_tasks)" if len(items) > len(kept) else ""
                 self._say(
                     f"{self.current}: planner try {len(tries.reasons) + 1}: "
-                    f"{counted(len(kept), 'task')} planned{cut} {run_cost(run.usage)}"
+                    f"{counted(len(kept), 'task')} planned{cut}{items.note} {run_cost(run.usage)}"
                 )
                 tasks = [{"description": t.description, "data": t.data} for t in kept]
                 finding = {"summary": f"{counted(len(kept), 'task')} planned for {spec.name}",
@@ -582,7 +616,8 @@ class OneShotAgents:
             return None, self._planning_lost(index, held, str(exc), run.usage, "failure not taken")
         self._tried(tries, "planner", reason, last, complaint, run)
         if tries.exhausted:
-            raise InvalidState(tries.gave_up("planner", "task list", spec.name))
+            asked = "the pass's plan (the planner answers a JSON array of tasks)"
+            raise InvalidState(tries.gave_up("planner", "task list", spec.name, asked))
         return None, task
 
     def _planner_renewal(self, held: Task, lease_s: int, lost: list[str]) -> LeaseRenewal:
@@ -657,7 +692,7 @@ class OneShotAgents:
             else:
                 text = run.output.answer.strip()
                 cited = list(dict.fromkeys(CITATION.findall(text)))
-                problem = citation_problem(cited, ids, previous)
+                problem = repeats_findings(text, findings) or citation_problem(cited, ids, previous)
                 if problem is None:
                     sid = synthesis_id(self.plan, index)
                     try:
@@ -681,9 +716,9 @@ class OneShotAgents:
             self._synthesis_failed(index, findings[0], reason, run.usage, key)
             self._tried(tries, "synthesizer", reason, last, complaint, run)
             if tries.exhausted:
-                raise InvalidState(
-                    tries.gave_up("synthesizer", "synthesis", self.plan.passes[index].name)
-                )
+                name = self.plan.passes[index].name
+                asked = "what its prompt asks (to cite the pass's findings by their ids)"
+                raise InvalidState(tries.gave_up("synthesizer", "synthesis", name, asked))
         return None
 
     def _revive_synthesis_task(self, index: int) -> None:

@@ -10,7 +10,15 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from .._errors import Conflict, NotFound, ValidationError
-from .._models import PLANNED_SYNTHESIS, Finding, Task, planning_task_of, synthesizer_task_of
+from .._models import (
+    PLANNED_SYNTHESIS,
+    Finding,
+    Task,
+    pipeline_label_prefix,
+    planning_task_of,
+    synthesizer_task_of,
+    unrecorded_owner,
+)
 from .._validate import DEFAULT_MAX_ATTEMPTS, MAX_PAGE, check_name
 
 if TYPE_CHECKING:
@@ -67,10 +75,6 @@ _QUEUE_RUN = "--run"
 _PLANNING = ".plan"
 _SYNTHESIS = ".synth"
 _LATER_RUN = re.compile(rf"{re.escape(_QUEUE_RUN)}([2-9]|[1-9][0-9]+)\Z")  # (run 1: none)
-
-
-def _run_suffix(plan: Plan, mark: str) -> str:
-    return _suffix_of(plan.run, mark)
 
 
 def _suffix_of(run: int, mark: str) -> str:
@@ -232,13 +236,7 @@ def pass_label(plan: Plan, index: int) -> str:
 def label_prefix(plan: Plan) -> str:
     """How the pass name of every pass of this run of ``plan`` begins (``pass_label``): those
     it no longer has too (a pass renamed or removed since the run began)."""
-    return f"{plan.name}{_run_suffix(plan, ' run')}: "
-
-
-def unrecorded_owner(name: str, run: int) -> str:
-    """Whose the agent runs of run ``run`` of pipeline ``name`` that no other record holds
-    are, in the swarm (``Swarm.unrecorded_runs``; see ``records.count_unrecorded``)."""
-    return f"pipeline {name} run {run}"
+    return pipeline_label_prefix(plan.name, plan.run)
 
 
 def _digest(*parts: str, size: int = 24) -> str:

@@ -12,6 +12,7 @@ import datetime
 import glob
 import json
 import math
+import os
 import re
 import shlex
 import sys
@@ -140,6 +141,9 @@ class Plan:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS  # per task
     text: str = ""  # the plan file as written (stored in the swarm by a run)
     run: int = 1  # which run of the pipeline: --restart starts the next, under the same name
+    # What the check with ``programs`` warns of, each a line to show: not refused, a plan
+    # may be right as it is (``_path_warnings``); not part of what the plan is.
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
 
 # --- locating a key in the text
@@ -236,17 +240,25 @@ class _Checker:
         self.text = text
         self.path = path
         self.problems: list[str] = []
+        self.warnings: list[str] = []
         # The lines of keys inside inline values (a task's table in a pass's "tasks"), which
         # _line_of cannot find from the path alone: set by the check that reads them.
         self.lines: dict[tuple[str | int, ...], int] = {}
 
     def problem(self, where: tuple[str | int, ...], message: str, *, table: bool = False) -> None:
         """Record ``message`` about the key at ``where`` (with ``table``: the table there)."""
+        self.problems.append(self._said(where, message, table))
+
+    def warning(self, where: tuple[str | int, ...], message: str) -> None:
+        """Record a warning ``message`` about the key at ``where``, said as a problem is."""
+        self.warnings.append(f"warning: {self._said(where, message, False)}")
+
+    def _said(self, where: tuple[str | int, ...], message: str, table: bool) -> str:
         line = self.lines.get(where) or (
             _line_of(self.text, where, table_at=table) if where else None
         )
         at = f"{self.path}:{line}" if line else str(self.path)
-        self.problems.append(f"{at}: {_label(where) or 'the plan'}: {message}")
+        return f"{at}: {_label(where) or 'the plan'}: {message}"
 
     def known(self, table: dict[str, Any], where: tuple[str | int, ...], keys: set[str]) -> None:
         for key in table:
@@ -732,7 +744,9 @@ def parse_plan(text: str, path: Path, *, match_files: bool = True, programs: boo
     if any(p.planned for p in passes) and "planner" not in data:
         c.problem((), 'a pass has "plan": add a [planner] with its exec command')
     if programs:
-        _program_problems(c, {"workers": workers, "planner": planner, "synthesizer": synthesizer})
+        agents = {"workers": workers, "planner": planner, "synthesizer": synthesizer}
+        _program_problems(c, agents)
+        _path_warnings(c, agents, path.parent)
     if c.problems:
         raise _refused(path, c.problems)
     assert name is not None and workers is not None and synthesizer is not None
@@ -749,7 +763,50 @@ def parse_plan(text: str, path: Path, *, match_files: bool = True, programs: boo
         max_tasks=max_tasks,
         max_attempts=max_attempts,
         text=text,
+        warnings=tuple(c.warnings),
     )
+
+
+# The arguments of an agent command read as paths to files (``_path_warnings``).
+_SCRIPT_SUFFIXES = (".py", ".sh", ".js")
+
+
+def _path_warnings(c: _Checker, specs: dict[str, AgentSpec | None], base: Path) -> None:
+    """Warn with ``c`` of each argument of the commands of ``specs`` that names a file (ends
+    with a script's suffix, or holds a '/') that is not there relative to the current
+    directory, where the agents run, while it is relative to ``base`` (the plan file's
+    directory, against which the plan's context paths are read) or a directory above it:
+    every run would fail on it (paid for), as a pipeline run from inside its plan's
+    directory once did (its exec naming the script from the checkout's top). A warning,
+    not a refusal: the command may make the file, or mean another."""
+    cwd = Path(os.getcwd())
+    for section, spec in specs.items():
+        if spec is None:
+            continue
+        try:
+            words = shlex.split(spec.exec)
+        except ValueError:  # (refused by the check of the command)
+            continue
+        for word in dict.fromkeys(words[1:]):
+            if (
+                word.startswith("-")
+                or "{" in word
+                or "://" in word
+                or not (word.endswith(_SCRIPT_SUFFIXES) or "/" in word)
+                or Path(word).is_absolute()
+                or (cwd / word).exists()
+            ):
+                continue
+            found = next((d for d in (base, *base.parents) if (d / word).exists()), None)
+            if found is not None:
+                c.warning(
+                    (section, "exec"),
+                    f"{word!r} is not there relative to the current directory ({cwd}), where "
+                    f"the agents run, but is relative to {found} (context paths are read "
+                    f"relative to the plan file, an exec's from the current directory): every "
+                    f"run would fail on it; run from {found}, or write the path relative to "
+                    "the current directory",
+                )
 
 
 def _refused(path: Path, problems: list[str]) -> ValidationError:

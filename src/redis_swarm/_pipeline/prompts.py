@@ -1,6 +1,8 @@
 """What the pipeline's one-shot agents are asked, and the planner's answer read: the
-synthesizer's and the planner's prompts, the complaint sent back after a refused answer, and
-the task list parsed out of a planner's answer."""
+synthesizer's and the planner's prompts, the complaint sent back after a refused answer, the
+task list parsed out of a planner's answer, and the refusal of an answer that is its prompt
+printed back (an agent command such as ``cat``): a planner's that is the prompt's example
+plan (``PLAN_EXAMPLE``), a synthesizer's that repeats the prompt's list of findings."""
 
 from __future__ import annotations
 
@@ -11,16 +13,21 @@ from typing import Any
 
 from .._errors import ValidationError
 from .._models import Finding, Synthesis
+from .._prompts import EXAMPLE_REPEATED
 from .plan import Plan, TaskItem, check_task_item
 
 __all__ = [
     "CITATION",
+    "FINDINGS_REPEATED",
+    "PLAN_EXAMPLE",
     "PLAN_FORMAT",
+    "TaskList",
     "citation_problem",
     "earlier_citations",
     "parse_task_list",
     "planner_prompt",
     "refusal_complaint",
+    "repeats_findings",
     "synthesis_prompt",
 ]
 
@@ -28,6 +35,9 @@ ARRAY_SEARCH = 256 * 1024  # the last characters of a planner's answer searched 
 ARRAY_TRIES = 2000  # '[' positions tried at most
 NAMED = 5  # finding ids named in why an answer was refused
 CITATION = re.compile(r"\[(f-[A-Za-z0-9_-]+)\]")  # "[f-...]", the form shown, is no id
+# Why a synthesis holding the prompt's list of the pass's findings is refused: the prompt
+# printed back (it cites every finding, so the citations alone would take it).
+FINDINGS_REPEATED = "the answer repeats the prompt's list of findings"
 
 
 def citation_problem(
@@ -93,6 +103,23 @@ def _few(ids: Sequence[str]) -> str:
     return shown if len(ids) <= NAMED else f"{shown} and {len(ids) - NAMED} more"
 
 
+def _findings_listed(findings: Sequence[Finding]) -> str:
+    """The findings of a pass as the synthesizer's prompt lists them, with their ids."""
+    lines = [f"The findings of this pass ({len(findings)}):"]
+    for f in findings:
+        sources = f" (sources: {'; '.join(f.sources[:10])})" if f.sources else ""
+        lines.append(f"- [{f.id}] {f.summary}{sources}")
+    return "\n".join(lines)
+
+
+def repeats_findings(text: str, findings: Sequence[Finding]) -> str | None:
+    """``FINDINGS_REPEATED`` when the synthesis ``text`` holds the synthesizer prompt's list
+    of ``findings`` whole (its heading and every line: the prompt printed back, which cites
+    every finding), else None. The synthesizer's caller checks it before the citations
+    (``citation_problem``)."""
+    return FINDINGS_REPEATED if findings and _findings_listed(findings) in text else None
+
+
 def synthesis_prompt(
     plan: Plan, index: int, findings: list[Finding], previous: list[Synthesis]
 ) -> str:
@@ -107,10 +134,7 @@ def synthesis_prompt(
     for number, s in enumerate(previous, 1):  # ``previous`` holds passes 1, 2, ... in order
         lines += ["", f"The synthesis of {s.pass_name!r} ({s.id}):"]
         lines.append(earlier_citations(s.text, number))
-    lines += ["", f"The findings of this pass ({len(findings)}):"]
-    for f in findings:
-        sources = f" (sources: {'; '.join(f.sources[:10])})" if f.sources else ""
-        lines.append(f"- [{f.id}] {f.summary}{sources}")
+    lines += ["", _findings_listed(findings)]
     lines += [
         "",
         "Write the synthesis of this pass: what its findings establish together about the "
@@ -124,10 +148,14 @@ def synthesis_prompt(
     return "\n".join(lines) + "\n"
 
 
+# The plan the planner's prompt shows as an example: an answer whose tasks hold it is the
+# prompt printed back, refused (``parse_task_list``), not posted and paid for.
+PLAN_EXAMPLE: list[Any] = ["Find X", {"description": "Check Y", "data": {"file": "a.md"}}]
 PLAN_FORMAT = (
     "Answer with a JSON array of task descriptions only: strings, or objects "
-    '{"description": "...", "data": {...}}, e.g. ["Find X", {"description": "Check Y", '
-    '"data": {"file": "a.md"}}].'
+    '{"description": "...", "data": {...}}, e.g. '
+    + json.dumps(PLAN_EXAMPLE, ensure_ascii=False)
+    + "."
 )
 
 
@@ -149,15 +177,47 @@ def planner_prompt(plan: Plan, index: int, previous: list[Synthesis]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def parse_task_list(text: str) -> list[TaskItem]:
+class TaskList(list[TaskItem]):
+    """A planner's tasks (``parse_task_list``), and how many exact duplicates it dropped."""
+
+    def __init__(self, items: Sequence[TaskItem] = (), dropped: int = 0) -> None:
+        super().__init__(items)
+        self.dropped = dropped
+
+    @property
+    def note(self) -> str:
+        """What the planned line adds about the duplicates dropped ("" when none were)."""
+        if not self.dropped:
+            return ""
+        return f" ({self.dropped} duplicate task{'s' * (self.dropped != 1)} dropped)"
+
+
+def parse_task_list(text: str) -> TaskList:
     """The tasks in a planner's answer: a JSON array (the whole answer, a fenced block, or
-    the last array in it) of strings or ``{"description", "data"}`` objects. Raises
-    ValueError saying what is wrong."""
+    the last array in it) of strings or ``{"description", "data"}`` objects, each task once
+    (an exact duplicate, description stripped and data alike, is dropped: counted in the
+    list's ``dropped``). Raises ValueError saying what is wrong, ``EXAMPLE_REPEATED`` for
+    an answer whose tasks hold every task of the prompt's example (``PLAN_EXAMPLE``)."""
     value = _last_array(text)
     if value is None:
         raise ValueError("it holds no JSON array")
     if not value:
         raise ValueError("the array is empty")
+    items = _task_items(value)
+    if all(example in items for example in _task_items(PLAN_EXAMPLE)):
+        raise ValueError(EXAMPLE_REPEATED)
+    kept: list[TaskItem] = []
+    seen: set[str] = set()
+    for item in items:
+        key = json.dumps([item.description, item.data], sort_keys=True, ensure_ascii=False)
+        if key not in seen:
+            seen.add(key)
+            kept.append(item)
+    return TaskList(kept, dropped=len(items) - len(kept))
+
+
+def _task_items(value: list[Any]) -> list[TaskItem]:
+    """The tasks of a planner's array, each checked as a stored task is."""
     items: list[TaskItem] = []
     for n, item in enumerate(value, 1):
         if isinstance(item, str) and item.strip():

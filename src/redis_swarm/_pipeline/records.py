@@ -13,7 +13,7 @@ worker reports tokens only): unknown is not zero, and is never shown as ``$0.000
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import dataclasses
 import secrets
 import threading
 from dataclasses import dataclass, field
@@ -26,8 +26,12 @@ from .._models import (
     RetiredPass,
     Synthesis,
     Task,
+    anchor_held,
+    anchor_of,
+    own_report_key,
     runs_of,
     synthesis_run_for,
+    unrecorded_run_key,
 )
 from .._usage import Usage
 from .names import (
@@ -56,6 +60,7 @@ __all__ = [
     "Unrecorded",
     "anchor_of",
     "count_unrecorded",
+    "own_report_key",
     "pass_title_of",
     "read_pass",
     "runs_without_cost",
@@ -88,13 +93,6 @@ class Unrecorded(NamedTuple):
     usage: Usage | None
     what: str
     anchor: str | None = None
-
-
-def anchor_of(record: Task | Finding) -> str:
-    """A record of a pass as an unrecorded run of it names it: its id and when it was made
-    (the ids of a planning or synthesizer task are derived from names alone, and a swarm
-    emptied since a run of this process may hold a new one under the same id)."""
-    return f"{record.id}@{record.created_at}"
 
 
 @dataclass
@@ -182,8 +180,7 @@ def _run_of(swarm: Swarm, plan: Plan) -> tuple[str, str, str, int]:
 def _run_key(key: str | None) -> str:
     """The key a run is kept under: a digest of ``key`` (a claim's token is its lease's
     secret: never stored), or, for None (one path alone meets the run), a new one."""
-    named = secrets.token_hex(16) if key is None else key
-    return hashlib.sha256(named.encode()).hexdigest()[:32]
+    return unrecorded_run_key(secrets.token_hex(16) if key is None else key)
 
 
 def count_unrecorded(
@@ -245,9 +242,10 @@ def _write(swarm: Swarm, plan: Plan) -> dict[str, bool]:
     return written
 
 
-def _unrecorded_of(swarm: Swarm, plan: Plan, result: PassResult) -> list[Unrecorded]:
-    """The unrecorded runs of pass ``result`` (read from the swarm): those the swarm keeps
-    and those this process keeps still unwritten, once each, whose anchor the pass holds."""
+def _unrecorded_of(swarm: Swarm, plan: Plan, result: PassResult) -> dict[str, Unrecorded]:
+    """The unrecorded runs of pass ``result`` (read from the swarm), by key: those the swarm
+    keeps and those this process keeps still unwritten, once each, whose anchor the pass
+    holds."""
     at = _run_of(swarm, plan)
     with _PENDING_LOCK:
         waiting = at in _PENDING
@@ -260,11 +258,21 @@ def _unrecorded_of(swarm: Swarm, plan: Plan, result: PassResult) -> list[Unrecor
         if stored.pass_name == result.label:
             runs.setdefault(stored.key, Unrecorded(stored.usage, stored.what, stored.anchor))
     if not runs:
-        return []
+        return {}
     records: list[Task | Finding] = [*result.tasks, *result.agent_tasks, *result.findings]
     held = {anchor_of(r) for r in records}
     # (in the order of their keys: the same whether a run was written yet or not)
-    return [run for _, run in sorted(runs.items()) if run.anchor is None or run.anchor in held]
+    return {key: run for key, run in sorted(runs.items()) if anchor_held(run.anchor, held)}
+
+
+def _own_reports_priced(result: PassResult, runs: dict[str, Unrecorded]) -> None:
+    """Set on each finding of ``result`` an agent reported itself with no usage the cost
+    its run's CLI said (kept among ``runs`` under ``own_report_key``, taken out of them):
+    its one run, counted once, on its finding, as docs/pipeline.md says."""
+    for n, finding in enumerate(result.findings):
+        run = runs.pop(_run_key(own_report_key(finding.id)), None)
+        if run is not None and finding.usage is None:
+            result.findings[n] = dataclasses.replace(finding, usage=run.usage)
 
 
 def read_pass(swarm: Swarm, plan: Plan, index: int) -> PassResult:
@@ -294,7 +302,9 @@ def read_pass(swarm: Swarm, plan: Plan, index: int) -> PassResult:
         result.synthesis = swarm.get_synthesis(synthesis_id(plan, index))
     with contextlib.suppress(NotFound):
         result.agent_tasks.append(swarm.get_task(synthesis_task_id(plan, index)))
-    result.unrecorded = _unrecorded_of(swarm, plan, result)
+    runs = _unrecorded_of(swarm, plan, result)
+    _own_reports_priced(result, runs)
+    result.unrecorded = list(runs.values())
     return result
 
 

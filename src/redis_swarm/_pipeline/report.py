@@ -5,6 +5,7 @@ is the core's (``_usage``)."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from itertools import chain
 from pathlib import Path
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EARLIER",
     "EARLIER_PASSES",
+    "SETTLED",
     "UNKNOWN",
     "bookkeeping_note",
     "bookkeeping_retired",
@@ -96,8 +98,12 @@ _PIPELINES_NAMED = 10  # the pipelines a message about an unknown one lists
 
 def _unknown_pipeline(swarm: Swarm, name: str) -> str:
     """What ``status`` and ``report`` say of a pipeline no run stored a plan of (a misspelt
-    name, most often): the pipelines there are, as many as ``_PIPELINES_NAMED``."""
+    name, most often): the pipelines there are, as many as ``_PIPELINES_NAMED``, those
+    close to ``name`` first (``difflib.get_close_matches``), then by name."""
     known = pipeline_names(swarm)
+    # (those close to the name first: a near match must not hide past the first few)
+    close = difflib.get_close_matches(name, known, n=_PIPELINES_NAMED)
+    known = close + [n for n in known if n not in close]
     listed = first_few([repr(n) for n in known], _PIPELINES_NAMED)
     return (
         f"no pipeline {name!r} in swarm {swarm.name!r}. Check its name (the pipelines: "
@@ -295,13 +301,13 @@ def json_figures(value: Any, key: str = "") -> Any:
 def pass_status(
     result: PassResult, spent: Sequence[Spent], *, earlier: bool = False
 ) -> dict[str, Any]:
-    """One pass at a glance (``spent``: its ``spending``): tasks posted / completed / dead,
-    findings, the synthesis, cost, tokens in and out (refused and failed runs included;
-    ``failed_cost_usd`` is their part; None where no agent reported one), the agent runs
-    behind them and how many of those reported no cost (``runs_without_cost``: the cost is
-    then less than what was spent), wall time (see ``_wall_ms``); ``earlier``: a pass the
-    plan no longer has (``read_earlier``), named by its old name alone (null: the runs that
-    name no pass)."""
+    """One pass at a glance (``spent``: its ``spending``): tasks posted / completed / dead /
+    cancelled (by hand) / open, findings, the synthesis, cost, tokens in and out (refused
+    and failed runs included; ``failed_cost_usd`` is their part; None where no agent
+    reported one), the agent runs behind them and how many of those reported no cost
+    (``runs_without_cost``: the cost is then less than what was spent), wall time (see
+    ``_wall_ms``); ``earlier``: a pass the plan no longer has (``read_earlier``), named by
+    its old name alone (null: the runs that name no pass)."""
     usage = no_figures()
     failed = no_figures()
     for run in spent:
@@ -316,8 +322,7 @@ def pass_status(
         "label": result.label,
         "earlier": earlier,
         "posted": len(result.tasks),
-        "completed": counts.get("completed", 0),
-        "dead": counts.get("dead", 0),
+        **{status.value: counts.get(status.value, 0) for status in SETTLED},
         "open": sum(n for s, n in counts.items() if not TaskStatus(s).settled),
         "findings": len(result.findings),
         "synthesis": result.synthesis.id if result.synthesis else None,
@@ -459,8 +464,11 @@ def by_model(passes: Iterable[Sequence[Spent]]) -> dict[str, dict[str, float | N
     return out
 
 
+# The settled statuses a pass's status counts its tasks in, each under its own name (the
+# open ones are counted together, as "open").
+SETTLED = tuple(status for status in TaskStatus if status.settled)
 # The counts of a pass that its status sums over every pass (the total row of every view).
-COUNTS = ("posted", "completed", "dead", "open", "findings", "runs", "runs_without_cost")
+COUNTS = ("posted", *(s.value for s in SETTLED), "open", "findings", "runs", "runs_without_cost")
 
 
 def status_json(
@@ -530,10 +538,11 @@ def report_markdown(
     plan: Plan, results: list[PassResult], *, bookkeeping: Mapping[str, Any] | None = None
 ) -> str:
     """The pipeline as Markdown: the question, each pass's synthesis with its citations
-    resolved to findings, dead tasks with their reasons, the pass's other agent runs (its
-    planner's, uncited or superseded findings, failed runs) with what each cost, so that
-    what a pass shows adds up to its cost; cost per pass and per model. Stored text (what
-    agents wrote) is shown through ``printable``: no control character reaches it."""
+    resolved to findings, dead tasks with their reasons, cancelled tasks, the pass's other
+    agent runs (its planner's, uncited or superseded findings, failed runs) with what each
+    cost, so that what a pass shows adds up to its cost; cost per pass and per model.
+    Stored text (what agents wrote) is shown through ``printable``: no control character
+    reaches it."""
     per_pass = [spending(result) for result in results]  # (once per pass: every part reads it)
     status = status_json(plan, results, per_pass, bookkeeping=bookkeeping)
     money = Money()  # (every cost as every view shows it: ``usd``'s decimals)
@@ -584,6 +593,15 @@ def report_markdown(
                 spent = t.failed_usage
                 cost = f" (its failed runs: {money.line(spent)})" if spent is not None else ""
                 lines.append(f"- `{t.id}` {t.description[:120]}: {why[:300]}{cost}")
+            lines.append("")
+        cancelled = [t for t in result.tasks if t.status is TaskStatus.CANCELLED]
+        if cancelled:  # (by hand: no run of the pipeline cancels a worker's task)
+            lines += ["### Cancelled tasks", ""]
+            for t in cancelled:
+                shown.add(t.id)
+                spent = t.failed_usage
+                cost = f" (its failed runs: {money.line(spent)})" if spent is not None else ""
+                lines.append(f"- `{t.id}` {t.description[:120]}{cost}")
             lines.append("")
         others = unshown(runs, shown)
         if others:
@@ -637,7 +655,8 @@ def _earlier_line(result: PassResult) -> str:
 
 
 # The report's cost tables: each column, and the figure it shows ("": always shown).
-PASS_COLUMNS = {"pass": "", "tasks": "", "completed": "", "dead": "", "findings": "",
+PASS_COLUMNS = {"pass": "", "tasks": "", "completed": "", "dead": "",
+                TaskStatus.CANCELLED.value: TaskStatus.CANCELLED.value, "findings": "",
                 "cost": "cost", "failed runs": "cost", "tokens in": "tokens",
                 "cached in": "cached", "tokens out": "tokens", "wall time": ""}  # fmt: skip
 MODEL_COLUMNS = {"model": "", "cost": "cost", "tokens in": "tokens", "cached in": "cached",
@@ -690,9 +709,10 @@ def _cost_tables(status: dict[str, Any], money: Money) -> list[str]:
                 "no cost or token columns, and no table per model.")  # fmt: skip
     rows = status["passes"]
     passes = [
-        [pass_title(p), str(p["posted"]), str(p["completed"]), str(p["dead"]), str(p["findings"]),
-         money(p["cost_usd"]), money(p["failed_cost_usd"]), tokens(p["tokens_in"]),
-         tokens(p["cached_in"]), tokens(p["tokens_out"]),
+        [pass_title(p), str(p["posted"]), str(p["completed"]), str(p["dead"]),
+         str(p["cancelled"]), str(p["findings"]), money(p["cost_usd"]),
+         money(p["failed_cost_usd"]), tokens(p["tokens_in"]), tokens(p["cached_in"]),
+         tokens(p["tokens_out"]),
          wall_time(p["wall_s"])]
         for p in rows
     ]  # fmt: skip
@@ -700,10 +720,13 @@ def _cost_tables(status: dict[str, Any], money: Money) -> list[str]:
     failed = money.total([p["failed_cost_usd"] for p in rows], status["failed_cost_usd"])
     passes.append(
         ["**total**", str(status["posted"]), str(status["completed"]), str(status["dead"]),
-         str(status["findings"]), cost, failed, tokens(status["tokens_in"]),
-         tokens(status["cached_in"]), tokens(status["tokens_out"]), ""]
+         str(status["cancelled"]), str(status["findings"]), cost, failed,
+         tokens(status["tokens_in"]), tokens(status["cached_in"]), tokens(status["tokens_out"]),
+         ""]
     )  # fmt: skip
-    lines = [lead, "", *_table(PASS_COLUMNS, passes, shown)]
+    # (a column of tasks cancelled by hand only when there are some)
+    cancelled = {TaskStatus.CANCELLED.value} if status[TaskStatus.CANCELLED.value] else set()
+    lines = [lead, "", *_table(PASS_COLUMNS, passes, shown | cancelled)]
     if shown and models:
         per_model = [
             [model, money(e["cost_usd"]), tokens(e["tokens_in"]), tokens(e["cached_in"]),

@@ -32,7 +32,7 @@ from .._errors import InvalidState, NotFound, SwarmError, ValidationError
 from .._models import Finding, Synthesis, Task, TaskSpec, TaskStatus
 from .._printable import short_version
 from .._runner import OutcomeStatus, Runner, RunOptions, TaskOutcome
-from .._usage import plus, unpriced_note, usd
+from .._usage import Usage, plus, unpriced_note, usd
 from .agents import RUN_ROLES, OneShotAgents, error_shown, leases_end, run_cost
 from .lease import RunLease, sweep_killed
 from .names import (
@@ -65,11 +65,12 @@ from .records import (
     Unrecorded,
     anchor_of,
     count_unrecorded,
+    own_report_key,
     runs_without_cost,
     spending,
     write_unrecorded,
 )
-from .report import read_passes, stored_plan
+from .report import SETTLED, read_passes, stored_plan
 
 if TYPE_CHECKING:
     from .._client import Swarm
@@ -149,6 +150,8 @@ class Pipeline(OneShotAgents):
         # ``_compare_with_stored``), and the first pass that may rest on what changed.
         self.plan_changes: list[str] = []
         self._changed_from: int | None = None
+        self._warned: set[tuple[str, str]] = set()  # (see ``OneShotAgents._warn_once``)
+        self._warned_lock = threading.Lock()
 
     # --- control
 
@@ -394,10 +397,13 @@ class Pipeline(OneShotAgents):
         dead = [t for t in result.tasks if t.status is TaskStatus.DEAD]
         if not result.findings:
             raise InvalidState(_no_finding(head, self.plan, self._as_stored(result.tasks)))
-        line = (
-            f"{head}: settled, {counts.get('completed', 0)} completed, {len(dead)} dead, "
-            f"{counted(len(result.findings), 'finding')}"
-        )
+        # (the tasks cancelled by hand too, when some were: the pass goes on without them)
+        settled = [
+            f"{counts.get(status.value, 0)} {status.value}"
+            for status in SETTLED
+            if status is not TaskStatus.CANCELLED or counts.get(status.value)
+        ]
+        line = f"{head}: settled, {', '.join(settled)}, {counted(len(result.findings), 'finding')}"
         if dead:  # a pass with a finding goes on: its dead tasks are in the report
             line += f"; {_last_error(dead)}; the pass goes on with its findings"
         self._say(line)
@@ -673,6 +679,24 @@ class Pipeline(OneShotAgents):
         what = f"worker run on {outcome.task_id}, not recorded ({error_shown(outcome.detail)})"
         return label, Unrecorded(outcome.usage, what, anchor)
 
+    def _finding_usage(self, outcome: TaskOutcome, label: str) -> tuple[Usage | None, bool]:
+        """What the run behind ``outcome``'s finding cost, to add to the cost so far (under
+        ``_cost_lock``): the finding's usage; for a completed run whose finding holds none
+        though its CLI said what it cost, the agent reported its task itself (the pool's
+        own report passes the usage): that run is counted as one no record holds, under
+        its finding (``records.own_report_key``: once, whoever meets it, a rerun too), and
+        every view sets its cost on that finding (``records.read_pass``), and True returned
+        with it: the caller writes it, the lock let go (``count_unrecorded``)."""
+        finding = self.swarm.get_finding(outcome.finding_id or "")
+        own = outcome.status is OutcomeStatus.COMPLETED and outcome.usage is not None
+        if finding.usage is not None or not own:
+            return finding.usage, False
+        what = f"worker run on {outcome.task_id}, its agent reporting it itself ({finding.id})"
+        run = Unrecorded(outcome.usage, what, anchor_of(finding))
+        key = own_report_key(finding.id)
+        count_unrecorded(self.swarm, self.plan, finding.pass_name or label, run, key, write=False)
+        return outcome.usage, True
+
     def _pool(self, label: str) -> None:
         """Run the worker pool over the tasks of pass ``label`` until they settle or the run
         stops."""
@@ -693,9 +717,11 @@ class Pipeline(OneShotAgents):
             model=workers.model,
             poll_s=0.5,
             max_tasks=None if plan.max_tasks is None else plan.max_tasks - claims,
+            exec_named="the plan's [workers] exec",
         )
 
         def on_outcome(outcome: TaskOutcome) -> None:
+            self._warn_once("worker", outcome.warnings)
             # A LOST run that said what it cost was paid for, and no record of it was taken.
             # (One that said nothing adds nothing: the swarm may have refused its task before
             # its agent ran.)
@@ -710,6 +736,7 @@ class Pipeline(OneShotAgents):
             # (called from the slot threads: one at a time, or a cost added is lost, and
             # the warning said after a cost was; a run counted inside too, or a recount of
             # another slot's would count it, then this add again)
+            written = unrecorded is not None  # (a run counted here, to write once unlocked)
             with self._cost_lock, contextlib.suppress(SwarmError):
                 if unrecorded is not None:  # (written below, the lock let go)
                     count_unrecorded(self.swarm, self.plan, *unrecorded, write=False)
@@ -718,12 +745,13 @@ class Pipeline(OneShotAgents):
                 elif outcome.finding_id is None:  # a failed run may have cost too: recount
                     self.cost = self.spent()[0]
                 else:  # (a LOST one's too: its finding is kept, superseded)
-                    usage = self.swarm.get_finding(outcome.finding_id).usage
+                    usage, counted_here = self._finding_usage(outcome, label)
+                    written = counted_here  # (its agent's own report: written below)
                     self.cost = plus(self.cost, usage.cost_usd if usage else None)
                 if self.cost is None and self.plan.max_cost_usd and not self._no_cost_said:
                     self.cost = self.spent()[0]  # (recounted until said, or a cost shows)
                 self._no_cost_yet(self.cost)  # (said, or taken back once a cost shows)
-            if unrecorded is not None:
+            if written:
                 write_unrecorded(self.swarm, self.plan)
             if self._cost_spent(self.cost):
                 runner.drain()  # claim nothing more; the running agents finish

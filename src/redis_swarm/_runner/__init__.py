@@ -43,7 +43,7 @@ from .child import (
 )
 from .options import RunOptions, default_worker_prefix, slot_name
 from .outcomes import OutcomeStatus, TaskOutcome
-from .output import AgentOutput, quote_tail, read_output
+from .output import AgentOutput, quote_tail, read_output, warning_kind
 from .pool import Runner
 from .serve import ServeOptions, Server, session_command
 from .task_work import cli_failure, failure_taken, run_failure
@@ -76,4 +76,5 @@ __all__ = [
     "session_command",
     "slot_name",
     "task_env",
+    "warning_kind",
 ]

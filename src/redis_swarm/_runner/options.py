@@ -34,6 +34,9 @@ class RunOptions:
     # at the queues, for a task settled by another process (the pool's own slots' wake it).
     poll_s: float = DEFAULT_POLL_S
     shell: str = "/bin/sh"
+    # Where the user gave the agent command, as an error telling them to fix it names it (a
+    # pipeline's: its plan's ``[workers] exec``).
+    exec_named: str = "--exec"
 
 
 def default_worker_prefix() -> str:

@@ -35,7 +35,9 @@ class OutcomeStatus(str, enum.Enum):
 @dataclass(frozen=True)
 class TaskOutcome:
     """What became of one claimed task, and why; ``usage``: what its agent run cost, as the
-    CLI printed it (None: it did not say), whether or not the swarm recorded it."""
+    CLI printed it (None: it did not say), whether or not the swarm recorded it;
+    ``warnings``: what was amiss in its output (``AgentOutput.warnings``; ``detail`` says
+    them where the run's line does), for a view that says each kind once (a pipeline)."""
 
     task_id: str
     worker: str
@@ -45,6 +47,7 @@ class TaskOutcome:
     finding_id: str | None = None
     returncode: int | None = None
     usage: Usage | None = None
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +71,7 @@ class Ending:
     started: float
     result: ChildResult | None  # None when the agent could not be started
     usage: Usage | None = None  # what the run cost, as its CLI printed it
+    warnings: tuple[str, ...] = ()  # what was amiss in its output
 
     def __call__(
         self, status: OutcomeStatus, detail: str, finding_id: str | None = None
@@ -84,6 +88,7 @@ class Ending:
             finding_id,
             result.returncode if result is not None else None,
             self.usage,
+            self.warnings,
         )
 
 

@@ -68,6 +68,7 @@ __all__ = [
     "machine_option",
     "quote_tail",
     "read_output",
+    "warning_kind",
 ]
 
 # How much of what a failed agent printed its failure quotes: its last few lines, which say
@@ -148,15 +149,27 @@ class AgentOutput:
         return self.stray if self.machine else self.answer
 
     @property
-    def warning(self) -> str | None:
-        """One line naming the usage figures kept as unknown and what else was amiss in the
-        output (``notes``), or None when nothing was."""
+    def warnings(self) -> tuple[str, ...]:
+        """What was amiss in the output, a line each: the usage figures kept as unknown,
+        then the ``notes``. Each reads ``KIND: DETAILS`` (``warning_kind``)."""
         said = list(self.notes)
         if self.dropped:
             said.insert(
                 0, "usage figures no run reports, kept as unknown: " + "; ".join(self.dropped)
             )
-        return "; ".join(said) or None
+        return tuple(said)
+
+    @property
+    def warning(self) -> str | None:
+        """``warnings`` on one line, or None when nothing was amiss."""
+        return "; ".join(self.warnings) or None
+
+
+def warning_kind(warning: str) -> str:
+    """What kind of thing ``warning`` (one of ``AgentOutput.warnings``) says was amiss: its
+    words before its details (every one is written ``KIND: DETAILS``), so that a view
+    saying it once for many runs (a pipeline's progress) says each kind once."""
+    return warning.partition(": ")[0]
 
 
 def cost_note(usage: Usage | None) -> str:

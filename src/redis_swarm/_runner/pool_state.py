@@ -82,14 +82,14 @@ class PoolState:
         if options.concurrency < 1:
             raise ValidationError("concurrency must be at least 1")
         if not options.command.strip():
-            raise ValidationError("the agent command is empty: pass it with --exec")
+            raise ValidationError(f"the agent command is empty: give it ({options.exec_named})")
         if not 0 < options.poll_s <= MAX_POLL_S:  # (NaN too)
             raise ValidationError(
                 f"poll_s is {options.poll_s!r}: give seconds above 0, at most {MAX_POLL_S:g} "
                 "(how long a waiting claim blocks before it looks again: --poll)"
             )
         check_command(options.command)
-        check_program(options.command, shell=options.shell)
+        check_program(options.command, shell=options.shell, where=options.exec_named)
         self.swarm = swarm
         self.options = options
         self.prefix = options.worker or default_worker_prefix()
@@ -199,8 +199,9 @@ class PoolState:
             return False
         self._halt(
             f"every run fails with: {error} ({alike} tasks in a row, none done). Fix the agent "
-            "command (--exec) or what it needs (a login, an API key), then run again: those "
-            "tasks are retried (once out of attempts they are dead: swarm task requeue)"
+            f"command ({self.options.exec_named}) or what it needs (a login, an API key), then "
+            "run again: those tasks are retried (once out of attempts they are dead: swarm "
+            "task requeue)"
         )
         return True
 

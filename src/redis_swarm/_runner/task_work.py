@@ -9,7 +9,7 @@ from .._errors import AlreadyCompleted, ConnectionFailed, LeaseLost, SwarmError,
 from .._finding_text import finding_refused, finding_tags, new_mark, parse_finding
 from .._models import Task, TaskStatus, answer_fields, failed_runs_of, stored_error
 from .._printable import printable
-from .._prompts import render_task_prompt
+from .._prompts import answered_targets, render_task_prompt, repeats_finding_example
 from .._usage import Usage, usage_line
 from .agent_runs import AgentRuns
 from .child import CANNOT_RUN, ERROR_TAIL, ChildResult
@@ -114,6 +114,7 @@ class TaskWork(Claiming, AgentRuns):
             context=context,
             summary_limit=self.options.summary_limit,
             finding_tags=finding_tags(mark),
+            answered=answered_targets(self.swarm, task, self.options.queues),
         )
         lost: list[str] = []  # why the pool stopped the agent, if it did
         try:
@@ -129,7 +130,7 @@ class TaskWork(Claiming, AgentRuns):
         # fails, and every outcome carries it (the pool's summary adds it up); an output too
         # long to keep whole fails the run, its cost read from the end kept (``read_output``).
         output = read_output(result.stdout, command=self.options.command)
-        end = Ending(task.id, worker, started, result, output.usage)
+        end = Ending(task.id, worker, started, result, output.usage, output.warnings)
         if result.killed == "interrupted":
             self._release(task)
             return end(OutcomeStatus.RELEASED, "interrupted: the task went back to its queue")
@@ -163,8 +164,9 @@ class TaskWork(Claiming, AgentRuns):
         code = f"exit code {result.returncode}, the shell's {what!r}{shell_said}"
         self._halt(
             f"the agent command could not be run: {code}. Install its program (or make it "
-            "executable, or add its folder to PATH), or fix the agent command (--exec), then "
-            "run again: its tasks went back to their queue, not counted as failures"
+            f"executable, or add its folder to PATH), or fix the agent command "
+            f"({self.options.exec_named}), then run again: its tasks went back to their queue, "
+            "not counted as failures"
         )  # before the release: a refused release must stop the pool all the same
         self._release(task)
         return end(OutcomeStatus.RELEASED, f"{code}: back to its queue, not a failure")
@@ -198,6 +200,8 @@ class TaskWork(Claiming, AgentRuns):
         if parsed is None:
             return self._fail(task, end, empty_answer(output) + noted, stderr_tail, output.usage)
         finding, how = parsed
+        if (echoed := repeats_finding_example(finding)) is not None:  # (its prompt, printed)
+            return self._fail(task, end, echoed + noted, stderr_tail, output.usage)
         finding.update(answer_fields(task))  # a question (peer assist): its answer
         finding_id = self.swarm.new_finding_id()  # the same on every retry: stored once
         context_version = context.version if context is not None else None

@@ -131,9 +131,9 @@ def status(app: App, pass_name: str | None, stale_after: float, all_: bool) -> N
 def _pass_cost_lines(costs: PassCosts) -> list[str]:
     """What every agent run behind a pass cost (``Swarm.pass_costs``), as ``swarm status
     --pass`` shows it: in all, with how many of its runs reported no cost and what it
-    covers, then per model, the failed runs' part of it and a pipeline's planning and
-    synthesis parts (every cost as every view shows it: ``Money``), then what they never
-    count and what these sums leave out."""
+    covers, then per model, the failed runs' part of it, a pipeline's planning and
+    synthesis parts and its runs no other record holds (every cost as every view shows
+    it: ``Money``), then what they never count and what these sums leave out."""
     total = costs.total
     if costs.runs == 0:
         # (a retired pass's runs were recorded: their records went with it, as its note says)
@@ -153,6 +153,7 @@ def _pass_cost_lines(costs: PassCosts) -> list[str]:
         for part, figures, runs in (
             ("planning", costs.planning, costs.planning_runs),
             ("synthesis", costs.synthesis, costs.synthesis_runs),
+            ("runs no other record holds", costs.unrecorded, costs.unrecorded_runs),
         ):
             if runs:
                 lines.append(f"  of it, {part}: {money.line(figures)} ({counted(runs, 'run')})")

@@ -57,7 +57,8 @@ _LONGEST_ROLE = "-synthesizer"
 
 
 def _load_plan(plan_file: Path) -> Plan:
-    """The checked plan of ``plan_file`` and its agents' programs, read to the CLI's input
+    """The checked plan of ``plan_file`` and its agents' programs (its warnings said on
+    stderr: a script path that only exists from another folder), read to the CLI's input
     bound (a device or pipe that never ends, /dev/zero, is refused there, not read until
     memory runs out); not UTF-8: a usage error, as any unreadable input."""
     from .._pipeline import parse_plan
@@ -72,7 +73,10 @@ def _load_plan(plan_file: Path) -> Plan:
             "save it as UTF-8",
             param_hint="PLAN_FILE",
         ) from None
-    return parse_plan(text, plan_file.resolve(), programs=True)
+    plan = parse_plan(text, plan_file.resolve(), programs=True)
+    for warning in plan.warnings:  # (on stderr: stdout holds the check, or its JSON)
+        click.echo(warning, err=True)
+    return plan
 
 
 class _Budget(click.types.FloatParamType):
@@ -267,7 +271,9 @@ def _tokens_cell(figures: dict[str, Any]) -> str:
 def _status_table(app: App, status: dict[str, Any]) -> None:
     """Per pass, then the totals; then the cost per model (as ``pipeline report``'s); then
     what ``swarm retire`` took of a pass, which its row and the totals no longer count."""
+    from .._models import TaskStatus
     from .._pipeline.report import (
+        SETTLED,
         bookkeeping_note,
         pass_title,
         retired_note,
@@ -276,21 +282,26 @@ def _status_table(app: App, status: dict[str, Any]) -> None:
     from .._usage import Money
 
     money = Money()
+    # The tasks settled otherwise than done (dead; cancelled by hand, a column only when
+    # some were), then those open.
+    others = [s.value for s in SETTLED if s is not TaskStatus.COMPLETED]
+    counted_as = [k for k in others if k != TaskStatus.CANCELLED.value or status[k]]
     table = make_table(
-        "pass", "posted", "completed", "dead", "open", "findings", "synthesis", "cost",
-        "failed runs", "tokens in (cached)/out", "wall",
+        "pass", "posted", TaskStatus.COMPLETED.value, *counted_as, "open", "findings",
+        "synthesis", "cost", "failed runs", "tokens in (cached)/out", "wall",
     )  # fmt: skip
     rows = status["passes"]
     for p in rows:
         add_row(
-            table, short(pass_title(p), 40), p["posted"], p["completed"], p["dead"], p["open"],
-            p["findings"], p["synthesis"], money(p["cost_usd"]), money(p["failed_cost_usd"]),
-            _tokens_cell(p), wall_time(p["wall_s"]) or None,
+            table, short(pass_title(p), 40), p["posted"], p[TaskStatus.COMPLETED.value],
+            *(p[k] for k in counted_as), p["open"], p["findings"], p["synthesis"],
+            money(p["cost_usd"]), money(p["failed_cost_usd"]), _tokens_cell(p),
+            wall_time(p["wall_s"]) or None,
         )  # fmt: skip
     if len(rows) > 1:  # (one pass: its row is the total)
         add_row(
-            table, "total", status["posted"], status["completed"], status["dead"],
-            status["open"], status["findings"], None,
+            table, "total", status["posted"], status[TaskStatus.COMPLETED.value],
+            *(status[k] for k in counted_as), status["open"], status["findings"], None,
             money.total([p["cost_usd"] for p in rows], status["cost_usd"]),
             money.total([p["failed_cost_usd"] for p in rows], status["failed_cost_usd"]),
             _tokens_cell(status), None,
@@ -312,8 +323,8 @@ def _status_table(app: App, status: dict[str, Any]) -> None:
 @json_option
 @pass_app
 def pipeline_status(app: App, name: str) -> None:
-    """Per pass of pipeline NAME: tasks posted, completed, dead; findings; the synthesis;
-    cost, tokens in and out, wall time."""
+    """Per pass of pipeline NAME: tasks posted, completed, dead, cancelled, open; findings;
+    the synthesis; cost, tokens in and out, wall time."""
     from .._pipeline.report import bookkeeping_retired, read_passes, status_json, stored_plan
 
     plan = stored_plan(app.swarm, name)
