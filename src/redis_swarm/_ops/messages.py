@@ -32,6 +32,7 @@ from .._replies import reply_fields
 from .._validate import MAX_READ, MAX_WAIT_S, READ_DEFAULT, check_agent, check_id, check_name
 from ._bus import check_data, new_id, text
 from ._work import await_events, block_chunk_s, check_label, check_number
+from .server import MAX_STREAM_ID
 
 __all__ = [
     "BROADCAST_MAXLEN",
@@ -65,6 +66,8 @@ _SEQ = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 # A seq without its -N (the stream id's time alone): no message id is all digits (they are
 # m-...), so it is that seq, read as its millisecond's first message (-0): never past it.
 _SEQ_TIME = re.compile(r"[0-9]{1,20}")
+# The largest part (ms, or seq) of a stream id.
+_STREAM_ID_PART_MAX = int(MAX_STREAM_ID.partition("-")[0])
 
 
 def _send(
@@ -197,12 +200,16 @@ def _message(seq: str, fields: dict[str, str]) -> Message:
     )
 
 
-def _read_call(ctx: OpContext, agent: str, mode: str, arg: str, limit: int = 1) -> Call:
+def _read_call(
+    ctx: OpContext, agent: str, mode: str, arg: str, limit: int = 1, *, check: bool = False
+) -> Call:
+    """The ``inbox_read`` call; ``check``: (mode '2') ``arg`` must be the seq of a message
+    ``agent`` receives."""
     keys = ctx.keys
     return Call(
         "inbox_read",
         (keys.agents, keys.inbox(agent), keys.broadcast, keys.cursors),
-        (agent, limit, mode, arg, READ_KEPT),
+        (agent, limit, mode, arg, READ_KEPT, "1" if check else "0"),
         # an acknowledged read's reply is read even when its caller is interrupted meanwhile,
         # so that the withdrawal that follows (_give_back) runs after it on the server
         shielded=mode == "1",
@@ -321,25 +328,53 @@ def _give_back(ctx: OpContext, agent: str, rid: str, interrupt: BaseException) -
         )
 
 
-def mark_read(ctx: OpContext, agent: str, through: str) -> Operation[None]:
+def mark_read(ctx: OpContext, agent: str, through: str) -> Operation[bool]:
     """Move the agent's read cursors through ``through``, the last message shown to it: its
     ``seq``, or its id (one more round trip, to find its seq): its inbox up to there is
     consumed, its broadcasts up to there passed; messages sent after it stay unread. A seq
     without its ``-N`` (``1700000000000``) is taken as ``1700000000000-0``, the first message
-    sent in that millisecond. Cursors never move back, so marking again, or an older
+    sent in that millisecond.
+
+    True when messages through it were unread (they are read now); False when the agent had
+    read through it already: cursors never move back, so marking again, or an older
     message, changes nothing.
-    NotFound for an agent not registered, an unknown id, or one sent to another agent."""
+
+    NotFound for an agent not registered, an unknown id, one sent to another agent, or a
+    seq that is no message the agent receives (one of its inbox, or a broadcast) while
+    messages through it are unread: a seq past the newest message, or another agent's,
+    would mark read messages the agent was never shown."""
     agent = check_agent("agent id", agent)
     if not isinstance(through, str):
         raise ValidationError(
             f"cannot mark read through {through!r}: pass the id of the last message shown "
             "(such as m-0123abcd) or its seq (a stream id such as 1700000000000-0)"
         )
-    if _SEQ_TIME.fullmatch(through):
-        through += "-0"
-    elif not _SEQ.fullmatch(through):
+    given = through
+    if _SEQ_TIME.fullmatch(through) or _SEQ.fullmatch(through):
+        # as a stream holds it (no leading zeros; each part at most MAX_STREAM_ID's)
+        ms, _, seq = through.partition("-")
+        parts = (int(ms), int(seq or 0))
+        if max(parts) > _STREAM_ID_PART_MAX:
+            raise _not_received(agent, given)
+        through = "{}-{}".format(*parts)
+        check = True
+    else:
         through = yield from _seq_of(ctx, agent, check_name("message id", through, max_len=64))
-    yield _read_call(ctx, agent, "2", through)
+        check = False
+    reply = yield _read_call(ctx, agent, "2", through, check=check)
+    outcome = text(reply[0])
+    if outcome == "foreign":
+        raise _not_received(agent, given)
+    return outcome == "marked"
+
+
+def _not_received(agent: str, seq: str) -> NotFound:
+    return NotFound(
+        f"no message {agent} receives has the seq {seq}: nothing was marked read (a seq past "
+        "the newest message, or another agent's, would mark read messages it was never "
+        f"shown); pass the id or seq of the last message shown to {agent}, one of its inbox "
+        f"or a broadcast (swarm msg inbox {agent} --peek lists its unread ones)"
+    )
 
 
 def _seq_of(ctx: OpContext, agent: str, message_id: str) -> Operation[str]:

@@ -106,8 +106,9 @@ def inbox(app: App, agent: str | None, peek: bool, limit: int, wait_s: float) ->
     Each message goes to one reader: two reading one inbox never both print it. A read
     stopped while it waits takes nothing; Ctrl-C or SIGTERM while it prints waits until
     the messages are printed."""
-    agent = agent or agent_option_default()
-    if not agent:
+    if agent is None:  # (one given empty is refused by the core: the id is empty)
+        agent = agent_option_default()
+    if agent is None:
         raise click.UsageError("name the agent whose inbox to read (or set SWARM_AGENT)")
     if peek:
         _show(
@@ -204,11 +205,15 @@ def mark_read(app: App, through: str, agent: str) -> None:
     """Mark AGENT's messages read through THROUGH, the last one shown (its id, as
     'msg inbox --peek' prints it, or its seq): those sent after it stay unread, so a peek
     then this takes exactly what was shown. Marking again, or an older one, changes
-    nothing."""
-    app.swarm.mark_read(agent, through)
+    nothing (and says so). THROUGH must be a message AGENT receives."""
+    marked = app.swarm.mark_read(agent, through)
     app.emit(
         {"agent": agent, "through": through},
-        lambda: click.echo(f"marked read for {agent} through {through}"),
+        lambda: click.echo(
+            f"marked read for {agent} through {through}"
+            if marked
+            else f"already read for {agent} through {through}: nothing changed"
+        ),
     )
 
 

@@ -31,8 +31,16 @@
 -- ARGV[4]: the read id (unique per call, repeated by a retry); in mode '2' the stream id
 --          of the last message shown
 -- ARGV[5]: read messages the inbox keeps
--- returns a list of {stream id, fields} (mode '2': an empty list; mode '3': {1} when the
--- batch was given back, {0} when there was none pending under that read id)
+-- ARGV[6]: in mode '2', '1' when ARGV[4] must be the stream id of a message the agent
+--          receives (one of its inbox, or a broadcast): a seq its caller typed; '0' when the
+--          caller looked it up from a message id (the message index said whose it is)
+-- returns a list of {stream id, fields} (mode '3': {1} when the batch was given back, {0}
+-- when there was none pending under that read id; mode '2': {'marked'} when messages
+-- through ARGV[4] were unread (now read), {'read'} when none were (no cursor moved, beyond
+-- committing a pending batch, as any read does), {'foreign'} when ARGV[6] is '1' and no
+-- message the agent receives has that id, where it would mark messages read or no cursor
+-- has reached it (nothing written: a seq past the newest message would mark read every
+-- message sent later, another agent's the agent's own before it))
 local id, limit, ack, rid = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1', ARGV[4]
 local commit_through = ARGV[3] == '2' and ARGV[4] or nil
 local keep = tonumber(ARGV[5])
@@ -148,11 +156,33 @@ if ARGV[3] == '0' and prid ~= '-' then
     '(' .. (last_b ~= '-' and last_b or cursor_of()), '+', 'COUNT', limit)
   return (merge(mine, all))
 end
+local marked = false
+if commit_through then
+  -- Whether a message through it is unread (a pending batch counts as read: it is committed
+  -- below): one of the inbox after its cursor, or a broadcast after the broadcast cursor.
+  local read_i = last_i ~= '-' and last_i or redis.call('HGET', KEYS[4], ikey)
+  local read_b = cursor_of()
+  if last_b ~= '-' and before(read_b, last_b) then read_b = last_b end
+  marked = #redis.call('XRANGE', KEYS[2],
+      last_i ~= '-' and ('(' .. last_i) or unread_start(), commit_through, 'COUNT', 1) > 0
+    or before(read_b, commit_through)
+      and #redis.call('XRANGE', KEYS[3], '(' .. read_b, commit_through, 'COUNT', 1) > 0
+  -- An id that would mark messages read, or that no cursor has reached (one past the newest
+  -- message), must be a message the agent receives. One a cursor has passed that marks
+  -- nothing is let be (a message read and trimmed since, or another's: all the same).
+  local passed = not before(read_b, commit_through)
+    or read_i and not before(read_i, commit_through)
+  if ARGV[6] == '1' and (marked or not passed)
+      and #redis.call('XRANGE', KEYS[2], commit_through, commit_through) == 0
+      and #redis.call('XRANGE', KEYS[3], commit_through, commit_through) == 0 then
+    return {'foreign'}
+  end
+end
 if prid ~= '-' then  -- the pending batch is committed: its messages are read now
   advance(last_i, last_b)
   if nread > keep then nread = trim_read() end
 end
-if commit_through then
+if marked then
   advance(commit_through, commit_through)
   nread = trim_read()
 end
@@ -175,4 +205,5 @@ if now_pending and now_pending ~= pending then
 elseif pending and not now_pending then
   redis.call('HDEL', KEYS[4], pkey)
 end
+if commit_through then return {marked and 'marked' or 'read'} end
 return out
