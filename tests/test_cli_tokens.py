@@ -71,7 +71,7 @@ def test_a_task_settled_through_the_cli_forgets_its_token(cli: Cli, settle: list
     assert _held(cli) == {} and not _file().exists()
 
 
-def test_a_token_refused_as_gone_is_forgotten_but_not_a_newer_one(cli: Cli) -> None:
+def test_a_token_refused_as_expired_is_kept_for_a_late_report(cli: Cli) -> None:
     cli("task", "post", "q", "x")
     first = _claim(cli, "--lease", "1")
     time.sleep(1.2)  # the lease expires; the next claim takes the task over (attempt 2)
@@ -79,8 +79,12 @@ def test_a_token_refused_as_gone_is_forgotten_but_not_a_newer_one(cli: Cli) -> N
     assert other["id"] == first["id"]
     out = cli("task", "fail", first["id"], "--token", first["token"], "--error", "x", expect=1)
     assert "attempt 2" in out.stderr
-    assert _held(cli) == {}  # the stale token is gone
-    assert _held(cli, "w-other") == {other["id"]: other["token"]}  # the newer one is kept
+    # the stale token is kept: a report with it is still taken, as the refusal says (the
+    # worker's next claim drops it); the newer one is kept too
+    assert _held(cli) == {first["id"]: first["token"]}
+    assert _held(cli, "w-other") == {other["id"]: other["token"]}
+    cli("task", "claim", "q", "--worker", WORKER, expect=3)
+    assert _held(cli) == {}
 
 
 def test_an_abandoned_lease_is_forgotten_by_the_next_claim(cli: Cli) -> None:

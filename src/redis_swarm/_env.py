@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._config import DEFAULT_HOME, Settings, swarm_from_env
+from ._config import DEFAULT_HOME, DEFAULT_SWARM, Settings, swarm_from_env
 from ._errors import ConfigError
 from ._validate import not_ascii_number
 
@@ -35,6 +35,7 @@ __all__ = [
     "ContextCacheSpec",
     "agent_from_env",
     "context_cache_from_env",
+    "env_value",
     "require_url_in_env",
     "settings_from_env",
 ]
@@ -85,14 +86,42 @@ def settings_from_env(
 ) -> Settings:
     """The Settings ``env`` (default: this process's environment) names; ``url``, ``swarm``
     and ``home`` given win over it. Unset: the embedded server, the swarm ``default``, the
-    default home. ``SWARM_NAME`` set but empty is refused (a mistake, not a choice); a bad
+    default home. Any of the three set but empty is refused (``env_value``); a bad
     ``SWARM_URL`` raises ConfigError naming what is wrong."""
     environ = os.environ if env is None else env
+    if not url:
+        url = env_value(ENV_URL, environ) or "embedded"
+    if not swarm:
+        swarm = swarm_from_env(env_value(ENV_NAME, environ))
     return Settings.from_url(
-        url or environ.get(ENV_URL) or "embedded",
-        swarm=swarm or swarm_from_env(environ.get(ENV_NAME)),
-        home=Path(home or environ.get(ENV_HOME) or DEFAULT_HOME).expanduser(),
+        url,
+        swarm=swarm,
+        home=Path(home or env_value(ENV_HOME, environ) or DEFAULT_HOME).expanduser(),
     )
+
+
+# What each variable of the swarm names, and what leaving it unset means: said when it is set
+# but empty (``env_value``).
+_NAMES = {
+    ENV_URL: ("the swarm's Redis URL", "the embedded server"),
+    ENV_NAME: ("the swarm's name", f"the default swarm {DEFAULT_SWARM!r}"),
+    ENV_HOME: ("a folder", f"the default home {str(DEFAULT_HOME)!r}"),
+}
+
+
+def env_value(variable: str, env: Mapping[str, str] | None = None) -> str | None:
+    """The value of ``variable`` (SWARM_URL, SWARM_NAME or SWARM_HOME) in ``env`` (default:
+    this process's environment), None when it is unset. Set but empty (or blank) it is
+    refused with ConfigError, for each of the three alike: a mistake (an export of a
+    variable never filled in), not a choice, which read as unset would reach another swarm
+    than the one meant (the embedded server, the default home)."""
+    value = (os.environ if env is None else env).get(variable)
+    if value is not None and not value.strip():
+        names, unset = _NAMES[variable]
+        raise ConfigError(
+            f"{variable} is set but empty: set it to {names}, or unset it to use {unset}"
+        )
+    return value
 
 
 # The option of `swarm mcp` and `swarm hook` that makes them refuse to start without SWARM_URL

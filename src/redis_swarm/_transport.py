@@ -46,7 +46,7 @@ from ._scripts import (
     held_version,
     library,
 )
-from ._translate import refused_write
+from ._translate import refused_write, translate
 
 __all__ = [
     "Load",
@@ -130,10 +130,11 @@ class Scripting:
 
 def cannot_load(exc: Exception, where: str, held: str | None = None) -> SwarmError:
     """The error of a handle that met a missing or stale library and could not load it: the
-    server refuses writes (out of memory, or cannot persist: no user may load it, so the
-    server's own error, and what to do), or this user may not load it. ``held``: the version
-    the server holds, when it said so: another redis-swarm loaded it, which loading this
-    one would knock out in turn, so the way out is one version everywhere, not 'swarm up'."""
+    server refuses writes (a read-only replica, out of memory, or cannot persist: no user may
+    load it, so the server's own error, and what to do), or this user may not load it.
+    ``held``: the version the server holds, when it said so: another redis-swarm loaded it,
+    which loading this one would knock out in turn, so the way out is one version
+    everywhere, not 'swarm up'."""
     mine = library().version
     if held is None:
         what = f"is missing or of another version (this redis-swarm expects version {mine})"
@@ -143,6 +144,10 @@ def cannot_load(exc: Exception, where: str, held: str | None = None) -> SwarmErr
             f"machine's, or another install's; this redis-swarm expects version {mine})"
         )
     missing = f"the {LIBRARY} function library on {where} {what}"
+    if isinstance(exc, redis.exceptions.ReadOnlyError) or str(exc).startswith("READONLY"):
+        # A replica: nobody loads it there (it comes from the master), and no write is taken:
+        # what any write it refused says (the URL to point at the master).
+        return translate(exc, where)
     refused = refused_write(exc, where)
     if refused is not None:
         return ConnectionFailed(

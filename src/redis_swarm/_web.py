@@ -33,6 +33,7 @@ __all__ = [
     "MAKE_TOKEN",
     "TOKEN_BYTES",
     "AccessGuard",
+    "give_token",
     "new_token",
     "require_strong_token",
     "require_token_off_loopback",
@@ -45,6 +46,15 @@ __all__ = [
 TOKEN_BYTES = 24
 # How to make one in a shell.
 MAKE_TOKEN = f"$(python -c 'import secrets; print(secrets.token_urlsafe({TOKEN_BYTES}))')"
+
+
+def give_token(env: str) -> str:
+    """How to give a face a token made with ``MAKE_TOKEN``: in its variable ``env``, not with
+    --token, since a command line is shown by ``ps`` to every user of the machine."""
+    return (
+        f'export {env}="{MAKE_TOKEN}" before starting it (the environment, not --token: ps '
+        "shows a command line to every user of this machine)"
+    )
 
 
 def new_token() -> str:
@@ -63,11 +73,11 @@ def require_token_off_loopback(host: str, token: str | None, *, what: str, env: 
             "the default) or 0.0.0.0 (every interface, with --token)"
         )
     if token is not None and not token.strip():
-        raise ConfigError(f"--token is empty: pass a secret, e.g. {MAKE_TOKEN}")
+        raise ConfigError(f"--token is empty: give a secret, e.g. {give_token(env)}")
     if not loopback_only(host) and not token:
         raise ConfigError(
             f"--host {shown_host(host)} is reachable from other machines: {what}, so it needs "
-            f"a token there: add --token {MAKE_TOKEN} (or set {env})"
+            f"a token there: {give_token(env)}"
         )
     require_strong_token(host, token, env=env)
 
@@ -82,7 +92,7 @@ def require_strong_token(host: str, token: str | None, *, env: str) -> None:
     raise ConfigError(
         f"--token (or {env}) is {len(token)} characters long: on --host {shown_host(host)}, "
         f"reachable from other machines, a token needs at least {MIN_PASSWORD_LEN}, as a "
-        f"password of swarm acl does; make one with {MAKE_TOKEN}"
+        f"password of swarm acl does; make one: {give_token(env)}"
     )
 
 

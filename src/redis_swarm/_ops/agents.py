@@ -82,7 +82,7 @@ def _check_label(kind: str, value: object) -> str | None:
     if not isinstance(value, str):
         raise ValidationError(f"{kind} must be a string, got {type(value).__name__}")
     if not value.strip():  # a blank would show as an empty column, set yet saying nothing
-        raise ValidationError(f"{kind} is blank: name it, or leave it out (None)")
+        raise ValidationError(f"{kind} is blank: name it, or leave it out")
     return check_printable(kind, value, max_chars=MAX_FIELD_CHARS)
 
 

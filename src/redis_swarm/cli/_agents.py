@@ -122,7 +122,8 @@ def status(app: App, pass_name: str | None, stale_after: float, all_: bool) -> N
             )
             for ci in st.contexts:
                 version = short_version(ci.version)
-                add_row(ctable, ci.owner, version, ci.tokens_est, ci.source, ago(ci.created_at))
+                tokens = f"{ci.tokens_est:,}"  # (as `context list` says it)
+                add_row(ctable, ci.owner, version, tokens, ci.source, ago(ci.created_at))
             print_table(app, ctable)
 
     app.emit(report, human)

@@ -22,7 +22,14 @@ from click.core import ParameterSource
 
 from .._codec import dumps
 from .._config import DEFAULT_HOME, DEFAULT_SWARM, Settings, swarm_from_env
-from .._env import ENV_HOME, ENV_NAME, ENV_URL, context_cache_from_env
+from .._env import (
+    ENV_HOME,
+    ENV_NAME,
+    ENV_URL,
+    URL_FROM_ENV_OPTION,
+    context_cache_from_env,
+    env_value,
+)
 from .._errors import ConfigError, SwarmError, Timeout, ValidationError
 from .._executable import reach_options
 from .._printable import printable
@@ -45,17 +52,23 @@ EXIT_EMPTY = 3  # nothing to claim, or a wait timed out
 # treat swarm as they treat them, and a closed pipe is not mistaken for a full answer (0).
 EXIT_PIPE = 141
 # What an interrupted wait (Ctrl-C) became, by (group, command): its error line (exit 1), not
-# click's bare "Aborted!". (`ask` and `run` say it themselves; a command not named here ends
-# as click ends it.)
+# click's bare "Aborted!"; a {name} in it is the command's parameter of that name (the task's
+# id: {task_id}). (`ask` and `run` say it themselves; a command not named here ends as click
+# ends it.)
 INTERRUPTED: dict[tuple[str, str], str] = {
     ("task", "claim"): "interrupted: the claim stopped waiting and nothing was claimed (a task "
     "leased in that very instant goes back to its queue when its lease ends); claim again to "
     "go on",
     ("task", "wait"): "interrupted: the wait stopped; the tasks go on as they were (swarm "
     "status shows them): run swarm task wait again to wait on",
-    ("task", "report"): "interrupted: the report may have been taken (swarm task show ID says "
-    "so); report again if it was not. A next task it claims (--claim-next) was not given to "
-    "you: one leased in that very instant goes back to its queue when its lease ends",
+    ("task", "report"): "interrupted: the report may have been taken (swarm task show "
+    "{task_id} says so); report again if it was not. A next task it claims (--claim-next) was "
+    "not given to you: one leased in that very instant goes back to its queue when its lease "
+    "ends",
+    # (the read waits looking, taking nothing; the messages it takes are printed with Ctrl-C
+    # held back, then it ends)
+    ("msg", "inbox"): "interrupted: the read stopped; a message printed above is read, every "
+    "other one stays unread: run swarm msg inbox again to read them",
 }
 # The commands whose usage errors exit 1, not click's 2: a Claude Code, Codex or Gemini CLI
 # hook runs `swarm hook`, and those clients read exit 2 as "block" (a refused stop, with the
@@ -365,12 +378,25 @@ class _UsageErrorExit1(click.UsageError):
     exit_code = EXIT_ERROR
 
 
+_INVOKED_PARAMS = "redis_swarm.invoked_params"  # (ctx.meta: the running command's parameters)
+
+
+class _Command(click.Command):
+    """Every subcommand's class (``_Group.command_class``): it keeps its parameters where the
+    group that runs it finds them when it is interrupted (``INTERRUPTED``'s {names})."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        ctx.meta[_INVOKED_PARAMS] = ctx.params  # (meta: one dict for a context and its parents)
+        return super().invoke(ctx)
+
+
 class _Group(click.Group):
     """Turns SwarmErrors into one clear line and exit code; a traceback only with --debug.
     Lists each subcommand with the first sentence of its help whole (click cuts it to the
     line with "..."). Its subgroups are of this class too."""
 
     group_class = type
+    command_class = _Command
     # The group's commands not yet imported (``main``'s, ``task``'s): name -> the module that
     # adds it (COMMAND_MODULES in cli/__init__, TASK_MODULES in cli/_tasks).
     lazy: Mapping[str, str] = {}
@@ -448,6 +474,7 @@ class _Group(click.Group):
             said = INTERRUPTED.get((ctx.command.name or "", ctx.invoked_subcommand or ""))
             if said is None:  # (a command that says nothing of its own: click's "Aborted!")
                 raise
+            said = said.format_map(ctx.meta.get(_INVOKED_PARAMS, {}))
             from ._common import hold_interrupts  # (it imports this module)
 
             hold_interrupts()  # (ending now, with exit 1: no second Ctrl-C cuts that short)
@@ -566,11 +593,21 @@ def main(
     app.json = app.json or as_json
     # SWARM_NAME is read here, not by click: click takes an empty variable for an unset one.
     # Set but empty, it is a bad option (exit 2; 1 for `swarm hook`), found before the swarm
-    # is asked; so is a bad --swarm, whichever way the name came.
+    # is asked; so is a bad --swarm, whichever way the name came. SWARM_URL and SWARM_HOME
+    # alike (click read them, an empty one as unset: the option's default), one rule for the
+    # three (``env_value``), but for a SWARM_URL a command reads itself (--url-from-env: it
+    # says what is missing its own way).
     try:
-        env_name = os.environ.get(ENV_NAME)
-        app.swarm_name = swarm_name if swarm_name is not None else swarm_from_env(env_name)
+        if swarm_name is None:
+            swarm_name = swarm_from_env(env_value(ENV_NAME))
+        app.swarm_name = swarm_name
         check_swarm_name(app.swarm_name)
+        given = ctx.meta.get(_GIVEN_ARGS, ())
+        for param, variable in (("url", ENV_URL), ("home", ENV_HOME)):
+            if ctx.get_parameter_source(param) is not ParameterSource.COMMANDLINE and not (
+                variable == ENV_URL and URL_FROM_ENV_OPTION in given
+            ):
+                env_value(variable)
     except SwarmError as exc:
         usage_failure(exc)
     # Validate the URL now, so a bad one is one clear line whatever the subcommand.

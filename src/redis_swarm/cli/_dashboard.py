@@ -36,12 +36,14 @@ _MOST_IDLE_REDRAW_S = 3600.0
 # seconds, one down for hours costs a try every few seconds.
 _RETRY_FIRST_S = 1.0
 _RETRY_MOST_S = 8.0
+# The variable that gives the dashboard its token (kept out of ps, unlike --token).
+_TOKEN_ENV = "SWARM_DASHBOARD_TOKEN"
 
 
 @main.command(short_help="Serve the live, read-only web dashboard (Ctrl-C stops).")
 @listen_options(
     port=8765,
-    token_env="SWARM_DASHBOARD_TOKEN",
+    token_env=_TOKEN_ENV,
     token_help="Require this token (Authorization: Bearer, or ?token=); mandatory off loopback",
 )
 @pass_app
@@ -61,7 +63,7 @@ def dashboard(app: App, host: str, port: int, token: str | None) -> None:
         host,
         token,
         what="the dashboard shows everything agents report",
-        env="SWARM_DASHBOARD_TOKEN",
+        env=_TOKEN_ENV,
     )
     # Reach Redis before serving, as `swarm a2a` and `swarm mcp` do: a wrong URL, password
     # or CA, or a user that may not read the swarm, then fails here, at once, instead of

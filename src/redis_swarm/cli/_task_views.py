@@ -10,6 +10,7 @@ import click
 
 from .._errors import NotFound
 from .._models import Task, TaskCosts, TaskStatus
+from .._printable import printable
 from .._usage import Money, unpriced_note
 from .._validate import MAX_PASS_WAIT_S
 from ._app import App, json_option, pass_app
@@ -102,6 +103,9 @@ def list_(
         found = listing(fetch, limit, cursor, all_)
     else:
         found = _table_rows(fetch, limit, cursor)
+    # Nothing listed for a queue no task was ever posted to (a misspelt name): a note, as
+    # `findings --pass` says it of a pass; the listing stands.
+    unknown = never_posted(app, [queue]) if queue is not None and not found.items else None
 
     def human() -> None:
         table = make_table(
@@ -127,8 +131,11 @@ def list_(
                 err=True,
             )
         found.footer()
+        if unknown is not None:
+            click.echo(printable(f"note: {unknown}"), err=True)
 
-    app.emit(found.to_json([task_json(t) for t in found.items]), human)
+    listed = found.to_json([task_json(t) for t in found.items])
+    app.emit({**listed, "notes": [unknown]} if unknown is not None else listed, human)
 
 
 # A filtered listing call looks at up to 5,000 tasks (list_tasks), so a selective filter in a

@@ -14,7 +14,7 @@ from click.core import ParameterSource
 
 from .. import _lease_tokens as tokens
 from .._codec import iso
-from .._errors import Conflict, InvalidState, NotFound, SwarmError, ValidationError
+from .._errors import Conflict, InvalidState, LeaseLost, NotFound, SwarmError, ValidationError
 from .._models import Task, TaskStatus
 from .._printable import printable
 from .._usage import Usage
@@ -59,13 +59,16 @@ def _kept_token(app: App, task_id: str, token: str | None, worker: str | None = 
     kept = own_kept_token(settings, holder, task_id)
     if kept:
         return kept
+    # (the ways this command takes to name the worker: --worker is report's alone)
+    takes_worker = "worker" in click.get_current_context().params
+    naming = "--worker W, or SWARM_AGENT=W" if takes_worker else "SWARM_AGENT=W"
     raise click.UsageError(
         printable(
             f"no --token given, and {holder} kept no token of {task_id} on this machine (a "
             f"`swarm task claim --worker {holder}` here keeps it in "
             f"{tokens.folder(settings)}, one file per worker): pass the `token` its claim "
-            "printed with --token ATTEMPT.SECRET, or name the worker that claimed it (--worker "
-            "W, or SWARM_AGENT=W)"
+            "printed with --token ATTEMPT.SECRET, or name the worker that claimed it "
+            f"({naming})"
         )
     )
 
@@ -208,15 +211,26 @@ def _prune_tokens(app: App, worker: str) -> None:
 
 
 @contextlib.contextmanager
-def _settling(app: App, task_id: str, token: str | None, *, ends: bool = True) -> Iterator[None]:
+def _settling(
+    app: App, task_id: str, token: str | None, *, ends: bool = True, reports: bool = False
+) -> Iterator[None]:
     """Forget, on this machine, the token of ``task_id`` the call in the block ended: when it
     succeeds and ``ends`` the task's lease (a report, fail, release or cancel: every token of
-    the task then), or when it is refused because ``token``'s lease is gone, or the task
-    settled or unknown (a Conflict or NotFound: that token only, as a newer claim may hold
-    the task). Any other error (an outage) keeps it: the call may be tried again."""
+    the task then), or when it is refused because no report with ``token`` can be accepted
+    any more (that token only, as a newer claim may hold the task): the task is unknown
+    (NotFound: gone), or refused otherwise (a Conflict). A renew, fail or release refused
+    with LeaseLost keeps it: the lease expired and moved on, or the task settled, and a
+    report with any token the task issued is still accepted (it completes an open task, or
+    is kept superseded: docs/tasks.md), as the refusal says; the worker's next claim drops
+    it. A report (``reports``) refused with LeaseLost forgets it: a token the task never
+    issued. Any other error (an outage) keeps it: the call may be tried again."""
     settings = app.swarm.settings
     try:
         yield
+    except LeaseLost:
+        if reports:
+            tokens.forget_task(settings, task_id, token)
+        raise
     except (Conflict, NotFound):
         tokens.forget_task(settings, task_id, token)
         raise
@@ -337,7 +351,7 @@ def report(
     leasing: dict[str, Any] = {}  # report's keywords for the next claim, if any
     if claim_next:
         leasing = {"claim_next": list(claim_next), "next_lease_s": next_lease_s, "wait_s": wait_s}
-    with _settling(app, task_id, token):
+    with _settling(app, task_id, token, reports=True):
         reported = app.swarm.report(
             task_id, token, finding, worker=worker, model=model, context_version=context_version,
             usage=usage, **leasing,

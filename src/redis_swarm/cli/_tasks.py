@@ -35,6 +35,7 @@ from ._common import (
     complete_tasks,
     kv_table,
     loads_json,
+    never_posted,
     one_stdin,
     parse_json,
     print_table,
@@ -342,6 +343,11 @@ def configure(
     settings = app.swarm.configure_queue(
         queue, max_abandons=max_abandons, description=description, retry_backoff_s=retry_backoff
     )
+    # A queue is configured before its first post too: a note, not a refusal, where a
+    # misspelt name sets defaults no task will ever read (stderr: --json's stdout stands).
+    unknown = never_posted(app, [queue])
+    if unknown is not None:
+        click.echo(printable(f"note: {unknown}; its settings are kept all the same"), err=True)
 
     def human() -> None:
         click.echo(f"{queue}: max_abandons {settings['max_abandons']}")
