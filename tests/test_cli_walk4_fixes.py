@@ -136,6 +136,17 @@ def test_an_empty_variable_an_option_overrides_is_not_read(cli: Cli, tmp_path: P
     cli("--swarm", "test", "task", "list", env={"SWARM_NAME": ""})
 
 
+@pytest.mark.parametrize("value", ["", " "])
+def test_an_empty_home_option_is_refused(
+    cli: Cli, value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # click made Path('') of it, the current folder: an embedded server was made there
+    monkeypatch.chdir(tmp_path)
+    out = cli("--home", value, "task", "post", "viaempty", "x", expect=2)
+    assert out.stderr.startswith("error: --home is empty: give the swarm home's folder"), out
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("variable", ["SWARM_URL", "SWARM_HOME", "SWARM_NAME"])
 def test_from_env_refuses_a_variable_set_but_empty(
     monkeypatch: pytest.MonkeyPatch, redis_url: str, variable: str
@@ -197,6 +208,23 @@ def test_ctrl_c_of_a_report_names_its_task(swarm: Swarm, redis_url: str, tmp_pat
     message = _interrupt_once_waiting(redis_url, proc)
     assert f"swarm task show {mine.id} says so" in message, message
     assert "task show ID" not in message
+
+
+def test_ctrl_c_before_the_report_runs_says_its_line_all_the_same(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An interrupt while its options are read (before the command knows its task id): the
+    # line, with the id said by its name (it was a KeyError, a traceback)
+    from redis_swarm.cli._common import Number
+
+    def interrupted(*_: object) -> float:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Number, "convert", interrupted)
+    out = cli("task", "report", "t-1", "--summary", "s", "--confidence", "0.5", "--token",
+              "1.x", expect=1)  # fmt: skip
+    assert out.stderr.startswith("error: interrupted: the report may have been taken"), out
+    assert "swarm task show TASK_ID says so" in out.stderr
 
 
 # --- 5. a write to a replica without the library names the replica

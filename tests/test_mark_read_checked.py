@@ -10,6 +10,7 @@ import pytest
 from redis_swarm import NotFound, Swarm
 
 from ._cli import Cli
+from ._raw import raw_client
 
 FUTURE = "99999999999999-0"
 
@@ -102,3 +103,46 @@ def test_an_empty_agent_id_is_said_to_be_empty(cli: Cli) -> None:
     out = cli("msg", "inbox", "", expect=2, env={"SWARM_AGENT": "bob"})
     assert "agent id is empty" in out.stderr
     assert "name the agent" not in out.stderr
+
+
+def test_a_broadcast_from_the_cli_carries_its_kind_and_data(swarm: Swarm, cli: Cli) -> None:
+    # (`msg broadcast` had neither option: only `msg send` could say them)
+    swarm.register("worker", name="b1")
+    cli("msg", "broadcast", "stop work", "--from", "lead", "--kind", "halt", "--data",
+        '{"until": "noon"}')  # fmt: skip
+    (got,) = swarm.inbox("b1", ack=False)
+    assert (got.body, got.kind, got.data) == ("stop work", "halt", {"until": "noon"})
+    out = cli("msg", "broadcast", "-", "--data", "-", input="x", expect=2)
+    assert "BODY and --data cannot both read stdin" in out.stderr
+    assert swarm.inbox("b1", ack=False) == [got]
+
+
+def test_a_broadcast_shown_then_trimmed_is_still_marked_through(
+    swarm: Swarm, redis_url: str
+) -> None:
+    # A peek showed a message and a broadcast; the broadcast stream was trimmed since (it
+    # keeps the newest 10,000): marking through the broadcast shown still marks (it was
+    # refused as no message of the agent's, the session shown them all again).
+    swarm.register("worker", name="bob")
+    direct = swarm.send("bob", "direct", sender="lead")
+    shown = swarm.broadcast("to all", sender="lead")
+    later = swarm.broadcast("after the trim", sender="lead")
+    assert swarm.inbox("bob", ack=False) == [direct, shown, later]
+    raw = raw_client(redis_url)
+    assert raw.xtrim(swarm.keys.broadcast, minid=later.seq, approximate=False) == 1
+    raw.close()
+    assert swarm.mark_read("bob", shown.seq) is True
+    assert swarm.inbox("bob", ack=False) == [later]
+    with pytest.raises(NotFound):  # (one past the newest is still refused)
+        swarm.mark_read("bob", FUTURE)
+
+
+def test_the_agents_own_broadcasts_alone_mark_nothing(swarm: Swarm) -> None:
+    # Its own broadcasts are never shown to it: marking through one with nothing else unread
+    # changes nothing (it answered True, the CLI "marked read").
+    swarm.register("worker", name="bob")
+    own = swarm.broadcast("from bob", sender="bob")
+    assert swarm.inbox("bob", ack=False) == []
+    assert swarm.mark_read("bob", own.seq) is False
+    other = swarm.broadcast("from lead", sender="lead")
+    assert swarm.mark_read("bob", other.seq) is True

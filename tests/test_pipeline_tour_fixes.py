@@ -240,7 +240,7 @@ def test_check_lists_the_plans_problems_and_the_missing_programs_at_once(
     path.write_text("max_cost_usd = -1\n" + text)
     out = cli("pipeline", "check", str(path), expect=2)
     assert f"the plan {path} has 2 problem(s)" in out.stderr
-    assert f"{path}:1: max_cost_usd: must be a number from 0 to 1e+09" in out.stderr
+    assert f"{path}:1: max_cost_usd: must be a number from 0 to 1,000,000,000" in out.stderr
     assert f"{path}:8: workers.exec: the agent command's program 'claud' is not found" in (
         out.stderr
     )

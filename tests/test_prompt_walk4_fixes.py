@@ -85,6 +85,11 @@ def test_answered_targets_reads_the_live_answerers(redis_url: str) -> None:
         assert answered_targets(swarm, TASK, ("main",)) == {"stdlib"}
         orphan = Task(id="t-2", queue="main", description="d")
         assert answered_targets(swarm, orphan, ("main",)) == frozenset()
+        # The shard itself live (a session answering with next_question): offered too.
+        session = Task(id="t-3", queue="main", description="d", parent="shard-live")
+        assert answered_targets(swarm, session, ("main",)) == frozenset()
+        swarm.register("shard", name="shard-live")
+        assert answered_targets(swarm, session, ("main",)) == {"shard-live"}
     finally:
         swarm.close()
 
@@ -172,3 +177,6 @@ def test_pipeline_check_warns_of_a_script_path_not_there_from_the_current_direct
     warned = parse_plan(nearby, plan_file, programs=True).warnings
     assert len(warned) == 1 and f"run from {folder}," in warned[0]
     assert os.getcwd() == str(tmp_path)
+    # A word the system cannot look up (a name too long) is no warning, and no failure.
+    too_long = PLAN.replace('exec = "claude -p"', f'exec = "python3 {"a" * 300}.py"')
+    assert parse_plan(too_long, plan_file, programs=True).warnings == ()

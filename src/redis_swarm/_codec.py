@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import math
 import time
 import types
 import typing
@@ -33,6 +34,7 @@ __all__ = [
     "iso",
     "loads",
     "now_ms",
+    "readable_number",
 ]
 
 R = TypeVar("R", bound="Record")
@@ -69,6 +71,13 @@ def byte_size(n: int | None, unknown: str = "") -> str:
     while abs(round(value, 1)) >= 1000 and unit < len(units) - 1:
         value, unit = value / 1000, unit + 1
     return f"{value:,.1f}".removesuffix(".0") + f" {units[unit]}"
+
+
+def readable_number(number: float) -> str:
+    """A number as a person reads it, in a bound or a refused value: digits grouped, no
+    exponent (2,592,000; 1,000,000,000; 0.001), all its digits (``2.592e+06`` reads as a
+    code, not a number)."""
+    return f"{number:,.16g}" if math.isfinite(number) else str(number)
 
 
 def counted(n: int, noun: str, plural: str = "") -> str:

@@ -331,17 +331,35 @@ def render_task_prompt(
 def answered_targets(swarm: Swarm, task: Task, queues: Collection[str]) -> frozenset[str]:
     """The targets of ``swarm ask`` something answers for an agent at work on ``task`` in a
     pool claiming ``queues`` (what ``render_task_prompt`` takes as ``answered``): the task's
-    shard when a live agent of it answers its ask queue (the slots ``swarm serve OWNER``
-    registers, role ``answerer`` with the owner as parent: one read, ``agents``), and the
-    peer-assist queue when the pool claims it itself (no record says which other pools claim
-    a queue: a slot registers no queues)."""
+    shard when something answers its ask queue (``_answers``), and the peer-assist queue
+    when the pool claims it itself (no record says which other pools claim a queue: a slot
+    registers no queues). Redis out of reach offers neither shard nor failure: the prompt
+    is made all the same (the agent could not ask then either)."""
+    out = {ASSIST_QUEUE} & set(queues)
+    if task.parent and _answers(swarm, task.parent):
+        out.add(task.parent)
+    return frozenset(out)
+
+
+def _answers(swarm: Swarm, owner: str) -> bool:
+    """Whether something may answer ``swarm ask OWNER``: ``owner`` a live agent (a shard's
+    session answers with ``next_question``; one round trip), else a live slot of a ``swarm
+    serve OWNER`` (role ``answerer``, the owner its parent: ``agents``, a few more). A
+    context owner that is no agent (a pipeline's) has neither."""
+    from ._errors import NotFound, SwarmError
     from ._runner.serve import ANSWERER  # (the caller is the pool: already imported)
 
-    out = {ASSIST_QUEUE} & set(queues)
-    owner = task.parent
-    if owner and swarm.agents(alive=True, role=ANSWERER, parent=owner):
-        out.add(owner)
-    return frozenset(out)
+    try:
+        if swarm.get_agent(owner).alive:
+            return True
+    except NotFound:
+        pass
+    except SwarmError:
+        return False
+    try:
+        return bool(swarm.agents(alive=True, role=ANSWERER, parent=owner))
+    except SwarmError:
+        return False
 
 
 def render_question_prompt(

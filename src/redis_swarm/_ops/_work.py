@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .._codec import UNREADABLE, built, loads
+from .._codec import UNREADABLE, built, loads, readable_number
 from .._errors import CorruptRecord, NotFound, PayloadTooLarge, ValidationError
 from .._hints import CHECK_TASK_ID, PUBLISH_CONTEXT
 from .._models import Finding, Page, Synthesis, Task, TaskStatus, lease_token
@@ -297,12 +297,6 @@ def encode_json(value: Any, what: str, max_bytes: int) -> str:
     return check_json_depth(what, encoded)
 
 
-def _readable(number: float) -> str:
-    """A number as a person reads it: digits grouped, no exponent (2,592,000; 0.001), all
-    its digits (a bound said as ``2.592e+06`` reads as a code, not a number)."""
-    return f"{number:,.16g}" if math.isfinite(number) else str(number)
-
-
 def check_number(kind: str, value: object, lo: float, hi: float, *, integer: bool = False) -> float:
     """A finite number in ``[lo, hi]`` (an int when ``integer``), else a ValidationError."""
     ok_type = (int,) if integer else (int, float)
@@ -311,7 +305,8 @@ def check_number(kind: str, value: object, lo: float, hi: float, *, integer: boo
         raise ValidationError(f"{kind} must be {want}, got {type(value).__name__}")
     if not math.isfinite(value) or not lo <= value <= hi:
         raise ValidationError(
-            f"{kind} is {_readable(value)}; it must be between {_readable(lo)} and {_readable(hi)}"
+            f"{kind} is {readable_number(value)}; it must be between {readable_number(lo)} "
+            f"and {readable_number(hi)}"
         )
     return value
 

@@ -26,6 +26,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from .._codec import readable_number
 from .._errors import ConfigError, ValidationError
 from .._protocol import Limits
 from .._runner import check_command, check_program, missing_program
@@ -312,7 +313,9 @@ def _number(lo: float, hi: float) -> Callable[[Any], float]:
     def check(value: Any) -> float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         if not ok or not math.isfinite(value) or not lo <= value <= hi:
-            raise ValidationError(f"must be a number from {lo:g} to {hi:g}")
+            raise ValidationError(
+                f"must be a number from {readable_number(lo)} to {readable_number(hi)}"
+            )
         return float(value)
 
     return check
@@ -794,10 +797,10 @@ def _path_warnings(c: _Checker, specs: dict[str, AgentSpec | None], base: Path) 
                 or "://" in word
                 or not (word.endswith(_SCRIPT_SUFFIXES) or "/" in word)
                 or Path(word).is_absolute()
-                or (cwd / word).exists()
+                or _there(cwd / word)
             ):
                 continue
-            found = next((d for d in (base, *base.parents) if (d / word).exists()), None)
+            found = next((d for d in (base, *base.parents) if _there(d / word)), None)
             if found is not None:
                 c.warning(
                     (section, "exec"),
@@ -807,6 +810,15 @@ def _path_warnings(c: _Checker, specs: dict[str, AgentSpec | None], base: Path) 
                     f"run would fail on it; run from {found}, or write the path relative to "
                     "the current directory",
                 )
+
+
+def _there(path: Path) -> bool:
+    """Whether ``path`` exists; False for one the system cannot even look up (a name too
+    long, a NUL in it): a warning's guess, never the check's failure."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 def _refused(path: Path, problems: list[str]) -> ValidationError:

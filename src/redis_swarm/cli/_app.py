@@ -381,6 +381,14 @@ class _UsageErrorExit1(click.UsageError):
 _INVOKED_PARAMS = "redis_swarm.invoked_params"  # (ctx.meta: the running command's parameters)
 
 
+class _Params(dict[str, Any]):
+    """A command's parameters as ``INTERRUPTED`` names them: one not known yet (an interrupt
+    while its options were parsed, before the command ran) is said by its name, TASK_ID."""
+
+    def __missing__(self, name: str) -> str:
+        return name.upper()
+
+
 class _Command(click.Command):
     """Every subcommand's class (``_Group.command_class``): it keeps its parameters where the
     group that runs it finds them when it is interrupted (``INTERRUPTED``'s {names})."""
@@ -474,7 +482,7 @@ class _Group(click.Group):
             said = INTERRUPTED.get((ctx.command.name or "", ctx.invoked_subcommand or ""))
             if said is None:  # (a command that says nothing of its own: click's "Aborted!")
                 raise
-            said = said.format_map(ctx.meta.get(_INVOKED_PARAMS, {}))
+            said = said.format_map(_Params(ctx.meta.get(_INVOKED_PARAMS, {})))
             from ._common import hold_interrupts  # (it imports this module)
 
             hold_interrupts()  # (ending now, with exit 1: no second Ctrl-C cuts that short)
@@ -571,7 +579,9 @@ def _fail(ctx: click.Context, exc: BaseException, code: int) -> NoReturn:
 @click.option(
     "--home",
     envvar=ENV_HOME,
-    type=click.Path(file_okay=False, path_type=Path),
+    # (a str: click makes Path('') of an empty one, the current folder, where an embedded
+    # server would then be made)
+    type=click.Path(file_okay=False),
     help="Where the embedded server and the context cache live (env SWARM_HOME; default: "
     "~/.local/share/redis-swarm).",
 )
@@ -583,13 +593,22 @@ def main(
     ctx: click.Context,
     url: str,
     swarm_name: str | None,
-    home: Path | None,
+    home: str | None,
     as_json: bool,
     debug: bool,
 ) -> None:
     """redis-swarm: a shared memory and work bus for fleets of AI agents."""
     app = ctx.ensure_object(App)
-    app.url, app.home, app.debug = url, (home or DEFAULT_HOME).expanduser(), debug
+    # `--home "$UNSET"`: click would take it for the current folder. (An empty SWARM_HOME is
+    # refused below, by the rule of the three variables.)
+    if ctx.get_parameter_source("home") is ParameterSource.COMMANDLINE and not (home or "").strip():
+        usage_failure(
+            ConfigError(
+                "--home is empty: give the swarm home's folder, or leave it out to use "
+                f"{str(DEFAULT_HOME)!r} ({ENV_HOME} if set)"
+            )
+        )
+    app.url, app.home, app.debug = url, Path(home or DEFAULT_HOME).expanduser(), debug
     app.json = app.json or as_json
     # SWARM_NAME is read here, not by click: click takes an empty variable for an unset one.
     # Set but empty, it is a bad option (exit 2; 1 for `swarm hook`), found before the swarm

@@ -512,16 +512,16 @@ def _hold_slot_names(app: App, prefix: str, slots: list[str]) -> TextIO | None:
 
 def _address(host: str, port: int) -> str:
     """``host`` as the serve lock keys it, one way for every spelling of one server: this
-    machine's (localhost, 127.0.0.1, ::1, a name that resolves to loopback alone) as one;
-    another resolved to its addresses (the first, sorted), or lowercased when it does not
-    resolve now."""
+    machine's (localhost, 127.0.0.1, ::1, a name that resolves to loopback alone:
+    ``_net.loopback_only``) as one; another resolved to its addresses (the first, sorted),
+    or lowercased when it does not resolve now."""
     import ipaddress
     import socket
 
-    from .._net import is_loopback
+    from .._net import loopback_only
 
     name = host.lower().rstrip(".")
-    if is_loopback(name):
+    if loopback_only(name):
         return "loopback"
     try:
         found = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
@@ -529,8 +529,6 @@ def _address(host: str, port: int) -> str:
         return name
     # (each address as ipaddress writes it: 0:0::1 and ::1 alike; no IPv6 zone)
     shown = sorted(str(ipaddress.ip_address(str(info[4][0]).split("%")[0])) for info in found)
-    if shown and all(is_loopback(address) for address in shown):
-        return "loopback"  # (a name of this machine's: as localhost)
     return shown[0] if shown else name
 
 

@@ -24,7 +24,7 @@ import click
 from click.shell_completion import CompletionItem
 
 from .. import _lease_tokens as tokens
-from .._codec import MAX_ISO_MS, counted, first_few, iso, now_ms
+from .._codec import MAX_ISO_MS, counted, first_few, iso, now_ms, readable_number
 from .._config import Settings
 from .._env import agent_from_env as agent_option_default
 from .._env import settings_from_env
@@ -161,8 +161,8 @@ class Seconds(click.types.FloatParamType):
         if not (math.isfinite(number) and low_ok and number <= self.most):
             bounds = "above 0" if self.above_zero else "from 0"
             self.fail(
-                # (all its digits, grouped: 1,000,000,000, not 1e+09)
-                f"{value!r} is not a number of seconds {bounds} to {self.most:,.16g}: "
+                f"{value!r} is not a number of seconds {bounds} to "
+                f"{readable_number(self.most)}: "
                 "give one like 30 or 2.5",
                 param,
                 ctx,

@@ -24,6 +24,7 @@ from ._common import (
     content,
     kv_table,
     make_table,
+    one_stdin,
     parse_json,
     print_table,
     read_text,
@@ -42,24 +43,26 @@ def msg() -> None:
     """Messages: per-agent inboxes and broadcasts."""
 
 
+def message_options(command: Command) -> Command:
+    """What a message carries besides its text, for `send` and `broadcast` alike."""
+    command = click.option(
+        "--data", "data_arg", help="Structured data: a JSON object, @file or - (stdin)."
+    )(command)
+    return click.option(
+        "--kind", default="text", show_default=True, help="What kind of message it is."
+    )(command)
+
+
 @msg.command()
 @click.argument("to", shell_complete=complete_agents)
 @click.argument("body")
 @sender_option
-@click.option("--kind", default="text", show_default=True, help="What kind of message it is.")
-@click.option("--data", "data_arg", help="Structured data: JSON, @file or - (stdin).")
+@message_options
 @json_option
 @pass_app
 def send(app: App, to: str, body: str, sender: str | None, kind: str, data_arg: str | None) -> None:
     """Send BODY (text, @file or -) to the inbox of agent TO."""
-    if body == "-" and data_arg == "-":
-        raise click.UsageError("only one of BODY and --data can come from stdin")
-    text = _read_body(body, app)
-    data = None
-    if data_arg is not None:
-        data = parse_json(data_arg, app, what="--data", thing="the message's data as JSON")
-        if not isinstance(data, dict):  # found here, before the swarm is asked: a usage error
-            raise click.BadParameter("must be a JSON object", param_hint="--data")
+    text, data = _read_message(app, body, data_arg)
     m = app.swarm.send(to, text, sender=sender, kind=kind, data=data)
     app.emit(m, lambda: click.echo(f"sent {m.id} to {to}"))
 
@@ -67,12 +70,27 @@ def send(app: App, to: str, body: str, sender: str | None, kind: str, data_arg: 
 @msg.command()
 @click.argument("body")
 @sender_option
+@message_options
 @json_option
 @pass_app
-def broadcast(app: App, body: str, sender: str | None) -> None:
+def broadcast(app: App, body: str, sender: str | None, kind: str, data_arg: str | None) -> None:
     """Send BODY (text, @file or -) to every agent."""
-    m = app.swarm.broadcast(_read_body(body, app), sender=sender)
+    text, data = _read_message(app, body, data_arg)
+    m = app.swarm.broadcast(text, sender=sender, kind=kind, data=data)
     app.emit(m, lambda: click.echo(f"broadcast {m.id}"))
+
+
+def _read_message(app: App, body: str, data_arg: str | None) -> tuple[str, dict[str, Any] | None]:
+    """A message's text (BODY) and data (--data: a JSON object, found here before the swarm
+    is asked: a usage error)."""
+    one_stdin(("BODY", body), ("--data", data_arg))
+    text = _read_body(body, app)
+    if data_arg is None:
+        return text, None
+    data = parse_json(data_arg, app, what="--data", thing="the message's data as JSON")
+    if not isinstance(data, dict):
+        raise click.BadParameter("must be a JSON object", param_hint="--data")
+    return text, data
 
 
 def _read_body(body: str, app: App) -> str:

@@ -39,8 +39,9 @@
 -- through ARGV[4] were unread (now read), {'read'} when none were (no cursor moved, beyond
 -- committing a pending batch, as any read does), {'foreign'} when ARGV[6] is '1' and no
 -- message the agent receives has that id, where it would mark messages read or no cursor
--- has reached it (nothing written: a seq past the newest message would mark read every
--- message sent later, another agent's the agent's own before it))
+-- has reached it, and it is not older than every broadcast kept (nothing written: a seq
+-- past the newest message would mark read every message sent later, another agent's the
+-- agent's own before it))
 local id, limit, ack, rid = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1', ARGV[4]
 local commit_through = ARGV[3] == '2' and ARGV[4] or nil
 local keep = tonumber(ARGV[5])
@@ -165,17 +166,29 @@ if commit_through then
   if last_b ~= '-' and before(read_b, last_b) then read_b = last_b end
   marked = #redis.call('XRANGE', KEYS[2],
       last_i ~= '-' and ('(' .. last_i) or unread_start(), commit_through, 'COUNT', 1) > 0
-    or before(read_b, commit_through)
-      and #redis.call('XRANGE', KEYS[3], '(' .. read_b, commit_through, 'COUNT', 1) > 0
+  if not marked and before(read_b, commit_through) then
+    -- a broadcast after the cursor that is not the agent's own (never shown to it), looked
+    -- for a page at a time (its own in a row are few)
+    local from = '(' .. read_b
+    repeat
+      local page = redis.call('XRANGE', KEYS[3], from, commit_through, 'COUNT', 64)
+      for _, entry in ipairs(page) do
+        if entry[2][4] ~= id then marked = true break end  -- fields: id, ID, from, SENDER
+      end
+      if #page > 0 then from = '(' .. page[#page][1] end
+    until marked or #page < 64
+  end
   -- An id that would mark messages read, or that no cursor has reached (one past the newest
   -- message), must be a message the agent receives. One a cursor has passed that marks
-  -- nothing is let be (a message read and trimmed since, or another's: all the same).
+  -- nothing is let be (a message read and trimmed since, or another's: all the same), and so
+  -- is one older than every broadcast the swarm keeps (a broadcast shown, then trimmed).
   local passed = not before(read_b, commit_through)
     or read_i and not before(read_i, commit_through)
   if ARGV[6] == '1' and (marked or not passed)
       and #redis.call('XRANGE', KEYS[2], commit_through, commit_through) == 0
       and #redis.call('XRANGE', KEYS[3], commit_through, commit_through) == 0 then
-    return {'foreign'}
+    local oldest = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1)[1]
+    if not (oldest and before(commit_through, oldest[1])) then return {'foreign'} end
   end
 end
 if prid ~= '-' then  -- the pending batch is committed: its messages are read now
