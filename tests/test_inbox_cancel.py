@@ -241,7 +241,8 @@ def test_a_cut_read_never_gives_back_the_batch_of_a_read_made_since(
 ) -> None:
     """The other reader read between the cut read's script and its give-back (its read
     committed the cut read's batch, as the next read does): that reader's own batch stays
-    its own, never handed out twice."""
+    its own, never handed out twice, and the cut read's messages, which no caller got, come
+    back (copies: the cursors cannot move back past them; they were lost)."""
     early = [near.send("a", f"early{i}").id for i in range(2)]
 
     async def main() -> list[str]:
@@ -260,7 +261,57 @@ def test_a_cut_read_never_gives_back_the_batch_of_a_read_made_since(
 
     late = asyncio.run(main())
     assert all(near.message_status(m).read for m in late)
+    assert [m.id for m in near.inbox("a")] == early
     assert list(near.inbox("a")) == []
+
+
+def test_a_read_whose_reply_was_lost_gets_its_batch_though_another_read_committed_it(
+    near: Swarm, link: LatencyProxy
+) -> None:
+    """Two readers of one inbox: the first read's reply is lost, the other reader reads
+    before redis-py sends the first again (committing its batch, as the next read does):
+    the read sent again returned nothing and its batch was lost (an adversarial run). It
+    gets its batch; the other reader's stays the other's."""
+    early = [near.send("a", f"early{i}").id for i in range(2)]
+
+    async def main() -> tuple[list[str], list[str]]:
+        async with AsyncSwarm(link.url, swarm=SWARM) as far:
+            await far.ping()
+            link.delay_s = 0.5
+            read = asyncio.create_task(far.inbox("a"))
+            await _until("the read script run", lambda: _taken(near, early[-1]))
+            late = [near.send("a", f"late{i}").id for i in range(2)]
+            assert [m.id for m in near.inbox("a")] == late  # (the other reader, meanwhile)
+            link.cut()  # (the reply, still on its way, is lost: the read is sent again)
+            link.delay_s = 0.0
+            return [m.id for m in await read], late
+
+    got, late = asyncio.run(main())
+    assert got == early
+    assert all(near.message_status(m).read for m in late)
+    assert list(near.inbox("a")) == []
+
+
+def test_a_batch_another_read_committed_is_given_back_once(near: Swarm) -> None:
+    """A caller that got a batch but could not hand it on gives it back after another read
+    of the inbox committed it: its messages come back once (it answered False, the batch
+    lost); a batch committed before the last one stays read."""
+    sent = [near.send("a", f"m{i}").id for i in range(2)]
+    taken = near.inbox("a")
+    assert [m.id for m in taken] == sent and taken.read_id is not None
+    assert list(near.inbox("a")) == []  # (the other reader: commits the batch)
+    assert near.give_back_inbox("a", taken.read_id) is True
+    assert not near.give_back_inbox("a", taken.read_id)  # (given back already)
+    again = near.inbox("a")
+    assert [(m.id, m.body) for m in again] == [(sent[0], "m0"), (sent[1], "m1")]
+    assert list(near.inbox("a")) == []
+    near.broadcast("to all", sender="lead")
+    older = near.inbox("a")
+    assert [m.body for m in older] == ["to all"] and older.read_id is not None
+    assert list(near.inbox("a")) == []  # commits it: the last batch committed
+    assert list(near.inbox("a")) == []  # (an empty read commits nothing more)
+    assert near.give_back_inbox("a", older.read_id) is True
+    assert [m.body for m in near.inbox("a")] == ["to all"]
 
 
 # --- reads not cut

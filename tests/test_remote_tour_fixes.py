@@ -90,16 +90,17 @@ def test_a_worker_of_another_swarm_posting_is_told_to_check_the_swarm_not_of_sha
         swarm.post_task("research", "look")  # (of its own swarm, it may)
 
 
-def test_a_shard_only_refusal_says_check_the_swarm_first(
+def test_a_shard_only_refusal_says_the_role_first_then_the_swarm_check(
     acl_server: RedisServer, worker: AclUser
 ) -> None:
+    # (the user is the swarm's own: its role is the likely cause, said first)
     with (
         Swarm(_url(acl_server, worker), swarm=LEGAL) as swarm,
         pytest.raises(PermissionDenied) as info,
     ):
         swarm.configure_queue("research", description="hi")
     said = str(info.value)
-    assert said.index("check --swarm / SWARM_NAME") < said.index("a shard or coordinator"), said
+    assert said.index("a shard or coordinator") < said.index("check --swarm / SWARM_NAME"), said
 
 
 def test_acl_apply_as_a_worker_points_at_an_admin_url_not_at_making_one(

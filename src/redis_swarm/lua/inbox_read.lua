@@ -11,9 +11,11 @@
 -- as read a batch its reader may still give back (below).
 -- A read cut before its caller got its batch (a cancelled task, Ctrl-C) is withdrawn (mode
 -- '3', sent after it by the same reader): its batch, still pending (no read since committed
--- it), is dropped, so that the next read returns those messages again; a batch another read
--- of the inbox already committed stays read. (The acknowledged read of a full batch is
--- followed by a peek, which looks past that batch: are more waiting?)
+-- it), is dropped, so that the next read returns those messages again. Two readers of one
+-- inbox: the last batch another read committed is remembered (agent|orphan), so that its
+-- read sent again returns it, and its withdrawal puts copies of its messages in the inbox
+-- again (the cursors cannot move back); an older one stays read. (The acknowledged read of
+-- a full batch is followed by a peek, which looks past that batch: are more waiting?)
 -- A reader that must not lose what it never showed (a hook, a restarted session) peeks,
 -- shows, then commits through the last message it showed (mode '2'): inbox and broadcast
 -- ids come from one sequence (the message.sent events), so one position covers both.
@@ -24,7 +26,8 @@
 --          agent|pending -> 'READID LAST_INBOX_ID LAST_BROADCAST_ID N_READ': the pending
 --          batch ('-' for none: READID '-' when no batch is pending) and how many messages
 --          of the inbox stream were read (kept, or in the pending batch), so that XLEN -
---          N_READ is the unread count message_send, agent_deregister and agent_sweep use)
+--          N_READ is the unread count message_send, agent_deregister and agent_sweep use;
+--          agent|orphan -> the last pending batch another read committed: see orphan_batch)
 -- ARGV[1]: agent id   ARGV[2]: limit   ARGV[3]: '1' to acknowledge, '0' to peek (past a
 --          pending batch, committing nothing), '2' to commit through ARGV[4], '3' to
 --          withdraw the acknowledged read ARGV[4]
@@ -50,7 +53,7 @@ if not record then
   return swarm_error('SWARM_NOTFOUND', 'agent ' .. id .. ' is not registered: register it '
     .. 'before reading its inbox ' .. register_agent_command(id))
 end
-local pkey, ikey = id .. '|pending', id .. '|inbox'
+local pkey, ikey, okey = id .. '|pending', id .. '|inbox', id .. '|orphan'
 
 local function cursor_of()
   local cursor = redis.call('HGET', KEYS[4], id)
@@ -134,10 +137,48 @@ if ack and prid ~= '-' and prid == rid then
   end
   return (merge(mine, all))
 end
+
+-- The batch of the read read_id when another read committed it (the last such batch:
+-- 'READID START_INBOX LAST_INBOX START_BROADCAST LAST_BROADCAST', the cursors it began
+-- after and its last ids, '-' for none): its messages, own broadcasts left out, in order;
+-- nil when the last batch committed so is another read's. Its reader may not have got it:
+-- a reply lost (the read sent again), a read cut (withdrawn, mode '3').
+local function orphan_batch(read_id)
+  local orphan = redis.call('HGET', KEYS[4], okey)
+  if not orphan then return nil end
+  local orid, si, li, sb, lb = string.match(orphan, '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
+  if orid ~= read_id then return nil end
+  local mine, all = {}, {}
+  if li ~= '-' then
+    mine = redis.call('XRANGE', KEYS[2], si ~= '-' and ('(' .. si) or '-', li)
+  end
+  if lb ~= '-' then all = redis.call('XRANGE', KEYS[3], '(' .. sb, lb) end
+  limit = #mine + #all
+  return (merge(mine, all))
+end
+
+if ack and prid ~= rid then
+  -- this read sent again after another read committed its batch (its reply was lost): the
+  -- same batch, nothing else changed
+  local batch = orphan_batch(rid)
+  if batch then return batch end
+end
+if ARGV[3] == '3' and prid ~= rid then
+  -- the read rid was cut after another read committed its batch: its messages go into the
+  -- inbox again (copies, in their order: the cursors cannot move back past them), so the
+  -- next read returns them
+  local batch = orphan_batch(rid)
+  if not batch then return {0} end
+  for _, entry in ipairs(batch) do
+    redis.call('XADD', KEYS[2], '*', unpack(entry[2]))
+  end
+  redis.call('HDEL', KEYS[4], okey)
+  return {1}
+end
 if ARGV[3] == '3' then
-  -- the read rid was cut before its caller got its batch: unless a read since committed the
-  -- batch, it is unread again (the cursors never moved past it), counted unread again too
-  if prid == '-' or prid ~= rid then return {0} end
+  -- the read rid was cut before its caller got its batch, still pending: it is unread
+  -- again (the cursors never moved past it), counted unread again too
+  if prid == '-' then return {0} end
   if last_i ~= '-' then
     nread = math.max(0, nread - #redis.call('XRANGE', KEYS[2], unread_start(), last_i))
   end
@@ -192,6 +233,9 @@ if commit_through then
   end
 end
 if prid ~= '-' then  -- the pending batch is committed: its messages are read now
+  -- (kept as the last batch another read committed, should its reader not have got it)
+  redis.call('HSET', KEYS[4], okey, prid .. ' ' .. (redis.call('HGET', KEYS[4], ikey) or '-')
+    .. ' ' .. last_i .. ' ' .. cursor_of() .. ' ' .. last_b)
   advance(last_i, last_b)
   if nread > keep then nread = trim_read() end
 end
