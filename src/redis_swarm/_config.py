@@ -62,7 +62,6 @@ __all__ = [
     "mask_options",
     "mask_url",
     "retry_window",
-    "swarm_from_env",
     "url_host",
 ]
 
@@ -74,19 +73,6 @@ DEFAULT_HOME = Path("~/.local/share/redis-swarm").expanduser()
 # Where a message about a Sentinel set (its URL, its guard min-replicas-to-write) points to.
 SENTINEL_DOCS = "docs/deployment.md, 'Sentinel'"
 DEFAULT_SWARM = "default"
-
-
-def swarm_from_env(value: str | None) -> str:
-    """The swarm a face works on, from the ``SWARM_NAME`` it read (None: not set): unset
-    means the default swarm; set but empty is refused, since it is a mistake, not a choice."""
-    if value is None:
-        return DEFAULT_SWARM
-    if not value.strip():
-        raise ConfigError(
-            "SWARM_NAME is set but empty: set it to the swarm's name, or unset it to use "
-            f"the default swarm {DEFAULT_SWARM!r}"
-        )
-    return value
 
 
 # The options whose value is a file's path (read relative to the current directory, as

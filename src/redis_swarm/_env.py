@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._config import DEFAULT_HOME, DEFAULT_SWARM, Settings, swarm_from_env
+from ._config import DEFAULT_HOME, DEFAULT_SWARM, Settings
 from ._errors import ConfigError
 from ._validate import not_ascii_number
 
@@ -92,7 +92,7 @@ def settings_from_env(
     if not url:
         url = env_value(ENV_URL, environ) or "embedded"
     if not swarm:
-        swarm = swarm_from_env(env_value(ENV_NAME, environ))
+        swarm = env_value(ENV_NAME, environ) or DEFAULT_SWARM
     return Settings.from_url(
         url,
         swarm=swarm,

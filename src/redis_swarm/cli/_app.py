@@ -21,7 +21,7 @@ import click
 from click.core import ParameterSource
 
 from .._codec import dumps
-from .._config import DEFAULT_HOME, DEFAULT_SWARM, Settings, swarm_from_env
+from .._config import DEFAULT_HOME, DEFAULT_SWARM, Settings
 from .._env import (
     ENV_HOME,
     ENV_NAME,
@@ -618,7 +618,7 @@ def main(
     # says what is missing its own way).
     try:
         if swarm_name is None:
-            swarm_name = swarm_from_env(env_value(ENV_NAME))
+            swarm_name = env_value(ENV_NAME) or DEFAULT_SWARM
         app.swarm_name = swarm_name
         check_swarm_name(app.swarm_name)
         given = ctx.meta.get(_GIVEN_ARGS, ())

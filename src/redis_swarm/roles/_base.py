@@ -8,7 +8,6 @@ import contextlib
 import difflib
 import inspect
 import ipaddress
-import os
 import secrets
 import sys
 import unicodedata
@@ -19,8 +18,8 @@ from urllib.parse import quote
 
 from .._client import Swarm
 from .._codec import iso
-from .._config import Settings, swarm_from_env
-from .._env import ENV_NAME
+from .._config import DEFAULT_SWARM, Settings
+from .._env import ENV_NAME, env_value
 from .._errors import (
     ConfigError,
     Conflict,
@@ -94,7 +93,7 @@ def _connect(
     """A Swarm from the seed's keyword arguments, a URL, or the environment."""
     if url is None and redis_host is None and redis_port is None:
         return Swarm.from_env(swarm=swarm)
-    name = swarm or swarm_from_env(os.environ.get(ENV_NAME))
+    name = swarm or env_value(ENV_NAME) or DEFAULT_SWARM
     if url is None:
         auth = ""
         if redis_password is not None or redis_username is not None:
