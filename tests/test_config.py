@@ -48,6 +48,11 @@ def test_is_local() -> None:
     assert Settings.from_url("embedded").is_local
     assert Settings.from_url("redis://localhost").is_local
     assert not Settings.from_url("redis://redis.example.com").is_local
+    # every loopback spelling, as the web faces judge one (_net.is_loopback): 127.0.0.2 and
+    # a .localhost name were taken for far servers, their contexts compressed for nothing
+    assert Settings.from_url("redis://127.0.0.2:6390").is_local
+    assert Settings.from_url("redis://redis.localhost:6390").is_local
+    assert Settings.from_url("redis://[::1]:6390").is_local
 
 
 @pytest.mark.parametrize(

@@ -317,11 +317,14 @@ class Settings:
 
     @property
     def is_local(self) -> bool:
-        """True when the server is on this machine (compression would not pay)."""
+        """True when the server is on this machine (compression would not pay): every host
+        a loopback name or address (``_net.is_loopback``, the one rule of it)."""
         if self.kind in ("embedded", "unix"):
             return True
+        from ._net import is_loopback  # (_net imports this module)
+
         hosts = [h for h, _ in self.nodes] or [self.host]
-        return all(h in ("127.0.0.1", "localhost", "::1") for h in hosts)
+        return all(is_loopback(h) for h in hosts)
 
     @property
     def url(self) -> str:
