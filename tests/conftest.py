@@ -37,6 +37,20 @@ for _name in USER_DIR_ENV.values():
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
+# The signals an interrupted command ignores from then on (cli._common.hold_interrupts): one
+# run in this process (click's CliRunner) would leave them ignored for every command the
+# later tests of the process start (a Ctrl-C test then waits out its whole timeout).
+_HELD = [getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)]
+
+
+@pytest.fixture(autouse=True)
+def _signals_as_they_were() -> Iterator[None]:
+    before = {number: signal.getsignal(number) for number in _HELD}
+    yield
+    for number, handler in before.items():
+        if signal.getsignal(number) is not handler and handler is not None:
+            signal.signal(number, handler)
+
 
 @pytest.fixture(autouse=True)
 def _private_swarm_home(
