@@ -54,6 +54,12 @@ def _cancel_of_a_dead_task(swarm: Swarm) -> str:
     return f"error: {exc.value}"
 
 
+def _report_with_no_token(cli: Cli, swarm: Swarm) -> str:
+    """What a report with an attempt number for its token says."""
+    task = swarm.post_task("qt", "d")
+    return cli("task", "report", task.id, "--summary", "s", "--token", "7", expect=2).stderr
+
+
 def test_every_hint_a_command_prints_names_a_command(
     cli: Cli, swarm: Swarm, tmp_path: Path, servers: ServerFactory
 ) -> None:
@@ -84,6 +90,7 @@ def test_every_hint_a_command_prints_names_a_command(
         _hints.CANCEL_TASK: _ask_as_its_server_dies(servers),
         _hints.REGISTER_AGENT: cli("msg", "inbox", "ghost", expect=1).stderr,  # (Lua's)
         _hints.REQUEUE_TASK: _cancel_of_a_dead_task(swarm),  # (Lua's)
+        _hints.KEPT_TOKEN: _report_with_no_token(cli, swarm),
     }
     regex = cli("context", "search", "shard-1", "(", "--regex", expect=None).stderr
     assert "search for plain text instead of a regex" in regex

@@ -39,10 +39,13 @@ def test_a_search_cursor_with_another_pattern(core: Swarm) -> None:
         async with connect(build_server(core, role="shard")) as shard:
             await shard("publish_context", text="retry\n" * 20)
             head, _ = await shard("search_context", pattern="retry", max_hits=5)
-            said = await _refused(
-                shard, "search_context", cursor=head["next_cursor"], pattern="timeout"
+            said = await shard.error(
+                "search_context", cursor=head["next_cursor"], pattern="timeout"
             )
-            assert 'pages the search for "retry": leave pattern out to go on' in said, said
+            assert said.startswith("Error executing tool search_context: ValidationError: "), said
+            # (it names the tools to call: no hint added)
+            assert 'pages search_context with pattern="retry": leave pattern out to go on' in said
+            assert 'or call search_context(pattern="timeout") without the cursor' in said
             await shard("search_context", cursor=head["next_cursor"])  # (as said: it goes on)
 
     anyio.run(body)

@@ -148,7 +148,15 @@ def test_a_printed_claude_line_warns_of_an_unset_token(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("SWARM_MCP_TOKEN", raising=False)
-    args = ["mcp", "install", "--client", "claude", "--http", "http://127.0.0.1:18765/mcp"]
+    args = [
+        "mcp",
+        "install",
+        "--client",
+        "claude",
+        "--http",
+        "http://127.0.0.1:18765/mcp",
+        "--token-in-config",
+    ]  # (else the reference: the shell expands nothing)
     printed = CliRunner().invoke(main, args)
     assert printed.exit_code == 0, printed.output
     assert "Bearer ${SWARM_MCP_TOKEN}" in printed.stdout

@@ -31,6 +31,7 @@ __all__ = [
     "CHECK_TASK_ID",
     "CONTEXT_VERSIONS",
     "CURRENT_VERSION",
+    "KEPT_TOKEN",
     "LIST_CONTEXTS",
     "LIST_FINDINGS",
     "LIST_PASSES",
@@ -60,6 +61,11 @@ SHOW_TASK = "(swarm task show ID)"
 CANCEL_TASK = "(swarm task cancel ID)"
 # A dead task the sentence names (lua/task_update.lua): its requeue.
 REQUEUE_TASK = "(swarm task requeue ID)"
+# Where a lease's token is (``_ops._work.check_token``: a token that is none).
+KEPT_TOKEN = (
+    "(swarm task claim prints it; the attempt number alone is not a token; it also keeps the "
+    "token in SWARM_HOME's leases folder, one JSON file per worker)"
+)
 # An agent that is not registered (lua/_prelude.lua's register_agent_command): its register.
 REGISTER_AGENT = "(swarm agents register ID --role ROLE)"
 

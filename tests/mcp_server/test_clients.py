@@ -108,30 +108,29 @@ def test_claude_code_adds_and_connects_to_the_server(
 
 @_needs(CLAUDE, "Claude Code (@anthropic-ai/claude-code)")
 def test_claude_code_reaches_an_http_server_with_its_token(redis_url: str, tmp_path: Path) -> None:
-    """The printed `claude mcp add --transport http ... --header` line, run by a shell with
-    SWARM_MCP_TOKEN set, connects; the same line with a wrong token does not (the line
-    printed for another --server-name: one `claude mcp list` checks both)."""
+    """The printed `claude mcp add --transport http ... --header` line keeps the token's
+    variable, not the token (single-quoted: neither the argv, which ps shows, nor
+    ~/.claude.json holds the secret); Claude Code fills it in when it connects: it connects
+    with SWARM_MCP_TOKEN set to the server's token, and not with another."""
     home, work = tmp_path / "home", tmp_path / "work"
     home.mkdir()
     work.mkdir()
     port = free_port()
     url = f"http://127.0.0.1:{port}/mcp"
     argv, server_env = _token_server(redis_url, port)
-    tokens = {"swarm": "right-token-123", "swarm-wrong": "wrong-token"}
     env = _quiet_env(home)
     with open(tmp_path / "server.log", "w+") as log, http_server(argv, server_env, log, url):
-        for name, token in tokens.items():
-            spec = remote_spec(url, token_env="SWARM_MCP_TOKEN", server_name=name)
-            line = shell_line(claude_command(spec))
-            assert '--header "Authorization: Bearer ${SWARM_MCP_TOKEN}"' in line
-            shell = {**env, "SWARM_MCP_TOKEN": token}
-            _run(["sh", "-c", line.replace("claude", shlex.quote(str(CLAUDE)), 1)], shell, work)
-            config = json.loads((home / ".claude.json").read_text())["mcpServers"][name]
-            assert config["headers"] == {"Authorization": f"Bearer {token}"}
-        listed = _run([str(CLAUDE), "mcp", "list"], env, work)
-    for name, connected in (("swarm", True), ("swarm-wrong", False)):
-        status = next(x for x in listed.splitlines() if x.startswith(f"{name}:"))
-        assert ("Connected" in status) is connected, listed
+        spec = remote_spec(url, token_env="SWARM_MCP_TOKEN", server_name="swarm")
+        line = shell_line(claude_command(spec))
+        assert "--header 'Authorization: Bearer ${SWARM_MCP_TOKEN}'" in line
+        shell = {**env, "SWARM_MCP_TOKEN": "right-token-123"}
+        _run(["sh", "-c", line.replace("claude", shlex.quote(str(CLAUDE)), 1)], shell, work)
+        config = json.loads((home / ".claude.json").read_text())["mcpServers"]["swarm"]
+        assert config["headers"] == {"Authorization": "Bearer ${SWARM_MCP_TOKEN}"}
+        for token, connected in (("right-token-123", True), ("wrong-token", False)):
+            listed = _run([str(CLAUDE), "mcp", "list"], {**env, "SWARM_MCP_TOKEN": token}, work)
+            status = next(x for x in listed.splitlines() if x.startswith("swarm:"))
+            assert ("Connected" in status) is connected, listed
 
 
 def _token_server(redis_url: str, port: int) -> tuple[list[str], dict[str, str]]:

@@ -210,8 +210,8 @@ def test_http_server_configs_carry_the_token_the_clients_way(
     code, out, _ = _invoke(["mcp", "install", "--client", "claude", "--http", url])
     assert out.strip() == (
         f"claude mcp add swarm --scope user --transport http {url} "
-        '--header "Authorization: Bearer ${SWARM_MCP_TOKEN}"'
-    )
+        "--header 'Authorization: Bearer ${SWARM_MCP_TOKEN}'"
+    )  # (the reference, which Claude Code expands as it connects; not the shell's)
     code, _, err = _invoke(["mcp", "install", "--client", "codex", "--http", "ftp://x"])
     assert code != 0 and "not an http(s) URL" in err
 
@@ -219,8 +219,10 @@ def test_http_server_configs_carry_the_token_the_clients_way(
 def test_cli_write_claude_http_expands_the_token(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """With --token-in-config (else the reference is written: test_walk5_ask_install.py)."""
     log = _fake_claude(tmp_path, monkeypatch)
-    args = ["mcp", "install", "--client", "claude", "--write", "--http", "http://h:1/mcp"]
+    args = ["mcp", "install", "--client", "claude", "--write", "--http", "http://h:1/mcp",
+            "--token-in-config"]  # fmt: skip
     code, _, err = _invoke(args)
     assert code == 1 and "SWARM_MCP_TOKEN is not set" in err
     code, _, err = _invoke(args, {"SWARM_MCP_TOKEN": "tok"})

@@ -573,6 +573,7 @@ def test_error_hints_name_tools_not_the_cli_or_python(core: Swarm) -> None:
     async def body() -> None:
         async with connect(build_server(core, role="all", name="me")) as agent:
             await agent("publish_context", text="one\ntwo\n")
+            open_task = core.post_task("q-open", "d", delay_s=600).id  # (no one claims it)
             checks: list[tuple[str, dict[str, Any], str]] = [
                 ("get_context", {"owner": "nobody"}, "(swarm_status lists them)"),
                 ("search_context", {"pattern": "(", "regex": True}, "plain text instead of a"),
@@ -589,6 +590,8 @@ def test_error_hints_name_tools_not_the_cli_or_python(core: Swarm) -> None:
                 ("ask", {"target": "me", "question": "?", "timeout_s": 1}, "next_question"),
                 ("report_finding", {"task_id": "t-nope", "summary": "x", "token": "1." + "a" * 22},
                  "check the id claim_task or post_task returned"),
+                ("report_finding", {"task_id": open_task, "summary": "x", "token": "1"},
+                 "claim_task returned it beside the task"),
             ]  # fmt: skip
             said = []
             for tool, args, expected in checks:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from .._codec import UNREADABLE, built, loads, readable_number
 from .._errors import CorruptRecord, NotFound, PayloadTooLarge, ValidationError
-from .._hints import CHECK_TASK_ID, PUBLISH_CONTEXT
+from .._hints import CHECK_TASK_ID, KEPT_TOKEN, PUBLISH_CONTEXT
 from .._models import Finding, Page, Synthesis, Task, TaskStatus, lease_token
 from .._protocol import Call, Cmd, OpContext, Operation, remember
 from .._usage import LABEL_CHARS, USAGE_COUNTS, Usage
@@ -167,10 +167,9 @@ def check_token(token: object) -> str:
     shown = "an integer" if isinstance(token, int) else f"{type(token).__name__} {token!r:.20}"
     raise ValidationError(
         f"token is {shown}, not a lease token: pass the whole token your claim returned, a "
-        "string ATTEMPT.SECRET such as '2.k3JvQ0aZ...' (swarm task claim prints it; the "
-        "attempt number alone is not a token; it also keeps the token in SWARM_HOME's leases "
-        "folder, one JSON file per worker); a token lost everywhere is not shown again: the "
-        "task goes back to its queue when its lease ends, to be claimed anew"
+        f"string ATTEMPT.SECRET such as '2.k3JvQ0aZ...' {KEPT_TOKEN}; a token lost "
+        "everywhere is not shown again: the task goes back to its queue when its lease ends, "
+        "to be claimed anew"
     )
 
 

@@ -320,6 +320,13 @@ def _install_remote_usage() -> str:
     is_flag=True,
     help="With --url-in-config: print the password (masked as *** unless given).",
 )
+@click.option(
+    "--token-in-config",
+    is_flag=True,
+    help="With --http and --client claude: write the token itself (from the --token-env "
+    "variable) into Claude Code's user or local scope, instead of the ${VAR} reference Claude "
+    "Code expands from its environment as it connects.",
+)
 @json_option
 @pass_app
 def install(
@@ -339,6 +346,7 @@ def install(
     watch_queues: tuple[str, ...],
     url_in_config: bool,
     show_secrets: bool,
+    token_in_config: bool,
 ) -> None:
     """Print (or --write) the configuration that makes CLIENT start this server (or, with
     --http, reach one serving HTTP).
@@ -360,7 +368,11 @@ def install(
     remote = http_url is not None
     _check_partners(
         click.get_current_context(),
-        {"no_token": ("--http", remote), "token_env": ("--http", remote)},
+        {
+            "no_token": ("--http", remote),
+            "token_env": ("--http", remote),
+            "token_in_config": ("--http", remote),
+        },
     )
     if no_token and click.get_current_context().get_parameter_source("token_env") == (
         click.core.ParameterSource.COMMANDLINE
@@ -383,10 +395,13 @@ def install(
     if http_url is not None:
         if url_in_config:
             raise click.UsageError("--url-in-config is for a server the client starts, not --http")
+        if token_in_config:
+            _check_token_in_config(client, scope, no_token)
         try:  # (a bad URL is a bad option: exit 2, before anything is written)
             spec = remote_spec(
-                http_url, token_env=None if no_token else token_env, server_name=server_name
-            )
+                http_url, token_env=None if no_token else token_env, server_name=server_name,
+                token_in_config=token_in_config,
+            )  # fmt: skip
         except ConfigError as exc:
             usage_failure(exc)
     else:
@@ -420,9 +435,8 @@ def install(
             err=True,
         )
     config, text, target = _client_config(client, shown, scope, as_json=app.json)
-    unset = _token_unset(spec) if client == "claude" and done is None else None
-    if unset is not None:  # (the printed line expands it as the shell runs it: set it first)
-        click.echo(f"warning: {unset}", err=True)
+    if client == "claude":
+        _say_token(spec, written=done is not None)
     if app.json:
         click.echo(
             dumps(
@@ -574,7 +588,8 @@ def _client_config(
     the file it goes in (None: a command to run)."""
     if client == "claude":
         argv = claude_command(spec, scope=scope or "user")
-        return argv, shell_line(argv), None
+        expand = isinstance(spec, RemoteSpec) and spec.token_in_config
+        return argv, shell_line(argv, expand=expand), None
     if client == "codex":
         target = target_path("codex")
         toml = codex_toml(spec)
@@ -607,10 +622,9 @@ def _write_config(
         replaced = _claude_add(_with_token(config, spec), spec.name, scope or "user")
         where = f"Claude Code's {scope or 'user'} scope"
         if secret:
-            click.echo(
-                f"warning: {where} (~/.claude.json) now holds the swarm's password in clear",
-                err=True,
-            )
+            click.echo(_in_clear(where, "the swarm's password"), err=True)
+        if isinstance(spec, RemoteSpec) and spec.token_in_config:
+            click.echo(_in_clear(where, f"the bearer token ({spec.token_env})"), err=True)
         if replaced:
             entry = mcp_json(spec)["mcpServers"][spec.name]
             said = replaced_words(previous, entry)
@@ -653,9 +667,64 @@ def _pretty(data: object) -> str:
     return json.dumps(data, indent=2)
 
 
-def _with_token(argv: list[str], spec: LaunchSpec | RemoteSpec) -> list[str]:
-    """``claude mcp add`` as the shell would run the printed line: the token expanded."""
+def _in_clear(where: str, secret: str) -> str:
+    """The warning of a secret ``--write`` gave ``claude mcp add`` (--url-in-config,
+    --token-in-config): the two places it is exposed."""
+    return (
+        f"warning: {where} (~/.claude.json) now holds {secret} in clear; it was also on the "
+        "command line of `claude mcp add`, which other users of this machine can see (ps) "
+        "while it runs"
+    )
+
+
+def _check_token_in_config(client: Client, scope: str | None, no_token: bool) -> None:
+    """--token-in-config: for Claude Code (the others' configurations name the variable, and
+    their clients read it), a user's scope (a project's file is often committed), a token."""
+    if no_token:
+        raise click.UsageError("--no-token and --token-in-config: choose one")
+    if client != "claude":
+        raise click.UsageError(
+            f"--token-in-config is for --client claude: {client}'s configuration names the "
+            "token's variable, which the client reads from its environment: leave it out"
+        )
+    if _shared(client, scope):
+        raise click.UsageError(
+            "--token-in-config: a project's file is often committed, and would hold the "
+            "token: leave --token-in-config out (Claude Code then expands the variable from "
+            "its environment), or use a user's scope"
+        )
+
+
+def _say_token(spec: LaunchSpec | RemoteSpec, *, written: bool) -> None:
+    """Claude Code, an HTTP server with a token: say that the configuration refers to the
+    token's variable, which Claude Code expands from its own environment as it connects
+    (so set it there); or, --token-in-config, warn of a printed line run with it unset."""
     if not isinstance(spec, RemoteSpec) or spec.token_env is None:
+        return
+    if spec.token_in_config:
+        unset = None if written else _token_unset(spec)
+        if unset is not None:  # (the printed line expands it as the shell runs it: set it first)
+            click.echo(f"warning: {unset}", err=True)
+        return
+    click.echo(
+        f"the token stays out of the configuration: its header says "
+        f"{env_reference(spec.token_env)}, which Claude Code expands from its environment "
+        f"as it connects: set {spec.token_env} there (or pass --token-in-config to write the "
+        "token in a user's scope)",
+        err=True,
+    )
+    if not os.environ.get(spec.token_env, "").strip():
+        click.echo(
+            f"warning: {spec.token_env} is not set here: Claude Code started from this "
+            "environment would not send the token (the server answers 401)",
+            err=True,
+        )
+
+
+def _with_token(argv: list[str], spec: LaunchSpec | RemoteSpec) -> list[str]:
+    """``claude mcp add`` as the shell would run the printed line: with --token-in-config,
+    the token expanded (else the reference, which Claude Code expands as it connects)."""
+    if not isinstance(spec, RemoteSpec) or spec.token_env is None or not spec.token_in_config:
         return argv
     unset = _token_unset(spec)
     if unset is not None:

@@ -3,15 +3,19 @@
 The SDK builds each tool's argument model from its signature and checks a call against it
 (``Tool.run`` -> ``FuncMetadata.validate_arguments``), but that model ignores arguments it does
 not know, so ``claim_task(queue="q", leas_s=10)`` claimed with the default lease, silently; and
-it reports a bad value as pydantic's dump (model name, error type, a link). Every tool is
+it reports a bad value as pydantic's dump (model name, error type, a link); and it took a
+boolean for a number, so ``read_inbox(limit=true)`` read one message. Every tool is
 registered as a ``StrictTool``: its model forbids unknown arguments (its input schema says so
-too, ``additionalProperties: false``), and a call's problems come back as the server's other
-errors do, one line per problem: ``wait_s: must be at most 60 (got 100000)``.
+too, ``additionalProperties: false``) and refuses true or false for a number
+(``NoFlagForANumber``; a number written as a string, ``"10"``, is still taken: the MCP
+inspector's CLI sends every ``--tool-arg`` so), and a call's problems come back as the
+server's other errors do, one line per problem: ``wait_s: must be at most 60 (got 100000)``.
 """
 
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -19,9 +23,9 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp_types import ToolAnnotations
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 from pydantic import ValidationError as ArgumentsRefused
-from pydantic_core import ErrorDetails
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from .._codec import dumps
 from .._errors import SwarmError, ValidationError
@@ -30,6 +34,27 @@ from ._budget import clip
 from ._render import described, failed_call, tool_error
 
 __all__ = ["StrictTool", "argument_problems", "description_of"]
+
+
+def _takes_a_number(annotation: Any) -> bool:
+    """Whether a field of this type takes a number (int or float, optional or annotated)."""
+    if annotation in (int, float):
+        return True
+    return any(_takes_a_number(arg) for arg in typing.get_args(annotation))
+
+
+class NoFlagForANumber(BaseModel):
+    """A model that refuses true or false given for a number (pydantic takes them for 1 and
+    0): every tool's arguments (``StrictTool``) and the records a tool takes
+    (``TaskInput``), one rule."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_flag_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and _takes_a_number(field.annotation):
+            raise PydanticCustomError("flag_for_number", "must be a number, not true or false")
+        return value
 
 
 class StrictTool(Tool):
@@ -57,10 +82,14 @@ class StrictTool(Tool):
         )
         assert isinstance(tool, StrictTool)  # (from_function builds a cls)
         # The SDK gives no per-tool model config: the model it derived, subclassed to forbid
-        # extra keys (pydantic merges the config), and the schema clients see derived again.
+        # extra keys (pydantic merging the config) and to refuse a flag for a number, and the
+        # schema clients see derived again.
         loose = tool.fn_metadata.arg_model
-        config = {"model_config": ConfigDict(extra="forbid"), "__module__": loose.__module__}
-        strict = cast("type[BaseModel]", type(loose.__name__, (loose,), config))
+        config = {
+            "model_config": ConfigDict(extra="forbid"),
+            "__module__": loose.__module__,
+        }
+        strict = cast("type[BaseModel]", type(loose.__name__, (loose, NoFlagForANumber), config))
         tool.fn_metadata = tool.fn_metadata.model_copy(update={"arg_model": strict})
         tool.parameters = _described(strict.model_json_schema(by_alias=True), role)
         tool.role = role

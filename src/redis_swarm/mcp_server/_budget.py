@@ -48,6 +48,7 @@ __all__ = [
     "decode_cursor",
     "encode_cursor",
     "estimate_tokens",
+    "same_filters",
 ]
 
 
@@ -70,8 +71,8 @@ def cut(text: str, start: int, max_chars: int) -> int:
 _CURSOR_STATES: dict[str, dict[str, tuple[type, ...]]] = {
     # next_page: the spilled result's key, the page's index
     "page": {"k": (str,), "i": (int,)},
-    # get_context: owner, version, byte offset
-    "context": {"o": (str,), "v": (str,), "c": (int,)},
+    # get_context: owner, version, byte offset; the line it is inside, when not at a start
+    "context": {"o": (str,), "v": (str,), "c": (int,), "l": (int,)},
     # search_context: owner, version, pattern, regex, ignore_case, around, hits shown, the
     # last line shown
     "search": {
@@ -144,6 +145,21 @@ def decode_cursor(kind: str, cursor: str) -> dict[str, Any]:
         f"the {kind} cursor {cursor[:40]!r} is damaged: pass the next_cursor of the "
         f"previous page unchanged, or {again}"
     )
+
+
+def same_filters(tool: str, state: dict[str, Any], given: dict[str, tuple[str, Any]]) -> None:
+    """Refuse a filter given with a cursor that pages another one: the cursor's state holds
+    the filters of its listing (``given``: member -> the argument and the value passed, None
+    when left out), and going on with it under other filters would list what they exclude.
+    A filter left out goes on with the cursor's."""
+    for member, (argument, value) in given.items():
+        paged = state.get(member)
+        if value is not None and value != paged:
+            what = f"{argument}={dumps(paged)}" if paged is not None else f"no {argument}"
+            raise ValidationError(
+                f"this cursor pages {tool} with {what}: leave {argument} out to go on, or "
+                f"call {tool}({argument}={dumps(value)}) without the cursor to start anew"
+            )
 
 
 @dataclass

@@ -132,6 +132,9 @@ class RemoteSpec:
     name: str
     url: str
     token_env: str | None = "SWARM_MCP_TOKEN"
+    # `claude mcp add` given the token itself (the shell expands the header) instead of the
+    # ``${VAR}`` reference Claude Code expands as it connects (``--token-in-config``)
+    token_in_config: bool = False
 
     @property
     def header(self) -> str | None:
@@ -153,7 +156,9 @@ def _check_server_name(name: str) -> None:
         raise ConfigError(f"MCP server name {name!r} may hold only letters, digits, '_' and '-'")
 
 
-def remote_spec(url: str, *, token_env: str | None, server_name: str = "swarm") -> RemoteSpec:
+def remote_spec(
+    url: str, *, token_env: str | None, server_name: str = "swarm", token_in_config: bool = False
+) -> RemoteSpec:
     """The configuration for a ``swarm mcp --transport http`` server at ``url``."""
     _check_server_name(server_name)
     if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
@@ -164,7 +169,7 @@ def remote_spec(url: str, *, token_env: str | None, server_name: str = "swarm") 
     _check_no_secret_in(url)
     if token_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", token_env):
         raise ConfigError(f"--token-env {token_env!r} is not an environment variable name")
-    return RemoteSpec(server_name, url, token_env)
+    return RemoteSpec(server_name, url, token_env, token_in_config and token_env is not None)
 
 
 def _check_no_secret_in(url: str) -> None:
@@ -501,11 +506,13 @@ def replaced_record(
     return {"where": where, "was": describe_entry(previous), "same_settings": previous == entry}
 
 
-def shell_line(argv: list[str]) -> str:
-    """The command as one shell line; the token header's ``${VAR}`` stays for the shell to
-    expand (the value of ``claude mcp add --header`` is stored as given)."""
+def shell_line(argv: list[str], *, expand: bool = False) -> str:
+    """The command as one shell line. The value of ``claude mcp add --header`` is stored as
+    given: the token header's ``${VAR}`` is quoted so that Claude Code gets the reference
+    (and expands it from its environment as it connects), or with ``expand`` left for the
+    shell to expand (the token itself stored)."""
     return " ".join(
-        f'"{arg}"' if _TOKEN_HEADER.fullmatch(arg) else shlex.quote(arg) for arg in argv
+        f'"{arg}"' if expand and _TOKEN_HEADER.fullmatch(arg) else shlex.quote(arg) for arg in argv
     )
 
 

@@ -108,6 +108,8 @@ TOOL_WORDS: dict[str, str] = {
     hints.CANCEL_TASK: "(the swarm's operator can cancel task ID)",
     hints.REQUEUE_TASK: "(the swarm's operator can requeue task ID)",
     # No tool registers an agent: an MCP session registers its own as it connects.
+    hints.KEPT_TOKEN: "(claim_task returned it beside the task: pass it as token= only if this "
+    "MCP server restarted since the claim; the attempt number alone is not a token)",
     hints.REGISTER_AGENT: "(agent ID registers as its MCP session connects, or the swarm's "
     "operator can register it)",
 }
@@ -138,6 +140,16 @@ _WITHOUT: dict[str, _Without] = {
             (("claim_task",), "check the id claim_task returned"),
             (("post_task",), "check the id post_task returned"),
             ((), "check the id with the swarm's operator"),
+        ),
+    ),
+    hints.KEPT_TOKEN: (
+        ("claim_task",),
+        (
+            (
+                (),
+                "(the call that gave you the task returned it; the attempt number alone is not "
+                "a token)",
+            ),
         ),
     ),
     hints.SERVE_QUESTIONS: (

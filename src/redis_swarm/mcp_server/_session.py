@@ -10,7 +10,9 @@ the hooks of the session check to name its MCP tools); registering builds on the
 stored (the core's ``join``: the hooks' keys kept, a SessionStart at the same instant never
 written over), a rejoin after a sweep names the server again, and of two servers under one id
 the one closing ends the agent only if the record names it (the other says so again at its
-next heartbeat when the record names no server).
+next heartbeat when the record names no server). A server with a given id serves one session
+under it at a time: a second one is refused while the first is open (``_take_name``), never
+registered under another id its client would not be told.
 The lease token of each claimed task stays here, so a worker names only the task id and cannot
 lose its token (on stdio it is also kept in the machine's token store, where the hooks of the
 same agent find it: ``_lease_tokens``); so do the findings of the last tasks it reported (a
@@ -62,7 +64,15 @@ from .. import _lease_tokens as tokens
 from .. import _mcp_names
 from .._client import Swarm
 from .._config import Settings
-from .._errors import AlreadyCompleted, Conflict, LeaseLost, NotFound, SwarmError, Timeout
+from .._errors import (
+    AlreadyCompleted,
+    Conflict,
+    ConnectionFailed,
+    LeaseLost,
+    NotFound,
+    SwarmError,
+    Timeout,
+)
 from .._models import Agent, Inbox, Task
 from . import DEFAULT_MAX_SESSIONS
 from ._roles import AGENT_ROLES
@@ -264,6 +274,14 @@ def _keep_tokens(change: Callable[[], None]) -> None:
         change()
     except OSError as exc:
         log.warning("lease tokens not kept for the hooks: %s", exc)
+
+
+def _why(exc: SwarmError) -> str:
+    """Why a closing session could not tell Redis, for the server's log: an outage by its
+    first clause ("cannot reach Redis at URL"; the rest says how to start Redis and run a
+    command again, and no close is tried again), anything else as the core says it."""
+    said = str(exc)
+    return said.partition(": ")[0] if isinstance(exc, ConnectionFailed) else said
 
 
 def _slug(text: str) -> str:
@@ -640,12 +658,32 @@ class SessionRegistry:
 
         return profile
 
+    async def _take_name(self, holder: AgentSession) -> None:
+        """A new session under this server's fixed id (``--name``) while ``holder`` has it:
+        one id is one agent, with one set of leases, inbox and reads, so the new one is
+        refused, not given another id its client is never told. A holder left behind (it can
+        go and has been unused for ``MIN_IDLE_TO_MAKE_ROOM_S``: a finished `claude -p`, which
+        never ends its session) is closed instead, as it would be to make room."""
+        if self._can_go(holder) and self.clock() - holder.used >= MIN_IDLE_TO_MAKE_ROOM_S:
+            log.info("agent %s: closing its session unused for %.0f s, for a new one under the "
+                     "id", holder.agent_id, self.clock() - holder.used)  # fmt: skip
+            await self._close_idle(holder)
+            return
+        raise Conflict(
+            f"agent id {holder.agent_id} (this MCP server's --name) is held by another open "
+            f"session (client {holder.client}): one id is one agent, so a second session "
+            "under it is refused. Close that session (it is let go once unused for "
+            f"{MIN_IDLE_TO_MAKE_ROOM_S // 60} minutes and holding no task), or start this "
+            "server without --name (each session gets an id of its own), or start another "
+            "server with another --name for this client"
+        )
+
     async def _open(self, client: str, key: object = None) -> AgentSession:
+        name = self.name
+        if name is not None and name in self._live:  # (before room: the error it is)
+            await self._take_name(self._live[name])
         if not await self._room():
             raise Conflict(sessions_full(self.max_sessions))
-        name = self.name
-        if name is not None and name in self._live:
-            name = None  # the fixed name is taken by another live session of this server
         # (a 2026-era client name, kept under its name, may have had an agent already)
         again = self._idle_ids.pop(client, None) if key == client else None
         if again is not None and again in self._live:
@@ -715,7 +753,9 @@ class SessionRegistry:
                     await self.call(self.swarm.deregister, session.agent_id)
                     left = True
             except SwarmError as exc:
-                log.warning("agent %s not deregistered: %s", session.agent_id, exc)
+                log.warning("agent %s not deregistered (%s): it goes stale as its heartbeats "
+                            "stop, 'swarm agents sweep' removes it", session.agent_id,
+                            _why(exc))  # fmt: skip
                 return
             if left:
                 log.info("agent %s left", session.agent_id)
@@ -729,12 +769,14 @@ class SessionRegistry:
                 self.swarm.mark_stale, session.agent_id, session=server_identity()
             )
         except SwarmError as exc:  # it goes stale as its heartbeats stop, as before
-            log.warning("agent %s not marked stale: %s", session.agent_id, exc)
-        else:
-            if not ended:
-                log.info("agent %s left alive: another server registered it since",
-                         session.agent_id)  # fmt: skip
-                return
+            log.warning("agent %s stays registered, its inbox kept; not marked stale now (%s): "
+                        "it reads stale once its heartbeats are missed",
+                        session.agent_id, _why(exc))  # fmt: skip
+            return
+        if not ended:
+            log.info("agent %s left alive: another server registered it since",
+                     session.agent_id)  # fmt: skip
+            return
         if session.named or stale:
             log.info("agent %s stays registered (stale), its inbox kept for its next start",
                      session.agent_id)  # fmt: skip

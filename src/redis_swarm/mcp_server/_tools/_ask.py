@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+import logging
+import threading
 from dataclasses import replace
 from typing import Annotated, Any
 
+import anyio
 from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult
 from pydantic import Field
 
 from ..._codec import iso
-from ..._errors import AlreadyCompleted, SwarmError
+from ..._errors import AlreadyCompleted, InvalidState, NotFound, SwarmError
 from ..._keys import ask_queue
 from ..._models import Task
 from ..._validate import check_name
@@ -20,6 +24,38 @@ from .._session import ANSWER
 from ._base import MAX_CLAIM_WAIT_S, MAX_PASS_WAIT_S, ToolsBase
 
 __all__ = ["AskTools"]
+
+log = logging.getLogger(__name__)
+
+
+class _Gone(Exception):
+    """The MCP call that asked ended (cancelled, its session gone) before the question was
+    known: raised by ``on_posted`` in the abandoned wait, which then withdraws a question of
+    its own (the core's ask gives it up as at an interrupt)."""
+
+
+class _Asked:
+    """The question an MCP ask waits for (told by the core's ``on_posted``, on the wait's
+    thread), and whether it is this ask's own to withdraw: one it posted, never one its
+    dedupe key met (withdrawing that would cut its poster's wait short)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._question: str | None = None
+        self._ours = False
+        self._gone = False
+
+    def posted(self, question_id: str, posted: bool) -> None:
+        with self._lock:
+            if self._gone:  # (a question posted after the call ended: the core withdraws it)
+                raise _Gone(f"the ask of question {question_id} ended before it was posted")
+            self._question, self._ours = question_id, posted
+
+    def gone(self) -> str | None:
+        """The call ended: the question to withdraw now, if this ask posted one."""
+        with self._lock:
+            self._gone = True
+            return self._question if self._ours else None
 
 
 class AskTools(ToolsBase):
@@ -52,6 +88,13 @@ class AskTools(ToolsBase):
                 "ids, a long text): keep the question short and put the rest here."
             ),
         ] = None,
+        dedupe_key: Annotated[
+            str | None,
+            Field(
+                description="Asking with the same key again waits for (or returns) the answer "
+                "of the question asked before with it, instead of asking anew."
+            ),
+        ] = None,
     ) -> CallToolResult:
         """Ask a shard that holds a big context a question about it, and wait for its answer.
 
@@ -59,7 +102,8 @@ class AskTools(ToolsBase):
         nothing, or the answer needs the whole context): the shard's agent has read it all.
         Blocked on something a peer may know? ask the queue 'assist'. The answer links to
         your task, whose lease is renewed while you wait. On timeout the question is
-        cancelled: go on without it, or ask again with a longer timeout_s."""
+        cancelled: go on without it, or ask again with a longer timeout_s. So is it when
+        this call is cancelled or the session ends first (unless another asker posted it)."""
         session = await self._session(ctx)
         held = task_id
         if held is None and len(session.leases) == 1:
@@ -69,12 +113,39 @@ class AskTools(ToolsBase):
             task = await self._run(self.swarm.get_task, held)
             lease = session.leases.get(held)  # its token lets the ask renew the lease
             asker = replace(task, token=lease.token) if lease is not None else task
-        answer = await self._run(
-            self.swarm.ask, target, question, data=data, timeout_s=timeout_s, asker=asker
+        answer = await self._asking(
+            target, question, data=data, timeout_s=timeout_s, asker=asker, dedupe_key=dedupe_key
         )
         payload = plain(answer)  # (its time as every tool shows times: ISO-8601 UTC)
         payload.pop("summary", None)
         return self._result(payload)
+
+    async def _asking(self, target: str, question: str, **kwargs: Any) -> Any:
+        """The core's ask, waited for on a worker thread. A call cancelled (or a session
+        ended) before the answer stops waiting at once and withdraws the question it posted
+        (``swarm task cancel``'s operation), so that no answerer takes it for an asker gone;
+        one its dedupe key met stays, its poster's to withdraw. The wait left behind ends
+        with the withdrawal (the question settled)."""
+        asked = _Asked()
+        call = functools.partial(self.swarm.ask, target, question, on_posted=asked.posted, **kwargs)
+        try:
+            return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
+        except SwarmError as exc:
+            raise self._error(exc) from exc
+        except anyio.get_cancelled_exc_class():
+            withdraw = asked.gone()
+            if withdraw is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._withdraw(withdraw)
+            raise
+
+    async def _withdraw(self, question_id: str) -> None:
+        try:
+            await anyio.to_thread.run_sync(self.swarm.cancel, question_id)
+        except (InvalidState, NotFound):  # answered, or withdrawn by the wait, meanwhile
+            pass
+        except SwarmError as exc:
+            log.warning("could not withdraw question %s, its asker gone: %s", question_id, exc)
 
     @tool(roles=SHARD)
     async def next_question(

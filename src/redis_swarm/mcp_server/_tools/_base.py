@@ -123,8 +123,13 @@ class ToolsBase:
         return how.late(task_id, exc.finding_id)
 
     @staticmethod
-    def _context_cursor(owner: str, version: str, offset: int) -> str:
-        return encode_cursor("context", {"o": owner, "v": version, "c": offset})
+    def _context_cursor(owner: str, version: str, offset: int, line: int | None = None) -> str:
+        """get_context's cursor at byte ``offset`` of a version: a line's start, or inside
+        ``line`` (a line longer than a page), which get_context checks it is."""
+        state: dict[str, Any] = {"o": owner, "v": version, "c": offset}
+        if line is not None:
+            state["l"] = line
+        return encode_cursor("context", state)
 
     def _decode(self, kind: str, cursor: str) -> dict[str, Any]:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
@@ -12,10 +13,10 @@ from pydantic import Field
 
 from ... import _hints as hints
 from ..._codec import dumps
-from ..._context_records import GrepLine, SearchHit, grep_groups
+from ..._context_records import ContextSlice, GrepLine, SearchHit, grep_groups
 from ..._errors import NotFound, SwarmError, ValidationError
 from ..._validate import MAX_AROUND, MAX_HITS, check_name
-from .._budget import clip, encode_cursor
+from .._budget import clip, encode_cursor, same_filters
 from .._render import cursor_offset, plain, render_group
 from .._roles import EVERYONE, SHARD, tool
 from ._base import ContextOwner, ContextVersion, ToolsBase
@@ -25,6 +26,40 @@ __all__ = ["ContextTools"]
 T = TypeVar("T")
 
 _NO_END = 2**31 - 1  # read_context_lines without ``end``: up to the end, as much as fits
+
+
+_DAMAGED = (
+    "the context cursor is damaged: pass the next_cursor of the previous page unchanged, or "
+    "omit it to start at page 1"
+)
+
+
+def _from_cursor(part: ContextSlice, offset: int, inside: int | None) -> ContextSlice:
+    """The page at a cursor's ``offset``, from ``part``, read from the character before it:
+    refused unless the offset is where a page ended (the start of a line, or inside the line
+    ``inside`` the cursor names: a line longer than a page), so that an edited cursor cuts
+    no line and no character."""
+    first = part.text[:1]
+    skipped = len(first.encode())
+    starts_line = first == "\n"
+    if (
+        not first
+        or part.offset + skipped != offset
+        or offset >= part.size_bytes
+        or not (starts_line or part.start_line == inside)
+    ):
+        raise ValidationError(
+            f"the context cursor is damaged: byte {offset} of version {part.version} is not "
+            "where a page of it ends (a line's start); pass the next_cursor of the previous "
+            "page unchanged, or omit it to start at page 1"
+        )
+    return dataclasses.replace(
+        part,
+        text=part.text[1:],
+        offset=offset,
+        length=part.length - skipped,
+        start_line=part.start_line + starts_line,
+    )
 
 
 class ContextTools(ToolsBase):
@@ -44,27 +79,29 @@ class ContextTools(ToolsBase):
         A context can be far larger than your window: prefer search_context and
         read_context_lines for the parts you need; page through it only to read it all."""
         session = await self._session(ctx)
-        offset = 0
+        offset, inside = 0, None
         if cursor:
             state = self._decode("context", cursor)
+            same_filters("get_context", state, {"o": ("owner", owner), "v": ("version", version)})
             owner, version, at = state.get("o"), state.get("v"), state.get("c")
             if not (isinstance(owner, str) and isinstance(version, str) and isinstance(at, int)):
-                raise ValidationError(
-                    "the context cursor is damaged: pass the next_cursor of the previous page "
-                    "unchanged, or omit it to start at page 1"
-                )
-            offset = at
+                raise ValidationError(_DAMAGED)
+            offset, inside = at, state.get("l")
         owner = session.context_owner(owner)
         size = self.budget.body_chars
         read = self._read if not cursor else self._paged("get_context")
+        # From a cursor, the character before its offset too: it says where the page starts.
+        back = 1 if offset else 0
         part = await read(
             self.swarm.read_context,
             owner,
-            offset=offset,
-            length=size,
-            max_bytes=size,
+            offset=offset - back,
+            length=size + back,
+            max_bytes=size + back,
             version=version,
         )
+        if back:
+            part = _from_cursor(part, offset, inside)
         session.read_versions[owner] = part.version
         page, consumed = part.text, part.length
         at_end = part.offset + part.length >= part.size_bytes
@@ -84,7 +121,11 @@ class ContextTools(ToolsBase):
         if at_end and newline < 0:
             header["next"] = "this is the last page"
         else:
-            next_cursor = self._context_cursor(owner, part.version, part.offset + consumed)
+            # (no newline to end on: the next page goes on inside the line, which it says)
+            inside_line = last_line if newline < 0 else None
+            next_cursor = self._context_cursor(
+                owner, part.version, part.offset + consumed, inside_line
+            )
             left = -(-(part.size_bytes - part.offset - consumed) // size)
             header["next_cursor"] = next_cursor
             header["next"] = (
@@ -128,7 +169,7 @@ class ContextTools(ToolsBase):
         wanted = min(end or part.total_lines, part.total_lines)
         if part.end_line == start and part.truncated and not part.text.endswith("\n"):
             # One line longer than a whole result: its rest is on the next get_context page.
-            rest = self._context_cursor(owner, part.version, part.offset + part.length)
+            rest = self._context_cursor(owner, part.version, part.offset + part.length, start)
             header["next"] = (
                 f"line {start} is longer than one result: read on with "
                 f"get_context(cursor={dumps(rest)}), or from line {start + 1} with "
@@ -180,11 +221,11 @@ class ContextTools(ToolsBase):
             state = self._decode("search", cursor)
             skip = cursor_offset(state, "s")
             shown_through = cursor_offset(state, "l")
-            if pattern is not None and pattern != state.get("p"):
-                raise ValidationError(
-                    f"this cursor pages the search for {dumps(state.get('p'))}: leave pattern "
-                    "out to go on, or search anew without the cursor"
-                )
+            same_filters(
+                "search_context",
+                state,
+                {"p": ("pattern", pattern), "o": ("owner", owner), "v": ("version", version)},
+            )
             owner, version = state.get("o", owner), state.get("v", version)
             pattern, regex = state.get("p", pattern), bool(state.get("r", regex))
             ignore_case = bool(state.get("i", ignore_case))

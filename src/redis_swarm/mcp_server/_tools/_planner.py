@@ -7,10 +7,11 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from ..._codec import dumps
 from ..._errors import SwarmError, Timeout, ValidationError
+from ..._models import SWARM_ROLES
 from ..._validate import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_TASK_LEASE_S,
@@ -18,7 +19,8 @@ from ..._validate import (
     MAX_DELAY_S,
     MAX_LEASE_S,
 )
-from .._budget import encode_cursor
+from .._arguments import NoFlagForANumber
+from .._budget import encode_cursor, same_filters
 from .._render import cursor_offset, fit, plain
 from .._roles import COORDINATOR, PLANNERS, SHARD, tool
 from ._base import MAX_PASS_WAIT_S, PageCursor, ToolsBase
@@ -54,10 +56,11 @@ DelaySeconds = Annotated[
 ]
 
 
-class TaskInput(BaseModel):
+class TaskInput(NoFlagForANumber):
     """One task of post_tasks."""
 
-    # A misspelt field is refused, not dropped: the task would be posted without it.
+    # A misspelt field is refused, not dropped: the task would be posted without it; and a
+    # flag is no number, as for the tools' own arguments (``StrictTool``).
     model_config = ConfigDict(extra="forbid")
 
     queue: QueueName
@@ -211,6 +214,11 @@ class PlannerTools(ToolsBase):
         skip = 0
         if cursor:
             state = self._decode("findings", cursor)
+            same_filters(
+                "list_findings",
+                state,
+                {"p": ("pass_name", pass_name), "q": ("queue", queue), "h": ("shard", shard)},
+            )
             core_cursor, skip = state.get("c"), cursor_offset(state, "s")
             pass_name, queue, shard = state.get("p"), state.get("q"), state.get("h")
         page = await self._run(
@@ -288,9 +296,12 @@ class PlannerTools(ToolsBase):
         offset = 0
         if cursor:
             state = self._decode("agents", cursor)
+            same_filters("list_agents", state, {"r": ("role", role), "a": ("alive", alive)})
             offset = cursor_offset(state, "o")
             role, alive = state.get("r"), state.get("a")
         agents = await self._run(self.swarm.agents, alive=alive, role=role)
+        if role is not None and not agents and role not in SWARM_ROLES:
+            await self._no_such_role(role)
         items = [plain(a) for a in agents][offset:]
         shown = fit(items, self.budget.body_chars)
         payload: dict[str, Any] = {"agents": shown, "count": len(shown), "total": len(agents)}
@@ -299,3 +310,16 @@ class PlannerTools(ToolsBase):
             payload["next_cursor"] = next_cursor
             payload["next"] = f"more agents: call list_agents(cursor={dumps(next_cursor)})"
         return self._result(payload)
+
+    async def _no_such_role(self, role: str) -> None:
+        """Refuse a role no agent has that is none of the swarm's (a typo listed nobody, as
+        if the swarm had no such agents); one an agent has is any name it registered with."""
+        held = sorted({agent.role for agent in await self._read(self.swarm.agents)})
+        if role in held:
+            return
+        has = f" (its agents have: {', '.join(held)})" if held else ""
+        raise ValidationError(
+            f"no agent has role {dumps(role)}, which is none of the swarm's roles: "
+            f"{', '.join(SWARM_ROLES)}{has}; pass one of them, or leave role out to list "
+            "every agent"
+        )

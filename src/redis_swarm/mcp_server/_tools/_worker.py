@@ -43,6 +43,16 @@ def _no_task_in(queue: str | list[str], known: Iterable[str] | None) -> dict[str
     return {"task": None, "queues": queues, "next": said}
 
 
+def _lease_taken(task: Task) -> float:
+    """The lease a claim took, in seconds: from its claim to its deadline (the task's own
+    ``lease_s`` is only what a claim without one takes: claim_task(lease_s=30) of a task of
+    900 holds it 30 s, and says so)."""
+    if task.lease_deadline is None or task.claimed_at is None:  # (a claimed task has both)
+        return task.lease_s
+    taken = (task.lease_deadline - task.claimed_at) / 1000
+    return int(taken) if taken.is_integer() else taken
+
+
 RunUsage = Annotated[
     dict[str, Any] | None,
     Field(
@@ -134,6 +144,7 @@ class WorkerTools(ToolsBase):
         session.hold(task)
         # The token once, beside the task (docs/mcp.md's shape), not again inside it.
         brief = {k: v for k, v in plain(task).items() if k != "token"}
+        brief["lease_s"] = _lease_taken(task)
         payload: dict[str, Any] = {"task": brief, "token": task.token}
         info: ContextInfo | None = None
         if task.parent:
