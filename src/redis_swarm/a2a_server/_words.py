@@ -58,6 +58,8 @@ A2A_WORDS: dict[str, str] = {
     hints.CANCEL_TASK: "(the swarm's operator can cancel task ID)",
     hints.REQUEUE_TASK: "(the swarm's operator can requeue task ID)",
     hints.REGISTER_AGENT: "(the swarm's operator can register agent ID)",
+    # (Said of a worker's lease token, which no A2A method takes: leases are the workers'.)
+    hints.KEPT_TOKEN: "(the claim that leased the task returned it)",
 }
 
 
