@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from dataclasses import replace
@@ -127,11 +126,11 @@ class AskTools(ToolsBase):
         one its dedupe key met stays, its poster's to withdraw. The wait left behind ends
         with the withdrawal (the question settled)."""
         asked = _Asked()
-        call = functools.partial(self.swarm.ask, target, question, on_posted=asked.posted, **kwargs)
         try:
-            return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
-        except SwarmError as exc:
-            raise self._error(exc) from exc
+            # (left behind at a cancel as a read is: what it posted is withdrawn below)
+            return await self._read(
+                self.swarm.ask, target, question, on_posted=asked.posted, **kwargs
+            )
         except anyio.get_cancelled_exc_class():
             withdraw = asked.gone()
             if withdraw is not None:
@@ -141,7 +140,7 @@ class AskTools(ToolsBase):
 
     async def _withdraw(self, question_id: str) -> None:
         try:
-            await anyio.to_thread.run_sync(self.swarm.cancel, question_id)
+            await self.sessions.call(self.swarm.cancel, question_id)
         except (InvalidState, NotFound):  # answered, or withdrawn by the wait, meanwhile
             pass
         except SwarmError as exc:
