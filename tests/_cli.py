@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -108,6 +109,17 @@ def run_swarm(
         timeout=timeout,
         check=False,
     )
+
+
+def interrupt(proc: subprocess.Popen[Any]) -> None:
+    """Ctrl-C a command a test started (a face's server), as its user would; killed if it has
+    not ended within 20 s."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
 
 
 def alive(pid: int) -> bool:

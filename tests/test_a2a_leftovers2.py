@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -30,8 +29,9 @@ from redis_swarm._errors import ConfigError
 from redis_swarm._web import AccessGuard, require_strong_token, require_token_off_loopback
 
 from ._a2a import QUEUE, A2AServer, Receiver, receiver
-from ._cli import SRC
+from ._cli import SRC, interrupt
 from ._servers import RedisServer, ServerFactory, system_redis
+from .mcp_server._helpers import HTTP_ACCEPT, HTTP_INIT
 
 # --- 1. a worker refused another role's operation is told the role first
 
@@ -107,18 +107,6 @@ FACES = {
     "a2a": (["a2a", "--queue", "q"], "A2A server of swarm test: card at "),
     "mcp-http": (["mcp", "--transport", "http"], "serving MCP on "),
 }
-# An MCP client's first request: what `swarm mcp --transport http` answers 200.
-MCP_INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "leftovers", "version": "0"},
-    },
-}
-MCP_ACCEPT = {"Accept": "application/json, text/event-stream"}
 
 
 def _fetch(face: str, url: str, host: str | None = None) -> httpx.Response:
@@ -126,7 +114,7 @@ def _fetch(face: str, url: str, host: str | None = None) -> httpx.Response:
     the Host header ``host`` when given (else the URL's)."""
     headers = {} if host is None else {"Host": host}
     if face == "mcp-http":
-        return httpx.post(url, json=MCP_INIT, headers={**MCP_ACCEPT, **headers}, timeout=30)
+        return httpx.post(url, json=HTTP_INIT, headers={**HTTP_ACCEPT, **headers}, timeout=30)
     return httpx.get(url, headers=headers, timeout=30)
 
 
@@ -174,12 +162,7 @@ def test_a_face_on_a_loopback_name_without_a_token_answers_its_own_url(
                 said = refused.json()["message"]
                 assert f"http://127.0.0.1 or http://{name}, or start it with --token" in said
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+            interrupt(proc)
 
 
 def _guarded(token: str | None, own_host: str | None) -> TestClient:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import pytest
 from redis_swarm import ConfigError, _net
 from redis_swarm._net import listen
 
-from ._cli import SRC
+from ._cli import SRC, interrupt
 
 COMMANDS = {
     "dashboard": ["dashboard"],
@@ -102,11 +101,7 @@ def test_port_0_announces_the_port_it_serves_on(redis_url: str, command: str) ->
                 (interface, *_) = answer.json()["supportedInterfaces"]
                 assert interface["url"].startswith(f"http://127.0.0.1:{found[1]}/")
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            interrupt(proc)
 
 
 def _assert_taken(port: int, host: str = "127.0.0.1") -> None:

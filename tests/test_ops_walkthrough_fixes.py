@@ -18,7 +18,6 @@ docs/dashboard.md, on real servers.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from redis_swarm import AsyncSwarm, PermissionDenied, Settings, apply_role
 from redis_swarm._net import announced_host, every_interface
 from redis_swarm.dashboard.app import create_app
 
-from ._cli import Cli
+from ._cli import Cli, interrupt
 from ._sentinel import LocalSentinel
 from .test_acl_apply_operator import _master_and_replica, _raw, sentinel
 
@@ -139,11 +138,7 @@ def test_a_wildcard_host_announces_the_machines_name(redis_url: str, face: str) 
             assert proc.stderr is not None
             line = proc.stderr.readline()
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            interrupt(proc)
     assert "0.0.0.0:" not in line, line
     names = {socket.gethostname(), socket.getfqdn()}
     assert any(f"http://{name}:" in line for name in names), line

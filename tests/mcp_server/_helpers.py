@@ -90,6 +90,21 @@ async def eventually(check: Callable[[], bool], timeout_s: float = 5.0) -> None:
         await anyio.sleep(0.05)
 
 
+# An MCP client's first request over HTTP, as a client without the SDK sends it: what `swarm
+# mcp --transport http` answers 200 (given its token, if it has one).
+HTTP_INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "curl-like", "version": "0"},
+    },
+}
+HTTP_ACCEPT = {"Accept": "application/json, text/event-stream"}
+
+
 @contextmanager
 def http_server(
     argv: list[str], env: dict[str, str], log: IO[str], url: str

@@ -21,7 +21,7 @@ from redis_swarm import Swarm
 from redis_swarm.cli import main
 
 from .._servers import free_port
-from ._helpers import SRC, Tools, http_server
+from ._helpers import HTTP_ACCEPT, HTTP_INIT, SRC, Tools, http_server
 
 
 def test_http_serves_a_session_per_client(core: Swarm, redis_url: str, tmp_path: Path) -> None:
@@ -54,8 +54,8 @@ def test_http_serves_a_session_per_client(core: Swarm, redis_url: str, tmp_path:
         anyio.run(body)
         assert core.get_finding(done_id(core, task.id)).summary == "ok"
         # No token: the dashboard's rule, only loopback Host headers (DNS rebinding).
-        rebound = {**_ACCEPT, "Host": "swarm.attacker.example"}
-        refused = httpx.post(url, json=_INIT, headers=rebound, timeout=5)
+        rebound = {**HTTP_ACCEPT, "Host": "swarm.attacker.example"}
+        refused = httpx.post(url, json=HTTP_INIT, headers=rebound, timeout=5)
         assert refused.status_code == 403 and refused.json()["error"] == "Forbidden"
         proc.send_signal(signal.SIGTERM)
         # uvicorn shuts down gracefully, then re-raises the signal it caught.
@@ -70,19 +70,6 @@ def done_id(core: Swarm, task_id: str) -> str:
     finding_id = core.get_task(task_id).finding_id
     assert finding_id is not None
     return finding_id
-
-
-_INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "curl-like", "version": "0"},
-    },
-}
-_ACCEPT = {"Accept": "application/json, text/event-stream"}
 
 
 def test_off_loopback_a_token_is_generated_and_required(
@@ -110,16 +97,16 @@ def test_off_loopback_a_token_is_generated_and_required(
         installed = CliRunner().invoke(main, args, env={"SWARM_MCP_TOKEN": token})
         assert installed.exit_code == 0 and url in installed.output, installed.output
 
-        refused = httpx.post(url, json=_INIT, headers=_ACCEPT, timeout=5)
+        refused = httpx.post(url, json=HTTP_INIT, headers=HTTP_ACCEPT, timeout=5)
         assert refused.status_code == 401 and "Bearer" in refused.headers["www-authenticate"]
         assert "token" in refused.json()["message"]
         other_last = "y" if token.endswith("x") else "x"  # (1 in 64 tokens ends with x)
-        wrong = {**_ACCEPT, "Authorization": "Bearer " + token[:-1] + other_last}
-        assert httpx.post(url, json=_INIT, headers=wrong, timeout=5).status_code == 401
-        basic = {**_ACCEPT, "Authorization": "Basic " + token}
-        assert httpx.post(url, json=_INIT, headers=basic, timeout=5).status_code == 401
-        right = {**_ACCEPT, "Authorization": f"Bearer {token}"}
-        accepted = httpx.post(url, json=_INIT, headers=right, timeout=5)
+        wrong = {**HTTP_ACCEPT, "Authorization": "Bearer " + token[:-1] + other_last}
+        assert httpx.post(url, json=HTTP_INIT, headers=wrong, timeout=5).status_code == 401
+        basic = {**HTTP_ACCEPT, "Authorization": "Basic " + token}
+        assert httpx.post(url, json=HTTP_INIT, headers=basic, timeout=5).status_code == 401
+        right = {**HTTP_ACCEPT, "Authorization": f"Bearer {token}"}
+        accepted = httpx.post(url, json=HTTP_INIT, headers=right, timeout=5)
         assert accepted.status_code == 200, accepted.text
 
         async def body() -> None:
@@ -149,9 +136,9 @@ def test_a_token_given_on_loopback_is_required(redis_url: str, tmp_path: Path) -
     argv += ["--port", str(port)]
     url = f"http://127.0.0.1:{port}/mcp"
     with open(tmp_path / "server.log", "w+") as log, http_server(argv, env, log, url):
-        assert httpx.post(url, json=_INIT, headers=_ACCEPT, timeout=5).status_code == 401
-        right = {**_ACCEPT, "Authorization": "Bearer s3cret-token"}
-        accepted = httpx.post(url, json=_INIT, headers=right, timeout=5)
+        assert httpx.post(url, json=HTTP_INIT, headers=HTTP_ACCEPT, timeout=5).status_code == 401
+        right = {**HTTP_ACCEPT, "Authorization": "Bearer s3cret-token"}
+        accepted = httpx.post(url, json=HTTP_INIT, headers=right, timeout=5)
         assert accepted.status_code == 200
         session = {**right, "mcp-session-id": accepted.headers["mcp-session-id"]}
         session["Content-Type"] = "application/json"
@@ -165,7 +152,9 @@ def test_a_token_given_on_loopback_is_required(redis_url: str, tmp_path: Path) -
         log.seek(0)
         assert "s3cret-token" not in log.read()  # a token given is never echoed
         # Unlike the dashboard's pages, no ?token=: the access log prints every URL.
-        query = httpx.post(url + "?token=s3cret-token", json=_INIT, headers=_ACCEPT, timeout=5)
+        query = httpx.post(
+            url + "?token=s3cret-token", json=HTTP_INIT, headers=HTTP_ACCEPT, timeout=5
+        )
         said = query.json()["message"]
         assert query.status_code == 401 and "add ?token=" not in said, said
         assert "takes no token in the URL" in said and "s3cret-token" not in said, said

@@ -28,8 +28,7 @@ from redis_swarm.mcp_server._server import _SESSIONS
 from redis_swarm.mcp_server._session import MIN_IDLE_TO_MAKE_ROOM_S
 
 from .._servers import free_port
-from ._helpers import SRC, connect, eventually, http_server
-from .test_http import _ACCEPT, _INIT
+from ._helpers import HTTP_ACCEPT, HTTP_INIT, SRC, connect, eventually, http_server
 
 _MODERN = "2026-07-28"
 
@@ -307,14 +306,14 @@ def test_http_sessions_are_refused_when_none_can_make_room(
     listed = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
 
     def open_session() -> httpx.Response:
-        opened = httpx.post(url, json=_INIT, headers=_ACCEPT, timeout=10)
+        opened = httpx.post(url, json=HTTP_INIT, headers=HTTP_ACCEPT, timeout=10)
         if opened.status_code == 200:
             told = httpx.post(url, json=initialized, headers=_named(opened), timeout=10)
             assert told.status_code == 202, told.text
         return opened
 
     def _named(opened: httpx.Response) -> dict[str, str]:
-        return {**_ACCEPT, "mcp-session-id": opened.headers["mcp-session-id"]}
+        return {**HTTP_ACCEPT, "mcp-session-id": opened.headers["mcp-session-id"]}
 
     with (
         open(tmp_path / "server.log", "w+") as log,
