@@ -260,6 +260,24 @@ def test_a_post_with_other_data_under_a_taken_id_is_refused(swarm: Swarm) -> Non
     assert swarm.get_task(tid) == first and swarm.get_task(other).description == "else"
 
 
+def test_data_is_compared_as_json_not_as_python_equality(swarm: Swarm) -> None:
+    """1, 1.0 and true are three JSON values (Python's == takes them for one): a post under
+    a taken id with one of the others is another task's; key order is no difference."""
+    tid = swarm.new_task_id()
+    first = swarm.post_task("q", "same", {"n": 1, "flags": [True, 0]}, task_id=tid)
+    for other in ({"n": True, "flags": [True, 0]}, {"n": 1.0, "flags": [True, 0]},
+                  {"n": 1, "flags": [1, 0]}, {"n": 1, "flags": [True, False]}):  # fmt: skip
+        with pytest.raises(Conflict, match=f"task id {tid} is taken by another task"):
+            swarm.post_task("q", "same", other, task_id=tid)
+    with pytest.raises(Conflict, match="task #0: task id"):
+        swarm.post_tasks([TaskSpec("q", "same", {"n": True, "flags": [True, 0]})], task_ids=[tid])
+    # The same post sent again, its keys in another order, is the stored task.
+    assert swarm.post_task("q", "same", {"flags": [True, 0], "n": 1}, task_id=tid) == first
+    assert swarm.post_tasks([TaskSpec("q", "same", {"n": 1, "flags": [True, 0]})],
+                            task_ids=[tid]) == [first]  # fmt: skip
+    assert swarm.queue_stats()["q"]["pending"] == 1
+
+
 def test_posted_once_reads_the_task_a_run_posted_with_its_own_data(swarm: Swarm) -> None:
     """The pipeline's "post it, or find the one posted" under a known id (its planning,
     synthesizer and lease tasks): another run's data or lease_s is that run's task."""

@@ -362,11 +362,12 @@ def _or_empty(value: object) -> object:
 
 # What a post under an id already stored must share with that task to be the same post (a
 # retry after a lost reply, which sends them all again as they were): what names the work,
-# what it is given, and how it is run and counted. Data as JSON reads it back (key order
-# aside); lease_s as stored (its repr: read back equal). A caller that means "post it, or
-# find the one posted" under a known id with its own data or lease_s (a pipeline's lease
-# names the run posting it; a planner's lease_s is the plan's, edited since) catches the
-# Conflict and reads the task (``_pipeline.names.posted_once``). Not compared: the due
+# what it is given, and how it is run and counted. Data as JSON values (1, 1.0 and true
+# differ; key order aside: ``_same_json``); lease_s as stored (its repr: read back equal).
+# A caller that means "post it, or find the one posted" under a known id with its own data
+# or lease_s (a pipeline's lease names the run posting it; a planner's lease_s is the
+# plan's, edited since) catches the Conflict and reads the task
+# (``_pipeline.names.posted_once``). Not compared: the due
 # time, which the server moves (a delay_s counts from the server's now, a failure's backoff
 # sets not_before); and an unset max_abandons (the queue's setting was stored).
 _SAME_POST = (
@@ -375,27 +376,49 @@ _SAME_POST = (
 )  # fmt: skip
 
 
+def _same_json(a: Any, b: Any) -> bool:
+    """Two JSON values alike as JSON: ``1``, ``1.0`` and ``true`` differ (Python's ``==``
+    takes them for one), an object's key order aside."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_json(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(_same_json, a, b))
+    return bool(a == b)
+
+
 def _other_task(post: _Post, task: Task) -> list[str] | None:
     """Which fields of the task stored under ``post``'s id differ from the post's (None: the
     same post, or a task its dedupe key found, under another id)."""
     if task.id != post.id:
         return None
-    differ = [name for name in _SAME_POST if getattr(task, name) != getattr(post, name)]
+    differ = [
+        name
+        for name in _SAME_POST
+        if not (
+            _same_json(task.data, post.data)
+            if name == "data"
+            else getattr(task, name) == getattr(post, name)
+        )
+    ]
     if post.max_abandons is not None and task.max_abandons != post.max_abandons:
         differ.append("max_abandons")
     return differ or None
 
 
 def _refuse_taken(
-    posts: Sequence[_Post], tasks: Sequence[Task], labels: Sequence[str] | None = None
+    posts: Sequence[_Post],
+    tasks: Sequence[Task],
+    existed: Sequence[int],
+    labels: Sequence[str] | None = None,
 ) -> None:
-    """Raise Conflict when a post's id names another task stored before (``labels``: how the
-    error names each post of a batch; None for a lone post). Checked on what the script
-    returned: no command more."""
+    """Raise Conflict when a post's id names another task stored before (``existed``: the
+    indices of the posts whose task was stored before; ``labels``: how the error names each
+    post of a batch; None for a lone post). Checked on what the script returned: no command
+    more; a task this post stored is its own (not compared, its data not decoded again)."""
     taken = [
-        (n, differ)
-        for n, (post, task) in enumerate(zip(posts, tasks, strict=True))
-        if (differ := _other_task(post, task)) is not None
+        (n, differ) for n in existed if (differ := _other_task(posts[n], tasks[n])) is not None
     ]
     if not taken:
         return
@@ -496,7 +519,9 @@ def post_tasks(
     pairs = zip(chunks, replies, strict=True)
     tasks = [task for chunk, reply in pairs for task in _posted(ctx, chunk, reply)]
     if ids is not None:  # (a fresh id names no task stored)
-        _refuse_taken(prepared, tasks, [_label(n, names) for n in range(len(prepared))])
+        stored = (found for reply in replies for found in reply[1::2])
+        existed = [n for n, found in enumerate(stored) if found]
+        _refuse_taken(prepared, tasks, existed, [_label(n, names) for n in range(len(prepared))])
     return tasks
 
 
@@ -533,8 +558,8 @@ def post_task(
     )  # fmt: skip
     reply = yield _post_call(ctx, chunk)
     tasks = _posted(ctx, chunk, reply)
-    if task_id is not None:
-        _refuse_taken(chunk, tasks)
+    if task_id is not None and reply[1]:  # (a task this post stored is its own)
+        _refuse_taken(chunk, tasks, [0])
     return tasks[0]
 
 
