@@ -1,7 +1,7 @@
 """The lease tokens ``swarm task claim`` keeps on this machine for the session's hooks
 (``SWARM_HOME/leases/SWARM/WORKER.json``, docs/live.md) are forgotten once the task is no
-longer held: reported, failed, released or cancelled through the CLI, or gone another way
-(an abandoned lease) by the next claim; the file stays private (0600, its folders 0700).
+longer held: reported, failed, released or cancelled through the CLI, or settled another way
+(an abandoned lease, dead) by the next claim; the file stays private (0600, its folders 0700).
 And the suite keeps them out of the developer's home."""
 
 from __future__ import annotations
@@ -79,10 +79,15 @@ def test_a_token_refused_as_expired_is_kept_for_a_late_report(cli: Cli) -> None:
     assert other["id"] == first["id"]
     out = cli("task", "fail", first["id"], "--token", first["token"], "--error", "x", expect=1)
     assert "attempt 2" in out.stderr
-    # the stale token is kept: a report with it is still taken, as the refusal says (the
-    # worker's next claim drops it); the newer one is kept too
+    # the stale token is kept: a report with it is still taken, as the refusal says (kept
+    # while the task is open: the worker's next claim keeps it; once the task is settled,
+    # the next claim drops it); the newer one is kept too
     assert _held(cli) == {first["id"]: first["token"]}
     assert _held(cli, "w-other") == {other["id"]: other["token"]}
+    cli("task", "claim", "q", "--worker", WORKER, expect=3)
+    assert _held(cli) == {first["id"]: first["token"]}
+    cli("task", "report", other["id"], "--token", other["token"], "--summary", "done")
+    assert _held(cli) == {first["id"]: first["token"]} and _held(cli, "w-other") == {}
     cli("task", "claim", "q", "--worker", WORKER, expect=3)
     assert _held(cli) == {}
 

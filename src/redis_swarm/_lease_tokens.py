@@ -18,10 +18,14 @@ never half of one. Where ``flock`` does not exist (Windows) the rename alone sta
 changes at the same instant may keep only one of their tokens (the other lease then expires
 and its task is retried).
 
-A token is forgotten once its task is no longer held: a report, fail, release or cancel
-through the CLI forgets it (``forget_task``), and the tokens of tasks that went another way
-(an expired lease, a report by another process) are dropped when the file is read next by a
-claim (``prune``) or a hook (``forget``).
+A token is kept while its task is open, a report with it still taken: a report, fail or
+release through the CLI forgets the token it used (``forget_task`` with it: another
+worker's token of the same task, a lease that ran out and moved to it, stays its own to
+report with), a cancel every token of its task. A token whose lease ran out and moved on
+stays while its task is open, as the core still takes a report with it (the refusal of the
+lease says "a finding you already have can still be reported"): one rule, ``outlived``,
+says when it goes (its task settled or deleted), applied by the next claim through the CLI
+and by every hook that reads the worker's tasks (``prune``, which asks Redis).
 
 A loop-mode ``Stop`` whose claim got no reply (a server busy past the hook's 1 s socket
 timeout runs the claim when it is free) has no token to keep, only the lease secrets the
@@ -40,12 +44,14 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ._config import Settings
+from ._errors import ConnectionFailed, NotFound, SwarmError
 from ._files import write_whole
+from ._models import Task, TaskStatus
 from ._validate import MAX_LEASE_S
 
 __all__ = [
@@ -57,6 +63,7 @@ __all__ = [
     "forget_task",
     "keep_unanswered",
     "known",
+    "outlived",
     "prune",
     "remember",
     "set_aside_unreadable",
@@ -286,10 +293,11 @@ def adopt(settings: Settings, worker: str, task_id: str, token: str, secret: str
 
 
 def forget(settings: Settings, worker: str, judged: Mapping[str, str], keep: set[str]) -> None:
-    """Drop the tokens of the tasks ``worker`` no longer holds: those of ``judged`` (the
-    tokens read BEFORE Redis was asked which tasks it holds) whose task is not in ``keep``.
-    A token kept after that read (another session of the worker claiming at that instant)
-    stays: dropping all but ``keep`` lost it, and its task stayed leased with no token."""
+    """Drop the tokens of ``judged`` (read BEFORE Redis was asked which tasks ``worker``
+    holds) whose task is not in ``keep``, whatever their tasks' state: a worker that is
+    over (a stopped subagent, removed: no claim or hook reads its file again). A token kept
+    after that read (another session of the worker claiming at that instant) stays:
+    dropping all but ``keep`` lost it, and its task stayed leased with no token."""
     gone = {(t, tok) for t, tok in judged.items() if t not in keep}
     if not gone:
         return  # (the common case: nothing to drop, no lock taken)
@@ -301,13 +309,52 @@ def forget(settings: Settings, worker: str, judged: Mapping[str, str], keep: set
     _change(settings, worker, drop)
 
 
-def prune(settings: Settings, worker: str, held: Callable[[str, str], bool]) -> None:
-    """Drop the tokens of ``worker`` whose lease ``held(task_id, token)`` says is gone.
-    ``held`` asks Redis: it runs before the lock is taken, and only the tokens it judged
-    are dropped (a token kept meanwhile by another claim stays)."""
-    gone = {(t, tok) for t, tok in known(settings, worker).items() if not held(t, tok)}
+def outlived(status: TaskStatus | None) -> bool:
+    """Whether a kept token whose task is in ``status`` (None: no such task now) is
+    forgotten: the one rule of every face that drops the tokens of tasks settled another
+    way (``prune``: a claim through the CLI, the hooks). A token whose lease ran out, or
+    went to another worker, is kept while its task is open (pending, delayed, claimed by
+    anyone): the core still takes a report with it (it completes the task), as the
+    lease's refusal invites, so the worker's later report, in another process or turn,
+    finds it. It goes once the task is settled (completed, dead,
+    cancelled: ``TaskStatus.settled``) or deleted: no work of it is left to report."""
+    return status is None or status.settled
+
+
+def prune(
+    settings: Settings,
+    worker: str,
+    get_task: Callable[[str], Task],
+    *,
+    judged: Mapping[str, str] | None = None,
+    held: Collection[str] = (),
+) -> None:
+    """Drop the tokens of ``worker`` that ``outlived`` their task, read with ``get_task``
+    (the core's: NotFound, the task is gone). ``judged``: the tokens read BEFORE Redis was
+    asked which tasks the worker holds (default: read now), the tasks of ``held`` (held
+    now, or not known) not asked about. A task that cannot be read now (any other error)
+    keeps its token, and one the server cannot be reached for stops the asking (each would
+    wait out its timeout): a later claim or hook looks again. The asking runs before the
+    lock is taken, and only the tokens it judged are dropped: a token kept meanwhile by
+    another claim (of the same task even) stays."""
+    if judged is None:
+        judged = known(settings, worker)
+    gone: set[tuple[str, str]] = set()
+    for task_id, token in judged.items():
+        if task_id in held:
+            continue
+        try:
+            status: TaskStatus | None = get_task(task_id).status
+        except NotFound:
+            status = None
+        except ConnectionFailed:
+            break
+        except SwarmError:
+            continue
+        if outlived(status):
+            gone.add((task_id, token))
     if not gone:
-        return
+        return  # (the common case: nothing to drop, no lock taken)
 
     def drop(tokens: dict[str, str]) -> dict[str, str] | None:
         kept = {t: tok for t, tok in tokens.items() if (t, tok) not in gone}
@@ -317,9 +364,12 @@ def prune(settings: Settings, worker: str, held: Callable[[str, str], bool]) -> 
 
 
 def forget_task(settings: Settings, task_id: str, token: str | None = None) -> None:
-    """Drop ``task_id``'s token, whichever worker of this machine claimed it: the task was
-    reported, failed, released or cancelled. With ``token``, only that one: its lease is
-    gone, but another claim of the task (a newer token) may hold it now.
+    """Drop ``task_id``'s token, whichever worker of this machine claimed it. With
+    ``token``, only that one (a token is one lease's secret: the entry of the worker that
+    claimed it): the lease it proved was reported, failed or released, or refused for good,
+    and another worker's claim of the task (a lease that ran out and moved to it) keeps its
+    own, to report with. Without, every token of the task: it was cancelled (settled: none
+    of them is worth keeping, ``outlived``).
 
     The files are read first, without the lock: a task none of them holds (the common case,
     and every case on a home this process may not write, where no claim could keep a token)

@@ -201,16 +201,20 @@ def subagent_for(agent: str, agent_id: str) -> str:
 def held_tasks(swarm: Swarm, worker: str, session: str | None = None) -> list[Task]:
     """The tasks ``worker`` holds a lease on, each with its token when this machine knows it
     (``tokens``: claimed here by ``swarm task claim``, a hook or the stdio MCP server), and
-    forgets the tokens of the tasks it no longer holds. The core's ``leases_of`` reads the
-    tasks of the tokens by id (however many leases the swarm holds: a listing of the
-    claimed tasks read all of them, and stopped at 2,000), ``MAX_PAGE`` ids a call (the most
-    it takes: a file of more tokens, read in one call, failed every hook and was never
-    trimmed), and finds a lease claimed where no token was kept among the swarm's newest.
-    Only a token whose task was read and found not held is forgotten (never one whose task
-    was not looked at, or is stored unreadable). A held task whose token is not known may be
-    the lease of a loop-mode claim that got no reply: ``_adopted`` proves it so, and counts
-    it in ``session``'s loop claims (its session key; None: not counted) as its Stop would
-    have, had the claim's reply come: --max-tasks holds with it."""
+    forgets the tokens whose task is settled or gone (``tokens.prune``, the rule a claim
+    through the CLI applies too: a lease that ran out and moved on keeps its token while
+    its task is open, so that the session's late report of it, in a later turn, finds it,
+    as the lease's refusal invites). The core's ``leases_of`` reads the tasks of the tokens
+    by id (however many leases the swarm holds: a listing of the claimed tasks read all of
+    them, and stopped at 2,000), ``MAX_PAGE`` ids a call (the most it takes: a file of more
+    tokens, read in one call, failed every hook and was never trimmed), and finds a lease
+    claimed where no token was kept among the swarm's newest. Only a token whose task was
+    read (one round trip each, for the tasks not held) and found settled or gone is
+    forgotten (never one whose task was not looked at, or is stored unreadable). A held
+    task whose token is not known may be the lease of a loop-mode claim that got no reply:
+    ``_adopted`` proves it so, and counts it in ``session``'s loop claims (its session key;
+    None: not counted) as its Stop would have, had the claim's reply come: --max-tasks
+    holds with it."""
     # Read before the held tasks: a token another session keeps after this is not judged
     # (its claim may not show in the answer), so it is not dropped.
     judged = tokens.known(swarm.settings, worker)
@@ -225,7 +229,7 @@ def held_tasks(swarm: Swarm, worker: str, session: str | None = None) -> list[Ta
             found.setdefault(task.id, task)
         corrupt += page.corrupt
     held = list(found.values())
-    tokens.forget(swarm.settings, worker, judged, set(found) | set(corrupt))
+    tokens.prune(swarm.settings, worker, swarm.get_task, judged=judged, held={*found, *corrupt})
     known = tokens.known(swarm.settings, worker)  # (with those kept meanwhile)
     if any(t.id not in known for t in held):
         known |= _adopted(swarm, worker, [t for t in held if t.id not in known], session)
@@ -756,6 +760,10 @@ def subagent_stop(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answe
     if not left:
         _leave_if_done(swarm, worker)
     said = f"subagent {worker}: " + "; ".join(done) if done else ""
+    # For the user alone (``systemMessage``): no model acts on these tasks again. The
+    # subagent is over, and its parent holds none of them (they are the subagent's worker
+    # id's); Claude Code takes no context from a SubagentStop hook (Codex's schema allows
+    # none), and a block would only make the stopped subagent carry on.
     return Answer(message=_joined(note, said))
 
 

@@ -191,23 +191,13 @@ def _say_unkept(t: Task, error: OSError) -> None:
 
 
 def _prune_tokens(app: App, worker: str) -> None:
-    """Forget the tokens this machine keeps for ``worker`` whose lease is gone: it expired,
-    or the task was settled by another process. One read per token kept: few are (a
-    report through the CLI forgets its own). Never an error: the claim is made, and its
-    tokens must still be printed."""
-
-    def held(task_id: str, token: str) -> bool:
-        try:
-            t = app.swarm.get_task(task_id)
-        except NotFound:
-            return False
-        except SwarmError:  # not known now: kept, to be looked at by the next claim
-            return True
-        attempt = token.partition(".")[0]
-        return t.status is TaskStatus.CLAIMED and t.worker == worker and attempt == str(t.attempts)
-
+    """Forget the tokens this machine keeps for ``worker`` whose task is settled or gone
+    (``tokens.outlived``, the rule the hooks apply too): one whose lease ran out and moved
+    on stays while its task is open, for the worker's late report. One read per token
+    kept: few are (a report through the CLI forgets its own). Never an error: the claim
+    is made, and its tokens must still be printed."""
     with contextlib.suppress(OSError):  # (an unwritable home fails the claim's own write)
-        tokens.prune(app.swarm.settings, worker, held)
+        tokens.prune(app.swarm.settings, worker, app.swarm.get_task)
 
 
 @contextlib.contextmanager
@@ -215,15 +205,19 @@ def _settling(
     app: App, task_id: str, token: str | None, *, ends: bool = True, reports: bool = False
 ) -> Iterator[None]:
     """Forget, on this machine, the token of ``task_id`` the call in the block ended: when it
-    succeeds and ``ends`` the task's lease (a report, fail, release or cancel: every token of
-    the task then), or when it is refused because no report with ``token`` can be accepted
-    any more (that token only, as a newer claim may hold the task): the task is unknown
-    (NotFound: gone), or refused otherwise (a Conflict). A renew, fail or release refused
-    with LeaseLost keeps it: the lease expired and moved on, or the task settled, and a
-    report with any token the task issued is still accepted (it completes an open task, or
-    is kept superseded: docs/tasks.md), as the refusal says; the worker's next claim drops
-    it. A report (``reports``) refused with LeaseLost forgets it: a token the task never
-    issued. Any other error (an outage) keeps it: the call may be tried again."""
+    succeeds and ``ends`` the lease (a report, fail or release: ``token``, the one it used,
+    alone; a cancel, ``token`` None: every token of the task, settled now), or when it is
+    refused because no report with ``token`` can be accepted any more: the task is unknown
+    (NotFound: gone), or refused otherwise (a Conflict). Another worker's token of the task
+    (its lease ran out and moved to that worker, or the other way round) is that worker's
+    own to report with, and stays: forgetting it left that worker's report no token to
+    prove its lease with; its next claim or hook drops it once the task is settled. A
+    renew, fail or release refused with LeaseLost keeps ``token``: the lease expired and
+    moved on, or the task settled, and a report with any token the task issued is still
+    accepted (it completes an open task, or is kept superseded: docs/tasks.md), as the
+    refusal says; kept while the task is open (``tokens.outlived``). A report
+    (``reports``) refused with LeaseLost forgets it: a token the task never issued. Any
+    other error (an outage) keeps it: the call may be tried again."""
     settings = app.swarm.settings
     try:
         yield
@@ -235,7 +229,7 @@ def _settling(
         tokens.forget_task(settings, task_id, token)
         raise
     if ends:
-        tokens.forget_task(settings, task_id)
+        tokens.forget_task(settings, task_id, token)
 
 
 def _claimed_line(t: Task) -> str:
