@@ -196,7 +196,7 @@ def test_cli_mark_read_takes_only_what_a_peek_showed(server_url: str, handle: Sw
     assert out.stdout == f"marked read for w through {first.id}\n"
     assert [m["id"] for m in cli.json("msg", "inbox", "w", "--peek")["items"]] == [later.id]
     done = cli.json("msg", "mark-read", later.seq, "--agent", "w")  # a seq, from the JSON
-    assert done == {"agent": "w", "through": later.seq}
+    assert done == {"agent": "w", "through": later.seq, "marked": True}
     assert handle.inbox("w", ack=False) == []
     out = cli("msg", "mark-read", "m-nosuchmessage", "--agent", "w", expect=1)
     assert "message m-nosuchmessage is unknown" in out.stderr and "check the id" in out.stderr
@@ -333,7 +333,7 @@ def test_cli_inbox_says_when_more_wait(server_url: str, handle: Swarm) -> None:
     rest = cli.json("msg", "inbox", "r", "--limit", "150")
     assert [m["body"] for m in rest["items"]] == [f"m{i}" for i in range(100, 250)]
     assert rest["more"] is False
-    assert cli.json("msg", "inbox", "r") == {"items": [], "more": False}
+    assert cli.json("msg", "inbox", "r") == {"items": [], "more": False, "marked": False}
     out = cli("msg", "inbox", "r", "--limit", str(MAX_READ + 1), expect=2)
     assert "--limit" in out.stderr
 

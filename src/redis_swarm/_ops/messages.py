@@ -208,8 +208,17 @@ def _read_call(
     keys = ctx.keys
     return Call(
         "inbox_read",
-        (keys.agents, keys.inbox(agent), keys.broadcast, keys.cursors),
-        (agent, limit, mode, arg, READ_KEPT, "1" if check else "0"),
+        (keys.agents, keys.inbox(agent), keys.broadcast, keys.cursors, keys.events, keys.messages),
+        (
+            agent,
+            limit,
+            mode,
+            arg,
+            READ_KEPT,
+            "1" if check else "0",
+            ctx.limits.events_maxlen,
+            ctx.now_arg(),
+        ),
         # an acknowledged read's reply is read even when its caller is interrupted meanwhile,
         # so that the withdrawal that follows (_give_back) runs after it on the server
         shielded=mode == "1",
@@ -301,7 +310,12 @@ def give_back_inbox(ctx: OpContext, agent: str, read_id: str) -> Operation[bool]
     back; False when an acknowledged read of the inbox since (or a ``mark_read``) took them
     as read (the next one commits the one before it; a peek does not), when ``read_id`` took
     nothing, or when they were given back already (a retry). One round trip. (``inbox``
-    does it itself when it is interrupted before it returns.)"""
+    does it itself when it is interrupted before it returns.)
+
+    A batch another read committed already (the last one) comes back as copies, each sent
+    as a message is (its own seq in the message order, a ``message.sent`` event that wakes
+    a waiting reader); the message's id names its copy from then on, for ``message_status``,
+    ``mark_read`` and ``get_message`` (``lua/inbox_read.lua``)."""
     agent = check_agent("agent id", agent)
     if not check_id("read", read_id).startswith(READ_ID_PREFIX):
         raise ValidationError(
@@ -377,19 +391,30 @@ def _not_received(agent: str, seq: str) -> NotFound:
     )
 
 
+def _index_entry(entry: Any) -> tuple[str, str, str, str, str, dict[str, str]]:
+    """A message's entry in the index kept for message_status: ``TO SEQ AT SENDER COUNTED``
+    (COUNTED: a broadcast's readers when it was sent), then a broadcast's ``AGENT=SEQ`` for
+    each agent that has a copy of it in its inbox (a give-back's: ``lua/inbox_read.lua``; a
+    direct message's copy takes its SEQ instead). Returns them, the copies as a dict."""
+    parts = text(entry).split(" ")
+    to, seq, at, sender, counted = [*parts, "", "", "", ""][:5]
+    copies = dict(token.partition("=")[::2] for token in parts[5:] if "=" in token)
+    return to, seq, at, sender, counted, copies
+
+
 def _seq_of(ctx: OpContext, agent: str, message_id: str) -> Operation[str]:
-    """The seq of message ``message_id``, one to ``agent`` or a broadcast (the index kept for
-    message_status: ``TO SEQ AT SENDER COUNTED``)."""
+    """The seq of message ``message_id`` as ``agent`` receives it, one to ``agent`` or a
+    broadcast (the copy of it given back to ``agent``'s inbox, if any)."""
     entry = yield Cmd("HGET", ctx.keys.messages, message_id)
     if entry is None:
         raise _unknown(message_id)
-    to, seq = text(entry).split(" ")[:2]
+    to, seq, _, _, _, copies = _index_entry(entry)
     if to not in (agent, "*"):
         raise NotFound(
             f"message {message_id} was sent to {to}, not to {agent}: mark it read as {to}, "
             "its recipient"
         )
-    return seq
+    return copies.get(agent, seq)
 
 
 def _before(a: str, b: str) -> bool:
@@ -438,13 +463,13 @@ def message_status(ctx: OpContext, message_id: str) -> Operation[MessageStatus]:
     )
     if entry is None:
         raise _unknown(message_id)
-    to, seq, at, sender, counted = [*text(entry).split(" "), "", "", "", ""][:5]
+    to, seq, at, sender, counted, copies = _index_entry(entry)
     cursors = reply_fields(cursor_fields)
     registered_now = reply_fields(agent_records)
     if to != "*":
         # (its recipient left: deregistered or swept, its inbox and read cursor dropped)
         readers = [to] if to in registered_now else []
-        fields = {to: f"{to}|inbox"}
+        where = {to: (seq, f"{to}|inbox")}
         departed = 1 - len(readers)
     else:
         readers = []
@@ -455,11 +480,13 @@ def message_status(ctx: OpContext, message_id: str) -> Operation[MessageStatus]:
                 registered = 0
             if agent_id != sender and registered <= int(at or 0):
                 readers.append(agent_id)
-        fields = {agent_id: agent_id for agent_id in readers}
+        # (a reader given back a copy of it has read it once its inbox cursor passes the
+        # copy: its broadcast cursor passed the broadcast already)
+        where = {a: (copies[a], f"{a}|inbox") if a in copies else (seq, a) for a in readers}
         # message_send counted the readers a broadcast had (not in entries stored before it
         # did): those not registered now left since, read or not
         departed = max(0, int(counted) - len(readers)) if counted.isdigit() else 0
-    read_by = tuple(a for a in readers if _has_read(cursors, a, seq, fields[a]))
+    read_by = tuple(a for a in readers if _has_read(cursors, a, *where[a]))
     unread_by = tuple(a for a in readers if a not in read_by)
     return MessageStatus(
         id=message_id, to=to, seq=seq, read=not unread_by and not departed,

@@ -184,7 +184,8 @@ def _show(app: App, agent: str, items: Inbox, limit: int, peek: bool) -> None:
                 err=True,
             )
 
-    app.emit({"items": items, "more": items.more}, human)
+    # (marked: whether these are read now, as the text output's note after a peek says)
+    app.emit({"items": items, "more": items.more, "marked": bool(items) and not peek}, human)
 
 
 @contextlib.contextmanager
@@ -226,7 +227,7 @@ def mark_read(app: App, through: str, agent: str) -> None:
     nothing (and says so). THROUGH must be a message AGENT receives."""
     marked = app.swarm.mark_read(agent, through)
     app.emit(
-        {"agent": agent, "through": through},
+        {"agent": agent, "through": through, "marked": marked},
         lambda: click.echo(
             f"marked read for {agent} through {through}"
             if marked

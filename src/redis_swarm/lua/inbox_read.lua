@@ -28,6 +28,8 @@
 --          of the inbox stream were read (kept, or in the pending batch), so that XLEN -
 --          N_READ is the unread count message_send, agent_deregister and agent_sweep use;
 --          agent|orphan -> the last pending batch another read committed: see orphan_batch)
+-- KEYS[5]: events   KEYS[6]: messages (message_send's index: 'TO STREAM_ID AT FROM READERS',
+--          then, for a broadcast, AGENT=COPY_ID for each agent given back a copy of it)
 -- ARGV[1]: agent id   ARGV[2]: limit   ARGV[3]: '1' to acknowledge, '0' to peek (past a
 --          pending batch, committing nothing), '2' to commit through ARGV[4], '3' to
 --          withdraw the acknowledged read ARGV[4]
@@ -37,6 +39,7 @@
 -- ARGV[6]: in mode '2', '1' when ARGV[4] must be the stream id of a message the agent
 --          receives (one of its inbox, or a broadcast): a seq its caller typed; '0' when the
 --          caller looked it up from a message id (the message index said whose it is)
+-- ARGV[7]: events maxlen   ARGV[8]: now (0 = the server's clock; ids of copies, mode '3')
 -- returns a list of {stream id, fields} (mode '3': {1} when the batch was given back, {0}
 -- when there was none pending under that read id; mode '2': {'marked'} when messages
 -- through ARGV[4] were unread (now read), {'read'} when none were (no cursor moved, beyond
@@ -163,14 +166,72 @@ if ack and prid ~= rid then
   local batch = orphan_batch(rid)
   if batch then return batch end
 end
+-- The value of field name in an entry's fields ('' when it has none).
+local function field(fields, name)
+  for i = 1, #fields - 1, 2 do
+    if fields[i] == name then return fields[i + 1] end
+  end
+  return ''
+end
+
+-- The message index entry of message_id (KEYS[6]: see the header) once its copy waits in
+-- the inbox at copy_sid: a direct message's STREAM_ID becomes the copy's; a broadcast (its
+-- entry shared by every reader) gets, or replaces, this agent's AGENT=COPY_ID.
+local function repoint(message_id, copy_sid)
+  local entry = redis.call('HGET', KEYS[6], message_id)
+  if not entry then return end  -- (older than the index keeps)
+  local to, rest = string.match(entry, '^(%S*) %S*(.*)$')
+  if to == id then
+    redis.call('HSET', KEYS[6], message_id, to .. ' ' .. copy_sid .. rest)
+  elseif to == '*' then
+    local head, tokens = string.match(entry, '^(%S* %S* %S* %S* %S*)(.*)$')
+    if not head then head, tokens = entry .. ' ', '' end  -- (stored before READERS was)
+    local kept = {head}
+    for token in string.gmatch(tokens, '%S+') do
+      if string.sub(token, 1, #id + 1) ~= id .. '=' then kept[#kept + 1] = token end
+    end
+    kept[#kept + 1] = id .. '=' .. copy_sid
+    redis.call('HSET', KEYS[6], message_id, table.concat(kept, ' '))
+  end
+end
+
 if ARGV[3] == '3' and prid ~= rid then
   -- the read rid was cut after another read committed its batch: its messages go into the
   -- inbox again (copies, in their order: the cursors cannot move back past them), so the
-  -- next read returns them
+  -- next read returns them. Each copy is sent as a message is (message_send): its stream id
+  -- is its message.sent event's, taken above the log's newest (one sequence, so that a
+  -- commit through a later message's id passes no copy unshown), and the event wakes a
+  -- reader waiting on the inbox. The message index then points at the copy, so that
+  -- message_status, get_message and mark_read by id follow it, not the entry read.
   local batch = orphan_batch(rid)
   if not batch then return {0} end
-  for _, entry in ipairs(batch) do
-    redis.call('XADD', KEYS[2], '*', unpack(entry[2]))
+  local newest = redis.pcall('XREVRANGE', KEYS[5], '+', '-', 'COUNT', 1)
+  if newest.err then
+    return swarm_error('SWARM_CORRUPT', 'the event log ' .. KEYS[5] .. ' cannot be read ('
+      .. newest.err .. '): nothing was given back; swarm doctor names the repair')
+  end
+  local base = newest[1] and newest[1][1] or '0-0'
+  local mine = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)[1]
+  if mine and before(base, mine[1]) then base = mine[1] end
+  local at = string.format('%d', now_ms(ARGV[8])) .. '-0'
+  local sids = {}
+  for i = 1, #batch do
+    local sid = before(base, at) and at or stream_id_next(base)
+    if not sid then
+      return swarm_error('SWARM_CORRUPT', 'the stream ' .. KEYS[2] .. ' or ' .. KEYS[5]
+        .. ' holds the largest id a stream can hold: nothing was given back; an admin or '
+        .. 'shard must delete that key, then give back again')
+    end
+    sids[i], base = sid, sid
+  end
+  for i, entry in ipairs(batch) do
+    local f = entry[2]
+    -- (best effort, as every event: a log that refuses appends refuses sends too)
+    redis.pcall('XADD', KEYS[5], 'MAXLEN', '~', ARGV[7], sids[i], 'type', 'message.sent',
+      'message', field(f, 'id'), 'to', id, 'from', field(f, 'from'), 'kind', field(f, 'kind'),
+      'copy', '1')
+    redis.call('XADD', KEYS[2], sids[i], unpack(f))
+    repoint(field(f, 'id'), sids[i])
   end
   redis.call('HDEL', KEYS[4], okey)
   return {1}
