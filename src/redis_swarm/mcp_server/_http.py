@@ -30,6 +30,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from mcp_types import INTERNAL_ERROR
+from mcp_types.jsonrpc import RequestId
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -39,7 +40,7 @@ from .._web import AccessGuard
 from . import DEFAULT_MAX_SESSIONS
 from ._session import SessionRegistry, sessions_full
 
-__all__ = ["SessionsFull", "serve_http"]
+__all__ = ["STOPPED_MID_CALL", "SessionsFull", "StoppedCalls", "serve_http"]
 
 
 def serve_http(
@@ -70,7 +71,7 @@ def serve_http(
     sdk_app = server.streamable_http_app(host=host, max_sessions=2 * bound)
     # (inside EndWhenStopping, whose own 503s say the server is stopping)
     full = SessionsFull(sdk_app, bound, sessions)
-    ending = EndWhenStopping(full, stopping, what="this MCP server")
+    ending = EndWhenStopping(StoppedCalls(full, stopping), stopping, what="this MCP server")
     # MCP clients all set headers: no ?token=, which uvicorn's access log would print.
     # Without a token, Host headers naming --host are served too (the URL the CLI announces).
     # The SDK checks Host headers itself only on --host 127.0.0.1, localhost or ::1 (taking
@@ -93,8 +94,10 @@ class SessionsFull:
     registers, after its ``initialized`` (a probe that never sends it closes nobody's
     session), by ending the session unused the longest that can go: for that this counts the
     HTTP requests open on each session (a GET stream included) for the registry
-    (``http_busy``), and ends a session as its client would, with a DELETE (``end``). The
-    SDK's own refusal
+    (``http_busy``), tells it when a session's event stream (its GET) closed
+    (``http_stream_closed``: a session under a fixed ``--name`` whose client is gone may be
+    taken over at once), and ends a session as its client would, with a DELETE (``end``).
+    The SDK's own refusal
     (503, a request that names no session: nothing else of the SDK answers 503) says the
     bound and what to do too, where the SDK's says only "Too many open sessions": its
     JSON-RPC error is kept (its code, ``id`` null), only its message changes."""
@@ -146,12 +149,22 @@ class SessionsFull:
         if http_id is not None:
             key = http_id.decode("latin-1")
             self.open[key] += 1
+            streamed = False
+
+            async def listen(message: Message) -> None:
+                nonlocal streamed
+                if message["type"] == "http.response.start" and message["status"] == 200:
+                    streamed = True  # (a GET answered 200 is the session's event stream)
+                await send(message)
+
             try:
-                await self.app(scope, receive, send)
+                await self.app(scope, receive, listen if scope["method"] == "GET" else send)
             finally:
                 self.open[key] -= 1
                 if not self.open[key]:
                     del self.open[key]
+                if streamed and self.sessions is not None:
+                    self.sessions.http_stream_closed(key)
             return
         version = headers.get(MCP_PROTOCOL_VERSION_HEADER.encode())
         opening = scope["method"] == "POST" and (
@@ -199,3 +212,119 @@ _REFUSAL: Message = {
 _REFUSAL_BODY = json.dumps(
     {"jsonrpc": "2.0", "id": None, "error": {"code": INTERNAL_ERROR, "message": ""}}
 ).encode()
+
+
+# What a call in flight is answered when the server stops under it (``StoppedCalls``).
+STOPPED_MID_CALL = (
+    "the MCP server stopped before this call finished, and its result is lost: call again "
+    "once the server is back (a new session). A wait it was in (claim_task, next_question, "
+    "ask, wait_for_pass) took nothing and withdrew the question it posted; a write (a report, "
+    "an answer) completed or never happened; the tasks the session held went back to their "
+    "queues, to be claimed again."
+)
+
+
+class StoppedCalls:
+    """ASGI middleware, inside ``EndWhenStopping``: a tool call in flight as the server stops
+    is answered with a JSON-RPC error for its id (``STOPPED_MID_CALL``), its SSE stream's last
+    event, rather than a stream that just ends, which a client cannot tell from a network
+    fault (the inspector says only "SSE stream ended without a response").
+
+    The stream is ended two ways, both seen here: ``EndWhenStopping`` cancels the request,
+    whose response is then ended here (its own last chunk then finds it ended), or the SSE
+    library ends it on the server's exit (a last chunk sent while stopping). Either way, a
+    response already sent for the id (the call finished meanwhile) is not answered twice."""
+
+    def __init__(self, app: ASGIApp, stopping: Stopping) -> None:
+        self.app = app
+        self.stopping = stopping
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        call = _Call(receive, send, self.stopping)
+        try:
+            await self.app(scope, call.receive, call.send)
+        finally:
+            # (cancelled by EndWhenStopping: a plain await, its cancellation being one-shot)
+            if self.stopping.event.is_set() and call.streaming and not call.ended:
+                await call.send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class _Call:
+    """One POST's way through: the ids of the requests it carries (read from its body as
+    the SDK reads it), and whether its SSE stream answered them."""
+
+    def __init__(self, receive: Receive, send: Send, stopping: Stopping) -> None:
+        self._receive = receive
+        self._send = send
+        self._stopping = stopping
+        self._body: list[bytes] = []
+        self._events = b""  # (the SSE text sent, up to its last whole line)
+        self.unanswered: list[RequestId] = []
+        self.streaming = self.ended = False
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self._body.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                self.unanswered = _request_ids(b"".join(self._body))
+                self._body = []
+        return message
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = dict(message.get("headers", []))
+            kind = headers.get(b"content-type", b"").split(b";")[0].strip()
+            self.streaming = kind == b"text/event-stream"
+        elif message["type"] == "http.response.body" and self.streaming:
+            self._answered(message.get("body", b""))
+            if not message.get("more_body", False):
+                self.ended = True
+                if self._stopping.event.is_set() and self.unanswered:
+                    await self._send(
+                        {"type": "http.response.body", "body": self._stopped(), "more_body": True}
+                    )
+        await self._send(message)
+
+    def _answered(self, chunk: bytes) -> None:
+        """Strike off the ids the SSE events sent so far answer (a result or an error)."""
+        if not self.unanswered:  # (nothing left to answer: nothing to read)
+            return
+        lines = (self._events + chunk).splitlines(keepends=True)
+        self._events = lines.pop() if lines and not lines[-1].endswith((b"\n", b"\r")) else b""
+        for line in lines:
+            if not line.startswith(b"data:"):
+                continue
+            try:
+                sent = json.loads(line[5:])
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(sent, dict) and ("result" in sent or "error" in sent):
+                self.unanswered = [i for i in self.unanswered if i != sent.get("id")]
+
+    def _stopped(self) -> bytes:
+        events = []
+        for request_id in self.unanswered:
+            error = {"code": INTERNAL_ERROR, "message": STOPPED_MID_CALL}
+            data = json.dumps({"jsonrpc": "2.0", "id": request_id, "error": error})
+            events.append(f"event: message\r\ndata: {data}\r\n\r\n")
+        self.unanswered = []
+        return "".join(events).encode()
+
+
+def _request_ids(body: bytes) -> list[RequestId]:
+    """The ids of the JSON-RPC requests a POST carries (one, or a batch of an older
+    revision); none when it is no JSON-RPC the SDK would serve (it answers that itself)."""
+    try:
+        sent = json.loads(body)
+    except (ValueError, RecursionError):  # (a body nested too deep: the SDK says so)
+        return []
+    messages = sent if isinstance(sent, list) else [sent]
+    return [
+        m["id"]
+        for m in messages
+        if isinstance(m, dict) and "method" in m and isinstance(m.get("id"), (str, int))
+    ]

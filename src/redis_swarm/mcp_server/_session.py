@@ -219,6 +219,10 @@ class AgentSession:
     key: object = None
     # Its HTTP session's id (handshake era over HTTP): ended with it when it makes room.
     http_id: str | None = None
+    # The event stream (GET) its client kept open closed: a client that listens is gone, or
+    # dropped it (a restart that opens a new session without its session id). Its fixed id
+    # may then be taken over at once (``_take_name``) rather than after minutes unused.
+    stream_closed: bool = False
 
     def hold(self, task: Task) -> None:
         """The session claimed ``task``: it keeps the lease (and stores its token)."""
@@ -568,6 +572,12 @@ class SessionRegistry:
             if session is not None:
                 session.used = self.clock()
 
+    def http_stream_closed(self, http_id: str) -> None:
+        """The HTTP face: the event stream (GET) of the HTTP session ``http_id`` closed."""
+        for session in self._live.values():
+            if session.http_id == http_id:
+                session.stream_closed = True
+
     def _can_go(self, session: AgentSession) -> bool:
         """Whether closing the session takes nothing from a client at work: it holds no lease
         (a worker between its claim and its report may well be silent long; its lease's end
@@ -662,20 +672,27 @@ class SessionRegistry:
         """A new session under this server's fixed id (``--name``) while ``holder`` has it:
         one id is one agent, with one set of leases, inbox and reads, so the new one is
         refused, not given another id its client is never told. A holder left behind (it can
-        go and has been unused for ``MIN_IDLE_TO_MAKE_ROOM_S``: a finished `claude -p`, which
-        never ends its session) is closed instead, as it would be to make room."""
-        if self._can_go(holder) and self.clock() - holder.used >= MIN_IDLE_TO_MAKE_ROOM_S:
-            log.info("agent %s: closing its session unused for %.0f s, for a new one under the "
-                     "id", holder.agent_id, self.clock() - holder.used)  # fmt: skip
+        go, ``_can_go``: no lease, no request in flight, no stream open) is closed instead, as
+        it would be to make room: at once when its client had kept an event stream open and
+        that stream closed (the client is gone: a restarted client reconnecting without its
+        session id, say), else once it has been unused for ``MIN_IDLE_TO_MAKE_ROOM_S`` (a
+        client that never listens, as a finished `claude -p`, which never ends its session,
+        cannot be told from one between two calls)."""
+        unused = self.clock() - holder.used
+        if self._can_go(holder) and (holder.stream_closed or unused >= MIN_IDLE_TO_MAKE_ROOM_S):
+            why = "its client's event stream closed" if holder.stream_closed else "unused"
+            log.info("agent %s: closing its session (%s, unused for %.0f s) for a new one "
+                     "under the id", holder.agent_id, why, unused)  # fmt: skip
             await self._close_idle(holder)
             return
         raise Conflict(
             f"agent id {holder.agent_id} (this MCP server's --name) is held by another open "
             f"session (client {holder.client}): one id is one agent, so a second session "
-            "under it is refused. Close that session (it is let go once unused for "
-            f"{MIN_IDLE_TO_MAKE_ROOM_S // 60} minutes and holding no task), or start this "
-            "server without --name (each session gets an id of its own), or start another "
-            "server with another --name for this client"
+            "under it is refused. Close that session (it is let go, holding no task and "
+            "serving no call, once its client's event stream has closed, or once unused for "
+            f"{MIN_IDLE_TO_MAKE_ROOM_S // 60} minutes), or start this server without --name "
+            "(each session gets an id of its own), or start another server with another "
+            "--name for this client"
         )
 
     async def _open(self, client: str, key: object = None) -> AgentSession:

@@ -26,6 +26,8 @@ __all__ = ["ContextTools"]
 T = TypeVar("T")
 
 _NO_END = 2**31 - 1  # read_context_lines without ``end``: up to the end, as much as fits
+# The lines search_context shows around each hit when not told (the core's default too).
+AROUND = 2
 
 
 _DAMAGED = (
@@ -195,17 +197,27 @@ class ContextTools(ToolsBase):
             Field(description="Text to find (or a regex with regex=true); not with a cursor."),
         ] = None,
         owner: ContextOwner = None,
+        # (None: left out, which a cursor's own value then stands for; without one, the
+        # default the description says: so that a cursor can tell a value given from none.)
         regex: Annotated[
-            bool,
-            Field(description="Pattern is a regex (RE2: no lookaround or backreferences)."),
-        ] = False,
+            bool | None,
+            Field(
+                description="Pattern is a regex (RE2: no lookaround or backreferences); "
+                "default false."
+            ),
+        ] = None,
         ignore_case: Annotated[
-            bool,
-            Field(description="Letters match in either case ('retry' finds 'Retry')."),
-        ] = False,
+            bool | None,
+            Field(
+                description="Letters match in either case ('retry' finds 'Retry'); default false."
+            ),
+        ] = None,
         around: Annotated[
-            int, Field(ge=0, le=MAX_AROUND, description="Lines shown around each hit.")
-        ] = 2,
+            int | None,
+            Field(
+                ge=0, le=MAX_AROUND, description=f"Lines shown around each hit; default {AROUND}."
+            ),
+        ] = None,
         max_hits: Annotated[int, Field(ge=1, le=200, description="Hits per page.")] = 30,
         cursor: Annotated[
             str | None, Field(description="next_cursor of the previous page of hits.")
@@ -221,15 +233,21 @@ class ContextTools(ToolsBase):
             state = self._decode("search", cursor)
             skip = cursor_offset(state, "s")
             shown_through = cursor_offset(state, "l")
+            # (how it matches and shows is of the listing too: another regex, case or
+            # around would page hits counted under the cursor's)
             same_filters(
                 "search_context",
                 state,
-                {"p": ("pattern", pattern), "o": ("owner", owner), "v": ("version", version)},
-            )
+                {"p": ("pattern", pattern), "o": ("owner", owner), "v": ("version", version),
+                 "r": ("regex", regex), "i": ("ignore_case", ignore_case),
+                 "a": ("around", around)},
+            )  # fmt: skip
             owner, version = state.get("o", owner), state.get("v", version)
             pattern, regex = state.get("p", pattern), bool(state.get("r", regex))
             ignore_case = bool(state.get("i", ignore_case))
             around = cursor_offset(state, "a") if "a" in state else around
+        regex, ignore_case = bool(regex), bool(ignore_case)
+        around = AROUND if around is None else around
         if not isinstance(pattern, str):
             raise ValidationError("give pattern: the text (or regex=true: the RE2 regex) to find")
         owner = session.context_owner(owner)
