@@ -306,3 +306,26 @@ def test_answers_for_costs_three_round_trips_however_many_were_asked(owned: Swar
     assert [a.question for a in got] == [f"question {n}?" for n in range(12)]
     assert trips == 3
     assert _requests(owned, ask_ops.answers_for(owned._ctx, "t-none")) == ([], 1)
+
+
+def test_stop_ends_the_wait_as_its_timeout_would(owned: Swarm) -> None:
+    """``stop()`` true ends the wait within a slice: the question this asker posted is
+    withdrawn, Timeout says how long it waited; a question met by its dedupe key (another
+    asker's) is left open."""
+    asks = {"n": 0}
+
+    def stop_on_the_second_look() -> bool:
+        asks["n"] += 1
+        return asks["n"] >= 2
+
+    began = time.monotonic()
+    with pytest.raises(Timeout, match=r"no answer from 'lib' after 1(\.\d)? s") as info:
+        owned.ask("lib", "Who signs?", timeout_s=60, stop=stop_on_the_second_look)
+    assert time.monotonic() - began < 5
+    assert info.value.task_id is not None
+    assert owned.get_task(info.value.task_id).status is TaskStatus.CANCELLED
+    # Met by its key: another asker's question, left to it.
+    shared = owned.post_task(QUEUE, "Who pays?", dedupe_key="payer")
+    with pytest.raises(Timeout):
+        owned.ask("lib", "Who pays?", timeout_s=60, dedupe_key="payer", stop=lambda: True)
+    assert owned.get_task(shared.id).status is TaskStatus.PENDING

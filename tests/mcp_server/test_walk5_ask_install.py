@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -12,11 +13,12 @@ import anyio
 import pytest
 from click.testing import CliRunner
 
-from redis_swarm import Swarm
+from redis_swarm import Swarm, SwarmError
 from redis_swarm._keys import ask_queue
 from redis_swarm.cli import main
 from redis_swarm.mcp_server import build_server
 
+from .._raw import raw_client
 from ._helpers import Tools, connect, eventually
 from .test_install import _fake_claude
 
@@ -190,3 +192,45 @@ def test_url_in_config_warns_in_the_same_words(
         done.stderr
     ), done.stderr
     assert log.read_text()
+
+
+def test_a_cancelled_ask_that_met_a_question_stops_waiting(core: Swarm, redis_url: str) -> None:
+    """The wait a cancelled ask leaves behind ends within a second or so (the core's
+    ``stop``) even when the question is another asker's: it held a thread and a blocked
+    Redis connection until the question settled, so asks cancelled again and again could
+    fill the server's threads. The question stays open for its poster."""
+    core.publish_context("shard-met2", "a big book\n", source="book.md")
+    poster = threading.Thread(target=lambda: _ask_quietly(core, "shard-met2"), daemon=True)
+    poster.start()
+
+    def waiting_reads() -> int:  # (the asks' XREAD BLOCKs on the event log)
+        with raw_client(redis_url) as raw:
+            return sum(1 for c in raw.client_list() if c.get("cmd") == "xread")
+
+    async def body() -> None:
+        with anyio.fail_after(40):
+            await eventually(lambda: bool(_open_questions(core, "shard-met2")), 10)
+
+            async def later(worker: Tools, scope: anyio.CancelScope) -> None:
+                await eventually(lambda: waiting_reads() == 2, 10)  # (the poster's and this)
+                scope.cancel()
+
+            await _asked_then_left(core, "shard-met2", later, dedupe_key="signer")
+            await anyio.sleep(2.5)  # (a slice of the wait ends meanwhile)
+            seen = []
+            for _ in range(30):
+                seen.append(waiting_reads())
+                await anyio.sleep(0.05)
+            assert max(seen) <= 1, seen  # the poster's wait alone
+            (question,) = core.list_tasks(ask_queue("shard-met2")).items
+            assert core.get_task(question.id).status.value == "pending"
+
+    anyio.run(body)
+    core.cancel(core.list_tasks(ask_queue("shard-met2")).items[0].id)
+    poster.join(20)
+
+
+def _ask_quietly(core: Swarm, owner: str) -> None:
+    """Another asker's ask under the key ``signer``, cancelled at the test's end."""
+    with contextlib.suppress(SwarmError):
+        core.ask(owner, "Who signs?", timeout_s=60, dedupe_key="signer")

@@ -63,6 +63,8 @@ from ._work import text as as_text
 __all__ = ["answer", "answers_for", "ask"]
 
 MAX_QUESTION_CHARS = 32 * 1024  # the rest goes in data or a context
+# How often an ask given ``stop`` asks it: the longest a caller gone keeps a thread waiting.
+STOP_POLL_S = 1.0
 # The lease a question asks for: an answerer that vanishes gives it back this soon (an
 # answerer renews while it works; ``swarm serve`` and ``swarm run`` do).
 MIN_LEASE_S, MAX_LEASE_S = 5.0, 300.0
@@ -245,6 +247,7 @@ def ask(
     on_unclaimed: Callable[[str], None] | None = None,
     unclaimed_after_s: float = 2.0,
     on_posted: Callable[[str, bool], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> Operation[Answer]:
     """Ask ``target`` (a context owner or agent: its ask queue; else a queue) a question and
     block until the first answer, which is returned.
@@ -274,7 +277,13 @@ def ask(
     question a killed asker leaves queued, its own to withdraw), or met by the dedupe key
     (false: shared, the asker that posted it withdraws it); again when the wait moves to
     another (a question asked anew, or a dead one put back). It runs as ``on_unclaimed``
-    does, and what it raises ends the wait the same way."""
+    does, and what it raises ends the wait the same way.
+
+    ``stop()``, asked before each slice of the wait (at most ``STOP_POLL_S`` apart, where the
+    wait runs, so it must return at once): True ends the wait as its timeout would, the
+    caller gone (an MCP call cancelled) where no exception reaches the waiting thread: the
+    question given up as above (withdrawn when this asker posted it, a shared one left to
+    its poster), an answer that came meanwhile returned, else Timeout."""
     body_question = _check_question(question)
     timeout = check_number("timeout_s", timeout_s, 0, MAX_ASK_TIMEOUT_S)
     if dedupe_key is not None:
@@ -332,8 +341,9 @@ def ask(
             answered = yield from _settled(ctx, task, target, q.posted)
             if answered is not None:
                 return answered
-            if remaining <= 0:
-                late = yield from _give_up(ctx, q, task, asking, target, timeout)
+            if remaining <= 0 or (stop is not None and stop()):
+                waited = timeout if remaining <= 0 else round(timeout - remaining, 1)
+                late = yield from _give_up(ctx, q, task, asking, target, waited)
                 return late
             if unclaimed.due(task):
                 try:
@@ -343,6 +353,8 @@ def ask(
                     _add_note(exc, note)
                     raise
             wait_s = min(remaining, chunk, renewal.every_s, unclaimed.wait_s())
+            if stop is not None:
+                wait_s = min(wait_s, STOP_POLL_S)
             try:
                 yield from renewal.renew(ctx)
                 yield from await_events(ctx, last, wait_s, ours)

@@ -50,6 +50,11 @@ class _Asked:
                 raise _Gone(f"the ask of question {question_id} ended before it was posted")
             self._question, self._ours = question_id, posted
 
+    def stopped(self) -> bool:
+        """The core's ``stop``: the call ended, so the wait left behind ends too (within a
+        second), a question its dedupe key met left to its poster."""
+        return self._gone
+
     def gone(self) -> str | None:
         """The call ended: the question to withdraw now, if this ask posted one."""
         with self._lock:
@@ -124,12 +129,18 @@ class AskTools(ToolsBase):
         ended) before the answer stops waiting at once and withdraws the question it posted
         (``swarm task cancel``'s operation), so that no answerer takes it for an asker gone;
         one its dedupe key met stays, its poster's to withdraw. The wait left behind ends
-        with the withdrawal (the question settled)."""
+        within a second (the core's ``stop``), so that calls cancelled again and again hold
+        no threads."""
         asked = _Asked()
         try:
             # (left behind at a cancel as a read is: what it posted is withdrawn below)
             return await self._read(
-                self.swarm.ask, target, question, on_posted=asked.posted, **kwargs
+                self.swarm.ask,
+                target,
+                question,
+                on_posted=asked.posted,
+                stop=asked.stopped,
+                **kwargs,
             )
         except anyio.get_cancelled_exc_class():
             withdraw = asked.gone()
