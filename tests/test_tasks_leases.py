@@ -155,6 +155,10 @@ def test_stale_token_report_on_a_reclaimed_pending_task(clocked: Any, clock: Fak
     clock.advance(10)
     assert clocked.reap() == 1
     assert clocked.get_task(task.id).status is TaskStatus.PENDING
+    # The lease's refusal says what the report below does: the finding is still taken.
+    with pytest.raises(LeaseLost, match=r"is pending, no longer held by attempt 1: stop working "
+                       r"on it \(a finding you already have can still be reported\)"):  # fmt: skip
+        clocked.renew(task.id, task.token)
     clocked.report(task.id, task.token, {"summary": "done anyway"})
     assert clocked.get_task(task.id).status is TaskStatus.COMPLETED
     assert clocked.claim("q", worker="w") is None

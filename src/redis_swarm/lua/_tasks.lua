@@ -703,6 +703,10 @@ local function never_issued(t)
     'this token was never issued for task %s: use the token its claim returned', t.id)
 end
 
+-- What a lease's refusal adds while its task is open: a report with the token is still taken
+-- (it completes the task: task_report), so a finding already made need not be thrown away.
+local STILL_REPORTABLE = ' (a finding you already have can still be reported)'
+
 -- The token's attempt, and why its holder no longer holds t's lease (nil when it does).
 local function lease_refusal(t, token)
   local attempt = issued(t, token)
@@ -711,10 +715,12 @@ local function lease_refusal(t, token)
   if t.status == 'claimed' then
     return attempt, string.format(
       'the lease of attempt %d on task %s expired and attempt %d holds it now: stop working '
-      .. 'on it (a finding you already have can still be reported)', attempt, t.id, t.attempts)
+      .. 'on it', attempt, t.id, t.attempts) .. STILL_REPORTABLE
   end
+  local open = (t.status == 'pending' or t.status == 'delayed') and STILL_REPORTABLE or ''
   return attempt, string.format(
     'task %s is %s, no longer held by attempt %d: stop working on it', t.id, t.status, attempt)
+    .. open
 end
 
 -- --- claiming (task_claim, and task_report's claim_next)
