@@ -3,12 +3,14 @@
 The two paths are apart: each checks its range against the manifest, picks the chunks that
 hold it (all of them when the version is cached, is one chunk, or is worth caching whole:
 ``_fetches_whole``), and cuts the slice with ``_textview``. A reader of the current version
-whose chunks are pruned under it starts again on the new pointer.
+whose chunks are pruned under it starts again on the new pointer (a version still kept that
+misses a chunk again is damaged: ``_context_store.lost_chunk``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeGuard
 
 from .._context_records import ContextSlice
 from .._errors import ValidationError
@@ -43,7 +45,7 @@ def read_context(
     disk cache will keep it for the next process (``_fetches_whole``).
     """
     owner, version = store.check_ref(owner, version)
-    if not isinstance(max_bytes, int) or max_bytes < 1:
+    if not _is_int(max_bytes) or max_bytes < 1:
         raise ValidationError(f"max_bytes must be a positive number of bytes, not {max_bytes!r}")
     by_bytes = offset is not None or length is not None
     if lines is not None and by_bytes:
@@ -51,8 +53,9 @@ def read_context(
     if lines is not None:
         _check_lines_arg(lines)
     for name, value in (("offset", offset), ("length", length)):
-        if value is not None and (not isinstance(value, int) or value < 0):
+        if value is not None and (not _is_int(value) or value < 0):
             raise ValidationError(f"{name} must be a non-negative number of bytes, not {value!r}")
+    lost: str | None = None  # the version a chunk was missing of, on the last try
     for _ in range(store.READ_ATTEMPTS):
         m = yield from store.manifest(ctx, owner, version)
         try:
@@ -60,9 +63,10 @@ def read_context(
                 cut = yield from _byte_slice(ctx, m, offset, length, max_bytes)
             else:
                 cut = yield from _line_slice(ctx, m, lines, max_bytes)
-        except store.ChunkMissing:
-            if version is not None:
-                raise (yield from store.no_version(ctx, owner, m.version)) from None
+        except store.ChunkMissing as missing:
+            # Read the manifest again: pruned meanwhile (NotFound for a kept version asked
+            # for, the new current one else), or still kept and damaged (CorruptRecord).
+            lost = store.lost_chunk(m, missing, lost)
             continue
         except tv.NotText as exc:
             raise store.not_text(owner, exc.at) from None
@@ -134,6 +138,7 @@ def _window_of(ctx: OpContext, m: store.Manifest, lo: int, hi: int) -> Operation
         raw = yield from store.fetch_whole(ctx, m)  # checked against the version, and cached
     if held or len(m.parts) == 1:
         starts: Sequence[int] = yield Compute(_starts, (ctx, m.version, raw), len(raw))
+        _check_newlines(m, 0, len(m.parts) - 1, starts)
         return tv.Window(raw, 0, 0, starts)
     window: tv.Window = yield Compute(_cut_window, (m, raw, lo, hi), len(raw))
     return window
@@ -173,9 +178,25 @@ def _cut_window(m: store.Manifest, whole: bytes, first: int, last: int) -> tv.Wi
 def _chunks_window(
     m: store.Manifest, raw: bytes, first: int, last: int, starts: Sequence[int]
 ) -> tv.Window:
+    _check_newlines(m, first, last, starts)
     start = sum(p.raw_len for p in m.parts[:first])
     before = sum(p.newlines for p in m.parts[:first])
     return tv.Window(raw, start, before, starts, last == len(m.parts) - 1)
+
+
+def _check_newlines(m: store.Manifest, first: int, last: int, starts: Sequence[int]) -> None:
+    """The newlines of chunks ``first..last`` (``starts``: their line index, one start per
+    newline after the first) are the ones their parts say: else the manifest's line counts
+    (which place a line in its chunk) are damaged, and a slice by them would be of other
+    lines than those asked for. Free: the index is built for the slice anyway."""
+    said = sum(p.newlines for p in m.parts[first : last + 1])
+    if len(starts) - 1 != said:
+        named = f"context {m.info.owner!r} version {m.version[:16]}"
+        raise store.corrupt(
+            m,
+            f"the manifest of {named} says {said:,} newlines in chunks {first + 1}-{last + 1}, "
+            f"which hold {len(starts) - 1:,}",
+        )
 
 
 def _chunk_of_newline(m: store.Manifest, n: int) -> int:
@@ -201,10 +222,16 @@ def _check_lines_arg(lines: object) -> None:
     if not (
         isinstance(lines, tuple | list)
         and len(lines) == 2
-        and all(isinstance(n, int) for n in lines)
+        and all(_is_int(n) for n in lines)
         and 1 <= lines[0] <= lines[1]
     ):
         raise ValidationError(f"lines must be (first, last) with 1 <= first <= last, not {lines!r}")
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    """An integer, not a bool (True is no line number or offset, though Python counts it 1),
+    as every number check of the operations has it (``_work.check_number``)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _starts(ctx: OpContext, version: str, raw: bytes) -> Sequence[int]:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import zstandard
 
 from .. import _digest
-from .._codec import first_few, loads
+from .._codec import UNREADABLE, first_few, loads
 from .._context_records import ContextInfo
 from .._errors import Conflict, CorruptRecord, NotFound, ValidationError
 from .._hash_lane import lane_hasher
@@ -34,6 +34,7 @@ __all__ = [
     "cached",
     "check_ref",
     "check_version",
+    "corrupt",
     "current",
     "decoded",
     "fetch",
@@ -41,6 +42,7 @@ __all__ = [
     "keep",
     "load",
     "load_text",
+    "lost_chunk",
     "manifest",
     "no_version",
     "not_text",
@@ -61,6 +63,7 @@ READ_ATTEMPTS = 5
 COPY_PIECE = 1024 * 1024
 
 T = TypeVar("T")
+E = TypeVar("E", bound=CorruptRecord)
 
 # What a version's decoded text is kept under in the cache (``ContextCache.derived``).
 _TEXT = "text"
@@ -97,19 +100,81 @@ class Manifest:
 
 
 class ChunkMissing(Exception):
-    """A chunk of the manifest was deleted: its version was pruned while being read."""
+    """A chunk of the manifest was deleted: its version was pruned while being read, or (when
+    the version is still kept once read again: ``lost_chunk``) the chunk was damaged."""
+
+    @property
+    def digest(self) -> str:
+        return str(self.args[0])
+
+
+class _DamagedManifest(CorruptRecord, ValueError):
+    """A manifest that cannot be read, or whose parts contradict it: a CorruptRecord for a
+    reader, and one of the errors (``_codec.UNREADABLE``) that listings and ``swarm doctor``
+    count a record stored unreadable by."""
 
 
 def text_of(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def parse_manifest(raw: bytes | str) -> Manifest:
-    data = loads(raw)
-    parts = tuple(
-        Part(str(p[0]), int(p[1]), int(p[2]), str(p[3]), int(p[4])) for p in data["parts"]
-    )
-    return Manifest(ContextInfo.from_dict(data), parts, _digest.algorithm_of(data.get("hash")))
+def parse_manifest(raw: bytes | str, owner: str | None = None) -> Manifest:
+    """A stored manifest, checked for what it says of itself: a damaged one (not JSON, a
+    field missing or of another type, parts whose lengths and line counts do not add up to
+    the version's) is a CorruptRecord (``_DamagedManifest``) naming the repair, never a
+    slice cut at wrong offsets. Sums over the parts only: no round trip, no hashing."""
+    try:
+        data = loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        parts = tuple(_part(p) for p in data["parts"])
+        info = ContextInfo.from_dict(data)
+        algorithm = _digest.algorithm_of(data.get("hash"))
+    except UNREADABLE as exc:
+        raise _damaged_manifest(owner, "", None, f"it cannot be read ({exc})") from None
+    wrong = _contradiction(info, parts)
+    if wrong is not None:
+        raise _damaged_manifest(info.owner, info.source, info.version, wrong)
+    return Manifest(info, parts, algorithm)
+
+
+def _part(p: Any) -> Part:
+    digest, stored_len, raw_len, codec, newlines = p
+    # (A digest that is not a chunk's finds no chunk: the read says so.)
+    if (
+        type(digest) is not str
+        or codec not in ("", "zstd")
+        or type(stored_len) is not int
+        or type(raw_len) is not int
+        or type(newlines) is not int
+        or min(stored_len, raw_len, newlines) < 0
+    ):
+        raise ValueError(f"a part is {str(p)[:120]}")
+    return Part(digest, stored_len, raw_len, codec, newlines)
+
+
+def _contradiction(info: ContextInfo, parts: Sequence[Part]) -> str | None:
+    """What in a manifest's parts contradicts the rest (None when nothing does). A publish
+    cuts the bytes in pieces of one size (the last one shorter or as long), so every part
+    but the last has the first one's length: a part moved (two swapped) or a length edited
+    shows there or in the sums; a line count edited shows in the lines' sum."""
+    if info.chunks != len(parts):
+        return f"it says {info.chunks} chunks and lists {len(parts)}"
+    if sum(p.raw_len for p in parts) != info.size_bytes:
+        return f"its parts do not add up to its {info.size_bytes:,} bytes"
+    size = parts[0].raw_len if parts else 0
+    if any(p.raw_len != size for p in parts[:-1]) or (parts and not 0 < parts[-1].raw_len <= size):
+        return "its parts are not of one length (the last one shorter): moved or edited"
+    newlines = 0
+    for p in parts:
+        if p.newlines > p.raw_len or (not p.codec and p.stored_len != p.raw_len):
+            return f"part {p.digest[:16]} says more newlines or bytes than it holds"
+        newlines += p.newlines
+    # Lines are the newlines, plus one when the text does not end with one (none if empty).
+    extra = info.total_lines - newlines
+    if extra not in (0, 1) or (info.size_bytes == 0) != (info.total_lines == 0):
+        return f"its parts' {newlines:,} newlines do not make its {info.total_lines:,} lines"
+    return None
 
 
 def check_version(owner: str, version: object) -> str:
@@ -145,7 +210,7 @@ def manifest(ctx: OpContext, owner: str, version: str | None) -> Operation[Manif
         raw = yield Cmd("HGET", keys.contexts, owner)
         if raw is None:
             raise no_context(owner)
-        return parse_manifest(raw)
+        return parse_manifest(raw, owner)
     if len(version) < 64:
         kept = [text_of(v) for v in (yield Cmd("ZRANGE", keys.context_history(owner), 0, -1))]
         matches = [v for v in kept if v.startswith(version)]
@@ -157,7 +222,7 @@ def manifest(ctx: OpContext, owner: str, version: str | None) -> Operation[Manif
     raw = yield Cmd("HGET", keys.context_manifests, f"{owner}|{version}")
     if raw is None:
         raise (yield from no_version(ctx, owner, version))
-    return parse_manifest(raw)
+    return parse_manifest(raw, owner)
 
 
 def _ambiguous(owner: str, prefix: str, matches: Sequence[str]) -> ValidationError:
@@ -281,39 +346,73 @@ class _Chunks:
         m = self.m
         named = f"context {m.info.owner!r} version {m.version[:16]}"
         if self.damaged is not None:
-            raise _corrupt(m, f"chunk {self.damaged[:16]} of {named} does not match its manifest")
+            raise corrupt(m, f"chunk {self.damaged[:16]} of {named} does not match its manifest")
         if self.hasher is not None and self.hasher.hexdigest() != m.version:
             # Every chunk had its manifest's length (and decompressed): their bytes, joined,
             # are not the version's.
-            raise _corrupt(m, f"the bytes of {named} do not hash to the version (its check)")
+            raise corrupt(m, f"the bytes of {named} do not hash to the version (its check)")
         return self.out
 
 
-def _corrupt(m: Manifest, said: str) -> CorruptRecord:
-    """Damaged stored bytes (written around the operations: a record stored unreadable):
-    a plain publish reuses the chunks the server holds (every owner's, by content), so only
-    a publish with repair sends them again. The reader may be any face: each way is said."""
-    return CorruptRecord(
-        f"{said} (damaged data): publish it again with repair, which sends every chunk anew: "
-        f"{repair_command(m.info)} (in Python: publish_context({m.info.owner!r}, ..., "
-        "repair=True); over MCP: publish_context with repair=true)",
-        record_id=m.version,
+def corrupt(m: Manifest, said: str) -> CorruptRecord:
+    """Damaged stored data of a version (written around the operations: a record stored
+    unreadable): a plain publish reuses the chunks the server holds (every owner's, by
+    content), so only a publish with repair sends them again."""
+    return _damaged(m.info.owner, m.info.source, m.version, said, CorruptRecord)
+
+
+def _damaged_manifest(
+    owner: str | None, source: str, version: str | None, wrong: str
+) -> _DamagedManifest:
+    whose = "a context" if owner is None else f"the context of {owner!r}"
+    said = f"the stored manifest of {whose} is damaged: {wrong}"
+    return _damaged(owner, source, version, said, _DamagedManifest)
+
+
+def _damaged(owner: str | None, source: str, version: str | None, said: str, kind: type[E]) -> E:
+    """The one wording of damaged context data: what is damaged, and the publish with repair
+    that mends it, said each way, as the reader may be any face."""
+    who = "OWNER" if owner is None else owner
+    return kind(
+        f"{said} (damaged data): publish it again with repair, which sends every chunk anew "
+        f"and writes its manifest again: {_repair_command(who, source)} (in Python: "
+        f"publish_context({who!r}, ..., repair=True); over MCP: publish_context with "
+        "repair=true)",
+        record_id=version,
     )
 
 
 def repair_command(info: ContextInfo) -> str:
-    """The command that publishes ``info``'s context again with every chunk sent. Its file
-    is the source it was published from when that looks like a file's name (a CLI publish
-    records the file's name, stdin as ``stdin``: ``-``); a source is a free label (a URL,
-    ``v1``, ``mcp:AGENT``), so any other is said as FILE."""
-    source = info.source
+    """The command that publishes ``info``'s context again with every chunk sent."""
+    return _repair_command(info.owner, info.source)
+
+
+def _repair_command(owner: str, source: str) -> str:
+    """Its file is the source it was published from when that looks like a file's name (a
+    CLI publish records the file's name, stdin as ``stdin``: ``-``); a source is a free
+    label (a URL, ``v1``, ``mcp:AGENT``), so any other is said as FILE."""
     if source == "stdin":
         file = "-"
     elif _FILE_NAME.fullmatch(source) and "://" not in source:
         file = shlex.quote(source)
     else:
         file = "FILE"
-    return f"swarm context publish {file} --owner {info.owner} --repair"
+    return f"swarm context publish {file} --owner {owner} --repair"
+
+
+def lost_chunk(m: Manifest, missing: ChunkMissing, lost: str | None) -> str:
+    """A reader's step after a chunk of version ``m`` was missing: that version (the reader
+    reads the pointer, or the kept version, again and retries: a version pruned meanwhile is
+    then gone, and one republished has its chunks again), unless it had lost a chunk of this
+    same version on its last try (``lost``): the version is still kept and its chunk is
+    gone, which no retry mends: damaged data (CorruptRecord), never "republished" nor "not
+    kept"."""
+    if m.version == lost:
+        named = f"context {m.info.owner!r} version {m.version[:16]}"
+        raise corrupt(
+            m, f"chunk {missing.digest[:16]} of {named} is missing, though the version is kept"
+        ) from None
+    return m.version
 
 
 def not_text(owner: str, at: int | None = None) -> ValidationError:
@@ -345,7 +444,7 @@ def current(ctx: OpContext, owner: str) -> Operation[tuple[Manifest, CopyRead | 
         cmds.append(Cmd("GETRANGE", copy, start, end - 1))
         start = end
     # Its size is known once it is read: a small one is checked in place by the async shell.
-    found = yield Fetch(tuple(cmds), _Copy, None)
+    found = yield Fetch(tuple(cmds), functools.partial(_Copy, owner), None)
     if found is None:
         raise no_context(owner)
     return found  # type: ignore[no-any-return]
@@ -373,7 +472,8 @@ class _Copy:
     is the manifest and the pieces (a ``CopyRead``) when they are as many bytes as the
     version (None in their place otherwise), or None when there is no context."""
 
-    def __init__(self) -> None:
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
         self._start()
 
     def _start(self) -> None:
@@ -387,7 +487,7 @@ class _Copy:
         if index == 0:
             self._start()
             try:
-                self.m = None if reply is None else parse_manifest(reply)
+                self.m = None if reply is None else parse_manifest(reply, self.owner)
             except Exception as exc:  # raised by result(): take never raises
                 self.error = exc
                 return
@@ -476,6 +576,7 @@ def _loaded(
 ) -> Operation[tuple[Manifest, T]]:
     # A reader that cannot hold the current version asks for its copy with the pointer.
     together = version is None and _lacks(ctx, owner)
+    lost: str | None = None  # the version a chunk was missing of, on the last try
     for _ in range(READ_ATTEMPTS):
         copy: CopyRead | None = None
         if together:
@@ -488,9 +589,10 @@ def _loaded(
             try:
                 raw = None if copy is None else (yield Compute(copy.joined, (), m.info.size_bytes))
                 chunks = [raw] if raw is not None else (yield from _fetch_all(ctx, m))
-            except ChunkMissing:
-                if version is not None:
-                    raise (yield from no_version(ctx, owner, m.version)) from None
+            except ChunkMissing as missing:
+                # Read again: a version pruned meanwhile is NotFound (a kept one asked for)
+                # or the new current one is read; a version still kept lost a chunk.
+                lost = lost_chunk(m, missing, lost)
                 continue
             found = yield from from_chunks(ctx, m, chunks)
         if version is None and ctx.cache is not None:

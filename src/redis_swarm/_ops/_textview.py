@@ -29,6 +29,7 @@ __all__ = [
     "SNIPPET_CHARS",
     "NotText",
     "Window",
+    "check_search",
     "count_lines",
     "line_starts",
     "search_text",
@@ -295,6 +296,31 @@ class _Utf8Finder:
         return at, at + len(self.data[begin:end].decode())
 
 
+def check_search(pattern: object, *, max_hits: object, around: object, ignore_case: object) -> None:
+    """A search's arguments, checked before anything is fetched: the pattern a non-empty
+    ``str`` (bytes or a number is named as what it is, not called empty), the bounds
+    integers in range (a bool is no count)."""
+    if not isinstance(pattern, str):
+        raise ValidationError(
+            f"the search pattern must be text (a str), not {type(pattern).__name__}: pass "
+            "the text to look for"
+        )
+    if not pattern:
+        raise ValidationError("the search pattern is empty: pass the text to look for")
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise ValidationError(
+            f"the search pattern is {len(pattern)} characters; the limit is {MAX_PATTERN_CHARS}"
+        )
+    for name, value, lo, hi in (
+        ("max_hits", max_hits, 1, MAX_HITS),
+        ("around", around, 0, MAX_AROUND),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise ValidationError(f"{name} must be between {lo} and {hi}, not {value!r}")
+    if not isinstance(ignore_case, bool):
+        raise ValidationError(f"ignore_case must be true or false, not {ignore_case!r}")
+
+
 def search_text(
     text: str,
     starts: Sequence[int],
@@ -308,18 +334,7 @@ def search_text(
     """At most ``max_hits`` lines matching ``pattern`` (one hit per line), each with up to
     ``around`` lines before and after; every line is cut to SNIPPET_CHARS. ``ignore_case``:
     letters match in either case (Unicode simple case folding, as grep -i and RE2 do)."""
-    if not isinstance(pattern, str) or not pattern:
-        raise ValidationError("the search pattern is empty: pass the text to look for")
-    if len(pattern) > MAX_PATTERN_CHARS:
-        raise ValidationError(
-            f"the search pattern is {len(pattern)} characters; the limit is {MAX_PATTERN_CHARS}"
-        )
-    if not 1 <= max_hits <= MAX_HITS:
-        raise ValidationError(f"max_hits must be between 1 and {MAX_HITS}, not {max_hits}")
-    if not 0 <= around <= MAX_AROUND:
-        raise ValidationError(f"around must be between 0 and {MAX_AROUND}, not {around}")
-    if not isinstance(ignore_case, bool):
-        raise ValidationError(f"ignore_case must be true or false, not {ignore_case!r}")
+    check_search(pattern, max_hits=max_hits, around=around, ignore_case=ignore_case)
     find: Callable[[int], tuple[int, int] | None]
     if regex:
         find = _Utf8Finder(compile_regex(pattern, ignore_case=ignore_case), text)

@@ -49,6 +49,7 @@ from .._errors import (
     ConfigError,
     Conflict,
     ConnectionFailed,
+    CorruptRecord,
     PayloadTooLarge,
     SwarmError,
     ValidationError,
@@ -141,14 +142,19 @@ def publish_context(
     current, kept = yield Call(
         "context_lookup", (keys.contexts, keys.context_manifests), (owner, version)
     )
-    if current is not None and not repair:
-        info = store.parse_manifest(current).info
-        if (info.version, info.source, info.media_type) == (version, source, media_type):
-            yield store.keep(ctx, version, raw)
-            return dataclasses.replace(info, changed=False)
-    if kept is not None and not repair:
+    # A damaged pointer or kept manifest is not reused: this publish writes it again. The
+    # pointer is its version's kept manifest, byte for byte (the flip writes both): one that
+    # differs was edited, though it reads.
+    intact = current is not None and current == kept and not repair
+    pointer = _readable(current, owner) if intact else None
+    info = None if pointer is None else pointer.info
+    asked = (version, source, media_type)
+    if info is not None and (info.version, info.source, info.media_type) == asked:
+        yield store.keep(ctx, version, raw)
+        return dataclasses.replace(info, changed=False)
+    old = None if kept is None or repair else _readable(kept, owner)
+    if old is not None:
         # The version is kept already: reuse its chunks, send nothing but the manifest.
-        old = store.parse_manifest(kept)
         flip = yield from _flip(ctx, owner, old, raw, source, media_type, "existing", new_id("p-"))
         if flip is not None:
             yield store.keep(ctx, version, raw)
@@ -209,7 +215,8 @@ def _publish_chunks(
                 tuple(Call("chunk_put", (keys.chunk(d),), (stored[d], token)) for d in missing)
             )
         new = store.Manifest(shape, tuple(parts), _digest.CURRENT)
-        published = yield from _flip(ctx, shape.owner, new, raw, source, media_type, "new", token)
+        mode: Literal["new", "repair"] = "repair" if repair else "new"
+        published = yield from _flip(ctx, shape.owner, new, raw, source, media_type, mode, token)
     except ConnectionFailed:
         # The flip may have happened (its reply lost): keeping the holders can only leak
         # chunks (journaled: gc releases them), dropping them could delete a kept version's.
@@ -231,6 +238,14 @@ def _publish_chunks(
     return published
 
 
+def _readable(raw: bytes, owner: str) -> store.Manifest | None:
+    """A stored manifest, or None when it is damaged (``parse_manifest``)."""
+    try:
+        return store.parse_manifest(raw, owner)
+    except CorruptRecord:
+        return None
+
+
 class _Expired(Exception):
     """The flip found that gc gave up on this publish (it ran longer than the grace)."""
 
@@ -242,12 +257,14 @@ def _flip(
     raw: bytes,
     source: str,
     media_type: str,
-    mode: Literal["new", "existing"],
+    mode: Literal["new", "existing", "repair"],
     token: str,
 ) -> Operation[ContextInfo | None]:
     """Run context_publish for the version ``m`` (its hash, sizes, lines and parts; its
     bytes ``raw``); release the holds it hands out (a bounded gc step, the pruned versions'
-    among them). None: the kept version vanished."""
+    among them). None: the kept version vanished. ``changed`` False: the pointer named
+    the version already, with this source and media type (a publish of the same text that
+    raced this one moved it), so this one wrote nothing."""
     keys = ctx.keys
     shape, parts = m.info, m.parts
     version = shape.version
@@ -304,7 +321,8 @@ def _flip(
         yield from gcops.release_and_forget(ctx, holds)
     if status == "expired":
         raise _Expired
-    return store.parse_manifest(reply[1]).info
+    info = store.parse_manifest(reply[1], owner).info
+    return dataclasses.replace(info, changed=False) if status == "current" else info
 
 
 def _split(raw: bytes, size: int, use_zstd: bool) -> tuple[list[store.Part], dict[str, bytes], int]:
@@ -494,7 +512,10 @@ def context_versions(ctx: OpContext, owner: str) -> Operation[list[ContextInfo]]
         raise store.no_context(owner)
     fields = [f"{owner}|{store.text_of(v)}" for v in kept]
     manifests = yield Cmd("HMGET", keys.context_manifests, *fields)
-    return [store.parse_manifest(m).info for m in manifests if m is not None]
+    kept_infos = (_readable(m, owner) for m in manifests if m is not None)
+    # A damaged one is left out, as contexts() leaves out a damaged pointer; reading that
+    # version names the damage and its repair.
+    return [m.info for m in kept_infos if m is not None]
 
 
 def contexts(ctx: OpContext) -> Operation[list[ContextInfo]]:
@@ -529,6 +550,7 @@ def search_context(
     of context; long lines are cut. ``ignore_case``: letters match in either case (Unicode
     simple case folding: ``retry`` finds ``Retry``, ``ÉTÉ`` finds ``été``)."""
     owner, version = store.check_ref(owner, version)
+    tv.check_search(pattern, max_hits=max_hits, around=around, ignore_case=ignore_case)
     m, raw = yield from store.load(ctx, owner, version)
     search = (ctx, owner, m.version, raw, pattern, regex, max_hits, around, ignore_case)
     hits: list[SearchHit] = yield Compute(_search, search, len(raw))
