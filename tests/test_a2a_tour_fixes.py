@@ -78,7 +78,8 @@ def test_a_request_without_a_message_is_told_so(a2a: A2AServer) -> None:
 def test_a_bad_page_token_is_refused_in_a2a_words(a2a: A2AServer) -> None:
     """It was "cursor garbage does not belong to this listing: pass back the cursor ..."."""
     said = _error(_rpc(a2a, "ListTasks", {"pageToken": "garbage"}))
-    assert said.startswith("pageToken 'garbage' is not one this listing gave"), said
+    # (and no word of the older token forms a swarm's own listings gave: test_a2a_walk7_fixes)
+    assert said.startswith("pageToken 'garbage' is not one this server gave"), said
     assert "nextPageToken" in said and "leave pageToken out" in said
     assert "cursor" not in said
     said = _error(_rpc(a2a, "ListTasks", {"pageToken": "g" * 5000, "contextId": "c-1"}))

@@ -6,6 +6,8 @@ atomically (a script), so every server that follows the event stream may try eve
 exactly one delivers it, once; a restart that replays part of the stream sends nothing twice.
 Nothing expires (no operation of a role sets a TTL: tests/test_acl.py): whoever delivers a
 task's final state removes the webhook (``swarm a2a`` does), so webhooks do not pile up.
+What a webhook may hold is checked by ``check_webhook`` (no I/O; ``Swarm.check_webhook``),
+which ``set_webhook`` runs: a face checks a webhook given with a task before it posts it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .._validate import check_id
 from ._work import check_label, new_id, text
 
 __all__ = [
+    "check_webhook",
     "claim_webhook_event",
     "delete_webhook",
     "set_webhook",
@@ -34,22 +37,72 @@ _STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 _SENT = "|sent"
 
 
+# What a webhook's url, token and authentication may hold: visible ASCII. They go into the
+# request line and headers of each push, where httpx refuses a control character in a URL
+# or a non-ASCII one in a header, and h11 a CR or LF (a header injected); a space or tab,
+# which RFC 9110 allows inside a field value, no token needs. Refused when the webhook is
+# set, not met by the sender at each update (which cannot build such a request).
+_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]*")
+MAX_SECRET_CHARS = 4096  # (a token, an authentication's scheme or credentials)
+
+
 def _check_url(url: object) -> str:
     if not isinstance(url, str) or not re.match(r"https?://[^\s/]+", url):
-        raise ValidationError(f"webhook url {str(url)[:80]!r} is not an http(s) URL")
+        raise ValidationError(
+            f"webhook url {str(url)[:80]!r} is not an http(s) URL: give an http(s) URL "
+            "(https for a server on a public network)"
+        )
     if len(url) > MAX_URL_CHARS:
-        raise ValidationError(f"webhook url is longer than {MAX_URL_CHARS} characters")
+        raise ValidationError(
+            f"webhook url is {len(url)} characters long; the limit is {MAX_URL_CHARS}: give "
+            "a shorter URL (keep what the webhook needs in its path, or in its token)"
+        )
+    if not _VISIBLE_ASCII.fullmatch(url):
+        raise ValidationError(
+            f"webhook url {url[:80]!r} holds a space, a control character or a non-ASCII "
+            "one: percent-encode them (a non-ASCII host name in its IDNA form, xn--...)"
+        )
     return url
+
+
+def _check_secret(kind: str, value: str | None) -> str | None:
+    """A webhook's header value (its token, its authentication's scheme or credentials):
+    never quoted in the refusal, being a secret."""
+    if value is None:
+        return None
+    check_label(f"webhook {kind}", value, max_chars=MAX_SECRET_CHARS)
+    if not _VISIBLE_ASCII.fullmatch(value):
+        raise ValidationError(
+            f"the webhook {kind} holds a space, a control character or a non-ASCII "
+            "character: it is sent in an HTTP header, which carries visible ASCII only "
+            "(letters, digits, punctuation): give one of those characters alone"
+        )
+    return value
+
+
+def check_webhook(
+    url: str,
+    *,
+    webhook_id: str | None = None,
+    token: str | None = None,
+    auth_scheme: str | None = None,
+    auth_credentials: str | None = None,
+) -> None:
+    """Refuse (ValidationError) a webhook ``set_webhook`` would refuse for what it is,
+    without storing it (no I/O): so that a face can check one given with a message before
+    it posts the message's task."""
+    _check_url(url)
+    if webhook_id is not None:
+        check_id("webhook", webhook_id)
+    _check_secret("token", token)
+    _check_secret("auth_scheme", auth_scheme)
+    _check_secret("auth_credentials", auth_credentials)
 
 
 def _check_event_id(event_id: object) -> str:
     if not isinstance(event_id, str) or not _STREAM_ID.fullmatch(event_id):
         raise ValidationError(f"{str(event_id)[:45]!r} is not an event id (like '1717000000000-0')")
     return event_id
-
-
-def _optional(kind: str, value: str | None) -> str | None:
-    return None if value is None else check_label(kind, value, max_chars=4096)
 
 
 def set_webhook(
@@ -67,13 +120,20 @@ def set_webhook(
     after ``since`` (an event id; None: from now on); replacing one keeps its cursor, so an
     event already delivered is not delivered again."""
     check_id("task", task_id)
+    check_webhook(
+        url,
+        webhook_id=webhook_id,
+        token=token,
+        auth_scheme=auth_scheme,
+        auth_credentials=auth_credentials,
+    )
     record = Webhook(
-        id=check_id("webhook", webhook_id) if webhook_id is not None else new_id("w-"),
+        id=webhook_id if webhook_id is not None else new_id("w-"),
         task_id=task_id,
-        url=_check_url(url),
-        token=_optional("token", token),
-        auth_scheme=_optional("auth_scheme", auth_scheme),
-        auth_credentials=_optional("auth_credentials", auth_credentials),
+        url=url,
+        token=token,
+        auth_scheme=auth_scheme,
+        auth_credentials=auth_credentials,
         created_at=0,
     )
     k = ctx.keys

@@ -153,7 +153,9 @@ def posting(request: SendMessageRequest, queues: Sequence[str], sent_role: Any =
         if kind == "text":
             texts.append(part.text)
         elif kind == "data":
-            data.append(MessageToDict(part.data))
+            # (a Struct's numbers are doubles: 3 arrives 3.0; whole ones are ints again, as
+            # the answers write them: ``_wire``. Beyond 2**53 they lost digits already.)
+            data.append(whole_numbers(MessageToDict(part.data)))
         elif kind == "raw":
             data.append(_inline_file(n, part))
         elif kind == "url":

@@ -22,7 +22,10 @@ the wire formats are the SDK's; this class only says what each A2A method means 
   carrying a task's id as its context id is refused: it would start a pass of that name,
   which no ``ListTasks`` of the context lists.
 - The push notification config methods keep webhooks in the swarm (``set_webhook`` ...);
-  ``_push`` delivers to them. A config for a settled task is refused (UnsupportedOperation,
+  ``_push`` delivers to them. A config given with a message is checked whole (the swarm's
+  rules, ``Swarm.check_webhook``) before the message's task is posted: one refused after
+  the post left the task posted, and run, for a client told its message was refused. A
+  config for a settled task is refused (UnsupportedOperation,
   as SubscribeToTask refuses one: A2A keeps a config "until task completion", so it would
   never fire; GetTask returns the task); one given with a message whose task has settled
   (a retry) is not stored either, by the same rule (``_no_webhook_for``), the task returned
@@ -106,7 +109,7 @@ from ._addresses import REFUSED_ADDRESS, UrlCheck, unresolved
 from ._convert import a2a_task, alone_in, posting, updates
 from ._feed import TaskFeed, stream_order
 from ._logs import LOGGED_FOR_OPERATOR
-from ._request import ABSENT, raw_param
+from ._request import ABSENT, check_members, raw_param
 from ._resume import POSITION_KEY, Position, before
 from ._states import STATE_OF, STATUS_AFTER, TERMINAL, statuses_in
 from ._words import for_operator, in_a2a_words, needs_role
@@ -159,14 +162,14 @@ def swarm_errors(swarm: str) -> Iterator[None]:
         raise InvalidParamsError(in_a2a_words(str(exc))) from None
     except ConnectionFailed as exc:  # (Redis gone: it comes back, so the client waits)
         if not exc.retryable:  # (its TLS refused, its files: only the operator mends it)
-            log.warning("a request failed: %s; no retry fixes that", exc)
+            log.warning("a request failed: %s; no retry fixes that", for_operator(str(exc)))
             raise InternalError(
                 "this A2A server cannot connect to its swarm's Redis "
                 "for a reason of configuration (such as a TLS certificate refused), which only "
                 f"its operator can fix; sending it again will not help until then "
                 f"{LOGGED_FOR_OPERATOR}"
             ) from None
-        log.warning("a request failed: %s", exc)
+        log.warning("a request failed: %s", for_operator(str(exc)))
         raise InternalError(
             "this A2A server cannot reach its swarm's Redis; try again "
             f"later, in {RETRY_AFTER_S} s or more {LOGGED_FOR_OPERATOR}",
@@ -253,7 +256,10 @@ class SwarmRequestHandler(RequestHandler):
         wanted = statuses_in(params.status) if params.status else list(SwarmStatus)
         size = params.page_size or DEFAULT_LIST_TASKS_PAGE_SIZE
         if not 1 <= size <= MAX_LIST_TASKS_PAGE_SIZE:
-            raise InvalidParamsError(f"page size must be 1 to {MAX_LIST_TASKS_PAGE_SIZE}")
+            raise InvalidParamsError(
+                f"pageSize {size} is out of range: give a pageSize of 1 to "
+                f"{MAX_LIST_TASKS_PAGE_SIZE}, or leave it out for {DEFAULT_LIST_TASKS_PAGE_SIZE}"
+            )
         if not wanted:
             return ListTasksResponse(page_size=size)
         after_ms = (
@@ -367,6 +373,7 @@ class SwarmRequestHandler(RequestHandler):
     # --- changing
 
     async def on_cancel_task(self, params: CancelTaskRequest, context: ServerCallContext) -> Task:
+        check_members(context, params)
         held = await self._task(params.id)
         if held.status is SwarmStatus.DEAD:
             # FAILED is final in A2A (the core may drop a dead task for good: not from here).
@@ -383,6 +390,7 @@ class SwarmRequestHandler(RequestHandler):
     ) -> tuple[SwarmTask, str, str | None]:
         """Post the message's task; returns it, the event id its updates follow, and why the
         message's push notification config was not stored (None: it was, or it gave none)."""
+        check_members(context, params)
         if params.message.task_id:
             task = await self._task(params.message.task_id)
             state = TaskState.Name(STATE_OF[task.status])
@@ -396,8 +404,11 @@ class SwarmRequestHandler(RequestHandler):
         if params.message.context_id:
             await self._check_context(params.message.context_id)
         push = params.configuration.task_push_notification_config
+        hook_id = push.id or _webhook_id(params.message.message_id)
         if params.configuration.HasField("task_push_notification_config"):
-            await self._check_url(push.url)
+            # All of it, before the task is posted: a config refused after the post left
+            # the task posted (and run) for a client told its message was refused.
+            await self._check_config(push, hook_id)
         with swarm_errors(self.swarm.name):
             since = await self.swarm.last_event_id()
             try:
@@ -423,7 +434,7 @@ class SwarmRequestHandler(RequestHandler):
                     await self.swarm.set_webhook(
                         task.id,
                         push.url,
-                        webhook_id=push.id or _webhook_id(params.message.message_id),
+                        webhook_id=hook_id,
                         since=since,
                         **_auth(push),
                     )
@@ -514,14 +525,18 @@ class SwarmRequestHandler(RequestHandler):
 
     # --- push notifications
 
-    async def _check_url(self, url: str) -> None:
-        """Refuse a push notification config's url that is missing, or (``url_check``) that
-        this server may not post to."""
+    async def _check_config(self, config: TaskPushNotificationConfig, hook_id: str | None) -> None:
+        """Refuse a push notification config that ``set_webhook`` would refuse (its rules,
+        the core's: ``Swarm.check_webhook``), that has no url, or whose url this server may
+        not post to (``url_check``)."""
+        url = config.url
         if not url.strip():
             raise InvalidParamsError(
                 "the push notification config has no url: give the http(s) URL of the webhook "
                 "the task's updates are posted to (url)"
             )
+        with swarm_errors(self.swarm.name):
+            self.swarm.check_webhook(url, webhook_id=hook_id, **_auth(config))
         if self.url_check is None:
             return
         try:
@@ -540,13 +555,14 @@ class SwarmRequestHandler(RequestHandler):
     async def on_create_task_push_notification_config(
         self, params: TaskPushNotificationConfig, context: ServerCallContext
     ) -> TaskPushNotificationConfig:
+        check_members(context, params)
         with swarm_errors(self.swarm.name):
             since = await self.swarm.last_event_id()  # pinned before the read: see above
         task = await self._task(params.task_id, field="taskId")
         not_stored = _no_webhook_for(task)
         if not_stored is not None:
             raise UnsupportedOperationError(not_stored)
-        await self._check_url(params.url)
+        await self._check_config(params, params.id or None)
         with swarm_errors(self.swarm.name):
             hook = await self.swarm.set_webhook(
                 task.id, params.url, webhook_id=params.id or None, since=since, **_auth(params)
@@ -601,9 +617,12 @@ def _matching(
 def _check_status(params: ListTasksRequest, context: ServerCallContext) -> None:
     """Refuse a ListTasks status that is no task state. The SDK reads an unknown one as 0
     (unspecified), which means every state: so the raw request is read; only a status left
-    out (or unspecified) lists every state."""
+    out (or unspecified) lists every state. The JS SDK's JSON-RPC client sends a status left
+    out as "UNRECOGNIZED" (protobuf-es's name of an enum's unknown value): left out too."""
     states = dict(TaskState.items())  # name -> number
     raw = raw_param(context, "status")
+    if raw == _UNRECOGNIZED:  # (the JS SDK's JSON-RPC client's status left out: see above)
+        return
     if raw is None or raw is ABSENT:  # (None: no raw request; the parsed value then)
         known = params.status in states.values()
     elif isinstance(raw, str):
@@ -618,6 +637,10 @@ def _check_status(params: ListTasksRequest, context: ServerCallContext) -> None:
             f"status {str(shown)[:40]!r} is not a task state: give one of {names}, "
             "or leave it out for tasks in every state"
         )
+
+
+# What protobuf-es (the JS SDK) writes for an enum field it holds no value of.
+_UNRECOGNIZED = "UNRECOGNIZED"
 
 
 def _no_webhook_for(task: SwarmTask) -> str | None:

@@ -15,7 +15,11 @@ than 408 and 429 (the webhook refused it), and a TLS connection the webhook's se
 make (``tls_refused``, by the ssl module's exception types: its certificate does not verify
 or names another host, an alert refusing the handshake, a port that answers it with no TLS,
 no TLS version in common); the webhook's next updates are each tried again (a certificate
-may be renewed meanwhile). After a task's final state is delivered, its webhook is removed.
+may be renewed meanwhile). So is one to a webhook of which no request can be built (a
+control character in its url, a non-ASCII or CR/LF one in its token: the core refuses them
+since, an older version did not), said by the error's type: no log line here carries a
+webhook's token or credentials (``_unsaid``). An error no rule here foresees drops that
+update alone (``_drain``). After a task's final state is delivered, its webhook is removed.
 
 The dispatcher rides out a lost Redis, following the stream again after waits that double
 (``reconnect_delay``). A connection no retry makes (``_errors.needs_a_fix``: its certificate
@@ -73,7 +77,7 @@ from ._addresses import REFUSED_ADDRESS, AddressCheck, pin, unresolved
 from ._convert import updates
 from ._states import STATUS_AFTER, TERMINAL
 from ._wire import render
-from ._words import needs_role
+from ._words import for_operator, needs_role
 
 __all__ = ["PUSH_TIMEOUT_S", "RETRY_DELAYS_S", "PushDispatcher", "push_client", "reconnect_delay"]
 
@@ -151,6 +155,31 @@ def _failed(exc: httpx.HTTPError) -> str:
     return f"{kind} ({said})"
 
 
+def _unsaid(text: str, hook: Webhook) -> str:
+    """``text`` (an error's words, for the log) without the webhook's secrets, as they are
+    or as Python quotes them (``b'...'``): no log line carries a token or credentials."""
+    for secret in (hook.token, hook.auth_credentials):
+        if secret:
+            for form in {secret, repr(secret)[1:-1], repr(secret.encode())[2:-1]}:
+                text = text.replace(form, "[secret]")
+    return text
+
+
+def _unsendable(hook: Webhook, exc: Exception) -> None:
+    """Say that an update to ``hook`` was dropped, not retried: no request can be built of
+    its url, token or authentication (one stored before the core refused such values: a
+    control character, a non-ASCII one). Said by the error's type, whose words could quote
+    a header (a secret); an invalid URL's words, which name what is wrong with it, too."""
+    why = type(exc).__name__
+    if isinstance(exc, httpx.InvalidURL):
+        why += f": {exc}"
+    log.warning(
+        "webhook %r of task %s: not posted, an update dropped (not retried): no HTTP request "
+        "can be made of its url, token or authentication (%s); give the task a webhook of a "
+        "valid one", hook.url[:200], hook.task_id, why,
+    )  # fmt: skip
+
+
 class PushDispatcher:
     """Follows the event stream and posts each task update to its webhooks, once."""
 
@@ -202,14 +231,16 @@ class PushDispatcher:
                             log.error(
                                 "push notifications stopped: %s%s; no retry fixes that: fix "
                                 "it where this server runs, and they resume (tried again "
-                                "every %g s; said here when they do)", exc, fix, RECONNECT_MAX_S,
+                                "every %g s; said here when they do)", for_operator(str(exc)), fix,
+                                RECONNECT_MAX_S,
                             )  # fmt: skip
                             stuck = True
                         await asyncio.sleep(RECONNECT_MAX_S)
                         continue
                     stuck = False
                     delay = reconnect_delay(failures)
-                    log.warning("push notifications paused: %s (trying again in %g s)", exc, delay)
+                    said = for_operator(str(exc))
+                    log.warning("push notifications paused: %s (trying again in %g s)", said, delay)
                     await asyncio.sleep(delay)
         finally:  # stopping: what is still queued is dropped (at most once, never twice)
             for task in list(self._background):
@@ -225,7 +256,7 @@ class PushDispatcher:
                     if event.fields.get("task") == task_id:
                         await self.handle(event)
             except SwarmError as exc:
-                log.warning("push notifications of task %s: %s", task_id, exc)
+                log.warning("push notifications of task %s: %s", task_id, for_operator(str(exc)))
 
         self._start(run())
 
@@ -264,17 +295,26 @@ class PushDispatcher:
         outbox.put_nowait((hook, sent, final))
 
     async def _drain(self, key: tuple[str, str], outbox: asyncio.Queue[Delivery]) -> None:
-        """Post a webhook's updates in the order they were claimed, until its task settles."""
+        """Post a webhook's updates in the order they were claimed, until its task settles.
+        An update whose post fails in a way ``_post`` does not foresee is dropped, said in
+        one line: the next ones are still posted, and the webhook removed after the last
+        (a task that died here, its error never retrieved, kept the webhook for good)."""
         try:
             while True:
                 hook, sent, final = await outbox.get()
                 for update in sent:
-                    await self._post(hook, update)
+                    try:
+                        await self._post(hook, update)
+                    except Exception as exc:  # (its words may quote a header: a secret)
+                        log.error(
+                            "webhook %s of task %s: an update dropped, its post failed: %s",
+                            key[1], key[0], type(exc).__name__,
+                        )  # fmt: skip
                 if final:
                     await self.swarm.delete_webhook(hook.task_id, hook.id)
                     return
         except SwarmError as exc:
-            log.warning("webhook %s of task %s: %s", key[1], key[0], exc)
+            log.warning("webhook %s of task %s: %s", key[1], key[0], for_operator(str(exc)))
         finally:
             self._outboxes.pop(key, None)
 
@@ -290,6 +330,11 @@ class PushDispatcher:
         if hook.auth_scheme and hook.auth_credentials:
             headers["Authorization"] = f"{hook.auth_scheme} {hook.auth_credentials}"
         body = render(to_stream_response(update))
+        try:  # (built again for each try, each address: here, whether it can be built at all)
+            self.http.build_request("POST", hook.url, json=body, headers=headers)
+        except Exception as exc:  # (httpx.InvalidURL, UnicodeEncodeError of a header...)
+            _unsendable(hook, exc)
+            return
         failed = ""  # why the last try failed, said when the update is given up
         for delay in (*self.retry_delays_s, None):
             try:
@@ -300,7 +345,7 @@ class PushDispatcher:
                         hook.url[:200], hook.task_id, REFUSED_ADDRESS,
                     )  # fmt: skip
                     return
-                response = await self._send(hook.url, body, headers, addresses)
+                response = await self._send(hook, body, headers, addresses)
                 if response.is_success:
                     return
                 failed = _answered(response)
@@ -311,14 +356,17 @@ class PushDispatcher:
                     )  # fmt: skip
                     return
                 log.info("webhook %s: %s", hook.url, failed)
+            except httpx.LocalProtocolError as exc:  # (a header h11 refuses: a CR, a LF...)
+                _unsendable(hook, exc)
+                return
             except httpx.HTTPError as exc:
                 if tls_refused(exc):  # (the webhook's TLS: its server's to fix)
                     log.warning(
                         "webhook %s: not posted, an update of task %s dropped (no retry "
-                        "fixes that): %s", hook.url, hook.task_id, exc,
+                        "fixes that): %s", hook.url, hook.task_id, _unsaid(str(exc), hook),
                     )  # fmt: skip
                     return
-                failed = _failed(exc)
+                failed = _unsaid(_failed(exc), hook)
                 log.info("webhook %s: %s", hook.url, failed)
             except OSError as exc:  # (the check's lookup: a network error, see the module)
                 failed = unresolved(hook.url, exc)
@@ -332,18 +380,21 @@ class PushDispatcher:
             await asyncio.sleep(delay)
 
     async def _send(
-        self, url: str, body: Any, headers: dict[str, str], addresses: Sequence[str] | None
+        self, hook: Webhook, body: Any, headers: dict[str, str], addresses: Sequence[str] | None
     ) -> httpx.Response:
         """POST ``body`` to ``url``: at each of ``addresses`` in turn (``pin``) until one
         can be connected to (a connection refused or timed out sent nothing, so the next
         address cannot get the update twice); the last one's error is raised. None: to
         the URL's host as the client resolves it (no rule checked the address)."""
+        url = hook.url
         *first, last = addresses or (None,)
         for address in first:
             try:
                 return await self._send_to(url, body, headers, address)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                log.info("webhook %s: not connected at %s (%s): trying the next", url, address, exc)
+                said = _unsaid(str(exc), hook)
+                log.info("webhook %s: not connected at %s (%s): trying the next", url, address,
+                         said)  # fmt: skip
         return await self._send_to(url, body, headers, last)
 
     async def _send_to(

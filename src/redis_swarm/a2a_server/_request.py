@@ -15,6 +15,14 @@ misspelt a state got every task. ``RawContextBuilder`` keeps the request's body 
 the call context, so the handler can tell a value left out from one it could not read
 (``raw_param``).
 
+**Members of the wrong type.** The SDK's parser skips a member that A2A makes an object
+but that came as another JSON value: ``"configuration": "returnImmediately"`` read as no
+configuration (the call then blocking), ``"message": "hello"`` as a message without id.
+``check_members`` refuses it, naming it and its type (the handler calls it for the methods
+whose parameters hold objects); on the JSON-RPC path ``RpcChecks`` says the same
+(``wrong_member``) before the SDK parses the request, whose parser answers some other such
+values (an array, a number where an object goes) with a bare "Invalid params".
+
 **Bodies that are not UTF-8, or nested too deep.** JSON is UTF-8 (RFC 8259); the SDK's
 routes decode a body without catching the codec's error, so a stray byte was an internal
 error (JSON-RPC -32603 with the codec's words, HTTP+JSON 500) and a traceback in the log.
@@ -40,7 +48,10 @@ from typing import Any
 from a2a.server.context import ServerCallContext
 from a2a.server.routes.common import DefaultServerCallContextBuilder
 from a2a.utils.error_handlers import build_rest_error_payload
+from a2a.utils.errors import InvalidParamsError
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.json_format import ParseError
+from google.protobuf.message import Message as ProtoMessage
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -59,11 +70,14 @@ __all__ = [
     "RawContextBuilder",
     "ReadableBodies",
     "body_of",
+    "check_members",
+    "json_name",
     "max_body_bytes",
     "raw_param",
     "send_json",
     "unreadable",
     "with_body",
+    "wrong_member",
 ]
 
 log = logging.getLogger(__name__)
@@ -263,12 +277,96 @@ def raw_param(context: ServerCallContext, name: str) -> Any:
     if not isinstance(raw, RawRequest):
         return None
     if raw.body:
-        try:
-            body = json.loads(raw.body)
-        except ValueError:
-            return None  # (the SDK refused such a body before the handler ran)
-        if not isinstance(body, dict):
+        params, _ = _body_params(raw.body)
+        if params is None:
             return None
-        params = body.get("params") if "jsonrpc" in body else body
         return params.get(name, ABSENT) if isinstance(params, dict) else ABSENT
     return raw.query.get(name, ABSENT)
+
+
+def _body_params(body: bytes) -> tuple[Any, str]:
+    """The parameters a body sent (a JSON-RPC request's ``params``, an HTTP+JSON body),
+    None when it is no JSON object; and how a client names a member of them (``params.``,
+    or the body's)."""
+    try:
+        sent = json.loads(body)
+    except ValueError:
+        return None, ""  # (the SDK refused such a body before the handler ran)
+    if not isinstance(sent, dict):
+        return None, ""
+    if "jsonrpc" in sent:
+        return sent.get("params"), "params."
+    return sent, "the body's "
+
+
+# Message types whose JSON form is no object (a Timestamp is a string, a Value any JSON...):
+# every google.protobuf type but these two, which are objects (whose members are free).
+_FREE_OBJECTS = frozenset({"google.protobuf.Struct", "google.protobuf.Any"})
+
+
+def check_members(context: ServerCallContext, params: ProtoMessage) -> None:
+    """Refuse (InvalidParamsError) a request whose body sent a member that A2A makes an
+    object (``params``' type says which, at any depth) as another JSON value: the SDK's
+    parser skips it (``"configuration": "returnImmediately"`` was no configuration, the call
+    then blocking; ``"message": "hello"`` said "the message has no messageId"). The refusal
+    names it and its type. null is no value (as protobuf reads it)."""
+    raw = context.state.get(_RAW_KEY)
+    if not isinstance(raw, RawRequest) or not raw.body:
+        return
+    sent, named = _body_params(raw.body)
+    if isinstance(sent, dict):
+        described: Any = params.DESCRIPTOR  # (upb's Descriptor: the same API)
+        wrong = wrong_member(sent, described, named)
+        if wrong is not None:
+            raise InvalidParamsError(wrong)
+
+
+def wrong_member(sent: dict[str, Any], message: Descriptor, named: str) -> str | None:
+    """Why parameters ``sent`` (of type ``message``) are refused, if they hold a member
+    that A2A makes an object as another JSON value (see ``check_members``); ``named``: how
+    the client names a member of them (``params.``)."""
+    found = _not_an_object(sent, message)
+    if found is None:
+        return None
+    path, value, kind = found
+    return (
+        f"{named}{path} is {json_name(value)}; it must be an object (A2A's {kind}, of named "
+        "members)"
+    )
+
+
+# JSON's names of the values a JSON object decodes to, but an object.
+_JSON_NAMES: tuple[tuple[type, str], ...] = (
+    (type(None), "null"),
+    (bool, "a boolean"),  # (before int: a bool is an int in Python)
+    (int, "a number"),
+    (float, "a number"),
+    (str, "a string"),
+    (list, "an array"),
+)
+
+
+def json_name(value: Any) -> str:
+    """What JSON value ``value`` (decoded JSON, no object) is, as a client is told."""
+    return next(name for kind, name in _JSON_NAMES if isinstance(value, kind))
+
+
+def _not_an_object(params: dict[str, Any], message: Descriptor) -> tuple[str, Any, str] | None:
+    """The first member of ``params`` that ``message`` makes an object but is another JSON
+    value, at any depth: its path, its value, its type's name. (An array's items are the
+    SDK's to check.)"""
+    for name, value in params.items():
+        field = message.fields_by_camelcase_name.get(name) or message.fields_by_name.get(name)
+        # (repeated, a map too: a map's JSON is an object, of free members)
+        if field is None or field.message_type is None or value is None or field.is_repeated:
+            continue
+        kind = field.message_type
+        if kind.full_name.startswith("google.protobuf.") and kind.full_name not in _FREE_OBJECTS:
+            continue
+        if not isinstance(value, dict):
+            return name, value, kind.name
+        if kind.full_name not in _FREE_OBJECTS:
+            inner = _not_an_object(value, kind)
+            if inner is not None:
+                return f"{name}.{inner[0]}", inner[1], inner[2]
+    return None

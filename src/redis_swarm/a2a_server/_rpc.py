@@ -1,15 +1,18 @@
 """JSON-RPC requests the SDK's route answers unhelpfully, answered here first.
 
 The SDK's JSON-RPC route (not patched: wrapped) reads ``params`` given as an array as no
-parameters at all (so ``GetTask`` said "task id is empty"), answers a method it does not
-know, A2A 0.3's names (``tasks/get``) included, with a bare "Method not found", answers a
-body that is not UTF-8 with an internal error (and a traceback in the log), and answers a
-notification (a request of JSON-RPC 2.0 without ``id``), which JSON-RPC 2.0 says a server
-must not reply to; a body nested some thousand levels deep was a plain-text 500 here,
-before the SDK's route, and a traceback. ``RpcChecks``, on the JSON-RPC path only, says
-what to send instead for the first four (a body not UTF-8, or nested deeper than the swarm
-stores, is a parse error, -32700: ``_request.unreadable``), and answers a notification
-HTTP 204, no body. A request that is not valid JSON-RPC 2.0
+parameters at all (so ``GetTask`` said "task id is empty"), skips a member of ``params``
+that A2A makes an object sent as another JSON value, or answers it a bare "Invalid params"
+(``"configuration": "returnImmediately"`` was no configuration, the call then blocking),
+answers a method it does not know, A2A 0.3's names (``tasks/get``) included, with a bare
+"Method not found", answers a body that is not UTF-8 with an internal error (and a
+traceback in the log), and answers a notification (a request of JSON-RPC 2.0 without
+``id``), which JSON-RPC 2.0 says a server must not reply to; a body nested some thousand
+levels deep was a plain-text 500 here, before the SDK's route, and a traceback.
+``RpcChecks``, on the JSON-RPC path only, says what to send instead for the first four (a
+member of the wrong type is named: ``_request.wrong_member``; a body not UTF-8, or nested
+deeper than the swarm stores, is a parse error, -32700: ``_request.unreadable``), and
+answers a notification HTTP 204, no body. A request that is not valid JSON-RPC 2.0
 (``jsonrpc`` not "2.0", an ``id`` neither a string, an integer nor null) goes to the SDK,
 which answers it -32600 with its id when that is a valid one, else with id null.
 
@@ -29,7 +32,7 @@ from a2a.server.routes.jsonrpc_dispatcher import JsonRpcDispatcher
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._codec import dumps
-from ._request import body_of, send_json, unreadable, with_body
+from ._request import body_of, json_name, send_json, unreadable, with_body, wrong_member
 
 __all__ = ["A2A_0_3_METHODS", "A2A_METHODS", "RpcChecks"]
 
@@ -131,21 +134,6 @@ def _returning_at_once(request: dict[str, Any]) -> bytes:
     return dumps({**request, "method": "SendMessage", "params": params}).encode()
 
 
-# JSON's names of the values a JSON object decodes to, but an object.
-_JSON_NAMES: tuple[tuple[type, str], ...] = (
-    (type(None), "null"),
-    (bool, "a boolean"),  # (before int: a bool is an int in Python)
-    (int, "a number"),
-    (float, "a number"),
-    (str, "a string"),
-    (list, "an array"),
-)
-
-
-def _json_name(value: Any) -> str:
-    return next(name for kind, name in _JSON_NAMES if isinstance(value, kind))
-
-
 def _refusal(request: dict[str, Any]) -> tuple[int, str] | None:
     """The JSON-RPC error code and message for a request the SDK would answer unhelpfully."""
     method: str = request["method"]
@@ -163,9 +151,14 @@ def _refusal(request: dict[str, Any]) -> tuple[int, str] | None:
     params = request.get("params")
     if "params" in request and not isinstance(params, dict):
         return _INVALID_PARAMS, (
-            f"Invalid params: params is {_json_name(params)}; A2A methods take an object of "
+            f"Invalid params: params is {json_name(params)}; A2A methods take an object of "
             'named members, as {"id": "TASK_ID"} for GetTask'
         )
+    if isinstance(params, dict):  # (a member of the wrong type: the SDK's parser skips it)
+        model: Any = JsonRpcDispatcher.METHOD_TO_MODEL[method]  # (a protobuf message class)
+        wrong = wrong_member(params, model.DESCRIPTOR, "params.")
+        if wrong is not None:
+            return _INVALID_PARAMS, f"Invalid params: {wrong}"
     return None
 
 

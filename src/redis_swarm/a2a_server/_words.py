@@ -69,6 +69,18 @@ A2A_WORDS: dict[str, str] = {
 # name (a refused one: too long, blank), the contextId it was given as.
 A2A_PHRASES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b(?:the )?pass name\b"), "contextId"),
+    # (a cursor no index holds: lua/index_page.lua adds why an older form of its own may be
+    # one, which no A2A client gave: this server's tokens never had that form)
+    (
+        re.compile(
+            r"cursor (.*) does not belong to this listing: pass back the cursor of the "
+            r"previous page with the same filters\. If it is, its record is no longer stored "
+            r".*start the listing again from its start",
+            re.S,
+        ),
+        "pageToken {0} is not one this server gave: start from the first page (leave "
+        "pageToken out), then pass each page's nextPageToken",
+    ),
     (
         re.compile(
             r"cursor (.*) does not belong to this listing: pass back the cursor of the "
@@ -94,11 +106,18 @@ _CLI_PASS_ADVICE = re.compile(
 )
 
 
+# What the core tells a command that met a stopped embedded Redis (``_translate``): to start
+# it, then to run the command again. A running server resumes by itself once it is up.
+_RUN_AGAIN = re.compile(r", then run this command again\b")
+_RESUMES = " (this server resumes by itself once it is up)"
+
+
 def for_operator(text: str) -> str:
-    """``text`` (a core error's message) for the log of an A2A server's operator: without
-    the advice the core gives a CLI user that this server cannot follow (``needs_role`` then
-    says what to do)."""
-    return _CLI_PASS_ADVICE.sub("", text)
+    """``text`` (a core error's message) for the log of a running A2A server's operator:
+    without the advice the core gives a CLI user that this server cannot follow
+    (``needs_role`` then says what to do), and without "then run this command again" (it
+    resumes by itself)."""
+    return _RUN_AGAIN.sub(_RESUMES, _CLI_PASS_ADVICE.sub("", text))
 
 
 def in_a2a_words(text: str) -> str:

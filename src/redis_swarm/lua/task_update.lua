@@ -201,8 +201,8 @@ elseif action == 'fail' then
     make_dead(K, Q, t, now, 'failed without retry: ' .. err)
   elseif t.failures >= t.max_attempts then
     make_dead(K, Q, t, now, string.format(
-      'max_attempts reached: failed on all %d %s; last error: %s', t.failures,
-      t.failures == 1 and 'attempt' or 'attempts', err))
+      'max_attempts reached: failed on %s; last error: %s',
+      t.failures == 1 and 'its 1 attempt' or string.format('all %d attempts', t.failures), err))
   else
     local delay = tonumber(ARGV[14])  -- the caller's (a rate limit's Retry-After)
     if not delay then
