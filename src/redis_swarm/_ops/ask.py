@@ -341,9 +341,10 @@ def ask(
             answered = yield from _settled(ctx, task, target, q.posted)
             if answered is not None:
                 return answered
-            if remaining <= 0 or (stop is not None and stop()):
-                waited = timeout if remaining <= 0 else round(timeout - remaining, 1)
-                late = yield from _give_up(ctx, q, task, asking, target, waited)
+            stopped = remaining > 0 and stop is not None and stop()
+            if remaining <= 0 or stopped:
+                waited = round(timeout - remaining, 1) if stopped else timeout
+                late = yield from _give_up(ctx, q, task, asking, target, waited, stopped=stopped)
                 return late
             if unclaimed.due(task):
                 try:
@@ -353,11 +354,9 @@ def ask(
                     _add_note(exc, note)
                     raise
             wait_s = min(remaining, chunk, renewal.every_s, unclaimed.wait_s())
-            if stop is not None:
-                wait_s = min(wait_s, STOP_POLL_S)
             try:
                 yield from renewal.renew(ctx)
-                yield from await_events(ctx, last, wait_s, ours)
+                yield from _await_answer(ctx, last, wait_s, ours, stop)
             except SwarmError as exc:
                 # The wait itself failed (Redis gone, or refusing this user): nobody waits
                 # for the question now, so it is given up as at an interrupt, and the error
@@ -373,6 +372,35 @@ def ask(
         note = yield from _withdraw(ctx, q, target, dedupe_key, "interrupted")
         _add_note(exc, note)
         raise
+
+
+def _await_answer(
+    ctx: OpContext,
+    last: str,
+    wait_s: float,
+    ours: Callable[[Mapping[str, str]], bool],
+    stop: Callable[[], bool] | None,
+) -> Operation[None]:
+    """Block until an event settling the question (``ours``) or ``wait_s``; with ``stop``, in
+    blocks of ``STOP_POLL_S`` with ``stop()`` asked between them (true: back at once, for
+    the caller's check to end the wait), the question read again no more often than
+    without it."""
+    if stop is None:
+        yield from await_events(ctx, last, wait_s, ours)
+        return
+    end = time.monotonic() + wait_s
+    came = False
+
+    def seen(fields: Mapping[str, str]) -> bool:
+        nonlocal came
+        came = came or ours(fields)
+        return came
+
+    while not came and not stop():
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        last = yield from await_events(ctx, last, min(left, STOP_POLL_S), seen)
 
 
 class _Question:
@@ -681,10 +709,18 @@ class _Renewal:
 
 
 def _give_up(
-    ctx: OpContext, q: _Question, task: Task, asking: _Asking, target: str, timeout: float
+    ctx: OpContext,
+    q: _Question,
+    task: Task,
+    asking: _Asking,
+    target: str,
+    timeout: float,
+    *,
+    stopped: bool = False,
 ) -> Operation[Answer]:
     """Let the question go (``_let_go``) and raise Timeout; an answer that won the race
-    with its withdrawal is returned instead."""
+    with its withdrawal is returned instead. ``stopped``: the caller's ``stop()`` ended the
+    wait after ``timeout`` seconds, not its timeout."""
     queue, dedupe_key = asking.queue, asking.dedupe_key
     claimed = task.status is TaskStatus.CLAIMED  # held now, not merely once
     who = _who(task, queue)
@@ -701,13 +737,14 @@ def _give_up(
     # A longer wait helps an answerer that was at work on it, not a queue nobody serves.
     again = (
         ""
-        if left_open
+        if left_open or stopped
         else ". Ask again with a longer timeout"
         if claimed
         else ". Start an answerer (above), then ask again"
     )
+    ended = " (the caller stopped waiting)" if stopped else ""
     raise Timeout(
-        f"no answer from {target!r} after {timeout:g} s: {who}; {then}{again}{other}",
+        f"no answer from {target!r} after {timeout:g} s{ended}: {who}; {then}{again}{other}",
         task_id=task.id,
         claimed=claimed,
     )
