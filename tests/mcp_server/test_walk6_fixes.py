@@ -151,3 +151,26 @@ def test_a_fixed_name_passes_to_a_new_session_once_the_old_client_is_gone(
         gone = httpx.post(url, json=HTTP_INIT | {"id": 3}, headers=old, timeout=10)
         assert gone.status_code == 404
         assert [a.id for a in core.agents()] == ["w-1"]
+
+
+def test_a_client_that_calls_after_its_stream_closed_keeps_its_fixed_name(
+    core: Swarm, redis_url: str, tmp_path: Path
+) -> None:
+    """A client that closed its event stream, then called again, is at work: a new session
+    under the --name is refused (the close alone once let any later session take the id
+    from it at once, for good)."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": SRC, "SWARM_URL": redis_url, "SWARM_NAME": "test"}
+    argv = [sys.executable, "-m", "redis_swarm", "mcp", "--role", "worker", "--name", "w-1"]
+    argv += ["--transport", "http", "--port", str(port)]
+    url = f"http://127.0.0.1:{port}/mcp"
+    with open(tmp_path / "server.log", "w+") as log, http_server(argv, env, log, url):
+        old = _open_session(url)
+        with httpx.stream("GET", url, headers=old, timeout=30) as listening:
+            assert listening.status_code == 200
+        time.sleep(0.3)  # (the server sees the stream close)
+        assert "result" in _call(url, old, "read_inbox")  # still at work
+        new = _open_session(url)
+        refused = _call(url, new, "read_inbox")["result"]
+        assert refused["isError"] and "held by another open session" in str(refused), refused
+        assert "result" in _call(url, old, "read_inbox")  # the old client keeps its id

@@ -219,10 +219,15 @@ class AgentSession:
     key: object = None
     # Its HTTP session's id (handshake era over HTTP): ended with it when it makes room.
     http_id: str | None = None
-    # The event stream (GET) its client kept open closed: a client that listens is gone, or
-    # dropped it (a restart that opens a new session without its session id). Its fixed id
-    # may then be taken over at once (``_take_name``) rather than after minutes unused.
-    stream_closed: bool = False
+    # When the event stream (GET) its client kept open last closed: a client that listens is
+    # gone, or dropped it (a restart that opens a new session without its session id). Its
+    # fixed id may then be taken over at once (``_take_name``) rather than after minutes
+    # unused, unless a request came since (the client is still at work: ``gone_since_stream``).
+    stream_closed_at: float | None = None
+
+    def gone_since_stream(self) -> bool:
+        """Whether its client closed its event stream and sent nothing since."""
+        return self.stream_closed_at is not None and self.stream_closed_at >= self.used
 
     def hold(self, task: Task) -> None:
         """The session claimed ``task``: it keeps the lease (and stores its token)."""
@@ -576,7 +581,7 @@ class SessionRegistry:
         """The HTTP face: the event stream (GET) of the HTTP session ``http_id`` closed."""
         for session in self._live.values():
             if session.http_id == http_id:
-                session.stream_closed = True
+                session.stream_closed_at = self.clock()
 
     def _can_go(self, session: AgentSession) -> bool:
         """Whether closing the session takes nothing from a client at work: it holds no lease
@@ -679,8 +684,9 @@ class SessionRegistry:
         client that never listens, as a finished `claude -p`, which never ends its session,
         cannot be told from one between two calls)."""
         unused = self.clock() - holder.used
-        if self._can_go(holder) and (holder.stream_closed or unused >= MIN_IDLE_TO_MAKE_ROOM_S):
-            why = "its client's event stream closed" if holder.stream_closed else "unused"
+        gone = holder.gone_since_stream()
+        if self._can_go(holder) and (gone or unused >= MIN_IDLE_TO_MAKE_ROOM_S):
+            why = "its client's event stream closed, nothing sent since" if gone else "unused"
             log.info("agent %s: closing its session (%s, unused for %.0f s) for a new one "
                      "under the id", holder.agent_id, why, unused)  # fmt: skip
             await self._close_idle(holder)
@@ -689,8 +695,9 @@ class SessionRegistry:
             f"agent id {holder.agent_id} (this MCP server's --name) is held by another open "
             f"session (client {holder.client}): one id is one agent, so a second session "
             "under it is refused. Close that session (it is let go, holding no task and "
-            "serving no call, once its client's event stream has closed, or once unused for "
-            f"{MIN_IDLE_TO_MAKE_ROOM_S // 60} minutes), or start this server without --name "
+            "serving no call, once its client's event stream has closed with nothing sent "
+            f"since, or once unused for {MIN_IDLE_TO_MAKE_ROOM_S // 60} minutes), or start "
+            "this server without --name "
             "(each session gets an id of its own), or start another server with another "
             "--name for this client"
         )
