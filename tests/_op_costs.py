@@ -87,6 +87,7 @@ BOUNDS: dict[str, int] = {
     "requeue_dead": 1,
     "reap": 2,  # the set of queues, then every queue's reaping in one batch
     "get_task": 1,
+    "task_statuses": 1,
     "list_tasks (a page of 100)": 1,
     # by a status few tasks hold: the counters, then their queues' sets (and the page's data)
     "list_tasks, claimed": 2,
@@ -301,6 +302,7 @@ def every_operation(far: Any, near: Any, cache: ContextCache, meter: Meter, scal
     meter("requeue_dead", lambda: far.requeue_dead(doomed.id))
     meter("reap", far.reap)
     meter("get_task", lambda: far.get_task(task.id))
+    meter("task_statuses", lambda: far.task_statuses([task.id, "t-gone"]))
     meter("list_tasks (a page of 100)", lambda: far.list_tasks(limit=100))
     held = meter("list_tasks, claimed", lambda: far.list_tasks(status="claimed"))
     assert len(held.items) >= 2 and held.cursor is None  # batch[1:] at least

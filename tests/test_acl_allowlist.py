@@ -298,6 +298,7 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     _, following = worker.report(batch[0].id, batch[0].token, {"summary": "s"}, claim_next="q")
     assert following is not None
     worker.get_task(task.id)
+    worker.task_statuses([task.id])
     worker.leases_of(me.id, [task.id])
     worker.list_tasks(queue="q")
     worker.queue_stats()

@@ -127,3 +127,39 @@ def test_the_rule_keeps_open_tasks_tokens_only() -> None:
         "claimed",
     ]
     assert tokens.outlived(None)  # (the task deleted)
+
+
+def test_the_hooks_read_the_kept_tokens_tasks_in_one_round_trip(
+    swarm: Swarm, redis_url: str
+) -> None:
+    """Twenty kept tokens whose leases moved to another worker: a hook reads their tasks'
+    statuses in one HMGET (it read each task, with its data, one round trip apiece, on every
+    Stop and prompt until the tasks settled), keeps them while the tasks are open, and drops
+    them all, in one read again, once they are settled."""
+    from redis_swarm._hooks.events import held_tasks
+
+    from ._raw import command_calls, raw_client, reset_stats
+
+    for n in range(20):
+        swarm.post_task("many", f"task {n}", {"pad": "x" * 5_000}, lease_s=0.05)
+    mine = [swarm.claim("many", worker="me") for _ in range(20)]
+    for t in mine:
+        assert t is not None
+        tokens.remember(swarm.settings, "me", t.id, t.token or "")
+    time.sleep(0.1)
+    theirs = [swarm.claim("many", worker="other", lease_s=60) for _ in range(20)]
+    assert all(t is not None for t in theirs)
+    with raw_client(redis_url) as raw:
+        reset_stats(raw)
+        assert held_tasks(swarm, "me") == []
+        calls = command_calls(raw)
+        assert calls.get("hmget", 0) <= 4 and calls.get("hget", 0) == 0, calls  # (leases_of: 3)
+        assert len(_kept(swarm, "me")) == 20  # open: kept for a late report
+        for t in theirs:
+            assert t is not None
+            swarm.report(t.id, t.token, {"summary": "done"})
+        reset_stats(raw)
+        held_tasks(swarm, "me")
+        calls = command_calls(raw)
+        assert calls.get("hget", 0) == 0, calls
+    assert _kept(swarm, "me") == {}

@@ -554,6 +554,7 @@ class _Shell:
     reap = _Op(claiming.reap)
     reap_due = _Op(claiming.reap_due)
     get_task = _Op(tasks.get_task)
+    task_statuses = _Op(tasks.task_statuses)
     list_tasks = _Op(tasks.list_tasks)
     configure_queue = _Op(tasks.configure_queue)
     queue_stats = _Op(tasks.queue_stats)

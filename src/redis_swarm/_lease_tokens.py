@@ -49,10 +49,10 @@ from pathlib import Path
 from typing import Any
 
 from ._config import Settings
-from ._errors import ConnectionFailed, NotFound, SwarmError
+from ._errors import ConnectionFailed, SwarmError
 from ._files import write_whole
-from ._models import Task, TaskStatus
-from ._validate import MAX_LEASE_S
+from ._models import TaskStatus
+from ._validate import MAX_LEASE_S, MAX_PAGE
 
 __all__ = [
     "UNANSWERED_KEPT",
@@ -324,35 +324,36 @@ def outlived(status: TaskStatus | None) -> bool:
 def prune(
     settings: Settings,
     worker: str,
-    get_task: Callable[[str], Task],
+    task_statuses: Callable[[list[str]], Mapping[str, TaskStatus | None]],
     *,
     judged: Mapping[str, str] | None = None,
     held: Collection[str] = (),
 ) -> None:
-    """Drop the tokens of ``worker`` that ``outlived`` their task, read with ``get_task``
-    (the core's: NotFound, the task is gone). ``judged``: the tokens read BEFORE Redis was
-    asked which tasks the worker holds (default: read now), the tasks of ``held`` (held
-    now, or not known) not asked about. A task that cannot be read now (any other error)
-    keeps its token, and one the server cannot be reached for stops the asking (each would
-    wait out its timeout): a later claim or hook looks again. The asking runs before the
-    lock is taken, and only the tokens it judged are dropped: a token kept meanwhile by
+    """Drop the tokens of ``worker`` that ``outlived`` their task, read with
+    ``task_statuses`` (the core's: one round trip for up to ``MAX_PAGE`` tasks, None for
+    one gone). ``judged``: the tokens read BEFORE Redis was asked which tasks the worker
+    holds (default: read now), the tasks of ``held`` (held now, or not known) not asked
+    about. A task that cannot be read now (left out: stored unreadable; or any error)
+    keeps its token, and once the server cannot be reached the asking stops (each read
+    would wait out its timeout): a later claim or hook looks again. The asking runs before
+    the lock is taken, and only the tokens it judged are dropped: a token kept meanwhile by
     another claim (of the same task even) stays."""
     if judged is None:
         judged = known(settings, worker)
+    asked = [task_id for task_id in judged if task_id not in held]
     gone: set[tuple[str, str]] = set()
-    for task_id, token in judged.items():
-        if task_id in held:
-            continue
+    for start in range(0, len(asked), MAX_PAGE):
         try:
-            status: TaskStatus | None = get_task(task_id).status
-        except NotFound:
-            status = None
+            statuses = task_statuses(asked[start : start + MAX_PAGE])
         except ConnectionFailed:
             break
         except SwarmError:
             continue
-        if outlived(status):
-            gone.add((task_id, token))
+        gone |= {
+            (task_id, judged[task_id])
+            for task_id, status in statuses.items()
+            if task_id in judged and outlived(status)
+        }
     if not gone:
         return  # (the common case: nothing to drop, no lock taken)
 

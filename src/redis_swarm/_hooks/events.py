@@ -209,7 +209,7 @@ def held_tasks(swarm: Swarm, worker: str, session: str | None = None) -> list[Ta
     them, and stopped at 2,000), ``MAX_PAGE`` ids a call (the most it takes: a file of more
     tokens, read in one call, failed every hook and was never trimmed), and finds a lease
     claimed where no token was kept among the swarm's newest. Only a token whose task was
-    read (one round trip each, for the tasks not held) and found settled or gone is
+    read (``task_statuses``: one round trip for the tasks not held) and found settled or gone is
     forgotten (never one whose task was not looked at, or is stored unreadable). A held
     task whose token is not known may be the lease of a loop-mode claim that got no reply:
     ``_adopted`` proves it so, and counts it in ``session``'s loop claims (its session key;
@@ -229,7 +229,9 @@ def held_tasks(swarm: Swarm, worker: str, session: str | None = None) -> list[Ta
             found.setdefault(task.id, task)
         corrupt += page.corrupt
     held = list(found.values())
-    tokens.prune(swarm.settings, worker, swarm.get_task, judged=judged, held={*found, *corrupt})
+    tokens.prune(
+        swarm.settings, worker, swarm.task_statuses, judged=judged, held={*found, *corrupt}
+    )
     known = tokens.known(swarm.settings, worker)  # (with those kept meanwhile)
     if any(t.id not in known for t in held):
         known |= _adopted(swarm, worker, [t for t in held if t.id not in known], session)

@@ -85,6 +85,7 @@ OPERATIONS: dict[str, Uses] = {
     "reap": _uses("hkeys", "task_claim", worker=True),
     "reap_due": _uses("", "task_claim", worker=True),
     "get_task": _uses("hget", worker=True),
+    "task_statuses": _uses("hmget", worker=True),
     "list_tasks": _uses("hgetall hmget", "index_page", worker=True),
     "configure_queue": _uses("hget hset"),
     "queue_stats": _uses("hgetall hmget", worker=True),

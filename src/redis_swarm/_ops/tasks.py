@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, TypedDict
 
 from .._codec import UNREADABLE, built, dumps
@@ -84,6 +84,7 @@ __all__ = [
     "shard_names",
     "shard_stats",
     "status_counts",
+    "task_statuses",
 ]
 
 MAX_QUEUE_DESCRIPTION = 2_000
@@ -692,6 +693,33 @@ def get_task(ctx: OpContext, task_id: str) -> Operation[Task]:
     task = decoded("task", task_id, task_from, raw, data)
     remember_route(ctx, task)
     return task
+
+
+def task_statuses(
+    ctx: OpContext, task_ids: Collection[str]
+) -> Operation[dict[str, TaskStatus | None]]:
+    """The status of each task of ``task_ids`` (None: no such task), read in one round trip
+    without their data, ``MAX_PAGE`` ids at most: what a face that keeps lease tokens on a
+    machine asks to tell the tokens still worth keeping (``_lease_tokens.outlived``) without
+    a read per token. A task stored unreadable is left out (whether it is open is not
+    known)."""
+    if isinstance(task_ids, str):
+        raise ValidationError("task_ids must be a list of task ids, not one string")
+    ids = list(dict.fromkeys(check_id("task", t) for t in task_ids))
+    if len(ids) > MAX_PAGE:
+        raise ValidationError(
+            f"{len(ids):,} task ids asked for at once; the limit is {MAX_PAGE:,}: ask in batches"
+        )
+    if not ids:
+        return {}
+    raws = yield Cmd("HMGET", ctx.keys.tasks, *ids)
+    statuses: dict[str, TaskStatus | None] = {}
+    for task_id, raw in zip(ids, raws, strict=True):
+        try:
+            statuses[task_id] = None if raw is None else task_from(raw, None).status
+        except UNREADABLE:  # written around the operations: left out, its token kept
+            continue
+    return statuses
 
 
 def list_tasks(

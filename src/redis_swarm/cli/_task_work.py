@@ -193,11 +193,11 @@ def _say_unkept(t: Task, error: OSError) -> None:
 def _prune_tokens(app: App, worker: str) -> None:
     """Forget the tokens this machine keeps for ``worker`` whose task is settled or gone
     (``tokens.outlived``, the rule the hooks apply too): one whose lease ran out and moved
-    on stays while its task is open, for the worker's late report. One read per token
-    kept: few are (a report through the CLI forgets its own). Never an error: the claim
-    is made, and its tokens must still be printed."""
+    on stays while its task is open, for the worker's late report. One round trip
+    (``task_statuses``) for the tokens kept. Never an error: the claim is made, and its
+    tokens must still be printed."""
     with contextlib.suppress(OSError):  # (an unwritable home fails the claim's own write)
-        tokens.prune(app.swarm.settings, worker, app.swarm.get_task)
+        tokens.prune(app.swarm.settings, worker, app.swarm.task_statuses)
 
 
 @contextlib.contextmanager
