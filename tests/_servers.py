@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -199,3 +200,9 @@ def server_factory() -> Iterator[ServerFactory]:
         yield factory
     finally:
         factory.close()
+
+
+def user_url(server: RedisServer, user: Any) -> str:
+    """The URL of ``server`` (TCP) as an ACL user: ``user`` has ``user`` and ``password``
+    (an ``AclUser``)."""
+    return f"redis://{user.user}:{user.password}@127.0.0.1:{server.port}"

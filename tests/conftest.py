@@ -20,7 +20,7 @@ from ._a2a import OTHER, QUEUE, SWARM, TOKEN, A2AServer, start_a2a, stop
 from ._cli import Cli
 from ._cluster import LocalCluster, start_cluster
 from ._raw import raw_client
-from ._servers import RedisServer, ServerFactory, server_factory
+from ._servers import RedisServer, ServerFactory, server_factory, system_redis
 
 # The library never reads these, but the faces do: keep the developer's own swarm out of tests.
 for _name in ("SWARM_URL", "SWARM_NAME", "SWARM_HOME"):
@@ -74,6 +74,15 @@ def own_server(servers: ServerFactory) -> Iterator[RedisServer]:
     """A server of the test module's alone: its clients (connected, blocked) are the ones
     under test."""
     server = servers.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def acl_server(servers: ServerFactory) -> Iterator[RedisServer]:
+    """A private Redis >= 7 (ACL key selectors) of the test module's: the users its tests
+    make do not leak into other modules' tests."""
+    server = servers.start(binary=system_redis())
     yield server
     server.stop()
 

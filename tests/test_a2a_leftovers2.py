@@ -30,7 +30,7 @@ from redis_swarm._web import AccessGuard, require_strong_token, require_token_of
 
 from ._a2a import QUEUE, A2AServer, Receiver, receiver
 from ._cli import SRC, interrupt
-from ._servers import RedisServer, ServerFactory, system_redis
+from ._servers import RedisServer
 from .mcp_server._helpers import HTTP_ACCEPT, HTTP_INIT
 
 # --- 1. a worker refused another role's operation is told the role first
@@ -38,14 +38,6 @@ from .mcp_server._helpers import HTTP_ACCEPT, HTTP_INIT
 ROLES_SWARM = "leftovers-roles"
 SHARD_MAY = "a shard or coordinator user may ('swarm acl --role shard --user NAME' makes one"
 OTHER_SWARM = "the user was made for another swarm"
-
-
-@pytest.fixture(scope="module")
-def acl_server(servers: ServerFactory) -> Iterator[RedisServer]:
-    """A private Redis >= 7 (ACL key selectors): its users do not leak into other tests."""
-    server = servers.start(binary=system_redis())
-    yield server
-    server.stop()
 
 
 def test_a_worker_refused_a_shards_operation_is_told_the_role_before_the_swarm(

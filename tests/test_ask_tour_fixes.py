@@ -40,7 +40,7 @@ from redis_swarm.mcp_server import build_server
 from . import _fake_claude
 from ._answers import answer_one
 from ._cli import SRC, Cli, alive
-from ._servers import RedisServer, ServerFactory, system_redis
+from ._servers import RedisServer
 from .mcp_server._helpers import connect
 
 BOOK = "".join(f"line {i}: {'the butler' if i == 42 else 'tea'}\n" for i in range(1, 200))
@@ -250,13 +250,6 @@ def test_a_dead_question_s_key_puts_it_back_and_waits_for_its_answer(swarm: Swar
         swarm.ask("lib", "again?", timeout_s=0.3, dedupe_key="kd2")
     (dead,) = swarm.list_tasks(queue=ask_queue("lib"), status="cancelled").items
     assert dead.description == "again?"
-
-
-@pytest.fixture(scope="module")
-def acl_server(servers: ServerFactory) -> Iterator[RedisServer]:
-    server = servers.start(binary=system_redis())
-    yield server
-    server.stop()
 
 
 def test_a_worker_that_may_not_revive_it_is_told_the_command_that_does(

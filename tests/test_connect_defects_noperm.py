@@ -13,17 +13,10 @@ from redis_swarm._acl import ROLES, AclUser
 from redis_swarm._keys import Keys
 from redis_swarm._protocol import Cmd, Operation
 
-from ._servers import RedisServer, ServerFactory, system_redis
+from ._servers import RedisServer
 
 SWARM = "noperm-a"
 K = Keys(SWARM)
-
-
-@pytest.fixture(scope="module")
-def acl_server(servers: ServerFactory) -> Iterator[RedisServer]:
-    server = servers.start(binary=system_redis())
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

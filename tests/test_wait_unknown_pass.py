@@ -7,7 +7,6 @@ that path only, so the rule lives once and every caller of the API has it."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from redis_swarm._ops import claiming
 from redis_swarm._ops.tasks import status_counts
 
 from ._proxy import LatencyProxy
-from ._servers import RedisServer, ServerFactory, system_redis
+from ._servers import RedisServer
 
 TYPO = "Pass 1 typo"
 NEVER_POSTED = (
@@ -113,14 +112,6 @@ def test_one_more_round_trip_on_the_refusal_only(redis_server: RedisServer, redi
 
 
 # --- a worker may be told
-
-
-@pytest.fixture(scope="module")
-def acl_server(servers: ServerFactory) -> Iterator[RedisServer]:
-    """A private Redis >= 7 (ACL key selectors): its users do not leak into other tests."""
-    server = servers.start(binary=system_redis())
-    yield server
-    server.stop()
 
 
 def test_a_worker_is_told_too(acl_server: RedisServer) -> None:

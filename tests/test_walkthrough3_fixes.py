@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +31,12 @@ from redis_swarm import (
 )
 
 from ._cli import Cli
-from ._servers import RedisServer, ServerFactory, system_redis
+from ._servers import RedisServer
 
 ACL_SWARM = "walk3"
 
 
 # --- 1. every seed class takes the same connection keywords
-
-
-@pytest.fixture(scope="module")
-def acl_server(servers: ServerFactory) -> Iterator[RedisServer]:
-    """A private Redis >= 7 whose users are per-role ACL users (docs/security.md)."""
-    server = servers.start(binary=system_redis())
-    yield server
-    server.stop()
 
 
 def test_seed_classes_connect_as_an_acl_user(acl_server: RedisServer) -> None:
