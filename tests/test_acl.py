@@ -342,7 +342,7 @@ def test_worker_refused_webhooks_is_told_it_may_not_read_them(as_user: Any) -> N
 
 def test_a_worker_may_cancel_but_not_requeue_as_docs_security_says(as_user: Any) -> None:
     """Cancel runs renew's script (rs_task_update), so a worker's rules allow it; requeue
-    runs it too, but removes from the dead-letter set, which a worker may only add to:
+    runs it too, but removes from the dead-letter set, which only a report of a worker may:
     docs/security.md's role table and threat model say both."""
     shard, w = as_user("shard"), as_user("worker")
     assert w.cancel(shard.post_task("q1", "drop me").id).status.value == "cancelled"

@@ -32,7 +32,7 @@ from redis_swarm._acl import (
     role_commands,
 )
 from redis_swarm._embedded import _version_of
-from redis_swarm._errors import ConfigError, Conflict, Timeout
+from redis_swarm._errors import ConfigError, Conflict, LeaseLost, Timeout
 from redis_swarm._keys import Keys
 from redis_swarm._ops import agents as agent_ops
 from redis_swarm._ops import claiming as claiming_ops
@@ -286,6 +286,18 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     worker._run(claiming_ops.give_back(worker._ctx, KeyboardInterrupt(), [again]))
     shard.requeue_dead(second.id)
     shard.cancel(second.id)
+    # A task dead-lettered while a worker ran it: the lease's renew, release and fail are
+    # refused (LeaseLost), and its report still wins (docs/tasks.md), so the worker's rules
+    # hold what that report runs (ZREM on the dead set, the counters, the finding's indexes).
+    shard.post_task("q-dead", "die", max_attempts=1)
+    dying = worker.claim("q-dead", worker=me.id)
+    assert dying is not None and dying.token is not None
+    worker.fail(dying.id, dying.token, "no", retry=False)
+    for refused in (worker.renew, worker.release, lambda i, t: worker.fail(i, t, "again")):
+        with pytest.raises(LeaseLost):
+            refused(dying.id, dying.token)
+    late = worker.report(dying.id, dying.token, {"summary": "late"}, worker=me.id)
+    assert worker.get_task(dying.id).finding_id == late.id
     short = worker.claim("q", worker=me.id, lease_s=0.2)
     assert short is not None
     time.sleep(0.3)

@@ -86,7 +86,7 @@ def test_a_user_the_server_does_not_have_is_said_so(
         f"error: authentication failed on redis://nosuch:***@127.0.0.1:{server.port}"
     )
     assert f"it refused user 'nosuch' with the URL's password: {UNKNOWN_OR_WRONG}" in error
-    make = "swarm --url ADMIN_URL acl --role admin --user nosuch --password-stdin --apply"
+    make = "SWARM_URL=ADMIN_URL swarm acl --role admin --user nosuch --password-stdin --apply"
     assert make in error, error
     assert PASSWORD not in error
 

@@ -186,7 +186,7 @@ def test_a_usage_that_is_not_one_is_a_usage_error(cli: Cli, swarm: Swarm) -> Non
     # a finding's "usage" would be kept in extra and counted nowhere: it points at --usage
     finding = '{"summary": "s", "usage": {"cost_usd": 0.1}}'
     out = cli("task", "report", t["id"], *lease, "--finding", finding, expect=2)
-    assert 'holds "usage"' in out.stderr and "give it with --usage JSON" in out.stderr
+    assert 'holds "usage"' in out.stderr and "--usage on the command line" in out.stderr
     task = swarm.get_task(t["id"])
     assert task.status == "claimed" and task.failures == 0 and len(swarm.findings()) == 0
 

@@ -6,28 +6,21 @@ the swarm, not that a shard may."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from redis_swarm import Settings, Swarm, apply_role
 from redis_swarm._acl import AclUser
 
 from ._cli import Cli
-from ._servers import RedisServer, ServerFactory, system_redis
+from ._servers import RedisServer, user_url
 
 SWARM = "words-a"
 OTHER = "words-b"
 SHARD_MAY = "a shard or coordinator user may ('swarm acl --role shard --user NAME' makes one"
-DEAD_LETTERS = "that takes it out of the dead-letter set, which a worker may only add to"
-
-
-@pytest.fixture(scope="module")
-def acl_server(servers: ServerFactory) -> Iterator[RedisServer]:
-    """A private Redis >= 7 (ACL key selectors): its users do not leak into other tests."""
-    server = servers.start(binary=system_redis())
-    yield server
-    server.stop()
+DEAD_LETTERS = (
+    "only a shard, a coordinator or an admin takes a task out of the dead-letter set, but for "
+    "a report, which completes it"
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +32,12 @@ def users(acl_server: RedisServer) -> dict[str, AclUser]:
     }
 
 
-def _url(server: RedisServer, user: AclUser) -> str:
-    return f"redis://{user.user}:{user.password}@127.0.0.1:{server.port}"
-
-
 @pytest.fixture
 def dead_task(acl_server: RedisServer, users: dict[str, AclUser]) -> str:
     """A task of SWARM that failed its one attempt: dead."""
-    with Swarm(_url(acl_server, users["shard"]), swarm=SWARM) as shard:
+    with Swarm(user_url(acl_server, users["shard"]), swarm=SWARM) as shard:
         task = shard.post_task("words-q", "fail me", max_attempts=1)
-        with Swarm(_url(acl_server, users["worker"]), swarm=SWARM) as worker:
+        with Swarm(user_url(acl_server, users["worker"]), swarm=SWARM) as worker:
             claimed = worker.claim("words-q", worker="w-1")
             assert claimed is not None and claimed.token is not None
             worker.fail(claimed.id, claimed.token, "broken")
@@ -80,7 +69,7 @@ def test_a_worker_refused_a_dead_task_is_told_a_shard_or_coordinator_may(
     command: str,
     cause: str,
 ) -> None:
-    cli = Cli(_url(acl_server, users["worker"]), SWARM)
+    cli = Cli(user_url(acl_server, users["worker"]), SWARM)
     said = _refused(cli, "task", command, dead_task)
     assert f"{cause} ({DEAD_LETTERS}): {SHARD_MAY}" in said, said
     assert "may only read" not in said and "another role" not in said, said
@@ -94,7 +83,7 @@ def test_a_worker_refused_a_dead_task_is_told_a_shard_or_coordinator_may(
 def test_a_shard_on_another_swarm_is_told_the_swarm_not_that_a_shard_may(
     acl_server: RedisServer, users: dict[str, AclUser], args: tuple[str, ...]
 ) -> None:
-    cli = Cli(_url(acl_server, users["shard"]), SWARM)
+    cli = Cli(user_url(acl_server, users["shard"]), SWARM)
     said = _refused(cli, "--swarm", OTHER, *args)
     assert f"refused every key of swarm {OTHER!r}, the swarm in use: check --swarm" in said, said
     assert "the user was made for another swarm" in said, said

@@ -19,19 +19,11 @@ from redis_swarm._acl import AclUser
 from redis_swarm.cli import main
 
 from ._a2a import SWARM, TOKEN, A2AServer, start_a2a, stop
-from ._servers import RedisServer, ServerFactory, system_redis
+from ._servers import RedisServer, user_url
 
 LEGAL = "legal"
 
 # --- per-role users: what a refusal says
-
-
-@pytest.fixture(scope="module")
-def acl_server(servers: ServerFactory) -> Iterator[RedisServer]:
-    """A private Redis >= 7 (ACL key selectors): its users do not leak into other tests."""
-    server = servers.start(binary=system_redis())
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +32,6 @@ def worker(acl_server: RedisServer) -> AclUser:
     admin = Settings.from_url(acl_server.url, swarm=LEGAL)
     Swarm(admin).load_functions()
     return apply_role(admin, "worker", "legal-worker", swarm=LEGAL).user
-
-
-def _url(server: RedisServer, user: AclUser) -> str:
-    return f"redis://{user.user}:{user.password}@127.0.0.1:{server.port}"
 
 
 def _cli(*args: str) -> str:
@@ -56,11 +44,11 @@ def test_a_worker_url_used_with_another_swarm_names_the_swarm_in_use(
     acl_server: RedisServer, worker: AclUser
 ) -> None:
     """SWARM_NAME unset: swarm 'default', every key of which the legal worker is refused."""
-    said = _cli("--url", _url(acl_server, worker), "task", "claim", "research")
+    said = _cli("--url", user_url(acl_server, worker), "task", "claim", "research")
     assert "swarm 'default', the swarm in use" in said, said
     assert "check --swarm / SWARM_NAME" in said, said
     with (
-        Swarm(_url(acl_server, worker), swarm="other") as swarm,
+        Swarm(user_url(acl_server, worker), swarm="other") as swarm,
         pytest.raises(PermissionDenied, match="swarm 'other', the swarm in use"),
     ):
         swarm.claim("research", worker="w-1")
@@ -69,7 +57,7 @@ def test_a_worker_url_used_with_another_swarm_names_the_swarm_in_use(
 def test_a_worker_configuring_a_queue_is_told_a_shard_or_coordinator_may(
     acl_server: RedisServer, worker: AclUser
 ) -> None:
-    with Swarm(_url(acl_server, worker), swarm=LEGAL) as swarm:
+    with Swarm(user_url(acl_server, worker), swarm=LEGAL) as swarm:
         with pytest.raises(PermissionDenied) as info:
             swarm.configure_queue("research", description="hi")
         said = str(info.value)
@@ -83,10 +71,10 @@ def test_a_worker_of_another_swarm_posting_is_told_to_check_the_swarm_not_of_sha
 ) -> None:
     """A worker may post tasks (its role holds task_post, which ask calls): refused every key
     of swarm 'default' (SWARM_NAME unset), the swarm is what to check, not the role."""
-    said = _cli("--url", _url(acl_server, worker), "task", "post", "research", "look")
+    said = _cli("--url", user_url(acl_server, worker), "task", "post", "research", "look")
     assert "swarm 'default', the swarm in use: check --swarm / SWARM_NAME" in said, said
     assert "shard or coordinator" not in said and "--role shard" not in said, said
-    with Swarm(_url(acl_server, worker), swarm=LEGAL) as swarm:
+    with Swarm(user_url(acl_server, worker), swarm=LEGAL) as swarm:
         swarm.post_task("research", "look")  # (of its own swarm, it may)
 
 
@@ -95,7 +83,7 @@ def test_a_shard_only_refusal_says_the_role_first_then_the_swarm_check(
 ) -> None:
     # (the user is the swarm's own: its role is the likely cause, said first)
     with (
-        Swarm(_url(acl_server, worker), swarm=LEGAL) as swarm,
+        Swarm(user_url(acl_server, worker), swarm=LEGAL) as swarm,
         pytest.raises(PermissionDenied) as info,
     ):
         swarm.configure_queue("research", description="hi")
@@ -107,10 +95,10 @@ def test_acl_apply_as_a_worker_points_at_an_admin_url_not_at_making_one(
     acl_server: RedisServer, worker: AclUser
 ) -> None:
     said = _cli(
-        "--url", _url(acl_server, worker), "acl", "--role", "worker", "--user", "x1", "--apply"
+        "--url", user_url(acl_server, worker), "acl", "--role", "worker", "--user", "x1", "--apply"
     )
     assert "only an admin user may" in said, said
-    assert f"--url redis://ADMIN:PASSWORD@127.0.0.1:{acl_server.port}" in said, said
+    assert f"SWARM_URL=redis://ADMIN:PASSWORD@127.0.0.1:{acl_server.port}" in said, said
     assert "--role admin" not in said, said
     assert (worker.password or "?") not in said
 

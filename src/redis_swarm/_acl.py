@@ -98,7 +98,8 @@ SELECTORS_SINCE: Version = (7, 0)  # ACL selectors, %R~ read-only keys, Function
 # a strict handle's plan) lists every swarm's key counts (keyspace) and clients, and no ACL
 # rule can allow only some of its sections (INFO server keyspace passes +info|server);
 # FUNCTION LIST (doctor's library row) shows the code of every library on the server: a role
-# asks its own ping function instead.
+# asks its own ping function instead. Shards and coordinators keep INFO: doctor's persistence,
+# memory and eviction warnings come from it (docs/security.md says what else it tells them).
 WITHHELD: dict[Role, frozenset[str]] = {
     "worker": frozenset({"config|get", "function|list", "info"}),
     "shard": frozenset({"config|get", "function|list"}),

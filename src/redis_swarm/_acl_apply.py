@@ -29,6 +29,7 @@ from ._config import Settings
 from ._connect import sync_client
 from ._embedded import EmbeddedServer, find_redis_server, swarm_command
 from ._errors import (
+    ConfigError,
     ConnectionFailed,
     PartlyApplied,
     PermissionDenied,
@@ -102,12 +103,16 @@ def apply_role(
     (a worker may not load it). ``target``'s user must be an admin. Applying again replaces
     the user's rights and password. With no ``password``, a strong one is generated.
 
-    The rules are for ``version`` (major, minor), by default the oldest Redis version the
-    servers run. ``dry_run``: build the rules and apply nothing (the servers are still asked
-    their version, unless given; the embedded server is not started for that: the version of
-    its binary is read). What ``swarm acl`` runs, ``--apply`` or not. Errors arrive as
-    ``SwarmError`` (one line saying what to do): ``PermissionDenied`` when the user may not
-    run ACL SETUSER, ``ValidationError`` for a bad role, name or password.
+    The rules are for the oldest Redis version the servers run. ``dry_run``: build the rules
+    and apply nothing, for ``version`` (major, minor) when given (else the servers are asked
+    their version; the embedded server is not started for that: the version of its binary is
+    read). An apply asks the servers, and refuses a ``version`` they do not run
+    (``ValidationError``): rules for another version are refused by ACL SETUSER (newer
+    commands) or weaker than the servers allow (before 7.0, a worker has no selectors). What
+    ``swarm acl`` runs, ``--apply`` or not. Errors arrive as ``SwarmError`` (one line saying
+    what to do): ``PermissionDenied`` when the user may not run ACL SETUSER,
+    ``ValidationError`` for a bad role, name or password or a version the servers do not
+    run, ``ConfigError`` when a server refuses a rule (ACL SETUSER: a command it lacks).
 
     ``user`` may be the user ``target`` connects as: applied as an admin, its password is
     rotated (``url_user`` is set: connect with ``user.password`` from now on; the library
@@ -165,11 +170,18 @@ def apply_role(
     # old) is finished by applying again (_partly_applied says how).
     fallback = password if own and password != settings.password else None
     silent: dict[str, str] = {}
-    if version is None:
-        if dry_run and settings.kind == "embedded":
+    if not dry_run:
+        # An apply's rules are the servers' own: rules for a newer version name commands they
+        # refuse (ACL SETUSER fails), for an older one leave a worker without its selectors.
+        given = version
+        version, silent = _oldest_version(settings, fallback, refusal_fails=True)
+        if given is not None and given != version:
+            raise _version_differs(given, version)
+    elif version is None:
+        if settings.kind == "embedded":
             version = _binary_version()
         else:
-            version, silent = _oldest_version(settings, fallback, refusal_fails=not dry_run)
+            version, silent = _oldest_version(settings, fallback)
     spec = acl_user(role, settings.swarm if swarm is None else swarm, user, password, version)
     if dry_run:
         return AppliedRole(spec, version, url_user=own)
@@ -198,6 +210,28 @@ def apply_role(
         raise PartlyApplied(_partly_applied(exc, made), made=made) from exc
     return AppliedRole(
         spec, version, done, skipped, url_user=own, closed=closed or {}, spared=spared
+    )
+
+
+def _version_differs(given: Version, servers: Version) -> ValidationError:
+    """The refusal of an apply given a version its servers do not run."""
+    return ValidationError(
+        f"the rules were asked for Redis {given[0]}.{given[1]}, but the servers run "
+        f"{servers[0]}.{servers[1]} (the oldest of them): an apply builds them for the "
+        "servers' own version, which it asks them. Leave --redis-version (version=) out; it "
+        "is for printing the rules of another server without --apply"
+    )
+
+
+def _setuser_refused(exc: redis.ResponseError, node: str, spec: AclUser) -> ConfigError:
+    """What an ACL SETUSER a server refused says: a rule it does not know, most likely."""
+    version = "" if spec.version is None else f" {spec.version[0]}.{spec.version[1]}"
+    return ConfigError(
+        f"{node} refused the rules of user {spec.user!r} ({exc}): they were built for the "
+        f"Redis{version} the servers said they run, and a server of another version or a "
+        "Redis-compatible one may not know every command they name. Check the node's "
+        "version ('swarm doctor'), then run the apply again; if it is refused again, report "
+        "a bug with this message"
     )
 
 
@@ -360,7 +394,12 @@ def _apply(
             if closed is None and not _keeps_its_password(client, spec)
             else None
         )
-        client.execute_command(*spec.command)
+        try:
+            client.execute_command(*spec.command)
+        except redis.ResponseError as exc:
+            if "ACL SETUSER" not in str(exc):
+                raise
+            raise _setuser_refused(exc, node, spec) from None
         done[node] = _SET_NOT_SAVED  # (until saved: should its saving fail, it holds the user)
         # (on the same connection, logged in already: a new one would need the new password)
         how = _persist(client, settings)
@@ -514,9 +553,11 @@ def _url_user_refused(settings: Settings) -> PermissionDenied:
     return PermissionDenied(
         f"authentication failed on {settings.url}: it refused user {who!r} with the URL's "
         f"password: {_UNKNOWN_OR_WRONG}. Check the user name and password in the URL (a '%' "
-        "in the password is written %25); to make the user, run 'swarm --url ADMIN_URL acl "
-        f"--role admin --user {who} --password-stdin --apply' with the URL of an admin of "
-        "that server and the URL's password on standard input, then run this command again"
+        "in the password is written %25); to make the user, run 'SWARM_URL=ADMIN_URL swarm "
+        f"acl --role admin --user {who} --password-stdin --apply' with the URL of an admin of "
+        "that server in SWARM_URL (exported, or read from a file: a --url shows its password "
+        "in ps and the shell's history) and the URL's password on standard input, then run "
+        "this command again"
     )
 
 

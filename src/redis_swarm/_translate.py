@@ -115,11 +115,7 @@ def _translated(
     if isinstance(exc, UnicodeEncodeError):
         return _not_unicode(exc)
     text = str(exc).strip()
-    if (
-        isinstance(exc, rex.NoPermissionError)
-        or text.startswith("NOPERM")
-        or "user executing the script can't" in text
-    ):
+    if isinstance(exc, rex.NoPermissionError) or text.startswith("NOPERM") or _in_script(text):
         return e.PermissionDenied(
             _refused_in_script(text, where) or _not_permitted(text, where, swarm, operation)
         )
@@ -662,7 +658,7 @@ def _not_permitted(text: str, where: str, swarm: str | None, operation: str | No
     refused = _REFUSED_COMMAND.search(text)
     if refused is None:
         return f"the Redis user {user!r} may not do this on {where} ({_key_text(text)}): " + (
-            _key_refused(swarm, operation)
+            _key_refused(swarm, operation, in_script=_in_script(text))
         )
     command = refused[1]
     roles = _roles_that_run(command)
@@ -673,18 +669,45 @@ def _not_permitted(text: str, where: str, swarm: str | None, operation: str | No
         admin_url = _CREDENTIALS.sub(r"\1ADMIN:PASSWORD@", where, count=1)
         return (
             f"the Redis user {user!r} may not run {what} on {where} ({text}): only an admin "
-            f"user may: run it again with an admin user's URL (--url {admin_url}, or "
-            "SWARM_URL), or as the server's default user where it is on (no user in the "
-            "URL); docs/security.md says what each role may do"
+            f"user may: run it again with an admin user's URL in SWARM_URL (SWARM_URL="
+            f"{admin_url}, exported or read from a file: a --url shows its password in ps and "
+            "the shell's history), or as the server's default user where it is on (no user in "
+            "the URL); docs/security.md says what each role may do"
         )
+    job = _not_a_workers(operation) if command in _FUNCTION_CALLS else None
     return (
-        f"the Redis user {user!r} may not run {what} on {where} ({text}): a "
-        f"{' or '.join(named)} user may ('swarm acl --role {named[0]} --user NAME' makes one; "
-        "docs/security.md says what each role may do)"
+        f"the Redis user {user!r} may not run {what} on {where} ({text}): "
+        f"{job + ': ' if job else ''}a {' or '.join(named)} user may ('swarm acl --role "
+        f"{named[0]} --user NAME' makes one; docs/security.md says what each role may do)"
     )
 
 
-def _key_refused(swarm: str | None, operation: str | None) -> str:
+# What a worker may not do, said of the operations of another role whose function Redis
+# refused it (FCALL: the role, not the key, is the cause), as ``_WORKER_KEYS_REFUSED`` says of
+# a key; an operation not listed is named.
+_OTHER_ROLES_JOBS = {
+    "publish_context": (
+        "a worker may not publish a context (a shard publishes the contexts its workers read)"
+    ),
+    "gc": "a worker may not collect unused context chunks (the shard that publishes does)",
+    "synthesize": "a worker may not write a synthesis (a shard synthesizes its pass)",
+}
+
+
+def _not_a_workers(operation: str | None) -> str | None:
+    """What a worker may not do in ``operation`` (a shard's or coordinator's), whose function
+    Redis refused it; None for a worker's operation or none named."""
+    from ._ops._commands import OPERATIONS  # (here: see the top)
+
+    uses = OPERATIONS.get(operation or "")
+    if uses is None or uses.worker:
+        return None
+    return _OTHER_ROLES_JOBS.get(
+        operation or "", f"{operation!r} is a shard's or coordinator's operation, not a worker's"
+    )
+
+
+def _key_refused(swarm: str | None, operation: str | None, *, in_script: bool = False) -> str:
     """Why a key was refused, and what to do. A user made by 'swarm acl' touches the keys of
     its own swarm only: a URL used with the wrong swarm (most often SWARM_NAME unset: swarm
     'default') is refused every key, whatever its role. An operation every role may run on
@@ -692,7 +715,10 @@ def _key_refused(swarm: str | None, operation: str | None) -> str:
     alone (a shard told that a shard may would be told nothing); one a worker may not do may
     be refused for either, and says both: first what a worker may not do and who may (the
     likely cause: a worker user running another role's operation), then the swarm. An
-    operation not named (a raw command) says the swarm, else the role."""
+    operation not named (a raw command) says the swarm, else the role. A key refused inside a
+    script (``in_script``) is one of the swarm the user was made for: Redis checks the keys an
+    FCALL names before it runs the script, and refuses there a user of another swarm; so an
+    operation every role may run, refused so, lacks a command in the role's rules."""
     from ._ops._commands import OPERATIONS  # (here: see the top)
 
     in_use = f"swarm {swarm!r}, the swarm in use" if swarm is not None else "the swarm in use"
@@ -705,6 +731,14 @@ def _key_refused(swarm: str | None, operation: str | None) -> str:
             "of another role"
         )
     refused = _worker_refused(operation or "", uses)
+    if refused is None and in_script:
+        return (
+            f"the keys are of {in_use}, but the rules of the user's role lack a command this "
+            "operation's script runs on one of them: run 'swarm acl --role ROLE --user NAME "
+            "--apply' for this user again (rules an older redis-swarm made lack what a newer "
+            "one runs: after an upgrade, users are applied again; docs/security.md), and if "
+            "the rules just applied refuse it too, report a bug"
+        )
     if refused is None:
         return (
             "every role may do this on the keys of its own swarm, so the user was made for "
@@ -716,19 +750,18 @@ def _key_refused(swarm: str | None, operation: str | None) -> str:
     )
 
 
-# The operations a worker's rules let it send (``_worker_may_run``) but whose keys they refuse
-# it, and why: both take a task out of the dead-letter set, which a worker may only add to
-# (docs/security.md's worker row); cancel shares rs_task_update with renew, so a worker may
-# cancel an open task.
+# The operations a worker's rules let it send (``_worker_may_run``) but that refuse it what it
+# asked, and why: both take a task out of the dead-letter set, which only a shard's,
+# coordinator's or admin's may do but for a report (docs/security.md's worker row; the
+# script asks the caller's rights first); cancel shares rs_task_update with renew, so a worker
+# may cancel an open task.
+_DEAD_LETTERS = (
+    "only a shard, a coordinator or an admin takes a task out of the dead-letter set, but for "
+    "a report, which completes it"
+)
 _WORKER_KEYS_REFUSED = {
-    "requeue_dead": (
-        "a worker may not requeue a dead task (that takes it out of the dead-letter set, which "
-        "a worker may only add to)"
-    ),
-    "cancel": (
-        "a worker may cancel an open task but not a dead one (that takes it out of the "
-        "dead-letter set, which a worker may only add to)"
-    ),
+    "requeue_dead": f"a worker may not requeue a dead task ({_DEAD_LETTERS})",
+    "cancel": f"a worker may cancel an open task but not a dead one ({_DEAD_LETTERS})",
 }
 
 
@@ -756,12 +789,19 @@ def _worker_refused(operation: str, uses: Uses) -> str | None:
 
 # What Redis says of a key refused inside a script, which goes on to name the script's function
 # and its line ("script: rs_task_update, on @user_function:2847."): internals, said otherwise.
-_IN_SCRIPT = "user executing the script"
+# Redis 8 says it otherwise ("ACL failure in script: No permissions to access a key script:
+# rs_task_report, on @user_function:677."), and not as a NOPERM.
+_IN_SCRIPT = ("user executing the script", "ACL failure in script")
+
+
+def _in_script(text: str) -> bool:
+    """Whether ``text`` is Redis's refusal of a command a script ran (a key, most often)."""
+    return any(words in text for words in _IN_SCRIPT)
 
 
 def _key_text(text: str) -> str:
     """Redis's words for a refused key; a script's, which name its internals, in plain words."""
-    return "one of the keys it touches was refused" if _IN_SCRIPT in text else text
+    return "one of the keys it touches was refused" if _in_script(text) else text
 
 
 # What a refusal says of an operation that is a shard's or coordinator's, not a worker's.

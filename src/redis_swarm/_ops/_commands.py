@@ -242,7 +242,7 @@ SCRIPTS: dict[str, frozenset[str]] = {
         "synthesis_create": "hexists hget hset zadd",
         "task_claim": "hget hset",
         "task_post": "hget hincrby hset hsetnx zadd",
-        "_report": "hget hsetnx pexpire rpush zadd",
+        "_report": "hget hsetnx pexpire rpush zadd zscore",
         "task_report": "",
         "task_report_unleased": "",
         "task_update": "hget zadd zrem",
@@ -297,7 +297,9 @@ WORKER_WRITES: dict[str, frozenset[str]] = {
         "pending": "zadd zrem zpopmin",
         "leases": "zadd zrem",
         "delayed": "zadd zrem",
-        "dead": "zadd",
+        # (zrem: a report completes a task dead-lettered meanwhile, the first report wins;
+        # requeue and drop of a dead task stay a shard's: task_update asks the caller's rights)
+        "dead": "zadd zrem",
         "counts": "hincrby",
         "pass_counts": "hincrby",
         "wake": "blpop lpop rpush ltrim",

@@ -87,6 +87,12 @@ def _finding_body(ctx: OpContext, finding: object) -> dict[str, Any]:
     for key in finding:
         if not isinstance(key, str):
             raise ValidationError(f"finding keys must be strings, got {key!r}")
+    if "usage" in finding:  # kept in extra, it would read as recorded and count nowhere
+        raise ValidationError(
+            'the finding holds "usage": what the run cost is no part of the finding (in it, '
+            "no total would count it); give it as the report's own usage (usage= in Python, "
+            "--usage on the command line, the usage argument of report_finding)"
+        )
     if not _plainly_small(finding, ctx.limits.max_finding_bytes):
         encode_json(dict(finding), "the finding", ctx.limits.max_finding_bytes)
     summary = finding.get("summary")

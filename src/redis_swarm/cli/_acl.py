@@ -86,7 +86,8 @@ def _password_from_stdin(user: str) -> str:
     default=None,
     metavar="X.Y",
     help="Print the rules for this Redis version (default: ask the server of --url / "
-    "SWARM_URL; for the embedded default, the version of the binary it runs).",
+    "SWARM_URL; for the embedded default, the version of the binary it runs). With --apply "
+    "the servers' own version is used, and another one given is refused.",
 )
 @json_option
 @pass_app
@@ -113,8 +114,9 @@ def acl(
     admin        everything
 
     Each role but admin is an allowlist of the commands its operations use. The rules
-    follow the server's version (asked with --apply or a --url, else --redis-version):
-    before Redis 7.0 a worker's writes cannot be limited per key, and a warning says so.
+    follow the server's version (--redis-version, else asked of --url / SWARM_URL; with
+    --apply always the servers', a --redis-version they do not run refused): before Redis
+    7.0 a worker's writes cannot be limited per key, and a warning says so.
 
     The password is sent to Redis as its SHA-256 only. Agents then connect with the URL in
     use (--url / SWARM_URL: its scheme, hosts and TLS options) with USER:PASSWORD in it.
@@ -204,7 +206,7 @@ def _render(app: App, made: AppliedRole, *, applied: bool) -> None:
             new = "the one above" if spec.generated else "the one given"
             click.echo(
                 f"# user {spec.user!r} is the one --url connects as: its password there is now "
-                f"{new}; put it in --url / SWARM_URL from now on"
+                f"{new}; put it in SWARM_URL from now on"
             )
             if spec.role != "admin":
                 click.echo(

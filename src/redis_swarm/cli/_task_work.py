@@ -327,12 +327,7 @@ def report(
         )
         if not isinstance(finding, dict):
             raise click.BadParameter("must be a JSON object", param_hint="--finding")
-        if "usage" in finding:  # kept in extra, it would read as recorded and count nowhere
-            raise click.BadParameter(
-                'holds "usage": what the run cost is no part of the finding; give it with '
-                "--usage JSON",
-                param_hint="--finding",
-            )
+        # (a "usage" key is the core's to refuse: Swarm.report's finding validation)
     else:
         assert summary is not None
         finding = {"summary": read_text(summary, app, what="--summary", thing="the summary")}

@@ -106,9 +106,23 @@ local function report_task(KEYS, ARGV, unleased)
   local finding = string.sub(body, 1, -2) .. ',' .. string.sub(meta, 2)
   -- Stored first, and only when the id is new: a retried report (after a lost reply) finds
   -- its finding and changes nothing (one command where a look-up and a write were two).
+  local created = now
   if redis.call('HSETNX', KEYS[9], fid, finding) == 0 then
     local stored = redis.call('HGET', KEYS[9], fid)
-    if claim_queues == 0 then
+    -- A script is not rolled back: a first try stopped by an error after this HSETNX (a
+    -- command its user's ACL refused) left its finding stored, its task as it was and the
+    -- finding in no index (every report indexes it last; a retirement removes both). Its
+    -- retry completes the report now instead of answering what never happened; under the
+    -- stored finding's time, and only with the same finding (else nothing is done).
+    if not redis.call('ZSCORE', KEYS[10], fid)
+        and string.find(stored, '"task_id":"' .. id .. '"', 1, true) then
+      if string.sub(stored, 1, #body) ~= string.sub(body, 1, -2) .. ',' then
+        return refuse('SWARM_CONFLICT', 'finding id ' .. fid .. ' holds another finding of '
+          .. 'task ' .. id .. ', stored by a report that did not complete: report this one '
+          .. 'under a new finding id')
+      end
+      created = tonumber(cjson.decode(stored).created_at) or now
+    elseif claim_queues == 0 then
       -- (a retry of a superseded report raises again, and a finding id of another task's
       -- report is refused: the wait must not hold that back; nor when the first try's claim
       -- behind it took a task: the claim answers that task again at once)
@@ -118,9 +132,11 @@ local function report_task(KEYS, ARGV, unleased)
         end_wait()
       end
       return {'existing', stored, false}
+    else
+      local again = claimed_before(t)
+      return {'existing', stored, false, again and again[1] or false,
+              again and again[2] or false}
     end
-    local again = claimed_before(t)
-    return {'existing', stored, false, again and again[1] or false, again and again[2] or false}
   end
   if superseded then end_wait() end  -- (stored now: a retry of it ends its wait above)
 
@@ -155,7 +171,7 @@ local function report_task(KEYS, ARGV, unleased)
     save_task(K.tasks, t)
   end
 
-  local score = fmt(now)
+  local score = fmt(created)
   redis.call('ZADD', KEYS[10], score, fid)
   redis.call('ZADD', KEYS[11], score, fid)
   local k = 12
@@ -168,7 +184,7 @@ local function report_task(KEYS, ARGV, unleased)
              'finding', fid, 'worker', worker, 'shard', t.parent)
   local outcome = superseded and 'superseded' or 'completed'
   -- (now as a number: an integer reply, exact below 2^53, and no formatting)
-  if claim_queues == 0 then return {outcome, now, worker or false} end
-  if idle then return {outcome, now, worker or false, unpack(idle)} end
-  return {outcome, now, worker or false, next_task[1] or false, next_task[2] or false}
+  if claim_queues == 0 then return {outcome, created, worker or false} end
+  if idle then return {outcome, created, worker or false, unpack(idle)} end
+  return {outcome, created, worker or false, next_task[1] or false, next_task[2] or false}
 end

@@ -714,8 +714,8 @@ local function lease_refusal(t, token)
   if t.status == 'claimed' and t.attempts == attempt then return attempt, nil end
   if t.status == 'claimed' then
     return attempt, string.format(
-      'the lease of attempt %d on task %s expired and attempt %d holds it now: stop working '
-      .. 'on it', attempt, t.id, t.attempts) .. STILL_REPORTABLE
+      'the lease of attempt %d on task %s ended (it expired, or was released) and attempt %d '
+      .. 'holds it now: stop working on it', attempt, t.id, t.attempts) .. STILL_REPORTABLE
   end
   local open = (t.status == 'pending' or t.status == 'delayed') and STILL_REPORTABLE or ''
   return attempt, string.format(

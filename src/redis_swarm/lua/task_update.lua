@@ -136,6 +136,21 @@ local function damaged(field, kind)
     .. ', so it cannot be changed (' .. action .. '): post its work again as a new task')
 end
 
+-- Taking a task out of the dead-letter set (requeue, or drop it for good) is a shard's or
+-- coordinator's (docs/security.md): a worker's rules allow ZREM on the dead set only so that
+-- its report completes a task dead-lettered meanwhile (the first report wins, _report). So
+-- the caller's rights to a write only those roles have (its queue's settings) are asked
+-- first; acl_check_cmd runs no command. (Redis 6.2 has neither acl_check_cmd nor selectors:
+-- a worker's writes reach every key of its swarm there.) The refusal names no key and no
+-- internals: _translate says who may.
+local function dead_letters_refused()
+  if redis.acl_check_cmd and not redis.acl_check_cmd('HSET', KEYS[11], 'QUEUE', '{}') then
+    return redis.error_reply('NOPERM this user may not take a task out of the dead-letter '
+      .. 'set; nothing was changed')
+  end
+  return nil
+end
+
 local field, kind
 if action == 'renew' or action == 'release' or action == 'fail' then
   field, kind = update_lacking(t, true)
@@ -230,11 +245,15 @@ elseif action == 'cancel' then
   end
   -- A dead task is dropped for good only when asked (a coordinator's `swarm task cancel`):
   -- a caller withdrawing what it posted (an ask, an A2A cancel) must not erase a dead
-  -- letter it did not know of. unlink's ZREM on the dead set is a write a worker's ACL
-  -- refuses (it may only add there), so a worker's drop of a dead task fails before any write.
+  -- letter it did not know of. A worker's drop of a dead task is refused before any write
+  -- (dead_letters_refused).
   if t.status == 'dead' and ARGV[9] ~= '1' then
     return swarm_error('SWARM_INVALIDSTATE', 'task ' .. id .. ' is dead: requeue it '
       .. '(swarm task requeue ' .. id .. '), or drop it for good (swarm task cancel ' .. id .. ')')
+  end
+  if t.status == 'dead' then
+    local refused = dead_letters_refused()
+    if refused then return refused end
   end
   unlink(Q, t)
   local worker = t.worker
@@ -249,6 +268,8 @@ elseif action == 'requeue' then
     return swarm_error('SWARM_INVALIDSTATE', 'task ' .. id .. ' is ' .. t.status
       .. ', not dead: only dead-lettered tasks can be requeued')
   end
+  local refused = dead_letters_refused()
+  if refused then return refused end
   redis.call('ZREM', Q.dead, id)
   -- Fresh budgets of failures and abandons; tokens keep counting up, so old leases stay
   -- invalid.
