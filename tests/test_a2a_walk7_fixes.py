@@ -119,6 +119,16 @@ def test_the_core_refuses_what_no_header_or_url_carries(redis_server: RedisServe
             assert token is None or token not in str(refused.value), refused.value
         assert swarm.webhooks(task.id) == []
         swarm.check_webhook("https://example.com/h", token="Aa0-._~+/=", webhook_id="w-1")
+        # Credentials may hold single spaces between visible characters (Digest's, AWS's
+        # name=value lists); a token or a scheme none, credentials no CR, LF or tab.
+        swarm.check_webhook(
+            "https://example.com/h", auth_scheme="Digest",
+            auth_credentials='username="a", realm="r", nonce="n"',
+        )  # fmt: skip
+        for given in ({"auth_scheme": "Dig est"}, {"auth_credentials": "a=1,\r\nX: 1"},
+                      {"auth_credentials": "a=1,\tb=2"}, {"auth_credentials": " a=1"}):  # fmt: skip
+            with pytest.raises(ValidationError, match="use only letters, digits and punct"):
+                swarm.check_webhook("https://example.com/h", **given)
 
 
 # --- 2, 3. webhooks stored before the core refused them: no crash, no secret in the log

@@ -39,10 +39,12 @@ _SENT = "|sent"
 
 # What a webhook's url, token and authentication may hold: visible ASCII. They go into the
 # request line and headers of each push, where httpx refuses a control character in a URL
-# or a non-ASCII one in a header, and h11 a CR or LF (a header injected); a space or tab,
-# which RFC 9110 allows inside a field value, no token needs. Refused when the webhook is
-# set, not met by the sender at each update (which cannot build such a request).
+# or a non-ASCII one in a header, and h11 a CR or LF (a header injected). A space, which
+# RFC 9110 allows inside a field value, only an authentication's credentials need (Digest's
+# or AWS's name=value lists), between visible characters. Refused when the webhook is set,
+# not met by the sender at each update (which cannot build such a request).
 _VISIBLE_ASCII = re.compile(r"[\x21-\x7e]*")
+_FIELD_VALUE = re.compile(r"[\x21-\x7e]+(?: +[\x21-\x7e]+)*")
 MAX_SECRET_CHARS = 4096  # (a token, an authentication's scheme or credentials)
 
 
@@ -71,11 +73,17 @@ def _check_secret(kind: str, value: str | None) -> str | None:
     if value is None:
         return None
     check_label(f"webhook {kind}", value, max_chars=MAX_SECRET_CHARS)
-    if not _VISIBLE_ASCII.fullmatch(value):
+    spaced = kind == "auth_credentials"
+    if not (_FIELD_VALUE if spaced else _VISIBLE_ASCII).fullmatch(value):
+        held = (
+            "a control character or a non-ASCII character"
+            if spaced
+            else ("a space, a control character or a non-ASCII character")
+        )
         raise ValidationError(
-            f"the webhook {kind} holds a space, a control character or a non-ASCII "
-            "character: it is sent in an HTTP header, which carries visible ASCII only "
-            "(letters, digits, punctuation): give one of those characters alone"
+            f"the webhook {kind} holds {held}: it is sent in an HTTP header, which carries "
+            "visible ASCII only: use only letters, digits and punctuation"
+            + (" (single spaces between them)" if spaced else "")
         )
     return value
 
