@@ -67,6 +67,10 @@ def test_a_given_back_broadcast_reads_unread_for_that_reader_only(handle: Swarm)
 
     status = handle.message_status(cast.id)
     assert (status.read_by, status.unread_by) == ((), ("a", "b")), status
+    # Shown to "a" as its copy waits in its inbox (its seq: a mark-read by seq marks it).
+    copy = handle.get_message("a", cast.id)
+    assert copy.seq != cast.seq and copy.body == "to all", copy
+    assert handle.get_message("b", cast.id).seq == cast.seq
     assert [m.id for m in handle.inbox("b")] == [cast.id]
     assert handle.message_status(cast.id).unread_by == ("a",)
     assert handle.mark_read("a", cast.id) is True  # (by id: its copy's seq)

@@ -313,7 +313,9 @@ class Keys:
 
     @property
     def messages(self) -> str:
-        """HASH message id -> 'TO STREAM_ID' of the newest messages sent (message_status)."""
+        """HASH message id -> its entry for message_status, of the newest messages sent:
+        'TO STREAM_ID AT FROM READERS' and a broadcast's AGENT=COPY_ID tokens (the one
+        account of the format: lua/inbox_read.lua's header)."""
         return self._k("messages")
 
     @property

@@ -2,7 +2,8 @@
 -- marked read. Its own inbox keeps its unread messages and the newest of those read (see
 -- inbox_read); the broadcast stream keeps the newest broadcasts.
 -- flags: no-writes
--- KEYS[1]: agents   KEYS[2]: messages (HASH message id -> 'TO STREAM_ID AT FROM ...')
+-- KEYS[1]: agents   KEYS[2]: messages (HASH message id -> 'TO STREAM_ID AT FROM READERS',
+--          then a broadcast's AGENT=COPY_ID tokens: see inbox_read.lua's header)
 -- KEYS[3]: inbox(agent)   KEYS[4]: broadcast
 -- ARGV[1]: agent id   ARGV[2]: message id
 -- returns {'ok', to, sender, stream id, fields}; {'unknown'} (not in the index);
@@ -17,7 +18,19 @@ local entry = redis.call('HGET', KEYS[2], message)
 if not entry then return {'unknown'} end
 local to, sid, _, sender = string.match(entry, '^(%S*) (%S*) ?(%S*) ?(%S*)')
 if to ~= id and to ~= '*' then return {'elsewhere', to} end
-local found = redis.call('XRANGE', to == '*' and KEYS[4] or KEYS[3], sid, sid)
+local stream = to == '*' and KEYS[4] or KEYS[3]
+if to == '*' then
+  -- A copy of the broadcast given back to this agent's inbox (a token past the first five)
+  -- is the one it reads: shown as it waits there.
+  local n = 0
+  for token in string.gmatch(entry, '%S+') do
+    n = n + 1
+    if n > 5 and string.sub(token, 1, #id + 1) == id .. '=' then
+      stream, sid = KEYS[3], string.sub(token, #id + 2)
+    end
+  end
+end
+local found = redis.call('XRANGE', stream, sid, sid)
 -- (the entry's own id field guards against a stream recreated since: another message)
 if not found[1] or found[1][2][2] ~= message then return {'gone', to, sender or ''} end
 return {'ok', to, sender or '', found[1][1], found[1][2]}
