@@ -71,6 +71,7 @@ MAX_READ = 1000  # messages one inbox read may return (limit)
 READ_DEFAULT = 100  # messages an inbox read returns unless told
 MAX_HITS = 1000  # hits one context search may list
 MAX_AROUND = 20  # lines shown around a hit
+DEFAULT_AROUND = 2  # ... when the caller does not say
 MAX_LEASE_S = 30 * 86_400.0  # the longest lease a claim may take or a renew give: 30 days
 MIN_LEASE_S = 0.001  # a task's lease_s, and the lease a claim or a renewal asks for
 DEFAULT_TASK_LEASE_S = 900.0  # a task's lease_s when its post gives none: 15 minutes

@@ -55,7 +55,7 @@ from .._errors import (
     ValidationError,
 )
 from .._protocol import Batch, Call, Cmd, Compute, OpContext, Operation
-from .._validate import check_name
+from .._validate import DEFAULT_AROUND, check_name
 from . import _context_gc as gcops
 from . import _context_store as store
 from . import _textview as tv
@@ -541,7 +541,7 @@ def search_context(
     *,
     regex: bool = False,
     max_hits: int = 50,
-    around: int = 2,
+    around: int = DEFAULT_AROUND,
     version: str | None = None,
     ignore_case: bool = False,
 ) -> Operation[list[SearchHit]]:

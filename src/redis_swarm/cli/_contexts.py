@@ -14,7 +14,7 @@ import click
 from .._codec import byte_size
 from .._context_records import ContextSlice, grep_groups
 from .._errors import PayloadTooLarge, ValidationError
-from .._validate import MAX_AROUND, MAX_HITS
+from .._validate import DEFAULT_AROUND, MAX_AROUND, MAX_HITS
 from . import _common
 from ._app import App, json_option, main, pass_app
 from ._common import (
@@ -387,8 +387,8 @@ def _read_on(
     show_default=True,
     help='Hits listed; when more match, the output says so (JSON: "more": true).',
 )
-@click.option("--around", type=click.IntRange(0, MAX_AROUND), default=2, show_default=True,
-              help="Lines of context around each hit.")  # fmt: skip
+@click.option("--around", type=click.IntRange(0, MAX_AROUND), default=DEFAULT_AROUND,
+              show_default=True, help="Lines of context around each hit.")  # fmt: skip
 @version_option
 @json_option
 @pass_app

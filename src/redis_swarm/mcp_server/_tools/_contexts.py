@@ -15,7 +15,7 @@ from ... import _hints as hints
 from ..._codec import dumps
 from ..._context_records import ContextSlice, GrepLine, SearchHit, grep_groups
 from ..._errors import NotFound, SwarmError, ValidationError
-from ..._validate import MAX_AROUND, MAX_HITS, check_name
+from ..._validate import DEFAULT_AROUND, MAX_AROUND, MAX_HITS, check_name
 from .._budget import clip, encode_cursor, same_filters
 from .._render import cursor_offset, plain, render_group
 from .._roles import EVERYONE, SHARD, tool
@@ -26,9 +26,6 @@ __all__ = ["ContextTools"]
 T = TypeVar("T")
 
 _NO_END = 2**31 - 1  # read_context_lines without ``end``: up to the end, as much as fits
-# The lines search_context shows around each hit when not told (the core's default too).
-AROUND = 2
-
 
 _DAMAGED = (
     "the context cursor is damaged: pass the next_cursor of the previous page unchanged, or "
@@ -215,7 +212,9 @@ class ContextTools(ToolsBase):
         around: Annotated[
             int | None,
             Field(
-                ge=0, le=MAX_AROUND, description=f"Lines shown around each hit; default {AROUND}."
+                ge=0,
+                le=MAX_AROUND,
+                description=f"Lines shown around each hit; default {DEFAULT_AROUND}.",
             ),
         ] = None,
         max_hits: Annotated[int, Field(ge=1, le=200, description="Hits per page.")] = 30,
@@ -247,7 +246,7 @@ class ContextTools(ToolsBase):
             ignore_case = bool(state.get("i", ignore_case))
             around = cursor_offset(state, "a") if "a" in state else around
         regex, ignore_case = bool(regex), bool(ignore_case)
-        around = AROUND if around is None else around
+        around = DEFAULT_AROUND if around is None else around
         if not isinstance(pattern, str):
             raise ValidationError("give pattern: the text (or regex=true: the RE2 regex) to find")
         owner = session.context_owner(owner)
