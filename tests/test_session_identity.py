@@ -175,3 +175,33 @@ def test_one_agent_s_two_faces_keep_each_other_s_record(redis_url: str, tmp_path
     finally:
         hooks.close()
         core.close()
+
+
+def test_a_session_closing_on_a_lost_lease_keeps_its_token_for_a_late_report(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """The stdio server's close releases the leases its session holds; one whose lease ran
+    out and moved on is refused, and its token stays kept (the task is open: a late report
+    with it is still taken, as the hooks' and the CLI's rule says), where the close forgot
+    it."""
+    core = Swarm(redis_url, swarm="test")
+    hooks = Swarm(Settings.from_url(redis_url, swarm="test", home=tmp_path))
+    task = core.post_task("lost", "a task")
+
+    async def body() -> None:
+        async with _stdio(redis_url, tmp_path, "me") as session:
+            claimed = await _call(session, "claim_task", queue="lost", lease_s=1)
+            await anyio.sleep(1.2)
+            other = core.claim("lost", worker="other", lease_s=60)
+            assert other is not None and other.id == task.id
+        kept = tokens.known(hooks.settings, "me")
+        assert kept == {task.id: claimed["token"]}
+        # The late report it serves: taken (it completes the task, another's lease or not).
+        core.report(task.id, kept[task.id], {"summary": "found it anyway"})
+        assert core.get_task(task.id).status.value == "completed"
+
+    try:
+        anyio.run(body)
+    finally:
+        hooks.close()
+        core.close()

@@ -237,10 +237,13 @@ class AgentSession:
             store, token = self.token_store, task.token
             _keep_tokens(lambda: tokens.remember(store, self.agent_id, task.id, token))
 
-    def let_go(self, task_id: str) -> None:
-        """The session's lease on ``task_id`` is over (settled, released, lost)."""
+    def let_go(self, task_id: str, *, forget: bool = True) -> None:
+        """The session's lease on ``task_id`` is over (settled, released, lost). ``forget``
+        false: its token stays kept on the machine, a lease lost while its task is open
+        (the hooks' late report takes it; they drop it once the task is settled:
+        ``_lease_tokens.outlived``)."""
         lease = self.leases.pop(task_id, None)
-        if lease is not None and self.token_store is not None:
+        if forget and lease is not None and self.token_store is not None:
             store = self.token_store
             _keep_tokens(lambda: tokens.forget_task(store, task_id, lease.token))
 
@@ -762,13 +765,16 @@ class SessionRegistry:
             async with session.beating:
                 pass
         for task_id, lease in list(session.leases.items()):
+            forget = True
             try:
                 await self.call(self.swarm.release, task_id, lease.token)
             except SwarmError as exc:  # settled meanwhile, or lost: nothing is held any more
                 log.info("task %s not released: %s", task_id, exc)
+                # (a lease that moved on, or an outage: its token may still report it)
+                forget = not isinstance(exc, (LeaseLost, ConnectionFailed))
             else:
                 log.info("task %s released by %s", task_id, session.agent_id)
-            session.let_go(task_id)
+            session.let_go(task_id, forget=forget)
         if not session.kept:
             try:
                 if if_read:
