@@ -88,6 +88,17 @@ def acl_server(servers: ServerFactory) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
+def pausable_server(servers: ServerFactory) -> Iterator[RedisServer]:
+    """A server of the test's own, which it may pause (SIGSTOP: an outage that refuses
+    nothing) or fill: resumed, then stopped, at the end."""
+    started = servers.start()
+    yield started
+    if started.proc.poll() is None:
+        os.kill(started.proc.pid, signal.SIGCONT)
+    started.stop()
+
+
+@pytest.fixture
 def own(own_server: RedisServer) -> Iterator[redis.Redis]:
     """A plain client of ``own_server``, flushed first."""
     client = own_server.client()

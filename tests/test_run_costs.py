@@ -276,7 +276,9 @@ def test_the_summary_adds_up_what_the_runs_cost(cli: Cli, handle: Swarm, tmp_pat
     handle.post_task("q", "plain")
     plain = agent(tmp_path, "plain", f"print(json.dumps({FINDING!r}))\n")
     out = cli("run", "--queue", "q", "--exec", plain, "--idle-exit", "0.5")
-    assert out.stdout.splitlines()[-1].endswith("; agent runs: cost unknown")
+    assert out.stdout.splitlines()[-1].endswith(
+        "; agent runs: cost unknown (1 of 1 runs reported no cost)"
+    )
     handle.post_task("q", "plain")
     assert run(cli, plain)["usage"] == {"cost_usd": None, "tokens_in": None, "cached_in": None,
                                         "tokens_out": None, "runs": 1,

@@ -51,7 +51,8 @@ def test_a_plain_agent_saying_why_on_stdout_is_quoted(
     out = run(cli, agent(tmp_path, f"print({NOT_LOGGED_IN!r}); sys.exit(1)"))
     error = f"exit code 1; stdout: {NOT_LOGGED_IN}"
     assert swarm.get_task(t.id).last_error == error
-    assert f"{t.id} " in out.stdout and out.stdout.rstrip().splitlines()[0].endswith(error)
+    dead = f"; out of attempts, it is dead now (swarm task requeue {t.id})"  # (max_attempts 1)
+    assert f"{t.id} " in out.stdout and out.stdout.rstrip().splitlines()[0].endswith(error + dead)
 
 
 def test_stderr_is_quoted_first_its_end_bounded_and_printable(
@@ -73,7 +74,8 @@ def test_stderr_is_quoted_first_its_end_bounded_and_printable(
     assert said.endswith(" | Error: \\x1b]52;c;aGk=\\x07bad key")  # escaped, not obeyed
     assert said.startswith("line 36 ") and "line 35" not in said  # its last lines only
     assert "\x1b" not in error and len(said) <= QUOTE_CHARS
-    assert out.stdout.rstrip().splitlines()[0].endswith(error)
+    dead = f"; out of attempts, it is dead now (swarm task requeue {t.id})"  # (max_attempts 1)
+    assert out.stdout.rstrip().splitlines()[0].endswith(error + dead)
 
 
 def test_what_a_machine_format_printed_besides_its_events_is_quoted(

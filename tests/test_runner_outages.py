@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ from redis_swarm import Answer, Settings, Swarm
 from redis_swarm._runner import OutcomeStatus, Runner, RunOptions, ServeOptions, Server
 
 from ._invariants import check_swarm
-from ._servers import RedisServer, ServerFactory
+from ._servers import RedisServer
 
 PY = sys.executable
 SWARM = "outage"
@@ -50,13 +50,9 @@ print(json.dumps({"summary": "done " + task, "details": "x" * 100_000}))
 
 
 @pytest.fixture
-def server(servers: ServerFactory) -> Iterator[RedisServer]:
+def server(pausable_server: RedisServer) -> RedisServer:
     """A server of the test's own: it is made full or paused."""
-    started = servers.start()
-    yield started
-    if started.proc.poll() is None:
-        os.kill(started.proc.pid, signal.SIGCONT)
-    started.stop()
+    return pausable_server
 
 
 def _used_memory(server: RedisServer) -> int:

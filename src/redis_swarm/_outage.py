@@ -7,14 +7,16 @@ an outage (the server down, paused, out of memory, read-only, unable to persist)
 ``ConnectionFailed``. A call made through ``ride_out`` is tried again until Redis takes it,
 for up to ``OUTAGE_PATIENCE_S`` or until its caller is stopped, pausing longer after each
 failed try (up to ``RETRY_PAUSE_MAX_S``), and renewing what the caller holds between tries
-(the lease of the task the write is for). Such a call must be safe to make twice: a paused
-server runs, when it wakes up, the requests it received meanwhile, so a try whose reply was
-lost may have been applied (a report passes the same finding id each time, a synthesis its
-deterministic id).
+(the lease of the task the write is for). A stopped caller waits for no outage: a try made
+then, or under way, is given up ``STOP_GRACE_S`` later (``until_stopped``). Such a call
+must be safe to make twice: a paused server runs, when it wakes up, the requests it received
+meanwhile, so a try whose reply was lost may have been applied (a report passes the same
+finding id each time, a synthesis its deterministic id).
 """
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +24,7 @@ from typing import TypeVar
 
 from ._errors import ConnectionFailed
 
-__all__ = ["OUTAGE_PATIENCE_S", "RETRY_PAUSE_MAX_S", "ride_out"]
+__all__ = ["OUTAGE_PATIENCE_S", "RETRY_PAUSE_MAX_S", "STOP_GRACE_S", "ride_out", "until_stopped"]
 
 T = TypeVar("T")
 
@@ -30,6 +32,50 @@ T = TypeVar("T")
 # given up (and a pool's claims before it stops claiming).
 OUTAGE_PATIENCE_S = 600.0
 RETRY_PAUSE_MAX_S = 5.0  # the longest pause between two tries of such a write
+# How long a request still waits for Redis once its caller is stopped: a stop (SIGTERM) must
+# end the process within seconds (Kubernetes kills it 30 s later), and a server paused or
+# gone keeps a request waiting for the client's whole timeout (``longest_request_s``: 20 s).
+STOP_GRACE_S = 2.0
+
+
+class _GivenUp(ConnectionFailed):
+    """A request ``until_stopped`` gave up: its message says so whole."""
+
+
+def until_stopped(call: Callable[[], T], stop: threading.Event, *, what: str) -> T:
+    """``call()``, made in a thread of its own and waited for until it returns, or, once
+    ``stop`` is set (before or during the call), for ``STOP_GRACE_S`` more: then given up,
+    raising a ``ConnectionFailed`` that says Redis did not ``what`` ("answer") in time
+    (``sent``: the request may still reach the server, so the call must be safe to make
+    twice, as every call ridden out is). The thread left waiting ends with its request; it
+    holds no lock of its caller's."""
+    outcome: list[tuple[bool, object]] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as exc:  # (handed to the caller, raised in its thread)
+            outcome.append((False, exc))
+        finally:
+            done.set()
+
+    context = contextvars.copy_context()  # (the caller's, as made in its own thread)
+    threading.Thread(target=context.run, args=(run,), name="swarm-request", daemon=True).start()
+    while not done.wait(0.05):
+        if stop.is_set():
+            if done.wait(STOP_GRACE_S):
+                break
+            raise _GivenUp(
+                f"Redis did not {what} within {STOP_GRACE_S:g}s of the stop (a stop waits "
+                "for no outage)",
+                sent=True,
+            )
+    ok, value = outcome[0]
+    if not ok:
+        assert isinstance(value, BaseException)
+        raise value
+    return value  # type: ignore[return-value]
 
 
 def ride_out(
@@ -45,10 +91,11 @@ def ride_out(
 ) -> T:
     """``call()``, tried again while it fails with ``ConnectionFailed``: ``on_outage`` hears
     the first such failure, ``between`` runs before each pause, and ``on_back`` once the
-    wait is over (taken or given up). Given up after ``patience_s`` or once ``stop`` is set,
-    raising a ``ConnectionFailed`` that says Redis did not ``what`` ("take the report of
-    t-1") in the longest ``who`` ("the pool") waits, or that ``who`` was stopped: ``sent``
-    when any try's was, ``retryable`` as the last try's.
+    wait is over (taken or given up). Given up after ``patience_s`` or once ``stop`` is set
+    (then a try waits ``STOP_GRACE_S`` at most, ``until_stopped``, and a failed one is not
+    tried again), raising a ``ConnectionFailed`` that says Redis did not ``what`` ("take the
+    report of t-1") in the longest ``who`` ("the pool") waits, or that ``who`` was stopped:
+    ``sent`` when any try's was, ``retryable`` as the last try's.
 
     An error no retry fixes (``ConnectionFailed.retryable`` False: a certificate refused, a
     certificate or key file of the URL that no longer loads) is ridden out all the same, not
@@ -63,10 +110,18 @@ def ride_out(
     try:
         while True:
             try:
-                return call()
+                return until_stopped(call, stop, what=what)
             except ConnectionFailed as exc:
                 now = time.monotonic()
                 sent = sent or exc.sent
+                if isinstance(exc, _GivenUp):
+                    raise
+                if stop.is_set():  # stopped: no outage is waited through, not even once
+                    raise ConnectionFailed(
+                        f"{who} was stopped while waiting for Redis to {what}: {exc}",
+                        sent=sent,
+                        retryable=exc.retryable,
+                    ) from exc
                 if since is None:
                     since = now
                     on_outage(exc)

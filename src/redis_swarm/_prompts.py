@@ -83,8 +83,13 @@ FINDING_EXAMPLE: dict[str, Any] = {
     "confidence": 0.8,
 }
 # Why an answer that is its prompt's own example is refused (an agent that printed its
-# prompt back: ``cat``, ``echo {prompt}``): the task prompt's finding, the pipeline's plan.
-EXAMPLE_REPEATED = "the answer repeats the prompt's example"
+# prompt back: ``cat``, ``echo {prompt}``): the task prompt's finding, the pipeline's plan;
+# and what to do (an answer printed after the echo is read only from between its tags).
+EXAMPLE_REPEATED = (
+    "the answer repeats the prompt's example (the agent printed its prompt back): have it "
+    "print only its answer, or put a task's finding between the <finding-...> tags its "
+    "prompt gives (read before any JSON in the output)"
+)
 
 
 def repeats_finding_example(finding: Mapping[str, Any]) -> str | None:

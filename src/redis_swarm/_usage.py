@@ -54,12 +54,14 @@ def usd(cost: float | None, unknown: str = "-") -> str:
     return f"${cost:,.{places}f}"
 
 
-def unpriced_note(runs: int, unpriced: int) -> str:
+def unpriced_note(runs: int, unpriced: int, *, when_none: bool = False) -> str:
     """What a sum of money leaves out, said after it: `` (2 of 7 runs reported no cost)``
     when some of the ``runs`` it sums reported a cost and ``unpriced`` of them did not (the
     sum is then less than what was spent); "" when every run did, or none (then no cost is
-    shown at all). The one wording of it: ``swarm run``'s last line, a pipeline's totals."""
-    if not unpriced or unpriced >= runs:
+    shown at all), unless ``when_none`` (after a "cost unknown": ``swarm run``'s last line
+    says how many runs it knows nothing of). The one wording of it: ``swarm run``'s last
+    line, a pipeline's totals."""
+    if not unpriced or (unpriced >= runs and not when_none):
         return ""
     return f" ({unpriced} of {runs} runs reported no cost)"
 

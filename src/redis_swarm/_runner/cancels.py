@@ -76,13 +76,16 @@ class CancelWatch:
         self._thread = threading.Thread(target=self._follow, name="swarm-run-cancels", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stop following; returns once the follower has ended (at most a blocking read)."""
+    def stop(self, *, hurry: bool = False) -> None:
+        """Stop following; returns once the follower has ended (at most a blocking read), or,
+        ``hurry`` (the pool was aborted: a SIGTERM's grace is short, and no agent is left to
+        stop), at once: a read waiting through an outage keeps the follower, a daemon thread,
+        for the client's whole timeout, and it reads nothing more once it returns."""
         with self._cond:
             self._stopping.set()
             self._cond.notify_all()
         if self._thread is not None:
-            self._thread.join(BLOCK_S + 5.0)
+            self._thread.join(0.0 if hurry else BLOCK_S + 5.0)
 
     @contextlib.contextmanager
     def watch(self, task_id: str) -> Iterator[Check]:

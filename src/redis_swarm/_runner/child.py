@@ -195,9 +195,11 @@ def run_child(
     """Run ``argv`` in a new session (its own process group) and wait for it.
 
     ``on_tick`` is called every ``tick_s`` seconds while it runs (the pool renews the lease
-    there); if it returns a reason, the group is killed. ``halt`` is asked at every look at
-    the process (about 20 times a second), so it must not do I/O: a reason from it kills the
-    group too (the pool's cancel follower answers it). The group is also killed at
+    there); if it returns a reason, the group is killed, unless the process exited meanwhile
+    (a renewal may block through an outage): then ``killed`` stays None, its run finished.
+    ``halt`` is asked at every look at the process (about 20 times a second), so it must not
+    do I/O: a reason from it kills the group too, under the same rule (the pool's cancel
+    follower answers it). The group is also killed at
     ``timeout_s`` and when ``stop`` is set: SIGTERM, then SIGKILL after ``grace_s``. Whatever
     it left running when its leader exited is killed too: the rest of its group, and every
     process that inherited its ``SWARM_RUN_ID`` mark outside the group (see ``reaper``).
@@ -249,6 +251,12 @@ def run_child(
             elif on_tick is not None and now >= next_tick:
                 next_tick = now + tick_s
                 killed = on_tick()
+            if killed and _exited(proc.pid):
+                # It exited while the reason was being found (a renewal blocked through an
+                # outage): it was not stopped, and its output is whole; the caller that told
+                # the reason knows it was given and decides what its finished run is worth.
+                killed = None
+                break
             if killed:
                 _terminate(proc.pid, grace_s)
                 break

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from .._errors import ConnectionFailed, LeaseLost, NotFound, SwarmError, ValidationError
 from .._models import Task, TaskStatus
-from .outcomes import lease_unknown
+from .outcomes import lease_unknown, task_gone
 
 if TYPE_CHECKING:
     from .._client import Swarm
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 __all__ = ["LeaseRenewal"]
 
 OUTAGE_TICK_S = 1.0  # how soon a renewal that failed in an outage is tried again
-GONE = "the task no longer exists"
 
 
 @dataclass
@@ -86,7 +85,7 @@ class LeaseRenewal:
             self.on_outage(exc)
             return None
         except NotFound:
-            why = GONE
+            why = task_gone(task.id)
         except SwarmError as exc:
             if isinstance(exc, ValidationError):
                 raise
@@ -106,7 +105,7 @@ class LeaseRenewal:
         try:
             now = self.swarm.get_task(self.task.id)
         except NotFound:
-            return GONE
+            return task_gone(self.task.id)
         holder = now.worker if now.status is TaskStatus.CLAIMED else None
         if now.attempts < self.task.attempts or (
             holder is not None and now.attempts == self.task.attempts

@@ -9,17 +9,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._config import SENTINEL_DOCS
-from .._errors import ConnectionFailed
+from .._errors import ConnectionFailed, NotFound
+from .._hints import REQUEUE_TASK, said_of
 from .._usage import Usage
 from .child import ChildResult
 
 __all__ = [
+    "GONE_WHY",
     "Ending",
     "OutcomeStatus",
     "TaskOutcome",
+    "dead_now",
+    "exited_first",
     "lease_unknown",
     "not_started",
     "swarm_refused",
+    "task_gone",
 ]
 
 
@@ -72,11 +77,13 @@ class Ending:
     result: ChildResult | None  # None when the agent could not be started
     usage: Usage | None = None  # what the run cost, as its CLI printed it
     warnings: tuple[str, ...] = ()  # what was amiss in its output
+    said: str = ""  # added to every outcome's detail (how the run ended, when it matters)
 
     def __call__(
         self, status: OutcomeStatus, detail: str, finding_id: str | None = None
     ) -> TaskOutcome:
         result = self.result
+        detail += self.said
         if result is not None and result.left_behind:
             detail += f"; killed {result.left_behind} process(es) it left running"
         return TaskOutcome(
@@ -92,13 +99,48 @@ class Ending:
         )
 
 
-def swarm_refused(exc: Exception) -> str:
-    """Why a run ended lost when the swarm refused what the pool did with its task, or
-    could not be reached for it (the outcome of a ``SwarmError`` no step of the task's work
-    answers itself)."""
+def exited_first(lost: list[str], result: ChildResult) -> str:
+    """What the outcome of a run whose task was found lost (``lost``: why) after its agent
+    had exited adds to its detail ("" when the task was not lost, or the agent was stopped
+    for it): a renewal blocked through an outage, then refused, is not the agent's end, so
+    its finished run is reported all the same (a late report, which the core takes:
+    completing the task, or kept superseded), not thrown away to be paid for again."""
+    if not lost or result.killed:
+        return ""
+    return f"; the agent had exited before its task was found lost ({lost[-1]})"
+
+
+def swarm_refused(exc: Exception, task_id: str | None = None) -> str:
+    """Why a run ended lost when the swarm refused what the pool did with its task
+    (``task_id``), or could not be reached for it (the outcome of a ``SwarmError`` no step of
+    the task's work answers itself); a task that no longer exists is ``task_gone``."""
     if isinstance(exc, ConnectionFailed):
         return f"Redis could not be reached for it: {exc}"
+    if isinstance(exc, NotFound) and task_id is not None:
+        return task_gone(task_id)
     return f"the swarm refused: {exc}"
+
+
+# Why a task the pool's own claim leased no longer exists (``task_gone``, and the run's
+# summary of such tasks): its id is no typo.
+GONE_WHY = "deleted, or the server lost its data (restarted without persistence, or flushed)"
+
+
+def dead_now(task_id: str) -> str:
+    """What the failure of a task's last attempt adds to its outcome: the core
+    dead-lettered it (its queue retries it no more), and how to run it again."""
+    return f"out of attempts, it is dead now {said_of(REQUEUE_TASK, task_id)}"
+
+
+def task_gone(task_id: str) -> str:
+    """Why a run ended lost when its task no longer exists on the server (a report, a
+    renewal, a failure or a release of it refused as NotFound): the pool's own claim
+    leased it, so its id is no typo (the core's "check the id" does not apply); it was
+    deleted, or the server lost its data. The pool counts these (``PoolState.gone``)."""
+    return (
+        f"task {task_id} is gone from the server: {GONE_WHY}; nothing of this run was "
+        "stored: post its work again if it is still wanted"
+    )
 
 
 # What exec says of a program that cannot be run: it is not there, or not a program.

@@ -20,6 +20,7 @@ then one per lease renewal or 20 s, whichever is sooner, and one when the slot g
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -70,7 +71,7 @@ class Runner(TaskWork):
                         if tick is not None:
                             tick()
         finally:
-            self._cancels.stop()
+            self._cancels.stop(hurry=self._aborting.is_set())
         while self._handed:  # leased for a slot that stopped first: back to the queue
             self._give_back(self._handed.popleft())
         self._leave()
@@ -92,7 +93,7 @@ class Runner(TaskWork):
             if self._keeps_registered(worker):
                 continue
             try:
-                self.swarm.deregister(worker)
+                self.unless_stopped(functools.partial(self.swarm.deregister, worker))
             except NotFound:  # a slot that never claimed nor ran an agent: never registered
                 continue
             except ConnectionFailed as exc:
@@ -184,7 +185,11 @@ class Runner(TaskWork):
             outcome = self._work(task, worker, started)
         except SwarmError as exc:  # (before its agent ran: after, ``_work`` says it itself)
             outcome = TaskOutcome(
-                task.id, worker, OutcomeStatus.LOST, swarm_refused(exc), time.monotonic() - started
+                task.id,
+                worker,
+                OutcomeStatus.LOST,
+                swarm_refused(exc, task.id),
+                time.monotonic() - started,
             )
         finally:
             self._let_go(task)

@@ -34,12 +34,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import ConnectionFailed, LeaseLost, SwarmError, ValidationError
 from .._models import lease_token
-from .._outage import OUTAGE_PATIENCE_S, ride_out
+from .._outage import OUTAGE_PATIENCE_S, ride_out, until_stopped
 from .._usage import summed_figures
 from .._validate import MAX_POLL_S
 from .child import check_command, check_program
 from .options import RunOptions, default_worker_prefix, slot_name
-from .outcomes import OutcomeStatus, TaskOutcome
+from .outcomes import OutcomeStatus, TaskOutcome, dead_now, task_gone
 
 if TYPE_CHECKING:
     from .._client import Swarm
@@ -64,6 +64,9 @@ class _Counts:
     running: int = 0
     ended: dict[OutcomeStatus, int] = field(default_factory=lambda: dict.fromkeys(OutcomeStatus, 0))
     errors: list[str] = field(default_factory=list)
+    unreleased: int = 0  # of the tasks released: those whose release Redis did not take
+    dead: set[str] = field(default_factory=set)  # the tasks this run's failures dead-lettered
+    gone: set[str] = field(default_factory=set)  # the tasks lost as gone from the server
 
 
 class PoolState:
@@ -124,6 +127,9 @@ class PoolState:
         self._claims_unanswered: dict[str, deque[tuple[float, tuple[str, ...]]]] = {}
         self._waiting: dict[str, str] = {}  # task id -> what of it waits for Redis (outage)
         self._said: dict[str, set[str]] = {}  # task id -> what its progress lines said
+        # Why Redis is given up for the rest of a stopped run (``_stopped_short``): set by the
+        # first request it did not answer once the pool was told to stop.
+        self._unanswered_at_stop: ConnectionFailed | None = None
         self._set_up()
 
     def _set_up(self) -> None:
@@ -236,6 +242,28 @@ class PoolState:
         }
 
     @property
+    def unreleased(self) -> int:
+        """Of the tasks the pool gave back (``released``), those whose release Redis did not
+        take when the pool was stopped in an outage: each goes back to its queue when its
+        lease runs out."""
+        with self._lock:
+            return self._counts.unreleased
+
+    @property
+    def dead(self) -> list[str]:
+        """The tasks this run's failures dead-lettered (their last attempt failed here), and
+        still dead as far as the pool knows."""
+        with self._lock:
+            return sorted(self._counts.dead)
+
+    @property
+    def gone(self) -> list[str]:
+        """The tasks lost as gone from the server (``outcomes.task_gone``): deleted, or the
+        server lost its data; their runs' work was not stored."""
+        with self._lock:
+            return sorted(self._counts.gone)
+
+    @property
     def errors(self) -> list[str]:
         with self._lock:
             return list(self._counts.errors)
@@ -249,6 +277,14 @@ class PoolState:
             self._counts.running -= 1
             self._counts.ended[outcome.status] += 1
             self.outcomes.append(outcome)
+            # (told by their one wording: ``task_gone``, ``dead_now``)
+            tid, detail = outcome.task_id, outcome.detail
+            if outcome.status is OutcomeStatus.LOST and task_gone(tid) in detail:
+                self._counts.gone.add(tid)
+            if outcome.status is OutcomeStatus.FAILED and dead_now(tid) in detail:
+                self._counts.dead.add(tid)
+            else:  # (requeued since, and run here again)
+                self._counts.dead.discard(tid)
         if self._on_outcome is not None:
             self._on_outcome(outcome)
 
@@ -419,20 +455,58 @@ class PoolState:
         """Make a call the pool must not lose ride out an outage (``_outage.ride_out``: the
         client itself retries for a few seconds only): tried again until Redis takes it, for
         up to ``OUTAGE_PATIENCE_S`` or until the pool is aborted, then the
-        ``ConnectionFailed`` raised says so. For ``task`` (the progress line says the pool
-        waits for Redis to ``what`` of it), the pool claims nothing meanwhile, and the lease
-        is renewed between tries."""
+        ``ConnectionFailed`` raised says so (within ``STOP_GRACE_S`` of the abort, and at
+        once once a request went unanswered since: ``_stopped_short``). For ``task`` (the
+        progress line says the pool waits for Redis to ``what`` of it), the pool claims
+        nothing meanwhile, and the lease is renewed between tries."""
         if task is None:
-            return ride_out(
-                call, what="answer", who="the pool", stop=self._aborting,
-                on_outage=lambda exc: self._note(f"waiting for Redis to answer: {exc}; retrying"),
+            return self._stopped_short(
+                lambda: ride_out(
+                    call, what="answer", who="the pool", stop=self._aborting,
+                    on_outage=lambda exc: self._note(
+                        f"waiting for Redis to answer: {exc}; retrying"
+                    ),
+                ),
+                self._aborting,
             )  # fmt: skip
         held = task
-        return ride_out(
-            call, what=f"{what} of {held.id}", who="the pool", stop=self._aborting,
-            on_outage=lambda exc: self._wait_for_redis(held.id, what, exc),
-            between=lambda: self._renew_waiting(held), on_back=lambda: self._redis_back(held.id),
+        return self._stopped_short(
+            lambda: ride_out(
+                call, what=f"{what} of {held.id}", who="the pool", stop=self._aborting,
+                on_outage=lambda exc: self._wait_for_redis(held.id, what, exc),
+                between=lambda: self._renew_waiting(held),
+                on_back=lambda: self._redis_back(held.id),
+            ),
+            self._aborting,
         )  # fmt: skip
+
+    def unless_stopped(self, call: Callable[[], T]) -> T:
+        """``call()``, a request that is no write to keep (a count, a deregistration), given
+        up ``STOP_GRACE_S`` after the pool was told to stop (drained or aborted) if Redis
+        has not answered it by then (``_outage.until_stopped``: a ``ConnectionFailed``), and
+        not even tried once a request went unanswered since (``_stopped_short``), so that a
+        stop in an outage ends the run within seconds, not a client timeout per request."""
+        return self._stopped_short(
+            lambda: until_stopped(call, self._draining, what="answer"), self._draining
+        )
+
+    def _stopped_short(self, call: Callable[[], T], stop: threading.Event) -> T:
+        """``call()`` (a request bounded by ``stop``), unless ``stop`` is set and a request
+        went unanswered since the pool was told to stop: then Redis is out, and a stopped
+        pool waits for no outage, so it is given up untried (a ``ConnectionFailed`` saying
+        why). A request that fails with ``stop`` set is the one that says so."""
+        given_up = self._unanswered_at_stop
+        if given_up is not None and stop.is_set():
+            raise ConnectionFailed(
+                f"not tried: Redis did not answer since the pool was told to stop ({given_up})"
+            )
+        try:
+            return call()
+        except ConnectionFailed as exc:
+            if stop.is_set():
+                with self._lock:
+                    self._unanswered_at_stop = self._unanswered_at_stop or exc
+            raise
 
     def _renew_waiting(self, task: Task) -> None:
         """Renew the lease of a task whose report (or failure, or release) waits for Redis, so

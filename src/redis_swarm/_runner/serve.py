@@ -32,7 +32,7 @@ from .._usage import LABEL_CHARS
 from .._validate import DEFAULT_POLL_S, check_name
 from .child import ERROR_TAIL
 from .options import RunOptions
-from .outcomes import Ending, OutcomeStatus, TaskOutcome, not_started
+from .outcomes import Ending, OutcomeStatus, TaskOutcome, exited_first, not_started
 from .output import AgentOutput, read_output
 from .pool import Runner
 from .task_work import cli_failure, empty_answer, run_failure
@@ -259,17 +259,17 @@ class Server(Runner):
                 end = Ending(task.id, worker, started, None)
                 return self._fail(task, end, not_started(exc, prompt, self.options.shell), "")
             output = read_output(result.stdout, command=self.options.command)
-            end = Ending(task.id, worker, started, result, output.usage)
+            late = exited_first(lost, result)  # (its answer reported all the same)
+            end = Ending(task.id, worker, started, result, output.usage, said=late)
             if result.killed == "interrupted":
-                self._release(task)
-                return end(OutcomeStatus.RELEASED, "interrupted: the question went back")
-            if lost:
+                return self._interrupted(task, end, "interrupted: the question went back")
+            if lost and result.killed:
                 return end(OutcomeStatus.LOST, f"stopped the agent: {lost[-1]}")
             cannot_run = self._cannot_run(task, end, result)
             if cannot_run is not None:  # no new conversation would run it either
                 return cannot_run
             failure = run_failure(result, output) or cli_failure(result, output)
-            if failure is not None and session is not None and output.cut is None:
+            if failure is not None and session is not None and output.cut is None and not lost:
                 # (an answer too long is the agent's, not its conversation's: not run again)
                 self._forget(worker)  # the old conversation failed: a new one, at once
                 session = None

@@ -5,7 +5,14 @@ given back when the agent was interrupted or could not be run at all."""
 from __future__ import annotations
 
 from .._context_records import ContextInfo
-from .._errors import AlreadyCompleted, ConnectionFailed, LeaseLost, SwarmError, ValidationError
+from .._errors import (
+    AlreadyCompleted,
+    ConnectionFailed,
+    LeaseLost,
+    NotFound,
+    SwarmError,
+    ValidationError,
+)
 from .._finding_text import finding_refused, finding_tags, new_mark, parse_finding
 from .._models import Task, TaskStatus, answer_fields, failed_runs_of, stored_error
 from .._printable import printable
@@ -18,9 +25,12 @@ from .outcomes import (
     Ending,
     OutcomeStatus,
     TaskOutcome,
+    dead_now,
+    exited_first,
     lease_unknown,
     not_started,
     swarm_refused,
+    task_gone,
 )
 from .output import AgentOutput, cost_note, quote_tail, read_output
 
@@ -130,11 +140,11 @@ class TaskWork(Claiming, AgentRuns):
         # fails, and every outcome carries it (the pool's summary adds it up); an output too
         # long to keep whole fails the run, its cost read from the end kept (``read_output``).
         output = read_output(result.stdout, command=self.options.command)
-        end = Ending(task.id, worker, started, result, output.usage, output.warnings)
+        late = exited_first(lost, result)  # (its run reported all the same)
+        end = Ending(task.id, worker, started, result, output.usage, output.warnings, late)
         if result.killed == "interrupted":
-            self._release(task)
-            return end(OutcomeStatus.RELEASED, "interrupted: the task went back to its queue")
-        if lost:
+            return self._interrupted(task, end, "interrupted: the task went back to its queue")
+        if lost and result.killed:
             return end(OutcomeStatus.LOST, f"stopped the agent: {lost[-1]}")
         cannot_run = self._cannot_run(task, end, result)
         if cannot_run is not None:
@@ -146,7 +156,7 @@ class TaskWork(Claiming, AgentRuns):
         try:
             return self._report(task, worker, context, mark, end, output, stderr_tail)
         except SwarmError as exc:  # lost, but paid for: the outcome keeps what the run cost
-            return end(OutcomeStatus.LOST, swarm_refused(exc))
+            return end(OutcomeStatus.LOST, swarm_refused(exc, task.id))
 
     def _cannot_run(self, task: Task, end: Ending, result: ChildResult) -> TaskOutcome | None:
         """When the shell could not run the agent command at all (exit code 127: not found;
@@ -185,7 +195,7 @@ class TaskWork(Claiming, AgentRuns):
         read and write rides out an outage as the report does: the agent's work is done and
         must not be lost to a restart."""
         current = self._persist(lambda: self.swarm.get_task(task.id), task)
-        if current.status is TaskStatus.COMPLETED and current.finding_id:
+        if self._reported_itself(task, worker, current):
             said = "the agent reported it itself" + self._self_reported_usage(output.usage)
             return end(OutcomeStatus.COMPLETED, said, current.finding_id)
         noted = f"; {output.warning}" if output.warning else ""  # (the task's own line says it)
@@ -227,6 +237,43 @@ class TaskWork(Claiming, AgentRuns):
         except ValidationError as exc:
             return self._fail(task, end, finding_refused(exc), "", output.usage)
         return end(OutcomeStatus.COMPLETED, f"finding from {how} output{noted}", stored.id)
+
+    def _reported_itself(self, task: Task, worker: str, current: Task) -> bool:
+        """Whether ``current`` (``task`` read after its agent exited 0) was completed by this
+        run's agent: the finding that completed it was reported under a lease of this slot's
+        run (the attempt its claim took, or a newer lease handed to it: ``_lease``), or with
+        no lease as the slot's worker. Another worker's finding (its late report, its lease
+        long run out) is not this run's: its agent's output is then reported, and the core
+        keeps it superseded (``AlreadyCompleted``), never dropped."""
+        finding_id = current.finding_id
+        if current.status is not TaskStatus.COMPLETED or not finding_id:
+            return False
+        try:
+            finding = self._persist(
+                lambda: self.swarm.get_finding(finding_id), task, "read the finding"
+            )
+        except NotFound:  # (collected meanwhile: not known to be this run's)
+            return False
+        if finding.attempt is None:
+            return finding.worker == worker
+        return finding.attempt in (task.attempts, self._lease(task).attempts)
+
+    def _interrupted(self, task: Task, end: Ending, said: str) -> TaskOutcome:
+        """Give back ``task``, whose agent the pool killed when it was stopped (``said``: the
+        outcome's words then). A stop waits for no outage (``_outage.until_stopped``): a
+        release Redis did not take in time is given up, and the task goes back to its queue
+        when its lease runs out, which the outcome says."""
+        try:
+            self._release(task)
+        except ConnectionFailed as exc:
+            with self._lock:
+                self._counts.unreleased += 1
+            return end(
+                OutcomeStatus.RELEASED,
+                f"interrupted, its release not taken: {exc}; it goes back to its queue when "
+                "its lease runs out",
+            )
+        return end(OutcomeStatus.RELEASED, said)
 
     def _release(self, task: Task) -> None:
         """Give ``task`` back to its queue (riding out an outage)."""
@@ -279,24 +326,31 @@ class TaskWork(Claiming, AgentRuns):
                     unanswered.append(held)
                 raise
 
+        failed: Task | None
         try:
-            self._persist(fail, task, "take the failure")
+            failed = self._persist(fail, task, "take the failure")
         except LeaseLost as exc:
             # Each try is a request of its own (its own op id): one whose reply was lost may
             # have been taken, and the next one is refused for the lease that took with it.
-            if not (unanswered and self._failure_taken(unanswered[0], error)):
+            failed = self._failure_taken(unanswered[0], error) if unanswered else None
+            if failed is None:
                 return end(OutcomeStatus.LOST, f"{reason}; and the failure was refused: {exc}")
+        except NotFound:
+            return end(OutcomeStatus.LOST, f"{reason}; and {task_gone(task.id)}")
         except SwarmError as exc:
             return end(OutcomeStatus.LOST, f"{reason}; and the failure was refused: {exc}")
         if end.result is None or not end.result.killed:  # (a timeout is the task's size)
             self._failed_alike(task.id, error)
+        if failed.status is TaskStatus.DEAD:  # its last attempt: the queue retries it no more
+            return end(OutcomeStatus.FAILED, f"{error}; {dead_now(task.id)}")
         return end(OutcomeStatus.FAILED, error)
 
-    def _failure_taken(self, held: Task, error: str) -> bool:
-        """Whether the task of lease ``held``, read again (riding out an outage), shows its
-        failure with ``error`` taken (``failure_taken``); False when it cannot be read."""
+    def _failure_taken(self, held: Task, error: str) -> Task | None:
+        """The task of lease ``held``, read again (riding out an outage), when it shows its
+        failure with ``error`` taken (``failure_taken``); None when it does not, or cannot
+        be read."""
         try:
             task = self._persist(lambda: self.swarm.get_task(held.id), held, "read the failure")
         except SwarmError:
-            return False
-        return failure_taken(held, task, error)
+            return None
+        return task if failure_taken(held, task, error) else None

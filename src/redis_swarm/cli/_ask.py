@@ -36,7 +36,7 @@ from ._common import (
     read_text,
     signals,
 )
-from ._run import drive_pool, pool_summary, refuse_option_like_slots
+from ._run import drive_pool, finish_pool, refuse_option_like_slots
 from ._tasks import LEASE_SECONDS
 
 
@@ -380,7 +380,9 @@ def serve(
     Each question is a task of the queue ask.OWNER: CMD gets a prompt with the question, who
     asks (and for which task) and OWNER's context (inline when small, else how to read it);
     its whole output (or the result of Claude's / Codex's JSON output) is the answer. A failed
-    run is retried like any task. Ctrl-C once: finish the running answers; twice: stop now.
+    run is retried like any task. Ctrl-C once: finish the running answers; twice (or
+    SIGTERM): stop now, their questions given back; exit 1 when answers were stopped so, as
+    swarm run exits.
     """
     # (`swarm --help` imports this module)
     from .._runner import ServeOptions, Server, TaskOutcome, slot_name
@@ -423,15 +425,11 @@ def serve(
         if not app.json:
             _say_live_slots(app, slots)
         started = time.monotonic()
-        drive_pool(app, server, lines, label="swarm serve")
+        stopped_by = drive_pool(app, server, lines, label="swarm serve")
     finally:
         if held is not None:
             held.close()
-    if server.crash is not None:
-        raise server.crash
-    pool_summary(app, server, time.monotonic() - started)
-    if server.fatal:
-        raise SwarmError(server.fatal)
+    finish_pool(app, server, stopped_by, time.monotonic() - started)  # (as swarm run ends)
 
 
 def _refuse_long_slots(prefix: str, longest: str, *, given: bool) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .._errors import NotFound, SwarmError
+from .._hints import REQUEUE_TASK, said_of
 from .._models import OPEN_STATUSES
 from .._printable import printable
 from .._usage import LABEL_CHARS, unpriced_note, usage_line
@@ -165,14 +166,7 @@ def run(
             click.echo(printable(f"note: {unknown}; waiting all the same"), err=True)
     started = time.monotonic()
     stopped_by = drive_pool(app, runner, lines)
-    if runner.crash is not None:
-        raise runner.crash
-    left = _work_left(app, runner, stopped_by)
-    counts = pool_summary(app, runner, time.monotonic() - started, interrupted=left)
-    if runner.fatal:
-        raise SwarmError(runner.fatal)
-    if left is not None:  # `swarm run ... && next` must not go on as if the work were done
-        raise SwarmError(left)
+    counts = finish_pool(app, runner, stopped_by, time.monotonic() - started)
     if counts["claimed"] == 0:
         nothing_to_claim(app, queues)  # (exit 3; a queue never posted to named)
     failed = [o for o in runner.outcomes if o.status is OutcomeStatus.FAILED]
@@ -186,6 +180,33 @@ def run(
         )
 
 
+def finish_pool(
+    app: App, runner: Runner, stopped_by: str | None, duration_s: float
+) -> dict[str, int]:
+    """The end of ``swarm run`` and ``swarm serve`` alike, one rule for both: a crash raised,
+    the last line (``pool_summary``), then the run's error, if any: what stopped it on its
+    own (``fatal``), else what a signal (``stopped_by``) left undone (``_work_left``: exit
+    1, said as interrupted, never ``done``). The outcomes counted."""
+    if runner.crash is not None:
+        raise runner.crash
+    left = _work_left(app, runner, stopped_by)
+    counts = pool_summary(app, runner, duration_s, interrupted=left)
+    if runner.fatal:
+        raise SwarmError(runner.fatal)
+    if left is not None:  # `swarm run ... && next` must not go on as if the work were done
+        raise SwarmError(left)
+    gone = runner.gone
+    if gone and runner.options.until_done:  # (settled, the queues say: not by this work)
+        from .._runner import GONE_WHY
+
+        raise SwarmError(
+            f"{len(gone)} task(s) this run worked on are gone from the server ({GONE_WHY}), "
+            f"the first {gone[0]}: their runs' work was not stored. Post it again if it is "
+            "still wanted (swarm status shows what the queues hold)"
+        )
+    return counts
+
+
 def _work_left(app: App, runner: Runner, stopped_by: str | None) -> str | None:
     """What a run a signal stopped (``stopped_by``: its name; None: no signal did) left
     undone, said as its error: the tasks it stopped and released, and, with --until-done,
@@ -197,8 +218,8 @@ def _work_left(app: App, runner: Runner, stopped_by: str | None) -> str | None:
     released = runner.counts()["released"]
     still_open: int | None = 0
     if runner.options.until_done:
-        try:
-            stats = app.swarm.queue_stats()
+        try:  # (given up within seconds in an outage: a SIGTERM's grace is short)
+            stats = runner.unless_stopped(app.swarm.queue_stats)
         except SwarmError:
             still_open = None  # not known: not said to be done either
         else:
@@ -210,8 +231,15 @@ def _work_left(app: App, runner: Runner, stopped_by: str | None) -> str | None:
     if not released and still_open == 0:
         return None
     parts = []
-    if released:
-        parts.append(f"{released} running task(s) stopped and given back to their queue")
+    unreleased = runner.unreleased  # (Redis out at the stop: not waited for)
+    if released > unreleased:
+        given = released - unreleased
+        parts.append(f"{given} running task(s) stopped and given back to their queue")
+    if unreleased:
+        parts.append(
+            f"{unreleased} running task(s) stopped whose release Redis did not take: back in "
+            "their queue when their lease runs out"
+        )
     queues = ", ".join(runner.options.queues)
     if still_open is None:
         parts.append(f"the open tasks of {queues} could not be counted")
@@ -303,8 +331,11 @@ def pool_summary(
     what a signal left undone (``_work_left``), said next as the error."""
     counts = runner.counts()
     usage = runner.spent()
+    dead, gone = runner.dead, runner.gone
     summary: dict[str, Any] = {
         **{k: v for k, v in counts.items() if k != "running"},
+        "dead": dead,
+        "gone": gone,
         "duration_s": round(duration_s, 3),
         "usage": usage,
         "tasks": [o.to_dict() for o in runner.outcomes],
@@ -316,9 +347,15 @@ def pool_summary(
         summary["interrupted"] = interrupted
 
     def human() -> None:
-        cost = usage_line(usage) + unpriced_note(usage["runs"], usage["runs_without_cost"])
+        ran, unpriced = usage["runs"], usage["runs_without_cost"]
+        cost = usage_line(usage) + unpriced_note(ran, unpriced, when_none=True)
         # (no run: not "cost unknown", nothing ran to cost anything)
-        runs = f"agent runs: {cost}" if usage["runs"] else "no agent ran"
+        runs = f"agent runs: {cost}" if ran else "no agent ran"
+        # The tasks this run's failures dead-lettered (not retried: a requeue runs them), and
+        # those lost as gone from the server.
+        hint = said_of(REQUEUE_TASK, dead[0]) if len(dead) == 1 else REQUEUE_TASK
+        died = f", {len(dead)} of their tasks dead now {hint}" if dead else ""
+        vanished = f" ({len(gone)} gone from the server)" if gone else ""
         # A run stopped by a fatal error or a signal with work left (printed next) does not
         # read as one that ended well.
         ended = "done"
@@ -328,8 +365,8 @@ def pool_summary(
             ended = "interrupted (the error below)"
         click.echo(
             f"{ended}: claimed {counts['claimed']}, completed {counts['completed']}, "
-            f"failed {counts['failed']}, released {counts['released']}, lost {counts['lost']} "
-            f"in {duration_s:.1f}s; {runs}"
+            f"failed {counts['failed']}{died}, released {counts['released']}, "
+            f"lost {counts['lost']}{vanished} in {duration_s:.1f}s; {runs}"
         )
 
     app.emit(summary, human)
