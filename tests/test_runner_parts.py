@@ -167,6 +167,10 @@ def test_parse_fixes_what_agents_get_wrong() -> None:
     for bad in (True, 1.5, -0.1):
         f, _ = parse_finding(json.dumps({"summary": "x", "confidence": bad})) or ({}, "")
         assert f["confidence_raw"] == bad
+    # A "usage" of the agent's own is kept aside: the core refuses the key (a paid run's
+    # finding refused, its work lost), the run's cost coming from its CLI's output.
+    f, _ = parse_finding('{"summary": "x", "usage": {"cost_usd": 9}}') or ({}, "")
+    assert f == {"summary": "x", "usage_raw": {"cost_usd": 9}}
 
 
 def test_parse_empty_output_is_none() -> None:

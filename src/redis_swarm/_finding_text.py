@@ -265,8 +265,12 @@ def normalize_finding(
     """What agents get wrong in a finding, fixed without losing anything: a summary too long
     (cut; the whole of it opens ``details``), ``details`` that is not a string (its JSON),
     ``sources`` as one string or holding non-strings, a ``confidence`` that is not a number
-    from 0 to 1 (kept as ``confidence_raw``)."""
+    from 0 to 1 (kept as ``confidence_raw``), a ``usage`` of its own (kept as ``usage_raw``:
+    the core refuses the key, what a run cost being the report's, read from the agent CLI's
+    own output)."""
     out = dict(finding)
+    if "usage" in out:
+        out["usage_raw"] = out.pop("usage")
     summary = str(out["summary"]).strip()
     details = out.get("details")
     if details is not None and not isinstance(details, str):
