@@ -480,25 +480,13 @@ class _Shell:
         return new_id("t-")
 
     @staticmethod
-    def check_webhook(
-        url: str,
-        *,
-        webhook_id: str | None = None,
-        token: str | None = None,
-        auth_scheme: str | None = None,
-        auth_credentials: str | None = None,
-    ) -> None:
+    def check_webhook(url: str, **given: str | None) -> None:
         """Refuse (ValidationError) a webhook that ``set_webhook`` would refuse for what it
-        is, storing nothing (no I/O): check one given with a task before posting the task."""
+        is, storing nothing (no I/O): check one given with a task before posting the task.
+        ``given``: ``set_webhook``'s webhook_id, token, auth_scheme, auth_credentials."""
         from ._ops.webhooks import check_webhook  # (as the operations: imported when used)
 
-        check_webhook(
-            url,
-            webhook_id=webhook_id,
-            token=token,
-            auth_scheme=auth_scheme,
-            auth_credentials=auth_credentials,
-        )
+        check_webhook(url, **given)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(url={self.settings.url!r}, swarm={self.name!r})"

@@ -10,12 +10,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -129,12 +130,7 @@ def test_a_fixed_name_passes_to_a_new_session_once_the_old_client_is_gone(
 ) -> None:
     """The old session's client kept its event stream open: while it does, a new session
     under the --name is refused; once it closed (the client gone), the new one takes it."""
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": SRC, "SWARM_URL": redis_url, "SWARM_NAME": "test"}
-    argv = [sys.executable, "-m", "redis_swarm", "mcp", "--role", "worker", "--name", "w-1"]
-    argv += ["--transport", "http", "--port", str(port)]
-    url = f"http://127.0.0.1:{port}/mcp"
-    with open(tmp_path / "server.log", "w+") as log, http_server(argv, env, log, url):
+    with _named_server(redis_url, tmp_path) as url:
         old = _open_session(url)
         assert "result" in _call(url, old, "read_inbox")
         with httpx.stream("GET", url, headers=old, timeout=30) as listening:
@@ -159,12 +155,7 @@ def test_a_client_that_calls_after_its_stream_closed_keeps_its_fixed_name(
     """A client that closed its event stream, then called again, is at work: a new session
     under the --name is refused (the close alone once let any later session take the id
     from it at once, for good)."""
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": SRC, "SWARM_URL": redis_url, "SWARM_NAME": "test"}
-    argv = [sys.executable, "-m", "redis_swarm", "mcp", "--role", "worker", "--name", "w-1"]
-    argv += ["--transport", "http", "--port", str(port)]
-    url = f"http://127.0.0.1:{port}/mcp"
-    with open(tmp_path / "server.log", "w+") as log, http_server(argv, env, log, url):
+    with _named_server(redis_url, tmp_path) as url:
         old = _open_session(url)
         with httpx.stream("GET", url, headers=old, timeout=30) as listening:
             assert listening.status_code == 200
@@ -174,3 +165,15 @@ def test_a_client_that_calls_after_its_stream_closed_keeps_its_fixed_name(
         refused = _call(url, new, "read_inbox")["result"]
         assert refused["isError"] and "held by another open session" in str(refused), refused
         assert "result" in _call(url, old, "read_inbox")  # the old client keeps its id
+
+
+@contextlib.contextmanager
+def _named_server(redis_url: str, tmp_path: Path) -> Iterator[str]:
+    """``swarm mcp --role worker --name w-1`` over HTTP, started: its URL."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": SRC, "SWARM_URL": redis_url, "SWARM_NAME": "test"}
+    argv = [sys.executable, "-m", "redis_swarm", "mcp", "--role", "worker", "--name", "w-1"]
+    argv += ["--transport", "http", "--port", str(port)]
+    url = f"http://127.0.0.1:{port}/mcp"
+    with open(tmp_path / "server.log", "w+") as log, http_server(argv, env, log, url):
+        yield url
