@@ -81,6 +81,12 @@ _TLS_SCHEMES = {
 # What a plain client reads from a TLS port: the server closed on its first bytes.
 _CLOSED_AT_ONCE = "reset by peer"
 
+# What Redis answers a script's HINCRBY of a field that holds no integer (a status counter,
+# the posting sequence), and how it marks an error raised inside a script (Redis 7's
+# functions, the scripts' only form).
+_NOT_AN_INTEGER = "hash value is not an integer"
+_SCRIPT_ERROR = "script: "
+
 # Scripts report refusals as error replies "CODE message"; the code picks the class.
 _SCRIPT_CODES: dict[str, type[e.SwarmError]] = {
     "SWARM_NOTFOUND": e.NotFound,
@@ -152,6 +158,11 @@ def _translated(
                 return cls(message)
             if known + " " in text:
                 return cls(text.split(known + " ", 1)[1])
+        if _NOT_AN_INTEGER in text and _SCRIPT_ERROR in text:
+            # A script's HINCRBY met a counter written around redis-swarm (a worker may).
+            from ._ops._work import damaged_counter  # (here: see the top)
+
+            return damaged_counter(None)
         refused = refused_write(exc, where)
         if refused is not None:
             return e.ConnectionFailed(refused, sent=before)

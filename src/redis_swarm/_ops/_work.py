@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .._codec import UNREADABLE, built, loads, readable_number
+from .._codec import UNREADABLE, built, first_few, loads, readable_number
 from .._errors import CorruptRecord, NotFound, PayloadTooLarge, ValidationError
 from .._hints import CHECK_TASK_ID, KEPT_TOKEN, PUBLISH_CONTEXT
 from .._models import Finding, Page, Synthesis, Task, TaskStatus, lease_token
@@ -34,6 +34,8 @@ from .._validate import (
 from .._validate import check_label as check_label  # (the operations import it from here)
 
 __all__ = [
+    "RECOUNT_COMMAND",
+    "SEQ_FIELD",
     "STATUSES",
     "UNREADABLE",
     "Route",
@@ -43,6 +45,8 @@ __all__ = [
     "check_label",
     "check_number",
     "check_token",
+    "counter",
+    "damaged_counter",
     "decoded",
     "encode_json",
     "finding_from",
@@ -225,10 +229,23 @@ def route(ctx: OpContext, task_id: object) -> Operation[Route]:
     raw = yield Cmd("HGET", ctx.keys.tasks, tid)
     if raw is None:
         raise NotFound(f"task {tid} does not exist: {CHECK_TASK_ID}")
-    state = loads(raw)
-    found = Route(state["queue"], state.get("pass_name"), state.get("parent"))
+    # (a record written around the operations: the one CorruptRecord a get_task says, not a
+    # raw JSONDecodeError, KeyError or TypeError out of a report, renew, fail, ...)
+    found = decoded("task", tid, _route_of, raw)
     _ROUTES.put(ctx.settings.swarm, tid, found)
     return found
+
+
+def _route_of(raw: Any) -> Route:
+    state = loads(raw)
+    queue, pass_name, parent = state["queue"], state.get("pass_name"), state.get("parent")
+    if type(queue) is not str or not _optional_text(pass_name) or not _optional_text(parent):
+        raise ValueError("its queue, pass_name or parent is not a string")
+    return Route(queue, pass_name, parent)
+
+
+def _optional_text(value: Any) -> bool:
+    return value is None or type(value) is str
 
 
 # --- implicit workers: a worker that only claims is registered, and its presence kept, by
@@ -265,11 +282,62 @@ def leased(ctx: OpContext, pairs: Sequence[Any], lease_secrets: Sequence[str]) -
     """The tasks a claim leased, from the script's (task JSON, data JSON) pairs and the
     secrets sent, one per task in order: each with its token."""
     tasks = []
+    damaged: list[tuple[str, str, str]] = []  # (task id, token, why) of those unreadable
+    leases: list[str] = []  # every lease the claim took, as "ID (token TOKEN)"
     for raw, data, secret in zip(pairs[0::2], pairs[1::2], lease_secrets, strict=False):
-        task = task_from(raw, data, secret)
+        try:
+            task = task_from(raw, data, secret)
+        except UNREADABLE as exc:
+            # The script leased it, its record readable to it, its data (or a field) not to
+            # us: the lease stands and its token is only here, so it is said, not lost.
+            tid, token = _lease_of(raw, secret)
+            if isinstance(exc, _DataCorrupt):
+                damaged.append((f"{tid}'s data", token, exc.why))
+            else:
+                damaged.append((tid, token, _why(exc)))
+            leases.append(f"{tid} (token {token})")
+            continue
         remember_route(ctx, task)
         tasks.append(task)
+        leases.append(f"{task.id} (token {task.token})")
+    if damaged:
+        raise _leased_damaged(damaged, leases)
     return tasks
+
+
+def _lease_of(raw: Any, secret: str) -> tuple[str, str]:
+    """The id and token of a task leased whose record decoding refused (``leased``): read
+    as leniently as the script did."""
+    try:
+        state = loads(raw)
+        tid, attempts = state.get("id"), state.get("attempts", 0)
+    except UNREADABLE:
+        tid, attempts = None, 0
+    shown = tid if type(tid) is str else "a task"
+    return shown, lease_token(attempts if type(attempts) is int else 0, secret)
+
+
+def _leased_damaged(damaged: list[tuple[str, str, str]], leases: list[str]) -> CorruptRecord:
+    """The CorruptRecord of a claim that leased a task stored damaged: it names each such
+    task (``what``: "ID" or "ID's data"), its token and the repair, and every lease the claim
+    took (a batch's others too), so that none is held by nobody until its lease ends."""
+    said = "; ".join(
+        f"task {what} is stored corrupt ({why}): something wrote it around redis-swarm. It "
+        f"is leased to you with token {token}: give it up (swarm task fail {_id(what)} "
+        f"--token {token} --error damaged --no-retry dead-letters it), then repair it and "
+        "requeue it, or cancel it"
+        for what, token, why in damaged
+    )
+    took = f". This claim leased: {first_few(leases, 20)}" if len(leases) > 1 else ""
+    return CorruptRecord(said + took, record_id=_id(damaged[0][0]))
+
+
+def _id(what: str) -> str:
+    return what.removesuffix("'s data")
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:120]}"
 
 
 # Made once (json.dumps with options builds an encoder at every call): no NaN, compact.
@@ -346,9 +414,11 @@ def decoded(kind: str, record_id: str, decode: Callable[..., T], *raw: Any) -> T
     """``decode(*raw)``, or CorruptRecord naming the record when it cannot be read."""
     try:
         return decode(*raw)
+    except CorruptRecord:
+        raise  # (already naming the record: ``task_from``'s)
     except UNREADABLE as exc:
         raise CorruptRecord(
-            f"{kind} {record_id} is stored corrupt ({type(exc).__name__}: {str(exc)[:120]}); "
+            f"{kind} {record_id} is stored corrupt ({_why(exc)}); "
             "something wrote it around redis-swarm. Listings skip it and swarm doctor counts "
             "such records: rewrite it, or delete it from Redis",
             record_id=record_id,
@@ -373,6 +443,9 @@ def task_from(
     that is no count is refused (ValueError) rather than left out (``_RUN_COUNTS``)."""
     state: dict[str, Any] = loads(raw)
     fields = {k: v for k, v in state.items() if k in _TASK_FIELDS}
+    wrong = _mistyped(fields, _TASK_TYPES)
+    if wrong:
+        raise ValueError(f"its field {wrong} is {fields[wrong]!r:.40}, of the wrong type")
     for name in _RUN_COUNTS:
         if name in fields:
             count = _count(fields[name])
@@ -387,13 +460,74 @@ def task_from(
     if lease_secret is not None:
         fields["token"] = lease_token(fields.get("attempts", 0), lease_secret)
     fields["status"] = TaskStatus(state["status"])
-    fields["data"] = loads(data) if data else None
+    if data:
+        try:
+            fields["data"] = loads(data)
+        except UNREADABLE as exc:
+            # The record reads, its data does not: one CorruptRecord naming the task and
+            # what is damaged (a ValueError too, so that listings leave it out as any).
+            why = _why(exc)
+            raise _DataCorrupt(
+                f"task {fields['id']}'s data is stored corrupt ({why}): something wrote it "
+                "around redis-swarm. Rewrite it (HSET the task data hash), or cancel the "
+                "task; swarm doctor counts such records",
+                record_id=fields["id"],
+                why=why,
+            ) from None
+    else:
+        fields["data"] = None
     return built(Task, fields)
+
+
+class _DataCorrupt(CorruptRecord, ValueError):
+    """A task whose data cannot be decoded: a CorruptRecord for its direct readers, and one of
+    the errors (``UNREADABLE``) that listings and ``swarm doctor`` leave out and count.
+    ``why``: what decoding it met."""
+
+    def __init__(self, message: str, *, record_id: str, why: str) -> None:
+        super().__init__(message, record_id=record_id)
+        self.why = why
+
+
+# The fields of a record its views read as text, or as numbers (``iso``, sorting, sums): of
+# another type (written around redis-swarm), the record is damaged, not shown wrong later.
+# A type() check each: listings decode thousands.
+_TASK_TEXT = ("id", "queue", "description", "pass_name", "parent", "worker", "finding_id",
+              "last_error", "dead_reason", "dedupe_key")  # fmt: skip
+_TASK_NUMBERS = ("created_at", "priority", "attempts", "abandons", "max_attempts",
+                 "max_abandons", "lease_s", "not_before", "lease_deadline", "claimed_at",
+                 "completed_at", "status_at")  # fmt: skip
+_FINDING_TEXT = ("id", "task_id", "queue", "pass_name", "shard", "worker", "model",
+                 "context_version", "summary", "details")  # fmt: skip
+_FINDING_NUMBERS = ("created_at", "confidence", "attempt")
+_TEXT: frozenset[type] = frozenset((str, type(None)))
+_NUMBER: frozenset[type] = frozenset((int, float, type(None)))
+_TASK_TYPES = {**dict.fromkeys(_TASK_TEXT, _TEXT), **dict.fromkeys(_TASK_NUMBERS, _NUMBER)}
+_SYNTHESIS_TYPES = {
+    **dict.fromkeys(("id", "shard", "pass_name", "text", "model"), _TEXT),
+    "created_at": _NUMBER,
+}
+_FINDING_TYPES = {**dict.fromkeys(_FINDING_TEXT, _TEXT), **dict.fromkeys(_FINDING_NUMBERS, _NUMBER)}
+
+
+def _mistyped(fields: Mapping[str, Any], types: Mapping[str, frozenset[type]]) -> str:
+    """The first field of ``fields`` whose type is not one ``types`` allows it (None stands
+    for any: a default); '' when none is. One pass over the record's fields, a dict lookup
+    and a set test each."""
+    for name, value in fields.items():
+        allowed = types.get(name)
+        if allowed is not None and type(value) not in allowed:
+            return name
+    return ""
 
 
 def synthesis_from(raw: Any) -> Synthesis:
     """A Synthesis from its stored JSON."""
-    return Synthesis.from_dict(loads(raw))
+    state: dict[str, Any] = loads(raw)
+    wrong = _mistyped(state, _SYNTHESIS_TYPES)
+    if wrong:
+        raise ValueError(f"its field {wrong} is {state[wrong]!r:.40}, of the wrong type")
+    return Synthesis.from_dict(state)
 
 
 def finding_from(raw: Any, meta: Mapping[str, Any] | None = None) -> Finding:
@@ -407,10 +541,43 @@ def finding_from(raw: Any, meta: Mapping[str, Any] | None = None) -> Finding:
 def finding_record(state: dict[str, Any]) -> Finding:
     """A Finding from its decoded record."""
     fields = {k: v for k, v in state.items() if k in _FINDING_FIELDS}
+    wrong = _mistyped(fields, _FINDING_TYPES)
+    if wrong:
+        raise ValueError(f"its field {wrong} is {fields[wrong]!r:.40}, of the wrong type")
     if isinstance(fields.get("usage"), dict):
         fields["usage"] = Usage.from_dict(fields["usage"])
     fields["sources"] = tuple(state.get("sources") or ())
     return built(Finding, fields)
+
+
+# --- the status counters (Keys.counts, Keys.pass_counts): integers a worker may HINCRBY
+
+# The repair of the status counters, as the doctor names it (its option is cli/_server.py's).
+RECOUNT_COMMAND = "swarm doctor --recount"
+# The posting sequence's field in the counts hash (lua/task_post.lua): no status counter.
+SEQ_FIELD = "#seq"
+
+
+def damaged_counter(field: str | None, value: Any = None) -> CorruptRecord:
+    """The CorruptRecord of a counter that holds no integer (``field``: which, when known;
+    None: a script met it, and Redis does not say which)."""
+    named = f"the counter {field} (holding {text(value)[:40]!r})" if field else "a counter"
+    return CorruptRecord(
+        f"{named} of the swarm's task counts is not an integer: something wrote it around "
+        f"redis-swarm. swarm doctor names it; {RECOUNT_COMMAND} sets every queue's pending, "
+        "delayed, claimed and dead counters from its sets, and the doctor says how to set "
+        f"the others ({SEQ_FIELD}, completed, cancelled, a pass's) by hand",
+        record_id=field,
+    )
+
+
+def counter(field: Any, value: Any) -> int:
+    """A status counter's value (``field`` of a counts hash) as an int, else the
+    CorruptRecord naming it and the repair (never a raw ValueError out of every view)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise damaged_counter(text(field), value) from None
 
 
 # --- listing

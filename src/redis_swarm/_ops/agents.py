@@ -35,9 +35,17 @@ from .._validate import (
     option_like,
 )
 from ._bus import check_data, new_id, now_from, text
-from ._work import check_number, forget_presence, newest, refuse_new_option_like, task_from
+from ._work import (
+    check_number,
+    decoded,
+    forget_presence,
+    newest,
+    refuse_new_option_like,
+    task_from,
+)
 
 __all__ = [
+    "agent_state",
     "agents",
     "deregister",
     "deregister_if_read",
@@ -99,6 +107,30 @@ def _check_stale(stale_after_s: object) -> int:
     return int(stale_after_s * 1000)
 
 
+# The fields of an agent record its views sort, show and compare (``status``'s roster,
+# ``agents``), as text or as numbers: of another type (written around redis-swarm), the record
+# is damaged, left out and counted by swarm doctor, not a TypeError out of every view.
+_AGENT_TEXT = ("role", "model", "specialization", "parent", "current_task")
+_AGENT_NUMBERS = ("registered_at", "last_seen", "capacity_tokens", LEFT_AT)
+
+
+def agent_state(record: Any) -> dict[str, Any]:
+    """An agent record as stored, decoded and its fields' types checked: ValueError (one of
+    ``UNREADABLE``) when it is damaged (``swarm doctor`` reads them so too)."""
+    data: dict[str, Any] = loads(record)
+    if type(data.get("id")) is not str:
+        raise ValueError("its id is not a string")
+    for name in _AGENT_TEXT:
+        value = data.get(name)
+        if value is not None and type(value) is not str:
+            raise ValueError(f"its field {name} is not a string")
+    for name in _AGENT_NUMBERS:
+        value = data.get(name)
+        if value is not None and type(value) not in (int, float):
+            raise ValueError(f"its field {name} is not a number")
+    return data
+
+
 def _agent(
     record: Any,
     last_seen: Any,
@@ -106,7 +138,7 @@ def _agent(
     stale_ms: int | None,
     holding: Mapping[str, tuple[str, ...]],
 ) -> Agent:
-    data: dict[str, Any] = loads(record)
+    data = agent_state(record)
     seen = int(float(last_seen)) if last_seen is not None else data.get("registered_at")
     data["last_seen"] = seen
     if now is not None and stale_ms is not None:
@@ -613,7 +645,8 @@ def get_agent(
     )
     if record is None:
         raise NotFound(f"agent {agent_id!r} is not registered: {CHECK_AGENT_ID}")
-    return _agent(record, seen, now_from(ctx, server_time), stale_ms, {})
+    now = now_from(ctx, server_time)
+    return decoded("agent", agent_id, _agent, record, seen, now, stale_ms, {})
 
 
 def _replies(batch: Batch) -> Operation[list[Any]]:

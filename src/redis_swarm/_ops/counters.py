@@ -23,7 +23,7 @@ from .._codec import counted, first_few
 from .._errors import PermissionDenied
 from .._keys import Keys
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
-from ._work import STATUSES, text
+from ._work import RECOUNT_COMMAND, SEQ_FIELD, STATUSES, text
 from .findings import FUNCTION_REFUSED
 from .server import ACL_LIMITS, REPAIRER
 from .tasks import queue_names
@@ -55,10 +55,9 @@ QUEUES_CHECKED = 1_000
 # The queues of one recount script call (each call atomic over its queues; all the calls
 # pipelined in one round trip).
 RECOUNT_CHUNK = 100
-# The repair, as the doctor names it (its option is cli/_server.py's).
-RECOUNT_COMMAND = "swarm doctor --recount"
 # Where the counters no recount sets are said to be set by hand.
 BY_HAND = "docs/security.md, 'Forge the status counters'"
+_POSTING = "the posting sequence"  # (a BadCounter's owner, for SEQ_FIELD)
 _SHARD = "shard:"  # counts fields shard:NAME|status (a queue name holds no ':')
 _SHOWN = 10  # the wrong counters a row or warning names, at most
 
@@ -189,9 +188,18 @@ class CounterCheck:
                 "each says whether it is that queue's task in that status), an admin ZREMs "
                 f"the others, then {RECOUNT_COMMAND}"
             )
-        if self.bad:
+        status_bad = [b for b in self.bad if b.status != SEQ_FIELD]
+        if len(status_bad) < len(self.bad):
             out.append(
-                f"status counters below zero ({first_few([b.text for b in self.bad], _SHOWN)})"
+                f"the posting sequence ({SEQ_FIELD} in the task counts hash) holds no integer: "
+                "every task post fails on it. No recount sets it: "
+                f"{REPAIRER}, HSET it by hand to at least the number of tasks posted so far "
+                "(HLEN of the tasks hash; a lower value only lets new tasks of a priority go "
+                "before older ones)"
+            )
+        if status_bad:
+            out.append(
+                f"status counters below zero ({first_few([b.text for b in status_bad], _SHOWN)})"
                 f": {effect}. {RECOUNT_COMMAND} cannot set them (no set holds the tasks of "
                 "those statuses, shards or passes apart, only their records say: completed "
                 f"and cancelled tasks, a shard's, a pass's): {REPAIRER}, set each back by "
@@ -243,6 +251,8 @@ def check_counters(ctx: OpContext) -> Operation[CounterCheck]:
     bad: list[BadCounter] = []
     for field, value in counts.items():
         owner, sep, status = text(field).rpartition("|")
+        if not sep and status == SEQ_FIELD and _integer(value) is None:
+            bad.append(BadCounter(_POSTING, SEQ_FIELD, None))  # (every post fails on it)
         if not sep or status not in STATUSES:
             continue  # (#seq, a queue's due hint)
         if owner.startswith(_SHARD):

@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from .._codec import loads
+from .._codec import UNREADABLE, loads
 from .._errors import NotFound, PayloadTooLarge, SwarmError, ValidationError
 from .._models import SYNTHESIS_REQUEST_KIND, EventType, Inbox, Message, MessageStatus
 from .._protocol import INTERRUPTS, Batch, Call, Cmd, OpContext, Operation
@@ -187,17 +187,34 @@ def request_synthesis(
     )
 
 
+# The one key of the data shown for a message whose data cannot be decoded (an XADD around
+# redis-swarm): the message is shown, its data marked so, and the inbox's others with it; one
+# bad entry must not block an agent's whole inbox.
+UNREADABLE_DATA = "unreadable"
+
+
 def _message(seq: str, fields: dict[str, str]) -> Message:
+    at = fields.get("at", "0")
     return Message(
         id=fields.get("id", ""),
         sender=fields.get("from") or None,
         to=fields.get("to", ""),
         kind=fields.get("kind", "text"),
         body=fields.get("body", ""),
-        data=loads(fields["data"]) if fields.get("data") else None,
-        created_at=int(fields.get("at", "0")),
+        data=_data(fields["data"]) if fields.get("data") else None,
+        created_at=int(at) if at.isdigit() else 0,  # (0: unknown, as one without any)
         seq=seq,
     )
+
+
+def _data(raw: str) -> Any:
+    try:
+        return loads(raw)
+    except UNREADABLE as exc:
+        return {
+            UNREADABLE_DATA: f"this message's data is stored corrupt ({type(exc).__name__}: "
+            f"{str(exc)[:120]}): something wrote it around redis-swarm; ask its sender again"
+        }
 
 
 def _read_call(

@@ -17,7 +17,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, TypedDict
 
 from .._codec import UNREADABLE, built, dumps
-from .._errors import Conflict, NotFound, PayloadTooLarge, ValidationError
+from .._errors import Conflict, CorruptRecord, NotFound, PayloadTooLarge, ValidationError
 from .._hints import CHECK_TASK_ID
 from .._keys import Keys, label_id
 from .._models import DEFAULT_MAX_ABANDONS, Page, Task, TaskSpec, TaskStatus, stored_error
@@ -51,6 +51,7 @@ from ._work import (
     check_label,
     check_number,
     check_token,
+    counter,
     decoded,
     encode_json,
     new_id,
@@ -617,7 +618,12 @@ def _update(
     keys += (k.presence,)  # (a renewal marks its worker present)
     args = (ctx.now_arg(), ctx.limits.events_maxlen, action, task_id, q, new_id("o-"), token)
     raw, data = yield Call("task_update", keys, (*args, RECORD_LIMITS, *extra))
-    return task_from(raw, data)
+    try:
+        return task_from(raw, data)
+    except CorruptRecord:
+        # Its data is damaged (the giving-up a damaged claim's error advises): the update is
+        # done, so the task is returned without its data, not as an error of the update.
+        return decoded("task", task_id, task_from, raw, None)
 
 
 def renew(
@@ -907,7 +913,9 @@ def _live_page(ctx: OpContext, q: _Live) -> Operation[Page[Task] | None]:
 
 
 def status_counts(values: Sequence[Any]) -> dict[str, int]:
-    return {status: int(v or 0) for status, v in zip(STATUSES, values, strict=True)}
+    """A queue's (or pass's) counters in ``STATUSES`` order; one that holds no integer is
+    the CorruptRecord naming it (``counter``)."""
+    return {status: counter(status, v or 0) for status, v in zip(STATUSES, values, strict=True)}
 
 
 def queue_stats(ctx: OpContext) -> Operation[dict[str, dict[str, int]]]:
@@ -944,7 +952,7 @@ def queue_counts(raw: Mapping[Any, Any]) -> dict[str, dict[str, int]]:
     for field, value in raw.items():
         queue, sep, status = text(field).rpartition("|")
         if sep and status in STATUSES and not queue.startswith(_SHARD_FIELD):
-            out.setdefault(queue, dict.fromkeys(STATUSES, 0))[status] = int(value)
+            out.setdefault(queue, dict.fromkeys(STATUSES, 0))[status] = counter(field, value)
     return dict(sorted(out.items()))
 
 

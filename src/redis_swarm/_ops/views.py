@@ -51,6 +51,7 @@ from ._context_store import parse_manifest
 from ._work import (
     LIST_BUDGET,
     STATUSES,
+    counter,
     decoded,
     finding_from,
     newest,
@@ -125,15 +126,22 @@ def passes(ctx: OpContext) -> Operation[tuple[PassProgress, ...]]:
 def pass_counts(raw: Any) -> dict[str, dict[str, int]]:
     """``pass-id -> name`` and ``pass-id|status -> count`` fields, as {name: {status: n}}."""
     names: dict[str, str] = {}
-    counts: dict[str, dict[str, int]] = {}
+    values: dict[str, dict[str, Any]] = {}
     for field, value in dict(raw or {}).items():
         key = text(field)
         pid, sep, state = key.partition("|")
         if sep:
-            counts.setdefault(pid, {})[state] = int(value)
+            values.setdefault(pid, {})[state] = value
         else:
             names[pid] = text(value)
-    return {names[pid]: counts.get(pid, {}) for pid in sorted(names, key=lambda p: names[p])}
+    return {
+        names[pid]: {
+            # (a counter holding no integer: named as the doctor names it, by its pass)
+            state: counter(f"pass {names[pid]!r} {state}", value)
+            for state, value in values.get(pid, {}).items()
+        }
+        for pid in sorted(names, key=lambda p: names[p])
+    }
 
 
 def _progress(name: str, counts: dict[str, int]) -> PassProgress:
@@ -306,31 +314,36 @@ def corrupt_records(ctx: OpContext) -> Operation[dict[str, list[str]]]:
         (k.tasks, lambda raw: task_from(raw, None, strict=True)),
         (k.findings, finding_from),
         (k.syntheses, synthesis_from),
-        (k.agents, lambda raw: Agent.from_dict(loads(raw))),
+        (k.agents, lambda raw: Agent.from_dict(agent_ops.agent_state(raw))),
         (k.contexts, parse_manifest),
     )
-    kinds = dict(zip(RECORD_KINDS, readers, strict=True))
-    found: dict[str, list[str]] = {kind: [] for kind in kinds}
-    cursors = dict.fromkeys(kinds, "0")
+    # (scan name -> kind, hash, decoder): a task's data is a record of its task too, which a
+    # claim leases and then cannot hand over (counted under the task's id)
+    scans: dict[str, tuple[str, str, Callable[[Any], object]]] = {
+        kind: (kind, key, decode) for kind, (key, decode) in zip(RECORD_KINDS, readers, strict=True)
+    }
+    scans["task data"] = ("task", k.task_data, loads)
+    found: dict[str, list[str]] = {kind: [] for kind in RECORD_KINDS}
+    cursors = dict.fromkeys(scans, "0")
     while cursors:
         scanning = list(cursors)
         replies = yield Batch(
             tuple(
-                Cmd("HSCAN", kinds[kind][0], cursors[kind], "COUNT", SCAN_COUNT)
-                for kind in scanning
+                Cmd("HSCAN", scans[name][1], cursors[name], "COUNT", SCAN_COUNT)
+                for name in scanning
             )
         )
-        for kind, (cursor, entries) in zip(scanning, replies, strict=True):
-            decode = kinds[kind][1]
+        for name, (cursor, entries) in zip(scanning, replies, strict=True):
+            kind, _, decode = scans[name]
             for record_id, raw in _hash_items(entries):
                 try:
                     decode(raw)
                 except UNREADABLE:
                     found[kind].append(text(record_id))
-            cursors[kind] = text(cursor)
-            if cursors[kind] == "0":
-                del cursors[kind]
-    return {kind: sorted(ids) for kind, ids in found.items()}
+            cursors[name] = text(cursor)
+            if cursors[name] == "0":
+                del cursors[name]
+    return {kind: sorted(set(ids)) for kind, ids in found.items()}
 
 
 def _hash_items(entries: Any) -> list[tuple[Any, Any]]:
