@@ -57,6 +57,8 @@ def test_task_commands_on_a_damaged_record_say_corrupt(redis_url: str, junk: str
                 call(swarm)
             assert "swarm doctor" in str(info.value), name
             assert info.value.record_id == task_id
+            # (deleting it, as the advice once said, left its pass counting it for good)
+            assert "deleting it leaves its pass and queue counting it" in str(info.value)
 
 
 def test_a_claim_of_a_task_with_damaged_data_hands_its_lease_out(redis_url: str) -> None:

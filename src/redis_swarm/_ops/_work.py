@@ -417,10 +417,18 @@ def decoded(kind: str, record_id: str, decode: Callable[..., T], *raw: Any) -> T
     except CorruptRecord:
         raise  # (already naming the record: ``task_from``'s)
     except UNREADABLE as exc:
+        # A task deleted leaves the counts it is in (its queue's, its pass's, its shard's)
+        # counting it, and a pass waited for never settles: rewriting it is the repair.
+        how = (
+            "rewrite it (deleting it leaves its pass and queue counting it: swarm doctor "
+            "--recount sets a queue's counters, not a pass's)"
+            if kind == "task"
+            else "rewrite it, or delete it from Redis"
+        )
         raise CorruptRecord(
             f"{kind} {record_id} is stored corrupt ({_why(exc)}); "
-            "something wrote it around redis-swarm. Listings skip it and swarm doctor counts "
-            "such records: rewrite it, or delete it from Redis",
+            f"something wrote it around redis-swarm. Listings skip it and swarm doctor counts "
+            f"such records: {how}",
             record_id=record_id,
         ) from None
 
