@@ -342,22 +342,25 @@ def test_worker_refused_webhooks_is_told_it_may_not_read_them(as_user: Any) -> N
 
 def test_a_worker_may_cancel_but_not_requeue_as_docs_security_says(as_user: Any) -> None:
     """Cancel runs renew's script (rs_task_update), so a worker's rules allow it; requeue
-    runs it too, but removes from the dead-letter set, which only a report of a worker may:
-    docs/security.md's role table and threat model say both."""
+    runs it too, but takes a task out of the dead-letter set, which the script refuses a
+    worker (its rights to the queue's settings asked first): docs/security.md's role table
+    and threat model say both, and the refusal says whose decision it is."""
     shard, w = as_user("shard"), as_user("worker")
     assert w.cancel(shard.post_task("q1", "drop me").id).status.value == "cancelled"
     dying = shard.post_task("q2", "fail me", max_attempts=1)
     claimed = w.claim("q2", worker="w1")
     assert claimed is not None and claimed.id == dying.id and claimed.token is not None
     w.fail(claimed.id, claimed.token, "broken")
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(PermissionDenied) as info:
         w.requeue_dead(dying.id)
+    said = str(info.value)
+    assert "shard or coordinator user may" in said and "another swarm" not in said, said
     assert shard.requeue_dead(dying.id).status.value == "pending"
 
 
 def test_a_worker_may_not_cancel_a_dead_task_as_docs_security_says(as_user: Any) -> None:
-    """Cancelling a dead task takes it out of the dead-letter set, which a worker may only
-    add to: refused, and the task stays dead; a shard drops it for good."""
+    """Cancelling a dead task takes it out of the dead-letter set, which the script refuses a
+    worker: refused, and the task stays dead; a shard drops it for good."""
     shard, w = as_user("shard"), as_user("worker")
     dying = shard.post_task("q3", "fail me", max_attempts=1)
     claimed = w.claim("q3", worker="w1")

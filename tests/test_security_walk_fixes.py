@@ -208,3 +208,29 @@ def test_an_admins_refusal_puts_the_admin_url_in_swarm_url_not_on_the_command_li
     said = nobody("acl", "--role", "worker", "--user", "walk-y", "--apply", expect=1).stderr
     assert "'SWARM_URL=ADMIN_URL swarm acl --role admin --user walk-nosuch" in said, said
     assert "swarm --url" not in said, said
+
+
+def test_a_worker_cannot_requeue_through_a_settings_key_of_its_choosing(
+    acl_server: RedisServer, users: dict[str, AclUser]
+) -> None:
+    """The requeue's refusal asked the caller's rights on KEYS[11] as sent: a worker calling
+    the script with a key it may write there (the tasks hash) passed it, and put the dead
+    task back. The settings key is named from the tasks key now."""
+    import redis
+
+    from redis_swarm._keys import Keys
+    from redis_swarm._ops.tasks import RECORD_LIMITS
+    from redis_swarm._scripts import fcall
+
+    with _as(acl_server, users["shard"]) as shard, _as(acl_server, users["worker"]) as worker:
+        task_id, _ = _dead(shard, worker, "walk-q9")
+        k, q = Keys(SWARM), "walk-q9"
+        keys = [k.tasks, k.counts, k.pass_counts, k.events, k.pending(q), k.delayed(q)]
+        keys += [k.leases(q), k.dead(q), k.task_data, k.wake(q), k.tasks, k.presence]
+        user = users["worker"]
+        raw = redis.Redis(port=acl_server.port, username=user.user, password=user.password)
+        args = ("0", "1000", "requeue", task_id, q, "o-x", "", RECORD_LIMITS)
+        with pytest.raises(redis.ResponseError, match="may not take a task out of the dead-letter"):
+            raw.execute_command(*fcall("task_update", tuple(keys), args))
+        raw.close()
+        assert shard.get_task(task_id).status.value == "dead"

@@ -640,6 +640,11 @@ def _cannot_persist(where: str, detail: str) -> str:
 _TASK_POST = re.compile(rf"\b{function_name('task_post')}: .* of a pass\b")
 
 
+# What lua/task_update.lua answers a caller that may not requeue or drop a dead task: a
+# script's own refusal, run once Redis passed its keys (so no key of another swarm).
+_SCRIPT_REFUSED_DEAD = "may not take a task out of the dead-letter set"
+
+
 def _refused_in_script(text: str, where: str) -> str | None:
     """What a script refused to this user was, where the script tells; else None."""
     if _TASK_POST.search(text) is None:
@@ -669,7 +674,9 @@ def _not_permitted(text: str, where: str, swarm: str | None, operation: str | No
     refused = _REFUSED_COMMAND.search(text)
     if refused is None:
         return f"the Redis user {user!r} may not do this on {where} ({_key_text(text)}): " + (
-            _key_refused(swarm, operation, in_script=_in_script(text))
+            _key_refused(
+                swarm, operation, in_script=_in_script(text) or _SCRIPT_REFUSED_DEAD in text
+            )
         )
     command = refused[1]
     roles = _roles_that_run(command)
@@ -755,6 +762,8 @@ def _key_refused(swarm: str | None, operation: str | None, *, in_script: bool = 
             "every role may do this on the keys of its own swarm, so the user was made for "
             f"another swarm, and is refused every key of {in_use}: {CHECK_SWARM}"
         )
+    if in_script:  # (its keys passed: the role is the cause, not the swarm)
+        return f"{refused}: {_SHARD_MAY}"
     return (
         f"{refused}: {_SHARD_MAY}; else the user was made for another swarm, and is refused "
         f"every key of {in_use}: {CHECK_SWARM}"

@@ -144,7 +144,11 @@ end
 -- a worker's writes reach every key of its swarm there.) The refusal names no key and no
 -- internals: _translate says who may.
 local function dead_letters_refused()
-  if redis.acl_check_cmd and not redis.acl_check_cmd('HSET', KEYS[11], 'QUEUE', '{}') then
+  if not redis.acl_check_cmd then return nil end
+  -- The settings key is named from the tasks key's prefix, not taken as sent: a caller could
+  -- send, as KEYS[11], a key it may write, and pass the check.
+  local settings = string.sub(KEYS[1], 1, -#'tasks' - 1) .. 'queue_settings'
+  if KEYS[11] ~= settings or not redis.acl_check_cmd('HSET', settings, 'QUEUE', '{}') then
     return redis.error_reply('NOPERM this user may not take a task out of the dead-letter '
       .. 'set; nothing was changed')
   end
