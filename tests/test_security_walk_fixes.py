@@ -13,7 +13,7 @@ import pytest
 
 from redis_swarm import PermissionDenied, Settings, Swarm, ValidationError, apply_role
 from redis_swarm._acl import AclUser, acl_user, key_patterns
-from redis_swarm._errors import Conflict, LeaseLost
+from redis_swarm._errors import AlreadyCompleted, Conflict, LeaseLost
 
 from ._cli import Cli
 from ._servers import RedisServer, user_url
@@ -119,8 +119,31 @@ def test_a_report_stopped_half_way_is_completed_by_its_retry(
         assert shard.check_counters().ok
         # and a retry now answers the stored finding, changing nothing
         assert worker.report(task_id, token, {"summary": "s"}, finding_id=fid).id == fid
+        # Half-stored, then the task settled by another report: the retry is refused (the
+        # stored finding says "not superseded", which a worker cannot rewrite), nothing
+        # indexed; under a new id the finding is kept superseded.
+        task_id, token = _dead(shard, old, "walk-q4")
+        fid = worker.new_finding_id()
+        with pytest.raises(PermissionDenied):
+            old.report(task_id, token, {"summary": "s"}, worker="wz", finding_id=fid)
+        shard.requeue_dead(task_id)
+        other = must_claim(worker, "walk-q4")
+        winner = worker.report(other.id, other.token, {"summary": "first"})
+        with pytest.raises(Conflict, match=r"was settled \(completed\) after a report"):
+            worker.report(task_id, token, {"summary": "s"}, worker="wz", finding_id=fid)
+        assert [f.id for f in shard.findings(queue="walk-q4")] == [winner.id]
+        with pytest.raises(AlreadyCompleted) as kept:
+            worker.report(task_id, token, {"summary": "s"}, worker="wz")
+        assert kept.value.finding_id is not None
+        assert shard.get_finding(kept.value.finding_id).superseded
     old.close()
     admin.close()
+
+
+def must_claim(worker: Swarm, queue: str) -> Any:
+    claimed = worker.claim(queue, worker="wb")
+    assert claimed is not None and claimed.token is not None
+    return claimed
 
 
 def test_a_finding_key_usage_is_refused_by_the_core(swarm: Swarm) -> None:

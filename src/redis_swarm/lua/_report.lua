@@ -121,6 +121,13 @@ local function report_task(KEYS, ARGV, unleased)
           .. 'task ' .. id .. ', stored by a report that did not complete: report this one '
           .. 'under a new finding id')
       end
+      -- Settled since by another report (or cancelled): the stored finding says it is not
+      -- superseded, which a worker cannot rewrite (HSETNX alone), so it is not indexed.
+      if superseded then
+        return refuse('SWARM_CONFLICT', 'task ' .. id .. ' was settled (' .. t.status
+          .. ') after a report under finding id ' .. fid .. ' stopped half-way: report it '
+          .. 'again under a new finding id, which keeps it as a superseded finding')
+      end
       created = tonumber(cjson.decode(stored).created_at) or now
     elseif claim_queues == 0 then
       -- (a retry of a superseded report raises again, and a finding id of another task's
