@@ -15,6 +15,7 @@ import pytest
 from redis_swarm import Inbox, Swarm
 
 from ._cli import Cli
+from ._raw import raw_client
 
 
 @pytest.fixture
@@ -56,7 +57,9 @@ def test_a_given_back_message_reads_unread_until_its_copy_is_read(handle: Swarm)
     assert handle.message_status(sent[1].id).read is True
 
 
-def test_a_given_back_broadcast_reads_unread_for_that_reader_only(handle: Swarm) -> None:
+def test_a_given_back_broadcast_reads_unread_for_that_reader_only(
+    handle: Swarm, server_url: str
+) -> None:
     """A broadcast's copy goes to the one inbox given back: that reader has not read it until
     the copy is read (its broadcast cursor passed the broadcast); other readers as before."""
     handle.register("worker", name="b")
@@ -71,6 +74,11 @@ def test_a_given_back_broadcast_reads_unread_for_that_reader_only(handle: Swarm)
     copy = handle.get_message("a", cast.id)
     assert copy.seq != cast.seq and copy.body == "to all", copy
     assert handle.get_message("b", cast.id).seq == cast.seq
+    # An entry stored before the index held READERS: its copy token is found too.
+    with raw_client(server_url) as r:
+        entry = r.hget(handle.keys.messages, cast.id).decode().split(" ")
+        r.hset(handle.keys.messages, cast.id, " ".join([*entry[:4], *entry[5:]]))
+    assert handle.get_message("a", cast.id).seq == copy.seq
     assert [m.id for m in handle.inbox("b")] == [cast.id]
     assert handle.message_status(cast.id).unread_by == ("a",)
     assert handle.mark_read("a", cast.id) is True  # (by id: its copy's seq)

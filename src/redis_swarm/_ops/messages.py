@@ -414,8 +414,11 @@ def _index_entry(entry: Any) -> tuple[str, str, str, str, str, dict[str, str]]:
     each agent that has a copy of it in its inbox (a give-back's: ``lua/inbox_read.lua``; a
     direct message's copy takes its SEQ instead). Returns them, the copies as a dict."""
     parts = text(entry).split(" ")
-    to, seq, at, sender, counted = [*parts, "", "", "", ""][:5]
-    copies = dict(token.partition("=")[::2] for token in parts[5:] if "=" in token)
+    to, seq, at, sender = [*parts, "", "", ""][:4]
+    # (COUNTED is absent from an entry stored before it was: its copies' tokens come fifth)
+    rest = parts[4:]
+    counted = rest[0] if rest and "=" not in rest[0] else ""
+    copies = dict(token.partition("=")[::2] for token in rest if "=" in token)
     return to, seq, at, sender, counted, copies
 
 

@@ -20,12 +20,13 @@ local to, sid, _, sender = string.match(entry, '^(%S*) (%S*) ?(%S*) ?(%S*)')
 if to ~= id and to ~= '*' then return {'elsewhere', to} end
 local stream = to == '*' and KEYS[4] or KEYS[3]
 if to == '*' then
-  -- A copy of the broadcast given back to this agent's inbox (a token past the first five)
-  -- is the one it reads: shown as it waits there.
+  -- A copy of the broadcast given back to this agent's inbox (an AGENT=COPY_ID token: past
+  -- the first four, which hold no '=', READERS absent from an entry older than it) is the
+  -- one it reads: shown as it waits there.
   local n = 0
   for token in string.gmatch(entry, '%S+') do
     n = n + 1
-    if n > 5 and string.sub(token, 1, #id + 1) == id .. '=' then
+    if n > 4 and string.sub(token, 1, #id + 1) == id .. '=' then
       stream, sid = KEYS[3], string.sub(token, #id + 2)
     end
   end
