@@ -163,3 +163,19 @@ def test_the_hooks_read_the_kept_tokens_tasks_in_one_round_trip(
         calls = command_calls(raw)
         assert calls.get("hget", 0) == 0, calls
     assert _kept(swarm, "me") == {}
+
+
+def test_a_kept_id_that_is_no_task_id_stops_no_pruning(swarm: Swarm) -> None:
+    """A token file holding an id that is no task id (written by hand, or by another
+    program): asked of Redis with the others, it had every hook refused (ValidationError), and
+    no token of a settled task was ever dropped. It is left as it is; the others are judged."""
+    from redis_swarm._hooks.events import held_tasks
+
+    task = swarm.post_task("odd", "x")
+    claimed = swarm.claim("odd", worker="me")
+    assert claimed is not None and claimed.token is not None
+    swarm.report(claimed.id, claimed.token, {"summary": "done"})
+    tokens.remember(swarm.settings, "me", claimed.id, claimed.token)
+    tokens.remember(swarm.settings, "me", "no id at all!", "1.x")
+    assert held_tasks(swarm, "me") == []
+    assert _kept(swarm, "me") == {"no id at all!": "1.x"}, task.id

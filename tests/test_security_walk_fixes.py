@@ -251,7 +251,9 @@ def test_a_worker_cannot_requeue_through_a_settings_key_of_its_choosing(
         keys = [k.tasks, k.counts, k.pass_counts, k.events, k.pending(q), k.delayed(q)]
         keys += [k.leases(q), k.dead(q), k.task_data, k.wake(q), k.tasks, k.presence]
         user = users["worker"]
-        raw = redis.Redis(port=acl_server.port, username=user.user, password=user.password)
+        raw: Any = redis.Redis(  # (execute_command: untyped)
+            port=acl_server.port or 0, username=user.user, password=user.password
+        )
         args = ("0", "1000", "requeue", task_id, q, "o-x", "", RECORD_LIMITS)
         with pytest.raises(redis.ResponseError, match="may not take a task out of the dead-letter"):
             raw.execute_command(*fcall("task_update", tuple(keys), args))

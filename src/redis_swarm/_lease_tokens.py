@@ -49,10 +49,10 @@ from pathlib import Path
 from typing import Any
 
 from ._config import Settings
-from ._errors import ConnectionFailed, SwarmError
+from ._errors import ConnectionFailed, SwarmError, ValidationError
 from ._files import write_whole
 from ._models import TaskStatus
-from ._validate import MAX_LEASE_S, MAX_PAGE
+from ._validate import MAX_LEASE_S, MAX_PAGE, check_id
 
 __all__ = [
     "UNANSWERED_KEPT",
@@ -61,6 +61,7 @@ __all__ = [
     "folder",
     "forget",
     "forget_task",
+    "is_task_id",
     "keep_unanswered",
     "known",
     "outlived",
@@ -340,7 +341,9 @@ def prune(
     another claim (of the same task even) stays."""
     if judged is None:
         judged = known(settings, worker)
-    asked = [task_id for task_id in judged if task_id not in held]
+    # (an id that is no task id, in a file written by hand or by another program, keeps its
+    # token: asked with the others, it would have the whole batch refused, every time)
+    asked = [task_id for task_id in judged if task_id not in held and is_task_id(task_id)]
     gone: set[tuple[str, str]] = set()
     for start in range(0, len(asked), MAX_PAGE):
         try:
@@ -362,6 +365,16 @@ def prune(
         return kept if len(kept) < len(tokens) else None
 
     _change(settings, worker, drop)
+
+
+def is_task_id(value: str) -> bool:
+    """Whether a kept id is a task id: a file written by hand or by another program may hold
+    one that is not, which, asked of Redis with the others, has the whole batch refused."""
+    try:
+        check_id("task", value)
+    except ValidationError:
+        return False
+    return True
 
 
 def forget_task(settings: Settings, task_id: str, token: str | None = None) -> None:

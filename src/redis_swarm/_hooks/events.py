@@ -218,7 +218,7 @@ def held_tasks(swarm: Swarm, worker: str, session: str | None = None) -> list[Ta
     # Read before the held tasks: a token another session keeps after this is not judged
     # (its claim may not show in the answer), so it is not dropped.
     judged = tokens.known(swarm.settings, worker)
-    ids = list(judged)
+    ids = [task_id for task_id in judged if tokens.is_task_id(task_id)]
     found: dict[str, Task] = {}
     corrupt: list[str] = []
     for start in range(0, max(len(ids), 1), MAX_PAGE):
