@@ -119,6 +119,11 @@ def test_the_core_refuses_what_no_header_or_url_carries(redis_server: RedisServe
             assert token is None or token not in str(refused.value), refused.value
         assert swarm.webhooks(task.id) == []
         swarm.check_webhook("https://example.com/h", token="Aa0-._~+/=", webhook_id="w-1")
+        # A URL's credentials are never quoted in a refusal.
+        for url in ("ftp://bob:s3cret@example.com/h", "https://bob:s3cret@example.com/a b"):
+            with pytest.raises(ValidationError) as refused:
+                swarm.check_webhook(url)
+            assert "s3cret" not in str(refused.value) and "***@" in str(refused.value)
         # Credentials may hold single spaces between visible characters (Digest's, AWS's
         # name=value lists); a token or a scheme none, credentials no CR, LF or tab.
         swarm.check_webhook(

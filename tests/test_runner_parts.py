@@ -171,6 +171,8 @@ def test_parse_fixes_what_agents_get_wrong() -> None:
     # finding refused, its work lost), the run's cost coming from its CLI's output.
     f, _ = parse_finding('{"summary": "x", "usage": {"cost_usd": 9}}') or ({}, "")
     assert f == {"summary": "x", "usage_raw": {"cost_usd": 9}}
+    f, _ = parse_finding('{"summary": "x", "usage": 1, "usage_raw": 2}') or ({}, "")
+    assert f == {"summary": "x", "usage_raw": 2, "usage_raw_": 1}
 
 
 def test_parse_empty_output_is_none() -> None:

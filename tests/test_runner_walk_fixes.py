@@ -347,3 +347,25 @@ def test_an_answer_that_echoes_the_prompt_says_what_to_do(redis_url: str, tmp_pa
     assert outcome.status is OutcomeStatus.FAILED, outcome
     assert "the answer repeats the prompt's example" in outcome.detail
     assert "between the <finding-...> tags its prompt gives" in outcome.detail, outcome.detail
+
+
+def test_a_request_given_up_at_a_stop_says_what_became_of_it() -> None:
+    """A request Redis does not answer once the pool is told to stop is given up within the
+    grace, and says it may have been taken all the same, and what happens if not."""
+    import threading
+
+    from redis_swarm._errors import ConnectionFailed
+    from redis_swarm._outage import STOP_GRACE_S, until_stopped
+
+    stop, release = threading.Event(), threading.Event()
+    stop.set()
+    began = time.monotonic()
+    with pytest.raises(ConnectionFailed) as given_up:
+        until_stopped(lambda: release.wait(30), stop, what="take the report of t-1")
+    release.set()
+    assert time.monotonic() - began < STOP_GRACE_S + 2
+    said = str(given_up.value)
+    assert "Redis did not take the report of t-1 within" in said, said
+    assert "may have been taken all the same (swarm task show says)" in said, said
+    assert "goes back to its queue when its lease runs out" in said, said
+    assert given_up.value.sent

@@ -270,7 +270,10 @@ def normalize_finding(
     own output)."""
     out = dict(finding)
     if "usage" in out:
-        out["usage_raw"] = out.pop("usage")
+        kept = "usage_raw"
+        while kept in out:  # (a usage_raw of its own too: neither is lost)
+            kept += "_"
+        out[kept] = out.pop("usage")
     summary = str(out["summary"]).strip()
     details = out.get("details")
     if details is not None and not isinstance(details, str):

@@ -68,7 +68,9 @@ def until_stopped(call: Callable[[], T], stop: threading.Event, *, what: str) ->
                 break
             raise _GivenUp(
                 f"Redis did not {what} within {STOP_GRACE_S:g}s of the stop (a stop waits "
-                "for no outage)",
+                "for no outage): it may have been taken all the same (swarm task show says); "
+                "if not, nothing here tries it again, and a task leased goes back to its "
+                "queue when its lease runs out",
                 sent=True,
             )
     ok, value = outcome[0]

@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from .._codec import dumps, loads
+from .._config import mask_url
 from .._errors import NotFound, ValidationError
 from .._hints import CHECK_TASK_ID
 from .._models import Webhook
@@ -51,7 +52,7 @@ MAX_SECRET_CHARS = 4096  # (a token, an authentication's scheme or credentials)
 def _check_url(url: object) -> str:
     if not isinstance(url, str) or not re.match(r"https?://[^\s/]+", url):
         raise ValidationError(
-            f"webhook url {str(url)[:80]!r} is not an http(s) URL: give an http(s) URL "
+            f"webhook url {mask_url(str(url))[:80]!r} is not an http(s) URL: give an http(s) URL "
             "(https for a server on a public network)"
         )
     if len(url) > MAX_URL_CHARS:
@@ -61,7 +62,7 @@ def _check_url(url: object) -> str:
         )
     if not _VISIBLE_ASCII.fullmatch(url):
         raise ValidationError(
-            f"webhook url {url[:80]!r} holds a space, a control character or a non-ASCII "
+            f"webhook url {mask_url(url)[:80]!r} holds a space, a control character or a non-ASCII "
             "one: percent-encode them (a non-ASCII host name in its IDNA form, xn--...)"
         )
     return url

@@ -64,6 +64,7 @@ from a2a.utils.proto_utils import to_stream_response
 
 from .._client import AsyncSwarm
 from .._codec import now_ms
+from .._config import mask_url
 from .._errors import (
     NotFound,
     PermissionDenied,
@@ -176,7 +177,7 @@ def _unsendable(hook: Webhook, exc: Exception) -> None:
     log.warning(
         "webhook %r of task %s: not posted, an update dropped (not retried): no HTTP request "
         "can be made of its url, token or authentication (%s); give the task a webhook of a "
-        "valid one", hook.url[:200], hook.task_id, why,
+        "valid one", mask_url(hook.url)[:200], hook.task_id, why,
     )  # fmt: skip
 
 
@@ -342,7 +343,7 @@ class PushDispatcher:
                 if self.url_check is not None and not addresses:
                     log.warning(
                         "webhook %s of task %s: not posted, an update dropped: %s",
-                        hook.url[:200], hook.task_id, REFUSED_ADDRESS,
+                        mask_url(hook.url)[:200], hook.task_id, REFUSED_ADDRESS,
                     )  # fmt: skip
                     return
                 response = await self._send(hook, body, headers, addresses)
