@@ -206,3 +206,14 @@ def user_url(server: RedisServer, user: Any) -> str:
     """The URL of ``server`` (TCP) as an ACL user: ``user`` has ``user`` and ``password``
     (an ``AclUser``)."""
     return f"redis://{user.user}:{user.password}@127.0.0.1:{server.port}"
+
+
+def role_users(
+    server: RedisServer, swarm: str, prefix: str, roles: tuple[str, ...] = ("worker", "shard")
+) -> dict[str, Any]:
+    """An ACL user of each of ``roles`` on ``server`` for ``swarm``, made by ``apply_role`` as
+    ``swarm acl --apply`` makes them, named ``PREFIX-ROLE``: each role's ``AclUser``."""
+    from redis_swarm import Settings, apply_role
+
+    admin = Settings.from_url(server.url, swarm=swarm)
+    return {role: apply_role(admin, role, f"{prefix}-{role}", swarm=swarm).user for role in roles}

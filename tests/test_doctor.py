@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from redis_swarm import Settings, Swarm, apply_role
+from redis_swarm import Swarm
 from redis_swarm._acl import AclUser
 from redis_swarm._models import RECORD_KINDS
 from redis_swarm.cli._server import FSYNC_UNKNOWN, NOT_VISIBLE
 
 from ._cli import Cli
-from ._servers import RedisServer, ServerFactory, system_redis
+from ._servers import RedisServer, ServerFactory, role_users, system_redis
 from ._tls import Pki, TlsServer, make_pki, start_tls_server
 
 SWARM = "legal"
@@ -32,11 +32,7 @@ def server(servers: ServerFactory) -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="module")
 def users(server: RedisServer) -> dict[str, AclUser]:
-    admin = Settings.from_url(server.url)
-    return {
-        role: apply_role(admin, role, f"{SWARM}-{role}", swarm=SWARM).user
-        for role in ("worker", "shard")
-    }
+    return role_users(server, SWARM, SWARM)
 
 
 def _url(server: RedisServer, spec: AclUser) -> str:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from redis_swarm import Settings, Swarm, apply_role
+from redis_swarm import Swarm
 from redis_swarm._acl import AclUser
 
 from ._cli import Cli
-from ._servers import RedisServer, user_url
+from ._servers import RedisServer, role_users, user_url
 
 SWARM = "words-a"
 OTHER = "words-b"
@@ -25,11 +25,7 @@ DEAD_LETTERS = (
 
 @pytest.fixture(scope="module")
 def users(acl_server: RedisServer) -> dict[str, AclUser]:
-    admin = Settings.from_url(acl_server.url, swarm=SWARM)
-    return {
-        role: apply_role(admin, role, f"words-{role}", swarm=SWARM).user
-        for role in ("worker", "shard")
-    }
+    return role_users(acl_server, SWARM, "words")
 
 
 @pytest.fixture

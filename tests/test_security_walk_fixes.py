@@ -16,18 +16,14 @@ from redis_swarm._acl import AclUser, acl_user, key_patterns
 from redis_swarm._errors import AlreadyCompleted, Conflict, LeaseLost
 
 from ._cli import Cli
-from ._servers import RedisServer, user_url
+from ._servers import RedisServer, role_users, user_url
 
 SWARM = "walk-a"
 
 
 @pytest.fixture(scope="module")
 def users(acl_server: RedisServer) -> dict[str, AclUser]:
-    admin = Settings.from_url(acl_server.url, swarm=SWARM)
-    return {
-        role: apply_role(admin, role, f"walk-{role}", swarm=SWARM).user
-        for role in ("worker", "shard")
-    }
+    return role_users(acl_server, SWARM, "walk")
 
 
 def _as(server: RedisServer, user: AclUser) -> Swarm:
