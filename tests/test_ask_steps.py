@@ -317,11 +317,12 @@ def test_stop_ends_the_wait_as_its_timeout_would(owned: Swarm) -> None:
     def after_a_second() -> bool:
         return time.monotonic() - began > 1
 
+    # (seen at the first look after it turns true: stop() is asked a second apart at most)
     with pytest.raises(
-        Timeout, match=r"no answer from 'lib' after 1(\.\d)? s \(the caller stopped waiting\)"
+        Timeout, match=r"no answer from 'lib' after [12](\.\d)? s \(the caller stopped waiting\)"
     ) as info:
         owned.ask("lib", "Who signs?", timeout_s=60, stop=after_a_second)
-    assert time.monotonic() - began < 3
+    assert time.monotonic() - began < 4
     assert "longer timeout" not in str(info.value)
     assert info.value.task_id is not None
     assert owned.get_task(info.value.task_id).status is TaskStatus.CANCELLED
