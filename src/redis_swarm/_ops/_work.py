@@ -42,6 +42,7 @@ __all__ = [
     "await_events",
     "block_chunk_s",
     "check_cursor",
+    "check_field_types",
     "check_label",
     "check_number",
     "check_token",
@@ -49,6 +50,7 @@ __all__ = [
     "damaged_counter",
     "decoded",
     "encode_json",
+    "field_types",
     "finding_from",
     "finding_record",
     "forget_presence",
@@ -451,9 +453,7 @@ def task_from(
     that is no count is refused (ValueError) rather than left out (``_RUN_COUNTS``)."""
     state: dict[str, Any] = loads(raw)
     fields = {k: v for k, v in state.items() if k in _TASK_FIELDS}
-    wrong = _mistyped(fields, _TASK_TYPES)
-    if wrong:
-        raise ValueError(f"its field {wrong} is {fields[wrong]!r:.40}, of the wrong type")
+    check_field_types(fields, _TASK_TYPES)
     for name in _RUN_COUNTS:
         if name in fields:
             count = _count(fields[name])
@@ -510,31 +510,33 @@ _FINDING_TEXT = ("id", "task_id", "queue", "pass_name", "shard", "worker", "mode
 _FINDING_NUMBERS = ("created_at", "confidence", "attempt")
 _TEXT: frozenset[type] = frozenset((str, type(None)))
 _NUMBER: frozenset[type] = frozenset((int, float, type(None)))
-_TASK_TYPES = {**dict.fromkeys(_TASK_TEXT, _TEXT), **dict.fromkeys(_TASK_NUMBERS, _NUMBER)}
-_SYNTHESIS_TYPES = {
-    **dict.fromkeys(("id", "shard", "pass_name", "text", "model"), _TEXT),
-    "created_at": _NUMBER,
-}
-_FINDING_TYPES = {**dict.fromkeys(_FINDING_TEXT, _TEXT), **dict.fromkeys(_FINDING_NUMBERS, _NUMBER)}
 
 
-def _mistyped(fields: Mapping[str, Any], types: Mapping[str, frozenset[type]]) -> str:
-    """The first field of ``fields`` whose type is not one ``types`` allows it (None stands
-    for any: a default); '' when none is. One pass over the record's fields, a dict lookup
-    and a set test each."""
+def field_types(text: Sequence[str], numbers: Sequence[str]) -> dict[str, frozenset[type]]:
+    """What ``check_field_types`` holds a record's fields to: ``text`` ones a str, ``numbers``
+    an int or float (None stands for any: a default)."""
+    return {**dict.fromkeys(text, _TEXT), **dict.fromkeys(numbers, _NUMBER)}
+
+
+_TASK_TYPES = field_types(_TASK_TEXT, _TASK_NUMBERS)
+_SYNTHESIS_TYPES = field_types(("id", "shard", "pass_name", "text", "model"), ("created_at",))
+_FINDING_TYPES = field_types(_FINDING_TEXT, _FINDING_NUMBERS)
+
+
+def check_field_types(fields: Mapping[str, Any], types: Mapping[str, frozenset[type]]) -> None:
+    """ValueError (one of ``UNREADABLE``: the record is damaged) naming the first field of
+    ``fields`` whose type ``types`` does not allow it. One pass over the record's fields, a
+    dict lookup and a set test each."""
     for name, value in fields.items():
         allowed = types.get(name)
         if allowed is not None and type(value) not in allowed:
-            return name
-    return ""
+            raise ValueError(f"its field {name} is {value!r:.40}, of the wrong type")
 
 
 def synthesis_from(raw: Any) -> Synthesis:
     """A Synthesis from its stored JSON."""
     state: dict[str, Any] = loads(raw)
-    wrong = _mistyped(state, _SYNTHESIS_TYPES)
-    if wrong:
-        raise ValueError(f"its field {wrong} is {state[wrong]!r:.40}, of the wrong type")
+    check_field_types(state, _SYNTHESIS_TYPES)
     return Synthesis.from_dict(state)
 
 
@@ -549,9 +551,7 @@ def finding_from(raw: Any, meta: Mapping[str, Any] | None = None) -> Finding:
 def finding_record(state: dict[str, Any]) -> Finding:
     """A Finding from its decoded record."""
     fields = {k: v for k, v in state.items() if k in _FINDING_FIELDS}
-    wrong = _mistyped(fields, _FINDING_TYPES)
-    if wrong:
-        raise ValueError(f"its field {wrong} is {fields[wrong]!r:.40}, of the wrong type")
+    check_field_types(fields, _FINDING_TYPES)
     if isinstance(fields.get("usage"), dict):
         fields["usage"] = Usage.from_dict(fields["usage"])
     fields["sources"] = tuple(state.get("sources") or ())

@@ -36,8 +36,10 @@ from .._validate import (
 )
 from ._bus import check_data, new_id, now_from, text
 from ._work import (
+    check_field_types,
     check_number,
     decoded,
+    field_types,
     forget_presence,
     newest,
     refuse_new_option_like,
@@ -110,8 +112,10 @@ def _check_stale(stale_after_s: object) -> int:
 # The fields of an agent record its views sort, show and compare (``status``'s roster,
 # ``agents``), as text or as numbers: of another type (written around redis-swarm), the record
 # is damaged, left out and counted by swarm doctor, not a TypeError out of every view.
-_AGENT_TEXT = ("role", "model", "specialization", "parent", "current_task")
-_AGENT_NUMBERS = ("registered_at", "last_seen", "capacity_tokens", LEFT_AT)
+_AGENT_TYPES = field_types(
+    ("role", "model", "specialization", "parent", "current_task"),
+    ("registered_at", "last_seen", "capacity_tokens", LEFT_AT),
+)
 
 
 def agent_state(record: Any) -> dict[str, Any]:
@@ -120,14 +124,7 @@ def agent_state(record: Any) -> dict[str, Any]:
     data: dict[str, Any] = loads(record)
     if type(data.get("id")) is not str:
         raise ValueError("its id is not a string")
-    for name in _AGENT_TEXT:
-        value = data.get(name)
-        if value is not None and type(value) is not str:
-            raise ValueError(f"its field {name} is not a string")
-    for name in _AGENT_NUMBERS:
-        value = data.get(name)
-        if value is not None and type(value) not in (int, float):
-            raise ValueError(f"its field {name} is not a number")
+    check_field_types(data, _AGENT_TYPES)
     return data
 
 
