@@ -111,10 +111,11 @@ def run_swarm(
     )
 
 
-def interrupt(proc: subprocess.Popen[Any]) -> None:
-    """Ctrl-C a command a test started (a face's server), as its user would; killed if it has
-    not ended within 20 s."""
-    proc.send_signal(signal.SIGINT)
+def interrupt(proc: subprocess.Popen[Any], sig: int = signal.SIGINT) -> None:
+    """Ctrl-C a command a test started (a face's server), as its user would (or send it
+    ``sig``: SIGTERM, as a service manager stops it); killed if it has not ended within
+    20 s."""
+    proc.send_signal(sig)
     try:
         proc.wait(20)
     except subprocess.TimeoutExpired:

@@ -19,6 +19,8 @@ from mcp_types import CallToolResult, Implementation, TextContent
 
 from redis_swarm.mcp_server import CHARS_PER_TOKEN
 
+from .._cli import interrupt
+
 REPO = Path(__file__).resolve().parents[2]
 SRC = str(REPO / "src")  # subprocess servers import this checkout's code
 
@@ -123,9 +125,4 @@ def http_server(
         yield proc
     finally:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            interrupt(proc, signal.SIGTERM)
