@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -161,6 +162,12 @@ def test_a_server_started_without_an_aclfile_takes_one_at_its_restart(swarm_home
         "--logfile", str(server.logfile),
     ]  # fmt: skip
     subprocess.run(old_arguments, check=True, capture_output=True, timeout=30)
+    # (--daemonize returns before the server listens: 'up' must meet it started, as it
+    # would meet a server an older version left running, not start one of its own)
+    deadline = time.monotonic() + 30
+    while not server.is_running():
+        assert time.monotonic() < deadline, "the old-style server never answered"
+        time.sleep(0.02)
     cli = Cli("embedded", env={"SWARM_HOME": str(swarm_home)})
     cli("up")  # (it answers: left as it is)
     assert not (swarm_home / "users.acl").exists()
