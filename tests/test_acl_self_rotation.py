@@ -395,8 +395,11 @@ def cut_cluster(servers: ServerFactory) -> Iterator[tuple[CutOnSaveProxy, int, R
     proxy.close()
 
 
-def _cluster_url(proxy: CutOnSaveProxy, user: str, password: str) -> str:
-    return f"redis+cluster://{user}:{password}@127.0.0.1:{proxy.port}?connect_timeout=1"
+def _cluster_url(proxy: CutOnSaveProxy, user: str, password: str, timeout: float = 1) -> str:
+    """The cluster's URL through the proxy; ``timeout``: how long a node may take to answer
+    the apply's PING (1 s: a stopped node is told quickly; a test with no node stopped gives
+    a loaded machine's proxy thread more)."""
+    return f"redis+cluster://{user}:{password}@127.0.0.1:{proxy.port}?connect_timeout={timeout}"
 
 
 def test_a_half_done_rotation_of_the_urls_user_is_finished_by_the_command_it_names(
@@ -410,7 +413,7 @@ def test_a_half_done_rotation_of_the_urls_user_is_finished_by_the_command_it_nam
     proxy, master, replica_server = cut_cluster
     replica = replica_server.port or 0
     _set_admin((master, replica), "ops-half")
-    cli = Cli(_cluster_url(proxy, "ops-half", OLD_PASSWORD), swarm="acl-self")
+    cli = Cli(_cluster_url(proxy, "ops-half", OLD_PASSWORD, timeout=10), swarm="acl-self")
     args = ("acl", "--role", "admin", "--user", "ops-half", "--password-stdin", "--apply")
     cuts, proxy.armed = proxy.cuts, True
     try:  # (the master's ACL SAVE cut: it holds the new password, unsaved; it fails there)
@@ -436,7 +439,7 @@ def test_a_half_done_rotation_of_the_urls_user_is_finished_by_the_command_it_nam
             node.execute_command("ACL", "LOAD")  # type: ignore[no-untyped-call]
         assert _takes(port, "ops-half", NEW_PASSWORD), port
         assert not _takes(port, "ops-half", OLD_PASSWORD), port
-    assert _logs_in(_cluster_url(proxy, "ops-half", NEW_PASSWORD))
+    assert _logs_in(_cluster_url(proxy, "ops-half", NEW_PASSWORD, timeout=10))
 
 
 def test_the_urls_user_is_not_rotated_while_a_server_is_out_of_reach(

@@ -51,9 +51,9 @@ def test_a_replica_down_is_a_warning_and_a_master_down_fails(cluster: LocalClust
         assert (state["answering"], state["nodes"], state["replicas_up"]) == (5, 6, 2)
         warnings = report["warnings"]
         assert any(w.startswith(f"cluster node 127.0.0.1:{replica.port} does not answer")
-                   for w in warnings)  # fmt: skip
+                   for w in warnings), (url, warnings)  # fmt: skip
         assert any(w.startswith(f"master 127.0.0.1:{master} has no replica online")
-                   for w in warnings)  # fmt: skip
+                   for w in warnings), (url, warnings)  # fmt: skip
         assert report["corrupt_records"]["checked"] is True
     # (A master down and replaced by its replica is a warning too: test_topology_failover.py.)
     # The master down too: no replica to take over, its slots are refused (before the other
