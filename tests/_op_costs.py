@@ -342,8 +342,10 @@ def every_operation(far: Any, near: Any, cache: ContextCache, meter: Meter, scal
     meter("broadcast", lambda: far.broadcast("hello all", sender="far-agent"))
     sent = far.send("agent-0", "shown", sender="far-agent")
     meter("inbox", lambda: far.inbox("agent-0"))
+    far.send("agent-0", "taken, then given back", sender="far-agent")
     taken = far.inbox("agent-0", limit=1)
-    meter("give_back_inbox", lambda: far.give_back_inbox("agent-0", taken.read_id or "r-x"))
+    assert taken.read_id is not None  # (a give-back of a read that took nothing: Conflict)
+    meter("give_back_inbox", lambda: far.give_back_inbox("agent-0", taken.read_id or ""))
     meter("mark_read", lambda: far.mark_read("agent-0", sent.seq))
     meter(
         "mark_read (by message id: its seq looked up first)",

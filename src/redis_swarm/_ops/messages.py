@@ -25,7 +25,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._codec import UNREADABLE, loads
-from .._errors import NotFound, PayloadTooLarge, SwarmError, ValidationError
+from .._errors import (
+    Conflict,
+    CorruptRecord,
+    NotFound,
+    PayloadTooLarge,
+    SwarmError,
+    ValidationError,
+)
 from .._models import SYNTHESIS_REQUEST_KIND, EventType, Inbox, Message, MessageStatus
 from .._protocol import INTERRUPTS, Batch, Call, Cmd, OpContext, Operation
 from .._replies import reply_fields
@@ -65,6 +72,10 @@ MESSAGE_INDEX_MAX = 100_000
 _SEQ = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 # A seq without its -N (the stream id's time alone): no message id is all digits (they are
 # m-...), so it is that seq, read as its millisecond's first message (-0): never past it.
+# The largest part (ms, or seq) of a stream id.
+_STREAM_ID_PART_MAX = int(MAX_STREAM_ID.partition("-")[0])
+_STREAM_ID = re.compile(r"([0-9]+)-([0-9]+)", re.ASCII)
+_DIGITS = re.compile(r"[0-9]*", re.ASCII)
 _SEQ_TIME = re.compile(r"[0-9]{1,20}")
 # The largest part (ms, or seq) of a stream id.
 _STREAM_ID_PART_MAX = int(MAX_STREAM_ID.partition("-")[0])
@@ -217,6 +228,111 @@ def _data(raw: str) -> Any:
         }
 
 
+# What inbox_read answers, before reading or writing anything, when a cursor field of the
+# agent holds what redis-swarm never writes there: DAMAGED, the field, its value.
+_DAMAGED = "damaged"
+
+
+def _damaged_cursor(ctx: OpContext, agent: str, field: str, value: str) -> CorruptRecord:
+    """The CorruptRecord of ``agent``'s cursor ``field`` (in the cursors hash) holding
+    ``value``: which it is, the repair, and what the repair costs."""
+    key = ctx.keys.cursors
+    if field == agent:
+        what = "broadcast cursor"
+        repair = (
+            f"HDEL {key} {field} (its broadcasts since it registered, of the newest "
+            f"{BROADCAST_MAXLEN:,} kept, read unread again: some are shown twice)"
+        )
+    elif field == f"{agent}|inbox":
+        what = "inbox cursor"
+        repair = (
+            f"HDEL {key} {field} {agent}|pending (every message its inbox holds reads "
+            f"unread again: the newest {READ_KEPT} read ones it keeps are shown twice)"
+        )
+    elif field == f"{agent}|pending":
+        what = "record of its read not yet committed"
+        repair = (
+            f"HDEL {key} {field} (the messages of its last acknowledged read, if not "
+            "committed yet, read unread again: shown twice at most)"
+        )
+    else:
+        what = "record of its last batch committed"
+        repair = (
+            f"HDEL {key} {field} (no message is read again; only that batch, and the "
+            "give-back last made, can no longer be given back)"
+        )
+    return CorruptRecord(
+        f"the {what} of {agent}, field {field!r} of {key}, holds {value[:60]!r}, not what "
+        "redis-swarm writes there: something wrote it around redis-swarm. Nothing was read "
+        f"or marked; an admin or shard repairs it: {repair}, then read again",
+        record_id=field,
+    )
+
+
+def _checked(ctx: OpContext, agent: str, reply: Any) -> Any:
+    """``reply`` of inbox_read, unless it says a cursor is damaged (the CorruptRecord)."""
+    if reply and isinstance(reply[0], bytes | str) and text(reply[0]) == _DAMAGED:
+        raise _damaged_cursor(ctx, agent, text(reply[1]), text(reply[2]))
+    return reply
+
+
+def _check_cursors(ctx: OpContext, cursors: Mapping[str, str], agent: str) -> None:
+    """The CorruptRecord of the first cursor field of ``agent`` a status would misread (the
+    shapes inbox_read checks: ``cursor_ok``), if any."""
+    for field in (agent, f"{agent}|inbox", f"{agent}|pending"):
+        value = cursors.get(field)
+        if value is not None and not cursor_ok(field, value):
+            raise _damaged_cursor(ctx, agent, field, value)
+
+
+def _stream_id_ok(value: str) -> bool:
+    """A stream id as a stream holds it: ``MS-SEQ``, no leading zeros, each part at most
+    ``MAX_STREAM_ID``'s (lua/inbox_read.lua's ``sid_ok``, which a read checks its cursors
+    with: these checks are its words in Python, for message_status and the doctor)."""
+    match = _STREAM_ID.fullmatch(value)
+    return match is not None and all(
+        (len(part) == 1 or part[0] != "0") and int(part) <= _STREAM_ID_PART_MAX
+        for part in match.groups()
+    )
+
+
+def _stream_id_or_none_ok(value: str) -> bool:
+    return value == "-" or _stream_id_ok(value)
+
+
+def cursor_ok(field: str, value: str) -> bool:
+    """Whether a field of the read cursors hash (``Keys.cursors``) holds what its reads take:
+    ``AGENT`` and ``AGENT|inbox`` a stream id, ``AGENT|pending`` 'READID LAST_INBOX
+    LAST_BROADCAST N_READ', ``AGENT|orphan`` 'READID START_INBOX LAST_INBOX START_BROADCAST
+    LAST_BROADCAST [GIVEN]' (the ids '-' for none: lua/inbox_read.lua)."""
+    _, sep, suffix = field.rpartition("|")
+    if not sep or suffix == "inbox":
+        return _stream_id_ok(value)
+    parts = value.split(" ")
+    if suffix == "pending":
+        return (
+            len(parts) == 4 and parts[0] != "" and parts[3].isascii() and parts[3].isdigit()
+            and all(_stream_id_or_none_ok(p) for p in parts[1:3])
+        )  # fmt: skip
+    if suffix == "orphan":
+        return (
+            len(parts) in (5, 6) and all(parts)
+            and all(_stream_id_or_none_ok(p) for p in parts[1:5])
+        )  # fmt: skip
+    return True  # (a field no read takes)
+
+
+def index_entry_ok(entry: str) -> bool:
+    """Whether an entry of the message index (``Keys.messages``) reads as message_status and
+    mark_read read it (``_index_entry``): a recipient, a stream id, a time, a sender, and
+    copies at stream ids."""
+    to, seq, at, sender, _, copies = _index_entry(entry)
+    return (
+        bool(to and sender) and _stream_id_ok(seq) and bool(_DIGITS.fullmatch(at))
+        and all(agent and _stream_id_ok(copy) for agent, copy in copies.items())
+    )  # fmt: skip
+
+
 def _read_call(
     ctx: OpContext, agent: str, mode: str, arg: str, limit: int = 1, *, check: bool = False
 ) -> Call:
@@ -290,13 +406,14 @@ def inbox(
             read = _read_call(ctx, agent, mode, rid, count)
             held = rid if ack else None
             if wait <= 0:
-                entries = yield read
+                entries = _checked(ctx, agent, (yield read))
                 break
             # The last event id is read with the inbox: a message sent after it is seen by
             # XREAD.
             last, entries = yield Batch(
                 (Cmd("XREVRANGE", ctx.keys.events, "+", "-", "COUNT", 1), read)
             )
+            entries = _checked(ctx, agent, entries)
             remaining = deadline - time.monotonic()
             if entries or remaining <= 0:
                 break
@@ -310,7 +427,7 @@ def inbox(
         # A peek after the acknowledged read, under its read id: it looks past the batch,
         # which it leaves pending (the next read commits it), and finds whether more wait.
         try:
-            after = yield _read_call(ctx, agent, "0", rid, 1)
+            after = _checked(ctx, agent, (yield _read_call(ctx, agent, "0", rid, 1)))
         except SwarmError:  # (the agent left meanwhile; the server went away): the batch stands
             after = []
         return Inbox(messages, more=bool(after), read_id=taken)
@@ -323,34 +440,52 @@ def inbox(
 def give_back_inbox(ctx: OpContext, agent: str, read_id: str) -> Operation[bool]:
     """Make the messages of ``agent``'s acknowledged read ``read_id`` (its ``Inbox.read_id``)
     unread again, for a caller that could not hand them on (a face whose request was
-    cancelled once the read had run): the next read returns them. True when they were given
-    back; False when an acknowledged read of the inbox since (or a ``mark_read``) took them
-    as read (the next one commits the one before it; a peek does not), when ``read_id`` took
-    nothing, or when they were given back already (a retry). One round trip. (``inbox``
-    does it itself when it is interrupted before it returns.)
+    cancelled once the read had run): the next read returns them. True when they were
+    given back, by this call or by one before it with the same ``read_id`` (a retry, its
+    reply lost, answers as the first try). One round trip. (``inbox`` does it itself when
+    it is interrupted before it returns.)
 
-    A batch another read committed already (the last one) comes back as copies, each sent
+    An inbox can give back its pending read (the next acknowledged read, or a
+    ``mark_read``, commits it; a peek does not) and the last one such a commit took as read.
+    A batch another read committed already (that last one) comes back as copies, each sent
     as a message is (its own seq in the message order, a ``message.sent`` event that wakes
     a waiting reader); the message's id names its copy from then on, for ``message_status``,
-    ``mark_read`` and ``get_message`` (``lua/inbox_read.lua``)."""
+    ``mark_read`` and ``get_message`` (``lua/inbox_read.lua``). Conflict for any other read
+    id: one committed two reads back or earlier (its messages stay read), or no
+    acknowledged read of this inbox that took messages."""
     agent = check_agent("agent id", agent)
     if not check_id("read", read_id).startswith(READ_ID_PREFIX):
         raise ValidationError(
             f"{read_id!r} is not a read id: pass the read_id of the Inbox an acknowledged "
             f"read returned (it begins {READ_ID_PREFIX})"
         )
-    reply = yield _read_call(ctx, agent, "3", read_id)
+    if not (yield from _withdraw(ctx, agent, read_id)):
+        raise Conflict(
+            f"the read {read_id} of {agent}'s inbox cannot be given back: it is neither "
+            "the inbox's pending read nor the last one a later read committed (an inbox "
+            "keeps only those two), so its messages stay read, or it took none. get_message "
+            "shows each of them again by id; a reader that may not get to hand its "
+            "messages on peeks (ack=False) and calls mark_read once they are shown"
+        )
+    return True
+
+
+def _withdraw(ctx: OpContext, agent: str, read_id: str) -> Operation[bool]:
+    """inbox_read's mode '3': whether ``read_id``'s messages are unread again (now, or by
+    an earlier give-back of it); False when the inbox keeps no such read."""
+    reply = _checked(ctx, agent, (yield _read_call(ctx, agent, "3", read_id)))
     return bool(reply) and int(reply[0]) == 1
 
 
 def _give_back(ctx: OpContext, agent: str, rid: str, interrupt: BaseException) -> Operation[None]:
     """Withdraw the acknowledged read ``rid`` of ``agent``, cut by ``interrupt`` before its
-    caller got its batch (``give_back_inbox``). A failure to is noted on the interrupt, which
-    goes on either way."""
+    caller got its batch (``give_back_inbox``; a read cut before it ran took nothing: there
+    is nothing to give back). A failure to is noted on the interrupt, which goes on either
+    way."""
     from .ask import _add_note  # (loaded only when a read is cut)
 
     try:
-        yield from give_back_inbox(ctx, agent, rid)
+        yield from _withdraw(ctx, agent, rid)
     except SwarmError as failed:
         _add_note(
             interrupt,
@@ -392,7 +527,7 @@ def mark_read(ctx: OpContext, agent: str, through: str) -> Operation[bool]:
     else:
         through = yield from _seq_of(ctx, agent, check_name("message id", through, max_len=64))
         check = False
-    reply = yield _read_call(ctx, agent, "2", through, check=check)
+    reply = _checked(ctx, agent, (yield _read_call(ctx, agent, "2", through, check=check)))
     outcome = text(reply[0])
     if outcome == "foreign":
         raise _not_received(agent, given)
@@ -506,6 +641,8 @@ def message_status(ctx: OpContext, message_id: str) -> Operation[MessageStatus]:
         # message_send counted the readers a broadcast had (not in entries stored before it
         # did): those not registered now left since, read or not
         departed = max(0, int(counted) - len(readers)) if counted.isdigit() else 0
+    for reader in readers:
+        _check_cursors(ctx, cursors, reader)
     read_by = tuple(a for a in readers if _has_read(cursors, a, *where[a]))
     unread_by = tuple(a for a in readers if a not in read_by)
     return MessageStatus(

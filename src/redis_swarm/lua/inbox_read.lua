@@ -14,7 +14,9 @@
 -- it), is dropped, so that the next read returns those messages again. Two readers of one
 -- inbox: the last batch another read committed is remembered (agent|orphan), so that its
 -- read sent again returns it, and its withdrawal puts copies of its messages in the inbox
--- again (the cursors cannot move back); an older one stays read. (The acknowledged read of
+-- again (the cursors cannot move back); an older one stays read, its withdrawal answered
+-- {0} (the core refuses it: Conflict). A withdrawal sent again (its reply lost) answers {1}
+-- as its first did (agent|orphan keeps the read id last withdrawn). (The acknowledged read of
 -- a full batch is followed by a peek, which looks past that batch: are more waiting?)
 -- A reader that must not lose what it never showed (a hook, a restarted session) peeks,
 -- shows, then commits through the last message it showed (mode '2'): inbox and broadcast
@@ -27,7 +29,9 @@
 --          batch ('-' for none: READID '-' when no batch is pending) and how many messages
 --          of the inbox stream were read (kept, or in the pending batch), so that XLEN -
 --          N_READ is the unread count message_send, agent_deregister and agent_sweep use;
---          agent|orphan -> the last pending batch another read committed: see orphan_batch)
+--          agent|orphan -> the last pending batch another read committed and the read id
+--          last withdrawn: see orphan_parts; a field of another shape is answered
+--          {'damaged', FIELD, VALUE}, before anything is read or written)
 -- KEYS[5]: events   KEYS[6]: messages (message_send's index: 'TO STREAM_ID AT FROM READERS',
 --          then, for a broadcast, AGENT=COPY_ID for each agent given back a copy of it)
 -- ARGV[1]: agent id   ARGV[2]: limit   ARGV[3]: '1' to acknowledge, '0' to peek (past a
@@ -40,8 +44,9 @@
 --          receives (one of its inbox, or a broadcast): a seq its caller typed; '0' when the
 --          caller looked it up from a message id (the message index said whose it is)
 -- ARGV[7]: events maxlen   ARGV[8]: now (0 = the server's clock; ids of copies, mode '3')
--- returns a list of {stream id, fields} (mode '3': {1} when the batch was given back, {0}
--- when there was none pending under that read id; mode '2': {'marked'} when messages
+-- returns a list of {stream id, fields} (mode '3': {1} when the batch was given back, now
+-- or by a withdrawal of it before, {0} when the inbox keeps no batch of that read id;
+-- mode '2': {'marked'} when messages
 -- through ARGV[4] were unread (now read), {'read'} when none were (no cursor moved, beyond
 -- committing a pending batch, as any read does), {'foreign'} when ARGV[6] is '1' and no
 -- message the agent receives has that id, where it would mark messages read or no cursor
@@ -57,6 +62,41 @@ if not record then
     .. 'before reading its inbox ' .. register_agent_command(id))
 end
 local pkey, ikey, okey = id .. '|pending', id .. '|inbox', id .. '|orphan'
+
+-- Every cursor field of the agent is checked before anything is read or written: one written
+-- around redis-swarm (not a stream id, or not the shape above) is answered {'damaged', FIELD,
+-- VALUE}, which the core says as a CorruptRecord naming its repair (messages.py), rather
+-- than a raw 'Invalid stream ID' out of the XRANGE it would reach.
+local function sid_ok(s)
+  local ms, seq = string.match(s, '^(%d+)-(%d+)$')
+  if not ms then return false end
+  for _, part in ipairs({ms, seq}) do
+    if (#part > 1 and string.sub(part, 1, 1) == '0')
+        or dec_less('18446744073709551615', part) then
+      return false
+    end
+  end
+  return true
+end
+local function sid_or_none_ok(s) return s == '-' or sid_ok(s) end
+local fields = {}
+for i, name in ipairs({id, ikey, pkey, okey}) do fields[i] = redis.call('HGET', KEYS[4], name) end
+local shapes = {
+  sid_ok,
+  sid_ok,
+  function(v)
+    local _, li, lb = string.match(v, '^(%S+) (%S+) (%S+) %d+$')
+    return li ~= nil and sid_or_none_ok(li) and sid_or_none_ok(lb)
+  end,
+  function(v)
+    local _, si, li, sb, lb, given = string.match(v, '^(%S+) (%S+) (%S+) (%S+) (%S+) ?(%S*)$')
+    return si ~= nil and sid_or_none_ok(si) and sid_or_none_ok(li) and sid_or_none_ok(sb)
+      and sid_or_none_ok(lb)
+  end,
+}
+for i, name in ipairs({id, ikey, pkey, okey}) do
+  if fields[i] and not shapes[i](fields[i]) then return {'damaged', name, fields[i]} end
+end
 
 local function cursor_of()
   local cursor = redis.call('HGET', KEYS[4], id)
@@ -141,15 +181,27 @@ if ack and prid ~= '-' and prid == rid then
   return (merge(mine, all))
 end
 
--- The batch of the read read_id when another read committed it (the last such batch:
--- 'READID START_INBOX LAST_INBOX START_BROADCAST LAST_BROADCAST', the cursors it began
--- after and its last ids, '-' for none): its messages, own broadcasts left out, in order;
--- nil when the last batch committed so is another read's. Its reader may not have got it:
--- a reply lost (the read sent again), a read cut (withdrawn, mode '3').
-local function orphan_batch(read_id)
+-- The agent's orphan record: 'READID START_INBOX LAST_INBOX START_BROADCAST LAST_BROADCAST
+-- [GIVEN]', the last batch another read committed (the cursors it began after and its last
+-- ids, '-' for none; READID '-' when none is kept) and the read id last given back (mode
+-- '3'), so that a give-back sent again answers as the first did. Its parts, GIVEN '' for none.
+local function orphan_parts()
   local orphan = redis.call('HGET', KEYS[4], okey)
-  if not orphan then return nil end
-  local orid, si, li, sb, lb = string.match(orphan, '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
+  if not orphan then return '-', '-', '-', '-', '-', '' end
+  return string.match(orphan, '^(%S+) (%S+) (%S+) (%S+) (%S+) ?(%S*)$')
+end
+
+-- The orphan record holding batch (its first five parts) and given.
+local function set_orphan(batch, given)
+  redis.call('HSET', KEYS[4], okey, batch .. (given ~= '' and (' ' .. given) or ''))
+end
+
+-- The batch of the read read_id when another read committed it (the last such batch): its
+-- messages, own broadcasts left out, in order; nil when the last batch committed so is
+-- another read's. Its reader may not have got it: a reply lost (the read sent again), a read
+-- cut (withdrawn, mode '3').
+local function orphan_batch(read_id)
+  local orid, si, li, sb, lb = orphan_parts()
   if orid ~= read_id then return nil end
   local mine, all = {}, {}
   if li ~= '-' then
@@ -195,6 +247,11 @@ local function repoint(message_id, copy_sid)
   end
 end
 
+if ARGV[3] == '3' then
+  local _, _, _, _, _, given = orphan_parts()
+  -- given back already: this give-back sent again (its reply lost), answered as the first
+  if given == rid then return {1} end
+end
 if ARGV[3] == '3' and prid ~= rid then
   -- the read rid was cut after another read committed its batch: its messages go into the
   -- inbox again (copies, in their order: the cursors cannot move back past them), so the
@@ -233,7 +290,7 @@ if ARGV[3] == '3' and prid ~= rid then
     redis.call('XADD', KEYS[2], sids[i], unpack(f))
     repoint(field(f, 'id'), sids[i])
   end
-  redis.call('HDEL', KEYS[4], okey)
+  set_orphan('- - - - -', rid)
   return {1}
 end
 if ARGV[3] == '3' then
@@ -248,6 +305,8 @@ if ARGV[3] == '3' then
   else
     redis.call('HDEL', KEYS[4], pkey)
   end
+  local orid, si, li, sb, lb = orphan_parts()
+  set_orphan(table.concat({orid, si, li, sb, lb}, ' '), rid)
   return {1}
 end
 if ARGV[3] == '0' and prid ~= '-' then
@@ -295,8 +354,9 @@ if commit_through then
 end
 if prid ~= '-' then  -- the pending batch is committed: its messages are read now
   -- (kept as the last batch another read committed, should its reader not have got it)
-  redis.call('HSET', KEYS[4], okey, prid .. ' ' .. (redis.call('HGET', KEYS[4], ikey) or '-')
-    .. ' ' .. last_i .. ' ' .. cursor_of() .. ' ' .. last_b)
+  local _, _, _, _, _, given = orphan_parts()
+  set_orphan(prid .. ' ' .. (redis.call('HGET', KEYS[4], ikey) or '-') .. ' ' .. last_i
+    .. ' ' .. cursor_of() .. ' ' .. last_b, given)
   advance(last_i, last_b)
   if nread > keep then nread = trim_read() end
 end
