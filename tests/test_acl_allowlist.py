@@ -40,6 +40,7 @@ from redis_swarm._ops import server as server_ops
 from redis_swarm._ops import tasks as task_ops
 from redis_swarm._ops import views
 from redis_swarm._ops._commands import _INCLUDES, OPERATIONS, SCRIPTS
+from redis_swarm._ops._work import DamagedLease
 from redis_swarm._protocol import Call, Cmd, Compute, Operation, items_of
 from redis_swarm._usage import Usage
 from redis_swarm.cli import main
@@ -284,6 +285,24 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     again = worker.claim("q", worker=me.id)  # (the one released: back to pending by give_back)
     assert again is not None
     worker._run(claiming_ops.give_back(worker._ctx, KeyboardInterrupt(), [again]))
+    # A claim's reply with a task whose data cannot be read: dead-lettered under the lease
+    # the claim took (give_up_damaged: task_update), by claimed and taken_behind, which read
+    # a claim's and the claim behind a report's replies.
+    for part in ("claimed", "taken_behind", "give_up_damaged"):
+        shard.post_task("q-dmg", part)
+        bad_lease = worker.claim("q-dmg", worker=me.id)
+        assert bad_lease is not None and bad_lease.token is not None
+        reply, secret = [bad_lease.to_json(), "{bad"], bad_lease.token.partition(".")[2]
+        if part == "claimed":
+            assert worker._run(claiming_ops.claimed(worker._ctx, reply, [secret])) == []
+        elif part == "taken_behind":
+            behind = claiming_ops.ClaimBehind(("q-dmg",), me.id, "", secret, ())
+            assert worker._run(claiming_ops.taken_behind(worker._ctx, behind, (0, reply))) is None
+        else:
+            what = f"task {bad_lease.id}"
+            lease = DamagedLease(bad_lease.id, bad_lease.queue, bad_lease.token, what, "bad")
+            worker._run(task_ops.give_up_damaged(worker._ctx, lease))
+        assert shard.get_task(bad_lease.id).status.value == "dead"
     shard.requeue_dead(second.id)
     shard.cancel(second.id)
     # A task dead-lettered while a worker ran it: the lease's renew, release and fail are

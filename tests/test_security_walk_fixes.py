@@ -115,9 +115,9 @@ def test_a_report_stopped_half_way_is_completed_by_its_retry(
         assert shard.check_counters().ok
         # and a retry now answers the stored finding, changing nothing
         assert worker.report(task_id, token, {"summary": "s"}, finding_id=fid).id == fid
-        # Half-stored, then the task settled by another report: the retry is refused (the
-        # stored finding says "not superseded", which a worker cannot rewrite), nothing
-        # indexed; under a new id the finding is kept superseded.
+        # Half-stored, then the task settled by another report: the retry is a late report,
+        # its finding kept superseded and indexed (a copy: the stored finding says "not
+        # superseded", which a worker cannot rewrite; tests/test_report_half_stored_late.py).
         task_id, token = _dead(shard, old, "walk-q4")
         fid = worker.new_finding_id()
         with pytest.raises(PermissionDenied):
@@ -125,13 +125,12 @@ def test_a_report_stopped_half_way_is_completed_by_its_retry(
         shard.requeue_dead(task_id)
         other = must_claim(worker, "walk-q4")
         winner = worker.report(other.id, other.token, {"summary": "first"})
-        with pytest.raises(Conflict, match=r"was settled \(completed\) after a report"):
-            worker.report(task_id, token, {"summary": "s"}, worker="wz", finding_id=fid)
-        assert [f.id for f in shard.findings(queue="walk-q4")] == [winner.id]
         with pytest.raises(AlreadyCompleted) as kept:
-            worker.report(task_id, token, {"summary": "s"}, worker="wz")
+            worker.report(task_id, token, {"summary": "s"}, worker="wz", finding_id=fid)
         assert kept.value.finding_id is not None
         assert shard.get_finding(kept.value.finding_id).superseded
+        listed = {f.id for f in shard.findings(queue="walk-q4")}
+        assert listed == {winner.id, kept.value.finding_id}
     old.close()
     admin.close()
 

@@ -74,7 +74,12 @@ OPERATIONS: dict[str, Uses] = {
     "post_task": _uses("", "task_post"),
     "post_tasks": _uses("", "task_post"),
     # (hexists: a worker named '-...' is refused unless registered: agents.register's rule)
-    "claim": _uses("blpop hexists", "task_claim", worker=True),
+    # (task_update: a task it leased whose data cannot be read is dead-lettered under its
+    # lease, claiming.claimed; a report's claim_next, and the claim behind it, so too)
+    "claim": _uses("blpop hexists", "task_claim task_update", worker=True),
+    "claimed": _uses("", "task_update", worker=True),
+    "taken_behind": _uses("", "task_update", worker=True),
+    "give_up_damaged": _uses("", "task_update", worker=True),
     "renew": _uses("hget", "task_update", worker=True),
     "fail": _uses("hget", "task_update", worker=True),
     "release": _uses("hget", "task_update", worker=True),
@@ -98,7 +103,7 @@ OPERATIONS: dict[str, Uses] = {
     # holds: a shard's, coordinator's or admin's, never a worker's; docs/security.md)
     "report": _uses(
         "hget hexists blpop llen",
-        "task_report task_claim",
+        "task_report task_claim task_update",
         worker=True,
         shard_only="task_report_unleased",
     ),

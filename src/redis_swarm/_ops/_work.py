@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from .._codec import UNREADABLE, built, first_few, loads, readable_number
 from .._errors import CorruptRecord, NotFound, PayloadTooLarge, ValidationError
@@ -38,6 +38,7 @@ __all__ = [
     "SEQ_FIELD",
     "STATUSES",
     "UNREADABLE",
+    "DamagedLease",
     "Route",
     "await_events",
     "block_chunk_s",
@@ -55,6 +56,7 @@ __all__ = [
     "finding_record",
     "forget_presence",
     "leased",
+    "leased_damaged",
     "new_id",
     "new_secret",
     "newest",
@@ -280,62 +282,85 @@ def forget_presence(ctx: OpContext, worker: str) -> None:
 # --- validation at the edge
 
 
-def leased(ctx: OpContext, pairs: Sequence[Any], lease_secrets: Sequence[str]) -> list[Task]:
+class DamagedLease(NamedTuple):
+    """A lease a claim took on a task whose record or data cannot be read here (written
+    around redis-swarm): what the claim gives up at once, dead-lettering the task
+    (``claiming.claimed``), so that no worker holds it and it does not come back lease
+    after lease."""
+
+    task_id: str | None  # None: its record names no id (nothing to give up by)
+    queue: str | None  # the queue its record names (None: none readable)
+    token: str
+    what: str  # "task ID" or "task ID's data"
+    why: str  # what decoding it met
+
+    @property
+    def lease(self) -> str:
+        return f"{self.task_id or 'a task'} (token {self.token})"
+
+    def error(self) -> str:
+        """Why it is dead-lettered (its ``last_error``): the damage and the repair."""
+        how = "HSET the task data hash" if self.what.endswith("'s data") else "rewrite it"
+        return (
+            f"{self.what} is stored corrupt ({self.why}): something wrote it around "
+            f"redis-swarm, and no worker can read it; it is kept as it is. Repair it ({how}), "
+            f"then run it again: swarm task requeue {self.task_id}"
+        )
+
+
+def leased(
+    ctx: OpContext, pairs: Sequence[Any], lease_secrets: Sequence[str]
+) -> tuple[list[Task], list[DamagedLease]]:
     """The tasks a claim leased, from the script's (task JSON, data JSON) pairs and the
-    secrets sent, one per task in order: each with its token."""
+    secrets sent, one per task in order: each with its token; and the leases it took on
+    tasks that cannot be read here (``DamagedLease``), which the claim gives up."""
     tasks = []
-    damaged: list[tuple[str, str, str]] = []  # (task id, token, why) of those unreadable
-    leases: list[str] = []  # every lease the claim took, as "ID (token TOKEN)"
+    damaged: list[DamagedLease] = []
     for raw, data, secret in zip(pairs[0::2], pairs[1::2], lease_secrets, strict=False):
         try:
             task = task_from(raw, data, secret)
         except UNREADABLE as exc:
             # The script leased it, its record readable to it, its data (or a field) not to
-            # us: the lease stands and its token is only here, so it is said, not lost.
-            tid, token = _lease_of(raw, secret)
+            # us: the lease stands and its token is only here, so it is kept, not lost.
+            tid, queue, token = _lease_of(raw, secret)
             if isinstance(exc, _DataCorrupt):
-                damaged.append((f"{tid}'s data", token, exc.why))
+                damaged.append(DamagedLease(tid, queue, token, f"task {tid}'s data", exc.why))
             else:
-                damaged.append((tid, token, _why(exc)))
-            leases.append(f"{tid} (token {token})")
+                damaged.append(DamagedLease(tid, queue, token, f"task {tid}", _why(exc)))
             continue
         remember_route(ctx, task)
         tasks.append(task)
-        leases.append(f"{task.id} (token {task.token})")
-    if damaged:
-        raise _leased_damaged(damaged, leases)
-    return tasks
+    return tasks, damaged
 
 
-def _lease_of(raw: Any, secret: str) -> tuple[str, str]:
-    """The id and token of a task leased whose record decoding refused (``leased``): read
-    as leniently as the script did."""
+def _lease_of(raw: Any, secret: str) -> tuple[str | None, str | None, str]:
+    """The id, queue and token of a task leased whose record decoding refused
+    (``leased``): read as leniently as the script did."""
     try:
         state = loads(raw)
-        tid, attempts = state.get("id"), state.get("attempts", 0)
+        tid, queue, attempts = state.get("id"), state.get("queue"), state.get("attempts", 0)
     except UNREADABLE:
-        tid, attempts = None, 0
-    shown = tid if type(tid) is str else "a task"
-    return shown, lease_token(attempts if type(attempts) is int else 0, secret)
+        tid, queue, attempts = None, None, 0
+    token = lease_token(attempts if type(attempts) is int else 0, secret)
+    return (tid if type(tid) is str else None), (queue if type(queue) is str else None), token
 
 
-def _leased_damaged(damaged: list[tuple[str, str, str]], leases: list[str]) -> CorruptRecord:
-    """The CorruptRecord of a claim that leased a task stored damaged: it names each such
-    task (``what``: "ID" or "ID's data"), its token and the repair, and every lease the claim
-    took (a batch's others too), so that none is held by nobody until its lease ends."""
+def leased_damaged(
+    damaged: Sequence[DamagedLease], tasks: Sequence[Task], failed: BaseException
+) -> CorruptRecord:
+    """The CorruptRecord of a claim that leased tasks stored damaged and could not give them
+    up (``failed``: why): it names each, its token and the repair, and every lease the
+    claim took (a batch's good tasks too), so that none is held by nobody until its lease
+    ends."""
     said = "; ".join(
-        f"task {what} is stored corrupt ({why}): something wrote it around redis-swarm. It "
-        f"is leased to you with token {token}: give it up (swarm task fail {_id(what)} "
-        f"--token {token} --error damaged --no-retry dead-letters it), then repair it and "
-        "requeue it, or cancel it"
-        for what, token, why in damaged
+        f"{d.error()}. It is leased to you with token {d.token} and could not be given up "
+        f"({failed}): swarm task fail {d.task_id} --token {d.token} --error damaged "
+        "--no-retry dead-letters it"
+        for d in damaged
     )
+    leases = [f"{t.id} (token {t.token})" for t in tasks] + [d.lease for d in damaged]
     took = f". This claim leased: {first_few(leases, 20)}" if len(leases) > 1 else ""
-    return CorruptRecord(said + took, record_id=_id(damaged[0][0]))
-
-
-def _id(what: str) -> str:
-    return what.removesuffix("'s data")
+    return CorruptRecord(said + took, record_id=damaged[0].task_id)
 
 
 def _why(exc: BaseException) -> str:
@@ -410,6 +435,9 @@ _TASK_FIELDS = frozenset(Task.__dataclass_fields__) - {"data", "status"}
 # refused in every decode: a script's reply is decoded after Redis made its change.
 _RUN_COUNTS = ("failures", "failed_run_count")
 _FINDING_FIELDS = frozenset(Finding.__dataclass_fields__) - {"sources"}
+# The field of a half-stored report's superseded copy that names the first try's record, in
+# no index by design (lua/_report.lua's ``stands_for``): the doctor counts it as no loss.
+HALF_STORED_FIELD = "stands_for"
 
 
 def decoded(kind: str, record_id: str, decode: Callable[..., T], *raw: Any) -> T:

@@ -40,11 +40,13 @@ from .._validate import (
 from . import views as view_ops  # (the module: views imports findings, which imports this)
 from ._work import (
     STATUSES,
+    DamagedLease,
     await_events,
     block_chunk_s,
     check_number,
     forget_presence,
     leased,
+    leased_damaged,
     new_secret,
     presence_due,
     refuse_new_option_like,
@@ -54,6 +56,7 @@ from ._work import (
 from .tasks import (
     RECORD_LIMITS,
     asked_lease_ms,
+    give_up_damaged,
     pass_fields,
     queue_counts,
     queue_names,
@@ -67,6 +70,7 @@ __all__ = [
     "claim",
     "claim_behind_report",
     "claim_part",
+    "claimed",
     "give_back",
     "leased_at_interrupt",
     "note_idle",
@@ -192,7 +196,9 @@ def claim(
     ``n``: lease up to ``n`` tasks at once (the best, then the next best, ...; each its own
     lease and token) in one script and one round trip, for a pool with ``n`` free slots; the
     result is then a list, best first, empty when there is none after the wait (which ends
-    as soon as one task is eligible).
+    as soon as one task is eligible). A task it leased whose data or record cannot be read
+    (written around redis-swarm) is not returned: it is dead-lettered at once, under that
+    lease, its error naming the repair (``claimed``); the others are, as usual.
 
     A waiting claim blocks (no polling) with BLPOP on the wake lists of its queues: every
     script that makes a task claimable pushes one token there, so one new task wakes one
@@ -259,7 +265,7 @@ def claim(
             cut = reply_at_interrupt(exc)
             if waiting is not None and cut is not None:
                 cut = cut[1]  # (the batch's replies: the wait's, the script's)
-            yield from give_back(ctx, exc, leased_at_interrupt(ctx, cut, lease_secrets))
+            yield from give_back(ctx, exc, *leased_at_interrupt(ctx, cut, lease_secrets))
             raise
         if reply[0]:
             # The claim ran: its leases stand whatever the wait before it met.
@@ -269,8 +275,14 @@ def claim(
                 remember(ctx.dry, worker, names)
             else:
                 ctx.dry.pop(worker, None)
-            tasks = leased(ctx, reply, lease_secrets)
-            return tasks if n is not None else tasks[0]
+            tasks = yield from claimed(ctx, reply, lease_secrets)
+            if tasks:
+                return tasks if n is not None else tasks[0]
+            # Every task it leased was stored damaged, and is dead-lettered now: the
+            # queues may hold others, so claim again at once (each round dead-letters
+            # what it met: bounded), waiting as before once they are found empty.
+            waiting, popped = None, False
+            continue
         forget_presence(ctx, worker)  # (the script registers a worker only when it leases)
         if capped(reply):
             # It leased nothing only because it dropped as many ids without a task as one
@@ -294,28 +306,62 @@ def claim(
             popped, waiting = (yield waiting) is not None, None
 
 
-def leased_at_interrupt(ctx: OpContext, reply: Any, secrets: Sequence[str]) -> list[Task]:
-    """The tasks a claim's reply leased (a claim's, or a report's ``claim_next``), as the
-    shell read it when its caller was interrupted (``reply_at_interrupt``): none when no reply
-    came, it was an error, or it leased nothing."""
+def claimed(ctx: OpContext, pairs: Sequence[Any], secrets: Sequence[str]) -> Operation[list[Task]]:
+    """The tasks a claim's reply leased (a claim's, or a report's ``claim_next``), each
+    with its token, best first. One whose record or data cannot be read here (written
+    around redis-swarm: ``DamagedLease``) is not handed out: it is dead-lettered at once,
+    under the lease just taken (one more round trip, on that path only), with a
+    ``last_error`` naming the damage and the repair, its record kept as it is. Leased
+    again, it would only come back lease after lease until ``max_abandons`` buried it,
+    its token known to nobody. Should that fail, CorruptRecord names every lease the claim
+    took with its token, so that none is held by nobody."""
+    tasks, damaged = leased(ctx, pairs, secrets)
+    if damaged:
+        try:
+            yield from together(*(give_up_damaged(ctx, d) for d in damaged))
+        except SwarmError as failed:
+            raise leased_damaged(damaged, tasks, failed) from failed
+        except INTERRUPTS as exc:  # (the good tasks go back, as at an interrupted claim)
+            yield from give_back(ctx, exc, tasks, damaged)
+            raise
+    return tasks
+
+
+Leased = tuple[list[Task], list[DamagedLease]]
+
+
+def leased_at_interrupt(ctx: OpContext, reply: Any, secrets: Sequence[str]) -> Leased:
+    """The tasks a claim's reply leased (a claim's, or a report's ``claim_next``), and its
+    leases of tasks stored damaged, as the shell read it when its caller was interrupted
+    (``reply_at_interrupt``): none when no reply came, it was an error, or it leased
+    nothing."""
     if reply is None or isinstance(reply, Exception) or not reply or not reply[0]:
-        return []
+        return [], []
     return leased(ctx, reply, list(secrets))
 
 
-def give_back(ctx: OpContext, interrupt: BaseException, tasks: list[Task]) -> Operation[None]:
+def give_back(
+    ctx: OpContext,
+    interrupt: BaseException,
+    tasks: list[Task],
+    damaged: Sequence[DamagedLease] = (),
+) -> Operation[None]:
     """Release ``tasks``, leased by a claim whose caller was interrupted meanwhile (nobody
-    would hold them until their leases end: an abandon each), in one round trip; a failure
-    to is noted on the interrupt, which goes on either way. (A report's ``claim_next``
-    gives back so too.)"""
-    if not tasks:
+    would hold them until their leases end: an abandon each), and dead-letter the tasks
+    stored damaged it leased (``damaged``, as ``claimed`` does), in one round trip; a
+    failure to is noted on the interrupt, which goes on either way. (A report's
+    ``claim_next`` gives back so too.)"""
+    if not tasks and not damaged:
         return
     try:
-        yield from together(*(release(ctx, t.id, t.token) for t in tasks))
+        yield from together(
+            *(release(ctx, t.id, t.token) for t in tasks),
+            *(give_up_damaged(ctx, d) for d in damaged),
+        )
     except SwarmError as failed:
         from .ask import _add_note  # (ask imports this module)
 
-        ids = ", ".join(t.id for t in tasks)
+        ids = ", ".join([t.id for t in tasks] + [d.lease for d in damaged])
         _add_note(
             interrupt,
             f"the claim leased {ids} and could not release it ({failed}): "
@@ -371,11 +417,14 @@ def claim_behind_report(
     return ClaimBehind(names, worker, own_wake, secret, (wait, call, *lengths))
 
 
-def taken_behind(ctx: OpContext, behind: ClaimBehind, replies: Sequence[Any]) -> Task | None:
-    """The task the claim behind a report leased, or None (the wait ended with none, or the
-    report did not complete its task), from the replies of ``behind.requests``; remembers
-    what the next wait needs. (A claim that stopped at its cap of dropped ids is sent again
-    by the report first: ``capped``.)"""
+def taken_behind(
+    ctx: OpContext, behind: ClaimBehind, replies: Sequence[Any]
+) -> Operation[Task | None]:
+    """The task the claim behind a report leased, or None (the wait ended with none, the
+    report did not complete its task, or the task was stored damaged: dead-lettered by
+    ``claimed``), from the replies of ``behind.requests``; remembers what the next wait
+    needs. (A claim that stopped at its cap of dropped ids is sent again by the report
+    first: ``capped``.)"""
     reply, lengths = replies[1], replies[2:]
     if not reply[0]:
         idle = (behind.names, time.monotonic(), int(reply[1]), int(reply[2]))
@@ -386,7 +435,8 @@ def taken_behind(ctx: OpContext, behind: ClaimBehind, replies: Sequence[Any]) ->
         ctx.dry.pop(behind.worker, None)
     else:
         remember(ctx.dry, behind.worker, behind.names)
-    return leased(ctx, reply, [behind.secret])[0]
+    tasks = yield from claimed(ctx, reply, [behind.secret])
+    return tasks[0] if tasks else None
 
 
 def capped(reply: Sequence[Any]) -> bool:

@@ -38,7 +38,6 @@ from ._work import (
     encode_json,
     finding_from,
     finding_record,
-    leased,
     new_id,
     page,
     refuse_new_option_like,
@@ -277,7 +276,7 @@ def report(
         else:  # (the batch's replies: the report's, the wait's, the claim's, ...)
             next_reply, secret = None if cut is None else cut[2], behind.secret
         yield from task_ops.give_back(
-            ctx, exc, task_ops.leased_at_interrupt(ctx, next_reply, [secret])
+            ctx, exc, *task_ops.leased_at_interrupt(ctx, next_reply, [secret])
         )
         raise
     if text(outcome) == "existing":
@@ -296,15 +295,20 @@ def report(
     if text(outcome) == "existing":
         _refuse_another(stored, finding_from(encoded, {"task_id": task_id}))
     if stored.superseded:
+        # (kept under another id than fid when a first try of this report stopped half-way
+        # and the task was settled before its retry: lua/_report.lua, half_stored_copy)
         raise AlreadyCompleted(
             f"task {task_id} was already settled (completed or cancelled) when this report "
-            f"arrived; the finding was kept as {fid}, marked superseded. Move on to the next "
-            "task",
-            finding_id=fid,
+            f"arrived; the finding was kept as {stored.id}, marked superseded. Move on to the "
+            "next task",
+            finding_id=stored.id,
         )
     if claim_next is None:
         return stored
-    capped = False  # the claim stopped at its cap of dropped ids (task_ops.capped)
+    # The claim goes on at once: it stopped at its cap of dropped ids (task_ops.capped), or
+    # the task it leased was stored damaged (dead-lettered: task_ops.claimed); either way
+    # the queues are not known empty.
+    again = False
     if behind is not None:
         # Capped, the same claim is sent again alone at once (as claim does): its token, the
         # wait's, stays counted (ARGV[10] '2': woken), and a retried report finds its lease.
@@ -317,19 +321,22 @@ def report(
                 raise
             except INTERRUPTS as exc:
                 taken = task_ops.leased_at_interrupt(ctx, reply_at_interrupt(exc), [behind.secret])
-                yield from task_ops.give_back(ctx, exc, taken)
+                yield from task_ops.give_back(ctx, exc, *taken)
                 raise
-        nxt = task_ops.taken_behind(ctx, behind, (replies[1], claimed, *replies[3:]))
+        nxt = yield from task_ops.taken_behind(ctx, behind, (replies[1], claimed, *replies[3:]))
+        again = nxt is None and bool(claimed[0])
     else:
         task_ops.note_idle(ctx, stored.worker, claim_next, next_pair)
-        leased_next = leased(ctx, next_pair, [next_secret]) if next_pair[0] else []
+        leased_next = []
+        if next_pair[0]:
+            leased_next = yield from task_ops.claimed(ctx, next_pair, [next_secret])
+            again = not leased_next
         nxt = leased_next[0] if leased_next else None
-        capped = task_ops.capped(next_pair) if next_pair else False
+        again = again or (task_ops.capped(next_pair) if next_pair else False)
         if nxt is not None and stored.worker is not None:
             ctx.dry.pop(stored.worker, None)  # tasks were waiting: its next report claims so too
     left = deadline - time.monotonic()
-    if nxt is None and (capped or (wait and left > 0)) and stored.worker is not None:
-        # (capped: the queues are not known empty; the claim goes on past the cap at once)
+    if nxt is None and (again or (wait and left > 0)) and stored.worker is not None:
         got = yield from task_ops.claim(
             ctx, claim_next, worker=stored.worker, lease_s=next_lease_s, wait_s=max(0.0, left)
         )

@@ -47,6 +47,7 @@ from .._validate import (
 from ._work import (
     LIST_BUDGET,
     STATUSES,
+    DamagedLease,
     check_cursor,
     check_label,
     check_number,
@@ -71,6 +72,7 @@ __all__ = [
     "configure_queue",
     "fail",
     "get_task",
+    "give_up_damaged",
     "list_tasks",
     "pass_fields",
     "pass_stats",
@@ -606,18 +608,25 @@ def configure_queue(
 # --- while working
 
 
-def _update(
-    ctx: OpContext, task_id: str, action: str, token: str = "", *extra: Any
-) -> Operation[Task]:
-    r = yield from route(ctx, task_id)
+def _update_call(
+    ctx: OpContext, task_id: str, queue: str, action: str, token: str, *extra: Any
+) -> Call:
+    """The task_update call of one change of task ``task_id`` of ``queue``."""
     k = ctx.keys
-    q = r.queue
+    q = queue
     keys: tuple[str, ...] = (k.tasks, k.counts, k.pass_counts, k.events)
     keys += (k.pending(q), k.delayed(q), k.leases(q), k.dead(q), k.task_data, k.wake(q))
     keys += (k.queue_settings,)  # (read by a fail alone: its queue's backoff)
     keys += (k.presence,)  # (a renewal marks its worker present)
     args = (ctx.now_arg(), ctx.limits.events_maxlen, action, task_id, q, new_id("o-"), token)
-    raw, data = yield Call("task_update", keys, (*args, RECORD_LIMITS, *extra))
+    return Call("task_update", keys, (*args, RECORD_LIMITS, *extra))
+
+
+def _update(
+    ctx: OpContext, task_id: str, action: str, token: str = "", *extra: Any
+) -> Operation[Task]:
+    r = yield from route(ctx, task_id)
+    raw, data = yield _update_call(ctx, task_id, r.queue, action, token, *extra)
     try:
         return task_from(raw, data)
     except CorruptRecord:
@@ -663,6 +672,18 @@ def fail(
             BACKOFF_BASE_MS, BACKOFF_CAP_MS, spent, after,
         )
     )  # fmt: skip
+
+
+def give_up_damaged(ctx: OpContext, lease: DamagedLease) -> Operation[None]:
+    """Dead-letter a task a claim just leased whose record or data cannot be read here
+    (``claiming.claimed``): a fail without retry under the claim's own lease, its error
+    (``last_error``, and the dead reason) naming the damage and the repair. Its reply, the
+    damaged task, is not decoded; its queue is the one the claim's reply named (no look-up
+    of its route, which a damaged record may not give)."""
+    if lease.task_id is None or lease.queue is None:
+        raise CorruptRecord(lease.error(), record_id=lease.task_id)
+    extra = ("0", stored_error(lease.error()), BACKOFF_BASE_MS, BACKOFF_CAP_MS, "", "")
+    yield _update_call(ctx, lease.task_id, lease.queue, "fail", lease.token, *extra)
 
 
 def release(ctx: OpContext, task_id: str, token: str | None) -> Operation[Task]:

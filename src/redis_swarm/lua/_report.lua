@@ -1,3 +1,11 @@
+-- The id under which the superseded copy of the finding fid is kept, whose report's first
+-- try stopped half-way (its finding stored, in no index) while its task was settled since by
+-- another report: fid's first 40 characters, then '.late-' and 12 hex digits of its SHA-1,
+-- so that it is fid's alone, reads as fid's, and stays within an id's 64 characters.
+local function half_stored_copy(fid)
+  return string.sub(fid, 1, 40) .. '.late-' .. string.sub(redis.sha1hex(fid), 1, 12)
+end
+
 -- The report of a finding (task_report and task_report_unleased, whose headers say their
 -- KEYS and ARGV): one body, two functions, so that Redis's ACL, which allows or refuses a
 -- function by its name, can give a worker the report under a lease and keep the report from
@@ -99,11 +107,18 @@ local function report_task(KEYS, ARGV, unleased)
   -- too: written after the client's, they win over any it sent under the same names (JSON
   -- readers keep the last of duplicate keys: Python's json, cjson, JSON.parse), so that a body
   -- sent through a raw FCALL cannot claim another finding's id or task's.
-  local meta = cjson.encode({queue = t.queue, pass_name = t.pass_name, shard = t.parent,
-                             worker = worker, created_at = now, superseded = superseded,
-                             attempt = attempt, id = fid, task_id = id})
   local body = ARGV[7]
-  local finding = string.sub(body, 1, -2) .. ',' .. string.sub(meta, 2)
+  -- (stands_for: the copy of a half-stored finding names the first try's record, which is
+  -- in no index by design: the doctor's index check reads it, HALF_STORED_FIELD in Python)
+  local function closed(finding_id, created_at, stands_for)
+    local meta = cjson.encode({queue = t.queue, pass_name = t.pass_name, shard = t.parent,
+                               worker = worker, created_at = created_at,
+                               superseded = superseded, attempt = attempt, id = finding_id,
+                               task_id = id, stands_for = stands_for})
+    return string.sub(body, 1, -2) .. ',' .. string.sub(meta, 2)
+  end
+  local finding = closed(fid, now)
+  local kept_as = nil  -- the id of a half-stored finding's superseded copy (below)
   -- Stored first, and only when the id is new: a retried report (after a lost reply) finds
   -- its finding and changes nothing (one command where a look-up and a write were two).
   local created = now
@@ -121,14 +136,25 @@ local function report_task(KEYS, ARGV, unleased)
           .. 'task ' .. id .. ', stored by a report that did not complete: report this one '
           .. 'under a new finding id')
       end
-      -- Settled since by another report (or cancelled): the stored finding says it is not
-      -- superseded, which a worker cannot rewrite (HSETNX alone), so it is not indexed.
-      if superseded then
-        return refuse('SWARM_CONFLICT', 'task ' .. id .. ' was settled (' .. t.status
-          .. ') after a report under finding id ' .. fid .. ' stopped half-way: report it '
-          .. 'again under a new finding id, which keeps it as a superseded finding')
-      end
       created = tonumber(cjson.decode(stored).created_at) or now
+      -- Settled since by another report (or cancelled): the report is a late one, whose
+      -- finding is kept superseded and indexed as any. The stored one says it is not
+      -- superseded, which a worker cannot rewrite (HSETNX alone: findings are append-only
+      -- for workers, docs/security.md): it is stored again, superseded, under an id made
+      -- from its own (half_stored_copy), and that copy is indexed; the first try's record
+      -- stays as it is, in no index. A retry of this report finds the copy (answered as a
+      -- finding already stored: 'existing', the copy).
+      if superseded then
+        kept_as = half_stored_copy(fid)
+        finding = closed(kept_as, created, fid)
+        if redis.call('HSETNX', KEYS[9], kept_as, finding) == 0 then
+          end_wait()
+          local copy = redis.call('HGET', KEYS[9], kept_as)
+          if claim_queues == 0 then return {'existing', copy, false} end
+          return {'existing', copy, false, false, false}
+        end
+        fid = kept_as
+      end
     elseif claim_queues == 0 then
       -- (a retry of a superseded report raises again, and a finding id of another task's
       -- report is refused: the wait must not hold that back; nor when the first try's claim
@@ -189,6 +215,10 @@ local function report_task(KEYS, ARGV, unleased)
   if ARGV[10] == '1' then redis.call('ZADD', KEYS[k], score, fid) end
   task_event(K, superseded and 'finding.superseded' or 'finding.reported', t,
              'finding', fid, 'worker', worker, 'shard', t.parent)
+  if kept_as then  -- (the copy: the client knows its record only from here)
+    if claim_queues == 0 then return {'existing', finding, false} end
+    return {'existing', finding, false, false, false}
+  end
   local outcome = superseded and 'superseded' or 'completed'
   -- (now as a number: an integer reply, exact below 2^53, and no formatting)
   if claim_queues == 0 then return {outcome, created, worker or false} end
