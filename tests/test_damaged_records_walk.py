@@ -123,7 +123,7 @@ def test_records_of_wrong_field_types_are_corrupt(redis_url: str) -> None:
         tasks = [swarm.post_task("q", f"t{i}") for i in range(3)]
         claimed = must(swarm.claim("q", worker="w"))
         finding = swarm.report(claimed.id, claimed.token, {"summary": "s"})
-        synthesis = swarm.synthesize("shard", "P", "so", [])
+        synthesis = swarm.synthesize("shard", "P", "so", [], cites_none=True)
         with raw_client(redis_url) as r:
             record = json.loads(r.hget(KEYS.syntheses, synthesis.id))
             r.hset(KEYS.syntheses, synthesis.id, json.dumps({**record, "created_at": "x"}))

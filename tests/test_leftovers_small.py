@@ -18,6 +18,7 @@ import redis_swarm
 from redis_swarm import AsyncSwarm, NotFound, Swarm, SwarmMemoryShard, ValidationError
 from redis_swarm._usage import usage_line
 from redis_swarm.a2a_server import _handler
+from redis_swarm.roles import UncitedSources
 from redis_swarm.roles._seed import REFERENCES
 
 from ._cli import Cli
@@ -80,7 +81,8 @@ def test_the_seed_adapter_reads_the_ids_not_the_words(
                 raise NotFound("some other words", missing=exc.missing) from None
 
         monkeypatch.setattr(shard.swarm, "synthesize", reworded)
-        sid = shard.synthesize_findings("P1", "It holds.", ["f-made-up", real])
+        with pytest.warns(UncitedSources, match="without citing f-made-up"):
+            sid = shard.synthesize_findings("P1", "It holds.", ["f-made-up", real])
         stored = shard.swarm.get_synthesis(sid)
         assert stored.sources == (real,)
         assert stored.text == f'It holds.\n\n{REFERENCES}["f-made-up"]'

@@ -374,9 +374,13 @@ class RetireMachine(QueueMachine):
         first = m.findings.get(sources[0]) or m.gone[sources[0]]
         pass_name = data.draw(st.sampled_from([first.pass_name, *PASSES, "px"]), label="pass")
         if any(fid not in m.findings for fid in sources):
-            self._refused(NotFound, lambda: self.swarm.synthesize("s1", pass_name, "t", sources))
+            self._refused(
+                NotFound,
+                lambda: self.swarm.synthesize("s1", pass_name, "t", sources, across_passes=True),
+            )
             return
-        made = self.swarm.synthesize("s1", pass_name, "t", sources)
+        # (across passes: what a retirement keeps for another pass's synthesis is the model)
+        made = self.swarm.synthesize("s1", pass_name, "t", sources, across_passes=True)
         m.syntheses[made.id] = (pass_name, sources)
 
     # --- retiring

@@ -67,7 +67,9 @@ def test_a_finding_another_pass_cites_stays_with_its_task(swarm: Swarm, raw: red
     swarm.cancel(must(swarm.claim("q", worker="w")).id)
     own_task, own = _done(swarm, "q", "a: only A cites it", "A")
     _b_task, b_finding = _done(swarm, "q", "b", "B")
-    by_b = swarm.synthesize("s1", "B", "B builds on A", [cited, late_cited, b_finding])
+    by_b = swarm.synthesize(
+        "s1", "B", "B builds on A", [cited, late_cited, b_finding], across_passes=True
+    )
     by_a = swarm.synthesize("s1", "A", "what A found", [own, cited])
 
     seen = swarm.retire_pass("A", dry_run=True)
@@ -97,7 +99,9 @@ def test_a_synthesis_stored_while_it_runs_keeps_what_it_cites(
 
         def synthesize(reply: Any) -> None:
             if not raw.hexists(K.syntheses, "s-late"):
-                swarm.synthesize("s1", "B", "cites A's last", [cites], synthesis_id="s-late")
+                swarm.synthesize(
+                    "s1", "B", "cites A's last", [cites], synthesis_id="s-late", across_passes=True
+                )
 
         done = swarm._run(_driven(retire.retire_pass(swarm._ctx, "A"), synthesize))
         assert (done.tasks, done.cited) == (4, 1)

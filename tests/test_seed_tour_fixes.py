@@ -28,7 +28,7 @@ from redis_swarm import (
     ValidationError,
     Worker,
 )
-from redis_swarm.roles import NoParentShard, NoTaskClaimed
+from redis_swarm.roles import NoParentShard, NoTaskClaimed, UncitedSources
 from redis_swarm.roles._seed import REFERENCES
 
 
@@ -129,7 +129,8 @@ def test_a_seed_synthesis_cites_the_findings_and_keeps_the_other_sources(
     real = shard.collect_worker_finding(task_id, {"summary": "found it"})
     sources = ["finding_12345", real, "https://example.com/a b", real, "finding_12345"]
 
-    stored = swarm.get_synthesis(shard.synthesize_findings("P1", "It holds.", sources))
+    with pytest.warns(UncitedSources, match="without citing finding_12345: it is no finding"):
+        stored = swarm.get_synthesis(shard.synthesize_findings("P1", "It holds.", sources))
 
     assert stored.sources == (real,)
     assert stored.text == f'It holds.\n\n{REFERENCES}["finding_12345","https://example.com/a b"]'

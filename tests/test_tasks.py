@@ -563,7 +563,7 @@ def test_syntheses_cite_existing_findings(swarm: Swarm, raw: redis.Redis) -> Non
     with pytest.raises(NotFound) as info:
         swarm.synthesize("shard-1", "P", "made up", [ids[0], "f-doesnotexist"])
     assert "f-doesnotexist" in str(info.value)
-    other = swarm.synthesize("shard-2", "Q", "other", [])
+    other = swarm.synthesize("shard-2", "Q", "other", [], cites_none=True)
     assert list(swarm.syntheses()) == [synthesis, other]
     assert list(swarm.syntheses(shard="shard-2")) == [other]
     assert list(swarm.syntheses(pass_name="P")) == [synthesis]

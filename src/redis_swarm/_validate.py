@@ -200,13 +200,23 @@ def _in_ascii(text: str) -> str:
     return f", as {written}"
 
 
-def check_label(kind: str, value: object, *, max_chars: int = MAX_LABEL_CHARS) -> str:
+def check_label(
+    kind: str, value: object, *, max_chars: int = MAX_LABEL_CHARS, new: bool = False
+) -> str:
     """Free text used as a label (pass names, dedupe keys, a model's name): any characters,
-    bounded. Here, so that a face refuses what the core would before it calls."""
+    bounded. Here, so that a face refuses what the core would before it calls.
+
+    ``new``: the label is written now (the pass name of a task posted or of a synthesis
+    stored), and may not begin or end with whitespace: ``"Pass 1\\n"`` (a line read from a
+    file, or ``input()``) would be another pass than ``"Pass 1"``, the two alike in a listing,
+    and a look-up by the name shown would find nothing. As with ``check_name``'s ``new``, a
+    label read (a look-up, a retirement) may: what was stored under one stays reachable."""
     if not isinstance(value, str):
         raise ValidationError(f"{kind} must be a string, got {type(value).__name__}")
     if not value.strip():
         raise ValidationError(f"the {kind} is empty: give a non-blank one")
+    if new and value != value.strip():
+        raise _edge_space(kind, value)
     if len(value) > max_chars:
         raise ValidationError(
             f"{kind} is {len(value)} characters long; the limit is {max_chars}: shorten it"
@@ -218,6 +228,19 @@ def check_label(kind: str, value: object, *, max_chars: int = MAX_LABEL_CHARS) -
             f"{kind} is not valid Unicode text (it holds a lone surrogate): fix the text"
         ) from None
     return value
+
+
+def _edge_space(kind: str, value: str) -> ValidationError:
+    """The refusal of a new ``kind`` ``value`` that begins or ends with whitespace."""
+    where, ch = ("ends", value[-1]) if value[-1].isspace() else ("begins", value[0])
+    what = {"\n": "a line break", "\r": "a carriage return", "\t": "a tab", " ": "a space"}
+    said = what.get(ch, f"whitespace (U+{ord(ch):04X})")
+    stripped = value.strip()
+    return ValidationError(
+        f"the {kind} {value[:60]!r} {where} with {said}: it would be another {kind} than "
+        f"{stripped[:60]!r}, the two alike in a listing, and a look-up by {stripped[:60]!r} "
+        "would find nothing; give it without whitespace at either end"
+    )
 
 
 def check_printable(kind: str, value: str, *, max_chars: int) -> str:

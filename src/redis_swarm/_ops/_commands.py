@@ -244,7 +244,7 @@ SCRIPTS: dict[str, frozenset[str]] = {
         "pass_retire": "del hdel hget hincrby hmget hset zcard zrange zrem",
         "questions_retire": "del hdel hget hincrby hset zadd zcard zcount zrange zrank zrem",
         "ping": "",
-        "synthesis_create": "hexists hget hset zadd",
+        "synthesis_create": "hexists hget hset zadd zscore",
         "task_claim": "hget hset",
         "task_post": "hget hincrby hset hsetnx zadd",
         "_report": "hget hsetnx pexpire rpush zadd zscore",

@@ -445,13 +445,24 @@ def synthesize(
     synthesis_id: str | None = None,
     model: str | None = None,
     usage: Usage | None = None,
+    cites_none: bool = False,
+    across_passes: bool = False,
 ) -> Operation[Synthesis]:
-    """Store a synthesis citing ``sources`` (finding ids), all of which must exist: checked
-    atomically with the write, so a synthesis never cites a missing finding. ``model`` and
-    ``usage``: the model of the agent that wrote it and what it cost, when one did. A
-    ``synthesis_id`` already stored returns the stored synthesis (nothing is rewritten)."""
+    """Store a synthesis of pass ``pass_name`` citing ``sources`` (finding ids), each of
+    which must exist and be a finding of that pass or of no pass (of a task posted outside
+    any): checked atomically with the write, so a synthesis never cites a missing finding
+    (NotFound, naming them) nor another pass's (ValidationError, naming each one's pass),
+    unless ``across_passes`` says it spans passes (a final report of several; the seed's
+    synthesis, whose pass names are free labels: its own flow synthesises "Pass 1" from the
+    findings of "Pass 1: Signal Capture"). An empty ``sources`` is refused (almost always a
+    look-up of the pass's findings that found none: a mistyped pass or shard) unless
+    ``cites_none`` says it is meant (a pass that found nothing; the seed's synthesis resting
+    on references outside the swarm).
+    ``model`` and ``usage``: the model of the agent that wrote it and what it cost, when one
+    did. A ``synthesis_id`` already stored returns the stored synthesis (nothing is
+    rewritten)."""
     check_name("shard", shard)
-    check_label("pass name", pass_name)
+    check_label("pass name", pass_name, new=True)
     if not isinstance(text, str) or not text.strip():
         raise ValidationError("a synthesis needs a non-empty text")
     if isinstance(sources, str) or not isinstance(sources, Sequence):
@@ -467,14 +478,40 @@ def synthesize(
         body["model"] = check_label("model", model, max_chars=LABEL_CHARS)
     if usage is not None:
         body["usage"] = usage_body(usage)
+    for flag, value in (("cites_none", cites_none), ("across_passes", across_passes)):
+        if not isinstance(value, bool):
+            raise ValidationError(f"{flag} must be True or False, got {type(value).__name__}")
+    if not cited and not cites_none:
+        raise ValidationError(
+            f"the synthesis of pass {pass_name[:80]!r} cites no finding, so nothing was stored: "
+            f"pass the ids it rests on as its sources (list the pass's findings "
+            f"{LIST_FINDINGS}; Swarm.synthesize stores one that rests on none, of a pass that "
+            "found nothing, with cites_none=True)"
+        )
+    if cited and cites_none:
+        raise ValidationError(
+            f"cites_none=True stores a synthesis citing no finding, and sources names "
+            f"{len(cited)}: leave cites_none out to cite them"
+        )
     payload = encode_json(body, "the synthesis", ctx.limits.max_finding_bytes + 64 * len(cited))
     k = ctx.keys
-    keys = (k.findings, k.syntheses, k.synthesis_index, k.events)
+    keys = (
+        k.findings, k.syntheses, k.synthesis_index, k.events, k.findings_by("pass", pass_name)
+    )  # fmt: skip
     try:
         raw = yield Call(
             "synthesis_create",
             keys,
-            (ctx.now_arg(), ctx.limits.events_maxlen, sid, payload, shard, pass_name, *cited),
+            (
+                ctx.now_arg(),
+                ctx.limits.events_maxlen,
+                sid,
+                payload,
+                shard,
+                pass_name,
+                "1" if across_passes else "0",
+                *cited,
+            ),
         )
     except NotFound as exc:
         exc.missing = _not_stored(str(exc), cited)

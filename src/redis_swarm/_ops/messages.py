@@ -178,7 +178,7 @@ def request_synthesis(
     """Ask a shard to synthesise a pass: a ``synthesis_request`` message carrying
     ``pass_name`` and ``instructions``, plus a ``synthesis.requested`` event."""
     shard = check_agent("shard agent", shard)
-    check_label("pass name", pass_name)  # (as a pass's tasks are posted with it)
+    check_label("pass name", pass_name, new=True)  # (as a pass's tasks are posted with it)
     if not isinstance(instructions, str):
         raise ValidationError("instructions must be a string")
     body = f"Synthesize the findings of {pass_name}." + (

@@ -245,7 +245,7 @@ def _checked(
         abandons = _max_abandons(max_abandons)
         parts.append(f',"max_abandons":{abandons}')
     if pass_name is not None:
-        pass_name = check_label("pass name", pass_name)
+        pass_name = check_label("pass name", pass_name, new=True)
         pass_id = label_id(pass_name)
         parts.append(f',"pass_name":{_json_str(pass_name)},"pass_id":"{pass_id}"')
     due: object = ""  # task_post's not_before argument

@@ -22,6 +22,8 @@ These classes are a face, so they read ``SWARM_URL`` and ``SWARM_NAME`` when giv
 
 from __future__ import annotations
 
+from ._base import SupersededFinding as SupersededFinding
+from ._base import UncitedSources as UncitedSources
 from ._modern import Coordinator as Coordinator
 from ._modern import CoordinatorStatus as CoordinatorStatus
 from ._modern import MemoryShard as MemoryShard

@@ -21,6 +21,7 @@ from .._codec import iso
 from .._config import DEFAULT_SWARM, Settings
 from .._env import ENV_NAME, env_value
 from .._errors import (
+    AlreadyCompleted,
     ConfigError,
     Conflict,
     ConnectionFailed,
@@ -29,7 +30,7 @@ from .._errors import (
     ValidationError,
     closed,
 )
-from .._models import Agent
+from .._models import Agent, Task
 
 # (The roles' modules take it from here. Their annotations are not evaluated as they run:
 # on 3.10 it is mypy's, and a name to import.)
@@ -220,6 +221,37 @@ def _unexpected(cls: type, unexpected: Iterable[str]) -> TypeError:
 def _stamp(ms: int | None) -> str:
     """A time as the seed showed it (ISO-8601; empty when unknown)."""
     return iso(ms) or ""
+
+
+def _attempt(task: Task) -> int:
+    """The seed's ``attempt`` of a claimed task: which of its ``max_attempts`` this claim
+    is, counted as the core counts them: a failure (``fail``) uses one, so this is its
+    failures plus one; a release (given back unreported) and an abandon (a lease run out:
+    the worker vanished, counted against ``max_abandons``) use none. Never past
+    ``max_attempts``: the task is dead-lettered when its last one fails. (The record's
+    ``attempts`` counts every claim, releases' and abandons' too: the seed's ``claims``.)"""
+    return task.failures + 1
+
+
+class SupersededFinding(UserWarning):
+    """A seed method reported a finding of a task settled meanwhile (completed by another
+    worker, or cancelled): the finding is kept, marked superseded, and the method returns its
+    id as the seed's did, so this warning is what tells the caller the report did not
+    complete the task. ``warnings.simplefilter("error", SupersededFinding)`` makes it an
+    exception to catch instead."""
+
+
+class UncitedSources(UserWarning):
+    """``SwarmMemoryShard.synthesize_findings`` was given sources shaped like finding ids
+    that are no finding of this swarm: kept as plain references (the seed allowed any
+    string), not cited; the synthesis's id is returned as the seed's was."""
+
+
+def _superseded(exc: AlreadyCompleted, method: str) -> str:
+    """The id of the finding ``method`` reported too late (``exc``), said in a
+    ``SupersededFinding`` warning pointing at the caller's line."""
+    warnings.warn(SupersededFinding(f"{method}: {exc}"), stacklevel=3)
+    return str(exc.finding_id)
 
 
 class _Role:

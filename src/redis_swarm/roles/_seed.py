@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import shlex
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypedDict
 
@@ -14,7 +15,15 @@ from .._errors import AlreadyCompleted, NotFound, ValidationError
 from .._models import Finding, Task
 from .._prompts import swarm_command
 from .._validate import check_id
-from ._base import Connect, Unpack, _finding_ids, _stamp
+from ._base import (
+    Connect,
+    UncitedSources,
+    Unpack,
+    _attempt,
+    _finding_ids,
+    _stamp,
+    _superseded,
+)
 from ._modern import Coordinator, MemoryShard, Worker
 from ._v1 import V1Message, outgoing, read_messages
 
@@ -27,7 +36,8 @@ _NO_PASS = "unknown"
 # the made-up "finding_12345"); a synthesis here cites only stored findings (the core checks
 # them in the same step as the write). So the seed's ``synthesize_findings`` cites the
 # sources that are findings of this swarm and keeps the others as plain references, on a
-# last line of the text: ``REFERENCES`` and their JSON list.
+# last line of the text: ``REFERENCES`` and their JSON list; those shaped like finding ids
+# are said in an ``UncitedSources`` warning (a typo, another swarm's finding).
 REFERENCES = "References (not findings of this swarm): "
 
 
@@ -82,7 +92,9 @@ class SeedTask(TypedDict):
     queue: str
     priority: int
     token: str | None
-    attempt: int
+    attempt: int  # which of max_attempts (failures + 1: _attempt); claims counts every lease
+    max_attempts: int
+    claims: int
 
 
 def _waiting(counts: Mapping[str, int]) -> int:
@@ -156,7 +168,9 @@ def _task_dict(task: Task) -> SeedTask:
         "status": task.status.value,
         "priority": task.priority,
         "token": task.token,
-        "attempt": task.attempts,
+        "attempt": _attempt(task),
+        "max_attempts": task.max_attempts,
+        "claims": task.attempts,
     }
 
 
@@ -197,12 +211,12 @@ class SwarmMemoryShard(MemoryShard):
         """Record the finding of a worker this shard ran itself (not through a claim) and
         complete the task; returns the finding's id. Refused while another worker's live
         lease holds the task (that worker reports); on a task already settled the finding is
-        kept, marked superseded."""
+        kept, marked superseded, and a ``SupersededFinding`` warning says so."""
         try:
             stored = self.swarm.report(task_id, None, finding, worker=worker_id)
             fid = stored.id
         except AlreadyCompleted as exc:
-            fid = str(exc.finding_id)
+            fid = _superseded(exc, "collect_worker_finding()")
         self.worker_findings.append(dict(finding))
         return fid
 
@@ -213,16 +227,12 @@ class SwarmMemoryShard(MemoryShard):
         """Store the synthesis of a pass; returns its id. ``sources`` that are findings of
         this swarm are cited (the synthesis's ``sources``); the others (any other text: the
         seed's example cites made-up ids) are kept as plain references, on the text's last
-        line (``REFERENCES`` and their JSON list). An empty ``sources`` is refused, as
-        ``swarm synth create`` and the pipeline refuse it: it is almost always a pass or
-        shard whose findings were not found."""
+        line (``REFERENCES`` and their JSON list), and those shaped like finding ids are
+        named in an ``UncitedSources`` warning. An empty ``sources`` is refused, by the core
+        as by every face: it is almost always a pass or shard whose findings were not found.
+        Findings of any pass are cited (the seed's pass names are free labels; the typed
+        ``synthesize`` cites only its pass's, the core's rule)."""
         sources = _finding_ids(sources)
-        if not sources:
-            raise ValidationError(
-                f"synthesize_findings({pass_name!r}, ...) cites no finding, so nothing was "
-                "stored: pass the ids it rests on as sources, e.g. [f['finding_id'] for f in "
-                "shard.get_all_findings()]"
-            )
         for source in sources:
             if not isinstance(source, str):
                 raise ValidationError(
@@ -233,18 +243,48 @@ class SwarmMemoryShard(MemoryShard):
         try:
             return self._synthesis(pass_name, synthesis, sources, ids)
         except NotFound as exc:
-            unknown = set(exc.missing)
+            unknown = exc.missing
             if not unknown:
                 raise
-        return self._synthesis(pass_name, synthesis, sources, [i for i in ids if i not in unknown])
+        stored = self._synthesis(
+            pass_name, synthesis, sources, [i for i in ids if i not in set(unknown)]
+        )
+        is_, kept, them = (
+            ("it is", "a plain reference", "it")
+            if len(unknown) == 1
+            else ("they are", "plain references", "them")
+        )
+        warnings.warn(
+            UncitedSources(
+                f"synthesize_findings({pass_name[:80]!r}, ...) stored {stored} without citing "
+                f"{', '.join(unknown)}: {is_} no finding of this swarm (another swarm's, of a "
+                f"pass retired, mistyped, or no finding id at all), so kept as {kept} on the "
+                f"text's last line. To cite {them}, check the ids and the swarm (SWARM_NAME), "
+                "then store the synthesis again"
+            ),
+            stacklevel=2,
+        )
+        return stored
 
     def _synthesis(self, pass_name: str, text: str, sources: list[str], cited: list[str]) -> str:
-        """Store ``text`` citing ``cited``, the other ``sources`` written on its last line."""
+        """Store ``text`` citing ``cited``, the other ``sources`` written on its last line
+        (then citing no finding is what was asked: the core refuses an empty citation
+        otherwise)."""
         kept = set(cited)
         references = [s for s in dict.fromkeys(sources) if s not in kept]
         if references and isinstance(text, str) and text.strip():  # (else the core says)
             text = f"{text}\n\n{REFERENCES}{dumps(references)}"
-        return str(self.synthesize(pass_name, text, cited).id)
+        # (the seed's pass names are free labels: its own flow synthesises "Pass 1" from the
+        # findings of tasks posted in "Pass 1: Signal Capture", so it cites across passes)
+        made = self.swarm.synthesize(
+            self.agent_id,
+            pass_name,
+            text,
+            cited,
+            cites_none=bool(references) and not cited,
+            across_passes=True,
+        )
+        return str(made.id)
 
     def get_messages(self, limit: int = 10, wait_s: float = 0) -> list[V1Message]:
         """The shard's unread messages (consumed), oldest first, as V1's ``get_messages``
@@ -349,11 +389,12 @@ class EphemeralWorker(Worker):
 
     def report_finding(self, finding: Mapping[str, Any]) -> str:
         """Report the claimed task's finding; returns its id. As in the seed, a task settled
-        meanwhile is no error: the finding is kept, marked superseded."""
+        meanwhile is no error: the finding is kept, marked superseded, and a
+        ``SupersededFinding`` warning says so (the returned id cannot)."""
         try:
             return str(self.report(finding).id)
         except AlreadyCompleted as exc:
-            return str(exc.finding_id)
+            return _superseded(exc, "report_finding()")
 
 
 class SonnetCoordinator(Coordinator):

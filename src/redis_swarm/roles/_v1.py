@@ -12,7 +12,16 @@ from .._errors import AlreadyCompleted, NotFound, ValidationError
 from .._hints import CHECK_AGENT_ID
 from .._models import Agent, Message, TaskStatus
 from .._validate import MAX_LEASE_S, MIN_LEASE_S, too_deep
-from ._base import ConnectV1, Unpack, _agent_name, _queue, _Role, _stamp
+from ._base import (
+    ConnectV1,
+    Unpack,
+    _agent_name,
+    _attempt,
+    _queue,
+    _Role,
+    _stamp,
+    _superseded,
+)
 
 
 class V1Task(TypedDict):
@@ -28,7 +37,9 @@ class V1Task(TypedDict):
     priority: str
     status: str
     token: str | None
-    attempt: int
+    attempt: int  # which of max_attempts (failures + 1: _attempt); claims counts every lease
+    max_attempts: int
+    claims: int
 
 
 V1Message = TypedDict(
@@ -303,13 +314,16 @@ class RedisSwarmCoordinator(_Role):
             "priority": str(task.priority),
             "status": task.status.value,
             "token": task.token,
-            "attempt": task.attempts,
+            "attempt": _attempt(task),
+            "max_attempts": task.max_attempts,
+            "claims": task.attempts,
         }
 
     def complete_task(self, task_id: str, result: Any) -> str:
         """Report ``result`` as the task's finding (a dict with a summary, or any value).
         Without this coordinator's claim of the task, it is completed from outside any
-        lease: refused while another worker's live lease holds it."""
+        lease: refused while another worker's live lease holds it. A task settled meanwhile
+        keeps the finding, marked superseded, and a ``SupersededFinding`` warning says so."""
         token = self._tokens.pop(task_id, None)
         if isinstance(result, Mapping) and "summary" in result:
             finding: Mapping[str, Any] = result
@@ -318,7 +332,7 @@ class RedisSwarmCoordinator(_Role):
         try:
             return str(self.swarm.report(task_id, token, finding, worker=self.agent_id).id)
         except AlreadyCompleted as exc:
-            return str(exc.finding_id)
+            return _superseded(exc, "complete_task()")
 
     def send_message(self, to_agent_id: str, message: Any) -> str:
         """Send ``message`` to a registered agent's inbox, as V1 did: a text, a dict (its
