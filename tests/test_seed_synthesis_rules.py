@@ -22,6 +22,7 @@ from redis_swarm._keys import Keys
 from redis_swarm.roles import UncitedSources
 from redis_swarm.roles._seed import REFERENCES
 
+from ._cli import Cli
 from ._handles import must
 
 SHARD = "shard-1"
@@ -147,3 +148,17 @@ def test_the_seed_cites_across_its_free_pass_labels(seed: tuple[Swarm, SwarmMemo
     found = _finding(swarm, "Pass 1: Signal Capture", parent=shard.agent_id)
     sid = shard.synthesize_findings("Pass 1", "milkrun applies", [found])
     assert swarm.get_synthesis(sid).sources == (found,)
+
+
+def test_swarm_synth_create_refuses_another_pass_unless_across_passes(
+    redis_url: str, cli: Cli
+) -> None:
+    with Swarm(redis_url, swarm="test") as swarm:
+        ours, theirs = _finding(swarm, "Pass 1"), _finding(swarm, "Pass 2")
+    args = ("synth", "create", "--shard", SHARD, "--text", "both")
+    cited = ("--finding", ours, "--finding", theirs)
+    out = cli(*args, "--pass", "Pass 1", *cited, expect=2)
+    assert f'finding {theirs} (of pass "Pass 2") is not of pass "Pass 1"' in out.stderr
+    assert "--across-passes" in out.stderr
+    stored = cli.json(*args, "--pass", "Final", *cited, "--across-passes")
+    assert stored["sources"] == [ours, theirs]

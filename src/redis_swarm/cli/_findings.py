@@ -145,6 +145,11 @@ def synth() -> None:
 @click.option(
     "--all-findings", is_flag=True, help="Cite every finding of the pass (of this shard)."
 )
+@click.option(
+    "--across-passes",
+    is_flag=True,
+    help="It spans passes (a final report of several): it may cite other passes' findings.",
+)
 @json_option
 @pass_app
 def synth_create(
@@ -154,6 +159,7 @@ def synth_create(
     text: str,
     finding_ids: tuple[str, ...],
     all_findings: bool,
+    across_passes: bool,
 ) -> None:
     """Store a synthesis of a pass, citing the findings it rests on."""
     if not finding_ids and not all_findings:
@@ -183,7 +189,7 @@ def synth_create(
             )
         sources += [fid for fid in found if fid not in sources]
     body = read_text(text, app, what="--text", thing="the synthesis")
-    s = app.swarm.synthesize(shard, pass_name, body, sources)
+    s = app.swarm.synthesize(shard, pass_name, body, sources, across_passes=across_passes)
     cited = counted(len(s.sources), "finding")
     app.emit(s, lambda: click.echo(f"stored {s.id} citing {cited}"))
 

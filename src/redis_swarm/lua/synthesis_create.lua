@@ -47,7 +47,8 @@ if others > 0 then
     .. 'was stored: a synthesis cites the findings of '
     .. 'its own pass (or of tasks posted outside any pass); cite an earlier pass\'s work '
     .. 'through that pass\'s synthesis (its id in the text), or synthesize under the pass '
-    .. 'the findings are of')
+    .. 'the findings are of; a synthesis that spans passes (a final report of several) says '
+    .. 'so: across_passes (swarm synth create --across-passes)')
 end
 
 local stamp = string.format('%.0f', now)
