@@ -457,10 +457,13 @@ def test_cli_prints_lines_and_applies(acl_server: RedisServer) -> None:
     with Swarm(url, swarm=SWARM) as swarm:
         run(swarm, "HSET", K.tasks, "t", "{}")
         denied(swarm, "HSET", K.contexts, "o", "{}")
-    # a doctor as that worker works, and never prints the password
+    # a doctor as that worker works, reading every record (the one it wrote, no task, fails
+    # it: exit 1, named), and never prints the password
     doctor = runner.invoke(main, ["--url", url, "--swarm", SWARM, "doctor", "--json"])
-    assert doctor.exit_code == 0, doctor.output
-    assert password not in doctor.output and json.loads(doctor.stdout)["ok"] is True
+    assert doctor.exit_code == 1, doctor.output
+    report = json.loads(doctor.stdout)
+    assert password not in doctor.output and report["corrupt_records"]["task"] == ["t"]
+    assert report["corrupt_records"]["index"] == [K.task_index]  # (t was written alone)
 
 
 def test_cli_suggests_the_url_in_use(acl_server: RedisServer, tmp_path: Path) -> None:

@@ -84,6 +84,7 @@ def test_listings_leave_corrupt_records_out_and_name_them(swarm: Swarm, redis_ur
         "synthesis": [bad.bad_synthesis],
         "agent": [bad.bad_agent],
         "context": [bad.bad_context],
+        **{kind: [] for kind in ("version", "chunk", "message", "cursor", "index")},
     }
 
 
@@ -100,9 +101,9 @@ def test_the_cli_keeps_serving(redis_url: str) -> None:
     assert cli.json("task", "list", "--queue", "q")["corrupt"] == [bad.bad_task]
     out = cli("task", "show", bad.bad_task, expect=None)
     assert out.code != 0 and "stored corrupt" in out.stderr and "Traceback" not in out.stderr
-    doctor = cli.json("doctor")
-    assert doctor["corrupt_records"]["task"] == [bad.bad_task]
-    assert "5: task " in cli("doctor").stdout
+    doctor = cli.json("doctor", expect=1)  # (records found damaged fail it)
+    assert doctor["corrupt_records"]["task"] == [bad.bad_task] and doctor["ok"] is False
+    assert "5: task " in cli("doctor", expect=1).stdout
     assert "w" in cli("agents").stdout and cli("status").code == 0
 
 

@@ -19,8 +19,8 @@ def _hscans(raw: Any) -> int:
 def test_quick_skips_the_records_and_says_so(cli: Cli, raw: Any) -> None:
     cli("task", "post", "q", "work")
     raw.hset(Keys("test").tasks, "t-broken", "not json")
-    full = cli.json("doctor")
-    assert full["corrupt_records"]["task"] == ["t-broken"]
+    full = cli.json("doctor", expect=1)  # (records found damaged fail it)
+    assert full["corrupt_records"]["task"] == ["t-broken"] and full["ok"] is False
     before = _hscans(raw)
     quick = cli.json("doctor", "--quick")
     assert _hscans(raw) == before  # no record read

@@ -370,8 +370,12 @@ class Task(Record):
         return None
 
 
-# The kinds of record ``Swarm.corrupt_records`` reads, by the names it returns them under.
-RECORD_KINDS = ("task", "finding", "synthesis", "agent", "context")
+# The kinds of record ``Swarm.corrupt_records`` reads, by the names it returns them under
+# (``_ops/views.corrupt_records`` says what each holds).
+RECORD_KINDS = (
+    "task", "finding", "synthesis", "agent", "context", "version", "chunk", "message", "cursor",
+    "index",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

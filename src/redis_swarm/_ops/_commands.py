@@ -182,7 +182,8 @@ OPERATIONS: dict[str, Uses] = {
     "status": _uses("hgetall hkeys hmget time xrevrange zrange zrevrange", worker=True),
     "passes": _uses("hgetall", worker=True),
     "recent": _uses("hkeys hmget zrevrange", worker=True),
-    "corrupt_records": _uses("hscan", worker=True),
+    # (zcard zmscore hexists: the indexes against the records; hstrlen: each chunk's length)
+    "corrupt_records": _uses("hexists hscan hstrlen zcard zmscore", worker=True),
     # the status counters against the queues' sets (swarm doctor), and their recount (swarm
     # doctor --recount): a shard's, coordinator's or admin's, never a worker's (a worker may
     # forge the counters: docs/security.md)

@@ -27,6 +27,7 @@ from ._work import RECOUNT_COMMAND, SEQ_FIELD, STATUSES, text
 from .findings import FUNCTION_REFUSED
 from .server import ACL_LIMITS, REPAIRER
 from .tasks import queue_names
+from .views import pass_names
 
 __all__ = [
     "QUEUES_CHECKED",
@@ -110,11 +111,13 @@ class CounterCheck:
     mismatches: tuple[CounterMismatch, ...] = ()
     bad: tuple[BadCounter, ...] = ()
     refused: str | None = None
+    # The passes with counters whose name field is gone, as ``BadCounter.owner`` says them.
+    nameless: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
         """Nothing wrong was found (or nothing could be read: ``refused`` says so)."""
-        return not self.mismatches and not self.bad
+        return not self.mismatches and not self.bad and not self.nameless
 
     @property
     def capped(self) -> bool:
@@ -128,6 +131,7 @@ class CounterCheck:
         if self.ok:
             return f"ok: {self._held_words}; no counter of {self._owners_words} is below zero"
         wrong = [m.text for m in self.mismatches] + [b.text for b in self.bad]
+        wrong += list(self.nameless)
         return f"wrong: {first_few(wrong, _SHOWN)} (see the warnings)"
 
     @property
@@ -207,6 +211,14 @@ class CounterCheck:
                 f"({ACL_LIMITS}): if the swarm's workers are not all trusted, rotate the "
                 "worker password (swarm acl --role worker --user NAME --apply)"
             )
+        if self.nameless:
+            out.append(
+                f"the pass counters hold counters of a pass without its name "
+                f"({first_few(list(self.nameless), _SHOWN)}; deleted around redis-swarm): "
+                f"swarm status and the pass listings leave that pass out; {REPAIRER}, HSET "
+                "that field ID back to the pass's name, as its tasks hold it (ID is the hex "
+                "of the name's 8-byte BLAKE2b hash)"
+            )
         if self.capped:
             out.append(
                 f"the counters of {self.queues - self.checked:,} queues past the first "
@@ -259,11 +271,14 @@ def check_counters(ctx: OpContext) -> Operation[CounterCheck]:
             _sure(bad, f"shard {owner.removeprefix(_SHARD)}", status, value)
         else:
             per_queue.setdefault(owner, {})[status] = _integer(value)
-    names = {text(f): text(v) for f, v in by_pass.items() if "|" not in text(f)}
+    names = pass_names(by_pass)
+    nameless: set[str] = set()
     for field, value in sorted(by_pass.items(), key=lambda item: text(item[0])):
         pid, sep, status = text(field).rpartition("|")
         if sep and status in STATUSES:
-            _sure(bad, f"pass {names.get(pid, pid)!r}", status, value)
+            if pid not in names:
+                nameless.add(pid)
+            _sure(bad, _pass_owner(k, pid, names), status, value)
     queues = sorted(per_queue)
     checked = queues[:QUEUES_CHECKED]
     found = yield from _held_against_sets(k, checked)
@@ -284,7 +299,16 @@ def check_counters(ctx: OpContext) -> Operation[CounterCheck]:
         passes=len(names),
         mismatches=tuple(mismatches),
         bad=tuple(bad),
+        nameless=tuple(_pass_owner(k, pid, names) for pid in sorted(nameless)),
     )
+
+
+def _pass_owner(k: Keys, pid: str, names: dict[str, str]) -> str:
+    """A pass as the doctor names it: by its name, or, when its name field is gone (written
+    around redis-swarm), as such, with its id and where the name goes back."""
+    if pid in names:
+        return f"pass {names[pid]!r}"
+    return f"pass id {pid} (its name missing from {k.pass_counts})"
 
 
 def _held_against_sets(k: Keys, queues: list[str]) -> Operation[list[CounterMismatch]]:

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from .._codec import UNREADABLE, loads
 from .._context_records import ContextInfo
+from .._keys import Keys
 from .._models import (
     RECORD_KINDS,
     STALE_AFTER_S,
@@ -46,9 +47,11 @@ from .._validate import MAX_PAGE
 from . import agents as agent_ops
 from . import contexts as context_ops
 from . import events as event_ops
+from . import messages as message_ops
 from . import tasks as task_ops
-from ._context_store import parse_manifest
+from ._context_store import Manifest, parse_manifest
 from ._work import (
+    HALF_STORED_FIELD,
     LIST_BUDGET,
     STATUSES,
     counter,
@@ -125,15 +128,12 @@ def passes(ctx: OpContext) -> Operation[tuple[PassProgress, ...]]:
 
 def pass_counts(raw: Any) -> dict[str, dict[str, int]]:
     """``pass-id -> name`` and ``pass-id|status -> count`` fields, as {name: {status: n}}."""
-    names: dict[str, str] = {}
+    names = pass_names(raw)
     values: dict[str, dict[str, Any]] = {}
     for field, value in dict(raw or {}).items():
-        key = text(field)
-        pid, sep, state = key.partition("|")
+        pid, sep, state = text(field).partition("|")
         if sep:
             values.setdefault(pid, {})[state] = value
-        else:
-            names[pid] = text(value)
     return {
         names[pid]: {
             # (a counter holding no integer: named as the doctor names it, by its pass)
@@ -142,6 +142,11 @@ def pass_counts(raw: Any) -> dict[str, dict[str, int]]:
         }
         for pid in sorted(names, key=lambda p: names[p])
     }
+
+
+def pass_names(raw: Any) -> dict[str, str]:
+    """The ``pass-id -> name`` fields of the pass counters, as {pass-id: name}."""
+    return {text(f): text(v) for f, v in dict(raw or {}).items() if "|" not in text(f)}
 
 
 def _progress(name: str, counts: dict[str, int]) -> PassProgress:
@@ -305,45 +310,193 @@ SCAN_COUNT = 1_000
 
 
 def corrupt_records(ctx: OpContext) -> Operation[dict[str, list[str]]]:
-    """The ids of the tasks, findings, syntheses, agents and context pointers (by owner)
-    stored unreadable (written around the operations: not JSON, a status out of range, ...),
-    by kind: what ``swarm doctor`` counts.
-    It reads every record, a thousand of each kind per round trip."""
-    k = ctx.keys
-    readers: tuple[tuple[str, Callable[[Any], object]], ...] = (
-        (k.tasks, lambda raw: task_from(raw, None, strict=True)),
-        (k.findings, finding_from),
-        (k.syntheses, synthesis_from),
-        (k.agents, lambda raw: Agent.from_dict(agent_ops.agent_state(raw))),
-        (k.contexts, parse_manifest),
-    )
-    # (scan name -> kind, hash, decoder): a task's data is a record of its task too, which a
-    # claim leases and then cannot hand over (counted under the task's id)
-    scans: dict[str, tuple[str, str, Callable[[Any], object]]] = {
-        kind: (kind, key, decode) for kind, (key, decode) in zip(RECORD_KINDS, readers, strict=True)
-    }
-    scans["task data"] = ("task", k.task_data, loads)
-    found: dict[str, list[str]] = {kind: [] for kind in RECORD_KINDS}
-    cursors = dict.fromkeys(scans, "0")
-    while cursors:
-        scanning = list(cursors)
-        replies = yield Batch(
-            tuple(
-                Cmd("HSCAN", scans[name][1], cursors[name], "COUNT", SCAN_COUNT)
-                for name in scanning
+    """What is stored damaged (written around the operations: by hand, another program, a
+    bad restore), by kind (``RECORD_KINDS``): what ``swarm doctor`` names.
+
+    - ``task``, ``finding``, ``synthesis``, ``agent``: the ids of records stored unreadable
+      (not JSON, a status out of range, ...; a task whose data is unreadable too);
+      ``context``: the owners whose pointer (current manifest) is.
+    - ``version``: ``OWNER|VERSION`` of the kept versions a read refuses: their manifest is
+      damaged (``parse_manifest``), or a chunk of it is missing or not its stored length.
+    - ``chunk``: the digests of those chunks.
+    - ``message``: the ids of entries of the message index (``message_status``) that are
+      not ``TO SEQ AT ...``; ``cursor``: the fields of the read cursors hash that are not of
+      their shape (a stream id, a pending or an orphan batch: ``lua/inbox_read.lua``).
+    - ``index``: the keys of indexes that lack records they index (``task_index``,
+      ``finding_index``, ``synthesis_index``, a pass's tasks, the findings of a queue, pass
+      or shard): listings miss those records (all of them, the index deleted). Each
+      index's size is held against the records of it the scan met; only one found smaller
+      is looked at entry by entry (ZMSCORE), its records it lacks looked for again after
+      (HEXISTS), so that one retired meanwhile is no shortfall.
+
+    It reads every record, a thousand of each kind per round trip, then the sizes of the
+    indexes and the length of every chunk the manifests name (a thousand per round trip):
+    their bytes are not read, so a chunk rewritten with other bytes of its length shows
+    only when read (its hash)."""
+    scan = _Scan(ctx.keys)
+    yield from scan.run()
+    scan.forgive_half_stored()
+    keys = list(scan.indexes)
+    for start in range(0, len(keys), SCAN_COUNT):
+        some = keys[start : start + SCAN_COUNT]
+        sizes = yield Batch(tuple(Cmd("ZCARD", key) for key in some))
+        for key, size in zip(some, sizes, strict=True):
+            records, seen = scan.indexes[key]
+            if len(seen) > int(size) and (yield from _lacks(key, records, seen)):
+                scan.found["index"].append(key)
+    yield from scan.check_chunks()
+    return {kind: sorted(set(ids)) for kind, ids in scan.found.items()}
+
+
+def _lacks(index: str, records: str, ids: set[str]) -> Operation[bool]:
+    """Whether ``index`` lacks a record of hash ``records`` among ``ids`` (met by the scan)
+    that is still stored: a thousand ids per round trip (ZMSCORE), then those it lacks
+    (HEXISTS, after: a script that retires a record drops its entries with it, so a record
+    retired between the two reads is found gone, never short)."""
+    order = sorted(ids)
+    for start in range(0, len(order), SCAN_COUNT):
+        some = order[start : start + SCAN_COUNT]
+        scores = yield Cmd("ZMSCORE", index, *some)
+        missing = [i for i, score in zip(some, scores, strict=True) if score is None]
+        if missing:
+            stored = yield Batch(tuple(Cmd("HEXISTS", records, i) for i in missing))
+            if any(int(found) for found in stored):
+                return True
+    return False
+
+
+class _Scan:
+    """The read of every record of ``corrupt_records``: what is damaged (``found``), the ids
+    each index should hold (``indexes``: key -> (the hash of its records, the ids met)), and
+    the chunks the manifests name (``chunks``: digest -> [(its stored length, OWNER|VERSION
+    using it)])."""
+
+    def __init__(self, k: Keys) -> None:
+        self.k = k
+        self.found: dict[str, list[str]] = {kind: [] for kind in RECORD_KINDS}
+        self.indexes: dict[str, tuple[str, set[str]]] = {}
+        self.chunks: dict[str, list[tuple[int, str]]] = {}
+        self.half_stored: set[str] = set()  # (see forgive_half_stored)
+
+    def forgive_half_stored(self) -> None:
+        """The first tries' records of half-stored reports (``HALF_STORED_FIELD``) taken out
+        of what the indexes should hold: each stays in no index by design, its superseded
+        copy indexed in its place."""
+        for _, seen in self.indexes.values():
+            seen -= self.half_stored
+
+    def _met(self, key: str, records: str, record_id: str) -> None:
+        self.indexes.setdefault(key, (records, set()))[1].add(record_id)
+
+    def run(self) -> Operation[None]:
+        """HSCAN every hash of records side by side, a thousand of each per round trip."""
+        k = self.k
+        # (scan name -> hash, what to do with each field and value)
+        scans: dict[str, tuple[str, Callable[[str, Any], None]]] = {
+            "task": (k.tasks, self._task),
+            "task data": (k.task_data, self._task_data),
+            "finding": (k.findings, self._finding),
+            "synthesis": (k.syntheses, self._synthesis),
+            "agent": (k.agents, self._agent),
+            "context": (k.contexts, self._pointer),
+            "version": (k.context_manifests, self._version),
+            "message": (k.messages, self._message),
+            "cursor": (k.cursors, self._cursor),
+        }
+        cursors = dict.fromkeys(scans, "0")
+        while cursors:
+            scanning = list(cursors)
+            replies = yield Batch(
+                tuple(
+                    Cmd("HSCAN", scans[name][0], cursors[name], "COUNT", SCAN_COUNT)
+                    for name in scanning
+                )
             )
-        )
-        for name, (cursor, entries) in zip(scanning, replies, strict=True):
-            kind, _, decode = scans[name]
-            for record_id, raw in _hash_items(entries):
-                try:
-                    decode(raw)
-                except UNREADABLE:
-                    found[kind].append(text(record_id))
-            cursors[name] = text(cursor)
-            if cursors[name] == "0":
-                del cursors[name]
-    return {kind: sorted(set(ids)) for kind, ids in found.items()}
+            for name, (cursor, entries) in zip(scanning, replies, strict=True):
+                take = scans[name][1]
+                for field, raw in _hash_items(entries):
+                    take(text(field), raw)
+                cursors[name] = text(cursor)
+                if cursors[name] == "0":
+                    del cursors[name]
+
+    def _unreadable(self, kind: str, record_id: str, decode: Callable[[], R]) -> R | None:
+        try:
+            return decode()
+        except UNREADABLE:
+            self.found[kind].append(record_id)
+            return None
+
+    def _task(self, task_id: str, raw: Any) -> None:
+        k = self.k
+        self._met(k.task_index, k.tasks, task_id)
+        task = self._unreadable("task", task_id, lambda: task_from(raw, None, strict=True))
+        if task is not None and task.pass_name is not None:
+            self._met(k.pass_tasks(task.pass_name), k.tasks, task_id)
+
+    def _task_data(self, task_id: str, raw: Any) -> None:
+        # a task's data is a record of its task too, which a claim leases and then cannot
+        # hand over (named under the task's id)
+        self._unreadable("task", task_id, lambda: loads(raw))
+
+    def _finding(self, finding_id: str, raw: Any) -> None:
+        k = self.k
+        self._met(k.finding_index, k.findings, finding_id)
+        finding = self._unreadable("finding", finding_id, lambda: finding_from(raw))
+        if finding is None:
+            return
+        stands_for = loads(raw).get(HALF_STORED_FIELD)
+        if isinstance(stands_for, str):
+            self.half_stored.add(stands_for)
+        # (as a report indexes it: lua/task_report.lua)
+        for dimension, value in (
+            ("queue", finding.queue), ("pass", finding.pass_name), ("shard", finding.shard)
+        ):  # fmt: skip
+            if value is not None:
+                self._met(k.findings_by(dimension, value), k.findings, finding_id)
+
+    def _synthesis(self, synthesis_id: str, raw: Any) -> None:
+        self._met(self.k.synthesis_index, self.k.syntheses, synthesis_id)
+        self._unreadable("synthesis", synthesis_id, lambda: synthesis_from(raw))
+
+    def _agent(self, agent_id: str, raw: Any) -> None:
+        self._unreadable("agent", agent_id, lambda: Agent.from_dict(agent_ops.agent_state(raw)))
+
+    def _pointer(self, owner: str, raw: Any) -> None:
+        m = self._unreadable("context", owner, lambda: parse_manifest(raw, owner))
+        if m is not None:
+            self._uses(m, f"{m.info.owner}|{m.version}")
+
+    def _version(self, field: str, raw: Any) -> None:
+        m = self._unreadable("version", field, lambda: parse_manifest(raw))
+        if m is not None:
+            self._uses(m, field)
+
+    def _uses(self, m: Manifest, version: str) -> None:
+        for part in m.parts:
+            self.chunks.setdefault(part.digest, []).append((part.stored_len, version))
+
+    def _message(self, message_id: str, raw: Any) -> None:
+        if not message_ops.index_entry_ok(text(raw)):
+            self.found["message"].append(message_id)
+
+    def _cursor(self, field: str, raw: Any) -> None:
+        if not message_ops.cursor_ok(field, text(raw)):
+            self.found["cursor"].append(field)
+
+    def check_chunks(self) -> Operation[None]:
+        """Every chunk the manifests name against the stored length they give it (HSTRLEN: a
+        missing chunk has none), a thousand per round trip; a chunk found short names it and
+        the versions that use it."""
+        digests = sorted(self.chunks)
+        for start in range(0, len(digests), SCAN_COUNT):
+            some = digests[start : start + SCAN_COUNT]
+            lengths = yield Batch(tuple(Cmd("HSTRLEN", self.k.chunk(d), "data") for d in some))
+            for digest, length in zip(some, lengths, strict=True):
+                wrong = [version for size, version in self.chunks[digest] if size != int(length)]
+                if wrong:
+                    self.found["chunk"].append(digest)
+                    self.found["version"] += wrong
 
 
 def _hash_items(entries: Any) -> list[tuple[Any, Any]]:

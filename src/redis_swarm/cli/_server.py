@@ -22,11 +22,12 @@ from .._embedded import Binary, EmbeddedServer, find_redis_server, same_file
 from .._env import CHECK_SWARM, DOCTOR_TELLS_MORE
 from .._errors import ConfigError, ConnectionFailed, PermissionDenied, SwarmError
 from .._models import RECORD_KINDS
-from .._printable import printable
+from .._printable import printable, short_version
 from ._app import EXIT_ERROR, App, json_option, main, pass_app
 
 if TYPE_CHECKING:
     from .._client import Swarm
+    from .._keys import Keys
     from .._topology import ClusterView, SentinelView, Topology
 
 T = TypeVar("T")
@@ -170,16 +171,67 @@ def _no_access(swarm: Swarm, settings: Settings, refusing: tuple[str, ...] = ())
     return None
 
 
-def _corrupt(found: dict[str, Any]) -> str:
+def _corrupt(found: dict[str, Any], keys: Keys) -> str:
+    """The ``corrupt_records`` row: what is damaged, and how to repair each kind found."""
     if not found["checked"]:
         return f"not checked: {found['reason']}"
-    named = [f"{kind} {record_id}" for kind in RECORD_KINDS for record_id in found[kind]]
+    named = [
+        f"{kind} {_short_id(kind, record_id)}" for kind in RECORD_KINDS for record_id in found[kind]
+    ]
     if not named:
         return "none"
-    return (
-        f"{len(named):,}: {first_few(named, 10)} (written around redis-swarm; listings skip "
-        "them: rewrite or delete each from Redis)"
+    repairs = "; ".join(
+        repair(keys) for kinds, repair in _REPAIRS if any(found[kind] for kind in kinds)
     )
+    return f"{len(named):,}: {first_few(named, 10)} (written around redis-swarm; {repairs})"
+
+
+def _short_id(kind: str, record_id: str) -> str:
+    """A damaged record's id as the row shows it: a version or chunk by its short hash."""
+    if kind == "chunk":
+        return short_version(record_id)
+    if kind == "version":
+        owner, _, version = record_id.rpartition("|")
+        return f"{owner}|{short_version(version)}"
+    return record_id
+
+
+# What the doctor's row says to do about each group of kinds of damaged records it names.
+_REPAIRS: tuple[tuple[tuple[str, ...], Callable[[Keys], str]], ...] = (
+    (
+        ("task", "finding", "synthesis", "agent", "context"),
+        lambda _: "listings skip those records: rewrite or delete each from Redis",
+    ),
+    (
+        ("version", "chunk"),
+        lambda _: (
+            "a read of those context versions is refused: publish each owner's context "
+            "again with repair, which sends every chunk anew: swarm context publish FILE --owner "
+            "OWNER --repair"
+        ),
+    ),
+    (
+        ("message",),
+        lambda keys: (
+            f"message_status cannot read those messages: HDEL {keys.messages} ID of "
+            "each (it then says the message is unknown)"
+        ),
+    ),
+    (
+        ("cursor",),
+        lambda keys: (
+            f"those agents' inbox reads are refused: HDEL {keys.cursors} FIELD of "
+            "each (its agent may then be shown again messages it had read)"
+        ),
+    ),
+    (
+        ("index",),
+        lambda _: (
+            "listings miss the records those indexes lost: as an admin, ZADD each record "
+            "back into its index, its creation time (ms) as its score"
+        ),
+    ),
+)
 
 
 def _not_checked(reason: str) -> dict[str, Any]:
@@ -256,7 +308,9 @@ def doctor(app: App, quick: bool, recount: bool) -> None:
     put ahead of the clock, or a key of another type),
     the status counters (each queue's pending, delayed, claimed and dead counters against its
     sets, which --recount sets them from; any counter below zero),
-    and the swarm's records: how many are stored unreadable (listings skip them). On Sentinel, the
+    and the swarm's records: those stored damaged (records, context versions and chunks,
+    message entries, read cursors, indexes short of their records), which fail it, each kind
+    with its repair. On Sentinel, the
     master the sentinels name, how many sentinels and replicas they know, and whether they
     can agree a failover; on a Cluster, its state, slots, masters and replicas."""
     try:
@@ -444,6 +498,8 @@ def _doctor(
     if report["corrupt_records"].get("denied"):
         del report["corrupt_records"]["denied"]
         report["ok"] = False
+    if any(report["corrupt_records"][kind] for kind in RECORD_KINDS):  # (the row says why)
+        report["ok"] = False
     if warnings:
         report["warnings"] = warnings
     if info is None:
@@ -463,7 +519,7 @@ def _doctor(
             if key == "warnings":
                 continue
             if key == "corrupt_records":
-                shown = _corrupt(value)
+                shown = _corrupt(value, swarm.keys)
             elif key == "counters_recounted":
                 shown = _recounted(value)
             elif key in ("sentinel", "cluster") and view is not None:
