@@ -217,3 +217,18 @@ def role_users(
 
     admin = Settings.from_url(server.url, swarm=swarm)
     return {role: apply_role(admin, role, f"{prefix}-{role}", swarm=swarm).user for role in roles}
+
+
+def worker_without_dead_zrem(swarm: str, user: str) -> tuple[str, ...]:
+    """The ACL SETUSER of a worker ``user`` of ``swarm`` as an older redis-swarm made it, which
+    could not ZREM the dead set: its report of a dead-lettered task stops half-way (its
+    finding stored, then refused). Its password: 20 'p's."""
+    from redis_swarm._acl import acl_user, key_patterns
+
+    dead = "~" + key_patterns(swarm, "dead")
+    rules = []
+    for rule in acl_user("worker", swarm, user, password="p" * 20).rules:
+        if rule.startswith("(") and dead + " " in rule:
+            rule = rule.replace(dead + " ", "")
+        rules.append(rule)
+    return ("ACL", "SETUSER", user, *rules, f"({dead} +zadd)")

@@ -270,6 +270,16 @@ def server_url(request: pytest.FixtureRequest) -> str:
     return url
 
 
+@pytest.fixture
+def inbox_pair(server_url: str) -> Iterator[Swarm]:
+    """A handle on swarm "test" (standalone and cluster) with two agents registered: the
+    worker ``a``, whose inbox the test reads, and the coordinator ``lead``, who sends."""
+    with Swarm(server_url, swarm="test") as s:
+        s.register("worker", name="a")
+        s.register("coordinator", name="lead")
+        yield s
+
+
 @pytest.fixture(params=SWARM_KINDS)
 def swarm(request: pytest.FixtureRequest) -> Iterator[Swarm]:
     """A Swarm, or an AsyncSwarm driven through the same calls, on the standalone server or

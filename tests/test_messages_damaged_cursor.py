@@ -5,8 +5,6 @@ works."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from redis_swarm import CorruptRecord, Swarm
@@ -15,11 +13,8 @@ from ._raw import raw_client
 
 
 @pytest.fixture
-def handle(server_url: str) -> Iterator[Swarm]:
-    with Swarm(server_url, swarm="test") as s:
-        s.register("worker", name="a")
-        s.register("coordinator", name="lead")
-        yield s
+def handle(inbox_pair: Swarm) -> Swarm:
+    return inbox_pair
 
 
 # field of the cursors hash -> junk written there (each once a real Redis refused it)

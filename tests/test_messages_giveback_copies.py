@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,11 +18,8 @@ from ._raw import raw_client
 
 
 @pytest.fixture
-def handle(server_url: str) -> Iterator[Swarm]:
-    with Swarm(server_url, swarm="test") as s:
-        s.register("worker", name="a")
-        s.register("coordinator", name="lead")
-        yield s
+def handle(inbox_pair: Swarm) -> Swarm:
+    return inbox_pair
 
 
 def _lost_batch(handle: Swarm) -> Inbox:

@@ -4,19 +4,14 @@ answered False as if there were nothing to give back. Its messages stay read."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from redis_swarm import Conflict, Swarm
 
 
 @pytest.fixture
-def handle(server_url: str) -> Iterator[Swarm]:
-    with Swarm(server_url, swarm="test") as s:
-        s.register("worker", name="a")
-        s.register("coordinator", name="lead")
-        yield s
+def handle(inbox_pair: Swarm) -> Swarm:
+    return inbox_pair
 
 
 def test_a_give_back_of_a_batch_committed_two_reads_back_is_refused(handle: Swarm) -> None:

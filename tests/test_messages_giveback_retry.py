@@ -3,19 +3,14 @@ answers as its first try did: True, the messages given back once, never copied t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from redis_swarm import Swarm
 
 
 @pytest.fixture
-def handle(server_url: str) -> Iterator[Swarm]:
-    with Swarm(server_url, swarm="test") as s:
-        s.register("worker", name="a")
-        s.register("coordinator", name="lead")
-        yield s
+def handle(inbox_pair: Swarm) -> Swarm:
+    return inbox_pair
 
 
 def test_a_retried_give_back_of_the_pending_read_answers_true(handle: Swarm) -> None:

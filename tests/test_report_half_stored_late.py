@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from redis_swarm import Swarm
-from redis_swarm._acl import AclUser, acl_user, key_patterns
+from redis_swarm._acl import AclUser
 from redis_swarm._errors import AlreadyCompleted, PermissionDenied
 from redis_swarm._keys import Keys
 
-from ._servers import RedisServer, role_users, user_url
+from ._servers import RedisServer, role_users, user_url, worker_without_dead_zrem
 
 SWARM = "late-h"
 KEYS = Keys(SWARM)
@@ -26,18 +26,6 @@ KEYS = Keys(SWARM)
 @pytest.fixture(scope="module")
 def users(acl_server: RedisServer) -> dict[str, AclUser]:
     return role_users(acl_server, SWARM, "late")
-
-
-def _without_dead_zrem(user: str) -> tuple[str, ...]:
-    """The worker rules of a redis-swarm whose worker could not ZREM the dead set: a user
-    whose report of a dead task stops half-way, its finding stored."""
-    dead = "~" + key_patterns(SWARM, "dead")
-    rules = []
-    for rule in acl_user("worker", SWARM, user, password="p" * 20).rules:
-        if rule.startswith("(") and dead + " " in rule:
-            rule = rule.replace(dead + " ", "")
-        rules.append(rule)
-    return ("ACL", "SETUSER", user, *rules, f"({dead} +zadd)")
 
 
 def _claim(worker: Swarm, queue: str) -> Any:
@@ -52,7 +40,7 @@ def test_a_half_stored_report_retried_after_the_task_settled_is_kept_superseded(
 ) -> None:
     queue = f"late-q{int(claim_next)}"
     admin: Any = acl_server.client()  # (execute_command: untyped)
-    admin.execute_command(*_without_dead_zrem("late-old-worker"))
+    admin.execute_command(*worker_without_dead_zrem(SWARM, "late-old-worker"))
     old_url = f"redis://late-old-worker:{'p' * 20}@127.0.0.1:{acl_server.port}"
     with (
         Swarm(old_url, swarm=SWARM) as old,

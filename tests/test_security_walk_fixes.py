@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from redis_swarm import PermissionDenied, Settings, Swarm, ValidationError, apply_role
-from redis_swarm._acl import AclUser, acl_user, key_patterns
+from redis_swarm._acl import AclUser
 from redis_swarm._errors import AlreadyCompleted, Conflict, LeaseLost
 
 from ._cli import Cli
-from ._servers import RedisServer, role_users, user_url
+from ._servers import RedisServer, role_users, user_url, worker_without_dead_zrem
 
 SWARM = "walk-a"
 
@@ -68,18 +68,6 @@ def test_a_worker_reports_a_task_dead_lettered_meanwhile(
         assert shard.get_task(task_id).status.value == "completed"
 
 
-def _without_dead_zrem(user: str) -> tuple[str, ...]:
-    """The worker rules of a redis-swarm whose worker could not ZREM the dead set (before
-    this fix): a user whose report of a dead task stops half-way."""
-    dead = "~" + key_patterns(SWARM, "dead")
-    rules = []
-    for rule in acl_user("worker", SWARM, user, password="p" * 20).rules:
-        if rule.startswith("(") and dead + " " in rule:
-            rule = rule.replace(dead + " ", "")
-        rules.append(rule)
-    return ("ACL", "SETUSER", user, *rules, f"({dead} +zadd)")
-
-
 def test_a_report_stopped_half_way_is_completed_by_its_retry(
     acl_server: RedisServer, users: dict[str, AclUser]
 ) -> None:
@@ -88,7 +76,7 @@ def test_a_report_stopped_half_way_is_completed_by_its_retry(
     success from the stored finding while the task stayed dead; it completes the task now.
     The refusal, a key of the user's own swarm, blames the role's rules, not another swarm."""
     admin: Any = acl_server.client()  # (execute_command: untyped)
-    admin.execute_command(*_without_dead_zrem("walk-old-worker"))
+    admin.execute_command(*worker_without_dead_zrem(SWARM, "walk-old-worker"))
     old = Swarm(f"redis://walk-old-worker:{'p' * 20}@127.0.0.1:{acl_server.port}", swarm=SWARM)
     with _as(acl_server, users["shard"]) as shard, _as(acl_server, users["worker"]) as worker:
         task_id, token = _dead(shard, old, "walk-q3")
