@@ -165,6 +165,12 @@ def test_a_pass_from_shard_to_workers_and_back(core: Swarm) -> None:
                 "synthesize", pass_name="Pass 1", text="Three needles.", sources=ids
             )
             assert core.get_synthesis(synthesis["synthesis_id"]).sources == tuple(ids)
+            # a final report spanning passes says so; without it another pass is refused
+            final = {"pass_name": "Final", "text": "All of it.", "sources": ids}
+            refused = await shard.error("synthesize", **final)
+            assert 'are not of pass "Final"' in refused and "across_passes" in refused
+            spanning, _ = await shard("synthesize", **final, across_passes=True)
+            assert core.get_synthesis(spanning["synthesis_id"]).sources == tuple(ids)
 
     run(body)
 

@@ -252,9 +252,14 @@ class PlannerTools(ToolsBase):
         sources: Annotated[list[str], Field(description="The finding ids it rests on.")],
         ctx: Context,
         shard: Annotated[str | None, Field(description="Default: your agent id.")] = None,
+        across_passes: Annotated[
+            bool,
+            Field(description="It spans passes (a final report): it may cite any pass's findings."),
+        ] = False,
     ) -> CallToolResult:
         """Shard, last step of a pass: record your synthesis of its findings, citing the
-        finding ids it rests on (they must exist). Then start the next pass."""
+        finding ids it rests on (they must exist, and be of that pass unless across_passes).
+        Then start the next pass."""
         session = await self._session(ctx)
         if not sources:  # (as swarm synth create: a synthesis rests on findings)
             raise self._error(ValidationError(
@@ -262,7 +267,12 @@ class PlannerTools(ToolsBase):
                 "(list_findings lists the pass's findings)"
             ))  # fmt: skip
         result = await self._run(
-            self.swarm.synthesize, shard or session.agent_id, pass_name, text, sources
+            self.swarm.synthesize,
+            shard or session.agent_id,
+            pass_name,
+            text,
+            sources,
+            across_passes=across_passes,
         )
         return self._result(
             {"synthesis_id": result.id, "pass_name": pass_name, "sources": len(result.sources)}
