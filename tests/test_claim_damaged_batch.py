@@ -152,3 +152,22 @@ def test_the_claim_behind_a_waiting_report_goes_past_a_damaged_task(
         )
         assert must(nxt).id == good.id and must(nxt).data == {"n": 2}
         _buried(w0, raw, bad)
+
+
+def test_a_record_the_fail_cannot_move_either_is_buried_by_the_script_and_the_claim_goes_on(
+    swarm: Swarm, raw: Any
+) -> None:
+    """A record this side cannot read (a description no text) whose fail the script cannot
+    make either (its failure count no number): the script dead-letters it itself, answering
+    CorruptRecord "was dead-lettered"; that is the claim's goal met, not a failure to give it
+    up (which named a `swarm task fail` that then found no lease)."""
+    bad = swarm.post_task(Q, "bad", priority=2)
+    good = swarm.post_task(Q, "good", priority=1)
+    record = json.loads(raw.hget(KEYS.tasks, bad.id))
+    record.update(description=5, failures="x")
+    raw.hset(KEYS.tasks, bad.id, json.dumps(record))
+    got = swarm.claim(Q, worker="w", n=2)
+    assert [t.id for t in got] == [good.id]
+    assert json.loads(raw.hget(KEYS.tasks, bad.id))["status"] == "dead"
+    assert raw.zscore(KEYS.dead(Q), bad.id) is not None
+    assert raw.zscore(KEYS.leases(Q), bad.id) is None

@@ -318,7 +318,10 @@ def claimed(ctx: OpContext, pairs: Sequence[Any], secrets: Sequence[str]) -> Ope
     tasks, damaged = leased(ctx, pairs, secrets)
     if damaged:
         try:
-            yield from together(*(give_up_damaged(ctx, d) for d in damaged))
+            # (one at a time: an error reply of a batch ends it unread, and give_up_damaged
+            # takes one of its refusals as its goal met; damaged leases are rare)
+            for lease in damaged:
+                yield from give_up_damaged(ctx, lease)
         except SwarmError as failed:
             raise leased_damaged(damaged, tasks, failed) from failed
         except INTERRUPTS as exc:  # (the good tasks go back, as at an interrupted claim)

@@ -683,7 +683,13 @@ def give_up_damaged(ctx: OpContext, lease: DamagedLease) -> Operation[None]:
     if lease.task_id is None or lease.queue is None:
         raise CorruptRecord(lease.error(), record_id=lease.task_id)
     extra = ("0", stored_error(lease.error()), BACKOFF_BASE_MS, BACKOFF_CAP_MS, "", "")
-    yield _update_call(ctx, lease.task_id, lease.queue, "fail", lease.token, *extra)
+    try:
+        yield _update_call(ctx, lease.task_id, lease.queue, "fail", lease.token, *extra)
+    except CorruptRecord as refused:
+        # A record the script cannot move either (a field the fail reads is damaged too) it
+        # dead-letters itself, answering so (lua/task_update.lua, ``damaged``): given up.
+        if f"task {lease.task_id} was dead-lettered: " not in str(refused):
+            raise
 
 
 def release(ctx: OpContext, task_id: str, token: str | None) -> Operation[Task]:
