@@ -238,7 +238,7 @@ SCRIPTS: dict[str, frozenset[str]] = {
         "context_lookup": "hget",
         "context_publish": "del hdel hget hset set zadd zcard zrange zrem zrevrange zscore",
         "counts_recount": "hget hset zcard",
-        "inbox_read": "hdel hget hset xadd xrange xrevrange xtrim",
+        "inbox_read": "hdel hget hmget hset xadd xrange xrevrange xtrim",
         "index_page": "hget hmget zcard zcount zrange zrank",
         "message_get": "hexists hget xrange",
         "message_send": "hdel hexists hget hlen hset lpop rpush xadd xlen xrevrange",

@@ -489,14 +489,27 @@ class _Scan:
         missing chunk has none), a thousand per round trip; a chunk found short names it and
         the versions that use it."""
         digests = sorted(self.chunks)
+        short: dict[str, list[str]] = {}  # digest -> the versions it is short for
         for start in range(0, len(digests), SCAN_COUNT):
             some = digests[start : start + SCAN_COUNT]
             lengths = yield Batch(tuple(Cmd("HSTRLEN", self.k.chunk(d), "data") for d in some))
             for digest, length in zip(some, lengths, strict=True):
                 wrong = [version for size, version in self.chunks[digest] if size != int(length)]
                 if wrong:
-                    self.found["chunk"].append(digest)
-                    self.found["version"] += wrong
+                    short[digest] = wrong
+        # A version pruned meanwhile (its chunks collected after the manifests were read) is
+        # no damage: those still kept are named (HEXISTS after HSTRLEN, as ``_lacks`` does).
+        versions = sorted({v for wrong in short.values() for v in wrong})
+        kept: set[str] = set()
+        for start in range(0, len(versions), SCAN_COUNT):
+            some = versions[start : start + SCAN_COUNT]
+            there = yield Batch(tuple(Cmd("HEXISTS", self.k.context_manifests, v) for v in some))
+            kept.update(v for v, found in zip(some, there, strict=True) if int(found))
+        for digest, wrong in short.items():
+            still = [v for v in wrong if v in kept]
+            if still:
+                self.found["chunk"].append(digest)
+                self.found["version"] += still
 
 
 def _hash_items(entries: Any) -> list[tuple[Any, Any]]:

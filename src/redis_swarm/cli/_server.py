@@ -219,9 +219,9 @@ _REPAIRS: tuple[tuple[tuple[str, ...], Callable[[Keys], str]], ...] = (
     ),
     (
         ("cursor",),
-        lambda keys: (
-            f"those agents' inbox reads are refused: HDEL {keys.cursors} FIELD of "
-            "each (its agent may then be shown again messages it had read)"
+        lambda _: (
+            "those agents' inbox reads are refused, each refusal naming the field's repair "
+            "and what it costs (swarm msg inbox AGENT --peek says it)"
         ),
     ),
     (

@@ -79,8 +79,7 @@ local function sid_ok(s)
   return true
 end
 local function sid_or_none_ok(s) return s == '-' or sid_ok(s) end
-local fields = {}
-for i, name in ipairs({id, ikey, pkey, okey}) do fields[i] = redis.call('HGET', KEYS[4], name) end
+local fields = redis.call('HMGET', KEYS[4], id, ikey, pkey, okey)  -- (one command, not four)
 local shapes = {
   sid_ok,
   sid_ok,

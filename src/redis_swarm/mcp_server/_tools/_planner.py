@@ -258,7 +258,8 @@ class PlannerTools(ToolsBase):
         ] = False,
     ) -> CallToolResult:
         """Shard, last step of a pass: record your synthesis of its findings, citing the
-        finding ids it rests on (they must exist, and be of that pass unless across_passes).
+        finding ids it rests on (they must exist, and be of that pass or of no pass, unless
+        across_passes).
         Then start the next pass."""
         session = await self._session(ctx)
         if not sources:  # (as swarm synth create: a synthesis rests on findings)
