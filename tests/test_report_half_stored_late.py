@@ -34,11 +34,15 @@ def _claim(worker: Swarm, queue: str) -> Any:
     return claimed
 
 
-@pytest.mark.parametrize("claim_next", [False, True])
+@pytest.mark.parametrize("case", ["report", "claim_next", "retired"])
 def test_a_half_stored_report_retried_after_the_task_settled_is_kept_superseded(
-    acl_server: RedisServer, users: dict[str, AclUser], claim_next: bool
+    acl_server: RedisServer, users: dict[str, AclUser], case: str
 ) -> None:
-    queue = f"late-q{int(claim_next)}"
+    """(``retired``: its pass retired after, the first try's record goes with its copy:
+    it is in no index, so nothing else would ever remove it.)"""
+    claim_next = case == "claim_next"
+    pass_name = "late-pass" if case == "retired" else None
+    queue = f"late-{case}"
     admin: Any = acl_server.client()  # (execute_command: untyped)
     admin.execute_command(*worker_without_dead_zrem(SWARM, "late-old-worker"))
     old_url = f"redis://late-old-worker:{'p' * 20}@127.0.0.1:{acl_server.port}"
@@ -47,7 +51,7 @@ def test_a_half_stored_report_retried_after_the_task_settled_is_kept_superseded(
         Swarm(user_url(acl_server, users["shard"]), swarm=SWARM) as shard,
         Swarm(user_url(acl_server, users["worker"]), swarm=SWARM) as worker,
     ):
-        task = shard.post_task(queue, "die", max_attempts=1)
+        task = shard.post_task(queue, "die", max_attempts=1, pass_name=pass_name)
         token = _claim(old, queue).token
         old.fail(task.id, token, "timeout", retry=False)
         fid = worker.new_finding_id()
@@ -89,5 +93,11 @@ def test_a_half_stored_report_retried_after_the_task_settled_is_kept_superseded(
         # the first try's record stays in no index by design: the doctor names no loss
         damaged = shard.corrupt_records()
         assert not any(damaged.values()), damaged
+        if pass_name is not None:
+            retired = shard.retire_pass(pass_name)
+            assert raw.hexists(KEYS.findings, fid) == 0 and raw.hexists(KEYS.findings, kept_id) == 0
+            assert retired.findings == 2  # (the winner and the copy, as listed)
+            damaged = shard.corrupt_records()
+            assert not any(damaged.values()), damaged
         raw.close()
     admin.close()

@@ -99,6 +99,15 @@ local function load_record(key, id)
   return record
 end
 
+-- A half-stored report's superseded copy f names the first try's record (stands_for), in no
+-- index by design (lua/_report.lua): a retirement removing f removes it too, if of f's task
+-- (nothing else ever would).
+local function remove_stood_for(findings, f)
+  if type(f.stands_for) ~= 'string' then return end
+  local first = load_record(findings, f.stands_for)
+  if first and first.task_id == f.task_id then redis.call('HDEL', findings, f.stands_for) end
+end
+
 -- The refusal of an operation on task id whose record cannot be read (load_record's false).
 local function unreadable(id)
   return swarm_error('SWARM_CORRUPT', 'task ' .. id .. ' is stored unreadable (written '

@@ -131,6 +131,7 @@ local function walk_finding(fid, flag, sweep)
     return true
   end
   remove_finding(fid, keys)
+  remove_stood_for(KEYS[9], f)
   return false
 end
 

@@ -145,6 +145,7 @@ local function walk_finding(fid, flag, sweep)
     return true
   end
   remove_finding(fid)
+  remove_stood_for(KEYS[7], f)
   return false
 end
 
