@@ -100,12 +100,13 @@ local function load_record(key, id)
 end
 
 -- A half-stored report's superseded copy f names the first try's record (stands_for), in no
--- index by design (lua/_report.lua): a retirement removing f removes it too, if of f's task
--- (nothing else ever would).
-local function remove_stood_for(findings, f)
-  if type(f.stands_for) ~= 'string' then return end
+-- index by design (lua/_report.lua): its id, if of f's task, for a retirement removing f to
+-- remove too (nothing else ever would); else nil.
+local function stood_for(findings, f)
+  if type(f.stands_for) ~= 'string' then return nil end
   local first = load_record(findings, f.stands_for)
-  if first and first.task_id == f.task_id then redis.call('HDEL', findings, f.stands_for) end
+  if first and first.task_id == f.task_id then return f.stands_for end
+  return nil
 end
 
 -- The refusal of an operation on task id whose record cannot be read (load_record's false).

@@ -131,7 +131,8 @@ local function walk_finding(fid, flag, sweep)
     return true
   end
   remove_finding(fid, keys)
-  remove_stood_for(KEYS[9], f)
+  local first = stood_for(KEYS[9], f)
+  if first then redis.call('HDEL', KEYS[9], first) end
   return false
 end
 

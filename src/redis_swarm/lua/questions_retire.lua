@@ -145,7 +145,8 @@ local function walk_finding(fid, flag, sweep)
     return true
   end
   remove_finding(fid)
-  remove_stood_for(KEYS[7], f)
+  local first = stood_for(KEYS[7], f)
+  if first then redis.call('HDEL', KEYS[7], first) end
   return false
 end
 
