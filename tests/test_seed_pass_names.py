@@ -9,9 +9,11 @@ from collections.abc import Iterator
 import pytest
 
 from redis_swarm import Swarm, SwarmMemoryShard, ValidationError
+from redis_swarm._keys import Keys, label_id
 from redis_swarm._validate import check_label
 
 from ._handles import must
+from ._raw import raw_client
 
 
 @pytest.mark.parametrize(
@@ -61,3 +63,26 @@ def test_a_task_posted_with_a_pass_name_ending_in_a_newline_is_refused(redis_url
         pytest.raises(ValidationError, match="ends with a line break"),
     ):
         shard.spawn_worker_task("q", "t", pass_name="Pass 1\n")
+
+
+def test_a_pass_posted_to_before_the_rule_may_still_be_synthesized(
+    redis_url: str, swarm: Swarm
+) -> None:
+    """A pass an older version posted to under a name ending in a newline (its pass counters
+    hold that name) is still synthesized and asked for: the rule stops new such passes, it
+    does not strand old ones. A name no pass holds is refused as before."""
+    old = "Old pass\n"
+    with raw_client(redis_url) as raw:  # (as an older version's post left it)
+        pid = label_id(old)
+        raw.hset(Keys("test").pass_counts, mapping={pid: old, f"{pid}|completed": 0})
+    swarm.register("shard", name="shard-1")
+    stored = swarm.synthesize("shard-1", old, "it found nothing", [], cites_none=True)
+    assert stored.pass_name == old
+    asked = swarm.request_synthesis("shard-1", old, "sum it up", sender="lead")
+    assert asked.data is not None and asked.data["pass_name"] == old
+    for refused in (
+        lambda: swarm.synthesize("shard-1", "New pass\n", "t", [], cites_none=True),
+        lambda: swarm.request_synthesis("shard-1", "New pass\n", "sum it up", sender="lead"),
+    ):
+        with pytest.raises(ValidationError, match="ends with a line break"):
+            refused()

@@ -109,7 +109,8 @@ OPERATIONS: dict[str, Uses] = {
     ),
     "get_finding": _uses("hget", worker=True),
     "findings": _uses("", "index_page", worker=True),
-    "synthesize": _uses("", "synthesis_create"),
+    # (hexists: a pass name with whitespace at an end is written only if already posted to)
+    "synthesize": _uses("hexists", "synthesis_create"),
     "get_synthesis": _uses("hget", worker=True),
     "syntheses": _uses("", "index_page", worker=True),
     # ask and answer (questions are tasks; a worker asks for peer assist, see WORKER_WRITES)
@@ -157,7 +158,7 @@ OPERATIONS: dict[str, Uses] = {
     "give_back_inbox": _uses("", "inbox_read", worker=True),
     "message_status": _uses("hget hgetall", worker=True),
     "get_message": _uses("", "message_get", worker=True),
-    "request_synthesis": _uses("", "message_send", worker=True),  # (a message to a shard)
+    "request_synthesis": _uses("hexists", "message_send", worker=True),  # (a message to a shard)
     # events
     "events": _uses("xrange xrevrange", worker=True),
     "events_trimmed": _uses("xinfo|stream xrevrange", worker=True),  # (a future since)

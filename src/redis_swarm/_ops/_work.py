@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, TypeVar
 from .._codec import UNREADABLE, built, first_few, loads, readable_number
 from .._errors import CorruptRecord, NotFound, PayloadTooLarge, ValidationError
 from .._hints import CHECK_TASK_ID, KEPT_TOKEN, PUBLISH_CONTEXT
+from .._keys import label_id
 from .._models import Finding, Page, Synthesis, Task, TaskStatus, lease_token
 from .._protocol import Call, Cmd, OpContext, Operation, remember
 from .._usage import LABEL_CHARS, USAGE_COUNTS, Usage
@@ -761,3 +762,15 @@ def refuse_new_option_like(ctx: OpContext, kind: str, agent_id: str) -> Operatio
     sends nothing more."""
     if begins_like_option(agent_id) and not (yield Cmd("HEXISTS", ctx.keys.agents, agent_id)):
         raise option_like(kind, agent_id)
+
+
+def check_pass_written(ctx: OpContext, pass_name: str) -> Operation[str]:
+    """A pass name a synthesis or a synthesis request writes: no whitespace at either end
+    (``check_label``'s ``new``), save for a pass already posted to under such a name (before
+    that rule: its syntheses stay possible). One HEXISTS, on that path only."""
+    name = check_label("pass name", pass_name)
+    if name != name.strip():
+        known = yield Cmd("HEXISTS", ctx.keys.pass_counts, label_id(name))
+        if not int(known):
+            check_label("pass name", name, new=True)  # (raises: the edge whitespace)
+    return name

@@ -33,6 +33,7 @@ from . import claiming as task_ops
 from ._work import (
     check_label,
     check_number,
+    check_pass_written,
     check_token,
     decoded,
     encode_json,
@@ -462,7 +463,7 @@ def synthesize(
     did. A ``synthesis_id`` already stored returns the stored synthesis (nothing is
     rewritten)."""
     check_name("shard", shard)
-    check_label("pass name", pass_name, new=True)
+    check_label("pass name", pass_name)  # (and check_pass_written, after every other check)
     if not isinstance(text, str) or not text.strip():
         raise ValidationError("a synthesis needs a non-empty text")
     if isinstance(sources, str) or not isinstance(sources, Sequence):
@@ -494,6 +495,7 @@ def synthesize(
             f"{len(cited)}: leave cites_none out to cite them"
         )
     payload = encode_json(body, "the synthesis", ctx.limits.max_finding_bytes + 64 * len(cited))
+    yield from check_pass_written(ctx, pass_name)
     k = ctx.keys
     keys = (
         k.findings, k.syntheses, k.synthesis_index, k.events, k.findings_by("pass", pass_name)

@@ -38,7 +38,7 @@ from .._protocol import INTERRUPTS, Batch, Call, Cmd, OpContext, Operation
 from .._replies import reply_fields
 from .._validate import MAX_READ, MAX_WAIT_S, READ_DEFAULT, check_agent, check_id, check_name
 from ._bus import check_data, new_id, text
-from ._work import await_events, block_chunk_s, check_label, check_number
+from ._work import await_events, block_chunk_s, check_label, check_number, check_pass_written
 from .server import MAX_STREAM_ID
 
 __all__ = [
@@ -178,9 +178,10 @@ def request_synthesis(
     """Ask a shard to synthesise a pass: a ``synthesis_request`` message carrying
     ``pass_name`` and ``instructions``, plus a ``synthesis.requested`` event."""
     shard = check_agent("shard agent", shard)
-    check_label("pass name", pass_name, new=True)  # (as a pass's tasks are posted with it)
+    check_label("pass name", pass_name)
     if not isinstance(instructions, str):
         raise ValidationError("instructions must be a string")
+    yield from check_pass_written(ctx, pass_name)  # (as a pass's tasks are posted with it)
     body = f"Synthesize the findings of {pass_name}." + (
         f"\n\n{instructions}" if instructions else ""
     )
