@@ -84,7 +84,7 @@ def test_listings_leave_corrupt_records_out_and_name_them(swarm: Swarm, redis_ur
         "synthesis": [bad.bad_synthesis],
         "agent": [bad.bad_agent],
         "context": [bad.bad_context],
-        **{kind: [] for kind in ("version", "chunk", "message", "cursor", "index")},
+        **{kind: [] for kind in ("version", "chunk", "message", "cursor", "index", "key")},
     }
 
 

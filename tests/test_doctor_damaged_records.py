@@ -190,3 +190,26 @@ def test_posts_and_retires_while_it_reads_are_no_shortfall(server_url: str) -> N
         op = _around_the_scan(views.corrupt_records(swarm._ctx), post, retire)
         assert swarm._run(op) == NOTHING
         assert other.list_tasks(pass_name="old").items == ()  # (it did retire)
+
+
+def test_keys_of_another_type_are_named_and_the_doctor_reads_on(cli: Cli, raw: Any) -> None:
+    """A key redis-swarm reads holding another type (written around it: a SET over a hash)
+    made the whole doctor fail with a raw WRONGTYPE: it names the key (a chunk key as a
+    damaged chunk) and checks the rest."""
+    cli("task", "post", "q", "work")
+    with Swarm(cli.url, swarm="test") as swarm:
+        k = swarm.keys
+        version = swarm.publish_context("o", "some text\n", source="t").version
+        chunk = _parts(raw, swarm, "o", version)[0][0]
+    raw.set(k.chunk(chunk), "short")
+    raw.delete(k.cursors, k.task_index)
+    raw.set(k.cursors, "junk")
+    raw.set(k.task_index, "junk")
+    raw.hset(k.task_data, must(raw.hkeys(k.tasks))[0], "{not json")
+    report = cli.json("doctor", expect=1)
+    records = report["corrupt_records"]
+    assert records["key"] == sorted([k.cursors, k.task_index]), records
+    assert records["chunk"] == [chunk] and records["version"] == [f"o|{version}"]
+    assert len(records["task"]) == 1  # (the rest is checked)
+    human = " ".join(cli("doctor", expect=1).stdout.split())
+    assert f"key {k.cursors}" in human and "DEL each" in human

@@ -374,7 +374,7 @@ class Task(Record):
 # (``_ops/views.corrupt_records`` says what each holds).
 RECORD_KINDS = (
     "task", "finding", "synthesis", "agent", "context", "version", "chunk", "message", "cursor",
-    "index",
+    "index", "key",
 )  # fmt: skip
 
 

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from .._codec import UNREADABLE, loads
 from .._context_records import ContextInfo
+from .._errors import ConnectionFailed, PermissionDenied, SwarmError
 from .._keys import Keys
 from .._models import (
     RECORD_KINDS,
@@ -339,8 +340,11 @@ def corrupt_records(ctx: OpContext) -> Operation[dict[str, list[str]]]:
     keys = list(scan.indexes)
     for start in range(0, len(keys), SCAN_COUNT):
         some = keys[start : start + SCAN_COUNT]
-        sizes = yield Batch(tuple(Cmd("ZCARD", key) for key in some))
+        sizes = yield from _typed(tuple(Cmd("ZCARD", key) for key in some))
         for key, size in zip(some, sizes, strict=True):
+            if size is _WRONG_TYPE:
+                scan.found["key"].append(key)
+                continue
             records, seen = scan.indexes[key]
             if len(seen) > int(size) and (yield from _lacks(key, records, seen)):
                 scan.found["index"].append(key)
@@ -406,13 +410,18 @@ class _Scan:
         cursors = dict.fromkeys(scans, "0")
         while cursors:
             scanning = list(cursors)
-            replies = yield Batch(
+            replies = yield from _typed(
                 tuple(
                     Cmd("HSCAN", scans[name][0], cursors[name], "COUNT", SCAN_COUNT)
                     for name in scanning
                 )
             )
-            for name, (cursor, entries) in zip(scanning, replies, strict=True):
+            for name, reply in zip(scanning, replies, strict=True):
+                if reply is _WRONG_TYPE:  # (the whole hash is another type: named, skipped)
+                    self.found["key"].append(scans[name][0])
+                    del cursors[name]
+                    continue
+                cursor, entries = reply
                 take = scans[name][1]
                 for field, raw in _hash_items(entries):
                     take(text(field), raw)
@@ -492,9 +501,13 @@ class _Scan:
         short: dict[str, list[str]] = {}  # digest -> the versions it is short for
         for start in range(0, len(digests), SCAN_COUNT):
             some = digests[start : start + SCAN_COUNT]
-            lengths = yield Batch(tuple(Cmd("HSTRLEN", self.k.chunk(d), "data") for d in some))
+            lengths = yield from _typed(
+                tuple(Cmd("HSTRLEN", self.k.chunk(d), "data") for d in some)
+            )
             for digest, length in zip(some, lengths, strict=True):
-                wrong = [version for size, version in self.chunks[digest] if size != int(length)]
+                # (a chunk key of another type is a damaged chunk: no length matches)
+                stored = -1 if length is _WRONG_TYPE else int(length)
+                wrong = [version for size, version in self.chunks[digest] if size != stored]
                 if wrong:
                     short[digest] = wrong
         # A version pruned meanwhile (its chunks collected after the manifests were read) is
@@ -510,6 +523,31 @@ class _Scan:
             if still:
                 self.found["chunk"].append(digest)
                 self.found["version"] += still
+
+
+# A reply of ``_typed`` to a command on a key holding another type than redis-swarm writes
+# there (written around it): the doctor names the key (or the chunk), and reads on.
+_WRONG_TYPE = object()
+
+
+def _typed(cmds: tuple[Cmd, ...]) -> Operation[list[Any]]:
+    """The replies of ``cmds`` in one batch; when one meets a key of another type (WRONGTYPE,
+    which ends the batch), each is sent alone, that one's reply ``_WRONG_TYPE`` (the
+    damaged path only: a sound swarm pays nothing more)."""
+    try:
+        return list((yield Batch(cmds)))
+    except SwarmError as exc:
+        if "WRONGTYPE" not in str(exc) or isinstance(exc, ConnectionFailed | PermissionDenied):
+            raise
+    replies: list[Any] = []
+    for cmd in cmds:
+        try:
+            replies.append((yield cmd))
+        except SwarmError as exc:
+            if "WRONGTYPE" not in str(exc) or isinstance(exc, ConnectionFailed | PermissionDenied):
+                raise
+            replies.append(_WRONG_TYPE)
+    return replies
 
 
 def _hash_items(entries: Any) -> list[tuple[Any, Any]]:

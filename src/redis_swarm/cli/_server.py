@@ -225,6 +225,14 @@ _REPAIRS: tuple[tuple[tuple[str, ...], Callable[[Keys], str]], ...] = (
         ),
     ),
     (
+        ("key",),
+        lambda _: (
+            "those keys hold another type than redis-swarm writes there, so whatever reads "
+            "them fails: what they held is lost; as an admin, DEL each (redis-swarm makes it "
+            "anew) after saving what it holds if you want it (TYPE, then DUMP)"
+        ),
+    ),
+    (
         ("index",),
         lambda _: (
             "listings miss the records those indexes lost: as an admin, ZADD each record "
