@@ -20,6 +20,7 @@ rather than dropping old ones.
 from __future__ import annotations
 
 import re
+import shlex
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -325,13 +326,33 @@ def cursor_ok(field: str, value: str) -> bool:
 
 def index_entry_ok(entry: str) -> bool:
     """Whether an entry of the message index (``Keys.messages``) reads as message_status and
-    mark_read read it (``_index_entry``): a recipient, a stream id, a time, a sender, and
-    copies at stream ids."""
-    to, seq, at, sender, _, copies = _index_entry(entry)
+    mark_read read it (``_index_entry``): a recipient, a stream id, a time, a sender (none:
+    ""), a count of readers, and copies at stream ids."""
+    to, seq, at, _, counted, copies = _index_entry(entry)
+    loose = [token for token in text(entry).split(" ")[4:] if token and "=" not in token]
     return (
-        bool(to and sender) and _stream_id_ok(seq) and bool(_DIGITS.fullmatch(at))
+        bool(to) and _stream_id_ok(seq) and bool(_DIGITS.fullmatch(at))
+        and loose == ([counted] if counted else []) and bool(_DIGITS.fullmatch(counted))
         and all(agent and _stream_id_ok(copy) for agent, copy in copies.items())
     )  # fmt: skip
+
+
+def _entry(
+    ctx: OpContext, message_id: str, entry: Any
+) -> tuple[str, str, str, str, str, dict[str, str]]:
+    """``_index_entry`` of message ``message_id``'s entry, or the CorruptRecord that names it
+    and its repair when it is not of that shape (written around redis-swarm)."""
+    if not index_entry_ok(text(entry)):
+        raise CorruptRecord(
+            f"message {message_id}'s entry in the message index ({ctx.keys.messages}) holds "
+            f"{text(entry)[:60]!r}, not what redis-swarm writes there: something wrote it "
+            "around redis-swarm, so whether it was read cannot be said; an admin or shard "
+            f"repairs it: redis-cli HDEL {shlex.quote(ctx.keys.messages)} "
+            f"{shlex.quote(message_id)} (the message is then unknown to message_status; its "
+            "copies in inboxes stay)",
+            record_id=message_id,
+        )
+    return _index_entry(entry)
 
 
 def _read_call(
@@ -564,7 +585,7 @@ def _seq_of(ctx: OpContext, agent: str, message_id: str) -> Operation[str]:
     entry = yield Cmd("HGET", ctx.keys.messages, message_id)
     if entry is None:
         raise _unknown(message_id)
-    to, seq, _, _, _, copies = _index_entry(entry)
+    to, seq, _, _, _, copies = _entry(ctx, message_id, entry)
     if to not in (agent, "*"):
         raise NotFound(
             f"message {message_id} was sent to {to}, not to {agent}: mark it read as {to}, "
@@ -619,7 +640,7 @@ def message_status(ctx: OpContext, message_id: str) -> Operation[MessageStatus]:
     )
     if entry is None:
         raise _unknown(message_id)
-    to, seq, at, sender, counted, copies = _index_entry(entry)
+    to, seq, at, sender, counted, copies = _entry(ctx, message_id, entry)
     cursors = reply_fields(cursor_fields)
     registered_now = reply_fields(agent_records)
     if to != "*":
