@@ -238,35 +238,38 @@ _DAMAGED = "damaged"
 def _damaged_cursor(ctx: OpContext, agent: str, field: str, value: str) -> CorruptRecord:
     """The CorruptRecord of ``agent``'s cursor ``field`` (in the cursors hash) holding
     ``value``: which it is, the repair, and what the repair costs."""
-    key = ctx.keys.cursors
+    # (quoted: a field holds '|', which a shell takes for a pipe)
+    key, quoted = shlex.quote(ctx.keys.cursors), shlex.quote(field)
     if field == agent:
         what = "broadcast cursor"
         repair = (
-            f"HDEL {key} {field} (its broadcasts since it registered, of the newest "
+            f"redis-cli HDEL {key} {quoted} (its broadcasts since it registered, of the newest "
             f"{BROADCAST_MAXLEN:,} kept, read unread again: some are shown twice)"
         )
     elif field == f"{agent}|inbox":
         what = "inbox cursor"
         repair = (
-            f"HDEL {key} {field} {agent}|pending (every message its inbox holds reads "
-            f"unread again: the newest {READ_KEPT} read ones it keeps are shown twice)"
+            f"redis-cli HDEL {key} {quoted} {shlex.quote(agent + '|pending')} (every "
+            "message its inbox holds reads unread again: the newest "
+            f"{READ_KEPT} read ones it keeps are shown twice)"
         )
     elif field == f"{agent}|pending":
         what = "record of its read not yet committed"
         repair = (
-            f"HDEL {key} {field} (the messages of its last acknowledged read, if not "
+            f"redis-cli HDEL {key} {quoted} (the messages of its last acknowledged read, if not "
             "committed yet, read unread again: shown twice at most)"
         )
     else:
         what = "record of its last batch committed"
         repair = (
-            f"HDEL {key} {field} (no message is read again; only that batch, and the "
-            "give-back last made, can no longer be given back)"
+            f"redis-cli HDEL {key} {quoted} (no message is read again; only that batch, "
+            "and the give-back last made, can no longer be given back)"
         )
     return CorruptRecord(
-        f"the {what} of {agent}, field {field!r} of {key}, holds {value[:60]!r}, not what "
-        "redis-swarm writes there: something wrote it around redis-swarm. Nothing was read "
-        f"or marked; an admin or shard repairs it: {repair}, then read again",
+        f"the {what} of {agent}, field {field!r} of {ctx.keys.cursors}, holds "
+        f"{value[:60]!r}, not what redis-swarm writes there: something wrote it around "
+        "redis-swarm. Nothing was read or marked; an admin or shard repairs it: "
+        f"{repair}, then read again",
         record_id=field,
     )
 
