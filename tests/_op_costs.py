@@ -84,7 +84,7 @@ BOUNDS: dict[str, int] = {
     "fail": 1,
     "release": 1,
     "cancel": 1,
-    "requeue_dead": 1,
+    "requeue_dead": 2,  # its data read first: a task whose data is damaged is not requeued
     "reap": 2,  # the set of queues, then every queue's reaping in one batch
     "get_task": 1,
     "task_statuses": 1,

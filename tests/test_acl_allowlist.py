@@ -300,7 +300,9 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
             assert worker._run(claiming_ops.taken_behind(worker._ctx, behind, (0, reply))) is None
         else:
             what = f"task {bad_lease.id}"
-            lease = DamagedLease(bad_lease.id, bad_lease.queue, bad_lease.token, what, "bad")
+            lease = DamagedLease(
+                bad_lease.id, bad_lease.queue, bad_lease.token, what, "bad", worker.keys.task_data
+            )
             worker._run(task_ops.give_up_damaged(worker._ctx, lease))
         assert shard.get_task(bad_lease.id).status.value == "dead"
     shard.requeue_dead(second.id)

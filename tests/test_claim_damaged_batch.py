@@ -35,7 +35,8 @@ def _buried(swarm: Swarm, raw: Any, task: Task) -> dict[str, Any]:
     assert record["attempts"] == 1 and record.get("abandons", 0) == 0
     error = record["last_error"]
     assert f"task {task.id}'s data is stored corrupt" in error, error
-    assert "HSET the task data hash" in error and f"swarm task requeue {task.id}" in error
+    assert f"redis-cli HSET '{KEYS.task_data}' {task.id} 'JSON' with its data" in error, error
+    assert f"swarm task requeue {task.id}" in error
     assert record["dead_reason"].startswith("failed without retry: ")
     assert "lease_deadline" not in record and "worker" not in record
     assert raw.hget(KEYS.task_data, task.id) == JUNK  # (kept: nothing lost)
@@ -171,3 +172,21 @@ def test_a_record_the_fail_cannot_move_either_is_buried_by_the_script_and_the_cl
     assert json.loads(raw.hget(KEYS.tasks, bad.id))["status"] == "dead"
     assert raw.zscore(KEYS.dead(Q), bad.id) is not None
     assert raw.zscore(KEYS.leases(Q), bad.id) is None
+
+
+def test_a_dead_task_whose_data_is_still_damaged_is_not_requeued(swarm: Swarm, raw: Any) -> None:
+    """Requeued with its data still damaged, its next claim only dead-lettered it again, an
+    attempt spent: refused until repaired, nothing changed."""
+    bad = swarm.post_task(Q, "bad", data={"n": 1})
+    _damage(raw, bad)
+    assert swarm.claim(Q, worker="w") is None
+    before = raw.hget(KEYS.tasks, bad.id)
+    with pytest.raises(CorruptRecord) as refused:
+        swarm.requeue_dead(bad.id)
+    said = str(refused.value)
+    assert f"task {bad.id}'s data is still stored damaged" in said
+    assert f"redis-cli HSET '{KEYS.task_data}' {bad.id} 'JSON'" in said
+    assert raw.hget(KEYS.tasks, bad.id) == before  # (nothing changed)
+    raw.hset(KEYS.task_data, bad.id, json.dumps({"n": 1}))
+    assert swarm.requeue_dead(bad.id).status is TaskStatus.PENDING
+    assert must(swarm.claim(Q, worker="w")).data == {"n": 1}

@@ -9,6 +9,7 @@ import math
 import os
 import re
 import secrets
+import shlex
 import threading
 import time
 from collections import OrderedDict
@@ -294,6 +295,7 @@ class DamagedLease(NamedTuple):
     token: str
     what: str  # "task ID" or "task ID's data"
     why: str  # what decoding it met
+    data_key: str  # the task data hash (Keys.task_data), which the repair of its data names
 
     @property
     def lease(self) -> str:
@@ -301,7 +303,11 @@ class DamagedLease(NamedTuple):
 
     def error(self) -> str:
         """Why it is dead-lettered (its ``last_error``): the damage and the repair."""
-        how = "HSET the task data hash" if self.what.endswith("'s data") else "rewrite it"
+        how = (
+            f"redis-cli HSET {shlex.quote(self.data_key)} {self.task_id} 'JSON' with its data"
+            if self.what.endswith("'s data")
+            else "rewrite it"
+        )
         return (
             f"{self.what} is stored corrupt ({self.why}): something wrote it around "
             f"redis-swarm, and no worker can read it; it is kept as it is. Repair it ({how}), "
@@ -317,6 +323,7 @@ def leased(
     tasks that cannot be read here (``DamagedLease``), which the claim gives up."""
     tasks = []
     damaged: list[DamagedLease] = []
+    data_key = ctx.keys.task_data
     for raw, data, secret in zip(pairs[0::2], pairs[1::2], lease_secrets, strict=False):
         try:
             task = task_from(raw, data, secret)
@@ -325,9 +332,11 @@ def leased(
             # us: the lease stands and its token is only here, so it is kept, not lost.
             tid, queue, token = _lease_of(raw, secret)
             if isinstance(exc, _DataCorrupt):
-                damaged.append(DamagedLease(tid, queue, token, f"task {tid}'s data", exc.why))
+                damaged.append(
+                    DamagedLease(tid, queue, token, f"task {tid}'s data", exc.why, data_key)
+                )
             else:
-                damaged.append(DamagedLease(tid, queue, token, f"task {tid}", _why(exc)))
+                damaged.append(DamagedLease(tid, queue, token, f"task {tid}", _why(exc), data_key))
             continue
         remember_route(ctx, task)
         tasks.append(task)

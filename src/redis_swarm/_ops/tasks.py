@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import functools
 import json
+import shlex
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, TypedDict
 
-from .._codec import UNREADABLE, built, dumps
+from .._codec import UNREADABLE, built, dumps, loads
 from .._errors import Conflict, CorruptRecord, NotFound, PayloadTooLarge, ValidationError
 from .._hints import CHECK_TASK_ID
 from .._keys import Keys, label_id
@@ -48,6 +49,7 @@ from ._work import (
     LIST_BUDGET,
     STATUSES,
     DamagedLease,
+    _why,
     check_cursor,
     check_label,
     check_number,
@@ -709,7 +711,21 @@ def cancel(ctx: OpContext, task_id: str, *, dead: bool = False) -> Operation[Tas
 
 def requeue_dead(ctx: OpContext, task_id: str) -> Operation[Task]:
     """Put a dead-lettered task back in its queue with fresh budgets of failures and
-    abandons."""
+    abandons. Refused (CorruptRecord, nothing changed) while its data is stored damaged: its
+    next claim would only dead-letter it again, an attempt spent (``claiming.claimed``)."""
+    task_id = check_id("task", task_id)
+    data = yield Cmd("HGET", ctx.keys.task_data, task_id)
+    if data is not None:
+        try:
+            loads(data)
+        except UNREADABLE as exc:
+            raise CorruptRecord(
+                f"task {task_id}'s data is still stored damaged ({_why(exc)}), so it was "
+                "not requeued (its next claim would dead-letter it again): repair it first, "
+                f"redis-cli HSET {shlex.quote(ctx.keys.task_data)} {task_id} 'JSON' with its "
+                f"data, then swarm task requeue {task_id}",
+                record_id=task_id,
+            ) from None
     return (yield from _update(ctx, task_id, "requeue"))
 
 
