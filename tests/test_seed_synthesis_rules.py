@@ -162,3 +162,18 @@ def test_swarm_synth_create_refuses_another_pass_unless_across_passes(
     assert "--across-passes" in out.stderr
     stored = cli.json(*args, "--pass", "Final", *cited, "--across-passes")
     assert stored["sources"] == [ours, theirs]
+
+
+def test_swarm_synth_create_cites_none_and_says_a_pass_name_s_edge_whitespace(
+    cli: Cli,
+) -> None:
+    """A pass that found nothing is synthesized with --cites-none (the core's cites_none; the
+    CLI had no way to); --all-findings of a pass name ending in a space says that, not "no
+    finding" (a name no pass can have been posted under since the rule)."""
+    args = ("synth", "create", "--shard", SHARD, "--text", "nothing found")
+    out = cli(*args, "--pass", "P1", expect=2)
+    assert "--cites-none" in out.stderr
+    stored = cli.json(*args, "--pass", "P1", "--cites-none")
+    assert stored["sources"] == [] and stored["pass_name"] == "P1"
+    out = cli(*args, "--pass", "P1 ", "--all-findings", expect=2)
+    assert "'P1 ' ends with a space" in out.stderr, out.stderr

@@ -13,6 +13,7 @@ from .._hints import LIST_PASSES
 from .._models import unknown_pass
 from .._printable import printable
 from .._usage import usage_line
+from .._validate import check_label
 from ._app import App, json_option, main, pass_app
 from ._common import (
     Instant,
@@ -150,6 +151,11 @@ def synth() -> None:
     is_flag=True,
     help="It spans passes (a final report of several): it may cite other passes' findings.",
 )
+@click.option(
+    "--cites-none",
+    is_flag=True,
+    help="It rests on no finding (a pass that found nothing): stored citing none.",
+)
 @json_option
 @pass_app
 def synth_create(
@@ -160,11 +166,13 @@ def synth_create(
     finding_ids: tuple[str, ...],
     all_findings: bool,
     across_passes: bool,
+    cites_none: bool,
 ) -> None:
     """Store a synthesis of a pass, citing the findings it rests on."""
-    if not finding_ids and not all_findings:
+    if not finding_ids and not all_findings and not cites_none:
         raise click.UsageError(
-            "cite the findings it rests on: --finding ID (repeatable) or --all-findings"
+            "cite the findings it rests on: --finding ID (repeatable) or --all-findings "
+            "(or --cites-none, for a pass that found nothing)"
         )
     sources = list(finding_ids)
     if all_findings:
@@ -178,18 +186,24 @@ def synth_create(
             )
             if not f.superseded
         ]
-        if not found:
+        if not found and pass_name != pass_name.strip():
+            # (a name a pass cannot have been posted under: said so, not "no finding")
+            check_label("pass name", pass_name, new=True)
+        if not found and not cites_none:
             # A synthesis of nothing is almost always a mistyped pass or shard.
             raise NotFound(
                 f"pass {pass_name!r} has no finding for shard {shard!r} (superseded ones "
                 "aside), so --all-findings would cite nothing and nothing was stored: check "
                 f"the names (the passes: {LIST_PASSES}; swarm findings --pass "
                 f"{shlex.quote(pass_name)} --json lists the pass's findings with their "
-                "shards), or cite findings with --finding ID"
+                "shards), or cite findings with --finding ID (--cites-none: a pass that "
+                "found nothing)"
             )
         sources += [fid for fid in found if fid not in sources]
     body = read_text(text, app, what="--text", thing="the synthesis")
-    s = app.swarm.synthesize(shard, pass_name, body, sources, across_passes=across_passes)
+    s = app.swarm.synthesize(
+        shard, pass_name, body, sources, across_passes=across_passes, cites_none=cites_none
+    )
     cited = counted(len(s.sources), "finding")
     app.emit(s, lambda: click.echo(f"stored {s.id} citing {cited}"))
 
