@@ -205,9 +205,10 @@ _REPAIRS: tuple[tuple[tuple[str, ...], Callable[[Keys], str]], ...] = (
     (
         ("version", "chunk"),
         lambda _: (
-            "a read of those context versions is refused: publish each owner's context "
+            "a read of those context versions is refused: publish each version's text "
             "again with repair, which sends every chunk anew: swarm context publish FILE --owner "
-            "OWNER --repair"
+            "OWNER --repair (that makes it the owner's current version: for an older one, "
+            "publish the current text again after it)"
         ),
     ),
     (
