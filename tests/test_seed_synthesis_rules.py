@@ -177,3 +177,9 @@ def test_swarm_synth_create_cites_none_and_says_a_pass_name_s_edge_whitespace(
     assert stored["sources"] == [] and stored["pass_name"] == "P1"
     out = cli(*args, "--pass", "P1 ", "--all-findings", expect=2)
     assert "'P1 ' ends with a space" in out.stderr, out.stderr
+    # beside --all-findings: every finding when there are some, none when there are none
+    with Swarm(cli.url, swarm="test") as swarm:
+        found = _finding(swarm, "P2")
+    both = ("--all-findings", "--cites-none")
+    assert cli.json(*args, "--pass", "P2", *both)["sources"] == [found]
+    assert cli.json(*args, "--pass", "P3", *both)["sources"] == []

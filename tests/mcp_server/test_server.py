@@ -171,6 +171,10 @@ def test_a_pass_from_shard_to_workers_and_back(core: Swarm) -> None:
             assert 'are not of pass "Final"' in refused and "across_passes" in refused
             spanning, _ = await shard("synthesize", **final, across_passes=True)
             assert core.get_synthesis(spanning["synthesis_id"]).sources == tuple(ids)
+            empty = {"pass_name": "Pass 1", "text": "Nothing.", "sources": []}
+            assert "cites_none=true" in await shard.error("synthesize", **empty)
+            nothing, _ = await shard("synthesize", **empty, cites_none=True)
+            assert core.get_synthesis(nothing["synthesis_id"]).sources == ()
 
     run(body)
 

@@ -284,6 +284,12 @@ def forget_presence(ctx: OpContext, worker: str) -> None:
 # --- validation at the edge
 
 
+def repair_task_data(data_key: str, task_id: str | None) -> str:
+    """The command that repairs a task's damaged data (``data_key``: ``Keys.task_data``), as
+    a shell runs it written so."""
+    return f"redis-cli HSET {shlex.quote(data_key)} {task_id} 'JSON' with its data"
+
+
 class DamagedLease(NamedTuple):
     """A lease a claim took on a task whose record or data cannot be read here (written
     around redis-swarm): what the claim gives up at once, dead-lettering the task
@@ -304,7 +310,7 @@ class DamagedLease(NamedTuple):
     def error(self) -> str:
         """Why it is dead-lettered (its ``last_error``): the damage and the repair."""
         how = (
-            f"redis-cli HSET {shlex.quote(self.data_key)} {self.task_id} 'JSON' with its data"
+            repair_task_data(self.data_key, self.task_id)
             if self.what.endswith("'s data")
             else "rewrite it"
         )
@@ -515,7 +521,8 @@ def task_from(
             why = _why(exc)
             raise _DataCorrupt(
                 f"task {fields['id']}'s data is stored corrupt ({why}): something wrote it "
-                "around redis-swarm. Rewrite it (HSET the task data hash), or cancel the "
+                "around redis-swarm. Rewrite it (redis-cli HSET on the swarm's task_data hash, "
+                "field its id: swarm doctor names the key), or cancel the "
                 "task; swarm doctor counts such records",
                 record_id=fields["id"],
                 why=why,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import json
-import shlex
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, TypedDict
 
@@ -60,6 +59,7 @@ from ._work import (
     new_id,
     page,
     remember_route,
+    repair_task_data,
     route,
     task_from,
     text,
@@ -722,8 +722,8 @@ def requeue_dead(ctx: OpContext, task_id: str) -> Operation[Task]:
             raise CorruptRecord(
                 f"task {task_id}'s data is still stored damaged ({_why(exc)}), so it was "
                 "not requeued (its next claim would dead-letter it again): repair it first, "
-                f"redis-cli HSET {shlex.quote(ctx.keys.task_data)} {task_id} 'JSON' with its "
-                f"data, then swarm task requeue {task_id}",
+                f"{repair_task_data(ctx.keys.task_data, task_id)}, then swarm task requeue "
+                f"{task_id}",
                 record_id=task_id,
             ) from None
     return (yield from _update(ctx, task_id, "requeue"))

@@ -505,8 +505,11 @@ class _Scan:
                 tuple(Cmd("HSTRLEN", self.k.chunk(d), "data") for d in some)
             )
             for digest, length in zip(some, lengths, strict=True):
-                # (a chunk key of another type is a damaged chunk: no length matches)
+                # (a chunk key of another type is a damaged chunk, and a key to DEL before
+                # the repair, whose writes it would refuse: no length matches)
                 stored = -1 if length is _WRONG_TYPE else int(length)
+                if length is _WRONG_TYPE:
+                    self.found["key"].append(self.k.chunk(digest))
                 wrong = [version for size, version in self.chunks[digest] if size != stored]
                 if wrong:
                     short[digest] = wrong

@@ -186,8 +186,9 @@ def synth_create(
             )
             if not f.superseded
         ]
-        if not found and pass_name != pass_name.strip():
-            # (a name a pass cannot have been posted under: said so, not "no finding")
+        if not found and not cites_none and pass_name != pass_name.strip():
+            # (a name no pass is posted under since the rule: said so, not "no finding";
+            # with --cites-none the core says whether a pass was posted under it before)
             check_label("pass name", pass_name, new=True)
         if not found and not cites_none:
             # A synthesis of nothing is almost always a mistyped pass or shard.
@@ -201,8 +202,14 @@ def synth_create(
             )
         sources += [fid for fid in found if fid not in sources]
     body = read_text(text, app, what="--text", thing="the synthesis")
+    # (--cites-none with --all-findings: cite them all, or none when there are none)
     s = app.swarm.synthesize(
-        shard, pass_name, body, sources, across_passes=across_passes, cites_none=cites_none
+        shard,
+        pass_name,
+        body,
+        sources,
+        across_passes=across_passes,
+        cites_none=cites_none and not sources,
     )
     cited = counted(len(s.sources), "finding")
     app.emit(s, lambda: click.echo(f"stored {s.id} citing {cited}"))

@@ -9,6 +9,7 @@ with few retries, so that it says what is wrong in seconds.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -214,8 +215,8 @@ _REPAIRS: tuple[tuple[tuple[str, ...], Callable[[Keys], str]], ...] = (
     (
         ("message",),
         lambda keys: (
-            f"message_status cannot read those messages: HDEL {keys.messages} ID of "
-            "each (it then says the message is unknown)"
+            "message_status cannot read those messages: redis-cli HDEL "
+            f"{shlex.quote(keys.messages)} ID of each (it then says the message is unknown)"
         ),
     ),
     (

@@ -256,16 +256,21 @@ class PlannerTools(ToolsBase):
             bool,
             Field(description="It spans passes (a final report): it may cite any pass's findings."),
         ] = False,
+        cites_none: Annotated[
+            bool,
+            Field(description="The pass found nothing: stored citing no finding (sources [])."),
+        ] = False,
     ) -> CallToolResult:
         """Shard, last step of a pass: record your synthesis of its findings, citing the
         finding ids it rests on (they must exist, and be of that pass or of no pass, unless
         across_passes).
         Then start the next pass."""
         session = await self._session(ctx)
-        if not sources:  # (as swarm synth create: a synthesis rests on findings)
+        if not sources and not cites_none:  # (as swarm synth create: it rests on findings)
             raise self._error(ValidationError(
                 "a synthesis cites the findings it rests on: pass their ids in sources "
-                "(list_findings lists the pass's findings)"
+                "(list_findings lists the pass's findings), or cites_none=true for a pass "
+                "that found nothing"
             ))  # fmt: skip
         result = await self._run(
             self.swarm.synthesize,
@@ -274,6 +279,7 @@ class PlannerTools(ToolsBase):
             text,
             sources,
             across_passes=across_passes,
+            cites_none=cites_none,
         )
         return self._result(
             {"synthesis_id": result.id, "pass_name": pass_name, "sources": len(result.sources)}
