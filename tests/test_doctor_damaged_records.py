@@ -117,6 +117,20 @@ def test_an_index_short_of_its_records_is_named(swarm: Swarm, raw: Any) -> None:
     }
 
 
+def test_a_lost_entry_beside_a_dangling_one_is_named(swarm: Swarm, raw: Any) -> None:
+    """An index that lost one entry and holds one whose record was deleted (as the repair
+    "delete the record" leaves it) is of the right size: the index is read entry by entry,
+    so the lost one is named all the same."""
+    findings = _work(swarm, "P1", 3)
+    k = swarm.keys
+    raw.zrem(k.finding_index, findings[0])
+    raw.hdel(k.findings, findings[1])  # (its entries stay, dangling)
+    assert raw.zcard(k.finding_index) == 2  # (as many as the records left)
+    found = swarm.corrupt_records()
+    assert found["index"] == [k.finding_index], found
+    assert [f.id for f in swarm.findings().items] == [findings[2]]  # (what it costs)
+
+
 def test_the_doctor_fails_on_damaged_records_saying_how_to_repair(cli: Cli, raw: Any) -> None:
     cli("task", "post", "q", "work")
     cli("agents", "register", "a", "--role", "worker")

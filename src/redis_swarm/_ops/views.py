@@ -326,47 +326,68 @@ def corrupt_records(ctx: OpContext) -> Operation[dict[str, list[str]]]:
     - ``index``: the keys of indexes that lack records they index (``task_index``,
       ``finding_index``, ``synthesis_index``, a pass's tasks, the findings of a queue, pass
       or shard): listings miss those records (all of them, the index deleted). Each
-      index's size is held against the records of it the scan met; only one found smaller
-      is looked at entry by entry (ZMSCORE), its records it lacks looked for again after
-      (HEXISTS), so that one retired meanwhile is no shortfall.
+      index is held against the records of it the scan met, entry by entry
+      (``_check_indexes``).
+    - ``key``: keys it reads that hold another type than redis-swarm writes there.
 
-    It reads every record, a thousand of each kind per round trip, then the sizes of the
-    indexes and the length of every chunk the manifests name (a thousand per round trip):
+    It reads every record, a thousand of each kind per round trip, then the indexes' entries
+    for them and the length of every chunk the manifests name (a thousand per round trip):
     their bytes are not read, so a chunk rewritten with other bytes of its length shows
     only when read (its hash)."""
     scan = _Scan(ctx.keys)
     yield from scan.run()
     scan.forgive_half_stored()
-    keys = list(scan.indexes)
-    for start in range(0, len(keys), SCAN_COUNT):
-        some = keys[start : start + SCAN_COUNT]
-        sizes = yield from _typed(tuple(Cmd("ZCARD", key) for key in some))
-        for key, size in zip(some, sizes, strict=True):
-            if size is _WRONG_TYPE:
-                scan.found["key"].append(key)
-                continue
-            records, seen = scan.indexes[key]
-            if len(seen) > int(size) and (yield from _lacks(key, records, seen)):
-                scan.found["index"].append(key)
+    yield from _check_indexes(scan)
     yield from scan.check_chunks()
     return {kind: sorted(set(ids)) for kind, ids in scan.found.items()}
 
 
-def _lacks(index: str, records: str, ids: set[str]) -> Operation[bool]:
-    """Whether ``index`` lacks a record of hash ``records`` among ``ids`` (met by the scan)
-    that is still stored: a thousand ids per round trip (ZMSCORE), then those it lacks
-    (HEXISTS, after: a script that retires a record drops its entries with it, so a record
-    retired between the two reads is found gone, never short)."""
-    order = sorted(ids)
-    for start in range(0, len(order), SCAN_COUNT):
-        some = order[start : start + SCAN_COUNT]
-        scores = yield Cmd("ZMSCORE", index, *some)
-        missing = [i for i, score in zip(some, scores, strict=True) if score is None]
-        if missing:
-            stored = yield Batch(tuple(Cmd("HEXISTS", records, i) for i in missing))
-            if any(int(found) for found in stored):
-                return True
-    return False
+# The most ids one round trip of the index check sends (ten commands of a thousand, or more
+# commands of fewer): a pipeline of a few hundred KB, not one of every index at once.
+_IDS_A_ROUND = 10 * SCAN_COUNT
+
+
+def _rounds(pieces: list[tuple[str, list[str]]]) -> list[list[tuple[str, list[str]]]]:
+    """``pieces`` (an index, some of its ids) grouped into round trips of at most
+    ``_IDS_A_ROUND`` ids and ``SCAN_COUNT`` commands each."""
+    rounds: list[list[tuple[str, list[str]]]] = [[]]
+    held = 0
+    for piece in pieces:
+        if rounds[-1] and (held + len(piece[1]) > _IDS_A_ROUND or len(rounds[-1]) >= SCAN_COUNT):
+            rounds.append([])
+            held = 0
+        rounds[-1].append(piece)
+        held += len(piece[1])
+    return [r for r in rounds if r]
+
+
+def _check_indexes(scan: _Scan) -> Operation[None]:
+    """Every index against the records of it the scan met, entry by entry (ZMSCORE, a
+    thousand ids a command, a thousand commands a round trip: a size alone let a lost entry
+    hide behind one whose record was deleted); the records an index lacks looked for again
+    after (HEXISTS: a script that retires a record drops its entries with it, so a record
+    retired between the two reads is found gone, never short). Names the indexes short of
+    a record still stored, and those of another type (``key``)."""
+    pieces = [
+        (key, ids[start : start + SCAN_COUNT])
+        for key, (_, seen) in scan.indexes.items()
+        for ids in [sorted(seen)]
+        for start in range(0, len(ids), SCAN_COUNT)
+    ]
+    lacking: list[tuple[str, str]] = []  # (index, a record id it lacks)
+    for some in _rounds(pieces):
+        replies = yield from _typed(tuple(Cmd("ZMSCORE", key, *ids) for key, ids in some))
+        for (key, ids), scores in zip(some, replies, strict=True):
+            if scores is _WRONG_TYPE:
+                scan.found["key"].append(key)
+                continue
+            lacking += [(key, i) for i, score in zip(ids, scores, strict=True) if score is None]
+    for start in range(0, len(lacking), SCAN_COUNT):
+        some_ids = lacking[start : start + SCAN_COUNT]
+        stored = yield Batch(tuple(Cmd("HEXISTS", scan.indexes[key][0], i) for key, i in some_ids))
+        scan.found["index"] += [
+            key for (key, _), found in zip(some_ids, stored, strict=True) if int(found)
+        ]
 
 
 class _Scan:
