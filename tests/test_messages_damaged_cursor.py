@@ -67,3 +67,17 @@ def test_message_status_says_a_damaged_cursor_too(handle: Swarm, server_url: str
         r.hset(handle.keys.cursors, "a|inbox", "junk")
     with pytest.raises(CorruptRecord, match="HDEL"):
         handle.message_status(sent.id)
+
+
+def test_a_cursors_key_of_another_type_is_a_corrupt_record(handle: Swarm, server_url: str) -> None:
+    """The whole cursors hash replaced by a string made every read raise Redis's raw
+    WRONGTYPE: a CorruptRecord pointing to the doctor, which names the key."""
+    with raw_client(server_url) as r:
+        r.delete(handle.keys.cursors)
+        r.set(handle.keys.cursors, "junk")
+    with pytest.raises(CorruptRecord) as caught:
+        handle.inbox("a")
+    said = str(caught.value)
+    assert "holds another type than redis-swarm writes there" in said and "WRONGTYPE" in said
+    assert "'swarm doctor' names the key" in said
+    assert handle.corrupt_records()["key"] == [handle.keys.cursors]
