@@ -363,7 +363,7 @@ def _rounds(pieces: list[tuple[str, list[str]]]) -> list[list[tuple[str, list[st
 
 def _check_indexes(scan: _Scan) -> Operation[None]:
     """Every index against the records of it the scan met, entry by entry (ZMSCORE, a
-    thousand ids a command, a thousand commands a round trip: a size alone let a lost entry
+    thousand ids a command, ``_rounds`` of them a round trip: a size alone let a lost entry
     hide behind one whose record was deleted); the records an index lacks looked for again
     after (HEXISTS: a script that retires a record drops its entries with it, so a record
     retired between the two reads is found gone, never short). Names the indexes short of
