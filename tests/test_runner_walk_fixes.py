@@ -156,7 +156,12 @@ def test_a_run_that_finished_during_a_pause_is_reported_not_thrown_away(
         findings = swarm.findings(limit=10).items
     assert outcome.status is OutcomeStatus.COMPLETED, outcome
     assert "stopped the agent" not in outcome.detail, outcome.detail
-    assert "had exited before its task was found lost" in outcome.detail, outcome.detail
+    # (Redis wakes with the renewal, the intruder's claim and the report all queued, and
+    # serves its clients in no set order: when the refused renewal came before the report,
+    # the detail says the agent had exited first; when the report came first, the run simply
+    # completed. Either way it is reported, not thrown away: a CI run met the second order.)
+    if "found lost" in outcome.detail:
+        assert "had exited before its task was found lost" in outcome.detail, outcome.detail
     assert task.status == "completed" and task.finding_id == outcome.finding_id
     (finding,) = findings
     assert finding.summary == "the pool's agent found it" and not finding.superseded
