@@ -145,6 +145,12 @@ class PartlyApplied(SwarmError):
         self.made = made
 
 
+# What Redis answers a command on a key of another type than the command's (a key written
+# around redis-swarm: a SET over a hash): said as the CorruptRecord it is (_translate), and
+# what the doctor reads past (the key named).
+WRONG_TYPE_ERROR = "WRONGTYPE"
+
+
 class CorruptRecord(SwarmError):
     """A record in Redis cannot be read (not JSON, or a value out of range): something wrote
     it around the operations. Listings leave such records out and name them; ``swarm

@@ -163,7 +163,7 @@ def _translated(
             from ._ops._work import damaged_counter  # (here: see the top)
 
             return damaged_counter(None)
-        if _WRONG_TYPE in text:
+        if e.WRONG_TYPE_ERROR in text:
             return e.CorruptRecord(
                 f"a key this call uses at {where} holds another type than redis-swarm writes "
                 f"there (something wrote it around redis-swarm; Redis: {text}): 'swarm "
@@ -196,10 +196,6 @@ def _translated(
                 return e.ConfigError(not_a_data_server(where, sentinel_services(info)))
     return e.SwarmError(f"Redis at {where} answered an error: {text or type(exc).__name__}")
 
-
-# What Redis answers a command on a key of another type than the command's (a key written
-# around redis-swarm: a SET over a hash): said as the damaged record it is.
-_WRONG_TYPE = "WRONGTYPE"
 
 # WAITAOF, which a data server before Redis 7.2 lacks (durability='strict' asks it).
 _NO_WAITAOF = re.compile(r"unknown command .WAITAOF.", re.IGNORECASE)

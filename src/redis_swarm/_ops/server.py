@@ -10,7 +10,13 @@ from typing import Any
 from .. import _durability
 from .._codec import MAX_ISO_MS, counted, iso
 from .._config import SENTINEL_DOCS, Settings, url_host
-from .._errors import ConfigError, ConnectionFailed, PermissionDenied, SwarmError
+from .._errors import (
+    WRONG_TYPE_ERROR,
+    ConfigError,
+    ConnectionFailed,
+    PermissionDenied,
+    SwarmError,
+)
 from .._keys import swarm_key_patterns
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._replies import reply_fields, reply_map, text
@@ -618,7 +624,7 @@ def _check_streams(ctx: OpContext, server_time_ms: int) -> Operation[StreamCheck
         return StreamCheck(refused=str(exc))
     damaged = []
     for (kind, key, agent), info in zip(present, infos, strict=True):
-        if info is _WRONG_TYPE:
+        if info is WRONG_TYPE:
             damaged.append(DamagedStream(kind, key, "", server_time_ms, agent, wrong_type=True))
             continue
         last = text(reply_map(info).get("last-generated-id", "0-0")) if info else "0-0"
@@ -629,37 +635,47 @@ def _check_streams(ctx: OpContext, server_time_ms: int) -> Operation[StreamCheck
     return StreamCheck(tuple(damaged), inboxes=inboxes, agents=int(known))
 
 
-# What _stream_infos gives for a key that holds another type than a stream.
-_WRONG_TYPE = object()
+# What ``past_wrong_type`` gives for a command on a key of another type than the command's
+# (written around redis-swarm): the caller names the key, and reads on.
+WRONG_TYPE = object()
+
+
+def past_wrong_type(cmds: tuple[Cmd, ...], *, gone: str | None = None) -> Operation[list[Any]]:
+    """The replies of ``cmds`` in one batch; when one errs on a key of another type
+    (WRONGTYPE, which ends the batch), or with ``gone`` (a key deleted since it was seen),
+    each is sent alone, that one's reply ``WRONG_TYPE`` (or None). Only a damaged (or
+    changing) swarm pays for more than the one round trip."""
+
+    def tolerated(exc: SwarmError) -> bool:
+        said = str(exc)
+        return not isinstance(exc, ConnectionFailed | PermissionDenied) and (
+            WRONG_TYPE_ERROR in said or (gone is not None and gone in said)
+        )
+
+    try:
+        return list((yield Batch(cmds)))
+    except SwarmError as exc:
+        if not tolerated(exc):
+            raise
+    replies: list[Any] = []
+    for cmd in cmds:
+        try:
+            replies.append((yield cmd))
+        except SwarmError as exc:
+            if not tolerated(exc):
+                raise
+            replies.append(WRONG_TYPE if WRONG_TYPE_ERROR in str(exc) else None)
+    return replies
 
 
 def _stream_infos(keys: list[str]) -> Operation[list[Any]]:
     """XINFO STREAM of each key, in one batch; a stream deleted since it was seen (an agent
-    deregistered meanwhile) is None, a key holding another type ``_WRONG_TYPE`` (a damaged
-    stream, reported as such: the rest of the report stands): then each is asked alone."""
+    deregistered meanwhile) is None, a key holding another type ``WRONG_TYPE`` (a damaged
+    stream, reported as such: the rest of the report stands)."""
     if not keys:
         return []
-    try:
-        return list((yield Batch(tuple(Cmd("XINFO", "STREAM", key) for key in keys))))
-    except (ConnectionFailed, PermissionDenied):
-        raise
-    except SwarmError as exc:
-        if "no such key" not in str(exc) and "WRONGTYPE" not in str(exc):
-            raise
-    infos: list[Any] = []
-    for key in keys:
-        try:
-            infos.append((yield Cmd("XINFO", "STREAM", key)))
-        except (ConnectionFailed, PermissionDenied):
-            raise
-        except SwarmError as exc:
-            if "WRONGTYPE" in str(exc):
-                infos.append(_WRONG_TYPE)
-            elif "no such key" in str(exc):
-                infos.append(None)
-            else:
-                raise
-    return infos
+    cmds = tuple(Cmd("XINFO", "STREAM", key) for key in keys)
+    return (yield from past_wrong_type(cmds, gone="no such key"))
 
 
 def server_info(ctx: OpContext) -> Operation[ServerInfo]:

@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 
 from .._codec import UNREADABLE, loads
 from .._context_records import ContextInfo
-from .._errors import ConnectionFailed, PermissionDenied, SwarmError
 from .._keys import Keys
 from .._models import (
     RECORD_KINDS,
@@ -64,6 +63,7 @@ from ._work import (
     task_from,
     text,
 )
+from .server import WRONG_TYPE, past_wrong_type
 
 __all__ = ["corrupt_records", "passes", "recent", "status", "task_costs"]
 
@@ -376,9 +376,9 @@ def _check_indexes(scan: _Scan) -> Operation[None]:
     ]
     lacking: list[tuple[str, str]] = []  # (index, a record id it lacks)
     for some in _rounds(pieces):
-        replies = yield from _typed(tuple(Cmd("ZMSCORE", key, *ids) for key, ids in some))
+        replies = yield from past_wrong_type(tuple(Cmd("ZMSCORE", key, *ids) for key, ids in some))
         for (key, ids), scores in zip(some, replies, strict=True):
-            if scores is _WRONG_TYPE:
+            if scores is WRONG_TYPE:
                 scan.found["key"].append(key)
                 continue
             lacking += [(key, i) for i, score in zip(ids, scores, strict=True) if score is None]
@@ -431,14 +431,14 @@ class _Scan:
         cursors = dict.fromkeys(scans, "0")
         while cursors:
             scanning = list(cursors)
-            replies = yield from _typed(
+            replies = yield from past_wrong_type(
                 tuple(
                     Cmd("HSCAN", scans[name][0], cursors[name], "COUNT", SCAN_COUNT)
                     for name in scanning
                 )
             )
             for name, reply in zip(scanning, replies, strict=True):
-                if reply is _WRONG_TYPE:  # (the whole hash is another type: named, skipped)
+                if reply is WRONG_TYPE:  # (the whole hash is another type: named, skipped)
                     self.found["key"].append(scans[name][0])
                     del cursors[name]
                     continue
@@ -522,14 +522,14 @@ class _Scan:
         short: dict[str, list[str]] = {}  # digest -> the versions it is short for
         for start in range(0, len(digests), SCAN_COUNT):
             some = digests[start : start + SCAN_COUNT]
-            lengths = yield from _typed(
+            lengths = yield from past_wrong_type(
                 tuple(Cmd("HSTRLEN", self.k.chunk(d), "data") for d in some)
             )
             for digest, length in zip(some, lengths, strict=True):
                 # (a chunk key of another type is a damaged chunk, and a key to DEL before
                 # the repair, whose writes it would refuse: no length matches)
-                stored = -1 if length is _WRONG_TYPE else int(length)
-                if length is _WRONG_TYPE:
+                stored = -1 if length is WRONG_TYPE else int(length)
+                if length is WRONG_TYPE:
                     self.found["key"].append(self.k.chunk(digest))
                 wrong = [version for size, version in self.chunks[digest] if size != stored]
                 if wrong:
@@ -547,31 +547,6 @@ class _Scan:
             if still:
                 self.found["chunk"].append(digest)
                 self.found["version"] += still
-
-
-# A reply of ``_typed`` to a command on a key holding another type than redis-swarm writes
-# there (written around it): the doctor names the key (or the chunk), and reads on.
-_WRONG_TYPE = object()
-
-
-def _typed(cmds: tuple[Cmd, ...]) -> Operation[list[Any]]:
-    """The replies of ``cmds`` in one batch; when one meets a key of another type (WRONGTYPE,
-    which ends the batch), each is sent alone, that one's reply ``_WRONG_TYPE`` (the
-    damaged path only: a sound swarm pays nothing more)."""
-    try:
-        return list((yield Batch(cmds)))
-    except SwarmError as exc:
-        if "WRONGTYPE" not in str(exc) or isinstance(exc, ConnectionFailed | PermissionDenied):
-            raise
-    replies: list[Any] = []
-    for cmd in cmds:
-        try:
-            replies.append((yield cmd))
-        except SwarmError as exc:
-            if "WRONGTYPE" not in str(exc) or isinstance(exc, ConnectionFailed | PermissionDenied):
-                raise
-            replies.append(_WRONG_TYPE)
-    return replies
 
 
 def _hash_items(entries: Any) -> list[tuple[Any, Any]]:

@@ -21,7 +21,13 @@ from .._codec import counted, first_few, iso
 from .._config import Settings
 from .._embedded import Binary, EmbeddedServer, find_redis_server, same_file
 from .._env import CHECK_SWARM, DOCTOR_TELLS_MORE
-from .._errors import ConfigError, ConnectionFailed, PermissionDenied, SwarmError
+from .._errors import (
+    WRONG_TYPE_ERROR,
+    ConfigError,
+    ConnectionFailed,
+    PermissionDenied,
+    SwarmError,
+)
 from .._models import RECORD_KINDS
 from .._printable import printable, short_version
 from ._app import EXIT_ERROR, App, json_option, main, pass_app
@@ -167,7 +173,7 @@ def _no_access(swarm: Swarm, settings: Settings, refusing: tuple[str, ...] = ())
         )
     except SwarmError as exc:
         # The log's key holds another type: read, so not refused (the streams row names it)
-        if "WRONGTYPE" not in str(exc):
+        if WRONG_TYPE_ERROR not in str(exc):
             raise
     return None
 
