@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from ._config import Settings
+from ._errors import WRONG_TYPE_ERROR, ConnectionFailed, PermissionDenied, SwarmError
 from ._keys import Keys
 from ._validate import MAX_CONTEXT_BYTES, MAX_TASK_DATA_BYTES
 
@@ -217,6 +218,39 @@ def together(*ops: Operation[Any]) -> Operation[list[Any]]:
             else:
                 step(i, mine if isinstance(request, Batch) else mine[0])
     return results
+
+
+# What ``past_wrong_type`` gives for a command on a key of another type than the command's
+# (written around redis-swarm): the caller names the key, and reads on.
+WRONG_TYPE = object()
+
+
+def past_wrong_type(cmds: tuple[Cmd, ...], *, gone: str | None = None) -> Operation[list[Any]]:
+    """The replies of ``cmds`` in one batch; when one errs on a key of another type
+    (WRONGTYPE, which ends the batch), or with ``gone`` (a key deleted since it was seen),
+    each is sent alone, that one's reply ``WRONG_TYPE`` (or None). Only a damaged (or
+    changing) swarm pays for more than the one round trip."""
+
+    def tolerated(exc: SwarmError) -> bool:
+        said = str(exc)
+        return not isinstance(exc, ConnectionFailed | PermissionDenied) and (
+            WRONG_TYPE_ERROR in said or (gone is not None and gone in said)
+        )
+
+    try:
+        return list((yield Batch(cmds)))
+    except SwarmError as exc:
+        if not tolerated(exc):
+            raise
+    replies: list[Any] = []
+    for cmd in cmds:
+        try:
+            replies.append((yield cmd))
+        except SwarmError as exc:
+            if not tolerated(exc):
+                raise
+            replies.append(WRONG_TYPE if WRONG_TYPE_ERROR in str(exc) else None)
+    return replies
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,13 @@ from .. import _durability
 from .._codec import MAX_ISO_MS, counted, iso
 from .._config import SENTINEL_DOCS, Settings, url_host
 from .._errors import (
-    WRONG_TYPE_ERROR,
     ConfigError,
     ConnectionFailed,
     PermissionDenied,
     SwarmError,
 )
 from .._keys import swarm_key_patterns
-from .._protocol import Batch, Call, Cmd, OpContext, Operation
+from .._protocol import WRONG_TYPE, Batch, Call, Cmd, OpContext, Operation, past_wrong_type
 from .._replies import reply_fields, reply_map, text
 from .._scripts import (
     LIBRARY,
@@ -633,39 +632,6 @@ def _check_streams(ctx: OpContext, server_time_ms: int) -> Operation[StreamCheck
             damaged.append(DamagedStream(kind, key, last, server_time_ms, agent))
     inboxes = sum(1 for kind, _, _ in present if kind == "inbox")
     return StreamCheck(tuple(damaged), inboxes=inboxes, agents=int(known))
-
-
-# What ``past_wrong_type`` gives for a command on a key of another type than the command's
-# (written around redis-swarm): the caller names the key, and reads on.
-WRONG_TYPE = object()
-
-
-def past_wrong_type(cmds: tuple[Cmd, ...], *, gone: str | None = None) -> Operation[list[Any]]:
-    """The replies of ``cmds`` in one batch; when one errs on a key of another type
-    (WRONGTYPE, which ends the batch), or with ``gone`` (a key deleted since it was seen),
-    each is sent alone, that one's reply ``WRONG_TYPE`` (or None). Only a damaged (or
-    changing) swarm pays for more than the one round trip."""
-
-    def tolerated(exc: SwarmError) -> bool:
-        said = str(exc)
-        return not isinstance(exc, ConnectionFailed | PermissionDenied) and (
-            WRONG_TYPE_ERROR in said or (gone is not None and gone in said)
-        )
-
-    try:
-        return list((yield Batch(cmds)))
-    except SwarmError as exc:
-        if not tolerated(exc):
-            raise
-    replies: list[Any] = []
-    for cmd in cmds:
-        try:
-            replies.append((yield cmd))
-        except SwarmError as exc:
-            if not tolerated(exc):
-                raise
-            replies.append(WRONG_TYPE if WRONG_TYPE_ERROR in str(exc) else None)
-    return replies
 
 
 def _stream_infos(keys: list[str]) -> Operation[list[Any]]:

@@ -42,7 +42,7 @@ from .._models import (
     TaskStatus,
     synthesis_run_for,
 )
-from .._protocol import Batch, Cmd, OpContext, Operation, together
+from .._protocol import WRONG_TYPE, Batch, Cmd, OpContext, Operation, past_wrong_type, together
 from .._validate import MAX_PAGE
 from . import agents as agent_ops
 from . import contexts as context_ops
@@ -63,7 +63,6 @@ from ._work import (
     task_from,
     text,
 )
-from .server import WRONG_TYPE, past_wrong_type
 
 __all__ = ["corrupt_records", "passes", "recent", "status", "task_costs"]
 
