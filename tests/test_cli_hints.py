@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from redis_swarm import Swarm, _hints
-from redis_swarm._errors import InvalidState
+from redis_swarm._errors import InvalidState, ValidationError
 
 from ._cli import Cli
 from ._servers import ServerFactory
@@ -98,9 +98,25 @@ def test_every_hint_a_command_prints_names_a_command(
         # (a hint that takes an id says the id the error is about: a command to copy as is)
         found = _hints.said_of_any(hint).findall(stderr)
         assert len(found) == stderr.count("error:") and "ID" not in found, (hint, stderr)
-    assert set(said) == {getattr(_hints, name) for name in _hints.__all__}  # (every hint met)
+    # (every hint met; CITES_NONE, which no command prints, by the test below)
+    assert set(said) | {_hints.CITES_NONE} == {getattr(_hints, name) for name in _hints.__all__}
     for stderr in [*said.values(), regex]:
         assert not _PYTHON_WORDS.search(stderr), stderr
+
+
+def test_the_hint_no_command_prints_is_said_to_a_python_caller(cli: Cli, swarm: Swarm) -> None:
+    """A synthesis citing no finding is refused by the core unless ``cites_none``: in the
+    Python API's words (``_hints.CITES_NONE``), since only a Python caller meets that refusal
+    as the core says it; ``swarm synth create`` asks for what it cites first, in its options,
+    and each face says the core's refusal in its own words (``TOOL_WORDS``, ``A2A_WORDS``)."""
+    with pytest.raises(ValidationError) as refused:
+        swarm.synthesize("shard-1", "Pass 1", "nothing", [])
+    assert _hints.CITES_NONE in str(refused.value) and _hints.LIST_FINDINGS in str(refused.value)
+    create = ("synth", "create", "--shard", "shard-1", "--pass", "Pass 1", "--text", "t")
+    stderr = cli(*create, expect=2).stderr
+    assert "--cites-none" in stderr and _hints.CITES_NONE not in stderr, stderr
+    assert not _PYTHON_WORDS.search(stderr), stderr
+    assert swarm.syntheses().items == ()
 
 
 def test_the_scripts_say_the_hints_in_the_same_words() -> None:

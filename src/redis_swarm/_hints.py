@@ -29,6 +29,7 @@ __all__ = [
     "CANCEL_TASK",
     "CHECK_AGENT_ID",
     "CHECK_TASK_ID",
+    "CITES_NONE",
     "CONTEXT_VERSIONS",
     "CURRENT_VERSION",
     "KEPT_TOKEN",
@@ -51,6 +52,14 @@ CONTEXT_VERSIONS = "shown by swarm context versions OWNER"
 # (no ``version=``) and a CLI user (no ``--version``) both follow, naming neither's option.
 CURRENT_VERSION = "read without a version to get the current one"
 LIST_FINDINGS = "with swarm findings"
+# How a synthesis resting on no finding is stored (``_ops.findings.synthesize``'s refusal of
+# one citing none). Said in the Python API's words, the one exception: no command meets that
+# refusal (swarm synth create asks for --finding, --all-findings or --cites-none first, in
+# its own words), so only a Python caller reads it as the core says it.
+CITES_NONE = (
+    "Swarm.synthesize stores one that rests on none, of a pass that found nothing, with "
+    "cites_none=True"
+)
 # Said inside the parentheses naming the passes there are: "(the passes: "a", "b"; ...)".
 # (Every one: plain ``swarm status`` shows only the last few settled passes.)
 LIST_PASSES = "swarm status --all lists them"

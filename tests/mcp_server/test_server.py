@@ -593,6 +593,7 @@ def test_error_hints_name_tools_not_the_cli_or_python(core: Swarm) -> None:
                 ("post_task", {"queue": "q", "description": "big", "data": "x" * 1_100_000},
                  "in a context (publish_context)"),
                 ("synthesize", {"pass_name": "P", "text": "t", "sources": ["f-"]}, "list_findings"),
+                ("synthesize", {"pass_name": "P", "text": "t", "sources": []}, "cites_none=true"),
                 ("wait_for_pass", {"pass_name": "nope", "timeout_s": 1},
                  "; swarm_status lists them), or post"),
                 ("send_message", {"to": "nobody", "body": "hi"}, "check the id with list_agents"),

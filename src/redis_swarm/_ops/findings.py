@@ -23,7 +23,7 @@ from .._errors import (
     PermissionDenied,
     ValidationError,
 )
-from .._hints import LIST_FINDINGS
+from .._hints import CITES_NONE, LIST_FINDINGS
 from .._keys import Keys
 from .._models import Finding, Page, RetiredPass, Synthesis, Task
 from .._protocol import INTERRUPTS, Batch, Call, Cmd, OpContext, Operation, reply_at_interrupt
@@ -485,9 +485,8 @@ def synthesize(
     if not cited and not cites_none:
         raise ValidationError(
             f"the synthesis of pass {pass_name[:80]!r} cites no finding, so nothing was stored: "
-            f"pass the ids it rests on as its sources (list the pass's findings "
-            f"{LIST_FINDINGS}; Swarm.synthesize stores one that rests on none, of a pass that "
-            "found nothing, with cites_none=True)"
+            "a synthesis cites the findings it rests on; pass the ids it rests on as its "
+            f"sources (list the pass's findings {LIST_FINDINGS}; {CITES_NONE})"
         )
     if cited and cites_none:
         raise ValidationError(

@@ -44,6 +44,8 @@ A2A_WORDS: dict[str, str] = {
     hints.CHECK_TASK_ID: "check the id SendMessage returned, or find the task with ListTasks",
     hints.PUBLISH_CONTEXT: OPERATOR_CONTEXT,
     hints.LIST_FINDINGS: "in the artifacts of completed tasks (GetTask, ListTasks)",
+    # (Said of a synthesis, which no A2A method stores: a shard's.)
+    hints.CITES_NONE: "a shard stores one that rests on none, of a pass that found nothing",
     # A pass is an A2A context: its tasks' contextId.
     hints.LIST_PASSES: "ListTasks shows each task's contextId",
     # Agents and contexts are not A2A objects: only the swarm's operator sees them.

@@ -96,6 +96,8 @@ TOOL_WORDS: dict[str, str] = {
     hints.ASK_TARGETS: "(swarm_status lists them)",
     hints.CHECK_AGENT_ID: "check the id with list_agents",
     hints.LIST_FINDINGS: "with list_findings",
+    # (synthesize's argument, as an agent passes it: JSON's true)
+    hints.CITES_NONE: "cites_none=true stores one resting on none: a pass that found nothing",
     hints.LIST_PASSES: "swarm_status lists them",
     hints.CHECK_TASK_ID: "check the id claim_task or post_task returned",
     hints.PUBLISH_CONTEXT: "(publish_context)",

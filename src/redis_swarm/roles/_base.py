@@ -243,8 +243,9 @@ class SupersededFinding(UserWarning):
 
 class UncitedSources(UserWarning):
     """``SwarmMemoryShard.synthesize_findings`` was given sources shaped like finding ids
-    that are no finding of this swarm: kept as plain references (the seed allowed any
-    string), not cited; the synthesis's id is returned as the seed's was."""
+    that are no finding of this swarm, or sources none of which is a finding (the synthesis
+    then cites none): kept as plain references (the seed allowed any string), not cited;
+    the synthesis's id is returned as the seed's was."""
 
 
 def _superseded(exc: AlreadyCompleted, method: str) -> str:

@@ -41,6 +41,42 @@ _NO_PASS = "unknown"
 REFERENCES = "References (not findings of this swarm): "
 
 
+def _uncited(
+    pass_name: str, stored: str, sources: list[str], unknown: Sequence[str], *, cites_none: bool
+) -> str | None:
+    """What the ``UncitedSources`` warning of ``synthesize_findings`` says of synthesis
+    ``stored``: that it cites no finding (``cites_none``: none of ``sources`` is a finding of
+    this swarm), and which of them (``unknown``) are shaped like finding ids but no finding;
+    None when it cites some finding and every source shaped like a finding id."""
+    of = f"synthesize_findings({pass_name[:80]!r}, ...) stored {stored}"
+    is_, them = ("it is", "it") if len(unknown) == 1 else ("they are", "them")
+    shaped = (
+        f"{', '.join(unknown)}: {is_} no finding of this swarm (another swarm's, of a pass "
+        "retired, mistyped, or no finding id at all)"
+    )
+    if cites_none:
+        count = len(dict.fromkeys(sources))
+        which, kept = (
+            ("its source is no finding", "it is kept as a plain reference")
+            if count == 1
+            else (f"none of its {count} sources is a finding", "all are kept as plain references")
+        )
+        return (
+            f"{of} citing no finding: {which} of this swarm, so {kept} on the text's last "
+            f"line{'; ' + shaped if unknown else ''}. To cite the findings it rests on, pass "
+            "their ids (each finding_id of shard.get_all_findings(); check the swarm, "
+            "SWARM_NAME) and store the synthesis again; if it rests on those references "
+            "alone, as meant, filter this warning (UncitedSources)"
+        )
+    if not unknown:
+        return None
+    kept = "a plain reference" if len(unknown) == 1 else "plain references"
+    return (
+        f"{of} without citing {shaped}, so kept as {kept} on the text's last line. To cite "
+        f"{them}, check the ids and the swarm (SWARM_NAME), then store the synthesis again"
+    )
+
+
 class NoTaskClaimed(ValidationError, ValueError):
     """``EphemeralWorker.report_finding`` or ``get_parent_context`` before any claim: a
     ``ValidationError``, and a ``ValueError`` as the seed's was, so that the seed's
@@ -228,8 +264,11 @@ class SwarmMemoryShard(MemoryShard):
         this swarm are cited (the synthesis's ``sources``); the others (any other text: the
         seed's example cites made-up ids) are kept as plain references, on the text's last
         line (``REFERENCES`` and their JSON list), and those shaped like finding ids are
-        named in an ``UncitedSources`` warning. An empty ``sources`` is refused, by the core
-        as by every face: it is almost always a pass or shard whose findings were not found.
+        named in an ``UncitedSources`` warning. Sources none of which is a finding of this
+        swarm are stored all the same (the seed's contract: any strings), as a synthesis
+        citing no finding, which an ``UncitedSources`` warning says. An empty
+        ``sources`` is refused, by the core as by every face: it is almost always a pass or
+        shard whose findings were not found.
         Findings of any pass are cited (the seed's pass names are free labels; the typed
         ``synthesize`` cites only its pass's, the core's rule)."""
         sources = _finding_ids(sources)
@@ -240,30 +279,18 @@ class SwarmMemoryShard(MemoryShard):
                     f"{type(source).__name__}"
                 )
         ids = [s for s in sources if _could_be_finding(s)]
+        unknown: tuple[str, ...] = ()
         try:
-            return self._synthesis(pass_name, synthesis, sources, ids)
+            stored = self._synthesis(pass_name, synthesis, sources, ids)
         except NotFound as exc:
             unknown = exc.missing
             if not unknown:
                 raise
-        stored = self._synthesis(
-            pass_name, synthesis, sources, [i for i in ids if i not in set(unknown)]
-        )
-        is_, kept, them = (
-            ("it is", "a plain reference", "it")
-            if len(unknown) == 1
-            else ("they are", "plain references", "them")
-        )
-        warnings.warn(
-            UncitedSources(
-                f"synthesize_findings({pass_name[:80]!r}, ...) stored {stored} without citing "
-                f"{', '.join(unknown)}: {is_} no finding of this swarm (another swarm's, of a "
-                f"pass retired, mistyped, or no finding id at all), so kept as {kept} on the "
-                f"text's last line. To cite {them}, check the ids and the swarm (SWARM_NAME), "
-                "then store the synthesis again"
-            ),
-            stacklevel=2,
-        )
+            ids = [i for i in ids if i not in set(unknown)]
+            stored = self._synthesis(pass_name, synthesis, sources, ids)
+        said = _uncited(pass_name, stored, sources, unknown, cites_none=not ids)
+        if said is not None:
+            warnings.warn(UncitedSources(said), stacklevel=2)
         return stored
 
     def _synthesis(self, pass_name: str, text: str, sources: list[str], cited: list[str]) -> str:

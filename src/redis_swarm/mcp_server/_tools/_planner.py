@@ -266,12 +266,7 @@ class PlannerTools(ToolsBase):
         across_passes).
         Then start the next pass."""
         session = await self._session(ctx)
-        if not sources and not cites_none:  # (as swarm synth create: it rests on findings)
-            raise self._error(ValidationError(
-                "a synthesis cites the findings it rests on: pass their ids in sources "
-                "(list_findings lists the pass's findings), or cites_none=true for a pass "
-                "that found nothing"
-            ))  # fmt: skip
+        # (an empty sources without cites_none: the core's refusal, in this server's words)
         result = await self._run(
             self.swarm.synthesize,
             shard or session.agent_id,
