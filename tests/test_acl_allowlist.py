@@ -400,6 +400,8 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     worker._run(views.recent(worker._ctx))
     worker._run(agent_ops.held(worker._ctx))  # (inside agents, status and recent)
     worker.corrupt_records()
+    worker.record_damage()
+    shard.repair_indexes()  # (a worker may add to some indexes, never remove from one)
     assert worker.check_counters().ok  # (a recount is a shard's: tests/test_doctor_counters.py)
     assert shard.recount_counters() == ()  # (the counters kept exact: nothing to change)
     assert worker.task_costs(task.id).finding is not None  # (completed: its late ones sought)

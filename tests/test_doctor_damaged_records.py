@@ -127,7 +127,13 @@ def test_a_lost_entry_beside_a_dangling_one_is_named(swarm: Swarm, raw: Any) -> 
     raw.hdel(k.findings, findings[1])  # (its entries stay, dangling)
     assert raw.zcard(k.finding_index) == 2  # (as many as the records left)
     found = swarm.corrupt_records()
-    assert found["index"] == [k.finding_index], found
+    # (the dangling entry named too, in every index of its finding)
+    by = [k.findings_by(dimension, value) for dimension, value in
+          (("queue", "q"), ("pass", "P1"), ("shard", "shard"))]  # fmt: skip
+    assert found["index"] == sorted([k.finding_index, *by]), found
+    entries = {e.index: e for e in swarm.record_damage().indexes}
+    assert list(entries[k.finding_index].lacking) == [findings[0]]
+    assert entries[k.finding_index].dangling == (findings[1],)
     assert [f.id for f in swarm.findings().items] == [findings[2]]  # (what it costs)
 
 
@@ -148,7 +154,7 @@ def test_the_doctor_fails_on_damaged_records_saying_how_to_repair(cli: Cli, raw:
     human = " ".join(cli("doctor", expect=1).stdout.split())
     assert "cursor a|inbox" in human and "swarm msg inbox AGENT --peek says it" in human
     assert "swarm context publish FILE --owner OWNER --repair" in human
-    assert f"index {k.task_index}" in human and "ZADD" in human
+    assert f"index {k.task_index}" in human and "swarm doctor --repair" in human
     assert cli.json("doctor", "--quick")["ok"] is True  # (the records are not read)
 
 

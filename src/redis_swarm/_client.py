@@ -617,6 +617,8 @@ class _Shell:
     status = _Op(views.status)
     recent = _Op(views.recent)
     corrupt_records = _Op(views.corrupt_records)
+    record_damage = _Op(views.record_damage)
+    repair_indexes = _Op(views.repair_indexes)
     check_counters = _Op(counter_ops.check_counters)
     recount_counters = _Op(counter_ops.recount_counters)
     task_costs = _Op(views.task_costs)

@@ -58,6 +58,9 @@ def _uses(
     return Uses(frozenset(commands.split()), frozenset(scripts.split()) | kept, worker, kept)
 
 
+# What the doctor's read of every record sends (corrupt_records, record_damage).
+_RECORD_DAMAGE = "hexists hget hgetall hkeys hscan hstrlen zcard zmscore zrange zscore"
+
 OPERATIONS: dict[str, Uses] = {
     # server (info, config|get and function|list are optional: see _acl.WITHHELD)
     "ping": _uses("ping", worker=True),
@@ -183,8 +186,14 @@ OPERATIONS: dict[str, Uses] = {
     "status": _uses("hgetall hkeys hmget time xrevrange zrange zrevrange", worker=True),
     "passes": _uses("hgetall", worker=True),
     "recent": _uses("hkeys hmget zrevrange", worker=True),
-    # (zcard zmscore hexists: the indexes against the records; hstrlen: each chunk's length)
-    "corrupt_records": _uses("hexists hscan hstrlen zcard zmscore", worker=True),
+    # (zmscore hget: the indexes against the records; hgetall hkeys zcard zrange zscore
+    # hexists: every entry of every index against its record, the tasks against their
+    # findings; hstrlen: each chunk's length)
+    "corrupt_records": _uses(_RECORD_DAMAGE, worker=True),
+    "record_damage": _uses(_RECORD_DAMAGE, worker=True),
+    # its repair (swarm doctor --repair): a shard's, coordinator's or admin's, never a
+    # worker's (a worker may add to some indexes, never remove from one)
+    "repair_indexes": _uses(f"{_RECORD_DAMAGE} zadd zrem"),
     # the status counters against the queues' sets (swarm doctor), and their recount (swarm
     # doctor --recount): a shard's, coordinator's or admin's, never a worker's (a worker may
     # forge the counters: docs/security.md)

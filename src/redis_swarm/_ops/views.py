@@ -19,11 +19,14 @@ task's lineage (``swarm lineage``) total it, in two round trips.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .._codec import UNREADABLE, loads
 from .._context_records import ContextInfo
+from .._errors import PermissionDenied
 from .._keys import Keys
 from .._models import (
     RECORD_KINDS,
@@ -64,7 +67,18 @@ from ._work import (
     text,
 )
 
-__all__ = ["corrupt_records", "passes", "recent", "status", "task_costs"]
+__all__ = [
+    "REPAIR_COMMAND",
+    "IndexEntries",
+    "RecordDamage",
+    "corrupt_records",
+    "passes",
+    "recent",
+    "record_damage",
+    "repair_indexes",
+    "status",
+    "task_costs",
+]
 
 R = TypeVar("R")
 
@@ -307,6 +321,31 @@ def _maybe_finding(ctx: OpContext, finding_id: str) -> Operation[Finding | None]
 # --- health
 
 SCAN_COUNT = 1_000
+# The doctor's repair of the indexes (``repair_indexes``).
+REPAIR_COMMAND = "swarm doctor --repair"
+
+
+@dataclass(frozen=True)
+class IndexEntries:
+    """What one index (``index``, its key) holds wrong: the stored records it lacks, each id
+    with the score it belongs at (``_index_score``; None: its record does not say, so it can
+    be re-added only once the record is rewritten), and its entries whose record is no
+    longer stored (``dangling``: a listing skips them)."""
+
+    index: str
+    lacking: dict[str, int | None] = dataclasses.field(default_factory=dict)
+    dangling: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RecordDamage:
+    """What ``record_damage`` found: ``found``, what ``corrupt_records`` returns; the
+    entries of each index it names (``indexes``, by key); and the completed tasks whose
+    finding is no longer stored (``lost_findings``: task id -> the finding id it names)."""
+
+    found: dict[str, list[str]]
+    indexes: tuple[IndexEntries, ...] = ()
+    lost_findings: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def corrupt_records(ctx: OpContext) -> Operation[dict[str, list[str]]]:
@@ -322,51 +361,127 @@ def corrupt_records(ctx: OpContext) -> Operation[dict[str, list[str]]]:
     - ``message``: the ids of entries of the message index (``message_status``) that are
       not ``TO SEQ AT ...``; ``cursor``: the fields of the read cursors hash that are not of
       their shape (a stream id, a pending or an orphan batch: ``lua/inbox_read.lua``).
-    - ``index``: the keys of indexes that lack records they index (``task_index``,
-      ``finding_index``, ``synthesis_index``, a pass's tasks, the findings of a queue, pass
-      or shard): listings miss those records (all of them, the index deleted). Each
-      index is held against the records of it the scan met, entry by entry
-      (``_check_indexes``).
+    - ``index``: the keys of indexes (``task_index``, ``finding_index``,
+      ``synthesis_index``, a pass's tasks, the findings of a queue, pass or shard) that lack
+      records they index (listings miss those records: all of them, the index deleted), or
+      hold entries of records no longer stored (deleted by hand: listings skip them).
+      ``record_damage`` says which entries (``_check_indexes``).
     - ``key``: keys it reads that hold another type than redis-swarm writes there.
 
     It reads every record, a thousand of each kind per round trip, then the indexes' entries
-    for them and the length of every chunk the manifests name (a thousand per round trip):
-    their bytes are not read, so a chunk rewritten with other bytes of its length shows
-    only when read (its hash)."""
+    (ten thousand per round trip) and the length of every chunk the manifests name (a
+    thousand per round trip): their bytes are not read, so a chunk rewritten with other
+    bytes of its length shows only when read (its hash)."""
+    damage = yield from record_damage(ctx)
+    return damage.found
+
+
+def record_damage(ctx: OpContext) -> Operation[RecordDamage]:
+    """``corrupt_records``, with the entries each index it names lacks or holds in vain,
+    and the completed tasks whose finding is no longer stored (a finding deleted by hand:
+    the task's result is lost), read in the same scan."""
     scan = _Scan(ctx.keys)
     yield from scan.run()
     scan.forgive_half_stored()
-    yield from _check_indexes(scan)
+    indexes = yield from _check_indexes(scan)
     yield from scan.check_chunks()
-    return {kind: sorted(set(ids)) for kind, ids in scan.found.items()}
+    lost = yield from _lost_findings(scan)
+    scan.found["index"] += [entries.index for entries in indexes]
+    found = {kind: sorted(set(ids)) for kind, ids in scan.found.items()}
+    return RecordDamage(found, indexes, lost)
+
+
+def repair_indexes(ctx: OpContext) -> Operation[tuple[IndexEntries, ...]]:
+    """Every index put right (``swarm doctor --repair``): each stored record it lacks added
+    back at its score (``_index_score``: a record whose creation time cannot be read is left
+    out, named by ``record_damage`` until rewritten), each entry of a record no longer
+    stored removed; what it did, by index (a thousand entries a command, ten commands a
+    round trip, after the scan of ``record_damage``). A shard's, coordinator's or admin's:
+    a worker may add to some indexes, never remove from one."""
+    damage = yield from record_damage(ctx)
+    done: list[IndexEntries] = []
+    writes: list[Cmd] = []
+    for entries in damage.indexes:
+        scored: dict[str, int | None] = {i: s for i, s in entries.lacking.items() if s is not None}
+        added = sorted(scored)
+        for start in range(0, len(added), SCAN_COUNT):
+            some = added[start : start + SCAN_COUNT]
+            # NX: an entry added meanwhile (a retried report) keeps its own score
+            writes.append(
+                Cmd("ZADD", entries.index, "NX", *[a for i in some for a in (scored[i], i)])
+            )
+        for start in range(0, len(entries.dangling), SCAN_COUNT):
+            writes.append(Cmd("ZREM", entries.index, *entries.dangling[start : start + SCAN_COUNT]))
+        if scored or entries.dangling:
+            done.append(IndexEntries(entries.index, scored, entries.dangling))
+    for start in range(0, len(writes), _IDS_A_ROUND // SCAN_COUNT):
+        try:
+            yield Batch(tuple(writes[start : start + _IDS_A_ROUND // SCAN_COUNT]))
+        except PermissionDenied as exc:
+            raise PermissionDenied(
+                "repairing the indexes is a shard's, a coordinator's or an admin's, never a "
+                f"worker user's: run {REPAIR_COMMAND} with such a user's URL; a shard or "
+                "coordinator user made by an older redis-swarm gets this right when "
+                f"`swarm acl --apply` is run for it again. {exc}"
+            ) from None
+    return tuple(done)
+
+
+def _index_score(raw: Any) -> int | None:
+    """Where a stored record stands in its indexes: its ``created_at`` (ms), the stamp the
+    script that stores it writes both into the record and as its score in every index of it
+    (lua/task_post.lua, lua/_report.lua, lua/synthesis_create.lua); None when the record
+    does not hold one."""
+    try:
+        record = loads(raw)
+    except UNREADABLE:
+        return None
+    stamp = record.get("created_at") if isinstance(record, dict) else None
+    # (the scripts write it as a whole number: anything else was written by hand)
+    return stamp if isinstance(stamp, int) and not isinstance(stamp, bool) else None
 
 
 # The most ids one round trip of the index check sends (ten commands of a thousand, or more
 # commands of fewer): a pipeline of a few hundred KB, not one of every index at once.
 _IDS_A_ROUND = 10 * SCAN_COUNT
 
+P = TypeVar("P", bound=tuple[Any, ...])
 
-def _rounds(pieces: list[tuple[str, list[str]]]) -> list[list[tuple[str, list[str]]]]:
-    """``pieces`` (an index, some of its ids) grouped into round trips of at most
-    ``_IDS_A_ROUND`` ids and ``SCAN_COUNT`` commands each."""
-    rounds: list[list[tuple[str, list[str]]]] = [[]]
+
+def _rounds(pieces: list[P], size: Callable[[P], int]) -> list[list[P]]:
+    """``pieces`` (an index and some of its ids, or a range of its entries: ``size`` ids)
+    grouped into round trips of at most ``_IDS_A_ROUND`` ids and ``SCAN_COUNT`` commands
+    each."""
+    rounds: list[list[P]] = [[]]
     held = 0
     for piece in pieces:
-        if rounds[-1] and (held + len(piece[1]) > _IDS_A_ROUND or len(rounds[-1]) >= SCAN_COUNT):
+        n = size(piece)
+        if rounds[-1] and (held + n > _IDS_A_ROUND or len(rounds[-1]) >= SCAN_COUNT):
             rounds.append([])
             held = 0
         rounds[-1].append(piece)
-        held += len(piece[1])
+        held += n
     return [r for r in rounds if r]
 
 
-def _check_indexes(scan: _Scan) -> Operation[None]:
+def _check_indexes(scan: _Scan) -> Operation[tuple[IndexEntries, ...]]:
+    """Every index against its records, both ways: the records of it the scan met, entry by
+    entry (``_lacking``), and every entry of it against the records stored (``_dangling``).
+    The indexes that hold anything wrong, by key; those of another type named (``key``)."""
+    lacking = yield from _lacking(scan)
+    dangling = yield from _dangling(scan)
+    return tuple(
+        IndexEntries(key, lacking.get(key, {}), tuple(sorted(dangling.get(key, ()))))
+        for key in sorted(set(lacking) | set(dangling))
+    )
+
+
+def _lacking(scan: _Scan) -> Operation[dict[str, dict[str, int | None]]]:
     """Every index against the records of it the scan met, entry by entry (ZMSCORE, a
     thousand ids a command, ``_rounds`` of them a round trip: a size alone let a lost entry
-    hide behind one whose record was deleted); the records an index lacks looked for again
-    after (HEXISTS: a script that retires a record drops its entries with it, so a record
-    retired between the two reads is found gone, never short). Names the indexes short of
-    a record still stored, and those of another type (``key``)."""
+    hide behind one whose record was deleted); the records an index lacks read again after
+    (HGET: a script that retires a record drops its entries with it, so a record retired
+    between the two reads is found gone, never short), for the score each belongs at."""
     pieces = [
         (key, ids[start : start + SCAN_COUNT])
         for key, (_, seen) in scan.indexes.items()
@@ -374,26 +489,120 @@ def _check_indexes(scan: _Scan) -> Operation[None]:
         for start in range(0, len(ids), SCAN_COUNT)
     ]
     lacking: list[tuple[str, str]] = []  # (index, a record id it lacks)
-    for some in _rounds(pieces):
+    for some in _rounds(pieces, lambda piece: len(piece[1])):
         replies = yield from past_wrong_type(tuple(Cmd("ZMSCORE", key, *ids) for key, ids in some))
         for (key, ids), scores in zip(some, replies, strict=True):
             if scores is WRONG_TYPE:
                 scan.found["key"].append(key)
                 continue
             lacking += [(key, i) for i, score in zip(ids, scores, strict=True) if score is None]
+    out: dict[str, dict[str, int | None]] = {}
     for start in range(0, len(lacking), SCAN_COUNT):
         some_ids = lacking[start : start + SCAN_COUNT]
-        stored = yield Batch(tuple(Cmd("HEXISTS", scan.indexes[key][0], i) for key, i in some_ids))
-        scan.found["index"] += [
-            key for (key, _), found in zip(some_ids, stored, strict=True) if int(found)
-        ]
+        stored = yield Batch(tuple(Cmd("HGET", scan.indexes[key][0], i) for key, i in some_ids))
+        for (key, record_id), raw in zip(some_ids, stored, strict=True):
+            if raw is not None:
+                out.setdefault(key, {})[record_id] = _index_score(raw)
+    return out
+
+
+def _dangling(scan: _Scan) -> Operation[dict[str, list[str]]]:
+    """Every entry of every index (those the scan met, the three of every record, and those
+    of each pass, queue and shard the counters name: an index whose every record was
+    deleted is met by none) whose record is not stored: ZRANGE, a thousand entries a
+    command, ``_rounds`` of them a round trip; those no record the scan met backs looked
+    for again after (HEXISTS, and ZSCORE: a record stored after the scan read its hash, or
+    retired with its entry meanwhile, is no damage). An index of a hash of another type is
+    not read (its every entry would look dangling)."""
+    k = scan.k
+    held: dict[str, str] = {key: records for key, (records, _) in scan.indexes.items()}
+    held.update({k.task_index: k.tasks, k.finding_index: k.findings})
+    held[k.synthesis_index] = k.syntheses
+    fields, passes = yield from past_wrong_type(
+        (Cmd("HKEYS", k.counts), Cmd("HGETALL", k.pass_counts))
+    )
+    fields = [] if fields is WRONG_TYPE else fields
+    for name in pass_names(None if passes is WRONG_TYPE else passes).values():
+        held.setdefault(k.pass_tasks(name), k.tasks)
+        held.setdefault(k.findings_by("pass", name), k.findings)
+    for dimension, names in (
+        ("queue", task_ops.queue_names(fields)), ("shard", task_ops.shard_names(fields))
+    ):  # fmt: skip
+        for name in names:
+            held.setdefault(k.findings_by(dimension, name), k.findings)
+    keys = sorted(key for key, records in held.items() if records not in scan.found["key"])
+    sizes: list[Any] = []
+    for start in range(0, len(keys), SCAN_COUNT):
+        sizes += yield from past_wrong_type(
+            tuple(Cmd("ZCARD", key) for key in keys[start : start + SCAN_COUNT])
+        )
+    pieces: list[tuple[str, int]] = []
+    for key, size in zip(keys, sizes, strict=True):
+        if size is WRONG_TYPE:
+            scan.found["key"].append(key)
+            continue
+        pieces += [(key, start) for start in range(0, int(size), SCAN_COUNT)]
+    maybe: list[tuple[str, str]] = []  # (index, an entry no record met backs)
+    for some in _rounds(pieces, lambda _: SCAN_COUNT):
+        replies = yield from past_wrong_type(
+            tuple(Cmd("ZRANGE", key, start, start + SCAN_COUNT - 1) for key, start in some)
+        )
+        for (key, _), members in zip(some, replies, strict=True):
+            if members is WRONG_TYPE:  # (a key made another type meanwhile)
+                continue
+            stored = scan.stored.get(held[key], set())
+            maybe += [(key, i) for i in map(text, members) if i not in stored]
+    out: dict[str, list[str]] = {}
+    for start in range(0, len(maybe), SCAN_COUNT // 2):
+        some_ids = maybe[start : start + SCAN_COUNT // 2]
+        there = yield Batch(
+            tuple(
+                cmd
+                for key, i in some_ids
+                for cmd in (Cmd("HEXISTS", held[key], i), Cmd("ZSCORE", key, i))
+            )
+        )
+        for n, (key, record_id) in enumerate(some_ids):
+            if not int(there[2 * n]) and there[2 * n + 1] is not None:
+                out.setdefault(key, []).append(record_id)
+    return out
+
+
+def _lost_findings(scan: _Scan) -> Operation[dict[str, str]]:
+    """The completed tasks whose finding the scan did not meet, and that still are and
+    still lack it (HEXISTS both, a thousand pairs a round trip: a finding stored, or a task
+    retired with its finding, after the scan read its hash is no damage): task id -> the
+    finding id it names."""
+    k = scan.k
+    if k.findings in scan.found["key"]:  # (no finding read: the key row says why)
+        return {}
+    stored = scan.stored.get(k.findings, set())
+    maybe = sorted((t, f) for t, f in scan.completed.items() if f not in stored)
+    lost: dict[str, str] = {}
+    for start in range(0, len(maybe), SCAN_COUNT // 2):
+        some = maybe[start : start + SCAN_COUNT // 2]
+        there = yield Batch(
+            tuple(
+                cmd
+                for task_id, finding_id in some
+                for cmd in (
+                    Cmd("HEXISTS", k.tasks, task_id),
+                    Cmd("HEXISTS", k.findings, finding_id),
+                )
+            )
+        )
+        for n, (task_id, finding_id) in enumerate(some):
+            if int(there[2 * n]) and not int(there[2 * n + 1]):
+                lost[task_id] = finding_id
+    return lost
 
 
 class _Scan:
-    """The read of every record of ``corrupt_records``: what is damaged (``found``), the ids
-    each index should hold (``indexes``: key -> (the hash of its records, the ids met)), and
-    the chunks the manifests name (``chunks``: digest -> [(its stored length, OWNER|VERSION
-    using it)])."""
+    """The read of every record of ``record_damage``: what is damaged (``found``), the ids
+    each index should hold (``indexes``: key -> (the hash of its records, the ids met)), the
+    ids met of each hash of records (``stored``), the completed tasks' finding ids
+    (``completed``), and the chunks the manifests name (``chunks``: digest -> [(its stored
+    length, OWNER|VERSION using it)])."""
 
     def __init__(self, k: Keys) -> None:
         self.k = k
@@ -401,6 +610,8 @@ class _Scan:
         self.indexes: dict[str, tuple[str, set[str]]] = {}
         self.chunks: dict[str, list[tuple[int, str]]] = {}
         self.half_stored: set[str] = set()  # (see forgive_half_stored)
+        self.stored: dict[str, set[str]] = {}  # the ids met, by hash of records
+        self.completed: dict[str, str] = {}  # completed task id -> its finding's id
 
     def forgive_half_stored(self) -> None:
         """The first tries' records of half-stored reports (``HALF_STORED_FIELD``) taken out
@@ -411,6 +622,7 @@ class _Scan:
 
     def _met(self, key: str, records: str, record_id: str) -> None:
         self.indexes.setdefault(key, (records, set()))[1].add(record_id)
+        self.stored.setdefault(records, set()).add(record_id)
 
     def run(self) -> Operation[None]:
         """HSCAN every hash of records side by side, a thousand of each per round trip."""
@@ -460,8 +672,12 @@ class _Scan:
         k = self.k
         self._met(k.task_index, k.tasks, task_id)
         task = self._unreadable("task", task_id, lambda: task_from(raw, None, strict=True))
-        if task is not None and task.pass_name is not None:
+        if task is None:
+            return
+        if task.pass_name is not None:
             self._met(k.pass_tasks(task.pass_name), k.tasks, task_id)
+        if task.status is TaskStatus.COMPLETED and task.finding_id:
+            self.completed[task_id] = task.finding_id
 
     def _task_data(self, task_id: str, raw: Any) -> None:
         # a task's data is a record of its task too, which a claim leases and then cannot
@@ -534,7 +750,7 @@ class _Scan:
                 if wrong:
                     short[digest] = wrong
         # A version pruned meanwhile (its chunks collected after the manifests were read) is
-        # no damage: those still kept are named (HEXISTS after HSTRLEN, as ``_lacks`` does).
+        # no damage: those still kept are named (HEXISTS after HSTRLEN, as ``_lacking`` does).
         versions = sorted({v for wrong in short.values() for v in wrong})
         kept: set[str] = set()
         for start in range(0, len(versions), SCAN_COUNT):

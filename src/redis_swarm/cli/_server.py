@@ -35,6 +35,7 @@ from ._app import EXIT_ERROR, App, json_option, main, pass_app
 if TYPE_CHECKING:
     from .._client import Swarm
     from .._keys import Keys
+    from .._ops.views import IndexEntries, RecordDamage
     from .._topology import ClusterView, SentinelView, Topology
 
 T = TypeVar("T")
@@ -206,8 +207,21 @@ def _short_id(kind: str, record_id: str) -> str:
 # What the doctor's row says to do about each group of kinds of damaged records it names.
 _REPAIRS: tuple[tuple[tuple[str, ...], Callable[[Keys], str]], ...] = (
     (
-        ("task", "finding", "synthesis", "agent", "context"),
-        lambda _: "listings skip those records: rewrite or delete each from Redis",
+        ("task", "synthesis", "agent", "context"),
+        lambda _: (
+            "listings skip those records: rewrite or delete each from Redis (a deleted task's "
+            f"or synthesis's index entries stay behind: {_repair_command()} removes them)"
+        ),
+    ),
+    (
+        ("finding",),
+        lambda keys: (
+            "listings skip those findings: rewrite each, or delete it: redis-cli HDEL "
+            f"{shlex.quote(keys.findings)} ID; a deleted finding leaves its task completed "
+            "with no result (the findings_lost row then names it: "
+            f"{LOST_FINDING_REDO}) and its index entries behind ({_repair_command()} "
+            "removes them)"
+        ),
     ),
     (
         ("version", "chunk"),
@@ -243,11 +257,18 @@ _REPAIRS: tuple[tuple[tuple[str, ...], Callable[[Keys], str]], ...] = (
     (
         ("index",),
         lambda _: (
-            "listings miss the records those indexes lost: as an admin, ZADD each record "
-            "back into its index, its creation time (ms) as its score"
+            "those indexes lack records, or hold entries of records no longer stored (the "
+            f"index_entries row names them): {_repair_command()} puts them right"
         ),
     ),
 )
+
+
+def _repair_command() -> str:
+    """``swarm doctor --repair``, as the core names it."""
+    from .._ops.views import REPAIR_COMMAND  # (here: `swarm --help` imports this module)
+
+    return REPAIR_COMMAND
 
 
 def _not_checked(reason: str) -> dict[str, Any]:
@@ -316,21 +337,30 @@ def _replicas(count: int | None, up: int | None) -> str:
     help="First set each queue's pending, delayed, claimed and dead counters to what its sets "
     "hold (a shard, coordinator or admin user; never a worker), then check.",
 )
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="First put every index right: re-add each record an index lacks (at its creation "
+    "time) and remove the entries of records no longer stored (a shard, coordinator or admin "
+    "user; never a worker), then check.",
+)
 @json_option
 @pass_app
-def doctor(app: App, quick: bool, recount: bool) -> None:
+def doctor(app: App, quick: bool, recount: bool, repair: bool) -> None:
     """Check the server: binary, version, URL, persistence, memory, PING latency, the
     swarm's streams (an event log, broadcasts or inbox an id written by hand has poisoned or
     put ahead of the clock, or a key of another type),
     the status counters (each queue's pending, delayed, claimed and dead counters against its
     sets, which --recount sets them from; any counter below zero),
     and the swarm's records: those stored damaged (records, context versions and chunks,
-    message entries, read cursors, indexes short of their records), which fail it, each kind
-    with its repair. On Sentinel, the
+    message entries, read cursors, indexes short of their records or holding entries of
+    records no longer stored, each entry named; completed tasks whose finding is no longer
+    stored), which fail it, each kind with its repair (--repair puts the indexes right).
+    On Sentinel, the
     master the sentinels name, how many sentinels and replicas they know, and whether they
     can agree a failover; on a Cluster, its state, slots, masters and replicas."""
     try:
-        _diagnose(app, quick, recount)
+        _diagnose(app, quick, recount, repair)
     except ConnectionFailed as exc:
         if DOCTOR_TELLS_MORE not in str(exc):  # (a failure the doctor cannot say more of)
             raise
@@ -368,11 +398,11 @@ def _unreachable(app: App, exc: ConnectionFailed) -> None:
     sys.exit(EXIT_ERROR)
 
 
-def _diagnose(app: App, quick: bool, recount: bool) -> None:
+def _diagnose(app: App, quick: bool, recount: bool, repair: bool) -> None:
     """The doctor's report, once the server has answered."""
     settings = app.settings
     if settings.kind != "cluster":
-        _doctor(app, app.swarm, None, quick, recount)
+        _doctor(app, app.swarm, None, quick, recount, repair)
         return
     # Here: the topology and the shell bring redis-py, which --help does without.
     from .._client import Swarm
@@ -382,10 +412,10 @@ def _diagnose(app: App, quick: bool, recount: bool) -> None:
     # retries of the cluster URL (they ride out a failover: over a minute), then fail it.
     cluster = topology(settings)
     if not cluster.failing:
-        _doctor(app, app.swarm, cluster, quick, recount)
+        _doctor(app, app.swarm, cluster, quick, recount, repair)
         return
     with Swarm(settings.replace(retries=FAILING_RETRIES)) as brief:
-        _doctor(app, brief, cluster, quick, recount)
+        _doctor(app, brief, cluster, quick, recount, repair)
 
 
 # The retries of the checks on a failing cluster: what fails is said in seconds. (With none,
@@ -394,10 +424,16 @@ FAILING_RETRIES = 2
 
 
 def _doctor(
-    app: App, swarm: Swarm, cluster: Topology | None, quick: bool, recount: bool = False
+    app: App,
+    swarm: Swarm,
+    cluster: Topology | None,
+    quick: bool,
+    recount: bool = False,
+    repair: bool = False,
 ) -> None:
     """The doctor's checks with ``swarm`` (``cluster``: the cluster's topology, read first;
-    ``quick``: the records are not read; ``recount``: the counters are recounted first)."""
+    ``quick``: the records are not read; ``recount``: the counters are recounted first;
+    ``repair``: the indexes are put right first)."""
     settings = app.settings
     user = settings.username or "default"
     report: dict[str, Any] = {
@@ -509,12 +545,24 @@ def _doctor(
     refusing = cluster.cluster.refusing if cluster is not None and cluster.cluster else ()
     if recount:  # (refused to a worker: the error says whose it is)
         report["counters_recounted"] = [asdict(c) for c in swarm.recount_counters()]
+    if repair:  # (refused to a worker: the error says whose it is)
+        report["indexes_repaired"] = [_entries(e) for e in swarm.repair_indexes()]
     _counters(swarm, report, warnings, failing)
-    report["corrupt_records"] = _records(swarm, settings, warnings, failing, quick, refusing)
+    records, damage = _records(swarm, settings, warnings, failing, quick, refusing)
+    report["corrupt_records"] = records
     if report["corrupt_records"].get("denied"):
         del report["corrupt_records"]["denied"]
         report["ok"] = False
     if any(report["corrupt_records"][kind] for kind in RECORD_KINDS):  # (the row says why)
+        report["ok"] = False
+    if damage is not None and damage.indexes:  # (named by the corrupt_records row too)
+        report["index_entries"] = [_entries(e) for e in damage.indexes]
+    if damage is not None and damage.lost_findings:
+        lost = sorted(damage.lost_findings.items())
+        report["findings_lost"] = {
+            "count": len(lost),
+            "tasks": [{"task": t, "finding": f} for t, f in lost[:NAMED]],
+        }
         report["ok"] = False
     if warnings:
         report["warnings"] = warnings
@@ -538,6 +586,12 @@ def _doctor(
                 shown = _corrupt(value, swarm.keys)
             elif key == "counters_recounted":
                 shown = _recounted(value)
+            elif key == "indexes_repaired":
+                shown = _repaired(value)
+            elif key == "index_entries":
+                shown = _index_entries(value)
+            elif key == "findings_lost":
+                shown = _findings_lost(value)
             elif key in ("sentinel", "cluster") and view is not None:
                 shown = _topology_line(view)
             else:
@@ -670,26 +724,118 @@ def _records(
     failing: bool,
     quick: bool,
     refusing: tuple[str, ...] = (),
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], RecordDamage | None]:
     """``corrupt_records``, after the check that this user may read the swarm at all (its
-    warning added; ``denied`` set when it may not), unless ``quick``. On a failing cluster, a
-    read that fails leaves them not checked, saying why."""
+    warning added; ``denied`` set when it may not), unless ``quick``; and what
+    ``record_damage`` says of the indexes and lost findings (None: not read). On a failing
+    cluster, a read that fails leaves them not checked, saying why."""
     user = settings.username or "default"
     try:
         no_access = _no_access(swarm, settings, refusing)
         if no_access is not None:
             warnings.append(no_access)
-            return {
-                **_not_checked(f"{user!r} may not read swarm {settings.swarm!r}"),
-                "denied": True,
-            }
+            denied = _not_checked(f"{user!r} may not read swarm {settings.swarm!r}")
+            return {**denied, "denied": True}, None
         if quick:
-            return _not_checked(SKIPPED_BY_QUICK)
+            return _not_checked(SKIPPED_BY_QUICK), None
         try:
-            return {**swarm.corrupt_records(), "checked": True}
+            damage = swarm.record_damage()
         except PermissionDenied as exc:  # a role without HSCAN: the rest of the check stands
-            return _not_checked(str(exc))
+            return _not_checked(str(exc)), None
+        return {**damage.found, "checked": True}, damage
     except SwarmError as exc:
         if not failing:
             raise
-        return _not_checked(f"the swarm's keys could not be read: {exc}")
+        return _not_checked(f"the swarm's keys could not be read: {exc}"), None
+
+
+# The most ids a row names of one list (the rest counted).
+NAMED = 10
+
+
+def _entries(entries: IndexEntries) -> dict[str, Any]:
+    """One index's wrong entries as the report holds them: how many of each, the first
+    ``NAMED`` ids, and the lacking ones whose record says no creation time."""
+    lacking = sorted(entries.lacking)
+    unscored = [i for i in lacking if entries.lacking[i] is None]
+    return {
+        "index": entries.index,
+        "lacking_count": len(lacking),
+        "lacking": lacking[:NAMED],
+        "unscored_count": len(unscored),
+        "unscored": unscored[:NAMED],
+        "dangling_count": len(entries.dangling),
+        "dangling": list(entries.dangling[:NAMED]),
+    }
+
+
+def _few(ids: list[str], count: int) -> str:
+    """The ids a report holds of a list of ``count``, the rest counted."""
+    more = count - len(ids)
+    return ", ".join(ids) + (f" and {more:,} more" if more > 0 else "")
+
+
+def _index_entries(rows: list[dict[str, Any]]) -> str:
+    """The ``index_entries`` row: the records each index lacks, its entries of records no
+    longer stored, and the repair."""
+    said: list[str] = []
+    unscored: list[str] = []
+    for row in rows:
+        parts = []
+        if row["lacking_count"]:
+            parts.append(
+                f"lacks {row['lacking_count']:,}: {_few(row['lacking'], row['lacking_count'])}"
+            )
+        if row["dangling_count"]:
+            parts.append(
+                f"holds {counted(row['dangling_count'], 'entry', 'entries')} of records no "
+                "longer stored: "
+                f"{_few(row['dangling'], row['dangling_count'])}"
+            )
+        said.append(f"{row['index']} {', and '.join(parts)}")
+        if row["unscored_count"]:
+            unscored.append(_few(row["unscored"], row["unscored_count"]))
+    text = (
+        f"{'; '.join(said)} (listings miss the records lacked and skip the other entries: "
+        f"{_repair_command()}, as a shard, coordinator or admin user, re-adds each record "
+        "lacked at its creation time and removes the other entries"
+    )
+    if unscored:
+        text += (
+            f"; it cannot re-add {', '.join(unscored)}: the record holds no creation time "
+            "(created_at): rewrite it first"
+        )
+    return text + ")"
+
+
+def _repaired(rows: list[dict[str, Any]]) -> str:
+    """The ``indexes_repaired`` row: what the repair re-added to and removed from each."""
+    if not rows:
+        return "nothing to repair: every index held its records and no others"
+    said = []
+    for row in rows:
+        parts = []
+        if row["lacking_count"]:
+            parts.append(f"re-added {_few(row['lacking'], row['lacking_count'])}")
+        if row["dangling_count"]:
+            parts.append(f"removed {_few(row['dangling'], row['dangling_count'])}")
+        said.append(f"{row['index']}: {', '.join(parts)}")
+    return "; ".join(said)
+
+
+def _findings_lost(lost: dict[str, Any]) -> str:
+    """The ``findings_lost`` row: the completed tasks whose finding is no longer stored."""
+    named = [f"task {row['task']} (finding {row['finding']})" for row in lost["tasks"]]
+    return (
+        f"{lost['count']:,}: {_few(named, lost['count'])} (completed, their finding no longer "
+        f"stored: deleted by hand, their result is lost: {LOST_FINDING_REDO})"
+    )
+
+
+# What to do about a completed task whose finding is gone (the doctor's findings_lost row and
+# its damaged-finding repair say it).
+LOST_FINDING_REDO = (
+    "post each task again to redo its work (swarm task show ID gives its queue, pass, description "
+    "and data: swarm task post QUEUE DESCRIPTION --pass PASS --data DATA), or restore the finding "
+    "under its id from a backup"
+)
