@@ -32,7 +32,7 @@ from redis_swarm._acl import (
     role_commands,
 )
 from redis_swarm._embedded import _version_of
-from redis_swarm._errors import ConfigError, Conflict, LeaseLost, Timeout
+from redis_swarm._errors import ConfigError, Conflict, LeaseLost, TaskDeadLettered, Timeout
 from redis_swarm._keys import Keys
 from redis_swarm._ops import agents as agent_ops
 from redis_swarm._ops import claiming as claiming_ops
@@ -294,10 +294,13 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
         assert bad_lease is not None and bad_lease.token is not None
         reply, secret = [bad_lease.to_json(), "{bad"], bad_lease.token.partition(".")[2]
         if part == "claimed":
-            assert worker._run(claiming_ops.claimed(worker._ctx, reply, [secret])) == []
+            with pytest.warns(TaskDeadLettered):
+                assert worker._run(claiming_ops.claimed(worker._ctx, reply, [secret])) == []
         elif part == "taken_behind":
             behind = claiming_ops.ClaimBehind(("q-dmg",), me.id, "", secret, ())
-            assert worker._run(claiming_ops.taken_behind(worker._ctx, behind, (0, reply))) is None
+            with pytest.warns(TaskDeadLettered):
+                next_task = worker._run(claiming_ops.taken_behind(worker._ctx, behind, (0, reply)))
+            assert next_task is None
         else:
             what = f"task {bad_lease.id}"
             lease = DamagedLease(

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from redis_swarm import CorruptRecord, Swarm, Task, TaskStatus
+from redis_swarm._errors import TaskDeadLettered
 from redis_swarm._keys import Keys
 
 from ._handles import must
@@ -25,6 +26,12 @@ JUNK = "{not json"
 
 def _damage(raw: Any, task: Task) -> None:
     raw.hset(KEYS.task_data, task.id, JUNK)
+
+
+def _said(task: Task) -> Any:
+    """The TaskDeadLettered warning a claim that dead-lettered ``task`` gives (the suite turns
+    warnings into errors: tests/test_damaged_claim_said.py says what it holds)."""
+    return pytest.warns(TaskDeadLettered, match=f"^task {task.id} was dead-lettered: ")
 
 
 def _buried(swarm: Swarm, raw: Any, task: Task) -> dict[str, Any]:
@@ -55,7 +62,8 @@ def test_a_batch_claim_hands_out_the_good_tasks_and_buries_the_damaged_one(
     bad = swarm.post_task(Q, "bad", data={"n": 2}, priority=2)
     last = swarm.post_task(Q, "last", data={"n": 3}, priority=1)
     _damage(raw, bad)
-    got = swarm.claim(Q, worker="w", n=3)
+    with _said(bad):
+        got = swarm.claim(Q, worker="w", n=3)
     assert [t.id for t in got] == [first.id, last.id]
     assert [t.data for t in got] == [{"n": 1}, {"n": 3}]
     for task in got:  # their leases and tokens are usable
@@ -71,7 +79,8 @@ def test_a_single_claim_goes_past_the_damaged_task_as_a_batch_does(swarm: Swarm,
     bad = swarm.post_task(Q, "bad", data={"n": 1}, priority=5)
     good = swarm.post_task(Q, "good", data={"n": 2})
     _damage(raw, bad)
-    got = must(swarm.claim(Q, worker="w"))
+    with _said(bad):
+        got = must(swarm.claim(Q, worker="w"))
     assert got.id == good.id and got.data == {"n": 2}
     swarm.report(got.id, got.token, {"summary": "ok"})
     _buried(swarm, raw, bad)
@@ -81,7 +90,8 @@ def test_a_single_claim_goes_past_the_damaged_task_as_a_batch_does(swarm: Swarm,
 def test_a_claim_that_meets_only_a_damaged_task_finds_nothing(swarm: Swarm, raw: Any) -> None:
     bad = swarm.post_task(Q, "bad", data={"n": 1})
     _damage(raw, bad)
-    assert swarm.claim(Q, worker="w") is None
+    with _said(bad):
+        assert swarm.claim(Q, worker="w") is None
     _buried(swarm, raw, bad)
     assert swarm.claim(Q, worker="w", n=2) == []
     assert swarm.reap() == 0  # no lease left to expire
@@ -90,7 +100,8 @@ def test_a_claim_that_meets_only_a_damaged_task_finds_nothing(swarm: Swarm, raw:
 def test_a_damaged_task_repaired_is_run_again(swarm: Swarm, raw: Any) -> None:
     bad = swarm.post_task(Q, "bad", data={"n": 1})
     _damage(raw, bad)
-    assert swarm.claim(Q, worker="w") is None
+    with _said(bad):
+        assert swarm.claim(Q, worker="w") is None
     raw.hset(KEYS.task_data, bad.id, json.dumps({"n": 1}))
     swarm.requeue_dead(bad.id)
     again = must(swarm.claim(Q, worker="w"))
@@ -106,7 +117,8 @@ def test_a_task_record_of_a_wrong_type_is_buried_so_too(swarm: Swarm, raw: Any) 
     bad = swarm.post_task(Q, "bad", priority=5)
     record = json.loads(raw.hget(KEYS.tasks, bad.id))
     raw.hset(KEYS.tasks, bad.id, json.dumps({**record, "description": 5}))
-    got = swarm.claim(Q, worker="w", n=2)
+    with _said(bad):
+        got = swarm.claim(Q, worker="w", n=2)
     assert [t.id for t in got] == [good.id]
     stored = json.loads(raw.hget(KEYS.tasks, bad.id))
     assert stored["status"] == "dead" and stored["description"] == 5
@@ -120,7 +132,10 @@ def test_a_report_claim_next_goes_past_a_damaged_task(swarm: Swarm, raw: Any) ->
     bad = swarm.post_task(Q, "bad", data={"n": 1}, priority=5)
     good = swarm.post_task(Q, "good", data={"n": 2})
     _damage(raw, bad)
-    finding, nxt = swarm.report(task.id, task.token, {"summary": "ok"}, worker="w", claim_next=Q)
+    with _said(bad):
+        finding, nxt = swarm.report(
+            task.id, task.token, {"summary": "ok"}, worker="w", claim_next=Q
+        )
     assert swarm.get_task(task.id).finding_id == finding.id
     assert must(nxt).id == good.id and must(nxt).data == {"n": 2}
     _buried(swarm, raw, bad)
@@ -131,7 +146,8 @@ def test_a_report_claim_next_goes_past_a_damaged_task(swarm: Swarm, raw: Any) ->
     third = swarm.post_task(Q, "third", priority=9)
     got = must(swarm.claim(Q, worker="w"))
     assert got.id == third.id
-    _, nxt = swarm.report(got.id, got.token, {"summary": "ok"}, worker="w", claim_next=Q)
+    with _said(bad2):
+        _, nxt = swarm.report(got.id, got.token, {"summary": "ok"}, worker="w", claim_next=Q)
     assert nxt is None
     assert json.loads(raw.hget(KEYS.tasks, bad2.id))["status"] == "dead"
 
@@ -148,9 +164,10 @@ def test_the_claim_behind_a_waiting_report_goes_past_a_damaged_task(
         bad = poster.post_task(Q, "bad", data={"n": 1}, priority=5)
         good = poster.post_task(Q, "good", data={"n": 2})
         _damage(raw, bad)
-        _, nxt = w0.report(
-            got.id, must(got.token), {"summary": "ok"}, worker="w0", claim_next=Q, wait_s=5
-        )
+        with _said(bad):
+            _, nxt = w0.report(
+                got.id, must(got.token), {"summary": "ok"}, worker="w0", claim_next=Q, wait_s=5
+            )
         assert must(nxt).id == good.id and must(nxt).data == {"n": 2}
         _buried(w0, raw, bad)
 
@@ -167,7 +184,8 @@ def test_a_record_the_fail_cannot_move_either_is_buried_by_the_script_and_the_cl
     record = json.loads(raw.hget(KEYS.tasks, bad.id))
     record.update(description=5, failures="x")
     raw.hset(KEYS.tasks, bad.id, json.dumps(record))
-    got = swarm.claim(Q, worker="w", n=2)
+    with _said(bad):
+        got = swarm.claim(Q, worker="w", n=2)
     assert [t.id for t in got] == [good.id]
     assert json.loads(raw.hget(KEYS.tasks, bad.id))["status"] == "dead"
     assert raw.zscore(KEYS.dead(Q), bad.id) is not None
@@ -179,7 +197,8 @@ def test_a_dead_task_whose_data_is_still_damaged_is_not_requeued(swarm: Swarm, r
     attempt spent: refused until repaired, nothing changed."""
     bad = swarm.post_task(Q, "bad", data={"n": 1})
     _damage(raw, bad)
-    assert swarm.claim(Q, worker="w") is None
+    with _said(bad):
+        assert swarm.claim(Q, worker="w") is None
     before = raw.hget(KEYS.tasks, bad.id)
     with pytest.raises(CorruptRecord) as refused:
         swarm.requeue_dead(bad.id)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from redis_swarm import CorruptRecord, Swarm, TaskStatus
+from redis_swarm._errors import TaskDeadLettered
 from redis_swarm._keys import Keys
 
 from ._cli import Cli
@@ -68,7 +69,8 @@ def test_a_claim_of_a_task_with_damaged_data_buries_it_and_takes_the_next(redis_
             r.hset(KEYS.task_data, bad.id, "{not json")
         # No lease on it is handed out: it is dead-lettered at once, its error naming the
         # repair, and the claim takes the next task (tests/test_claim_damaged_batch.py).
-        assert must(swarm.claim("q", worker="w")).id == good.id
+        with pytest.warns(TaskDeadLettered, match=f"^task {bad.id} was dead-lettered: "):
+            assert must(swarm.claim("q", worker="w")).id == good.id
         assert swarm.queue_stats()["q"]["dead"] == 1
         with pytest.raises(CorruptRecord, match="data is stored corrupt"):
             swarm.get_task(bad.id)

@@ -32,6 +32,8 @@ from ._errors import (
     PayloadTooLarge,
     PermissionDenied,
     SwarmError,
+    TaskDataDamaged,
+    TaskDeadLettered,
     Timeout,
     ValidationError,
 )
@@ -179,6 +181,8 @@ __all__ = [
     "Synthesis",
     "Task",
     "TaskCosts",
+    "TaskDataDamaged",
+    "TaskDeadLettered",
     "TaskSpec",
     "TaskStatus",
     "Timeout",

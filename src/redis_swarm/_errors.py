@@ -12,11 +12,15 @@
     ├── NotFound                    an unknown task, finding, synthesis, context or agent
     ├── PartlyApplied               apply_role stopped after some servers got the user
     ├── CorruptRecord               a record stored unreadable (written around the operations)
+    │   └── TaskDataDamaged         a task whose data is: its record on the error (``task``)
     ├── Conflict                    the request contradicts the current state
     │   ├── AlreadyCompleted        a report on a completed task (its finding is kept, superseded)
     │   ├── LeaseLost               the caller no longer holds the task's lease
     │   └── InvalidState            the task is not in a state that allows this
     └── Timeout                     a bounded wait ended before its condition held
+
+``TaskDeadLettered`` is a warning (a UserWarning), not an error: a claim that dead-lettered a
+task stored damaged instead of handing it out says so with it.
 
 Each message says what happened and what to do next, for a person or an agent. Errors of
 redis-py are translated at the boundary (``translate``); nothing outside this package sees them.
@@ -24,10 +28,14 @@ redis-py are translated at the boundary (``translate``); nothing outside this pa
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._acl_apply import AppliedRole
+    from ._models import Task
 
 __all__ = [
     "AlreadyCompleted",
@@ -43,6 +51,8 @@ __all__ = [
     "PayloadTooLarge",
     "PermissionDenied",
     "SwarmError",
+    "TaskDataDamaged",
+    "TaskDeadLettered",
     "Timeout",
     "ValidationError",
 ]
@@ -159,6 +169,72 @@ class CorruptRecord(SwarmError):
     def __init__(self, message: str, *, record_id: str | None = None) -> None:
         super().__init__(message)
         self.record_id = record_id
+
+
+class TaskDataDamaged(CorruptRecord):
+    """A task whose record reads but whose data is stored corrupt (written around
+    redis-swarm): ``get_task`` does not hand such data out, as good or as none, and raises
+    this. ``task``: its record, read without its data (``task.data`` is None: not its data),
+    for what a caller needs to see (its status, ``dead_reason``, ``last_error``, attempts);
+    ``repair``: the command that rewrites its data."""
+
+    def __init__(self, message: str, *, task: Task, repair: str) -> None:
+        super().__init__(message, record_id=task.id)
+        self.task = task
+        self.repair = repair
+
+
+# The TaskDeadLettered a face collects instead of their warnings (``TaskDeadLettered.collected``):
+# per thread and asyncio task, as warnings.catch_warnings is not.
+_COLLECTING: ContextVar[list[TaskDeadLettered] | None] = ContextVar(
+    "redis_swarm_dead_lettered", default=None
+)
+
+
+class TaskDeadLettered(UserWarning):
+    """A claim (``claim``, a report's ``claim_next``) leased a task whose data or record
+    cannot be read here (written around redis-swarm) and dead-lettered it at once instead of
+    handing it out: the claim returns what it returns otherwise (the good tasks; None or []
+    when it met no other), and this warning says which task was dead-lettered and why
+    (``task_id``, ``reason``, which names the repair). One warning per such task.
+
+    ``warnings.simplefilter("error", TaskDeadLettered)`` makes it an exception: the claim
+    then gives back the good tasks it leased (no lease is left held by nobody) and raises
+    it (a report's ``claim_next``: after the report was stored). A face that says it itself
+    (``swarm task claim``, the MCP ``claim_task``) collects them instead (``collected``)."""
+
+    def __init__(self, task_id: str, reason: str) -> None:
+        super().__init__(task_id, reason)
+        self.task_id = task_id
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.said(self.task_id, self.reason)
+
+    @staticmethod
+    def said(task_id: str, reason: str) -> str:
+        """The words that say it (the scripts' own dead-lettering of a damaged record
+        answers in them too: lua/task_update.lua)."""
+        return f"task {task_id} was dead-lettered: {reason}"
+
+    @staticmethod
+    @contextlib.contextmanager
+    def collected() -> Iterator[list[TaskDeadLettered]]:
+        """Within it, the claims made in this context (this thread or asyncio task, and the
+        worker threads it runs calls on with its context: anyio's) add what they
+        dead-lettered to the list it gives, instead of warning: for a face that says it in
+        its own words. Unlike ``warnings.catch_warnings``, safe across threads and tasks."""
+        said: list[TaskDeadLettered] = []
+        token = _COLLECTING.set(said)
+        try:
+            yield said
+        finally:
+            _COLLECTING.reset(token)
+
+    @staticmethod
+    def collector() -> list[TaskDeadLettered] | None:
+        """The list a ``collected`` block of this context gathers them in, or None."""
+        return _COLLECTING.get()
 
 
 class Conflict(SwarmError):

@@ -10,11 +10,21 @@ it, never the other way round.
 from __future__ import annotations
 
 import functools
+import os
+import sys
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from .._errors import ConnectionFailed, NotFound, SwarmError, Timeout, ValidationError
+from .._errors import (
+    ConnectionFailed,
+    NotFound,
+    SwarmError,
+    TaskDeadLettered,
+    Timeout,
+    ValidationError,
+)
 from .._keys import Keys
 from .._models import DEFAULT_MAX_ABANDONS, RetiredPass, Task, unknown_pass
 from .._protocol import (
@@ -198,7 +208,8 @@ def claim(
     result is then a list, best first, empty when there is none after the wait (which ends
     as soon as one task is eligible). A task it leased whose data or record cannot be read
     (written around redis-swarm) is not returned: it is dead-lettered at once, under that
-    lease, its error naming the repair (``claimed``); the others are, as usual.
+    lease, its error naming the repair, and a ``TaskDeadLettered`` warning says so, its id
+    and why (``claimed``); the others are, as usual.
 
     A waiting claim blocks (no polling) with BLPOP on the wake lists of its queues: every
     script that makes a task claimable pushes one token there, so one new task wakes one
@@ -311,23 +322,64 @@ def claimed(ctx: OpContext, pairs: Sequence[Any], secrets: Sequence[str]) -> Ope
     with its token, best first. One whose record or data cannot be read here (written
     around redis-swarm: ``DamagedLease``) is not handed out: it is dead-lettered at once,
     under the lease just taken (one more round trip, on that path only), with a
-    ``last_error`` naming the damage and the repair, its record kept as it is. Leased
-    again, it would only come back lease after lease until ``max_abandons`` buried it,
-    its token known to nobody. Should that fail, CorruptRecord names every lease the claim
-    took with its token, so that none is held by nobody."""
+    ``last_error`` naming the damage and the repair, its record kept as it is, and said to
+    the caller (``TaskDeadLettered``: ``_say``). Leased again, it would only come back lease
+    after lease until ``max_abandons`` buried it, its token known to nobody. Should that
+    fail, CorruptRecord names every lease the claim took with its token, so that none is
+    held by nobody."""
     tasks, damaged = leased(ctx, pairs, secrets)
     if damaged:
+        given_up = []
         try:
             # (one at a time: an error reply of a batch ends it unread, and give_up_damaged
             # takes one of its refusals as its goal met; damaged leases are rare)
             for lease in damaged:
-                yield from give_up_damaged(ctx, lease)
+                reason = yield from give_up_damaged(ctx, lease)
+                given_up.append(TaskDeadLettered(str(lease.task_id), reason))
         except SwarmError as failed:
             raise leased_damaged(damaged, tasks, failed) from failed
         except INTERRUPTS as exc:  # (the good tasks go back, as at an interrupted claim)
             yield from give_back(ctx, exc, tasks, damaged)
             raise
+        try:
+            _say(given_up)
+        except TaskDeadLettered as raised:
+            # A warnings filter made it an error: the good tasks go back, held by nobody else.
+            yield from give_back(ctx, raised, tasks)
+            raise
     return tasks
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+# Modules that run a caller's code without being it (a thread's, an event loop's): a warning
+# is not said at their lines, but at the last line of redis-swarm that called the claim.
+_DRIVERS = ("threading", "asyncio", "anyio", "concurrent", "contextvars")
+
+
+def _say(given_up: Sequence[TaskDeadLettered]) -> None:
+    """Say each task a claim dead-lettered (``claimed``): to the ``collected`` list of a face
+    that says it itself, else as a TaskDeadLettered warning at the caller's line (the first
+    outside redis-swarm, as SupersededFinding's)."""
+    said = TaskDeadLettered.collector()
+    if said is not None:
+        said.extend(given_up)
+        return
+    for warning in given_up:
+        warnings.warn(warning, stacklevel=_callers_level())
+
+
+def _callers_level() -> int:
+    """The ``stacklevel`` of a warning ``_say`` gives that names the first frame outside
+    redis-swarm (Python 3.12's ``skip_file_prefixes``, which 3.10 lacks), or the outermost of
+    redis-swarm when that one only drives it (a thread's start, an event loop)."""
+    frame = sys._getframe(1)  # (_say's: stacklevel 1 names it)
+    level = 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    module = str(frame.f_globals.get("__name__", ""))
+    if module.partition(".")[0] in _DRIVERS:
+        level -= 1
+    return level
 
 
 Leased = tuple[list[Task], list[DamagedLease]]

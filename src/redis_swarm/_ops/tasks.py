@@ -17,7 +17,15 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, TypedDict
 
 from .._codec import UNREADABLE, built, dumps, loads
-from .._errors import Conflict, CorruptRecord, NotFound, PayloadTooLarge, ValidationError
+from .._errors import (
+    Conflict,
+    CorruptRecord,
+    NotFound,
+    PayloadTooLarge,
+    TaskDataDamaged,
+    TaskDeadLettered,
+    ValidationError,
+)
 from .._hints import CHECK_TASK_ID
 from .._keys import Keys, label_id
 from .._models import DEFAULT_MAX_ABANDONS, Page, Task, TaskSpec, TaskStatus, stored_error
@@ -48,6 +56,7 @@ from ._work import (
     LIST_BUDGET,
     STATUSES,
     DamagedLease,
+    _DataCorrupt,
     _why,
     check_cursor,
     check_label,
@@ -676,22 +685,29 @@ def fail(
     )  # fmt: skip
 
 
-def give_up_damaged(ctx: OpContext, lease: DamagedLease) -> Operation[None]:
+def give_up_damaged(ctx: OpContext, lease: DamagedLease) -> Operation[str]:
     """Dead-letter a task a claim just leased whose record or data cannot be read here
     (``claiming.claimed``): a fail without retry under the claim's own lease, its error
     (``last_error``, and the dead reason) naming the damage and the repair. Its reply, the
     damaged task, is not decoded; its queue is the one the claim's reply named (no look-up
-    of its route, which a damaged record may not give)."""
+    of its route, which a damaged record may not give). Returns why it was dead-lettered
+    (what ``TaskDeadLettered`` says)."""
     if lease.task_id is None or lease.queue is None:
         raise CorruptRecord(lease.error(), record_id=lease.task_id)
-    extra = ("0", stored_error(lease.error()), BACKOFF_BASE_MS, BACKOFF_CAP_MS, "", "")
+    error = stored_error(lease.error())
+    extra = ("0", error, BACKOFF_BASE_MS, BACKOFF_CAP_MS, "", "")
     try:
         yield _update_call(ctx, lease.task_id, lease.queue, "fail", lease.token, *extra)
     except CorruptRecord as refused:
         # A record the script cannot move either (a field the fail reads is damaged too) it
-        # dead-letters itself, answering so (lua/task_update.lua, ``damaged``): given up.
-        if f"task {lease.task_id} was dead-lettered: " not in str(refused):
+        # dead-letters itself, answering so (lua/task_update.lua, ``damaged``): given up,
+        # for the reason it answers.
+        said = TaskDeadLettered.said(lease.task_id, "")
+        _, found, reason = str(refused).partition(said)
+        if not found:
             raise
+        return reason
+    return error
 
 
 def release(ctx: OpContext, task_id: str, token: str | None) -> Operation[Task]:
@@ -733,15 +749,47 @@ def requeue_dead(ctx: OpContext, task_id: str) -> Operation[Task]:
 
 
 def get_task(ctx: OpContext, task_id: str) -> Operation[Task]:
-    """One task, with its data."""
+    """One task, with its data.
+
+    A task whose record reads but whose data is stored corrupt (written around redis-swarm)
+    raises ``TaskDataDamaged`` (a CorruptRecord): its data is not handed out, as good or as
+    none, but its record is there on the error (``task``, its data None: its status, its
+    ``dead_reason``...), with the command that repairs its data (``repair``). A record that
+    cannot be read raises CorruptRecord."""
     check_id("task", task_id)
     k = ctx.keys
     raw, data = yield Batch((Cmd("HGET", k.tasks, task_id), Cmd("HGET", k.task_data, task_id)))
     if raw is None:
         raise NotFound(f"task {task_id} does not exist: {CHECK_TASK_ID}")
-    task = decoded("task", task_id, task_from, raw, data)
+    try:
+        task = decoded("task", task_id, task_from, raw, data)
+    except CorruptRecord as exc:
+        if not isinstance(exc, _DataCorrupt):
+            raise  # (the record itself: nothing to show)
+        raise _data_damaged(ctx, task_from(raw, None), exc.why) from None
     remember_route(ctx, task)
     return task
+
+
+def _data_damaged(ctx: OpContext, record: Task, why: str) -> TaskDataDamaged:
+    """The TaskDataDamaged of ``record``, a task whose data cannot be decoded (``why``)."""
+    repair = repair_task_data(ctx.keys.task_data, record.id)
+    if record.status == TaskStatus.DEAD:
+        then = f"then run it again: swarm task requeue {record.id}"
+    elif record.status in (TaskStatus.COMPLETED, TaskStatus.CANCELLED):
+        then = "if its data is still wanted (it is settled: nothing runs it again)"
+    else:  # (open: its next claim dead-letters it, as one that cannot be run)
+        then = (
+            "before it is claimed (a claim dead-letters it), or cancel it: "
+            f"swarm task cancel {record.id}"
+        )
+    return TaskDataDamaged(
+        f"task {record.id}'s data is stored corrupt ({why}): something wrote it around "
+        "redis-swarm, so it is not handed out; its record reads (status "
+        f"{record.status.value}). Repair it: {repair}, {then}",
+        task=record,
+        repair=repair,
+    )
 
 
 def task_statuses(

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .._errors import NotFound
+from .._errors import NotFound, TaskDataDamaged
 from .._models import Task, TaskCosts, TaskStatus
 from .._printable import printable
 from .._usage import Money, unpriced_note
@@ -67,12 +67,32 @@ def _cost_pairs(spent: TaskCosts) -> list[tuple[str, Any]]:
 @pass_app
 def show(app: App, task_id: str) -> None:
     """Show everything about TASK_ID, with what every agent run on it cost (its failed runs,
-    its finding, findings reported on it after it was settled)."""
-    if app.json:  # the record alone: what every run on it cost is read for the table only
-        app.emit(task_json(app.swarm.get_task(task_id)))
+    its finding, findings reported on it after it was settled). A task whose data is stored
+    damaged is shown without it (its status, dead reason, counts...), with a warning on
+    stderr naming the repair (JSON: no "data", a "data_damaged" message)."""
+    try:
+        if app.json:  # the record alone: what every run on it cost is read for the table only
+            app.emit(task_json(app.swarm.get_task(task_id)))
+            return
+        spent = app.swarm.task_costs(task_id)  # the task, and what every run on it cost
+    except TaskDataDamaged as damaged:
+        _show_damaged(app, damaged)
         return
-    spent = app.swarm.task_costs(task_id)  # the task, and what every run on it cost
     render_task(app, spent.task, costs=_cost_pairs(spent))
+
+
+def _show_damaged(app: App, damaged: TaskDataDamaged) -> None:
+    """The record of a task whose data is stored damaged (``TaskDataDamaged``: the core does
+    not hand such data out), and the error, which names the repair: its record is what one
+    reads it for (a dead task's reason above all)."""
+    record = task_json(damaged.task)
+    record.pop("data", None)  # (not its data: None would read as a task posted without any)
+
+    def human() -> None:
+        render_task(app, damaged.task)
+        click.echo(printable(f"warning: {damaged}"), err=True)
+
+    app.emit({**record, "data_damaged": str(damaged)}, human)
 
 
 @task.command("list")

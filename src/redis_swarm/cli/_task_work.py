@@ -5,6 +5,7 @@ live session's hooks (docs/live.md)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import shlex
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -14,7 +15,15 @@ from click.core import ParameterSource
 
 from .. import _lease_tokens as tokens
 from .._codec import iso
-from .._errors import Conflict, InvalidState, LeaseLost, NotFound, SwarmError, ValidationError
+from .._errors import (
+    Conflict,
+    InvalidState,
+    LeaseLost,
+    NotFound,
+    SwarmError,
+    TaskDeadLettered,
+    ValidationError,
+)
 from .._models import Task, TaskStatus
 from .._printable import printable
 from .._usage import Usage
@@ -135,17 +144,19 @@ def claim(
         unknown = never_posted(app, queues)
         if unknown is not None:  # (a task may yet be posted to it: the wait goes on)
             click.echo(printable(f"note: {unknown}; waiting all the same"), err=True)
-    if count is None:
-        one = app.swarm.claim(list(queues), worker=worker, lease_s=lease_s, wait_s=wait_s)
-        claimed = [] if one is None else [one]
-    else:
-        claimed = app.swarm.claim(
-            list(queues), worker=worker, lease_s=lease_s, wait_s=wait_s, n=count
-        )
+    with TaskDeadLettered.collected() as dead_lettered:
+        if count is None:
+            one = app.swarm.claim(list(queues), worker=worker, lease_s=lease_s, wait_s=wait_s)
+            claimed = [] if one is None else [one]
+        else:
+            claimed = app.swarm.claim(
+                list(queues), worker=worker, lease_s=lease_s, wait_s=wait_s, n=count
+            )
     # After the claim, which reclaimed the expired leases of these queues (until then an
     # expired lease is still its holder's: a late renewal saves the work).
     _prune_tokens(app, worker)
     if not claimed:
+        _say_dead_lettered(app, dead_lettered)  # (why it found nothing, maybe)
         nothing_to_claim(app, queues)
     unkept = [(t, error) for t in claimed if (error := _remember(app, worker, t)) is not None]
     if count is not None:
@@ -154,9 +165,22 @@ def claim(
         _emit_task(app, claimed[0], _claimed_line(claimed[0]))
     for t, error in unkept:  # after the tasks and their tokens: the claims stand
         _say_unkept(t, error)
+    _say_dead_lettered(app, dead_lettered)
     given = click.get_current_context().get_parameter_source("worker")
     if not app.json and given is ParameterSource.DEFAULT and agent_option_default() is None:
         click.echo(printable(f"note: {_host_default_note(worker)}"), err=True)
+
+
+def _say_dead_lettered(app: App, dead_lettered: Sequence[TaskDeadLettered]) -> None:
+    """Say on stderr each task a claim met stored damaged and dead-lettered instead of
+    handing it out (``TaskDeadLettered``, in its words: the reason names the repair); one
+    JSON object a line with --json. Not the claim's failure: its exit status stands."""
+    for dead in dead_lettered:
+        if app.json:
+            said = {"warning": "TaskDeadLettered", "task_id": dead.task_id, "message": str(dead)}
+            click.echo(json.dumps(said), err=True)
+        else:
+            click.echo(printable(f"warning: {dead}"), err=True)
 
 
 def _host_default_note(worker: str) -> str:
@@ -340,7 +364,7 @@ def report(
     leasing: dict[str, Any] = {}  # report's keywords for the next claim, if any
     if claim_next:
         leasing = {"claim_next": list(claim_next), "next_lease_s": next_lease_s, "wait_s": wait_s}
-    with _settling(app, task_id, token, reports=True):
+    with _settling(app, task_id, token, reports=True), TaskDeadLettered.collected() as dead:
         reported = app.swarm.report(
             task_id, token, finding, worker=worker, model=model, context_version=context_version,
             usage=usage, **leasing,
@@ -363,6 +387,7 @@ def report(
     app.emit({"finding": f, "next": None if following is None else task_json(following)}, human)
     if following is not None and unkept is not None:
         _say_unkept(following, unkept)
+    _say_dead_lettered(app, dead)
 
 
 @task.command(short_help="Give a task up with the reason, --error (it is retried).")

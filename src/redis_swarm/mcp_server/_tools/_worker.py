@@ -12,7 +12,7 @@ from pydantic import Field
 
 from ..._codec import dumps, iso
 from ..._context_records import ContextInfo
-from ..._errors import AlreadyCompleted, SwarmError, ValidationError
+from ..._errors import AlreadyCompleted, SwarmError, TaskDeadLettered, ValidationError
 from ..._hints import LIST_PASSES
 from ..._models import Finding, Task, TaskStatus, unknown_queues
 from ..._prompts import no_context_note
@@ -41,6 +41,14 @@ def _no_task_in(queue: str | list[str], known: Iterable[str] | None) -> dict[str
     else:
         said = f"no task is ready in these queues: stop if your work is done, or {wait}"
     return {"task": None, "queues": queues, "next": said}
+
+
+def _dead_lettered(dead: list[TaskDeadLettered]) -> dict[str, Any]:
+    """What a claim that met tasks stored damaged, and dead-lettered them instead of handing
+    them out, adds to its result (none: nothing): each in the core's words, its repair named
+    (``TaskDeadLettered``), so that a claim that found nothing else is not read as an empty
+    queue."""
+    return {"dead_lettered": [str(d) for d in dead]} if dead else {}
 
 
 def _lease_taken(task: Task) -> float:
@@ -112,15 +120,16 @@ class WorkerTools(ToolsBase):
         call renew_task. No task: the result says so; stop, or claim again with wait_s."""
         session = await self._session(ctx)
         try:
-            task = await self.sessions.claim(
-                queue, worker=session.agent_id, lease_s=lease_s, wait_s=wait_s
-            )
+            with TaskDeadLettered.collected() as dead:
+                task = await self.sessions.claim(
+                    queue, worker=session.agent_id, lease_s=lease_s, wait_s=wait_s
+                )
         except SwarmError as exc:
             raise self._error(exc) from exc
         if task is None:
-            return self._result(await self._none_ready(queue))
+            return self._result({**await self._none_ready(queue), **_dead_lettered(dead)})
         try:
-            return self._result(await self._claimed(session, task))
+            return self._result({**await self._claimed(session, task), **_dead_lettered(dead)})
         except anyio.get_cancelled_exc_class():
             # Cancelled before the client saw the task: it must not stay held unseen.
             session.let_go(task.id)
@@ -268,7 +277,8 @@ class WorkerTools(ToolsBase):
             return reported if claim_next is not None else (reported, None)
 
         try:
-            result, following = await self.sessions.call(report)
+            with TaskDeadLettered.collected() as dead:
+                result, following = await self.sessions.call(report)
         except AlreadyCompleted as exc:
             raise self._error(self._late(session, task_id, exc, REPORT)) from exc
         except SwarmError as exc:
@@ -276,11 +286,13 @@ class WorkerTools(ToolsBase):
         session.report_done(task_id, result.id, REPORT)
         done = {"finding_id": result.id, "task_id": task_id, "completed": True}
         if claim_next is not None:
+            said = _dead_lettered(dead)
             if following is None:
                 none = await self._none_ready(claim_next)
                 del none["task"]
-                return self._result({**done, "next_task": None, **none})
-            return self._result({**done, "next_task": await self._claimed(session, following)})
+                return self._result({**done, "next_task": None, **none, **said})
+            nxt = await self._claimed(session, following)
+            return self._result({**done, "next_task": nxt, **said})
         queue = dumps(lease.queue) if lease else "..."
         return self._result(
             {
