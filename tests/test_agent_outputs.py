@@ -17,6 +17,7 @@ from redis_swarm import Swarm, Usage, ValidationError
 from redis_swarm._runner import read_output
 
 from ._cli import Cli
+from ._handles import must
 
 PY = sys.executable
 
@@ -357,3 +358,19 @@ def test_json_nested_deeper_than_the_parser_goes_is_read_as_text() -> None:
     deep = '{"a":' + "[" * 100_000
     output = read_output(deep)
     assert output.answer == deep and output.usage is None and output.error is None
+
+
+@pytest.mark.parametrize("written", ["NaN", "Infinity", "-Infinity"])
+def test_a_finding_whose_agent_wrote_nan_is_kept_not_failed(
+    cli: Cli, swarm: Swarm, tmp_path: Path, written: str
+) -> None:
+    """Python's parser takes NaN and Infinity, which no JSON encoder writes back: the report
+    refused the whole finding, every retry alike, until the task died. The words the agent
+    wrote are kept instead: a confidence of NaN as confidence_raw, as any other out of 0-1."""
+    t = swarm.post_task("q", "Rate it")
+    said = '{"summary": "rated", "confidence": W, "details": {"score": W}}'.replace("W", written)
+    run(cli, printer(tmp_path, "nan", said))
+    finding = swarm.get_finding(must(swarm.get_task(t.id).finding_id))
+    assert finding.summary == "rated" and finding.confidence is None
+    assert finding.extra["confidence_raw"] == written, finding
+    assert f'"score": "{written}"' in (finding.details or ""), finding

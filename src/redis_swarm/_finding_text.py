@@ -102,6 +102,12 @@ def _as_finding(
     return None
 
 
+# An agent's JSON as it wrote it, but for NaN and Infinity (which Python's parser takes and no
+# JSON encoder writes back: the report refused the whole finding, every retry alike): kept as
+# the words the agent wrote ("NaN"), so a confidence of NaN is kept as confidence_raw.
+_AGENT_JSON = json.JSONDecoder(parse_constant=str)
+
+
 def _last_object(
     text: str, depth: int, mark: str | None
 ) -> tuple[dict[str, Any], str | None] | None:
@@ -120,7 +126,7 @@ def _last_object(
     for 4 MiB of '{'). Each search looks at a part of the text once, so a big output costs
     a few passes over it."""
     window = max(len(text) - OBJECT_SEARCH, 0)
-    decoder = json.JSONDecoder()
+    decoder = _AGENT_JSON
     starts = [m.start() for m in _OBJECT_START.finditer(text, window)][-OBJECT_TRIES:]
     if window:
         starts = sorted(_early_starts(text, window)) + starts
@@ -216,7 +222,7 @@ def _search(
         if match.group(1).lower() not in ("", "json", "jsonc", "json5"):
             continue
         try:
-            value = json.loads(match.group(2))
+            value = _AGENT_JSON.decode(match.group(2))
         except ValueError:
             continue
         found = _as_finding(value, depth, mark)
