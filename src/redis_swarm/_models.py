@@ -31,6 +31,7 @@ __all__ = [
     "OPEN_STATUSES",
     "PLANNED_SYNTHESIS",
     "RECORD_KINDS",
+    "REPAIR_COMMAND",
     "STALE_AFTER_S",
     "SYNTHESIS_NAMED",
     "Agent",
@@ -41,12 +42,14 @@ __all__ = [
     "EventsTrimmed",
     "Finding",
     "Inbox",
+    "IndexEntries",
     "Message",
     "MessageStatus",
     "Page",
     "PassCosts",
     "PassProgress",
     "Recent",
+    "RecordDamage",
     "RetiredPass",
     "RetiredQuestions",
     "SwarmStatus",
@@ -376,6 +379,32 @@ RECORD_KINDS = (
     "task", "finding", "synthesis", "agent", "context", "version", "chunk", "message", "cursor",
     "index", "key",
 )  # fmt: skip
+
+# The doctor's repair of the indexes (``Swarm.repair_indexes``), as a command says it.
+REPAIR_COMMAND = "swarm doctor --repair"
+
+
+@dataclass(frozen=True)
+class IndexEntries:
+    """What one index (``index``, its key) holds wrong: the stored records it lacks, each id
+    with the score it belongs at (its record's ``created_at``; None: its record does not
+    say, so it can be re-added only once the record is rewritten), and its entries whose
+    record is no longer stored (``dangling``: a listing skips them)."""
+
+    index: str
+    lacking: dict[str, int | None] = dataclasses.field(default_factory=dict)
+    dangling: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RecordDamage:
+    """What ``Swarm.record_damage`` found: ``found``, what ``corrupt_records`` returns; the
+    entries of each index it names (``indexes``, by key); and the completed tasks whose
+    finding is no longer stored (``lost_findings``: task id -> the finding id it names)."""
+
+    found: dict[str, list[str]]
+    indexes: tuple[IndexEntries, ...] = ()
+    lost_findings: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,7 @@ task's lineage (``swarm lineage``) total it, in two round trips.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .._codec import UNREADABLE, loads
@@ -30,14 +28,17 @@ from .._errors import PermissionDenied
 from .._keys import Keys
 from .._models import (
     RECORD_KINDS,
+    REPAIR_COMMAND,
     STALE_AFTER_S,
     SYNTHESIS_NAMED,
     Agent,
     AgentCounts,
     Finding,
+    IndexEntries,
     Page,
     PassProgress,
     Recent,
+    RecordDamage,
     SwarmStatus,
     Synthesis,
     Task,
@@ -68,9 +69,6 @@ from ._work import (
 )
 
 __all__ = [
-    "REPAIR_COMMAND",
-    "IndexEntries",
-    "RecordDamage",
     "corrupt_records",
     "passes",
     "recent",
@@ -321,31 +319,6 @@ def _maybe_finding(ctx: OpContext, finding_id: str) -> Operation[Finding | None]
 # --- health
 
 SCAN_COUNT = 1_000
-# The doctor's repair of the indexes (``repair_indexes``).
-REPAIR_COMMAND = "swarm doctor --repair"
-
-
-@dataclass(frozen=True)
-class IndexEntries:
-    """What one index (``index``, its key) holds wrong: the stored records it lacks, each id
-    with the score it belongs at (``_index_score``; None: its record does not say, so it can
-    be re-added only once the record is rewritten), and its entries whose record is no
-    longer stored (``dangling``: a listing skips them)."""
-
-    index: str
-    lacking: dict[str, int | None] = dataclasses.field(default_factory=dict)
-    dangling: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class RecordDamage:
-    """What ``record_damage`` found: ``found``, what ``corrupt_records`` returns; the
-    entries of each index it names (``indexes``, by key); and the completed tasks whose
-    finding is no longer stored (``lost_findings``: task id -> the finding id it names)."""
-
-    found: dict[str, list[str]]
-    indexes: tuple[IndexEntries, ...] = ()
-    lost_findings: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def corrupt_records(ctx: OpContext) -> Operation[dict[str, list[str]]]:

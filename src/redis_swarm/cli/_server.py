@@ -28,14 +28,14 @@ from .._errors import (
     PermissionDenied,
     SwarmError,
 )
-from .._models import RECORD_KINDS
+from .._models import RECORD_KINDS, REPAIR_COMMAND
 from .._printable import printable, short_version
 from ._app import EXIT_ERROR, App, json_option, main, pass_app
 
 if TYPE_CHECKING:
     from .._client import Swarm
     from .._keys import Keys
-    from .._ops.views import IndexEntries, RecordDamage
+    from .._models import IndexEntries, RecordDamage
     from .._topology import ClusterView, SentinelView, Topology
 
 T = TypeVar("T")
@@ -210,7 +210,7 @@ _REPAIRS: tuple[tuple[tuple[str, ...], Callable[[Keys], str]], ...] = (
         ("task", "synthesis", "agent", "context"),
         lambda _: (
             "listings skip those records: rewrite or delete each from Redis (a deleted task's "
-            f"or synthesis's index entries stay behind: {_repair_command()} removes them)"
+            f"or synthesis's index entries stay behind: {REPAIR_COMMAND} removes them)"
         ),
     ),
     (
@@ -219,7 +219,7 @@ _REPAIRS: tuple[tuple[tuple[str, ...], Callable[[Keys], str]], ...] = (
             "listings skip those findings: rewrite each, or delete it: redis-cli HDEL "
             f"{shlex.quote(keys.findings)} ID; a deleted finding leaves its task completed "
             "with no result (the findings_lost row then names it: "
-            f"{LOST_FINDING_REDO}) and its index entries behind ({_repair_command()} "
+            f"{LOST_FINDING_REDO}) and its index entries behind ({REPAIR_COMMAND} "
             "removes them)"
         ),
     ),
@@ -258,17 +258,10 @@ _REPAIRS: tuple[tuple[tuple[str, ...], Callable[[Keys], str]], ...] = (
         ("index",),
         lambda _: (
             "those indexes lack records, or hold entries of records no longer stored (the "
-            f"index_entries row names them): {_repair_command()} puts them right"
+            f"index_entries row names them): {REPAIR_COMMAND} puts them right"
         ),
     ),
 )
-
-
-def _repair_command() -> str:
-    """``swarm doctor --repair``, as the core names it."""
-    from .._ops.views import REPAIR_COMMAND  # (here: `swarm --help` imports this module)
-
-    return REPAIR_COMMAND
 
 
 def _not_checked(reason: str) -> dict[str, Any]:
@@ -797,7 +790,7 @@ def _index_entries(rows: list[dict[str, Any]]) -> str:
             unscored.append(_few(row["unscored"], row["unscored_count"]))
     text = (
         f"{'; '.join(said)} (listings miss the records lacked and skip the other entries: "
-        f"{_repair_command()}, as a shard, coordinator or admin user, re-adds each record "
+        f"{REPAIR_COMMAND}, as a shard, coordinator or admin user, re-adds each record "
         "lacked at its creation time and removes the other entries"
     )
     if unscored:
