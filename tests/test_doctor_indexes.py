@@ -102,7 +102,7 @@ def test_entries_of_deleted_records_are_named_and_repair_removes_them(
     p2_finding = swarm.report(p2.id, p2.token, {"summary": "x"}).id
     raw.hdel(k.findings, p2_finding)
 
-    from redis_swarm._ops.views import IndexEntries  # (here: each test fails on its own)
+    from redis_swarm._models import IndexEntries  # (here: each test fails on its own)
 
     damage = swarm.record_damage()
     entries = {e.index: e for e in damage.indexes}
