@@ -36,7 +36,7 @@ def swarm(redis_url: str) -> Iterator[Swarm]:
 def _status_of_pass(swarm: Swarm, plan: Plan) -> tuple[float, int]:
     """What ``swarm pipeline status`` counts in pass 0 of ``plan``: its cost and runs."""
     result = read_pass(swarm, plan, 0)
-    cost = sum(s.usage.cost_usd or 0.0 for s in spending(result))
+    cost = sum((s.usage.cost_usd if s.usage else None) or 0.0 for s in spending(result))
     return cost, runs_without_cost(result)[0]
 
 

@@ -60,8 +60,8 @@ def test_the_planner_lease_defaults_to_the_workers_and_its_timeout_stays_long() 
     assert PLANNER_LEASE_MIN_S == 60
     assert _parsed("") == (60, 600.0)  # (a lease by default is no time limit)
     assert _parsed("", workers=90) == (90, 600.0)
-    assert _parsed("lease_s = 40") == (40, None)  # (its timeout: its lease, as before)
-    assert _parsed("lease_s = 2") == (2, None)
+    assert _parsed("lease_s = 40") == (40, 600.0)  # (a lease given is no time limit either)
+    assert _parsed("lease_s = 2") == (2, 600.0)
     assert _parsed("timeout_s = 9") == (60, 9.0)
 
 

@@ -199,4 +199,4 @@ def test_one_run_is_counted_once_under_its_key(swarm: Swarm, tmp_path: Path) -> 
     assert not count_unrecorded(swarm, plan, label, run._replace(what="the same run"), "k1")
     gone = Unrecorded(usage, "a run of a task no longer held", f"{task.id}@1")
     assert count_unrecorded(swarm, plan, label, gone, "k2")
-    assert [s.usage.cost_usd for s in spending(read_pass(swarm, plan, 0))] == [0.25]
+    assert [s.usage and s.usage.cost_usd for s in spending(read_pass(swarm, plan, 0))] == [0.25]

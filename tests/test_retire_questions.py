@@ -27,6 +27,7 @@ from redis_swarm import (
 )
 from redis_swarm._keys import ASSIST_QUEUE, Keys, ask_queue
 from redis_swarm._ops import retire_questions as retiring
+from redis_swarm._ops.retire_questions import RetiredAsk
 from redis_swarm._pipeline.lineage import lineage, lineage_text
 from redis_swarm._protocol import Call
 
@@ -255,7 +256,9 @@ def test_lineage_says_a_question_was_retired(swarm: Swarm, raw: redis.Redis) -> 
     assert [q["id"] for q in tree["retired_questions"]] == [made["answered"][0]]
     text = "\n".join(lineage_text(tree))
     assert f"question {made['answered'][0]} (retired with its answer on " in text
-    assert swarm.retired_asked(made["asker"].id) == {made["answered"][0]: done.at}
+    assert swarm.retired_asked(made["asker"].id) == {
+        made["answered"][0]: RetiredAsk(done.at, "completed")
+    }
     check_swarm(raw, "test")
 
 
@@ -397,9 +400,11 @@ def test_lineage_names_a_retired_question_its_asker_shared(swarm: Swarm, raw: re
     swarm.retire_questions(OWNER, older_than_s=0)
 
     # its poster's entry alone says when it went; the sharer's says it went
-    assert swarm.retired_asked(second.id) == {shared: None}
+    assert swarm.retired_asked(second.id) == {shared: RetiredAsk(None)}
     tree = lineage(swarm, finding.id)
-    assert tree["retired_questions"] == [{"kind": "question", "id": shared, "retired": None}]
+    assert tree["retired_questions"] == [
+        {"kind": "question", "id": shared, "retired": None, "ended": None}
+    ]
     text = "\n".join(lineage_text(tree))
     assert f"question {shared} (no longer stored: retired with its answer, when unknown" in text
     assert list(swarm.retired_asked(made["asker"].id)) == [shared]  # (its poster's: timed)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._codec import UNREADABLE, dumps, loads
 from .._errors import Conflict, NotFound, ValidationError
@@ -43,7 +43,9 @@ from .retire import RETIRE_CHUNK, _citation_reads, _citations_again, _syntheses_
 from .tasks import queue_names
 
 __all__ = [
+    "RETIRED_OUTCOMES",
     "RETIRE_CHUNK",
+    "RetiredAsk",
     "retire_questions",
     "retire_queues",
     "retired_asked",
@@ -302,13 +304,37 @@ def retired_questions(ctx: OpContext) -> Operation[dict[str, RetiredQuestions]]:
     }
 
 
-def retired_asked(ctx: OpContext, task_id: str) -> Operation[dict[str, int | None]]:
+# How a retired question ended, as the mark its retirement leaves after minus when it went
+# in its asker's ``asked`` index says it (``lua/questions_retire.lua``'s OUTCOME_MARK): the
+# fraction, in quarters, to the status it had. None of them (a whole number): retired before
+# the mark was kept, how it ended unknown.
+RETIRED_OUTCOMES = {1: "completed", 2: "cancelled", 3: "dead"}
+
+
+class RetiredAsk(NamedTuple):
+    """A question no longer stored that a task's worker asked (``retired_asked``): when it
+    was retired (ms; None: unknown), and how it had ended (its status: ``completed``, that
+    is answered, ``cancelled`` or ``dead``, both with no answer; None: unknown)."""
+
+    at: int | None
+    outcome: str | None = None
+
+
+def _retired_mark(score: Any) -> RetiredAsk:
+    """What the mark of a retired question in an ``asked`` index (its score) says."""
+    gone = -float(score)
+    at = int(gone)
+    return RetiredAsk(at, RETIRED_OUTCOMES.get(round((gone - at) * 4)))
+
+
+def retired_asked(ctx: OpContext, task_id: str) -> Operation[dict[str, RetiredAsk]]:
     """The questions asked while working on ``task_id`` that are no longer stored: question
-    id -> when ``retire_questions`` removed it (ms), oldest retirement first (lineage names
-    them), then those whose time is unknown (None): a question the asker shared by its
-    dedupe key (its poster's entry alone is marked when it goes), or removed otherwise. At
-    most ``MAX_ANSWERS_LISTED`` in all, the unknown ones among the ``MAX_ANSWERS_LISTED``
-    questions ``answers_for`` reads. One round trip, two when questions are still listed."""
+    id -> when ``retire_questions`` removed it (ms) and how it had ended (``RetiredAsk``),
+    oldest retirement first (lineage names them), then those whose time is unknown (None,
+    and how it ended too): a question the asker shared by its dedupe key (its poster's entry
+    alone is marked when it goes), or removed otherwise. At most ``MAX_ANSWERS_LISTED`` in
+    all, the unknown ones among the ``MAX_ANSWERS_LISTED`` questions ``answers_for`` reads.
+    One round trip, two when questions are still listed."""
     tid = check_id("task", task_id)
     k = ctx.keys
     marked, listed = yield Batch(
@@ -323,12 +349,13 @@ def retired_asked(ctx: OpContext, task_id: str) -> Operation[dict[str, int | Non
         if marked and isinstance(marked[0], (list, tuple))
         else zip(marked[::2], marked[1::2], strict=True)
     )
-    timed = sorted(((text(qid), -int(float(score))) for qid, score in pairs), key=lambda p: p[1])
-    retired: dict[str, int | None] = dict(timed)
+    timed = sorted(((text(qid), _retired_mark(score)) for qid, score in pairs),
+                   key=lambda p: p[1].at or 0)  # fmt: skip
+    retired: dict[str, RetiredAsk] = dict(timed)
     room = MAX_ANSWERS_LISTED - len(retired)
     qids = [text(qid) for qid in listed or ()]
     if qids and room > 0:
         held = yield Batch(tuple(Cmd("HEXISTS", k.tasks, qid) for qid in qids))
         gone = [qid for qid, there in zip(qids, held, strict=True) if not int(there)]
-        retired.update(dict.fromkeys(gone[:room]))
+        retired.update(dict.fromkeys(gone[:room], RetiredAsk(None)))
     return retired

@@ -401,7 +401,7 @@ class OneShotAgents:
                 command.argv,
                 stdin=command.stdin,
                 env=env,
-                timeout_s=spec.timeout_s or float(spec.lease_s),
+                timeout_s=spec.timeout_s,
                 tick_s=tick_s,
                 on_tick=tick,
                 stop=self._killing,

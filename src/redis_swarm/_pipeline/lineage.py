@@ -94,13 +94,16 @@ def _finding_node(swarm: Swarm, f: Finding, t: Task | None) -> dict[str, Any]:
         ]  # fmt: skip
     # The questions asked there that are no longer stored: retired since (swarm retire
     # --questions), their answers gone, not lost; when is unknown (None) of one shared by
-    # its dedupe key (its poster's entry alone records it)
+    # its dedupe key (its poster's entry alone records it). ``ended``: how it ended, the
+    # status it was retired in (completed: answered; cancelled or dead: no answer; None:
+    # unknown, retired before that was kept, or shared)
     retired = swarm.retired_asked(f.task_id)
     if retired:
         node["retired_questions"] = [
-            {"kind": "question", "id": qid, "retired": iso(at) if at is not None else None}
-            for qid, at in retired.items()
-        ]
+            {"kind": "question", "id": qid,
+             "retired": iso(gone.at) if gone.at is not None else None, "ended": gone.outcome}
+            for qid, gone in retired.items()
+        ]  # fmt: skip
     return node
 
 
@@ -217,7 +220,8 @@ def _other_runs(runs: list[Spent], synthesis: dict[str, Any] | None) -> list[dic
                 shown.add(f["task"]["id"])
     return [
         {"what": spent.what, "id": spent.record, "model": spent.model, "failed": spent.failed,
-         "cost_usd": spent.usage.cost_usd, "usage": _figures(spent.usage)}
+         "cost_usd": spent.usage.cost_usd if spent.usage else None,
+         "usage": _figures(spent.usage)}
         for spent in unshown(runs, shown)
     ]  # fmt: skip
 
@@ -269,6 +273,18 @@ def _unknown(swarm: Swarm, ident: str) -> str:
 
 
 # --- as text
+
+
+def _retired_how(question: dict[str, Any]) -> str:
+    """What lineage says of a question asked that was retired (a node's
+    ``retired_questions``): when, and whether it was answered (a cancelled or dead one never
+    was; one retired before that was kept is said as before, with its answer)."""
+    at, ended = question["retired"], question.get("ended")
+    if at is None:
+        return "no longer stored: retired with its answer, when unknown"
+    if ended in ("cancelled", "dead"):
+        return f"{ended}, no answer; retired on {at}"
+    return f"retired with its answer on {at}"
 
 
 def _cost(figures: dict[str, Any] | None) -> float | None:
@@ -380,12 +396,9 @@ def lineage_text(node: dict[str, Any], depth: int = 0) -> list[str]:
                 f"{short(a['text'], 60)}"
             )
         for q in node.get("retired_questions", ()):
-            how = (
-                f"retired with its answer on {q['retired']}"
-                if q["retired"]
-                else "no longer stored: retired with its answer, when unknown"
+            lines.append(
+                f"{pad}  asked: question {q['id']} ({_retired_how(q)}: swarm retire --questions)"
             )
-            lines.append(f"{pad}  asked: question {q['id']} ({how}: swarm retire --questions)")
     elif kind == "task":
         attempts = counted(node["attempts"], "attempt")
         lines = [f"{pad}task {node['id']} ({node['status']}, {attempts}): "

@@ -46,6 +46,7 @@ __all__ = [
     "planning_task_id",
     "posted_once",
     "queue_clash",
+    "retired_owner",
     "run_queues",
     "stored_run",
     "stored_text",
@@ -96,6 +97,15 @@ def bookkeeping_queues(name: str, run: int) -> tuple[str, str]:
     ``synthesis_queue``). What ``swarm pipeline retire`` frees, with the lease's."""
     workers = _workers_queue(name, run)
     return f"{workers}{_PLANNING}", f"{workers}{_SYNTHESIS}"
+
+
+def retired_owner(name: str, run: int) -> str:
+    """Whose, in the swarm (``Swarm.unrecorded_runs``), the costs are of the bookkeeping of
+    run ``run`` of pipeline ``name`` that ``swarm pipeline retire`` removed
+    (``records.fold_bookkeeping``): apart from the runs no other record holds
+    (``unrecorded_owner``), which the core's ``pass_costs`` counts, so that these are
+    counted only by the pipeline's views, and only once the records they stand for went."""
+    return f"{unrecorded_owner(name, run)} retired bookkeeping"
 
 
 def run_queues(name: str, run: int) -> tuple[str, ...]:

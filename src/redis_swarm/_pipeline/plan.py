@@ -75,8 +75,10 @@ PLANNER_LEASE_MIN_S = 60
 # while the run lives, and a killed run's tasks hold a rerun for as long as it lasts (600 s
 # before). As long as the planner's floor, for the reason that floor has.
 DEFAULT_LEASE_S = PLANNER_LEASE_MIN_S
-# The timeout_s of an agent whose lease_s is the default: a lease is no time limit (one given
-# is also the timeout_s by default, as before).
+# The timeout_s of an agent whose plan gives none, whatever its lease_s: a lease is renewed
+# every third of it while the agent runs (the workers' and the planner's: ``LeaseRenewal``;
+# the synthesizer holds none), so it is no time limit. (Before, a lease_s given was also the
+# timeout_s: a plan that relied on it sets timeout_s.)
 DEFAULT_TIMEOUT_S = 600.0
 
 
@@ -88,8 +90,7 @@ class AgentSpec:
     model: str | None = None  # recorded on what it writes (default: what its output names)
     concurrency: int = 1
     lease_s: int = DEFAULT_LEASE_S
-    # The most one run may take (default: a lease_s given, else DEFAULT_TIMEOUT_S).
-    timeout_s: float | None = None
+    timeout_s: float = DEFAULT_TIMEOUT_S  # the most one run may take, whatever lease_s is
 
 
 @dataclass(frozen=True)
@@ -348,8 +349,8 @@ def _agent(
 ) -> AgentSpec | None:
     """The agent of ``section``. ``lease_s``: its lease when the table gives none (the
     planner's: the workers', at least ``PLANNER_LEASE_MIN_S``; else ``DEFAULT_LEASE_S``).
-    A lease not given is no time limit: its ``timeout_s`` then defaults to
-    ``DEFAULT_TIMEOUT_S``."""
+    A lease is no time limit (renewed while the agent runs): its ``timeout_s`` defaults to
+    ``DEFAULT_TIMEOUT_S`` whatever ``lease_s`` is."""
     where: tuple[str | int, ...] = (section,)
     if not isinstance(table, dict):
         c.problem(where, f"must be a table ([{section}])", table=True)
@@ -360,11 +361,9 @@ def _agent(
     model = c.get(table, where, "model", _text)
     concurrency = c.get(table, where, "concurrency", _integer(1, 1000), 4 if pool else 1)
     given = c.get(table, where, "lease_s", _integer(1, 7 * 86400))
-    timeout_s = c.get(table, where, "timeout_s", _number(0.1, 7 * 86400))
+    timeout_s = c.get(table, where, "timeout_s", _number(0.1, 7 * 86400), DEFAULT_TIMEOUT_S)
     if command is None:
         return None
-    if given is None and timeout_s is None:
-        timeout_s = DEFAULT_TIMEOUT_S  # (a lease given by default is no time limit)
     lease = given if given is not None else (lease_s or DEFAULT_LEASE_S)
     return AgentSpec(command, model, concurrency, lease, timeout_s)
 

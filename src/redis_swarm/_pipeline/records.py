@@ -28,18 +28,21 @@ from .._models import (
     Task,
     anchor_held,
     anchor_of,
+    failed_runs_of,
     own_report_key,
     runs_of,
     synthesis_run_for,
     unrecorded_run_key,
 )
-from .._usage import Usage
+from .._usage import Usage, usage_figures
 from .names import (
+    bookkeeping_queues,
     findings_of,
     pass_label,
     pipeline_queue,
     planning_queue,
     planning_task_id,
+    retired_owner,
     synthesis_id,
     synthesis_task_id,
     synthesizer_task_of,
@@ -55,11 +58,13 @@ __all__ = [
     "EARLIER",
     "EARLIER_PASSES",
     "RETIRED",
+    "RETIRED_BOOKKEEPING",
     "PassResult",
     "Spent",
     "Unrecorded",
     "anchor_of",
     "count_unrecorded",
+    "fold_bookkeeping",
     "own_report_key",
     "pass_title_of",
     "read_pass",
@@ -88,11 +93,17 @@ def pass_title_of(name: str, *, earlier: bool = False, retired: bool = False) ->
 class Unrecorded(NamedTuple):
     """One agent run paid for that no other record holds (``count_unrecorded``):
     what it cost (None: its CLI said nothing), whose run it was (the report's rows), and the
-    record of the pass it was run for (``anchor_of``; None: none known)."""
+    record of the pass it was run for (``anchor_of``; None: none known). Or (``retired``)
+    the cost of a record of the pipeline's bookkeeping that ``swarm pipeline retire`` removed
+    (``fold_bookkeeping``): ``failed`` said of its runs (a planner's task list is no failed
+    run), ``runs`` how many (a task's failed runs)."""
 
     usage: Usage | None
     what: str
     anchor: str | None = None
+    failed: bool = True
+    runs: int = 1
+    retired: bool = False
 
 
 @dataclass
@@ -148,13 +159,17 @@ class PassResult:
 class Spent(NamedTuple):
     """One record of what agent runs cost: a finding's, a synthesis's, or the failed runs
     summed on a task (``failed``); ``record`` is its id, ``what`` says whose runs they are
-    (the report's rows)."""
+    (the report's rows). ``usage`` None: its runs reported no cost (a planner whose CLI
+    prints no usage): listed all the same, as "cost unknown", never left out. ``retired``:
+    the record went with the pipeline's bookkeeping, its cost still counted
+    (``fold_bookkeeping``)."""
 
-    usage: Usage
+    usage: Usage | None
     model: str | None
     failed: bool
     record: str = ""
     what: str = ""
+    retired: bool = False
 
 
 # The agent runs of a pipeline's run that were paid for and that no other record holds (a
@@ -257,12 +272,90 @@ def _unrecorded_of(swarm: Swarm, plan: Plan, result: PassResult) -> dict[str, Un
     for stored in swarm.unrecorded_runs(unrecorded_owner(plan.name, plan.run)):
         if stored.pass_name == result.label:
             runs.setdefault(stored.key, Unrecorded(stored.usage, stored.what, stored.anchor))
-    if not runs:
+    folded: dict[str, Unrecorded] = {}
+    for stored in swarm.unrecorded_runs(retired_owner(plan.name, plan.run)):
+        how = _folded_how(stored.key)
+        if stored.pass_name == result.label and how is not None and stored.anchor:
+            folded[stored.key] = Unrecorded(
+                stored.usage, stored.what, stored.anchor, how[0], how[1], retired=True
+            )
+    if not runs and not folded:
         return {}
     records: list[Task | Finding] = [*result.tasks, *result.agent_tasks, *result.findings]
     held = {anchor_of(r) for r in records}
-    # (in the order of their keys: the same whether a run was written yet or not)
-    return {key: run for key, run in sorted(runs.items()) if anchor_held(run.anchor, held)}
+    # (in the order of their keys: the same whether a run was written yet or not); the cost
+    # of a retired record only once the record it stands for is gone (never counted twice)
+    out = {key: run for key, run in sorted(runs.items()) if anchor_held(run.anchor, held)}
+    out.update((key, run) for key, run in sorted(folded.items()) if run.anchor not in held)
+    return out
+
+
+# Whose runs a folded record stands for, said after them (``fold_bookkeeping``).
+RETIRED_BOOKKEEPING = (
+    "retired with the pipeline's bookkeeping (swarm pipeline retire), still counted"
+)
+_FOLDED = "bk"  # how a folded record's key begins: then r (runs) or f (failed runs), N, ":"
+
+
+def _folded_key(record: str, failed: bool, runs: int) -> str:
+    """The key of the folded cost of the record ``record`` (``fold_bookkeeping``): whether
+    its runs failed and how many, then a digest of the record (folded twice: kept once)."""
+    return f"{_FOLDED}{'f' if failed else 'r'}{runs}:{unrecorded_run_key(record)[:24]}"
+
+
+def _folded_how(key: str) -> tuple[bool, int] | None:
+    """Whether the runs of a folded record failed and how many (``_folded_key``); None for
+    a key no fold wrote."""
+    head, colon, _ = key.partition(":")
+    kind, count = head[len(_FOLDED) : len(_FOLDED) + 1], head[len(_FOLDED) + 1 :]
+    if not (colon and head.startswith(_FOLDED) and kind in "rf" and kind and count.isdigit()):
+        return None
+    return kind == "f", max(1, int(count))
+
+
+def _priced_by(usage: Usage | None, model: str | None) -> Usage | None:
+    """``usage`` with its cost said to be ``model``'s when it names none per model, so that
+    the cost per model counts it under that model once its record (which names it) went."""
+    if usage is None or usage.models or not model:
+        return usage
+    figures = {k: v for k, v in usage_figures(usage).items() if v is not None}
+    return dataclasses.replace(usage, models={model: figures}) if figures else usage
+
+
+def fold_bookkeeping(swarm: Swarm, plan: Plan) -> int:
+    """Keep what the bookkeeping of ``plan``'s run cost (its planners' task lists, the failed
+    runs summed on its planning and synthesizer tasks), before ``swarm pipeline retire``
+    removes those records: one record per record (``retired_owner``, keyed by the record:
+    folding again adds nothing), naming the bookkeeping task it stands for, so that a reader
+    counts it only once that task is gone (a task the retirement keeps still counts as
+    itself). How many records it wrote or found written. The spend of a finished pipeline
+    does not drop with its cleanup."""
+    queues = set(bookkeeping_queues(plan.name, plan.run))
+    owner = retired_owner(plan.name, plan.run)
+    folded = 0
+    for index in range(len(plan.passes)):
+        result = read_pass(swarm, plan, index)
+        own = {t.id: t for t in result.agent_tasks if t.queue in queues}
+        for record, what in _runs(result):
+            if isinstance(record, Task):
+                task, runs, failed = own.get(record.id), failed_runs_of(record), True
+                usage, model = record.failed_usage, None
+                if not runs and usage is None:
+                    continue
+            elif isinstance(record, Finding):
+                task, runs, failed = own.get(record.task_id), 1, False
+                usage, model = record.usage, record.model
+            else:
+                continue
+            if task is None:  # (not the bookkeeping's: a worker's, or the synthesis)
+                continue
+            swarm.record_unrecorded_run(
+                owner, _folded_key(record.id, failed, max(1, runs)), result.label,
+                f"{what}, {RETIRED_BOOKKEEPING}", usage=_priced_by(usage, model),
+                anchor=anchor_of(task),
+            )  # fmt: skip
+            folded += 1
+    return folded
 
 
 def _own_reports_priced(result: PassResult, runs: dict[str, Unrecorded]) -> None:
@@ -358,16 +451,18 @@ def spending(result: PassResult) -> list[Spent]:
     too), the synthesis, and the failed or refused runs summed on the workers' tasks, the
     planning task and the synthesizer's task (their model unknown unless the CLI named
     it), then the runs of the pass that no other record holds (``unrecorded``: no record
-    id; counted as failed runs, none of them gave what was asked of it)."""
+    id; counted as failed runs, none of them gave what was asked of it). A run that
+    reported no usage is in it too (``Spent.usage`` None: "cost unknown"): a finding, a
+    synthesis, a task with failed runs (``failed_runs_of``), a run no other record holds."""
     out = []
     for record, what in _runs(result):
         if isinstance(record, Task):
-            if record.failed_usage is not None:
+            if record.failed_usage is not None or failed_runs_of(record):
                 out.append(Spent(record.failed_usage, None, True, record.id, what))
-        elif record.usage is not None:
+        else:
             out.append(Spent(record.usage, record.model, False, record.id, what))
-    out += [Spent(run.usage, None, True, "", run.what)
-            for run in result.unrecorded if run.usage is not None]  # fmt: skip
+    out += [Spent(run.usage, None, run.failed, "", run.what, run.retired)
+            for run in result.unrecorded]  # fmt: skip
     return out
 
 
@@ -379,6 +474,6 @@ def runs_without_cost(result: PassResult) -> tuple[int, int]:
     run no record holds (``unrecorded``) is one."""
     runs, unpriced = runs_of(record for record, _what in _runs(result))
     for run in result.unrecorded:
-        runs += 1
-        unpriced += run.usage is None or run.usage.cost_usd is None
+        runs += run.runs
+        unpriced += run.runs * (run.usage is None or run.usage.cost_usd is None)
     return runs, unpriced

@@ -311,6 +311,8 @@ def pass_status(
     usage = no_figures()
     failed = no_figures()
     for run in spent:
+        if run.usage is None:  # (no cost reported: counted in runs_without_cost)
+            continue
         add_figures(usage, usage_figures(run.usage))
         if run.failed:
             add_figures(failed, usage_figures(run.usage))
@@ -399,12 +401,22 @@ def bookkeeping_note(status: Mapping[str, Any]) -> str:
     retired = status.get("bookkeeping_retired")
     if not retired:
         return ""
-    return (
+    went = (
         f"the bookkeeping of run {status['run']} of pipeline {status['pipeline']} was retired on "
         f"{retired['at'] or 'an unknown date'} (swarm pipeline retire): "
         f"{counted(retired['tasks'], 'planning or synthesizer task')} and "
-        f"{counted(retired['findings'], 'finding')} were removed, and the costs shown no "
-        "longer count what their planners' runs and their synthesizers' failed runs cost"
+        f"{counted(retired['findings'], 'finding')} were removed"
+    )
+    if retired.get("counted"):  # (kept as the retirement removed them: fold_bookkeeping)
+        cost = retired.get("counted_cost_usd")
+        said = f" ({Money().line({'cost_usd': cost})})" if cost is not None else ""
+        return (
+            f"{went}; what their planners' runs and their synthesizers' failed runs cost{said} "
+            "is still counted in the costs shown, retired (said so among the other agent runs)"
+        )
+    return (
+        f"{went}, and the costs shown no longer count what their planners' runs and their "
+        "synthesizers' failed runs cost"
     )
 
 
@@ -460,7 +472,8 @@ def by_model(passes: Iterable[Sequence[Spent]]) -> dict[str, dict[str, float | N
     out: dict[str, dict[str, float | None]] = {}
     for runs in passes:
         for spent in runs:
-            add_model_figures(out, spent.usage, spent.model)
+            if spent.usage is not None:  # (no cost reported: nothing to sum)
+                add_model_figures(out, spent.usage, spent.model)
     return out
 
 
@@ -498,6 +511,12 @@ def status_json(
         for key in total:
             total[key] = plus(total[key], p[key])
     done = all(p["synthesis"] for p in passes if not p["earlier"])
+    if bookkeeping is not None:  # (what its retired records cost, counted still)
+        kept = [run for runs in spent for run in runs if run.retired]
+        cost: float | None = None
+        for run in kept:
+            cost = plus(cost, run.usage.cost_usd if run.usage else None)
+        bookkeeping = {**bookkeeping, "counted": len(kept), "counted_cost_usd": cost}
     out = {
         "pipeline": plan.name,
         "run": plan.run,
@@ -609,7 +628,7 @@ def report_markdown(
             lines += [f"- {other.what}: {money.line(other.usage)}" for other in others]
             lines.append("")
         if runs:
-            parts = [run.usage.cost_usd for run in runs]
+            parts = [run.usage.cost_usd if run.usage else None for run in runs]
             lines += [f"Pass cost, the runs above: {money.line(row, parts)}{no_cost_note(row)}", ""]
     lines += ["## Cost", ""]
     lines += _cost_tables(status, money)

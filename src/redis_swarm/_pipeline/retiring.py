@@ -11,6 +11,10 @@ and reads what its planners wrote (retired, a planner not yet followed by its pa
 would be paid again). The lease task of the highest generation stays too: the next run
 numbers its own from it (see ``lease``), and one retired would be posted again.
 
+What the last run's bookkeeping cost is kept first, when that run is finished
+(``records.fold_bookkeeping``): the spend of a finished pipeline does not drop with its
+cleanup; ``status`` and the report count it, said to be retired.
+
 A pipeline run many times has many queues: only those holding tasks are named to the core,
 ``QUEUES_PER_CALL`` at a time. The agent runs paid for that no other record holds, which the
 swarm keeps per run (``records.count_unrecorded``), go once their run has no task left, its
@@ -32,11 +36,13 @@ from .names import (
     bookkeeping_queues,
     lease_generation,
     lease_queue,
+    retired_owner,
     run_queues,
     synthesis_id,
     unrecorded_owner,
 )
 from .plan import Plan
+from .records import fold_bookkeeping
 from .report import stored_plan
 
 if TYPE_CHECKING:
@@ -110,6 +116,11 @@ def retire_pipeline(
     lease = lease_queue(plan.name)
     retired: list[RetiredQuestions] = []
     kept: Task | None = None
+    # What the last run's bookkeeping cost, kept before it goes; not while a run holds the
+    # lease (the core refuses the retirement: nothing is written). One that starts after
+    # this look leaves the folded records unread: each counts only once its record went.
+    if unfinished is None and not dry_run and _open_lease(swarm, plan.name) is None:
+        fold_bookkeeping(swarm, plan)
     try:
         for queues in _in_calls(_holding_tasks(swarm, plan, unfinished), queues_per_call):
             retired += swarm.retire_queues(
@@ -144,9 +155,12 @@ def _drop_unrecorded(
     other record holds of ``plan``'s runs left with no task (``_emptied_runs``),
     ``per_call`` runs at a time: how many. A run with a task left keeps them: its cost
     counts while its records do (a task settled within ``--older-than``, one a synthesis
-    cites, its workers' tasks, which ``swarm retire PASS`` frees)."""
+    cites, its workers' tasks, which ``swarm retire PASS`` frees). The costs of its retired
+    bookkeeping kept (``records.fold_bookkeeping``) go with them, not counted."""
     runs = _emptied_runs(swarm, plan, unfinished, retired)
     owners = [unrecorded_owner(plan.name, run) for run in runs]
+    for some in _in_calls([retired_owner(plan.name, run) for run in runs], per_call):
+        swarm.drop_unrecorded_runs(some, dry_run=dry_run)  # (and the costs folded: not counted)
     return sum(
         swarm.drop_unrecorded_runs(some, dry_run=dry_run) for some in _in_calls(owners, per_call)
     )

@@ -570,7 +570,7 @@ class Pipeline(OneShotAgents):
         for result in read_passes(self.swarm, self.plan):
             claims += sum(t.attempts for t in result.tasks)
             for spent in spending(result):
-                cost = plus(cost, spent.usage.cost_usd)
+                cost = plus(cost, spent.usage.cost_usd if spent.usage else None)
             counted = runs_without_cost(result)
             runs, unpriced = runs + counted[0], unpriced + counted[1]
         self.runs = (runs, unpriced)

@@ -23,8 +23,8 @@
 --     index, the queue's dead letters and the dedupe hash (its own key's entry, and that of
 --     the key it took over as a successor: its data's takes_over), its current finding and
 --     its own keys (webhooks, asked); in the asked index of the asker's task its score becomes
---     minus when it was retired (lineage says so); the queue's counters go down by what
---     went. Open questions, and those settled after the cutoff, are kept;
+--     minus when it was retired, and a quarter per step of how it ended (OUTCOME_MARK: lineage
+--     says so, and whether it was answered); the queue's counters go down by what went. Open questions, and those settled after the cutoff, are kept;
 --   sweep: the finding index again, as in the findings phase: a report that came after
 --     the findings phase passed its task left a finding of a task no longer stored.
 -- A finding a synthesis cites (flagged by the client, which read the syntheses) is kept,
@@ -161,6 +161,12 @@ local function took_over(id)
   return nil
 end
 
+-- How a retired question ended, after minus when it went in its asker's asked index (a
+-- quarter per outcome: exact in a score, a time in ms below 2^51), which lineage reads back
+-- (retire_questions.RETIRED_OUTCOMES says them once in Python); none (a whole number): it
+-- was retired before the mark was kept.
+local OUTCOME_MARK = {completed = '.25', cancelled = '.5', dead = '.75'}
+
 -- One question of the tasks phase (own: its asked and webhooks keys, and the asked index
 -- of its asker's task or nil).
 local function walk_task(id, flag, own)
@@ -209,7 +215,9 @@ local function walk_task(id, flag, own)
   redis.call('HDEL', KEYS[2], id)
   redis.call('ZREM', KEYS[3], id)
   redis.call('DEL', own[1], own[2])
-  if own[3] then redis.call('ZADD', own[3], 'XX', fmt(-now), id) end
+  if own[3] then
+    redis.call('ZADD', own[3], 'XX', fmt(-now) .. (OUTCOME_MARK[t.status] or ''), id)
+  end
   if t.status == 'dead' then redis.call('ZREM', KEYS[10], id) end
   local field = t.queue .. '|' .. t.status
   dropped[field] = (dropped[field] or 0) + 1
