@@ -301,7 +301,7 @@ def test_a_url_timeout_that_is_not_finite_is_refused(
     redis_url: str, raw: Any, option: str, value: str
 ) -> None:
     cli = Cli(f"{redis_url}?{option}={value}")
-    out = refused_unchanged(raw, lambda: cli("status", expect=1))
+    out = refused_unchanged(raw, lambda: cli("status", expect=2))  # (a bad --url: usage)
     assert f"option {option}='{value}'" in out.stderr and "not a finite number" in out.stderr
 
 

@@ -78,7 +78,8 @@ def test_unreachable_server_is_one_line_unless_debug(env: dict[str, str]) -> Non
     assert out.stderr.startswith(b"error: ") and b"127.0.0.1:1" in out.stderr
     assert b"Traceback" not in out.stderr and out.stderr.count(b"\n") == 1
     assert debug.returncode == 1 and b"Traceback" in debug.stderr
-    assert bogus.returncode == 1 and bogus.stderr.startswith(b"error: unsupported URL scheme")
+    # (a bad --url is a bad option: exit 2, as every usage error: docs/cli.md)
+    assert bogus.returncode == 2 and bogus.stderr.startswith(b"error: unsupported URL scheme")
 
 
 def test_agents_run_json_errors_on_stderr(env: dict[str, str]) -> None:

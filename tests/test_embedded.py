@@ -175,10 +175,15 @@ def test_doctor_reports_persistence(swarm_home: Path) -> None:
 UNREACHABLE = pytest.param("redis://127.0.0.1:1?retries=1", id="redis://127.0.0.1:1")
 
 
-@pytest.mark.parametrize("url", [UNREACHABLE, "foo://x"])
-def test_doctor_unreachable_is_one_line_exit_1(swarm_home: Path, url: str) -> None:
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [pytest.param(*UNREACHABLE.values, 1, id=UNREACHABLE.id), ("foo://x", 2)],
+)
+def test_doctor_unreachable_is_one_line_exit_1(swarm_home: Path, url: str, code: int) -> None:
+    """A server that cannot be reached is an error (1); a URL of no scheme the swarm takes, a
+    bad option's value (SWARM_URL's), a usage error (2)."""
     result = swarm_cli(swarm_home, "doctor", env={"SWARM_URL": url})
-    assert result.returncode == 1
+    assert result.returncode == code
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert "Traceback" not in result.stderr

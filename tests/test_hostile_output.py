@@ -37,7 +37,8 @@ def test_printable_escapes_c0_c1_and_overrides_and_keeps_layout() -> None:
 def test_stored_escapes_are_shown_escaped(cli: Cli, redis_url: str) -> None:
     with Swarm(redis_url, swarm="test") as swarm:
         swarm.register("shard", name="s1", metadata={"note": HOSTILE})
-        task = swarm.post_task("q", HOSTILE, pass_name=HOSTILE, parent="s1")
+        # (a new pass name with control characters is refused: test_edge_fixes_pass_names.py)
+        task = swarm.post_task("q", HOSTILE, pass_name="P", parent="s1")
         claimed = swarm.claim("q", worker="w1")
         assert claimed is not None
         finding = swarm.report(claimed.id, claimed.token, {"summary": HOSTILE, "details": HOSTILE})
@@ -45,7 +46,7 @@ def test_stored_escapes_are_shown_escaped(cli: Cli, redis_url: str) -> None:
         doomed = swarm.claim("q", worker="w1")
         assert doomed is not None
         swarm.fail(doomed.id, doomed.token, HOSTILE, retry=False)
-        synthesis = swarm.synthesize("s1", HOSTILE, HOSTILE, [finding.id])
+        synthesis = swarm.synthesize("s1", "P", HOSTILE, [finding.id])
         swarm.send("s1", HOSTILE, sender="w1")
         swarm.publish_context("s1", "text\n", source="notes.md")
     outputs = {

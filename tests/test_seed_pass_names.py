@@ -33,7 +33,9 @@ def test_a_new_pass_name_with_whitespace_at_an_end_is_refused(name: str, said: s
     assert message.startswith(f"the pass name {name!r} {said}: it would be another pass name")
     assert "give it without whitespace at either end" in message
     assert check_label("pass name", name) == name  # a look-up may name it
-    assert check_label("pass name", "a\tb \x1b[0m c", new=True)  # inside: any text
+    assert check_label("pass name", "a b \u00e9 c", new=True)  # inside: any printable text
+    with pytest.raises(ValidationError, match="control character"):  # (not a tab, nor ESC)
+        check_label("pass name", "a\tb \x1b[0m c", new=True)
 
 
 @pytest.fixture

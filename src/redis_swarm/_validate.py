@@ -209,8 +209,11 @@ def check_label(
     ``new``: the label is written now (the pass name of a task posted or of a synthesis
     stored), and may not begin or end with whitespace: ``"Pass 1\\n"`` (a line read from a
     file, or ``input()``) would be another pass than ``"Pass 1"``, the two alike in a listing,
-    and a look-up by the name shown would find nothing. As with ``check_name``'s ``new``, a
-    label read (a look-up, a retirement) may: what was stored under one stays reachable."""
+    and a look-up by the name shown would find nothing. Nor may it hold a control character
+    (a tab, a line break, ESC) or a bidirectional override (``check_printable``'s rule):
+    ``"p\\n2"`` and ``"p 2"`` would show as two identical rows, and a command naming it in a
+    hint could not be copied. As with ``check_name``'s ``new``, a label read (a look-up, a
+    retirement) may: what was stored under one stays reachable."""
     if not isinstance(value, str):
         raise ValidationError(f"{kind} must be a string, got {type(value).__name__}")
     if not value.strip():
@@ -227,6 +230,8 @@ def check_label(
         raise ValidationError(
             f"{kind} is not valid Unicode text (it holds a lone surrogate): fix the text"
         ) from None
+    if new:
+        check_printable(f"the {kind}", value, max_chars=max_chars)
     return value
 
 

@@ -461,6 +461,11 @@ def _check_source(source: object) -> str:
         )
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in source):
         raise ValidationError("source contains control characters: name a file or URL")
+    if source and not source.strip():  # ("" is none; spaces alone would list as a blank)
+        raise ValidationError(
+            f"source {source!r} is blank (only whitespace): name the file or URL the context "
+            "came from, or give none"
+        )
     return source
 
 

@@ -20,8 +20,8 @@ from ._common import (
     ago,
     complete_agents,
     kv_table,
-    loads_json,
     make_table,
+    parse_json,
     print_table,
     short,
     when,
@@ -226,7 +226,7 @@ def _render_agent(app: App, a: Any, headline: str) -> None:
 @click.option("--specialization")
 @click.option("--capacity-tokens", type=click.IntRange(1, MAX_CAPACITY_TOKENS))
 @click.option("--parent", shell_complete=complete_agents)
-@click.option("--metadata", help="A JSON object.")
+@click.option("--metadata", help="A JSON object: inline, @FILE, or - (stdin).")
 @json_option
 @pass_app
 def register(
@@ -242,7 +242,8 @@ def register(
     """Join the swarm as NAME (default: a generated id) with a role."""
     meta = None
     if metadata is not None:
-        meta = loads_json(metadata, what="--metadata")
+        thing = "the agent's metadata as a JSON object"
+        meta = parse_json(metadata, app, what="--metadata", thing=thing)
         if not isinstance(meta, dict):
             raise click.BadParameter("must be a JSON object", param_hint="--metadata")
     a = app.swarm.register(

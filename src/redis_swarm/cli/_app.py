@@ -629,12 +629,13 @@ def main(
                 env_value(variable)
     except SwarmError as exc:
         usage_failure(exc)
-    # Validate the URL now, so a bad one is one clear line whatever the subcommand.
+    # Validate the URL now, so a bad one is one clear line whatever the subcommand: a bad
+    # option's value (--url, or SWARM_URL), found before the swarm is asked (exit 2).
     if ctx.invoked_subcommand not in (None, "prompt"):
         try:
             app.settings  # noqa: B018
         except SwarmError as exc:
-            _fail(ctx, exc, EXIT_ERROR)
+            usage_failure(exc)
     ctx.call_on_close(functools.partial(_close, app))
 
 

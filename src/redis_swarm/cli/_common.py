@@ -7,6 +7,7 @@ Large inputs are accepted three ways wherever text or JSON is expected: the valu
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import json
 import math
@@ -26,8 +27,7 @@ from click.shell_completion import CompletionItem
 from .. import _lease_tokens as tokens
 from .._codec import MAX_ISO_MS, counted, first_few, iso, now_ms, readable_number
 from .._config import Settings
-from .._env import agent_from_env as agent_option_default
-from .._env import settings_from_env
+from .._env import ENV_AGENT, agent_from_env, settings_from_env
 from .._errors import ValidationError
 from .._hints import PUBLISH_CONTEXT
 from .._models import unknown_queues
@@ -39,6 +39,7 @@ from .._validate import (
     MAX_PAGE,
     MAX_TASK_DATA_BYTES,
     check_json_depth,
+    check_name,
 )
 from ._app import EXIT_EMPTY, App
 
@@ -85,6 +86,7 @@ __all__ = [
     "status",
     "stdout_binary",
     "task_json",
+    "utf8_text",
     "when",
 ]
 
@@ -319,6 +321,10 @@ def read_bytes(
     to pipe ``thing``, or to give it ``otherwise``), with a progress bar when big. At most
     ``limit`` bytes: one more is read only to refuse it (an endless stream, /dev/zero or a
     producer that never stops, is refused there instead of filling memory)."""
+    if not source:  # ("@" alone, or an empty --jsonl: Path("") is the current folder)
+        raise click.BadParameter(
+            f"the file's path is empty: give the path of a file holding {thing}", param_hint=what
+        )
     if source == "-":
         stream: IO[bytes] = sys.stdin.buffer
         data = _read_stream(stream, None, app, f"reading {what} from stdin", limit)
@@ -405,10 +411,7 @@ def read_text(
             otherwise=_INLINE,
             limit=limit,
         )
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise click.BadParameter("is not UTF-8 text", param_hint=what) from None
+        return utf8_text(data, value if value == "-" else value[1:], what=what)
     try:  # (bytes of the command line that are not UTF-8 arrive as lone surrogates)
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -416,6 +419,41 @@ def read_text(
             "is not UTF-8 text: give it as UTF-8 (or in a UTF-8 file, as @FILE)", param_hint=what
         ) from None
     return value
+
+
+# Byte order marks of the encodings a file that is not UTF-8 text most often is in (Windows'
+# "Unicode"): named, so that the error says what the file is.
+_OTHER_BOMS = {
+    b"\xff\xfe\x00\x00": "UTF-32",
+    b"\x00\x00\xfe\xff": "UTF-32",
+    b"\xff\xfe": "UTF-16",
+    b"\xfe\xff": "UTF-16",
+}
+
+
+def utf8_text(data: bytes, source: str, *, what: str) -> str:
+    """``data``, read from ``source`` (a path, or ``-`` for stdin), as UTF-8 text; a UTF-8
+    byte order mark before it is dropped (an editor's mark, no part of the text). Text in
+    another encoding is a usage error naming the file, where it stops being UTF-8, and what
+    to do."""
+    named = "stdin" if source == "-" else printable(source)
+    for bom, encoding in _OTHER_BOMS.items():
+        if data.startswith(bom):
+            raise click.BadParameter(
+                f"{named} is not UTF-8 text: it begins with a {encoding} byte order mark "
+                "(bytes " + " ".join(f"{b:02X}" for b in bom) + "): save it as UTF-8",
+                param_hint=what,
+            )
+    skip = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return data[skip:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        at = skip + exc.start
+        raise click.BadParameter(
+            f"{named} is not UTF-8 text (byte 0x{data[at]:02X} at offset {at} is not UTF-8): "
+            "save it as UTF-8",
+            param_hint=what,
+        ) from None
 
 
 def parse_json(
@@ -835,6 +873,23 @@ def content(text: str) -> str:
 
 def stdout_binary() -> IO[bytes]:
     return sys.stdout.buffer
+
+
+def agent_option_default() -> str | None:
+    """The agent SWARM_AGENT names (unset or empty: None), the default of every option that
+    names the caller (``--worker``, ``--from``, ``--owner``, ...). A value no agent can be
+    named is a usage error that says it came from SWARM_AGENT: the command line holds no
+    such value to blame."""
+    name = agent_from_env()
+    if name is not None:
+        try:
+            check_name(ENV_AGENT, name)
+        except ValidationError as exc:
+            raise click.UsageError(
+                f"{exc}: set {ENV_AGENT} to your agent's name (or unset it), or name the "
+                "agent with the command's option"
+            ) from None
+    return name
 
 
 def host_worker() -> str:

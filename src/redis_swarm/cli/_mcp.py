@@ -169,7 +169,10 @@ def mcp_command(
     _check_partners(ctx, {"max_sessions": ("--transport http", transport == "http")})
     if channel and transport != "stdio":
         raise click.UsageError("--channel is for stdio: Claude Code starts a channel server")
-    token = _http_token(transport, host, token)
+    try:  # (a bad --token is a bad option, exit 2, as a bad --host is: so `swarm a2a` has it)
+        token = _http_token(transport, host, token)
+    except ConfigError as exc:
+        usage_failure(exc)
     if agent_name is not None:
         _check_agent_name("--name", agent_name)
     elif transport == "stdio":  # (over HTTP it would name every client)

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from .._hints import REQUEUE_TASK, said_of
 from .._models import Task, TaskStatus
 from .._printable import printable
 from .._usage import usage_line
@@ -20,6 +21,7 @@ from .._validate import (
     DEFAULT_RETRY_BACKOFF_S,
     DEFAULT_TASK_LEASE_S,
     MAX_ATTEMPTS,
+    MAX_DELAY_S,
     MAX_DESCRIPTION_CHARS,
     MAX_LEASE_S,
     MAX_PRIORITY,
@@ -42,6 +44,7 @@ from ._common import (
     read_bytes,
     read_text,
     task_json,
+    utf8_text,
     when,
 )
 
@@ -174,7 +177,11 @@ def render_task(
     show_default=True,
     help="Seconds a claim lasts unless renewed.",
 )
-@click.option("--delay", type=Seconds(), help="Claimable only after this many seconds.")
+@click.option(
+    "--delay",
+    type=Seconds(most=MAX_DELAY_S),  # (the core's bound: a century, as --jsonl's delay_s)
+    help="Claimable only after this many seconds.",
+)
 @click.option("--dedupe", "dedupe_key", help="Posting the same key twice yields one task.")
 @click.option(
     "--parent",
@@ -290,14 +297,26 @@ def _posted_line(t: Task, task_id: str) -> str:
     task its dedupe key found, posted before, and this post's values were not applied."""
     if t.id == task_id:
         return f"posted {t.id} to {t.queue}"
-    return printable(f"already posted as {t.id} (dedupe key {t.dedupe_key}): nothing posted")
+    found = f"already posted as {t.id} (dedupe key {t.dedupe_key})"
+    # A task found that will never run (again) by itself is said so: the post ran nothing.
+    if t.status is TaskStatus.DEAD:  # (only a dead task is requeued: lua/task_update.lua)
+        return printable(
+            f"{found}, now dead: nothing posted; requeue it to run it again "
+            f"{said_of(REQUEUE_TASK, t.id)}"
+        )
+    if t.status is TaskStatus.CANCELLED:  # (never requeued: another key posts it anew)
+        return printable(
+            f"{found}, now cancelled: nothing posted; post it with another dedupe key to run "
+            "it again"
+        )
+    return printable(f"{found}: nothing posted")
 
 
 def _jsonl_specs(source: str, app: App) -> list[tuple[int, dict[str, Any]]]:
     """The tasks of a --jsonl input, each with its line number (blank lines skipped)."""
     raw = read_bytes(source, app, what="--jsonl", thing="the tasks (one JSON object per line)")
     specs: list[tuple[int, dict[str, Any]]] = []
-    for number, line in enumerate(raw.decode("utf-8", "replace").splitlines(), 1):
+    for number, line in enumerate(utf8_text(raw, source, what="--jsonl").splitlines(), 1):
         if not line.strip():
             continue
         spec = loads_json(line, what="--jsonl", where=f"line {number} ")

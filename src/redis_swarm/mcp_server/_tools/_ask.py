@@ -13,7 +13,7 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from ..._codec import iso
-from ..._errors import AlreadyCompleted, InvalidState, NotFound, SwarmError
+from ..._errors import AlreadyCompleted, InvalidState, NotFound, SwarmError, ValidationError
 from ..._keys import ask_queue
 from ..._models import Task
 from ..._validate import check_name
@@ -83,7 +83,9 @@ class AskTools(ToolsBase):
         ] = 60.0,
         task_id: Annotated[
             str | None,
-            Field(description="The task you work on (default: the one you hold, if one)."),
+            Field(
+                description="The task you claimed and work on (default: the one you hold, if one)."
+            ),
         ] = None,
         data: Annotated[
             dict[str, Any] | None,
@@ -114,9 +116,18 @@ class AskTools(ToolsBase):
             held = next(iter(session.leases))
         asker: str | Task = session.agent_id
         if held is not None:
-            task = await self._run(self.swarm.get_task, held)
             lease = session.leases.get(held)  # its token lets the ask renew the lease
-            asker = replace(task, token=lease.token) if lease is not None else task
+            if lease is None:  # (the asker is this session's agent, never another's)
+                raise self._error(
+                    ValidationError(
+                        f"this session holds no lease on task {held}: task_id names a task "
+                        "you claimed (claim_task) and still hold; leave task_id out to ask "
+                        "as yourself"
+                    )
+                )
+            task = await self._run(self.swarm.get_task, held)
+            # The asker is this session's agent (the core records the task's worker as it).
+            asker = replace(task, token=lease.token, worker=session.agent_id)
         answer = await self._asking(
             target, question, data=data, timeout_s=timeout_s, asker=asker, dedupe_key=dedupe_key
         )

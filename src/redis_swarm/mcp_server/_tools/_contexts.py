@@ -154,7 +154,8 @@ class ContextTools(ToolsBase):
         part = await self._read(
             self.swarm.read_context,
             owner,
-            lines=(start, end if end is not None else _NO_END),
+            # (no end: as far as it goes, never before start: a start past it is said so)
+            lines=(start, end if end is not None else max(start, _NO_END)),
             max_bytes=self.budget.body_chars,
             version=version,
         )
