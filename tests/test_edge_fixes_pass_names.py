@@ -83,3 +83,18 @@ def test_a2a_context_id_is_refused_in_its_words(a2a: A2AServer) -> None:
     answer = httpx.post(a2a.url + "/", json=body, headers=sent, timeout=20).json()
     said = answer["error"]["message"]
     assert "contextId holds a bidirectional override (U+202E)" in said, said
+
+
+def test_a_synthesis_or_request_under_a_new_such_name_is_refused(redis_url: str, cli: Cli) -> None:
+    """The pass name a synthesis or a synthesis request writes follows the same rule (it
+    stored ``p\\n2`` as a pass of its own), save for a pass stored under it before."""
+    with Swarm(redis_url, swarm="test") as core:
+        core.register("shard", name="shard-1")
+        with pytest.raises(ValidationError, match=r"control character \(U\+000A\)"):
+            core.synthesize("shard-1", "p\n2", "nothing", [], cites_none=True)
+        with pytest.raises(ValidationError, match=r"bidirectional override \(U\+202E\)"):
+            core.request_synthesis("shard-1", "a\u202eb", "sum it up")
+        assert not core.syntheses().items
+    out = cli("synth", "create", "--pass", "p\n2", "--shard", "shard-1", "--all-findings",
+              "--text", "x", expect=2)  # fmt: skip
+    assert "control character (U+000A)" in out.stderr, out

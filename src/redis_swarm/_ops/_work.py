@@ -781,12 +781,15 @@ def refuse_new_option_like(ctx: OpContext, kind: str, agent_id: str) -> Operatio
 
 
 def check_pass_written(ctx: OpContext, pass_name: str) -> Operation[str]:
-    """A pass name a synthesis or a synthesis request writes: no whitespace at either end
-    (``check_label``'s ``new``), save for a pass already posted to under such a name (before
-    that rule: its syntheses stay possible). One HEXISTS, on that path only."""
+    """A pass name a synthesis or a synthesis request writes: as a new one (``check_label``'s
+    ``new``: no whitespace at either end, no control character), save for a pass already
+    posted to under such a name (before those rules: its syntheses stay possible). One
+    HEXISTS, on that path only."""
     name = check_label("pass name", pass_name)
-    if name != name.strip():
+    try:
+        check_label("pass name", name, new=True)
+    except ValidationError:
         known = yield Cmd("HEXISTS", ctx.keys.pass_counts, label_id(name))
         if not int(known):
-            check_label("pass name", name, new=True)  # (raises: the edge whitespace)
+            raise
     return name

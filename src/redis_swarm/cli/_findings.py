@@ -186,8 +186,8 @@ def synth_create(
             )
             if not f.superseded
         ]
-        if not found and not cites_none and pass_name != pass_name.strip():
-            # (a name no pass is posted under since the rule: said so, not "no finding";
+        if not found and not cites_none:
+            # (a name no pass is posted under since the rules: said so, not "no finding";
             # with --cites-none the core says whether a pass was posted under it before)
             check_label("pass name", pass_name, new=True)
         if not found and not cites_none:
