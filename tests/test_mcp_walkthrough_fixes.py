@@ -6,7 +6,10 @@ did not read like the others."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +24,7 @@ from redis_swarm.mcp_server._render import tool_error, tool_words
 from redis_swarm.mcp_server._roles import declared_tool_names
 from redis_swarm.mcp_server._tools import TOOL_ROLES
 
-from .mcp_server._helpers import connect
+from .mcp_server._helpers import SRC, connect
 
 
 @pytest.fixture
@@ -169,3 +172,48 @@ def test_a_printed_claude_line_warns_of_an_unset_token(
     monkeypatch.setenv("SWARM_MCP_TOKEN", "t0ken")
     quiet = CliRunner().invoke(main, args)
     assert quiet.exit_code == 0 and "warning" not in quiet.stderr, quiet.stderr
+
+
+def _nulls(value: object) -> list[str]:
+    """The keys holding null anywhere in ``value`` (a JSON reply)."""
+    if isinstance(value, dict):
+        return [k for k, v in value.items() if v is None] + [
+            n for v in value.values() for n in _nulls(v)
+        ]
+    return [n for v in value for n in _nulls(v)] if isinstance(value, list) else []
+
+
+def test_another_roles_tool_is_said_in_content_a_strict_client_takes(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """The text of a tool this server lacks went out as content blocks with ``"annotations":
+    null`` and ``"meta": null``, which the TypeScript SDK (the Inspector's, Claude Code's)
+    refuses as a whole ("expected object, received null"): the agent saw a schema error, not
+    which server has the tool. Read on the wire, over stdio, as such a client reads it."""
+    env = {**os.environ, "PYTHONPATH": SRC, "SWARM_URL": redis_url, "SWARM_NAME": "test"}
+    argv = [sys.executable, "-m", "redis_swarm", "mcp", "--role", "worker", "--name", "w-1"]
+    info = {"name": "inspector", "version": "1"}
+    init = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": info}
+    sent = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+         "params": {"name": "post_task", "arguments": {"queue": "q", "description": "x"}}},
+    ]  # fmt: skip
+    with (
+        open(tmp_path / "stderr.log", "w") as errlog,
+        subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errlog, text=True,
+            env=env,
+        ) as proc,
+    ):  # fmt: skip
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write("".join(json.dumps(m) + "\n" for m in sent))
+        proc.stdin.flush()
+        replies = [json.loads(proc.stdout.readline()) for _ in range(2)]
+        proc.stdin.close()
+        assert proc.wait(15) == 0
+    result = next(r for r in replies if r.get("id") == 2)["result"]
+    assert result["isError"] is True
+    assert result["content"][0]["text"].startswith("no tool 'post_task' here"), result
+    assert not _nulls(result["content"]), result

@@ -299,7 +299,10 @@ class OnlyOwnTools:
         if isinstance(result, CallToolResult) and result.is_error:
             return result.model_copy(update={"content": said})
         if isinstance(result, dict) and result.get("isError"):
-            return {**result, "content": [block.model_dump(mode="json") for block in said]}
+            # (as the SDK writes a block: its wire names, no nulls, which a strict client,
+            # the TypeScript SDK's, refuses where an object is expected)
+            wire = [b.model_dump(mode="json", by_alias=True, exclude_none=True) for b in said]
+            return {**result, "content": wire}
         return result
 
 
