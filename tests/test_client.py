@@ -22,8 +22,9 @@ from redis_swarm import (
 def test_public_exports_are_pinned() -> None:
     """The package exports every error, every record a caller meets, the two shells, the
     seed's classes and their settings, the operations that work on a deployment rather than
-    a swarm (its topology, a role's user made on it) and nothing else: the list comes from
-    the modules that define them, so a new record or error is exported or this fails."""
+    a swarm (its topology, a role's user made on it or revoked) and nothing else: the list
+    comes from the modules that define them, so a new record or error is exported or this
+    fails."""
     records = {
         name
         for module in (_models, _usage, _context_records)
@@ -31,7 +32,7 @@ def test_public_exports_are_pinned() -> None:
         if isinstance(getattr(module, name), type)
     }
     expected = set(_errors.__all__) | records | set(_client.__all__) | set(roles.__all__)
-    expected |= set(_topology.__all__) | {"AppliedRole", "apply_role"}
+    expected |= set(_topology.__all__) | {"AppliedRole", "apply_role", "RevokedUser", "revoke_user"}
     expected |= {"ContextCache", "Limits", "MAX_PAGE", "Settings", "__version__"}
     assert set(redis_swarm.__all__) == expected
     bound = {  # dir(): the names bound and those bound on first use (the package's __getattr__)

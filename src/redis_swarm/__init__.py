@@ -46,12 +46,14 @@ from ._models import (
     EventType,
     Finding,
     Inbox,
+    IndexEntries,
     Message,
     MessageStatus,
     Page,
     PassCosts,
     PassProgress,
     Recent,
+    RecordDamage,
     RetiredPass,
     RetiredQuestions,
     SwarmStatus,
@@ -66,7 +68,7 @@ from ._models import (
 from ._usage import Money, Usage
 
 if _typing.TYPE_CHECKING:
-    from ._acl_apply import AppliedRole, apply_role
+    from ._acl_apply import AppliedRole, RevokedUser, apply_role, revoke_user
     from ._cache import ContextCache
     from ._client import AsyncSwarm, Swarm
     from ._protocol import Limits
@@ -89,7 +91,7 @@ if _typing.TYPE_CHECKING:
 # hooks install`, `swarm task --help`) and a program that only needs a record so never pay for
 # it, and `swarm hook` pays for no more than it sends (tests/test_import_cost.py).
 _LAZY_FROM: dict[str, str] = {
-    **dict.fromkeys(("AppliedRole", "apply_role"), "._acl_apply"),
+    **dict.fromkeys(("AppliedRole", "RevokedUser", "apply_role", "revoke_user"), "._acl_apply"),
     "ContextCache": "._cache",
     **dict.fromkeys(("AsyncSwarm", "Swarm"), "._client"),
     "MAX_PAGE": "._validate",
@@ -152,6 +154,7 @@ __all__ = [
     "GcReport",
     "GrepLine",
     "Inbox",
+    "IndexEntries",
     "InvalidState",
     "LeaseLost",
     "Limits",
@@ -167,9 +170,11 @@ __all__ = [
     "PayloadTooLarge",
     "PermissionDenied",
     "Recent",
+    "RecordDamage",
     "RedisSwarmCoordinator",
     "RetiredPass",
     "RetiredQuestions",
+    "RevokedUser",
     "SearchHit",
     "SentinelView",
     "Settings",
@@ -194,5 +199,6 @@ __all__ = [
     "Worker",
     "__version__",
     "apply_role",
+    "revoke_user",
     "topology",
 ]

@@ -121,7 +121,21 @@ class EmbeddedServerError(ConnectionFailed):
 
 
 class PermissionDenied(SwarmError):
-    """The Redis user is not allowed to do this (ACL)."""
+    """The Redis user is not allowed to do this (ACL); or its login was refused (its message
+    begins with ``AUTHENTICATION_FAILED``: ``login_refused``)."""
+
+
+# How the refusal of a login begins (WRONGPASS, NOAUTH, Redis 6's "invalid username-password
+# pair": the user or its password refused, as after a rotation or a revoke), as ``_translate``
+# and ``_acl_apply`` say it: a ``PermissionDenied`` that is no command refused (NOPERM), which
+# a face says apart (``login_refused``).
+AUTHENTICATION_FAILED = "authentication failed"
+
+
+def login_refused(exc: BaseException) -> bool:
+    """Whether ``exc`` is a login refused (``AUTHENTICATION_FAILED``), not a command the
+    user's rights refuse."""
+    return isinstance(exc, PermissionDenied) and str(exc).startswith(AUTHENTICATION_FAILED)
 
 
 class ValidationError(SwarmError):

@@ -308,7 +308,7 @@ def _authentication_failed(where: str, node: str | None = None) -> str:
     if settings is not None and settings.kind == "cluster" and node is not None:
         user = settings.username or "default"
         return (
-            f"authentication failed on cluster node {node} of {where}: the nodes of the URL "
+            f"{e.AUTHENTICATION_FAILED} on cluster node {node} of {where}: the nodes of the URL "
             f"let the user {user!r} in, so it is most likely missing on {node} (ACLs are per "
             "node: a node added later, as with redis-cli --cluster add-node, has none of the "
             "users made before), or has another password there: run 'swarm acl --apply' for "
@@ -320,12 +320,12 @@ def _authentication_failed(where: str, node: str | None = None) -> str:
         named = _CREDENTIALS.sub(r"\1USER:PASSWORD@", where, count=1)
         if settings.password is None:
             return (
-                f"authentication failed on {where}: the server requires a user and the URL "
+                f"{e.AUTHENTICATION_FAILED} on {where}: the server requires a user and the URL "
                 f"names none: add the user and its password, as in {named} (or :PASSWORD@ "
                 "alone for a password set with requirepass)"
             )
         return (
-            f"authentication failed on {where}: the URL names no user, so Redis checked the "
+            f"{e.AUTHENTICATION_FAILED} on {where}: the URL names no user, so Redis checked the "
             "password as its 'default' user's, and refused it (that user is off, or its "
             f"password is another): name the user, as in {named}"
         )
@@ -336,7 +336,9 @@ def _authentication_failed(where: str, node: str | None = None) -> str:
         if settings is not None and settings.password is not None
         else ""
     )
-    return f"authentication failed on {where}: check the user name and password in the URL{escape}"
+    return (
+        f"{e.AUTHENTICATION_FAILED} on {where}: check the user name and password in the URL{escape}"
+    )
 
 
 # What a Redis Cluster node answers about a key it does not serve (redis-py strips the code

@@ -115,8 +115,9 @@ def retire_pass(ctx: OpContext, pass_name: str, *, dry_run: bool = False) -> Ope
     the queue, shard and pass counters down by exactly that; syntheses are kept. A finding a
     synthesis of another pass cites is kept, and so is its task (``cited``), so that no
     synthesis cites a missing finding. A pass with open tasks (pending, delayed, claimed) is
-    refused (Conflict), and one no task was ever posted to (NotFound) unless it was retired
-    already (then what an interrupted run or a late report left of it is swept).
+    refused (Conflict; to a user whose role may not retire, Redis refuses the script first:
+    PermissionDenied, as once settled), and one no task was ever posted to (NotFound) unless
+    it was retired already (then what an interrupted run or a late report left of it is swept).
     Runs in atomic steps (``RETIRE_CHUNK``), the swarm consistent between them; tasks posted
     to the pass meanwhile are kept (``kept``), records stored unreadable too (``corrupt``).
     ``dry_run`` counts what would go and changes nothing. A retry of a step whose reply was
@@ -139,12 +140,22 @@ def retire_pass(ctx: OpContext, pass_name: str, *, dry_run: bool = False) -> Ope
     passes = pass_counts(raw_passes)
     if name not in passes and record is None:
         raise NotFound(unknown_pass(name, list(passes), doing="nothing to retire"))
-    open_counts = {s: n for s in OPEN_STATUSES if (n := passes.get(name, {}).get(s, 0)) > 0}
-    if open_counts:
-        raise Conflict(_still_open(name, open_counts))
-    cited = yield from _syntheses_cite(ctx, scanned, but_pass=name)
     queues, shards = queue_names(fields), shard_names(fields)
     keys = _walk_keys(k, name, queues, shards)
+    open_counts = {s: n for s in OPEN_STATUSES if (n := passes.get(name, {}).get(s, 0)) > 0}
+    if open_counts:
+        # A user whose role may not retire is refused that first (Redis refuses it the
+        # function: NOPERM), not told to wait for a pass it could not retire once settled: a
+        # step that walks nothing and counts only (phase 'done'), on this refusal's path
+        # alone. (Redis 6.2 runs scripts by EVALSHA, which a worker may: told to wait there.)
+        yield Call(
+            "pass_retire",
+            keys,
+            (ctx.now_arg(), ctx.limits.events_maxlen, name, label_id(name), "0", "done", 0,
+             RETIRE_CHUNK, seen, len(queues), len(shards), 0, *queues, *shards),
+        )  # fmt: skip
+        raise Conflict(_still_open(name, open_counts))
+    cited = yield from _syntheses_cite(ctx, scanned, but_pass=name)
     tasks = findings = 0
     # What the last walk found kept (a walk starts over when a synthesis was stored, or a
     # record named a queue or shard listed after the keys were made).

@@ -41,15 +41,15 @@ def _password_from_stdin(user: str) -> str:
     return sys.stdin.readline().rstrip("\r\n")
 
 
-@main.command(short_help="Print or --apply the ACL rules of a user of one role.")
-@click.option("--role", type=click.Choice(ACL_ROLES), required=True, help="What the user may do.")
+@main.command(short_help="Print or --apply the ACL rules of a user of one role; --revoke one.")
+@click.option("--role", type=click.Choice(ACL_ROLES), default=None, help="What the user may do.")
 @click.option(
     "--swarm",
     "swarm_option",
     default=None,
     help="The swarm the user belongs to (default: the global --swarm / SWARM_NAME).",
 )
-@click.option("--user", "user", required=True, help="The Redis user name to create or update.")
+@click.option("--user", "user", default=None, help="The Redis user name to create or update.")
 @click.option(
     "--password",
     default=None,
@@ -89,19 +89,29 @@ def _password_from_stdin(user: str) -> str:
     "SWARM_URL; for the embedded default, the version of the binary it runs). With --apply "
     "the servers' own version is used, and another one given is refused.",
 )
+@click.option(
+    "--revoke",
+    "revoke",
+    default=None,
+    metavar="USER",
+    help="Instead: delete USER on every server of --url / SWARM_URL (as --apply reaches "
+    "them), saved (ACL SAVE), its connections closed (needs an admin user there; not the "
+    "user --url connects as, nor 'default').",
+)
 @json_option
 @pass_app
 def acl(
     app: App,
-    role: str,
+    role: str | None,
     swarm_option: str | None,
-    user: str,
+    user: str | None,
     password: str | None,
     password_stdin: bool,
     apply_: bool,
     demote_self: bool,
     kill_connections: bool,
     redis_version: str | None,
+    revoke: str | None,
 ) -> None:
     """Print (or --apply) the ACL SETUSER lines for a user of one role in one swarm.
 
@@ -127,7 +137,18 @@ def acl(
     given (--password-stdin): a server that refuses the URL's password is tried with it.
     With --apply, the replication links (masteruser) and sentinels (auth-user) logged in as
     the user are named, with what to update before their next reconnection.
+
+    --revoke USER (alone, with --url / SWARM_URL of an admin): delete USER on every server
+    --apply would reach, saved there (a deletion, unlike ACL SETUSER USER off, also closes
+    its open connections), each server reported; one left out still holds the user: run
+    it again once that server is back.
     """
+    if revoke is not None:
+        _revoke(app, revoke, given=_given_with_revoke(locals()))
+        return
+    if role is None or user is None:
+        missing = "--role" if role is None else "--user"
+        raise click.UsageError(f"Missing option '{missing}' (or give --revoke USER alone).")
     # (every check of the options before the password is asked: a typed one is not wasted)
     if password_stdin and password is not None:
         raise ConfigError("give --password or --password-stdin, not both")
@@ -168,6 +189,70 @@ def acl(
         _render(app, exc.made, applied=True)
         raise
     _render(app, made, applied=apply_)
+
+
+# The options of an apply, which --revoke takes none of: what each is when not given.
+_APPLY_OPTIONS = {
+    "role": None,
+    "swarm_option": None,
+    "user": None,
+    "password": None,
+    "password_stdin": False,
+    "apply_": False,
+    "demote_self": False,
+    "kill_connections": False,
+    "redis_version": None,
+}
+
+
+def _given_with_revoke(given: dict[str, Any]) -> list[str]:
+    """The options of an apply given with --revoke (their names as typed)."""
+    return [
+        "--" + name.removesuffix("_option").removesuffix("_").replace("_", "-")
+        for name, unset in _APPLY_OPTIONS.items()
+        if given[name] != unset
+    ]
+
+
+def _revoke(app: App, user: str, *, given: list[str]) -> None:
+    """``swarm acl --revoke USER``: ``revoke_user``, rendered."""
+    if given:
+        raise click.UsageError(f"--revoke USER goes alone: leave out {', '.join(given)}")
+    from .._acl_apply import revoke_user  # (here: --help does without redis-py)
+
+    done = revoke_user(app.settings, user)
+    data: dict[str, Any] = {
+        "revoked": done.user,
+        "deleted": _applied_list(done.deleted),
+        "absent": list(done.absent),
+        "closed": [{"node": node, "connections": n} for node, n in done.closed.items()],
+        "cut": [{"node": node, "reason": why} for node, why in done.cut.items()],
+        "skipped": [{"node": node, "reason": why} for node, why in done.skipped.items()],
+    }
+
+    def human() -> None:
+        for node, how in done.deleted.items():
+            click.echo(f"# user {user!r} deleted on {node}: {how}")
+        for node in done.absent:
+            click.echo(f"# no user {user!r} on {node}")
+        for node, count in done.closed.items():
+            click.echo(f"# closed {count} connection(s) of user {user!r} on {node}")
+        for node, why in done.cut.items():
+            click.echo(f"warning: on {node}: {why}", err=True)
+        noun = "node" if app.settings.kind == "cluster" else "replica"
+        for node, why in done.skipped.items():
+            click.echo(
+                f"warning: not revoked on {noun} {node}: {why}; user {user!r} is still there "
+                "(it logs in there, and a failover to it brings it back): run this command "
+                "again once it is back",
+                err=True,
+            )
+
+    app.emit(data, human)
+
+
+def _applied_list(persisted: dict[str, str] | Any) -> list[dict[str, str]]:
+    return [{"node": node, "persisted": how} for node, how in persisted.items()]
 
 
 def _render(app: App, made: AppliedRole, *, applied: bool) -> None:

@@ -21,6 +21,7 @@ from .._errors import (
     PermissionDenied,
     SwarmError,
     ValidationError,
+    login_refused,
 )
 from .._mcp_names import EVERY_TOOL_ROLE
 from ._budget import clip
@@ -72,6 +73,13 @@ def plain(value: Any) -> Any:
         return [plain(item) for item in value]
     return value
 
+
+# What a tool error adds to a login refused (``login_refused``): this server's SWARM_URL no
+# longer logs in, whatever the call; a right its user lacks is said by ``_HINTS``.
+_LOGIN_REFUSED = (
+    "this server's Redis password or user was refused: it was rotated or revoked; restart "
+    "this MCP server with the new SWARM_URL"
+)
 
 _HINTS: tuple[tuple[type[SwarmError], str], ...] = (
     (AlreadyCompleted, "do not report again; claim the next task with claim_task"),
@@ -229,6 +237,8 @@ def tool_error(exc: SwarmError, role: str = EVERY_TOOL_ROLE) -> ToolError:
     no tool)."""
     said = hints.reworded(str(exc) or type(exc).__name__, tool_words(role))
     message = f"{type(exc).__name__}: {said}"
+    if login_refused(exc):  # (not a right its user lacks: no call passes until a restart)
+        return ToolError(f"{message} ({_LOGIN_REFUSED})")
     # Whole words: "task" holds the tool name "ask", and named no tool. (A role's words for a
     # tool it lacks name none, and say what to do all the same.)
     if any(re.search(rf"\b{name}\b", message) for name in declared_tool_names()) or (
