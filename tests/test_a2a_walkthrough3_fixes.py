@@ -299,7 +299,7 @@ def test_a_short_token_off_loopback_is_refused(redis_url: str, face: list[str]) 
     short = "a" * (MIN_PASSWORD_LEN - 1)
     args = ["--url", redis_url, "--swarm", "walk3", *face, "--host", "0.0.0.0", "--port", "0"]
     result = CliRunner().invoke(main, [*args, "--token", short])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output  # (a bad option: swarm mcp's, a2a's, dashboard's)
     said = result.output
     assert f"is {len(short)} characters long" in said and f"at least {MIN_PASSWORD_LEN}" in said
     assert "secrets.token_urlsafe" in said, said

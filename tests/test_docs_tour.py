@@ -82,11 +82,12 @@ def test_ask_md_gives_the_serve_synopsis_and_its_timeout_default() -> None:
     assert set(re.findall(r"--[a-z-]+", synopsis.group(0))) == _options(serve)
     timeout = next(p for p in serve.params if p.name == "timeout_s")
     assert f"`--timeout` (default {timeout.default} s" in " ".join(text.split())
-    # and swarm run's, which is not the same: the task's lease_s
+    # and swarm run's, the same (a lease is renewed while the agent runs: no time limit)
     run_timeout = next(p for p in run_command.params if p.name == "timeout_s")
-    assert "(default: the task's lease_s)" in str(run_timeout.help)
-    assert "(`swarm run --timeout` differs: its default is each task's `lease_s`.)" in " ".join(
-        text.split()
+    assert f"(default: {timeout.default:g}, whatever the task's lease_s" in str(run_timeout.help)
+    assert (
+        f"(`swarm run --timeout` has the same default, {timeout.default:g} s whatever the "
+        "task's `lease_s`" in " ".join(text.split())
     )
 
 

@@ -11,6 +11,7 @@ from .._errors import NotFound, ValidationError
 from .._models import Finding, RetiredPass, Synthesis, Task, TaskCosts, runs_of
 from .._printable import short, short_version
 from .._usage import FIGURES, Money, Sum, Usage, summed_figures
+from .._validate import check_name
 from .names import is_planning_queue, plan_owner, synthesizer_task_of
 from .records import EARLIER_PASSES, Spent, spending, synthesizer_task
 from .report import (
@@ -233,7 +234,9 @@ def lineage(swarm: Swarm, ident: str) -> dict[str, Any]:
     pipeline end with their ``total`` and what it covers (``total_covers``, see ``COVERS``):
     a synthesis's runs and what it cites; a task's finding, superseded findings and failed
     runs; every run of a pipeline (each pass's, ``pass_total``), as ``pipeline status``
-    counts them. An id nothing has is a NotFound saying what lineage takes."""
+    counts them. An id nothing has is a NotFound saying what lineage takes; one nothing can
+    have (empty, a character no id or name holds) a ValidationError saying it."""
+    ident = _checked(ident)
     if not ident.startswith(("s-", "f-", "t-")) and _is_pipeline(swarm, ident):
         return _pipeline_node(swarm, ident)
     try:  # the record named: a NotFound after it is about a record it leads to
@@ -253,22 +256,44 @@ def lineage(swarm: Swarm, ident: str) -> dict[str, Any]:
 
 
 def _is_pipeline(swarm: Swarm, name: str) -> bool:
-    """Whether a run of pipeline ``name`` stored its plan in ``swarm`` (a ValidationError
-    when ``name`` can be no pipeline's, which says what one may hold)."""
+    """Whether a run of pipeline ``name`` stored its plan in ``swarm`` (False when ``name``
+    can be no pipeline's, a task id longer than a pipeline's name, say)."""
     try:
         swarm.context_info(plan_owner(name))
-    except NotFound:
+    except (NotFound, ValidationError):
         return False
     return True
+
+
+def _takes() -> str:
+    """What swarm lineage takes, and where each kind is listed."""
+    return (
+        "swarm lineage takes a synthesis id (swarm synth list lists them), a finding id "
+        "(swarm findings), a task id (swarm task list) or a pipeline's name (swarm context "
+        f"list shows each pipeline's plan as {plan_owner('NAME')})"
+    )
+
+
+def _checked(ident: str) -> str:
+    """``ident`` when it can be an id or a pipeline's name (both are names: ``check_name``),
+    else a ValidationError saying what lineage takes, not what a pipeline name may hold."""
+    if not ident:
+        raise ValidationError(
+            f"the ID is empty: give a finding, task or synthesis id, or a pipeline name; {_takes()}"
+        )
+    try:
+        return check_name("ID", ident)
+    except ValidationError as exc:
+        raise ValidationError(
+            f"{exc}; give a finding, task or synthesis id, or a pipeline name: {_takes()}"
+        ) from None
 
 
 def _unknown(swarm: Swarm, ident: str) -> str:
     """What lineage says of an id nothing in ``swarm`` has, and what it takes instead."""
     return (
         f"no synthesis, finding, task or pipeline is called {ident!r} in swarm "
-        f"{swarm.name!r}: swarm lineage takes a synthesis id (swarm synth list lists them), "
-        "a finding id (swarm findings), a task id (swarm task list) or a pipeline's name "
-        f"(swarm context list shows each pipeline's plan as {plan_owner('NAME')})"
+        f"{swarm.name!r}: {_takes()}"
     )
 
 

@@ -30,6 +30,7 @@ from .._codec import readable_number
 from .._errors import ConfigError, ValidationError
 from .._protocol import Limits
 from .._runner import check_command, check_program, missing_program
+from .._runner.options import DEFAULT_TIMEOUT_S
 from .._validate import (
     DEFAULT_MAX_ATTEMPTS,
     MAX_DESCRIPTION_CHARS,
@@ -75,11 +76,11 @@ PLANNER_LEASE_MIN_S = 60
 # while the run lives, and a killed run's tasks hold a rerun for as long as it lasts (600 s
 # before). As long as the planner's floor, for the reason that floor has.
 DEFAULT_LEASE_S = PLANNER_LEASE_MIN_S
-# The timeout_s of an agent whose plan gives none, whatever its lease_s: a lease is renewed
-# every third of it while the agent runs (the workers' and the planner's: ``LeaseRenewal``;
-# the synthesizer holds none), so it is no time limit. (Before, a lease_s given was also the
-# timeout_s: a plan that relied on it sets timeout_s.)
-DEFAULT_TIMEOUT_S = 600.0
+# DEFAULT_TIMEOUT_S (``swarm run``'s, from _runner.options) is the timeout_s of an agent whose
+# plan gives none, whatever its lease_s: a lease is renewed every third of it while the agent
+# runs (the workers' and the planner's: ``LeaseRenewal``; the synthesizer holds none), so it
+# is no time limit. (Before, a lease_s given was also the timeout_s: a plan that relied on it
+# sets timeout_s.)
 
 
 @dataclass(frozen=True)

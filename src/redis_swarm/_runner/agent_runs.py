@@ -127,7 +127,7 @@ class AgentRuns(PoolState):
                     built.argv,
                     stdin=built.stdin,
                     env={**os.environ, **extra, **built.env},
-                    timeout_s=opts.timeout_s or float(task.lease_s),
+                    timeout_s=opts.timeout_s,
                     tick_s=renew.tick_s,
                     on_tick=tick,
                     halt=halt,

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from .._finding_text import SUMMARY_LIMIT
 from .._validate import DEFAULT_POLL_S
 
-__all__ = ["RunOptions", "default_worker_prefix", "slot_name"]
+__all__ = ["DEFAULT_TIMEOUT_S", "RunOptions", "default_worker_prefix", "slot_name"]
+
+# The most one agent run may take when no timeout is given (``swarm run --timeout``, a plan's
+# ``timeout_s``), whatever the task's lease_s: the lease is renewed every third of it while
+# the agent runs (``LeaseRenewal``), so it is no time limit. (Before, ``swarm run`` took each
+# task's lease_s as the timeout, and a short lease killed agents that would have finished: a
+# setup that relied on it passes --timeout.)
+DEFAULT_TIMEOUT_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -25,7 +32,7 @@ class RunOptions:
     idle_exit_s: float | None = None
     until_done: bool = False  # stop when no task of the queues is pending, delayed or claimed
     lease_s: int | None = None  # the lease asked at claim and renewal (default: the task's)
-    timeout_s: float | None = None  # the most a process may run (default: the task's lease_s)
+    timeout_s: float = DEFAULT_TIMEOUT_S  # the most a process may run, whatever lease_s is
     worker: str | None = None  # worker name prefix; slot i is PREFIX-i
     model: str | None = None  # recorded on findings (default: the one the agent's output names)
     summary_limit: int = SUMMARY_LIMIT

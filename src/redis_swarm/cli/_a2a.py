@@ -10,7 +10,7 @@ import click
 from .._errors import ConfigError, PermissionDenied, ValidationError
 from .._net import announced_host, every_interface, http_url, listen, loopback_only
 from .._validate import check_queues
-from ._app import App, main, pass_app
+from ._app import App, main, pass_app, usage_failure
 from ._common import Seconds, listen_options
 
 # A task and webhook id no task has: what the access check reads and claims (nothing).
@@ -135,9 +135,12 @@ def a2a(
         raise ConfigError(f"swarm a2a needs {exc.name}: pip install 'redis-swarm[a2a]'") from None
     from .._client import AsyncSwarm  # (here: redis-py, which --help does without)
 
-    require_token_off_loopback(
-        host, token, what="an A2A server takes work for the swarm", env="SWARM_A2A_TOKEN"
-    )
+    try:  # (a bad --token is a bad option, exit 2, as swarm mcp's and the dashboard's are)
+        require_token_off_loopback(
+            host, token, what="an A2A server takes work for the swarm", env="SWARM_A2A_TOKEN"
+        )
+    except ConfigError as exc:
+        usage_failure(exc)
     queues = _queues(queues)
     public_url = _card_url(public_url)
     descriptions = _descriptions(describe, queues)

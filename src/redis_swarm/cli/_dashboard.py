@@ -14,7 +14,7 @@ from .._codec import dumps, now_ms
 from .._errors import ConfigError, ConnectionFailed
 from .._net import announced_host, every_interface, http_url, listen
 from .._printable import printable
-from ._app import App, json_option, main, pass_app
+from ._app import App, json_option, main, pass_app, usage_failure
 from ._common import Seconds, listen_options
 
 if TYPE_CHECKING:
@@ -59,12 +59,12 @@ def dashboard(app: App, host: str, port: int, token: str | None) -> None:
         ) from None
     from .._client import AsyncSwarm  # (here: redis-py, which --help does without)
 
-    require_token_off_loopback(
-        host,
-        token,
-        what="the dashboard shows everything agents report",
-        env=_TOKEN_ENV,
-    )
+    try:  # (a bad --token is a bad option, exit 2, as swarm mcp's and swarm a2a's are)
+        require_token_off_loopback(
+            host, token, what="the dashboard shows everything agents report", env=_TOKEN_ENV
+        )
+    except ConfigError as exc:
+        usage_failure(exc)
     # Reach Redis before serving, as `swarm a2a` and `swarm mcp` do: a wrong URL, password
     # or CA, or a user that may not read the swarm, then fails here, at once, instead of
     # after the address was announced, with every request answered 503.

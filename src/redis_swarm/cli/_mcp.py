@@ -160,7 +160,11 @@ def mcp_command(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from ..mcp_server._server import build_server, serve  # the SDK: imported only to serve
+    from ..mcp_server._server import (  # the SDK: imported only to serve
+        build_server,
+        refuse_held_name,
+        serve,
+    )
 
     app = ctx.ensure_object(App)
     if url_from_env:
@@ -169,7 +173,9 @@ def mcp_command(
     _check_partners(ctx, {"max_sessions": ("--transport http", transport == "http")})
     if channel and transport != "stdio":
         raise click.UsageError("--channel is for stdio: Claude Code starts a channel server")
-    try:  # (a bad --token is a bad option, exit 2, as a bad --host is: so `swarm a2a` has it)
+    # (a bad --token is a bad option, exit 2, as a bad --host is: so `swarm a2a` and `swarm
+    # dashboard` have it too)
+    try:
         token = _http_token(transport, host, token)
     except ConfigError as exc:
         usage_failure(exc)
@@ -183,6 +189,8 @@ def mcp_command(
     # agent's start) then shows it failed, with this error, instead of connected tools that
     # all fail.
     app.swarm.ping()
+    if agent_name is not None:  # (a live agent of another role served under it: not taken)
+        refuse_held_name(app.swarm, agent_name, role)
     server = build_server(
         app.swarm,
         role=role,

@@ -77,7 +77,8 @@ if TYPE_CHECKING:
     "--timeout",
     "timeout_s",
     type=Seconds(above_zero=True),
-    help="Kill an agent running longer than this (default: the task's lease_s).",
+    help="Kill an agent running longer than this many seconds (default: 600, whatever the "
+    "task's lease_s, which is renewed while the agent runs).",
 )
 @click.option("--worker", help="Worker name prefix (default: run-HOST-PID); slot N is PREFIX-N.")
 @click.option("--model", help="The model the agent uses, recorded on its findings.")
@@ -140,6 +141,7 @@ def run(
     of the queues still open.
     """
     from .._runner import OutcomeStatus, Runner, RunOptions
+    from .._runner.options import DEFAULT_TIMEOUT_S
 
     _check_run_names(queues, worker, model, slots=concurrency)
     refuse_option_like_slots(app, worker, slots=concurrency)
@@ -151,7 +153,7 @@ def run(
         idle_exit_s=idle_exit_s,
         until_done=until_done,
         lease_s=lease_s,
-        timeout_s=timeout_s,
+        timeout_s=DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s,
         worker=worker,
         model=model,
         summary_limit=summary_limit,

@@ -40,11 +40,11 @@ from ._files import FileAccess
 from ._http import serve_http
 from ._restart import StartEmbedded
 from ._roles import AGENT_ROLES, PROMPT_ROLES, not_here, roles_offering
-from ._session import RegisterOnConnect, SessionRegistry
+from ._session import RegisterOnConnect, SessionRegistry, refuse_held_name
 from ._stdin import RefuseMarked, StdinScreen
 from ._tools import SwarmTools, tool_names, tools_for
 
-__all__ = ["INSTRUCTIONS", "Transport", "build_server", "serve"]
+__all__ = ["INSTRUCTIONS", "Transport", "build_server", "refuse_held_name", "serve"]
 
 Transport = Literal["stdio", "http"]
 
