@@ -41,7 +41,7 @@ from redis_swarm._ops import tasks as task_ops
 from redis_swarm._ops import views
 from redis_swarm._ops._commands import _INCLUDES, OPERATIONS, SCRIPTS
 from redis_swarm._ops._work import DamagedLease
-from redis_swarm._protocol import Call, Cmd, Compute, Operation, items_of
+from redis_swarm._protocol import Batch, Call, Cmd, Compute, Operation, items_of
 from redis_swarm._usage import Usage
 from redis_swarm.cli import main
 
@@ -249,6 +249,12 @@ def _connect(server: RedisServer, spec: AclUser) -> Recording:
     return Recording(f"redis://{spec.user}:{spec.password}@127.0.0.1:{server.port}", swarm=SWARM)
 
 
+def _sent(*cmds: Cmd) -> Operation[Any]:
+    """``cmds`` in one batch (damage made by hand, as a test does with raw commands)."""
+    replies = yield Batch(cmds)
+    return replies
+
+
 def exercise(shard: Swarm, worker: Swarm) -> None:
     """Every operation, each as the role that runs it (the worker whenever it may)."""
     shard.ping()
@@ -404,7 +410,15 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     worker._run(agent_ops.held(worker._ctx))  # (inside agents, status and recent)
     worker.corrupt_records()
     worker.record_damage()
-    shard.repair_indexes()  # (a worker may add to some indexes, never remove from one)
+    # an index lacking a record and holding an entry of none (written around the recording:
+    # no operation sends them); the repair is a shard's (a worker may add to some indexes,
+    # never remove from one)
+    Swarm._run(
+        shard, _sent(Cmd("ZREM", K.task_index, first.id), Cmd("ZADD", K.task_index, 1, "t-0"))
+    )
+    assert [(e.lacking, e.dangling) for e in shard.repair_indexes()] == [
+        ({first.id: first.created_at}, ("t-0",))
+    ]
     assert worker.check_counters().ok  # (a recount is a shard's: tests/test_doctor_counters.py)
     assert shard.recount_counters() == ()  # (the counters kept exact: nothing to change)
     assert worker.task_costs(task.id).finding is not None  # (completed: its late ones sought)

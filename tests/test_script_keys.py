@@ -19,7 +19,7 @@ import pytest
 from redis_swarm import AlreadyCompleted, Limits, NotFound, Swarm, SwarmError
 from redis_swarm import _scripts as scripts
 from redis_swarm._keys import Keys
-from redis_swarm._protocol import Call, Cmd, Operation
+from redis_swarm._protocol import Batch, Call, Cmd, Operation
 from redis_swarm._transport import Scripting
 
 from ._a2a_ops import a2a_workload
@@ -100,6 +100,11 @@ def call(script: str, keys: tuple[str, ...], args: tuple[Any, ...]) -> Operation
     return reply
 
 
+def sent(*cmds: Cmd) -> Operation[Any]:
+    reply = yield Batch(cmds)
+    return reply
+
+
 def workload(swarm: Swarm) -> None:
     """Every operation that runs a script, including the refusals and the cleanups."""
     shard = swarm.register("shard", name="shard-1", model="m")
@@ -157,6 +162,9 @@ def workload(swarm: Swarm) -> None:
         swarm.ask("assist", "help?", timeout_s=0.01)
     assert swarm.retire_questions("assist", older_than_s=0).questions >= 1
     assert swarm.recount_counters() == ()  # counts_recount: nothing forged here
+    swarm._run(sent(Cmd("ZREM", swarm.keys.task_index, task.id)))  # (an entry lost by hand)
+    repaired = {e.index: e.lacking for e in swarm.repair_indexes()}  # index_repair
+    assert task.id in repaired[swarm.keys.task_index]
 
 
 def test_every_script_touches_only_its_keys(ran: set[str], server_url: str) -> None:

@@ -400,11 +400,18 @@ class IndexEntries:
 class RecordDamage:
     """What ``Swarm.record_damage`` found: ``found``, what ``corrupt_records`` returns; the
     entries of each index it names (``indexes``, by key); and the completed tasks whose
-    finding is no longer stored (``lost_findings``: task id -> the finding id it names)."""
+    finding is no longer stored (``lost_findings``: task id -> the finding id it names); and
+    the reports stored half-way (``half_stored``: finding id -> its task's id): a report's
+    first try that stopped after storing its finding (a command its user's ACL refused: Redis
+    does not roll a script back), its finding in no index and its task not completed with
+    it. Its retry, with the same finding id, completes the report (lua/_report.lua knows the
+    first try by the finding missing from the findings' index), so no index is lacking it
+    and the repair never adds it."""
 
     found: dict[str, list[str]]
     indexes: tuple[IndexEntries, ...] = ()
     lost_findings: dict[str, str] = dataclasses.field(default_factory=dict)
+    half_stored: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)

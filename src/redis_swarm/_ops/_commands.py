@@ -59,7 +59,7 @@ def _uses(
 
 
 # What the doctor's read of every record sends (corrupt_records, record_damage).
-_RECORD_DAMAGE = "hexists hget hgetall hkeys hscan hstrlen zcard zmscore zrange zscore"
+_RECORD_DAMAGE = "hexists hgetall hkeys hscan hstrlen zcard zmscore zrange zscore"
 
 OPERATIONS: dict[str, Uses] = {
     # server (info, config|get and function|list are optional: see _acl.WITHHELD)
@@ -186,14 +186,15 @@ OPERATIONS: dict[str, Uses] = {
     "status": _uses("hgetall hkeys hmget time xrevrange zrange zrevrange", worker=True),
     "passes": _uses("hgetall", worker=True),
     "recent": _uses("hkeys hmget zrevrange", worker=True),
-    # (zmscore hget: the indexes against the records; hgetall hkeys zcard zrange zscore
+    # (zmscore hexists: the indexes against the records; hgetall hkeys zcard zrange zscore
     # hexists: every entry of every index against its record, the tasks against their
     # findings; hstrlen: each chunk's length)
     "corrupt_records": _uses(_RECORD_DAMAGE, worker=True),
     "record_damage": _uses(_RECORD_DAMAGE, worker=True),
     # its repair (swarm doctor --repair): a shard's, coordinator's or admin's, never a
-    # worker's (a worker may add to some indexes, never remove from one)
-    "repair_indexes": _uses(f"{_RECORD_DAMAGE} zadd zrem"),
+    # worker's (a worker may add to some indexes, never remove from one: its role gets no
+    # rs_index_repair, and the script asks for the right to remove before any write)
+    "repair_indexes": _uses(_RECORD_DAMAGE, "index_repair"),
     # the status counters against the queues' sets (swarm doctor), and their recount (swarm
     # doctor --recount): a shard's, coordinator's or admin's, never a worker's (a worker may
     # forge the counters: docs/security.md)
@@ -250,6 +251,7 @@ SCRIPTS: dict[str, frozenset[str]] = {
         "counts_recount": "hget hset zcard",
         "inbox_read": "hdel hget hmget hset xadd xrange xrevrange xtrim",
         "index_page": "hget hmget zcard zcount zrange zrank",
+        "index_repair": "hexists zadd zrem",
         "message_get": "hexists hget xrange",
         "message_send": "hdel hexists hget hlen hset lpop rpush xadd xlen xrevrange",
         "pass_retire": "del hdel hget hincrby hmget hset zcard zrange zrem",

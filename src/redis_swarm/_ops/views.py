@@ -46,7 +46,16 @@ from .._models import (
     TaskStatus,
     synthesis_run_for,
 )
-from .._protocol import WRONG_TYPE, Batch, Cmd, OpContext, Operation, past_wrong_type, together
+from .._protocol import (
+    WRONG_TYPE,
+    Batch,
+    Call,
+    Cmd,
+    OpContext,
+    Operation,
+    past_wrong_type,
+    together,
+)
 from .._validate import MAX_PAGE
 from . import agents as agent_ops
 from . import contexts as context_ops
@@ -351,53 +360,73 @@ def corrupt_records(ctx: OpContext) -> Operation[dict[str, list[str]]]:
 
 def record_damage(ctx: OpContext) -> Operation[RecordDamage]:
     """``corrupt_records``, with the entries each index it names lacks or holds in vain,
-    and the completed tasks whose finding is no longer stored (a finding deleted by hand:
-    the task's result is lost), read in the same scan."""
+    the completed tasks whose finding is no longer stored (a finding deleted by hand: the
+    task's result is lost), and the reports stored half-way, waiting for their retry
+    (``_Scan.waiting_reports``), read in the same scan."""
+    damage, _ = yield from _damage(ctx)
+    return damage
+
+
+def _damage(ctx: OpContext) -> Operation[tuple[RecordDamage, dict[str, str]]]:
+    """``record_damage``, and the hash of records of each index it read (index -> hash)."""
     scan = _Scan(ctx.keys)
     yield from scan.run()
     scan.forgive_half_stored()
-    indexes = yield from _check_indexes(scan)
+    indexes, waiting = yield from _check_indexes(scan)
     yield from scan.check_chunks()
     lost = yield from _lost_findings(scan)
     scan.found["index"] += [entries.index for entries in indexes]
     found = {kind: sorted(set(ids)) for kind, ids in scan.found.items()}
-    return RecordDamage(found, indexes, lost)
+    return RecordDamage(found, indexes, lost, waiting), scan.records_of
 
 
 def repair_indexes(ctx: OpContext) -> Operation[tuple[IndexEntries, ...]]:
     """Every index put right (``swarm doctor --repair``): each stored record it lacks added
-    back at its score (``_index_score``: a record whose creation time cannot be read is left
-    out, named by ``record_damage`` until rewritten), each entry of a record no longer
-    stored removed; what it did, by index (a thousand entries a command, ten commands a
-    round trip, after the scan of ``record_damage``). A shard's, coordinator's or admin's:
-    a worker may add to some indexes, never remove from one."""
-    damage = yield from record_damage(ctx)
-    done: list[IndexEntries] = []
-    writes: list[Cmd] = []
+    back at its score (``_Scan.created``: a record whose creation time cannot be read is
+    left out, named by ``record_damage`` until rewritten), each entry of a record no longer
+    stored removed; what it did, by index. After the scan of ``record_damage``, by the
+    script ``index_repair`` (a thousand ids a call, ten calls a round trip), which looks
+    for each record again just before its write (one retired or stored since the scan is
+    left as it is) and refuses a user who may not remove entries before writing anything.
+    A report stored half-way (``RecordDamage.half_stored``) is no index's to hold: its
+    retry indexes it. A shard's, coordinator's or admin's: a worker may add to some
+    indexes, never remove from one."""
+    damage, records_of = yield from _damage(ctx)
+    calls: list[Call] = []
     for entries in damage.indexes:
-        scored: dict[str, int | None] = {i: s for i, s in entries.lacking.items() if s is not None}
-        added = sorted(scored)
-        for start in range(0, len(added), SCAN_COUNT):
-            some = added[start : start + SCAN_COUNT]
-            # NX: an entry added meanwhile (a retried report) keeps its own score
-            writes.append(
-                Cmd("ZADD", entries.index, "NX", *[a for i in some for a in (scored[i], i)])
-            )
-        for start in range(0, len(entries.dangling), SCAN_COUNT):
-            writes.append(Cmd("ZREM", entries.index, *entries.dangling[start : start + SCAN_COUNT]))
-        if scored or entries.dangling:
-            done.append(IndexEntries(entries.index, scored, entries.dangling))
-    for start in range(0, len(writes), _IDS_A_ROUND // SCAN_COUNT):
+        added = sorted(i for i, score in entries.lacking.items() if score is not None)
+        ids = [(i, True) for i in added] + [(i, False) for i in entries.dangling]
+        for start in range(0, len(ids), SCAN_COUNT):
+            some = ids[start : start + SCAN_COUNT]
+            adds = [i for i, add in some if add]
+            scored = [a for i in adds for a in (entries.lacking[i], i)]
+            removes = [i for i, add in some if not add]
+            keys = (entries.index, records_of[entries.index])
+            calls.append(Call("index_repair", keys, (len(adds), *scored, *removes)))
+    scores = {entries.index: entries.lacking for entries in damage.indexes}
+    done: dict[str, tuple[dict[str, int | None], list[str]]] = {}
+    per_round = _IDS_A_ROUND // SCAN_COUNT
+    for start in range(0, len(calls), per_round):
+        some_calls = calls[start : start + per_round]
         try:
-            yield Batch(tuple(writes[start : start + _IDS_A_ROUND // SCAN_COUNT]))
+            replies = yield Batch(tuple(some_calls))
         except PermissionDenied as exc:
             raise PermissionDenied(
                 "repairing the indexes is a shard's, a coordinator's or an admin's, never a "
-                f"worker user's: run {REPAIR_COMMAND} with such a user's URL; a shard or "
-                "coordinator user made by an older redis-swarm gets this right when "
-                f"`swarm acl --apply` is run for it again. {exc}"
+                f"worker user's: run {REPAIR_COMMAND} with such a user's URL (nothing was "
+                "changed); a shard or coordinator user made by an older redis-swarm gets this "
+                f"right when `swarm acl --apply` is run for it again. {exc}"
             ) from None
-    return tuple(done)
+        for call, (added_ids, removed_ids) in zip(some_calls, replies, strict=True):
+            index = call.keys[0]
+            lacking, dangling = done.setdefault(index, ({}, []))
+            lacking.update({i: scores[index][i] for i in map(text, added_ids)})
+            dangling += map(text, removed_ids)
+    return tuple(
+        IndexEntries(index, lacking, tuple(sorted(dangling)))
+        for index, (lacking, dangling) in sorted(done.items())
+        if lacking or dangling
+    )
 
 
 def _index_score(raw: Any) -> int | None:
@@ -437,24 +466,30 @@ def _rounds(pieces: list[P], size: Callable[[P], int]) -> list[list[P]]:
     return [r for r in rounds if r]
 
 
-def _check_indexes(scan: _Scan) -> Operation[tuple[IndexEntries, ...]]:
+def _check_indexes(
+    scan: _Scan,
+) -> Operation[tuple[tuple[IndexEntries, ...], dict[str, str]]]:
     """Every index against its records, both ways: the records of it the scan met, entry by
     entry (``_lacking``), and every entry of it against the records stored (``_dangling``).
-    The indexes that hold anything wrong, by key; those of another type named (``key``)."""
+    The indexes that hold anything wrong, by key (those of another type named: ``key``);
+    and the reports stored half-way, which no index lacks (``_Scan.waiting_reports``)."""
     lacking = yield from _lacking(scan)
+    waiting = scan.waiting_reports(lacking)
     dangling = yield from _dangling(scan)
-    return tuple(
+    indexes = tuple(
         IndexEntries(key, lacking.get(key, {}), tuple(sorted(dangling.get(key, ()))))
         for key in sorted(set(lacking) | set(dangling))
     )
+    return indexes, waiting
 
 
 def _lacking(scan: _Scan) -> Operation[dict[str, dict[str, int | None]]]:
     """Every index against the records of it the scan met, entry by entry (ZMSCORE, a
     thousand ids a command, ``_rounds`` of them a round trip: a size alone let a lost entry
-    hide behind one whose record was deleted); the records an index lacks read again after
-    (HGET: a script that retires a record drops its entries with it, so a record retired
-    between the two reads is found gone, never short), for the score each belongs at."""
+    hide behind one whose record was deleted); the records an index lacks looked for again
+    after (HEXISTS, ten thousand a round trip: a script that retires a record drops its
+    entries with it, so a record retired between the two reads is found gone, never short),
+    each with the score it belongs at, as the scan read it (``_Scan.created``)."""
     pieces = [
         (key, ids[start : start + SCAN_COUNT])
         for key, (_, seen) in scan.indexes.items()
@@ -469,13 +504,18 @@ def _lacking(scan: _Scan) -> Operation[dict[str, dict[str, int | None]]]:
                 scan.found["key"].append(key)
                 continue
             lacking += [(key, i) for i, score in zip(ids, scores, strict=True) if score is None]
+    # (a record lacked by several indexes, its task's and its pass's, is looked for once)
+    asked = sorted({(scan.indexes[key][0], i) for key, i in lacking})
+    stored: set[tuple[str, str]] = set()
+    for start in range(0, len(asked), _IDS_A_ROUND):
+        pairs = asked[start : start + _IDS_A_ROUND]
+        there = yield Batch(tuple(Cmd("HEXISTS", records, i) for records, i in pairs))
+        stored.update(pair for pair, found in zip(pairs, there, strict=True) if int(found))
     out: dict[str, dict[str, int | None]] = {}
-    for start in range(0, len(lacking), SCAN_COUNT):
-        some_ids = lacking[start : start + SCAN_COUNT]
-        stored = yield Batch(tuple(Cmd("HGET", scan.indexes[key][0], i) for key, i in some_ids))
-        for (key, record_id), raw in zip(some_ids, stored, strict=True):
-            if raw is not None:
-                out.setdefault(key, {})[record_id] = _index_score(raw)
+    for key, record_id in lacking:
+        records = scan.indexes[key][0]
+        if (records, record_id) in stored:
+            out.setdefault(key, {})[record_id] = scan.created[records].get(record_id)
     return out
 
 
@@ -503,6 +543,7 @@ def _dangling(scan: _Scan) -> Operation[dict[str, list[str]]]:
     ):  # fmt: skip
         for name in names:
             held.setdefault(k.findings_by(dimension, name), k.findings)
+    scan.records_of = held
     keys = sorted(key for key, records in held.items() if records not in scan.found["key"])
     sizes: list[Any] = []
     for start in range(0, len(keys), SCAN_COUNT):
@@ -574,8 +615,11 @@ class _Scan:
     """The read of every record of ``record_damage``: what is damaged (``found``), the ids
     each index should hold (``indexes``: key -> (the hash of its records, the ids met)), the
     ids met of each hash of records (``stored``), the completed tasks' finding ids
-    (``completed``), and the chunks the manifests name (``chunks``: digest -> [(its stored
-    length, OWNER|VERSION using it)])."""
+    (``completed``), the chunks the manifests name (``chunks``: digest -> [(its stored
+    length, OWNER|VERSION using it)]), each record's score in its indexes (``created``: hash
+    -> id -> its ``created_at``, None when it holds none: ``_index_score``), the task of each
+    finding not superseded (``reports``), and the hash of records of every index
+    (``records_of``, set by ``_dangling``)."""
 
     def __init__(self, k: Keys) -> None:
         self.k = k
@@ -585,6 +629,9 @@ class _Scan:
         self.half_stored: set[str] = set()  # (see forgive_half_stored)
         self.stored: dict[str, set[str]] = {}  # the ids met, by hash of records
         self.completed: dict[str, str] = {}  # completed task id -> its finding's id
+        self.created: dict[str, dict[str, int | None]] = {}
+        self.reports: dict[str, str] = {}  # finding id (not superseded) -> its task's id
+        self.records_of: dict[str, str] = {}
 
     def forgive_half_stored(self) -> None:
         """The first tries' records of half-stored reports (``HALF_STORED_FIELD``) taken out
@@ -592,6 +639,39 @@ class _Scan:
         copy indexed in its place."""
         for _, seen in self.indexes.values():
             seen -= self.half_stored
+
+    def waiting_reports(self, lacking: dict[str, dict[str, int | None]]) -> dict[str, str]:
+        """The reports stored half-way (finding id -> its task's id), taken out of what
+        ``lacking`` says the findings' indexes lack: a finding not superseded, in no index
+        (each index of it lacks it), whose task, stored, is not completed with it. Its
+        report's first try stopped after storing it (a command its user's ACL refused: a
+        script is not rolled back), and its retry completes the report only while the
+        findings' index lacks it (lua/_report.lua): indexed by a repair, it would be taken
+        for a report already done (its task left unsettled, or, settled meanwhile, listing
+        two findings not superseded)."""
+        k = self.k
+        tasks = self.stored.get(k.tasks, set())
+        waiting = {
+            finding_id: task_id
+            for finding_id in lacking.get(k.finding_index, {})
+            if (task_id := self.reports.get(finding_id)) is not None
+            and task_id in tasks
+            and self.completed.get(task_id) != finding_id
+        }
+        findings_indexes = [
+            key for key, (records, _) in self.indexes.items() if records == k.findings
+        ]
+        for key in findings_indexes:  # (one index holding it: an entry lost, no report waiting)
+            seen, lacked = self.indexes[key][1], lacking.get(key, {})
+            for finding_id in [f for f in waiting if f in seen and f not in lacked]:
+                del waiting[finding_id]
+        for key in findings_indexes:
+            lacked = lacking.get(key, {})
+            for finding_id in waiting:
+                lacked.pop(finding_id, None)
+            if key in lacking and not lacked:
+                del lacking[key]
+        return waiting
 
     def _met(self, key: str, records: str, record_id: str) -> None:
         self.indexes.setdefault(key, (records, set()))[1].add(record_id)
@@ -645,6 +725,7 @@ class _Scan:
         k = self.k
         self._met(k.task_index, k.tasks, task_id)
         task = self._unreadable("task", task_id, lambda: task_from(raw, None, strict=True))
+        self._created(k.tasks, task_id, None if task is None else task.created_at, raw)
         if task is None:
             return
         if task.pass_name is not None:
@@ -661,8 +742,11 @@ class _Scan:
         k = self.k
         self._met(k.finding_index, k.findings, finding_id)
         finding = self._unreadable("finding", finding_id, lambda: finding_from(raw))
+        self._created(k.findings, finding_id, None if finding is None else finding.created_at, raw)
         if finding is None:
             return
+        if not finding.superseded and finding.task_id:
+            self.reports[finding_id] = finding.task_id
         stands_for = loads(raw).get(HALF_STORED_FIELD)
         if isinstance(stands_for, str):
             self.half_stored.add(stands_for)
@@ -675,7 +759,16 @@ class _Scan:
 
     def _synthesis(self, synthesis_id: str, raw: Any) -> None:
         self._met(self.k.synthesis_index, self.k.syntheses, synthesis_id)
-        self._unreadable("synthesis", synthesis_id, lambda: synthesis_from(raw))
+        synthesis = self._unreadable("synthesis", synthesis_id, lambda: synthesis_from(raw))
+        stamp = None if synthesis is None else synthesis.created_at
+        self._created(self.k.syntheses, synthesis_id, stamp, raw)
+
+    def _created(self, records: str, record_id: str, stamp: Any, raw: Any) -> None:
+        """The score of a record in its indexes: its ``created_at`` as the typed read kept
+        it, when a whole number (else, a default or a record not read, as ``_index_score``
+        reads it from the stored JSON: rarely, a record written by hand)."""
+        score = stamp if type(stamp) is int and stamp else _index_score(raw)
+        self.created.setdefault(records, {})[record_id] = score
 
     def _agent(self, agent_id: str, raw: Any) -> None:
         self._unreadable("agent", agent_id, lambda: Agent.from_dict(agent_ops.agent_state(raw)))

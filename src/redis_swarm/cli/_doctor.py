@@ -1,0 +1,246 @@
+"""``swarm doctor``'s rows of what its read of every record found (``Swarm.record_damage``)
+and of what ``--repair`` did (``Swarm.repair_indexes``): the damaged records and how to
+repair each kind, the entries each index lacks or holds in vain, the completed tasks whose
+finding is gone, and the reports stored half-way; each as the JSON report holds it and as
+the human table says it. (No asyncio, no redis: ``swarm --help`` imports cli/_server.py.)
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .._codec import counted, first_few
+from .._models import RECORD_KINDS, REPAIR_COMMAND
+from .._printable import short_version
+
+if TYPE_CHECKING:
+    from .._keys import Keys
+    from .._models import IndexEntries, RecordDamage
+
+__all__ = ["LOST_FINDING_REDO", "NAMED", "ROWS", "corrupt_row", "damage_rows", "entries_row"]
+
+
+def corrupt_row(found: dict[str, Any], keys: Keys) -> str:
+    """The ``corrupt_records`` row: what is damaged, and how to repair each kind found."""
+    if not found["checked"]:
+        return f"not checked: {found['reason']}"
+    named = [
+        f"{kind} {_short_id(kind, record_id)}" for kind in RECORD_KINDS for record_id in found[kind]
+    ]
+    if not named:
+        return "none"
+    repairs = "; ".join(
+        repair(keys) for kinds, repair in _REPAIRS if any(found[kind] for kind in kinds)
+    )
+    return f"{len(named):,}: {first_few(named, 10)} (written around redis-swarm; {repairs})"
+
+
+def _short_id(kind: str, record_id: str) -> str:
+    """A damaged record's id as the row shows it: a version or chunk by its short hash."""
+    if kind == "chunk":
+        return short_version(record_id)
+    if kind == "version":
+        owner, _, version = record_id.rpartition("|")
+        return f"{owner}|{short_version(version)}"
+    return record_id
+
+
+# What the doctor's row says to do about each group of kinds of damaged records it names.
+_REPAIRS: tuple[tuple[tuple[str, ...], Callable[[Keys], str]], ...] = (
+    (
+        ("task", "synthesis", "agent", "context"),
+        lambda _: (
+            "listings skip those records: rewrite or delete each from Redis (a deleted task's "
+            f"or synthesis's index entries stay behind: {REPAIR_COMMAND} removes them)"
+        ),
+    ),
+    (
+        ("finding",),
+        lambda keys: (
+            "listings skip those findings: rewrite each, or delete it: redis-cli HDEL "
+            f"{shlex.quote(keys.findings)} ID; a deleted finding leaves its task completed "
+            "with no result (the findings_lost row then names it: "
+            f"{LOST_FINDING_REDO}) and its index entries behind ({REPAIR_COMMAND} "
+            "removes them)"
+        ),
+    ),
+    (
+        ("version", "chunk"),
+        lambda _: (
+            "a read of those context versions is refused: publish each version's text "
+            "again with repair, which sends every chunk anew: swarm context publish FILE --owner "
+            "OWNER --repair (that makes it the owner's current version: for an older one, "
+            "publish the current text again after it)"
+        ),
+    ),
+    (
+        ("message",),
+        lambda keys: (
+            "message_status cannot read those messages: redis-cli HDEL "
+            f"{shlex.quote(keys.messages)} ID of each (it then says the message is unknown)"
+        ),
+    ),
+    (
+        ("cursor",),
+        lambda _: (
+            "those agents' inbox reads are refused, each refusal naming the field's repair "
+            "and what it costs (swarm msg inbox AGENT --peek says it)"
+        ),
+    ),
+    (
+        ("key",),
+        lambda _: (
+            "those keys hold another type than redis-swarm writes there, so whatever reads "
+            "them fails: what they held is lost; as an admin, DEL each (redis-swarm makes it "
+            "anew) after saving what it holds if you want it (TYPE, then DUMP)"
+        ),
+    ),
+    (
+        ("index",),
+        lambda _: (
+            "those indexes lack records, or hold entries of records no longer stored (the "
+            f"index_entries row names them): {REPAIR_COMMAND} puts them right"
+        ),
+    ),
+)
+
+
+# The most ids a row names of one list (the rest counted).
+NAMED = 10
+
+
+def entries_row(entries: IndexEntries) -> dict[str, Any]:
+    """One index's wrong entries as the report holds them: how many of each, the first
+    ``NAMED`` ids, and the lacking ones whose record says no creation time."""
+    lacking = sorted(entries.lacking)
+    unscored = [i for i in lacking if entries.lacking[i] is None]
+    return {
+        "index": entries.index,
+        "lacking_count": len(lacking),
+        "lacking": lacking[:NAMED],
+        "unscored_count": len(unscored),
+        "unscored": unscored[:NAMED],
+        "dangling_count": len(entries.dangling),
+        "dangling": list(entries.dangling[:NAMED]),
+    }
+
+
+def _few(ids: list[str], count: int) -> str:
+    """The ids a report holds of a list of ``count``, the rest counted."""
+    more = count - len(ids)
+    return ", ".join(ids) + (f" and {more:,} more" if more > 0 else "")
+
+
+def _index_entries(rows: list[dict[str, Any]]) -> str:
+    """The ``index_entries`` row: the records each index lacks, its entries of records no
+    longer stored, and the repair."""
+    said: list[str] = []
+    unscored: list[str] = []
+    for row in rows:
+        parts = []
+        if row["lacking_count"]:
+            parts.append(
+                f"lacks {row['lacking_count']:,}: {_few(row['lacking'], row['lacking_count'])}"
+            )
+        if row["dangling_count"]:
+            parts.append(
+                f"holds {counted(row['dangling_count'], 'entry', 'entries')} of records no "
+                "longer stored: "
+                f"{_few(row['dangling'], row['dangling_count'])}"
+            )
+        said.append(f"{row['index']} {', and '.join(parts)}")
+        if row["unscored_count"]:
+            unscored.append(_few(row["unscored"], row["unscored_count"]))
+    text = (
+        f"{'; '.join(said)} (listings miss the records lacked and skip the other entries: "
+        f"{REPAIR_COMMAND}, as a shard, coordinator or admin user, re-adds each record "
+        "lacked at its creation time and removes the other entries"
+    )
+    if unscored:
+        text += (
+            f"; it cannot re-add {', '.join(unscored)}: the record holds no creation time "
+            "(created_at): rewrite it first"
+        )
+    return text + ")"
+
+
+def _repaired(rows: list[dict[str, Any]]) -> str:
+    """The ``indexes_repaired`` row: what the repair re-added to and removed from each."""
+    if not rows:
+        return "nothing to repair: every index held its records and no others"
+    said = []
+    for row in rows:
+        parts = []
+        if row["lacking_count"]:
+            parts.append(f"re-added {_few(row['lacking'], row['lacking_count'])}")
+        if row["dangling_count"]:
+            parts.append(f"removed {_few(row['dangling'], row['dangling_count'])}")
+        said.append(f"{row['index']}: {', '.join(parts)}")
+    return "; ".join(said)
+
+
+def _findings_lost(lost: dict[str, Any]) -> str:
+    """The ``findings_lost`` row: the completed tasks whose finding is no longer stored."""
+    named = [f"task {row['task']} (finding {row['finding']})" for row in lost["tasks"]]
+    return (
+        f"{lost['count']:,}: {_few(named, lost['count'])} (completed, their finding no longer "
+        f"stored: deleted by hand, their result is lost: {LOST_FINDING_REDO})"
+    )
+
+
+# What to do about a completed task whose finding is gone (the doctor's findings_lost row and
+# its damaged-finding repair say it).
+LOST_FINDING_REDO = (
+    "post each task again to redo its work (swarm task show ID gives its queue, pass, description "
+    "and data: swarm task post QUEUE DESCRIPTION --pass PASS --data DATA), or restore the finding "
+    "under its id from a backup"
+)
+
+
+def damage_rows(report: dict[str, Any], damage: RecordDamage) -> None:
+    """The rows of what ``record_damage`` found besides ``corrupt_records`` (each only when
+    there is one): ``index_entries``, ``findings_lost`` and ``reports_half_stored``; the
+    last two fail the doctor (``ok`` false: a task's result is lost, or a report waits for
+    its retry), as the index damage does through ``corrupt_records``."""
+    if damage.indexes:  # (named by the corrupt_records row too)
+        report["index_entries"] = [entries_row(e) for e in damage.indexes]
+    if damage.lost_findings:
+        lost = sorted(damage.lost_findings.items())
+        report["findings_lost"] = {
+            "count": len(lost),
+            "tasks": [{"task": t, "finding": f} for t, f in lost[:NAMED]],
+        }
+        report["ok"] = False
+    if damage.half_stored:
+        waiting = sorted(damage.half_stored.items())
+        report["reports_half_stored"] = {
+            "count": len(waiting),
+            "findings": [{"finding": f, "task": t} for f, t in waiting[:NAMED]],
+        }
+        report["ok"] = False
+
+
+def _half_stored(waiting: dict[str, Any], keys: Keys) -> str:
+    """The ``reports_half_stored`` row: the reports whose first try stopped half-way."""
+    named = [f"finding {row['finding']} (task {row['task']})" for row in waiting["findings"]]
+    return (
+        f"{waiting['count']:,}: {_few(named, waiting['count'])} (each a report whose first try "
+        "stopped half-way, refused a command by its user's ACL: its finding stored, listed "
+        "nowhere, its task not completed with it; retry the report with the same finding id, "
+        "which completes the task, or keeps the finding superseded when the task was settled "
+        "since (a worker user made by an older redis-swarm gets the rights it lacked when "
+        "`swarm acl --apply` is run for it again); if no retry will come, delete the finding: "
+        f"redis-cli HDEL {shlex.quote(keys.findings)} ID (listed nowhere, it leaves nothing "
+        f"behind). {REPAIR_COMMAND} leaves them to their retry)"
+    )
+
+
+# The human renderer of each row of this module (the corrupt_records row: ``corrupt_row``).
+ROWS: dict[str, Callable[[Any, Keys], str]] = {
+    "indexes_repaired": lambda rows, _: _repaired(rows),
+    "index_entries": lambda rows, _: _index_entries(rows),
+    "findings_lost": lambda lost, _: _findings_lost(lost),
+    "reports_half_stored": _half_stored,
+}
