@@ -38,7 +38,7 @@ from .._prompts import render_question_prompt
 from .._usage import LABEL_CHARS
 from .._validate import DEFAULT_POLL_S, check_name
 from .child import ERROR_TAIL
-from .options import RunOptions
+from .options import DEFAULT_TIMEOUT_S, RunOptions
 from .outcomes import Ending, OutcomeStatus, TaskOutcome, exited_first, not_started
 from .output import AgentOutput, read_output
 from .pool import Runner
@@ -81,7 +81,7 @@ class ServeOptions:
     # back well within its wait, a third of it); renewed while the agent runs, so a server
     # that dies gives its questions back that soon.
     lease_s: int | None = None
-    timeout_s: float = 600.0  # the most one answer may take
+    timeout_s: float = DEFAULT_TIMEOUT_S  # the most one answer may take
     inline_max_tokens: int = 20_000  # a context this small is put in the prompt itself
     worker: str | None = None
     model: str | None = None
