@@ -164,3 +164,29 @@ def test_an_mcp_server_whose_password_was_rotated_says_so_not_a_missing_right(
         anyio.run(body)
     finally:
         core.close()
+
+
+def test_an_a2a_server_whose_password_was_rotated_says_so_not_a_missing_right(
+    acl_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As the MCP server's: a login refused told an A2A client that the server's user lacked
+    a right, and its operator to grant a role, where a restart with the new password mends
+    it."""
+    from a2a.utils.errors import InternalError
+
+    from redis_swarm.a2a_server._handler import swarm_errors
+
+    admin = Settings.from_url(acl_server.url, swarm=SWARM)
+    made = apply_role(admin, "worker", "walk2-a2a")
+    core = _as(acl_server, made.user)
+    try:
+        core.status()
+        apply_role(admin, "worker", "walk2-a2a", kill_connections=True)
+        with pytest.raises(InternalError) as refused, swarm_errors(SWARM):
+            core.status()
+    finally:
+        core.close()
+    said = str(refused.value.message)
+    assert "login to its swarm's Redis was refused" in said, said
+    assert "lacks a right" not in said, said
+    assert "restart this A2A server with the user's new password" in caplog.text, caplog.text

@@ -101,6 +101,7 @@ from .._errors import (
     PermissionDenied,
     SwarmError,
     ValidationError,
+    login_refused,
 )
 from .._models import EventType, Finding, Webhook
 from .._models import Task as SwarmTask
@@ -176,6 +177,17 @@ def swarm_errors(swarm: str) -> Iterator[None]:
             data={RETRY_AFTER_KEY: str(RETRY_AFTER_S)},  # (strings: a google.rpc.ErrorInfo's)
         ) from None
     except PermissionDenied as exc:  # (a misconfiguration: no retry mends it, so no retry data)
+        if login_refused(exc):  # (its password rotated, its user revoked: not a right lacked)
+            log.warning(
+                "a request failed: %s; restart this A2A server with the user's new password "
+                "in its SWARM_URL (or another user's)",
+                for_operator(str(exc)),
+            )
+            raise InternalError(
+                "this A2A server's login to its swarm's Redis was refused (its password "
+                "rotated or its user revoked), which only its operator can fix; sending it "
+                f"again will not help until then {LOGGED_FOR_OPERATOR}"
+            ) from None
         log.warning("a request failed: %s; %s", for_operator(str(exc)), needs_role(swarm))
         raise InternalError(
             "this A2A server's Redis user lacks a right this request "
