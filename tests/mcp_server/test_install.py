@@ -231,10 +231,11 @@ def test_cli_write_claude_http_expands_the_token(
 
 
 def test_token_options_are_checked_before_serving() -> None:
+    # (usage errors: exit 2, as every bad option's)
     code, _, err = _invoke(["mcp", "--token", "x"])
-    assert code == 1 and "--token is for --transport http" in err
+    assert code == 2 and "--token is for --transport http" in err
     code, _, err = _invoke(["mcp", "--transport", "http", "--token", " "])
-    assert code == 1 and "is empty" in err
+    assert code == 2 and "is empty" in err
 
 
 def test_channel_launch_and_its_options() -> None:
