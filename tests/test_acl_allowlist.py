@@ -41,7 +41,7 @@ from redis_swarm._ops import tasks as task_ops
 from redis_swarm._ops import views
 from redis_swarm._ops._commands import _INCLUDES, OPERATIONS, SCRIPTS
 from redis_swarm._ops._work import DamagedLease
-from redis_swarm._protocol import Batch, Call, Cmd, Compute, Operation, items_of
+from redis_swarm._protocol import Batch, Call, Cmd, Compute, Notice, Operation, items_of
 from redis_swarm._usage import Usage
 from redis_swarm.cli import main
 
@@ -187,7 +187,7 @@ class Recording(Swarm):
             except StopIteration as stop:
                 return stop.value
             error = None
-            for item in () if isinstance(request, Compute) else items_of(request):
+            for item in () if isinstance(request, Compute | Notice) else items_of(request):
                 if isinstance(item, Call):
                     self.sent[name].add("@" + item.script)
                 else:

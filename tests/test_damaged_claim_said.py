@@ -9,8 +9,13 @@ the repair instead of refusing the whole show."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -23,6 +28,8 @@ from redis_swarm.mcp_server import build_server
 
 from ._cli import Cli
 from ._handles import must
+from ._raw import raw_client
+from ._servers import RedisServer, ServerFactory
 from .mcp_server._helpers import connect
 
 KEYS = Keys("test")
@@ -208,3 +215,262 @@ def test_task_show_shows_the_record_of_a_task_whose_data_is_damaged(
     assert got["status"] == "dead" and got["dead_reason"] == reason and got["attempts"] == 1
     assert "data" not in got  # (not handed out, as none or as good)
     assert _repair(bad) in got["data_damaged"]
+
+
+# --- the operation stays I/O-free: its shell says what it dead-lettered, at the caller's line
+
+
+def test_the_claim_operation_yields_a_notice_and_warns_nothing_itself(
+    redis_url: str, raw: Any
+) -> None:
+    """The operation hands its shell a Notice (one TaskDeadLettered per task) and reads no
+    warnings filter nor collector: driven by hand, it warns nothing, however the caller is
+    set up."""
+    from redis_swarm._ops import claiming
+    from redis_swarm._protocol import Notice
+
+    with Swarm(redis_url, swarm="test") as swarm:
+        bad = _damaged(swarm, raw)
+        op = claiming.claim(swarm._ctx, Q, worker="w")
+        notices: list[Notice] = []
+
+        def by_hand() -> Any:
+            step: Any = next(op)
+            while True:
+                if isinstance(step, Notice):
+                    notices.append(step)
+                    reply = None  # (said: what a shell answers)
+                else:
+                    reply = swarm._attempt(step)
+                try:
+                    step = op.send(reply)
+                except StopIteration as stop:
+                    return stop.value
+
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            assert by_hand() is None
+        assert not seen, [str(w.message) for w in seen]
+        [notice] = notices
+        [dead] = notice.said
+        assert isinstance(dead, TaskDeadLettered) and dead.task_id == bad.id
+
+
+def _attributed(said: list[warnings.WarningMessage]) -> list[str]:
+    return [w.filename for w in said if issubclass(w.category, TaskDeadLettered)]
+
+
+def test_the_warning_names_the_callers_line_however_the_claim_is_run(
+    redis_url: str, raw: Any
+) -> None:
+    """Said at the line that called the claim: a plain call, an awaited one, two claims an
+    ``asyncio.gather`` runs (never a line of redis-swarm or of the event loop); one a thread
+    pool runs is said past redis-swarm and the pool (its caller is on no stack of that
+    thread), never at a line of redis-swarm. Worked out only when a warning is said: the
+    claims that meet no damaged task pay nothing for it."""
+    from redis_swarm import AsyncSwarm
+
+    with Swarm(redis_url, swarm="test") as swarm, warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        _damaged(swarm, raw)
+        assert swarm.claim(Q, worker="w") is None
+        assert _attributed(said) == [__file__]
+        said.clear()
+        _damaged(swarm, raw)
+        with ThreadPoolExecutor(1) as pool:
+            assert pool.submit(swarm.claim, Q, worker="w").result() is None
+        [where] = _attributed(said)
+        assert "redis_swarm" not in where and "concurrent" not in where, where
+        said.clear()
+
+        async def body() -> None:
+            async with AsyncSwarm(redis_url, swarm="test") as handle:
+                _damaged(swarm, raw)
+                assert await handle.claim(Q, worker="w") is None
+                assert _attributed(said) == [__file__]
+                said.clear()
+                _damaged(swarm, raw)
+                _damaged(swarm, raw)
+                got = await asyncio.gather(
+                    handle.claim(Q, worker="a", n=1), handle.claim(Q, worker="b", n=1)
+                )
+                assert [len(tasks) for tasks in got] == [0, 0]
+                assert _attributed(said) == [__file__, __file__]
+
+        asyncio.run(body())
+
+
+def test_an_async_claim_whose_warning_is_an_error_keeps_no_lease(redis_url: str, raw: Any) -> None:
+    from redis_swarm import AsyncSwarm
+
+    with Swarm(redis_url, swarm="test") as swarm:
+        bad = _damaged(swarm, raw, priority=5)
+        good = swarm.post_task(Q, "good")
+
+        async def body() -> None:
+            async with AsyncSwarm(redis_url, swarm="test") as handle:
+                with pytest.raises(TaskDeadLettered) as raised:
+                    await handle.claim(Q, worker="w", n=2)
+                assert raised.value.task_id == bad.id
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", TaskDeadLettered)
+            asyncio.run(body())
+        assert swarm.get_task(good.id).status is TaskStatus.PENDING
+
+
+# --- every face says it
+
+
+def test_the_loop_hook_tells_the_session_what_its_claim_dead_lettered(
+    redis_url: str, raw: Any, tmp_path: Path
+) -> None:
+    cli = Cli(redis_url, env={"SWARM_AGENT": "", "SWARM_HOME": str(tmp_path)})
+    payload = {"session_id": "s-1", "hook_event_name": "Stop", "cwd": str(tmp_path),
+               "transcript_path": str(tmp_path / "t.jsonl"), "stop_hook_active": False,
+               "last_assistant_message": "done"}  # fmt: skip
+    with Swarm(redis_url, swarm="test") as swarm:
+        bad = _damaged(swarm, raw, priority=5)
+        good = swarm.post_task(Q, "the good one")
+        args = ("hook", "Stop", "--client", "claude", "--loop", "--queue", Q)
+        answer = json.loads(cli(*args, input=json.dumps(payload)).stdout)
+        assert "Next task for you" in answer["reason"] and good.id in answer["reason"]
+        _says(answer["reason"], bad)
+        # the only task met was damaged: the session stops, told why it got none
+        worse = _damaged(swarm, raw, priority=9)
+        payload["session_id"] = "s-2"
+        answer = json.loads(cli(*args, input=json.dumps(payload)).stdout)
+        assert "reason" not in answer
+        _says(answer["systemMessage"], worse)
+
+
+def test_next_question_says_what_it_dead_lettered(redis_url: str, raw: Any) -> None:
+    from redis_swarm._keys import ask_queue
+
+    with Swarm(redis_url, swarm="test") as core:
+        queue = ask_queue("shard-t")
+        bad = core.post_task(queue, "Who?", data={"asker": "w"})
+        raw.hset(KEYS.task_data, bad.id, JUNK)
+
+        async def body() -> None:
+            async with connect(build_server(core, role="shard", name="shard-t")) as shard:
+                none, _ = await shard("next_question")
+                assert none["question"] is None
+                [said] = none["dead_lettered"]
+                _says(said, bad)
+
+        anyio.run(body)
+
+
+def test_swarm_run_says_it_as_the_cli_does(redis_url: str, raw: Any, tmp_path: Path) -> None:
+    cli = Cli(redis_url)
+    with Swarm(redis_url, swarm="test") as swarm:
+        bad = _damaged(swarm, raw, priority=5)
+        swarm.post_task(Q, "good")
+        args = ("run", "--queue", Q, "--exec", "echo done", "--max-tasks", "1", "--idle-exit", "1")
+        out = cli(*args, expect=None)
+        assert f"warning: task {bad.id} was dead-lettered: " in out.stderr, out
+        _says(out.stderr, bad)
+        assert "TaskDeadLettered" not in out.stderr  # (no Python warning)
+
+
+def test_the_pipeline_lease_claim_says_it_as_the_cli_does(
+    redis_url: str, raw: Any, tmp_path: Path
+) -> None:
+    from redis_swarm._pipeline import load_plan
+    from redis_swarm._pipeline.lease import RunLease
+    from redis_swarm._pipeline.names import lease_queue
+
+    from .test_pipeline_run import plan_text
+
+    plan = load_plan(plan_text(tmp_path))
+    lines: list[str] = []
+    with Swarm(redis_url, swarm="test") as swarm:
+        stray = swarm.post_task(lease_queue("audit"), "stray", data={"n": 1}, priority=9)
+        raw.hset(KEYS.task_data, stray.id, JUNK)
+        lease = RunLease(swarm, plan, holder="run-a", say=lines.append)
+        try:
+            assert lease.acquire()
+        finally:
+            lease.release()
+    [line] = [x for x in lines if stray.id in x]
+    assert line.startswith(f"warning: task {stray.id} was dead-lettered: task {stray.id}'s data")
+
+
+# --- said when the claim fails afterwards
+
+
+def _dead_soon(raw: Any, task: Task) -> None:
+    deadline = time.monotonic() + 20
+    while json.loads(raw.hget(KEYS.tasks, task.id))["status"] != "dead":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def _kill_once_dead(server: RedisServer, raw: Any, task: Task) -> threading.Thread:
+    """Kill ``server`` once ``task`` is dead-lettered: the claim that did it, waiting on for
+    another task, loses its connection mid-wait."""
+
+    def kill() -> None:
+        _dead_soon(raw, task)
+        server.kill()
+
+    killer = threading.Thread(target=kill)
+    killer.start()
+    return killer
+
+
+@pytest.mark.parametrize("face", ["cli", "mcp"])
+def test_a_claim_that_fails_after_dead_lettering_still_says_it(
+    servers: ServerFactory, face: str
+) -> None:
+    """swarm task claim (on stderr, before its error) and the MCP claim_task (in its error)
+    say what the claim dead-lettered before its connection was lost mid-wait."""
+    server = servers.start()
+    url = f"{server.url}?retries=0"
+    raw = raw_client(server.url, decode_responses=True)
+    with Swarm(url, swarm="test") as swarm:
+        bad = _damaged(swarm, raw)
+        killer = _kill_once_dead(server, raw, bad)
+        if face == "cli":
+            out = Cli(url)("task", "claim", Q, "--worker", "w", "--wait", "30", expect=None)
+            assert out.code not in (0, 3), out
+            _says(out.stderr, bad)
+        else:
+            error: list[str] = []
+
+            async def body() -> None:
+                async with connect(build_server(swarm, role="worker")) as worker:
+                    error.append(await worker.error("claim_task", queue=Q, wait_s=30))
+
+            anyio.run(body)
+            assert "ConnectionFailed" in error[0] and "dead_lettered" in error[0]
+            _says(error[0].replace('\\"', '"'), bad)
+        killer.join(30)
+    raw.close()
+
+
+# --- one wording of data stored corrupt
+
+
+def test_data_stored_corrupt_is_said_in_one_wording(redis_url: str, raw: Any) -> None:
+    from redis_swarm._ops._work import data_corrupt, task_from
+
+    with Swarm(redis_url, swarm="test") as swarm:
+        bad = _damaged(swarm, raw)
+        record = raw.hget(KEYS.tasks, bad.id)
+        with pytest.raises(CorruptRecord) as read:
+            task_from(record, JUNK)
+        why = str(read.value).split("(", 1)[1].split("): ", 1)[0]
+        assert str(read.value) == data_corrupt(bad.id, why, None, TaskStatus.PENDING)
+        with pytest.raises(TaskDataDamaged) as shown:
+            swarm.get_task(bad.id)
+        assert str(shown.value) == data_corrupt(bad.id, why, KEYS.task_data, TaskStatus.PENDING)
+        with pytest.warns(TaskDeadLettered) as said:
+            swarm.claim(Q, worker="w")
+        dead = said.list[0].message
+        assert isinstance(dead, TaskDeadLettered)
+        assert dead.reason == data_corrupt(bad.id, why, KEYS.task_data, TaskStatus.DEAD)
+        with pytest.raises(TaskDataDamaged) as after:
+            swarm.get_task(bad.id)
+        assert str(after.value) == dead.reason  # (dead now: the same words, the same step)

@@ -14,7 +14,7 @@ from typing import Any
 from redis_swarm import Settings, Swarm, apply_role
 from redis_swarm._keys import Keys
 from redis_swarm._ops.agents import HELD_LEASES
-from redis_swarm._protocol import Compute, Operation, items_of
+from redis_swarm._protocol import Compute, Notice, Operation, items_of
 
 from ._handles import must
 from ._servers import RedisServer
@@ -72,7 +72,7 @@ class _Counting(Swarm):
             except StopIteration as stop:
                 return stop.value
             error = None
-            if not isinstance(request, Compute) and items_of(request):
+            if not isinstance(request, Compute | Notice) and items_of(request):
                 self.trips[-1] += 1
             try:
                 reply = yield request

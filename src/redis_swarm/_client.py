@@ -51,6 +51,7 @@ from ._protocol import (
     Compute,
     Fetch,
     Limits,
+    Notice,
     OpContext,
     Operation,
     Request,
@@ -60,6 +61,7 @@ from ._protocol import (
     is_wake_wait,
     items_of,
     sync_op,
+    tell,
     with_reply,
 )
 from ._retries import AsyncRetry, Retry, stoppable
@@ -781,13 +783,15 @@ class Swarm(_Shell):
             raise closed(type(self).__name__)
         return drive(op, self._attempt, _OP_ERRORS, lambda exc: self._translate(exc, op))
 
-    def _attempt(self, request: Request | Fetch | Compute) -> Any:
+    def _attempt(self, request: Request | Fetch | Compute | Notice) -> Any:
         if self._closed:  # (an operation of another thread mid-way: see close)
             raise closed(type(self).__name__)
         if isinstance(request, Compute):
             return request.run()
         if isinstance(request, Fetch):
             return self._fetch(request)
+        if isinstance(request, Notice):
+            return tell(request)
         if self._cluster_retry is None:
             return self._send(request)
         return self._cluster_retry.call_with_retry(functools.partial(self._send, request), _ignore)
@@ -1023,7 +1027,7 @@ class AsyncSwarm(_Shell):
             adrive(op, self._attempt, _OP_ERRORS, lambda exc: self._translate(exc, op))
         )
 
-    async def _attempt(self, request: Request | Fetch | Compute) -> Any:
+    async def _attempt(self, request: Request | Fetch | Compute | Notice) -> Any:
         if self._shut:  # (a call aclose() stopped, giving back what it took: too late)
             raise closed(type(self).__name__)
         if isinstance(request, Compute):
@@ -1032,6 +1036,8 @@ class AsyncSwarm(_Shell):
         if isinstance(request, Fetch):
             # The replies first, then their checks off the loop (see Fetch).
             return await self._attempt(request.after(await self._attempt(Batch(request.items))))
+        if isinstance(request, Notice):
+            return tell(request)
         drain_s = min(self.settings.socket_timeout, DRAIN_S)
         if isinstance(request, Call):
             if request.shielded:

@@ -29,7 +29,7 @@ redis-py are translated at the boundary (``translate``); nothing outside this pa
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
@@ -249,6 +249,24 @@ class TaskDeadLettered(UserWarning):
     def collector() -> list[TaskDeadLettered] | None:
         """The list a ``collected`` block of this context gathers them in, or None."""
         return _COLLECTING.get()
+
+    def line(self) -> str:
+        """The line a command says it in on stderr (``swarm task claim``, ``swarm run``,
+        ``swarm pipeline``): a warning in its words (``said``)."""
+        return f"warning: {self}"
+
+    @staticmethod
+    @contextlib.contextmanager
+    def said_to(say: Callable[[str], object]) -> Iterator[list[TaskDeadLettered]]:
+        """``collected``, each then given to ``say`` as its ``line`` however the block ends
+        (a claim that dead-lettered tasks and then failed, its connection lost, says them
+        too)."""
+        with TaskDeadLettered.collected() as said:
+            try:
+                yield said
+            finally:
+                for dead in said:
+                    say(dead.line())
 
 
 class Conflict(SwarmError):

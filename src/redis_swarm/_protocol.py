@@ -11,13 +11,24 @@ async ``AsyncSwarm`` (``sync_op`` / ``async_op`` turn one into a method of each)
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
+import os
+import sys
+import threading
+import warnings
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from ._config import Settings
-from ._errors import WRONG_TYPE_ERROR, ConnectionFailed, PermissionDenied, SwarmError
+from ._errors import (
+    WRONG_TYPE_ERROR,
+    ConnectionFailed,
+    PermissionDenied,
+    SwarmError,
+    TaskDeadLettered,
+)
 from ._keys import Keys
 from ._validate import MAX_CONTEXT_BYTES, MAX_TASK_DATA_BYTES
 
@@ -34,6 +45,7 @@ __all__ = [
     "Compute",
     "Fetch",
     "Limits",
+    "Notice",
     "OpContext",
     "Operation",
     "Reader",
@@ -47,6 +59,7 @@ __all__ = [
     "remember",
     "reply_at_interrupt",
     "sync_op",
+    "tell",
     "together",
     "with_reply",
 ]
@@ -185,7 +198,19 @@ def raise_first(replies: list[Any], items: tuple[Cmd | Call, ...] = ()) -> list[
     return replies
 
 
-Operation = Generator[Request | Fetch | Compute, Any, T]
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """What an operation tells its caller besides its result (a claim: the tasks it met
+    stored damaged and dead-lettered, one ``TaskDeadLettered`` each). The operation only
+    yields it: its shell says it (``tell``), to the list of a face that collects them
+    (``TaskDeadLettered.collected``), else as warnings at the caller's line. Its reply: None
+    once said, or the warning a warnings filter made an error, which the operation raises
+    once it has undone what its caller would not see (a claim gives back its good leases)."""
+
+    said: tuple[TaskDeadLettered, ...]
+
+
+Operation = Generator[Request | Fetch | Compute | Notice, Any, T]
 
 
 def together(*ops: Operation[Any]) -> Operation[list[Any]]:
@@ -201,6 +226,8 @@ def together(*ops: Operation[Any]) -> Operation[list[Any]]:
             asked = next(ops[i]) if first else ops[i].send(reply)
             while isinstance(asked, Compute):  # small reads: their work is done in place
                 asked = ops[i].send(asked.run())
+            if isinstance(asked, Notice):  # (a claim's: its shell says it, never together)
+                raise TypeError("together() runs no operation that yields a Notice")
             asking[i] = asked
         except StopIteration as stop:
             results[i] = stop.value
@@ -321,6 +348,49 @@ class OpContext:
     def now_arg(self) -> int:
         """The ``now`` argument for scripts: 0 lets the script read the server's TIME."""
         return self.clock() if self.clock is not None else 0
+
+
+# Where a warning of ``tell`` is not said: redis-swarm's own lines, and those of what runs a
+# caller's call without being its caller (an event loop running ``asyncio.gather(swarm.claim
+# (...))``, a thread pool running ``submit(swarm.claim, ...)``): the first line past them is.
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_NOT_THE_CALLER = (
+    _PACKAGE,
+    os.path.dirname(os.path.abspath(asyncio.__file__)) + os.sep,
+    os.path.dirname(os.path.abspath(concurrent.futures.__file__)) + os.sep,
+    os.path.abspath(threading.__file__),
+)
+
+
+def tell(notice: Notice) -> TaskDeadLettered | None:
+    """Say a ``Notice`` (the shells' part, both of them): to the list of a face collecting
+    them in this context (``TaskDeadLettered.collected``), else each as a warning at the
+    first line outside redis-swarm (and outside an event loop or thread pool running the
+    call), worked out only then: a claim that met no damaged task pays nothing. Returns the
+    warning a warnings filter made an error, for the operation to raise (see ``Notice``),
+    else None."""
+    collecting = TaskDeadLettered.collector()
+    if collecting is not None:
+        collecting.extend(notice.said)
+        return None
+    try:
+        for warning in notice.said:
+            if sys.version_info >= (3, 12):
+                warnings.warn(warning, skip_file_prefixes=_NOT_THE_CALLER)
+            else:
+                warnings.warn(warning, stacklevel=_outside())
+    except TaskDeadLettered as raised:
+        return raised
+    return None
+
+
+def _outside() -> int:
+    """The stacklevel, for a ``warnings.warn`` in ``tell``, of the first frame past
+    ``_NOT_THE_CALLER`` (``skip_file_prefixes`` before Python 3.12)."""
+    frame, level = sys._getframe(2), 2  # (tell's caller: stacklevel 2 of tell's warn)
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_NOT_THE_CALLER):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class _SyncRunner(Protocol):

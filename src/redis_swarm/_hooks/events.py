@@ -86,6 +86,7 @@ from .._errors import (
     ConnectionFailed,
     NotFound,
     SwarmError,
+    TaskDeadLettered,
     ValidationError,
 )
 from .._hints import LIST_PASSES, SHOW_TASK
@@ -678,7 +679,8 @@ def _next_task(
             f"({exc}); give the hook a home it can write (--home or SWARM_HOME)"
         ) from None
     try:
-        task = swarm.claim(list(options.queues), worker=agent)
+        with TaskDeadLettered.collected() as dead:
+            task = swarm.claim(list(options.queues), worker=agent)
     except ConnectionFailed as exc:
         # Its reply lost (a server busy past the hook's socket timeout runs the claim when it
         # is free): its secrets are kept, so that the next hook finds the task it leased and
@@ -692,8 +694,11 @@ def _next_task(
             "leases (its lease secret is kept here)"
         )
         raise not_answered(exc, swarm.settings, then) or exc from None
+    # The tasks it met stored damaged and dead-lettered (``TaskDeadLettered``, the core's
+    # words): the session is told, with the task it carries on with, or as it stops.
+    said = "\n".join(str(d) for d in dead)
     if task is None or not task.token:
-        return Answer()
+        return Answer(message=said)
     try:
         tokens.remember(swarm.settings, agent, task.id, task.token)
     except OSError as exc:
@@ -709,7 +714,8 @@ def _next_task(
         ) from None
     swarm.tally(agent, LOOP_CLAIMS, session, keep=LOOP_SESSIONS_KEPT)
     tools = mcp_tools(existing)
-    return Answer(block="Next task for you.\n\n" + _task_text(task, agent, options.command, tools))
+    shown = "Next task for you.\n\n" + _task_text(task, agent, options.command, tools)
+    return Answer(block=f"{said}\n\n{shown}" if said else shown)
 
 
 def subagent_start(agent: str, payload: Mapping[str, Any], options: HookOptions) -> Answer:

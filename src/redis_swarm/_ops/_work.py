@@ -284,10 +284,33 @@ def forget_presence(ctx: OpContext, worker: str) -> None:
 # --- validation at the edge
 
 
-def repair_task_data(data_key: str, task_id: str | None) -> str:
-    """The command that repairs a task's damaged data (``data_key``: ``Keys.task_data``), as
-    a shell runs it written so."""
-    return f"redis-cli HSET {shlex.quote(data_key)} {task_id} 'JSON' with its data"
+def repair_task_data(data_key: str | None, task_id: str | None) -> str:
+    """The command that repairs a task's damaged data (``data_key``: ``Keys.task_data``; None:
+    not known to the reader, which names where to find it), as a shell runs it written so."""
+    key = shlex.quote(data_key) if data_key is not None else "TASK_DATA (swarm doctor names it)"
+    return f"redis-cli HSET {key} {task_id} 'JSON' with its data"
+
+
+def data_corrupt(task_id: str | None, why: str, data_key: str | None, status: TaskStatus) -> str:
+    """The one wording of a task whose record reads but whose data is stored corrupt
+    (written around redis-swarm; ``why``: what decoding it met): a reader's
+    (``task_from``), ``get_task``'s (``TaskDataDamaged``), and the error of one a claim
+    dead-letters (``DamagedLease``); the repair names ``data_key`` (``Keys.task_data``), the
+    next step follows its ``status``."""
+    if status is TaskStatus.DEAD:
+        then = f"then run it again: swarm task requeue {task_id}"
+    elif status.settled:
+        then = "if its data is still wanted (it is settled: nothing runs it again)"
+    else:  # (open: its next claim dead-letters it, as one that cannot be run)
+        then = (
+            "before it is claimed (a claim dead-letters it), or cancel it: "
+            f"swarm task cancel {task_id}"
+        )
+    return (
+        f"task {task_id}'s data is stored corrupt ({why}): something wrote it around "
+        f"redis-swarm, so it is not handed out (its record reads: status {status.value}). "
+        f"Repair it: {repair_task_data(data_key, task_id)}, {then}"
+    )
 
 
 class DamagedLease(NamedTuple):
@@ -309,15 +332,12 @@ class DamagedLease(NamedTuple):
 
     def error(self) -> str:
         """Why it is dead-lettered (its ``last_error``): the damage and the repair."""
-        how = (
-            repair_task_data(self.data_key, self.task_id)
-            if self.what.endswith("'s data")
-            else "rewrite it"
-        )
+        if self.what.endswith("'s data"):  # (dead now: ``data_corrupt``'s words)
+            return data_corrupt(self.task_id, self.why, self.data_key, TaskStatus.DEAD)
         return (
             f"{self.what} is stored corrupt ({self.why}): something wrote it around "
-            f"redis-swarm, and no worker can read it; it is kept as it is. Repair it ({how}), "
-            f"then run it again: swarm task requeue {self.task_id}"
+            "redis-swarm, and no worker can read it; it is kept as it is. Repair it (rewrite "
+            f"it), then run it again: swarm task requeue {self.task_id}"
         )
 
 
@@ -518,15 +538,9 @@ def task_from(
         except UNREADABLE as exc:
             # The record reads, its data does not: one CorruptRecord naming the task and
             # what is damaged (a ValueError too, so that listings leave it out as any).
-            why = _why(exc)
-            raise _DataCorrupt(
-                f"task {fields['id']}'s data is stored corrupt ({why}): something wrote it "
-                "around redis-swarm. Rewrite it (redis-cli HSET on the swarm's task_data hash, "
-                "field its id: swarm doctor names the key), or cancel the "
-                "task; swarm doctor counts such records",
-                record_id=fields["id"],
-                why=why,
-            ) from None
+            why, tid = _why(exc), fields["id"]
+            said = data_corrupt(tid, why, None, fields["status"])  # (the key: not known here)
+            raise _DataCorrupt(said, record_id=tid, why=why) from None
     else:
         fields["data"] = None
     return built(Task, fields)

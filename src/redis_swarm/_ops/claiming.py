@@ -10,10 +10,7 @@ it, never the other way round.
 from __future__ import annotations
 
 import functools
-import os
-import sys
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -33,6 +30,7 @@ from .._protocol import (
     Batch,
     Call,
     Cmd,
+    Notice,
     OpContext,
     Operation,
     remember,
@@ -323,10 +321,11 @@ def claimed(ctx: OpContext, pairs: Sequence[Any], secrets: Sequence[str]) -> Ope
     around redis-swarm: ``DamagedLease``) is not handed out: it is dead-lettered at once,
     under the lease just taken (one more round trip, on that path only), with a
     ``last_error`` naming the damage and the repair, its record kept as it is, and said to
-    the caller (``TaskDeadLettered``: ``_say``). Leased again, it would only come back lease
-    after lease until ``max_abandons`` buried it, its token known to nobody. Should that
-    fail, CorruptRecord names every lease the claim took with its token, so that none is
-    held by nobody."""
+    the caller: a ``Notice`` of one ``TaskDeadLettered`` each, which the shell says (a
+    warnings filter that makes it an error: the good tasks are given back, and it raised).
+    Leased again, it would only come back lease after lease until ``max_abandons`` buried
+    it, its token known to nobody. Should that fail, CorruptRecord names every lease the
+    claim took with its token, so that none is held by nobody."""
     tasks, damaged = leased(ctx, pairs, secrets)
     if damaged:
         given_up = []
@@ -341,45 +340,12 @@ def claimed(ctx: OpContext, pairs: Sequence[Any], secrets: Sequence[str]) -> Ope
         except INTERRUPTS as exc:  # (the good tasks go back, as at an interrupted claim)
             yield from give_back(ctx, exc, tasks, damaged)
             raise
-        try:
-            _say(given_up)
-        except TaskDeadLettered as raised:
+        raised = yield Notice(tuple(given_up))
+        if raised is not None:
             # A warnings filter made it an error: the good tasks go back, held by nobody else.
             yield from give_back(ctx, raised, tasks)
-            raise
+            raise raised
     return tasks
-
-
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-# Modules that run a caller's code without being it (a thread's, an event loop's): a warning
-# is not said at their lines, but at the last line of redis-swarm that called the claim.
-_DRIVERS = ("threading", "asyncio", "anyio", "concurrent", "contextvars")
-
-
-def _say(given_up: Sequence[TaskDeadLettered]) -> None:
-    """Say each task a claim dead-lettered (``claimed``): to the ``collected`` list of a face
-    that says it itself, else as a TaskDeadLettered warning at the caller's line (the first
-    outside redis-swarm, as SupersededFinding's)."""
-    said = TaskDeadLettered.collector()
-    if said is not None:
-        said.extend(given_up)
-        return
-    for warning in given_up:
-        warnings.warn(warning, stacklevel=_callers_level())
-
-
-def _callers_level() -> int:
-    """The ``stacklevel`` of a warning ``_say`` gives that names the first frame outside
-    redis-swarm (Python 3.12's ``skip_file_prefixes``, which 3.10 lacks), or the outermost of
-    redis-swarm when that one only drives it (a thread's start, an event loop)."""
-    frame = sys._getframe(1)  # (_say's: stacklevel 1 names it)
-    level = 1
-    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
-        frame, level = frame.f_back, level + 1
-    module = str(frame.f_globals.get("__name__", ""))
-    if module.partition(".")[0] in _DRIVERS:
-        level -= 1
-    return level
 
 
 Leased = tuple[list[Task], list[DamagedLease]]

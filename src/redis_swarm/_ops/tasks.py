@@ -63,6 +63,7 @@ from ._work import (
     check_number,
     check_token,
     counter,
+    data_corrupt,
     decoded,
     encode_json,
     new_id,
@@ -773,23 +774,9 @@ def get_task(ctx: OpContext, task_id: str) -> Operation[Task]:
 
 def _data_damaged(ctx: OpContext, record: Task, why: str) -> TaskDataDamaged:
     """The TaskDataDamaged of ``record``, a task whose data cannot be decoded (``why``)."""
-    repair = repair_task_data(ctx.keys.task_data, record.id)
-    if record.status == TaskStatus.DEAD:
-        then = f"then run it again: swarm task requeue {record.id}"
-    elif record.status in (TaskStatus.COMPLETED, TaskStatus.CANCELLED):
-        then = "if its data is still wanted (it is settled: nothing runs it again)"
-    else:  # (open: its next claim dead-letters it, as one that cannot be run)
-        then = (
-            "before it is claimed (a claim dead-letters it), or cancel it: "
-            f"swarm task cancel {record.id}"
-        )
-    return TaskDataDamaged(
-        f"task {record.id}'s data is stored corrupt ({why}): something wrote it around "
-        "redis-swarm, so it is not handed out; its record reads (status "
-        f"{record.status.value}). Repair it: {repair}, {then}",
-        task=record,
-        repair=repair,
-    )
+    data_key = ctx.keys.task_data
+    said = data_corrupt(record.id, why, data_key, record.status)
+    return TaskDataDamaged(said, task=record, repair=repair_task_data(data_key, record.id))
 
 
 def task_statuses(

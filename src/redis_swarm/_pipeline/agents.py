@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from .._codec import counted, now_ms
-from .._errors import ConnectionFailed, InvalidState, LeaseLost, NotFound, SwarmError
+from .._errors import (
+    ConnectionFailed,
+    InvalidState,
+    LeaseLost,
+    NotFound,
+    SwarmError,
+    TaskDeadLettered,
+)
 from .._executable import reach_env
 from .._models import SYNTHESIS_NAMED, Finding, Synthesis, Task, TaskStatus
 from .._outage import ride_out
@@ -459,10 +466,11 @@ class OneShotAgents:
                 task = self._give_back(task, role)
             elif task.status.settled:
                 return None
-            claimed = self.swarm.claim(
-                [task.queue], worker=self._agent_name(role), wait_s=1.0 if wait else 0.0,
-                lease_s=lease_s,
-            )  # fmt: skip
+            with TaskDeadLettered.said_to(self._say):  # (the pipeline's stderr)
+                claimed = self.swarm.claim(
+                    [task.queue], worker=self._agent_name(role), wait_s=1.0 if wait else 0.0,
+                    lease_s=lease_s,
+                )  # fmt: skip
             if claimed is not None and claimed.id == task.id:
                 return claimed
             if claimed is not None:

@@ -42,7 +42,14 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from .._codec import iso
-from .._errors import Conflict, ConnectionFailed, LeaseLost, NotFound, SwarmError
+from .._errors import (
+    Conflict,
+    ConnectionFailed,
+    LeaseLost,
+    NotFound,
+    SwarmError,
+    TaskDeadLettered,
+)
 from .._models import Task, TaskStatus
 from .._validate import MAX_PAGE
 from .agents import leases_end, run_agents
@@ -241,10 +248,11 @@ class RunLease:
         while until is None or not until.is_set():
             task = self._open_task()
             left = deadline - time.monotonic()
-            claimed = self.swarm.claim(
-                [self.queue], worker=self.holder, lease_s=self.lease_s,
-                wait_s=min(_POLL_S, left) if left > 0 else 0.0,
-            )  # fmt: skip
+            with TaskDeadLettered.said_to(self._say):  # (the pipeline's stderr)
+                claimed = self.swarm.claim(
+                    [self.queue], worker=self.holder, lease_s=self.lease_s,
+                    wait_s=min(_POLL_S, left) if left > 0 else 0.0,
+                )  # fmt: skip
             if claimed is not None and claimed.id != task.id:
                 # A settled generation given back by hand (swarm task requeue): never
                 # reopened, or two runs would hold two generations at once.

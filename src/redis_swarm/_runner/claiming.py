@@ -118,13 +118,14 @@ class Claiming(PoolState):
 
         def claim(wait_s: float) -> list[Task]:
             try:
-                tasks = self.swarm.claim(
-                    list(self.options.queues),
-                    worker=worker,
-                    lease_s=self.options.lease_s,
-                    wait_s=wait_s,
-                    n=n,
-                )
+                with self._saying_dead_lettered():
+                    tasks = self.swarm.claim(
+                        list(self.options.queues),
+                        worker=worker,
+                        lease_s=self.options.lease_s,
+                        wait_s=wait_s,
+                        n=n,
+                    )
             except ConnectionFailed as exc:  # Redis may have run it, leasing tasks no slot knows
                 self._claim_unanswered(worker, exc.lease_secrets)
                 raise
@@ -219,7 +220,8 @@ class Claiming(PoolState):
             more = {"claim_next": list(self.options.queues), "next_lease_s": self.options.lease_s}
             stored: Finding
             try:
-                stored, following = send(more)
+                with self._saying_dead_lettered():
+                    stored, following = send(more)
             except ConnectionFailed as exc:
                 # (its lease is asked again below, the same finding id getting it back; a
                 # renewal that meets that lease first proves it by the next task's lease
@@ -227,7 +229,8 @@ class Claiming(PoolState):
                 self._claim_unanswered(worker, exc.lease_secrets)
                 self._wait_for_redis(task.id, "take the report", exc)
                 stored = self._persist(lambda: send({}), task)
-                _, following = self._persist(lambda: send(more), task)
+                with self._saying_dead_lettered():
+                    _, following = self._persist(lambda: send(more), task)
                 self._redis_back(task.id)
         finally:
             if going_on and following is None:

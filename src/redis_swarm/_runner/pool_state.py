@@ -32,7 +32,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._errors import ConnectionFailed, LeaseLost, SwarmError, ValidationError
+from .._errors import (
+    ConnectionFailed,
+    LeaseLost,
+    SwarmError,
+    TaskDeadLettered,
+    ValidationError,
+)
 from .._models import lease_token
 from .._outage import OUTAGE_PATIENCE_S, ride_out, until_stopped
 from .._usage import summed_figures
@@ -79,6 +85,7 @@ class PoolState:
         *,
         on_outcome: Callable[[TaskOutcome], None] | None = None,
         on_progress: Callable[[str], None] | None = None,
+        on_warning: Callable[[TaskDeadLettered], None] | None = None,
     ) -> None:
         if not options.queues:
             raise ValidationError("name at least one queue to claim from (--queue)")
@@ -99,6 +106,7 @@ class PoolState:
         self.outcomes: list[TaskOutcome] = []
         self._on_outcome = on_outcome
         self._on_progress = on_progress
+        self._on_warning = on_warning
         self._counts = _Counts()
         self._lock = threading.Lock()
         self._draining = threading.Event()
@@ -427,6 +435,24 @@ class PoolState:
         self._error(line)
         if self._on_progress is not None:
             self._on_progress(line)
+
+    @contextlib.contextmanager
+    def _saying_dead_lettered(self) -> Iterator[None]:
+        """Around a claim of the pool (a batch's, a report's ``claim_next``): each task it met
+        stored damaged and dead-lettered (``TaskDeadLettered``, collected in this thread) is
+        said however the claim ends: to ``on_warning`` (``swarm run``: its ``warning:``
+        line), else as a progress line in the same words; kept with the errors either way."""
+        with TaskDeadLettered.collected() as dead:
+            try:
+                yield
+            finally:
+                for warning in dead:
+                    line = warning.line()
+                    if self._on_warning is None:
+                        self._note(line)
+                    else:
+                        self._error(line)
+                        self._on_warning(warning)
 
     def _holding(self) -> bool:
         """True while a task of the pool waits for Redis (see the module's docstring): the

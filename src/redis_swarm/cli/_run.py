@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .._errors import NotFound, SwarmError
+from .._errors import NotFound, SwarmError, TaskDeadLettered
 from .._hints import REQUEUE_TASK, said_of
 from .._models import OPEN_STATUSES
 from .._printable import printable
@@ -160,8 +160,10 @@ def run(
         grace_s=grace_s,
         poll_s=poll_s,
     )
-    lines: queue.Queue[TaskOutcome | str] = queue.Queue()
-    runner = Runner(app.swarm, options, on_outcome=lines.put, on_progress=lines.put)
+    lines: queue.Queue[TaskOutcome | str | TaskDeadLettered] = queue.Queue()
+    runner = Runner(
+        app.swarm, options, on_outcome=lines.put, on_progress=lines.put, on_warning=lines.put
+    )
     if not until_done and not app.json:
         unknown = never_posted(app, queues)
         if unknown is not None:  # (a task may yet be posted to it: the pool waits for one)
@@ -286,7 +288,10 @@ def refuse_option_like_slots(app: App, worker: str | None, *, slots: int) -> Non
 
 
 def drive_pool(
-    app: App, runner: Runner, lines: queue.Queue[TaskOutcome | str], label: str = "swarm run"
+    app: App,
+    runner: Runner,
+    lines: queue.Queue[TaskOutcome | str] | queue.Queue[TaskOutcome | str | TaskDeadLettered],
+    label: str = "swarm run",
 ) -> str | None:
     """Run the pool, printing each outcome and progress line (a report waiting for Redis)
     as it comes and, on a terminal, a live line. The name of the first signal that stopped
@@ -315,6 +320,8 @@ def drive_pool(
                     break
                 if isinstance(outcome, str):  # progress: on stderr, --json or not
                     _print_progress(outcome, live)
+                elif isinstance(outcome, TaskDeadLettered):  # (as swarm task claim says it)
+                    _print_on_stderr(printable(outcome.line()), live)
                 elif not app.json:
                     _print_outcome(app, outcome, live)
             if live is not None:
@@ -398,9 +405,12 @@ def _print_outcome(app: App, o: TaskOutcome, live: Live | None) -> None:
 
 
 def _print_progress(line: str, live: Live | None) -> None:
+    _print_on_stderr(printable(f"… {line}"), live)
+
+
+def _print_on_stderr(text: str, live: Live | None) -> None:
     from rich.text import Text
 
-    text = printable(f"… {line}")
     if live is not None:
         live.console.print(Text(text))
     else:

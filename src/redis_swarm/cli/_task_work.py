@@ -144,7 +144,7 @@ def claim(
         unknown = never_posted(app, queues)
         if unknown is not None:  # (a task may yet be posted to it: the wait goes on)
             click.echo(printable(f"note: {unknown}; waiting all the same"), err=True)
-    with TaskDeadLettered.collected() as dead_lettered:
+    with _saying_dead_lettered(app) as dead_lettered:  # (after what follows, or its error)
         if count is None:
             one = app.swarm.claim(list(queues), worker=worker, lease_s=lease_s, wait_s=wait_s)
             claimed = [] if one is None else [one]
@@ -152,35 +152,50 @@ def claim(
             claimed = app.swarm.claim(
                 list(queues), worker=worker, lease_s=lease_s, wait_s=wait_s, n=count
             )
-    # After the claim, which reclaimed the expired leases of these queues (until then an
-    # expired lease is still its holder's: a late renewal saves the work).
-    _prune_tokens(app, worker)
-    if not claimed:
-        _say_dead_lettered(app, dead_lettered)  # (why it found nothing, maybe)
-        nothing_to_claim(app, queues)
-    unkept = [(t, error) for t in claimed if (error := _remember(app, worker, t)) is not None]
-    if count is not None:
-        app.emit({"items": [task_json(t) for t in claimed]}, lambda: _render_claimed(app, claimed))
-    else:
-        _emit_task(app, claimed[0], _claimed_line(claimed[0]))
-    for t, error in unkept:  # after the tasks and their tokens: the claims stand
-        _say_unkept(t, error)
-    _say_dead_lettered(app, dead_lettered)
+        # After the claim, which reclaimed the expired leases of these queues (until then an
+        # expired lease is still its holder's: a late renewal saves the work).
+        _prune_tokens(app, worker)
+        if not claimed:
+            _say_dead_lettered(app, dead_lettered)  # (first: why it found nothing, maybe)
+            nothing_to_claim(app, queues)
+        unkept = [(t, error) for t in claimed if (error := _remember(app, worker, t)) is not None]
+        if count is not None:
+            items = {"items": [task_json(t) for t in claimed]}
+            app.emit(items, lambda: _render_claimed(app, claimed))
+        else:
+            _emit_task(app, claimed[0], _claimed_line(claimed[0]))
+        for t, error in unkept:  # after the tasks and their tokens: the claims stand
+            _say_unkept(t, error)
     given = click.get_current_context().get_parameter_source("worker")
     if not app.json and given is ParameterSource.DEFAULT and agent_option_default() is None:
         click.echo(printable(f"note: {_host_default_note(worker)}"), err=True)
 
 
-def _say_dead_lettered(app: App, dead_lettered: Sequence[TaskDeadLettered]) -> None:
+@contextlib.contextmanager
+def _saying_dead_lettered(app: App) -> Iterator[list[TaskDeadLettered]]:
+    """Around a claim (or a report's ``claim_next``) and what a command prints of it: the
+    tasks it dead-lettered are collected, and said on the way out if not before, however it
+    ends (a claim that dead-lettered some and then failed, its connection lost mid-wait,
+    says them too, before its error)."""
+    with TaskDeadLettered.collected() as dead:
+        try:
+            yield dead
+        finally:
+            _say_dead_lettered(app, dead)
+
+
+def _say_dead_lettered(app: App, dead_lettered: list[TaskDeadLettered]) -> None:
     """Say on stderr each task a claim met stored damaged and dead-lettered instead of
-    handing it out (``TaskDeadLettered``, in its words: the reason names the repair); one
-    JSON object a line with --json. Not the claim's failure: its exit status stands."""
-    for dead in dead_lettered:
+    handing it out (``TaskDeadLettered``, in its words: the reason names the repair), and
+    take it off the list (said once); one JSON object a line with --json. Not the claim's
+    failure: its exit status stands."""
+    told, dead_lettered[:] = list(dead_lettered), []
+    for dead in told:
         if app.json:
             said = {"warning": "TaskDeadLettered", "task_id": dead.task_id, "message": str(dead)}
             click.echo(json.dumps(said), err=True)
         else:
-            click.echo(printable(f"warning: {dead}"), err=True)
+            click.echo(printable(dead.line()), err=True)
 
 
 def _host_default_note(worker: str) -> str:
@@ -364,30 +379,31 @@ def report(
     leasing: dict[str, Any] = {}  # report's keywords for the next claim, if any
     if claim_next:
         leasing = {"claim_next": list(claim_next), "next_lease_s": next_lease_s, "wait_s": wait_s}
-    with _settling(app, task_id, token, reports=True), TaskDeadLettered.collected() as dead:
-        reported = app.swarm.report(
-            task_id, token, finding, worker=worker, model=model, context_version=context_version,
-            usage=usage, **leasing,
-        )  # fmt: skip
-    if not claim_next:
-        app.emit(reported, lambda: click.echo(f"reported {reported.id} for {task_id}"))
-        return
-    f, following = reported
-    unkept = None
-    if following is not None and following.worker:
-        unkept = _remember(app, following.worker, following)
+    with _saying_dead_lettered(app):  # (after what follows, or the error that ends it)
+        with _settling(app, task_id, token, reports=True):
+            reported = app.swarm.report(
+                task_id, token, finding, worker=worker, model=model,
+                context_version=context_version, usage=usage, **leasing,
+            )  # fmt: skip
+        if not claim_next:
+            app.emit(reported, lambda: click.echo(f"reported {reported.id} for {task_id}"))
+            return
+        f, following = reported
+        unkept = None
+        if following is not None and following.worker:
+            unkept = _remember(app, following.worker, following)
 
-    def human() -> None:
-        click.echo(f"reported {f.id} for {task_id}")
-        if following is None:
-            click.echo(f"nothing to claim in {', '.join(claim_next)}")
-        else:
-            render_task(app, following, headline=_claimed_line(following))
+        def human() -> None:
+            click.echo(f"reported {f.id} for {task_id}")
+            if following is None:
+                click.echo(f"nothing to claim in {', '.join(claim_next)}")
+            else:
+                render_task(app, following, headline=_claimed_line(following))
 
-    app.emit({"finding": f, "next": None if following is None else task_json(following)}, human)
-    if following is not None and unkept is not None:
-        _say_unkept(following, unkept)
-    _say_dead_lettered(app, dead)
+        nxt = None if following is None else task_json(following)
+        app.emit({"finding": f, "next": nxt}, human)
+        if following is not None and unkept is not None:
+            _say_unkept(following, unkept)
 
 
 @task.command(short_help="Give a task up with the reason, --error (it is retried).")

@@ -13,7 +13,14 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from ..._codec import iso
-from ..._errors import AlreadyCompleted, InvalidState, NotFound, SwarmError, ValidationError
+from ..._errors import (
+    AlreadyCompleted,
+    InvalidState,
+    NotFound,
+    SwarmError,
+    TaskDeadLettered,
+    ValidationError,
+)
 from ..._keys import ask_queue
 from ..._models import Task
 from ..._validate import check_name
@@ -21,6 +28,7 @@ from .._render import plain
 from .._roles import EVERYONE, SHARD, tool
 from .._session import ANSWER
 from ._base import MAX_CLAIM_WAIT_S, MAX_PASS_WAIT_S, ToolsBase
+from ._worker import dead_lettered, failed_after
 
 __all__ = ["AskTools"]
 
@@ -186,16 +194,21 @@ class AskTools(ToolsBase):
         session = await self._session(ctx)
         # (the owner checked as one: the queue's name would blame an argument not given)
         queue = ask_queue(check_name("context owner", session.context_owner(owner)))
-        try:  # (a wait in slices, as claim_task's: a cancelled call ends it, takes nothing)
-            task = await self.sessions.claim(
-                queue, worker=session.agent_id, lease_s=None, wait_s=wait_s
-            )
-        except SwarmError as exc:
-            raise self._error(exc) from exc
+        # (a wait in slices, as claim_task's: a cancelled call ends it, takes nothing; a
+        # question stored damaged is dead-lettered, and said, as claim_task says a task)
+        with TaskDeadLettered.collected() as dead:
+            try:
+                task = await self.sessions.claim(
+                    queue, worker=session.agent_id, lease_s=None, wait_s=wait_s
+                )
+            except SwarmError as exc:
+                raise failed_after(self._error(exc), dead) from exc
+        said = dead_lettered(dead)
         if task is None:
             return self._result(
                 {"question": None, "queue": queue, "next": "no question is waiting: go on with "
-                 f"your work, or call next_question again with wait_s up to {MAX_CLAIM_WAIT_S:g}"}
+                 f"your work, or call next_question again with wait_s up to {MAX_CLAIM_WAIT_S:g}",
+                 **said}
             )  # fmt: skip
         session.hold(task)
         data = task.data if isinstance(task.data, dict) else {}
@@ -208,6 +221,7 @@ class AskTools(ToolsBase):
             "lease_deadline": iso(task.lease_deadline),
             "next": f"answer_question(question_id={task.id!r}, text=...) from your context, "
             "with the line numbers you rely on; say plainly if it does not say",
+            **said,
         }
         return self._result(payload)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Annotated, Any
 
 import anyio
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult
 from pydantic import Field
 
@@ -43,12 +45,21 @@ def _no_task_in(queue: str | list[str], known: Iterable[str] | None) -> dict[str
     return {"task": None, "queues": queues, "next": said}
 
 
-def _dead_lettered(dead: list[TaskDeadLettered]) -> dict[str, Any]:
+def dead_lettered(dead: list[TaskDeadLettered]) -> dict[str, Any]:
     """What a claim that met tasks stored damaged, and dead-lettered them instead of handing
     them out, adds to its result (none: nothing): each in the core's words, its repair named
     (``TaskDeadLettered``), so that a claim that found nothing else is not read as an empty
-    queue."""
+    queue. (claim_task, report_finding's claim_next, next_question.)"""
     return {"dead_lettered": [str(d) for d in dead]} if dead else {}
+
+
+def failed_after(error: ToolError, dead: list[TaskDeadLettered]) -> ToolError:
+    """The tool error of a claim that failed (its connection lost mid-wait, say) after it
+    dead-lettered ``dead``: those said too, as ``dead_lettered`` says them in a result."""
+    if not dead:
+        return error
+    said = json.dumps(dead_lettered(dead))
+    return ToolError(f"{error} (before it failed, the claim dead-lettered tasks: {said})")
 
 
 def _lease_taken(task: Task) -> float:
@@ -119,17 +130,17 @@ class WorkerTools(ToolsBase):
         once with your result, or fail_task if you cannot do it. Work longer than the lease?
         call renew_task. No task: the result says so; stop, or claim again with wait_s."""
         session = await self._session(ctx)
-        try:
-            with TaskDeadLettered.collected() as dead:
+        with TaskDeadLettered.collected() as dead:
+            try:
                 task = await self.sessions.claim(
                     queue, worker=session.agent_id, lease_s=lease_s, wait_s=wait_s
                 )
-        except SwarmError as exc:
-            raise self._error(exc) from exc
+            except SwarmError as exc:
+                raise failed_after(self._error(exc), dead) from exc
         if task is None:
-            return self._result({**await self._none_ready(queue), **_dead_lettered(dead)})
+            return self._result({**await self._none_ready(queue), **dead_lettered(dead)})
         try:
-            return self._result({**await self._claimed(session, task), **_dead_lettered(dead)})
+            return self._result({**await self._claimed(session, task), **dead_lettered(dead)})
         except anyio.get_cancelled_exc_class():
             # Cancelled before the client saw the task: it must not stay held unseen.
             session.let_go(task.id)
@@ -276,17 +287,17 @@ class WorkerTools(ToolsBase):
             )  # fmt: skip
             return reported if claim_next is not None else (reported, None)
 
-        try:
-            with TaskDeadLettered.collected() as dead:
+        with TaskDeadLettered.collected() as dead:
+            try:
                 result, following = await self.sessions.call(report)
-        except AlreadyCompleted as exc:
-            raise self._error(self._late(session, task_id, exc, REPORT)) from exc
-        except SwarmError as exc:
-            raise self._error(exc) from exc
+            except AlreadyCompleted as exc:
+                raise self._error(self._late(session, task_id, exc, REPORT)) from exc
+            except SwarmError as exc:
+                raise failed_after(self._error(exc), dead) from exc
         session.report_done(task_id, result.id, REPORT)
         done = {"finding_id": result.id, "task_id": task_id, "completed": True}
         if claim_next is not None:
-            said = _dead_lettered(dead)
+            said = dead_lettered(dead)
             if following is None:
                 none = await self._none_ready(claim_next)
                 del none["task"]
