@@ -155,5 +155,5 @@ def test_an_unfilled_reference_names_the_variable(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(ConfigError, match=says):
         Settings.from_url("${SWARM_URL}")
     result = CliRunner().invoke(main, ["mcp"], env={"SWARM_URL": "${SWARM_URL}"})
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # (a SWARM_URL that is no URL: a usage error)
     assert "SWARM_URL is not set" in result.stderr and "is not a Redis URL" not in result.stderr

@@ -107,18 +107,25 @@ def test_tasks_cancelled_by_hand_are_still_said_cancelled(
 
 
 @pytest.mark.parametrize(
-    ("name", "said"),
+    ("name", "said", "lineage_said"),
     [
-        ("bad name", "pipeline name 'bad name' contains ' ': use only ASCII letters, digits"),
-        ("é", "pipeline name 'é' contains 'é': use only ASCII letters, digits"),
-        ("a" * 65, "pipeline name is 65 characters long; the limit is 64"),
+        ("bad name", "pipeline name 'bad name' contains ' ': use only ASCII letters, digits",
+         "ID 'bad name' contains ' ': use only ASCII letters, digits"),
+        ("é", "pipeline name 'é' contains 'é': use only ASCII letters, digits",
+         "ID 'é' contains 'é': use only ASCII letters, digits"),
+        ("a" * 65, "pipeline name is 65 characters long; the limit is 64",
+         "no synthesis, finding, task or pipeline is called"),
     ],
-)
-def test_a_pipeline_name_no_plan_may_have_is_said_as_such(cli: Cli, name: str, said: str) -> None:
-    """Not the context owner made of it ("owner 'pipeline.bad name' contains ' '")."""
+)  # fmt: skip
+def test_a_pipeline_name_no_plan_may_have_is_said_as_such(
+    cli: Cli, name: str, said: str, lineage_said: str
+) -> None:
+    """Not the context owner made of it ("owner 'pipeline.bad name' contains ' '"). Lineage
+    takes an id or a pipeline name, and says so."""
     for command in ("status", "report"):
         out = cli("pipeline", command, name, expect=None)
         assert out.code != 0 and said in out.stderr, out
         assert "owner" not in out.stderr
     out = cli("lineage", name, expect=None)
-    assert out.code != 0 and said in out.stderr, out
+    assert out.code != 0 and lineage_said in out.stderr, out
+    assert "or a pipeline's name" in out.stderr and "owner" not in out.stderr, out
