@@ -15,7 +15,7 @@ import pytest
 from redis_swarm import CorruptRecord, Swarm
 from redis_swarm._keys import Keys, label_id
 from redis_swarm._models import RECORD_KINDS
-from redis_swarm._ops import views
+from redis_swarm._ops import doctor
 from redis_swarm._protocol import Batch, Operation
 
 from ._cli import Cli
@@ -207,7 +207,7 @@ def test_posts_and_retires_while_it_reads_are_no_shortfall(server_url: str) -> N
         def retire() -> None:  # (met by the scan, gone from the sizes read after it)
             other.retire_pass("old")
 
-        op = _around_the_scan(views.corrupt_records(swarm._ctx), post, retire)
+        op = _around_the_scan(doctor.corrupt_records(swarm._ctx), post, retire)
         assert swarm._run(op) == NOTHING
         assert other.list_tasks(pass_name="old").items == ()  # (it did retire)
 

@@ -34,6 +34,7 @@ NOT_SENT = (
     "redis_swarm._ops.contexts",
     "redis_swarm._ops.costs",
     "redis_swarm._ops.counters",
+    "redis_swarm._ops.doctor",
     "redis_swarm._ops.events",
     "redis_swarm._ops.findings",
     "redis_swarm._ops.retire",

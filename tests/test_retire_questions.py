@@ -18,16 +18,17 @@ from redis_swarm import (
     AlreadyCompleted,
     NotFound,
     PermissionDenied,
+    RetiredAsk,
     Settings,
     Swarm,
     Task,
+    TaskStatus,
     Timeout,
     ValidationError,
     apply_role,
 )
 from redis_swarm._keys import ASSIST_QUEUE, Keys, ask_queue
 from redis_swarm._ops import retire_questions as retiring
-from redis_swarm._ops.retire_questions import RetiredAsk
 from redis_swarm._pipeline.lineage import lineage, lineage_text
 from redis_swarm._protocol import Call
 
@@ -257,7 +258,7 @@ def test_lineage_says_a_question_was_retired(swarm: Swarm, raw: redis.Redis) -> 
     text = "\n".join(lineage_text(tree))
     assert f"question {made['answered'][0]} (retired with its answer on " in text
     assert swarm.retired_asked(made["asker"].id) == {
-        made["answered"][0]: RetiredAsk(done.at, "completed")
+        made["answered"][0]: RetiredAsk(done.at, TaskStatus.COMPLETED)
     }
     check_swarm(raw, "test")
 

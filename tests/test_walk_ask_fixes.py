@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from redis_swarm import Swarm
+from redis_swarm import RetiredAsk, Swarm, TaskStatus
 from redis_swarm._keys import ask_queue
-from redis_swarm._ops.retire_questions import RetiredAsk
 from redis_swarm._prompts import answered_targets
 from redis_swarm._runner import ServeOptions, Server
 
@@ -69,7 +68,7 @@ def test_lineage_says_a_retired_question_that_timed_out_was_never_answered(
     ended = {q["id"]: q["ended"] for q in tree["retired_questions"]}
     assert ended == {cancelled: "cancelled", answered: "completed"}
     gone = swarm.retired_asked(task_id)
-    assert gone[cancelled] == RetiredAsk(gone[cancelled].at, "cancelled")
+    assert gone[cancelled] == RetiredAsk(gone[cancelled].at, TaskStatus.CANCELLED)
     assert gone[answered].outcome == "completed" and gone[answered].at is not None
 
 

@@ -54,6 +54,7 @@ from ._models import (
     PassProgress,
     Recent,
     RecordDamage,
+    RetiredAsk,
     RetiredPass,
     RetiredQuestions,
     SwarmStatus,
@@ -68,7 +69,8 @@ from ._models import (
 from ._usage import Money, Usage
 
 if _typing.TYPE_CHECKING:
-    from ._acl_apply import AppliedRole, RevokedUser, apply_role, revoke_user
+    from ._acl_apply import AppliedRole, apply_role
+    from ._acl_revoke import RevokedUser, revoke_user
     from ._cache import ContextCache
     from ._client import AsyncSwarm, Swarm
     from ._protocol import Limits
@@ -91,7 +93,8 @@ if _typing.TYPE_CHECKING:
 # hooks install`, `swarm task --help`) and a program that only needs a record so never pay for
 # it, and `swarm hook` pays for no more than it sends (tests/test_import_cost.py).
 _LAZY_FROM: dict[str, str] = {
-    **dict.fromkeys(("AppliedRole", "RevokedUser", "apply_role", "revoke_user"), "._acl_apply"),
+    **dict.fromkeys(("AppliedRole", "apply_role"), "._acl_apply"),
+    **dict.fromkeys(("RevokedUser", "revoke_user"), "._acl_revoke"),
     "ContextCache": "._cache",
     **dict.fromkeys(("AsyncSwarm", "Swarm"), "._client"),
     "MAX_PAGE": "._validate",
@@ -172,6 +175,7 @@ __all__ = [
     "Recent",
     "RecordDamage",
     "RedisSwarmCoordinator",
+    "RetiredAsk",
     "RetiredPass",
     "RetiredQuestions",
     "RevokedUser",

@@ -69,7 +69,7 @@ from ._translate import translate
 from ._transport import Load, Scripting, Step, exchange, load_everything
 
 if TYPE_CHECKING:  # (at run time: each module of operations a _Later; the other, for a cluster)
-    from ._ops import a2a_store, claiming, retire, server, tasks, views
+    from ._ops import a2a_store, claiming, doctor, retire, server, tasks, views
     from ._ops import agents as agent_ops
     from ._ops import ask as ask_ops
     from ._ops import contexts as context_ops
@@ -287,8 +287,8 @@ class _Later:
 
 
 if not TYPE_CHECKING:  # the modules imported above for the type checker, by the same names
-    a2a_store, claiming, retire, server, tasks, views = map(
-        _Later, ("a2a_store", "claiming", "retire", "server", "tasks", "views")
+    a2a_store, claiming, doctor, retire, server, tasks, views = map(
+        _Later, ("a2a_store", "claiming", "doctor", "retire", "server", "tasks", "views")
     )
     agent_ops = _Later("agents")
     ask_ops = _Later("ask")
@@ -618,9 +618,9 @@ class _Shell:
     # --- what the faces show
     status = _Op(views.status)
     recent = _Op(views.recent)
-    corrupt_records = _Op(views.corrupt_records)
-    record_damage = _Op(views.record_damage)
-    repair_indexes = _Op(views.repair_indexes)
+    corrupt_records = _Op(doctor.corrupt_records)
+    record_damage = _Op(doctor.record_damage)
+    repair_indexes = _Op(doctor.repair_indexes)
     check_counters = _Op(counter_ops.check_counters)
     recount_counters = _Op(counter_ops.recount_counters)
     task_costs = _Op(views.task_costs)

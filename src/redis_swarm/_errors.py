@@ -132,6 +132,15 @@ class PermissionDenied(SwarmError):
 AUTHENTICATION_FAILED = "authentication failed"
 
 
+# What a refusal of a shard's or coordinator's work (a command or function its user's rules
+# lack) adds, said once (the doctor's repair, the recount, a report without a token): the
+# rules of a user made by an older redis-swarm lack what a newer one gives it.
+REAPPLY_OLDER_USER = (
+    "a shard or coordinator user made by an older redis-swarm gets this right when "
+    "`swarm acl --apply` is run for it again"
+)
+
+
 def login_refused(exc: BaseException) -> bool:
     """Whether ``exc`` is a login refused (``AUTHENTICATION_FAILED``), not a command the
     user's rights refuse."""

@@ -14,7 +14,7 @@ import hashlib
 import typing
 from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, Literal, TypeVar, overload
+from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypeVar, overload
 
 from ._codec import Record, counted, dumps, first_few, iso, loads
 from ._context_records import ContextInfo
@@ -50,6 +50,7 @@ __all__ = [
     "PassProgress",
     "Recent",
     "RecordDamage",
+    "RetiredAsk",
     "RetiredPass",
     "RetiredQuestions",
     "SwarmStatus",
@@ -374,7 +375,7 @@ class Task(Record):
 
 
 # The kinds of record ``Swarm.corrupt_records`` reads, by the names it returns them under
-# (``_ops/views.corrupt_records`` says what each holds).
+# (``_ops/doctor.corrupt_records`` says what each holds).
 RECORD_KINDS = (
     "task", "finding", "synthesis", "agent", "context", "version", "chunk", "message", "cursor",
     "index", "key",
@@ -856,6 +857,15 @@ class RetiredPass(Record):
             f"{iso(self.at) or 'an unknown date'} (swarm retire): there is nothing left to "
             "report on; move on to the next task"
         )
+
+
+class RetiredAsk(NamedTuple):
+    """A question no longer stored that a task's worker asked (``Swarm.retired_asked``): when
+    it was retired (ms; None: unknown), and how it had ended (its status: ``completed``, that
+    is answered, ``cancelled`` or ``dead``, both with no answer; None: unknown)."""
+
+    at: int | None
+    outcome: TaskStatus | None = None
 
 
 @dataclass(frozen=True)

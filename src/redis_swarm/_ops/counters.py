@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._codec import counted, first_few
-from .._errors import PermissionDenied
+from .._errors import REAPPLY_OLDER_USER, PermissionDenied
 from .._keys import Keys
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from ._work import RECOUNT_COMMAND, SEQ_FIELD, STATUSES, text
@@ -382,9 +382,8 @@ def recount_counters(ctx: OpContext) -> Operation[tuple[Recounted, ...]]:
             raise
         raise PermissionDenied(
             "recounting the status counters is a shard's, a coordinator's or an admin's, "
-            f"never a worker user's: run {RECOUNT_COMMAND} with such a user's URL; a shard or "
-            "coordinator user made by an older redis-swarm gets this right when "
-            f"`swarm acl --apply` is run for it again. {exc}"
+            f"never a worker user's: run {RECOUNT_COMMAND} with such a user's URL; "
+            f"{REAPPLY_OLDER_USER}. {exc}"
         ) from None
     out: list[Recounted] = []
     for reply in replies:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from .._codec import dumps
 from .._errors import (
+    REAPPLY_OLDER_USER,
     AlreadyCompleted,
     Conflict,
     ConnectionFailed,
@@ -257,9 +258,7 @@ def report(
         raise PermissionDenied(
             f"a report without a token (task {task_id}) is a shard's, a coordinator's or an "
             "admin's, never a worker user's (it completes any task no live lease holds): "
-            "report with the token your claim returned; a shard or coordinator user made by "
-            "an older redis-swarm gets this right when `swarm acl --apply` is run for it "
-            f"again. {exc}"
+            f"report with the token your claim returned; {REAPPLY_OLDER_USER}. {exc}"
         ) from None
     except NotFound:
         # gone: retired with its pass (swarm retire) when the pass has a record of it (read

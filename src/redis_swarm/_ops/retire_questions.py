@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from .._codec import UNREADABLE, dumps, loads
 from .._errors import Conflict, NotFound, ValidationError
 from .._hints import CANCEL_TASK
 from .._keys import Keys, ask_queue, askable, is_ask_queue
-from .._models import OPEN_STATUSES, RetiredQuestions, listed_names
+from .._models import OPEN_STATUSES, RetiredAsk, RetiredQuestions, TaskStatus, listed_names
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._validate import MAX_DURATION_S, check_id, check_name
 from ._bus import now_from
@@ -45,7 +45,6 @@ from .tasks import queue_names
 __all__ = [
     "RETIRED_OUTCOMES",
     "RETIRE_CHUNK",
-    "RetiredAsk",
     "retire_questions",
     "retire_queues",
     "retired_asked",
@@ -308,16 +307,7 @@ def retired_questions(ctx: OpContext) -> Operation[dict[str, RetiredQuestions]]:
 # in its asker's ``asked`` index says it (``lua/questions_retire.lua``'s OUTCOME_MARK): the
 # fraction, in quarters, to the status it had. None of them (a whole number): retired before
 # the mark was kept, how it ended unknown.
-RETIRED_OUTCOMES = {1: "completed", 2: "cancelled", 3: "dead"}
-
-
-class RetiredAsk(NamedTuple):
-    """A question no longer stored that a task's worker asked (``retired_asked``): when it
-    was retired (ms; None: unknown), and how it had ended (its status: ``completed``, that
-    is answered, ``cancelled`` or ``dead``, both with no answer; None: unknown)."""
-
-    at: int | None
-    outcome: str | None = None
+RETIRED_OUTCOMES = {1: TaskStatus.COMPLETED, 2: TaskStatus.CANCELLED, 3: TaskStatus.DEAD}
 
 
 def _retired_mark(score: Any) -> RetiredAsk:

@@ -102,7 +102,8 @@ def _finding_node(swarm: Swarm, f: Finding, t: Task | None) -> dict[str, Any]:
     if retired:
         node["retired_questions"] = [
             {"kind": "question", "id": qid,
-             "retired": iso(gone.at) if gone.at is not None else None, "ended": gone.outcome}
+             "retired": iso(gone.at) if gone.at is not None else None,
+             "ended": gone.outcome.value if gone.outcome is not None else None}
             for qid, gone in retired.items()
         ]  # fmt: skip
     return node

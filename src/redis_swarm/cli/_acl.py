@@ -218,7 +218,7 @@ def _revoke(app: App, user: str, *, given: list[str]) -> None:
     """``swarm acl --revoke USER``: ``revoke_user``, rendered."""
     if given:
         raise click.UsageError(f"--revoke USER goes alone: leave out {', '.join(given)}")
-    from .._acl_apply import revoke_user  # (here: --help does without redis-py)
+    from .._acl_revoke import revoke_user  # (here: --help does without redis-py)
 
     done = revoke_user(app.settings, user)
     data: dict[str, Any] = {

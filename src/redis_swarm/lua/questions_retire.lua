@@ -24,7 +24,8 @@
 --     the key it took over as a successor: its data's takes_over), its current finding and
 --     its own keys (webhooks, asked); in the asked index of the asker's task its score becomes
 --     minus when it was retired, and a quarter per step of how it ended (OUTCOME_MARK: lineage
---     says so, and whether it was answered); the queue's counters go down by what went. Open questions, and those settled after the cutoff, are kept;
+--     says so, and whether it was answered); the queue's counters go down by what went.
+--     Open questions, and those settled after the cutoff, are kept;
 --   sweep: the finding index again, as in the findings phase: a report that came after
 --     the findings phase passed its task left a finding of a task no longer stored.
 -- A finding a synthesis cites (flagged by the client, which read the syntheses) is kept,
@@ -55,8 +56,8 @@
 -- n pairs (finding id, flag: '1' cited by a synthesis) in the findings phases, n triples
 -- (task id, '1' when it has an asker's task, flag: '1' the task of a cited finding) in the
 -- tasks phase
--- Returns {'stale'}, {'busy'} (the holding queue has an open task), or {'ok', next phase ('done' at the end), its offset, the cursor's
--- score and id, questions, findings, open, recent, cited, other (settled), other open,
+-- Returns {'stale'}, {'busy'} (the holding queue has an open task), or {'ok', next phase
+-- ('done' at the end), its offset, the cursor's score and id, questions, findings, open, recent, cited, other (settled), other open,
 -- corrupt, walked, n', the next chunk (n' finding ids, or n' pairs: task id, its asker's
 -- task or ''), then the tasks of the cited findings this step saw}.
 -- Appends one questions.retired event when it removed anything, and adds what it removed to
