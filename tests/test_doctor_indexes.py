@@ -95,7 +95,7 @@ def test_the_records_an_index_lacks_are_named_and_repair_adds_them_back(cli: Cli
     with Swarm(cli.url, swarm="test") as swarm:
         assert {f.id for f in swarm.findings().items} == set(findings)
     assert cli.json("doctor")["ok"] is True
-    assert "nothing to repair" in _human(cli, "--repair", expect=0)
+    assert "nothing it could repair" in _human(cli, "--repair", expect=0)
 
 
 def test_entries_of_deleted_records_are_named_and_repair_removes_them(

@@ -68,14 +68,14 @@ def revoke_user(target: Settings | Swarm, user: str) -> RevokedUser:
     user must be an admin.
 
     Refused (``ValidationError``, before any server is asked): ``default`` (Redis's own user:
-    turn it off instead, ``ACL SETUSER default off``) and the user ``target`` connects as (it
-    would lock this very URL out: revoke it with another admin's URL). ``NotFound`` when no
-    server reached holds the user (and none was skipped). Which servers are reached, and
-    which are left out, is as for ``apply_role`` (``_on_every_node``): a master that cannot
-    be reached, or any server that refuses the URL's user, fails the call before any
-    server lost the user. Should a server fail once others lost it, the error (of its class)
-    says on which servers the user is deleted, which ones still hold it, and to run the
-    revoke again once that is fixed: a server without the user is passed over."""
+    turn it off instead, ``ACL SETUSER default off resetpass``) and the user ``target`` connects
+    as (it would lock this very URL out: revoke it with another admin's URL). ``NotFound`` when
+    no server reached holds the user (and none was skipped). Which servers are reached, and
+    which are left out, is as for ``apply_role`` (``_on_every_node``): a master that cannot be
+    reached, or any server that refuses the URL's user, fails the call before any server lost
+    the user. Should a server fail once others lost it, the error (of its class) says on which
+    servers the user is deleted, which ones still hold it, and to run the revoke again once that
+    is fixed: a server without the user is passed over."""
     settings = target if isinstance(target, Settings) else target.settings
     if not user:
         raise ValidationError("name the user to revoke (--revoke USER)")
@@ -83,7 +83,8 @@ def revoke_user(target: Settings | Swarm, user: str) -> RevokedUser:
         raise ValidationError(
             "refusing to delete user 'default': it is Redis's own (a client that names no user "
             "logs in as it) and cannot be deleted. To shut it out, turn it off as an admin: "
-            "ACL SETUSER default off, then ACL SAVE (docs/security.md, 'Users per role')"
+            "ACL SETUSER default off resetpass, then ACL SAVE (off alone leaves it nopass: "
+            "docs/security.md, 'Users per role')"
         )
     if user == _connecting_user(settings):
         raise ValidationError(

@@ -146,8 +146,8 @@ def _index_entries(rows: list[dict[str, Any]]) -> str:
             )
         if row["dangling_count"]:
             parts.append(
-                f"holds {counted(row['dangling_count'], 'entry', 'entries')} of records no "
-                "longer stored: "
+                f"holds {counted(row['dangling_count'], 'entry', 'entries')} whose record is "
+                "no longer stored: "
                 f"{_few(row['dangling'], row['dangling_count'])}"
             )
         said.append(f"{row['index']} {', and '.join(parts)}")
@@ -169,7 +169,7 @@ def _index_entries(rows: list[dict[str, Any]]) -> str:
 def _repaired(rows: list[dict[str, Any]]) -> str:
     """The ``indexes_repaired`` row: what the repair re-added to and removed from each."""
     if not rows:
-        return "nothing to repair: every index held its records and no others"
+        return "nothing it could repair (any record an index still lacks is named above)"
     said = []
     for row in rows:
         parts = []
@@ -228,12 +228,13 @@ def _half_stored(waiting: dict[str, Any], keys: Keys) -> str:
     return (
         f"{waiting['count']:,}: {_few(named, waiting['count'])} (each a report whose first try "
         "stopped half-way, refused a command by its user's ACL: its finding stored, listed "
-        "nowhere, its task not completed with it; retry the report with the same finding id, "
-        "which completes the task, or keeps the finding superseded when the task was settled "
-        "since (a worker user made by an older redis-swarm gets the rights it lacked when "
-        "`swarm acl --apply` is run for it again); if no retry will come, delete the finding: "
-        f"redis-cli HDEL {shlex.quote(keys.findings)} ID (listed nowhere, it leaves nothing "
-        f"behind). {REPAIR_COMMAND} leaves them to their retry)"
+        "nowhere, its task not completed with it; retry the report with the same finding id "
+        "(the program that made it: Swarm.report(..., finding_id=ID); swarm task report makes "
+        "a new id), which completes the task, or keeps the finding superseded when the task "
+        "was settled since (a worker user made by an older redis-swarm gets the rights it "
+        "lacked when `swarm acl --apply` is run for it again); if no retry will come, "
+        f"delete the finding: redis-cli HDEL {shlex.quote(keys.findings)} ID (listed "
+        f"nowhere, it leaves nothing behind). {REPAIR_COMMAND} leaves them to their retry)"
     )
 
 
