@@ -260,6 +260,19 @@ def _attributed(said: list[warnings.WarningMessage]) -> list[str]:
     return [w.filename for w in said if issubclass(w.category, TaskDeadLettered)]
 
 
+def _line_of(text: str) -> int:
+    """The number of the one line of this file that ends with ``text``."""
+    [number] = [
+        i for i, line in enumerate(Path(__file__).read_text().splitlines(), 1)
+        if line.endswith(text)
+    ]  # fmt: skip
+    return number
+
+
+def _lines(said: list[warnings.WarningMessage]) -> list[tuple[str, int]]:
+    return [(w.filename, w.lineno) for w in said if issubclass(w.category, TaskDeadLettered)]
+
+
 def test_the_warning_names_the_callers_line_however_the_claim_is_run(
     redis_url: str, raw: Any
 ) -> None:
@@ -295,9 +308,11 @@ def test_the_warning_names_the_callers_line_however_the_claim_is_run(
                     handle.claim(Q, worker="a", n=1), handle.claim(Q, worker="b", n=1)
                 )
                 assert [len(tasks) for tasks in got] == [0, 0]
-                assert _attributed(said) == [__file__, __file__]
+                # (at the line that ran the loop: asyncio.run's, below)
+                ran_the_loop = _line_of("asyncio.run(body())  # (the gather's warnings' line)")
+                assert _lines(said) == [(__file__, ran_the_loop)] * 2
 
-        asyncio.run(body())
+        asyncio.run(body())  # (the gather's warnings' line)
 
 
 def test_an_async_claim_whose_warning_is_an_error_keeps_no_lease(redis_url: str, raw: Any) -> None:
@@ -474,3 +489,88 @@ def test_data_stored_corrupt_is_said_in_one_wording(redis_url: str, raw: Any) ->
         with pytest.raises(TaskDataDamaged) as after:
             swarm.get_task(bad.id)
         assert str(after.value) == dead.reason  # (dead now: the same words, the same step)
+
+
+# --- an interrupt while it is said, the pipeline's take-back, the hook's failed claim
+
+
+def test_an_interrupt_while_the_warning_is_said_keeps_no_lease(
+    redis_url: str, raw: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (or a ``showwarning`` that raises) while the shell says the warning: the good
+    tasks the claim leased go back, as at an interrupted claim, and the interrupt goes on."""
+
+    def interrupted(*_args: Any, **_kw: Any) -> None:
+        raise KeyboardInterrupt
+
+    with Swarm(redis_url, swarm="test") as swarm:
+        bad = _damaged(swarm, raw, priority=5)
+        good = swarm.post_task(Q, "good")
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", TaskDeadLettered)
+            monkeypatch.setattr(warnings, "showwarning", interrupted)
+            with pytest.raises(KeyboardInterrupt):
+                swarm.claim(Q, worker="w", n=2)
+        assert swarm.get_task(good.id).status is TaskStatus.PENDING
+        assert swarm.queue_stats()[Q]["claimed"] == 0
+        with pytest.raises(TaskDataDamaged):  # (dead-lettered all the same)
+            swarm.get_task(bad.id)
+        assert must(swarm.claim(Q, worker="w")).id == good.id
+
+
+def test_the_pipeline_lease_taken_back_says_it_as_the_cli_does(
+    redis_url: str, raw: Any, tmp_path: Path
+) -> None:
+    """The claim that takes an expired pipeline lease back says what it dead-lettered on
+    the pipeline's stderr too, never as a Python warning."""
+    from redis_swarm._pipeline import load_plan
+    from redis_swarm._pipeline.lease import RunLease
+    from redis_swarm._pipeline.names import lease_queue
+
+    from .test_pipeline_run import plan_text
+
+    plan = load_plan(plan_text(tmp_path))
+    lines: list[str] = []
+    with Swarm(redis_url, swarm="test") as swarm:
+        lease = RunLease(swarm, plan, holder="run-a", say=lines.append)
+        expired = lease._open_task()  # (the lease task back in its queue: pending)
+        stray = swarm.post_task(lease_queue("audit"), "stray", data={"n": 1}, priority=9)
+        raw.hset(KEYS.task_data, stray.id, JUNK)
+        try:
+            assert lease._take_back(expired)
+            assert must(lease.task).id == expired.id
+        finally:
+            lease.release()
+    [line] = [x for x in lines if stray.id in x]
+    assert line.startswith(f"warning: task {stray.id} was dead-lettered: task {stray.id}'s data")
+
+
+def test_the_loop_hook_whose_claim_fails_after_dead_lettering_says_it(
+    servers: ServerFactory, tmp_path: Path
+) -> None:
+    """The loop hook's claim dead-letters a damaged task, then loses its server as it claims
+    again: the hook's error says what it dead-lettered, as its answer would have."""
+    from redis_swarm import ConnectionFailed, Settings
+    from redis_swarm._hooks.events import handle
+    from redis_swarm._hooks.reach import hook_swarm
+
+    from ._proxy import LatencyProxy
+    from .test_hooks_review_fixes import LOOP, STOP
+
+    server = servers.start()
+    raw = raw_client(server.url, decode_responses=True)
+    # (far away: the claim's next round reaches the server after it was killed)
+    with LatencyProxy(server.port or 0, delay_s=0.2) as proxy:
+        settings = Settings.from_url(proxy.url, swarm="test", home=tmp_path)
+        with Swarm(settings) as swarm:
+            bad = swarm.post_task("q", "bad", data={"n": 1})
+        raw.hset(KEYS.task_data, bad.id, JUNK)
+        with hook_swarm(settings) as hooks:
+            killer = _kill_once_dead(server, raw, bad)
+            with pytest.raises(ConnectionFailed) as caught:
+                handle(hooks, "Stop", STOP, LOOP)
+            killer.join(30)
+    raw.close()
+    said = str(caught.value)
+    _says(said, bad)
+    assert "the claim may still run" in said, said  # (the hook's words for its claim kept)

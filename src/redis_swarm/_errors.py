@@ -266,16 +266,24 @@ class TaskDeadLettered(UserWarning):
 
     @staticmethod
     @contextlib.contextmanager
-    def said_to(say: Callable[[str], object]) -> Iterator[list[TaskDeadLettered]]:
-        """``collected``, each then given to ``say`` as its ``line`` however the block ends
-        (a claim that dead-lettered tasks and then failed, its connection lost, says them
-        too)."""
+    def told_to(tell: Callable[[TaskDeadLettered], object]) -> Iterator[list[TaskDeadLettered]]:
+        """``collected``, each then given to ``tell`` however the block ends (a claim that
+        dead-lettered tasks and then failed, its connection lost, says them too); those the
+        block took off the list (said already) are not. For a face that says more than the
+        ``line`` (``said_to``): a JSON object, the warning handed on."""
         with TaskDeadLettered.collected() as said:
             try:
                 yield said
             finally:
                 for dead in said:
-                    say(dead.line())
+                    tell(dead)
+
+    @staticmethod
+    def said_to(
+        say: Callable[[str], object],
+    ) -> contextlib.AbstractContextManager[list[TaskDeadLettered]]:
+        """``told_to``, each given to ``say`` as its ``line``."""
+        return TaskDeadLettered.told_to(lambda dead: say(dead.line()))
 
 
 class Conflict(SwarmError):

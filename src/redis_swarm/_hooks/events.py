@@ -74,7 +74,7 @@ import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import MAX_PAGE
 from .. import _lease_tokens as tokens
@@ -678,6 +678,7 @@ def _next_task(
             f"no task claimed: the lease tokens cannot be kept in {tokens.folder(swarm.settings)} "
             f"({exc}); give the hook a home it can write (--home or SWARM_HOME)"
         ) from None
+    dead: list[TaskDeadLettered] = []
     try:
         with TaskDeadLettered.collected() as dead:
             task = swarm.claim(list(options.queues), worker=agent)
@@ -693,10 +694,16 @@ def _next_task(
             ", so the claim may still run: the next hook of this session picks up the task it "
             "leases (its lease secret is kept here)"
         )
-        raise not_answered(exc, swarm.settings, then) or exc from None
+        # (said here, what it dead-lettered too: ``handle`` says it as it is)
+        failed = not_answered(exc, swarm.settings, then) or exc
+        raise _phrased(_noted(failed, _said(dead))) from None
+    except SwarmError as exc:  # (what it dead-lettered before it failed is said too)
+        _noted(exc, _said(dead))
+        raise
     # The tasks it met stored damaged and dead-lettered (``TaskDeadLettered``, the core's
-    # words): the session is told, with the task it carries on with, or as it stops.
-    said = "\n".join(str(d) for d in dead)
+    # words): the session is told, with the task it carries on with, or as it stops (or
+    # in the error of a claim that failed after it).
+    said = _said(dead)
     if task is None or not task.token:
         return Answer(message=said)
     try:
@@ -708,9 +715,12 @@ def _next_task(
             swarm.release(task.id, task.token)
         except SwarmError as error:
             given_back = f"could not release it ({error}): it is retried when its lease ends"
-        raise ConfigError(
-            f"claimed {task.id} but could not keep its lease token in "
-            f"{tokens.folder(swarm.settings)} ({exc}): {given_back}"
+        raise _noted(
+            ConfigError(
+                f"claimed {task.id} but could not keep its lease token in "
+                f"{tokens.folder(swarm.settings)} ({exc}): {given_back}"
+            ),
+            said,
         ) from None
     swarm.tally(agent, LOOP_CLAIMS, session, keep=LOOP_SESSIONS_KEPT)
     tools = mcp_tools(existing)
@@ -910,14 +920,32 @@ def handle(swarm: Swarm, event: str, payload: Mapping[str, Any], options: HookOp
     try:
         answer = _answer(swarm, event, agent, payload, options)
     except ConnectionFailed as exc:
-        raise _noted(not_answered(exc, swarm.settings) or exc, note) from None
+        said = exc if getattr(exc, _PHRASED, False) else not_answered(exc, swarm.settings)
+        raise _noted(said or exc, note) from None
     except (SwarmError, ValueError) as exc:
         _noted(exc, note)
         raise
     return replace(answer, message=_joined(note, answer.message)) if note else answer
 
 
-def _noted(exc: Exception, note: str) -> Exception:
+E = TypeVar("E", bound=Exception)
+
+# Marks an error a step of a hook already said as a request the server took unanswered
+# (``not_answered``, with what that means for the step): ``handle`` says it as it is.
+_PHRASED = "redis_swarm_hook_phrased"
+
+
+def _phrased(exc: ConnectionFailed) -> ConnectionFailed:
+    setattr(exc, _PHRASED, True)
+    return exc
+
+
+def _said(dead: Sequence[TaskDeadLettered]) -> str:
+    """What a claim dead-lettered (``TaskDeadLettered``, the core's words), a line each."""
+    return "\n".join(str(d) for d in dead)
+
+
+def _noted(exc: E, note: str) -> E:
     """``exc`` saying ``note`` on a line of its own after its message (when there is one)."""
     if note:
         exc.args = (f"{exc}\n{note}",)

@@ -340,7 +340,11 @@ def claimed(ctx: OpContext, pairs: Sequence[Any], secrets: Sequence[str]) -> Ope
         except INTERRUPTS as exc:  # (the good tasks go back, as at an interrupted claim)
             yield from give_back(ctx, exc, tasks, damaged)
             raise
-        raised = yield Notice(tuple(given_up))
+        try:
+            raised = yield Notice(tuple(given_up))
+        except INTERRUPTS as exc:  # (while the shell said it: Ctrl-C, a showwarning's)
+            yield from give_back(ctx, exc, tasks)
+            raise
         if raised is not None:
             # A warnings filter made it an error: the good tasks go back, held by nobody else.
             yield from give_back(ctx, raised, tasks)

@@ -417,7 +417,8 @@ class RunLease:
                 return False
             if self._released:
                 return False
-            claimed = self.swarm.claim([self.queue], worker=self.holder, lease_s=self.lease_s)
+            with TaskDeadLettered.said_to(self._say):  # (the pipeline's stderr)
+                claimed = self.swarm.claim([self.queue], worker=self.holder, lease_s=self.lease_s)
         except SwarmError:
             return False
         if claimed is None:

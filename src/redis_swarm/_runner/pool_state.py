@@ -436,23 +436,21 @@ class PoolState:
         if self._on_progress is not None:
             self._on_progress(line)
 
-    @contextlib.contextmanager
-    def _saying_dead_lettered(self) -> Iterator[None]:
+    def _saying_dead_lettered(self) -> contextlib.AbstractContextManager[object]:
         """Around a claim of the pool (a batch's, a report's ``claim_next``): each task it met
         stored damaged and dead-lettered (``TaskDeadLettered``, collected in this thread) is
-        said however the claim ends: to ``on_warning`` (``swarm run``: its ``warning:``
-        line), else as a progress line in the same words; kept with the errors either way."""
-        with TaskDeadLettered.collected() as dead:
-            try:
-                yield
-            finally:
-                for warning in dead:
-                    line = warning.line()
-                    if self._on_warning is None:
-                        self._note(line)
-                    else:
-                        self._error(line)
-                        self._on_warning(warning)
+        said however the claim ends (``TaskDeadLettered.told_to``): to ``on_warning``
+        (``swarm run``: its ``warning:`` line), else as a progress line in the same words;
+        kept with the errors either way."""
+        return TaskDeadLettered.told_to(self._say_dead_lettered)
+
+    def _say_dead_lettered(self, warning: TaskDeadLettered) -> None:
+        line = warning.line()
+        if self._on_warning is None:
+            self._note(line)
+        else:
+            self._error(line)
+            self._on_warning(warning)
 
     def _holding(self) -> bool:
         """True while a task of the pool waits for Redis (see the module's docstring): the

@@ -171,31 +171,30 @@ def claim(
         click.echo(printable(f"note: {_host_default_note(worker)}"), err=True)
 
 
-@contextlib.contextmanager
-def _saying_dead_lettered(app: App) -> Iterator[list[TaskDeadLettered]]:
+def _saying_dead_lettered(app: App) -> contextlib.AbstractContextManager[list[TaskDeadLettered]]:
     """Around a claim (or a report's ``claim_next``) and what a command prints of it: the
     tasks it dead-lettered are collected, and said on the way out if not before, however it
     ends (a claim that dead-lettered some and then failed, its connection lost mid-wait,
-    says them too, before its error)."""
-    with TaskDeadLettered.collected() as dead:
-        try:
-            yield dead
-        finally:
-            _say_dead_lettered(app, dead)
+    says them too, before its error): ``TaskDeadLettered.told_to``."""
+    return TaskDeadLettered.told_to(lambda dead: _say_one(app, dead))
 
 
 def _say_dead_lettered(app: App, dead_lettered: list[TaskDeadLettered]) -> None:
-    """Say on stderr each task a claim met stored damaged and dead-lettered instead of
-    handing it out (``TaskDeadLettered``, in its words: the reason names the repair), and
-    take it off the list (said once); one JSON object a line with --json. Not the claim's
-    failure: its exit status stands."""
+    """Say now, and take off the list (said once), what a claim dead-lettered so far."""
     told, dead_lettered[:] = list(dead_lettered), []
     for dead in told:
-        if app.json:
-            said = {"warning": "TaskDeadLettered", "task_id": dead.task_id, "message": str(dead)}
-            click.echo(json.dumps(said), err=True)
-        else:
-            click.echo(printable(dead.line()), err=True)
+        _say_one(app, dead)
+
+
+def _say_one(app: App, dead: TaskDeadLettered) -> None:
+    """Say on stderr a task a claim met stored damaged and dead-lettered instead of handing
+    it out (``TaskDeadLettered``, in its words: the reason names the repair); one JSON
+    object a line with --json. Not the claim's failure: its exit status stands."""
+    if app.json:
+        said = {"warning": "TaskDeadLettered", "task_id": dead.task_id, "message": str(dead)}
+        click.echo(json.dumps(said), err=True)
+    else:
+        click.echo(printable(dead.line()), err=True)
 
 
 def _host_default_note(worker: str) -> str:

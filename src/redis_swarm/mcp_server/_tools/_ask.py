@@ -18,7 +18,6 @@ from ..._errors import (
     InvalidState,
     NotFound,
     SwarmError,
-    TaskDeadLettered,
     ValidationError,
 )
 from ..._keys import ask_queue
@@ -28,7 +27,6 @@ from .._render import plain
 from .._roles import EVERYONE, SHARD, tool
 from .._session import ANSWER
 from ._base import MAX_CLAIM_WAIT_S, MAX_PASS_WAIT_S, ToolsBase
-from ._worker import dead_lettered, failed_after
 
 __all__ = ["AskTools"]
 
@@ -196,14 +194,7 @@ class AskTools(ToolsBase):
         queue = ask_queue(check_name("context owner", session.context_owner(owner)))
         # (a wait in slices, as claim_task's: a cancelled call ends it, takes nothing; a
         # question stored damaged is dead-lettered, and said, as claim_task says a task)
-        with TaskDeadLettered.collected() as dead:
-            try:
-                task = await self.sessions.claim(
-                    queue, worker=session.agent_id, lease_s=None, wait_s=wait_s
-                )
-            except SwarmError as exc:
-                raise failed_after(self._error(exc), dead) from exc
-        said = dead_lettered(dead)
+        task, said = await self._claim(session, queue, lease_s=None, wait_s=wait_s)
         if task is None:
             return self._result(
                 {"question": None, "queue": queue, "next": "no question is waiting: go on with "

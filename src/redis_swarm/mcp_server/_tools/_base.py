@@ -14,7 +14,8 @@ from pydantic import Field
 
 from ..._client import Swarm
 from ..._codec import dumps
-from ..._errors import AlreadyCompleted, SwarmError
+from ..._errors import AlreadyCompleted, SwarmError, TaskDeadLettered
+from ..._models import Task
 from .._budget import Budget, Spill, decode_cursor, encode_cursor
 from .._files import FileAccess
 from .._render import blocks, tool_error
@@ -29,6 +30,8 @@ __all__ = [
     "LeaseToken",
     "PageCursor",
     "ToolsBase",
+    "dead_lettered",
+    "failed_after",
 ]
 
 T = TypeVar("T")
@@ -52,6 +55,23 @@ ContextVersion = Annotated[str | None, Field(description="A past version (defaul
 PageCursor = Annotated[str | None, Field(description="The previous page's next_cursor.")]
 
 
+def dead_lettered(dead: list[TaskDeadLettered]) -> dict[str, Any]:
+    """What a claim that met tasks stored damaged, and dead-lettered them instead of handing
+    them out, adds to its result (none: nothing): each in the core's words, its repair named
+    (``TaskDeadLettered``), so that a claim that found nothing else is not read as an empty
+    queue. (claim_task, report_finding's claim_next, next_question.)"""
+    return {"dead_lettered": [str(d) for d in dead]} if dead else {}
+
+
+def failed_after(error: ToolError, dead: list[TaskDeadLettered]) -> ToolError:
+    """The tool error of a claim that failed (its connection lost mid-wait, say) after it
+    dead-lettered ``dead``: those said too, as ``dead_lettered`` says them in a result."""
+    if not dead:
+        return error
+    said = json.dumps(dead_lettered(dead))
+    return ToolError(f"{error} (before it failed, the claim dead-lettered tasks: {said})")
+
+
 class ToolsBase:
     """What every tool group shares: the server's Swarm, sessions, budget and spill pages."""
 
@@ -69,6 +89,21 @@ class ToolsBase:
     def _error(self, exc: SwarmError) -> ToolError:
         """``exc`` as a tool error in the words of this server's role (``tool_error``)."""
         return tool_error(exc, self.sessions.role)
+
+    async def _claim(
+        self, session: AgentSession, queue: str | list[str], *, lease_s: int | None, wait_s: float
+    ) -> tuple[Task | None, dict[str, Any]]:
+        """The session's claim (``sessions.claim``: claim_task, next_question), and what it
+        adds to the tool's result of the tasks it met stored damaged and dead-lettered
+        (``dead_lettered``); failed, a tool error that says those too (``failed_after``)."""
+        with TaskDeadLettered.collected() as dead:
+            try:
+                task = await self.sessions.claim(
+                    queue, worker=session.agent_id, lease_s=lease_s, wait_s=wait_s
+                )
+            except SwarmError as exc:
+                raise failed_after(self._error(exc), dead) from exc
+        return task, dead_lettered(dead)
 
     async def _session(self, ctx: Context) -> AgentSession:
         try:

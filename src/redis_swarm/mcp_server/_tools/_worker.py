@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Annotated, Any
 
 import anyio
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult
 from pydantic import Field
 
@@ -23,7 +21,14 @@ from ..._validate import MAX_LEASE_S, MAX_RETRY_AFTER_S
 from .._render import TOOL_WORDS, plain, tool_error
 from .._roles import WORKER, tool
 from .._session import REPORT, AgentSession
-from ._base import MAX_CLAIM_WAIT_S, ClaimedTaskId, LeaseToken, ToolsBase
+from ._base import (
+    MAX_CLAIM_WAIT_S,
+    ClaimedTaskId,
+    LeaseToken,
+    ToolsBase,
+    dead_lettered,
+    failed_after,
+)
 
 __all__ = ["WorkerTools"]
 
@@ -43,23 +48,6 @@ def _no_task_in(queue: str | list[str], known: Iterable[str] | None) -> dict[str
     else:
         said = f"no task is ready in these queues: stop if your work is done, or {wait}"
     return {"task": None, "queues": queues, "next": said}
-
-
-def dead_lettered(dead: list[TaskDeadLettered]) -> dict[str, Any]:
-    """What a claim that met tasks stored damaged, and dead-lettered them instead of handing
-    them out, adds to its result (none: nothing): each in the core's words, its repair named
-    (``TaskDeadLettered``), so that a claim that found nothing else is not read as an empty
-    queue. (claim_task, report_finding's claim_next, next_question.)"""
-    return {"dead_lettered": [str(d) for d in dead]} if dead else {}
-
-
-def failed_after(error: ToolError, dead: list[TaskDeadLettered]) -> ToolError:
-    """The tool error of a claim that failed (its connection lost mid-wait, say) after it
-    dead-lettered ``dead``: those said too, as ``dead_lettered`` says them in a result."""
-    if not dead:
-        return error
-    said = json.dumps(dead_lettered(dead))
-    return ToolError(f"{error} (before it failed, the claim dead-lettered tasks: {said})")
 
 
 def _lease_taken(task: Task) -> float:
@@ -130,17 +118,11 @@ class WorkerTools(ToolsBase):
         once with your result, or fail_task if you cannot do it. Work longer than the lease?
         call renew_task. No task: the result says so; stop, or claim again with wait_s."""
         session = await self._session(ctx)
-        with TaskDeadLettered.collected() as dead:
-            try:
-                task = await self.sessions.claim(
-                    queue, worker=session.agent_id, lease_s=lease_s, wait_s=wait_s
-                )
-            except SwarmError as exc:
-                raise failed_after(self._error(exc), dead) from exc
+        task, said = await self._claim(session, queue, lease_s=lease_s, wait_s=wait_s)
         if task is None:
-            return self._result({**await self._none_ready(queue), **dead_lettered(dead)})
+            return self._result({**await self._none_ready(queue), **said})
         try:
-            return self._result({**await self._claimed(session, task), **dead_lettered(dead)})
+            return self._result({**await self._claimed(session, task), **said})
         except anyio.get_cancelled_exc_class():
             # Cancelled before the client saw the task: it must not stay held unseen.
             session.let_go(task.id)
