@@ -86,21 +86,29 @@ class Runner(TaskWork):
     def _leave(self) -> None:
         """Deregister the pool's workers (its claims, or its slots' beats, registered them:
         ``slot_presence``), so that a finished pool is not counted alive until its presence
-        expires, then listed stale for good. Best effort: a worker left registered only goes
-        stale, so a server that cannot be reached is not waited for worker after worker."""
+        expires, then listed stale for good. A slot whose record must outlive the pool
+        (``_keeps_registered``: a serve's conversation) is marked stale at once instead, as a
+        closing MCP server and a hook's SessionEnd mark their agent: it reads gone now, not
+        alive for the minute its last beat stays fresh. Best effort: a worker left registered
+        only goes stale, so a server that cannot be reached is not waited for worker after
+        worker."""
         for index in range(1, self.options.concurrency + 1):
             worker = self._worker_name(index)
-            if self._keeps_registered(worker):
-                continue
+            kept = self._keeps_registered(worker)
+            leave, verb = (
+                (self.swarm.mark_stale, "mark gone")
+                if kept
+                else (self.swarm.deregister, "deregister")
+            )
             try:
-                self.unless_stopped(functools.partial(self.swarm.deregister, worker))
+                self.unless_stopped(functools.partial(leave, worker))
             except NotFound:  # a slot that never claimed nor ran an agent: never registered
                 continue
             except ConnectionFailed as exc:
-                self._error(f"could not deregister the workers {self.prefix}-N: {exc}")
+                self._error(f"could not {verb} the workers {self.prefix}-N: {exc}")
                 return
             except SwarmError as exc:
-                self._error(f"could not deregister {worker}: {exc}")
+                self._error(f"could not {verb} {worker}: {exc}")
 
     def _slot(self, index: int) -> None:
         worker = self._worker_name(index)

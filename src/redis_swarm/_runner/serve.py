@@ -17,7 +17,6 @@ conversation).
 from __future__ import annotations
 
 import contextlib
-import functools
 import re
 import threading
 from collections.abc import Callable
@@ -27,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 from .._context_records import ContextInfo
 from .._errors import (
     AlreadyCompleted,
-    ConnectionFailed,
     NotFound,
     SwarmError,
     ValidationError,
@@ -211,29 +209,6 @@ class Server(Runner):
         # With --session a slot's agent record holds its conversation (_remember): kept for
         # a restarted server to resume it (the same slot names: no pile of stale rows).
         return self.serve.session
-
-    def _leave(self) -> None:
-        """As ``Runner._leave`` (a clean stop: drained, aborted, done); a slot kept
-        registered (``_keeps_registered``) is marked stale at once instead, through the
-        core's ``mark_stale`` as a closing MCP server and a hook's SessionEnd mark their
-        agent: it reads gone in ``swarm agents`` now, not alive for the minute its last beat
-        stays fresh, so that no ``swarm run`` prompt offers ``swarm ask OWNER`` of a server
-        that stopped. Its record, conversation and all, stays for a restarted server (whose
-        first beat makes it alive again). Best effort, as a deregistration is."""
-        super()._leave()
-        if not self.serve.session:
-            return
-        for index in range(1, self.options.concurrency + 1):
-            worker = self._worker_name(index)
-            try:
-                self.unless_stopped(functools.partial(self.swarm.mark_stale, worker))
-            except NotFound:  # never registered (its registration failed, no claim since)
-                continue
-            except ConnectionFailed as exc:
-                self._error(f"could not mark the slots {self.prefix}-N gone: {exc}")
-                return
-            except SwarmError as exc:
-                self._error(f"could not mark {worker} gone: {exc}")
 
     def _forget(self, worker: str) -> None:
         with self._session_lock:
