@@ -304,6 +304,12 @@ def renew(app: App, task_id: str, token: str | None, lease_s: int | None) -> Non
 @click.option("--model", help="The model that did it.")
 @click.option("--context-version", help="The context version you read.")
 @click.option(
+    "--finding-id",
+    metavar="ID",
+    help="The finding's id, new or its first try's: a retry stores nothing twice and "
+    "completes a report stopped half-way.",
+)
+@click.option(
     "--claim-next",
     "claim_next",
     multiple=True,
@@ -336,12 +342,14 @@ def report(
     worker: str | None,
     model: str | None,
     context_version: str | None,
+    finding_id: str | None,
     claim_next: tuple[str, ...],
     next_lease_s: int | None,
     wait_s: float,
     usage_arg: str | None,
 ) -> None:
     """Report the finding of TASK_ID; the first report completes the task. With
+    --finding-id, under that id (a report sent again with it stores nothing twice). With
     --claim-next, also lease the next task (printed as `task claim` prints it; JSON:
     {"finding": ..., "next": task or null}), waiting up to --wait seconds for one. With
     --usage, record what the run cost on the finding."""
@@ -365,6 +373,11 @@ def report(
         )
         if not isinstance(finding, dict):
             raise click.BadParameter("must be a JSON object", param_hint="--finding")
+        if "id" in finding:  # (else kept in extra, without a word, under a new id)
+            raise click.BadParameter(
+                'holds "id": the finding\'s id is not part of its JSON: pass it with --finding-id',
+                param_hint="--finding",
+            )
         # (a "usage" key is the core's to refuse: Swarm.report's finding validation)
     else:
         assert summary is not None
@@ -382,7 +395,7 @@ def report(
         with _settling(app, task_id, token, reports=True):
             reported = app.swarm.report(
                 task_id, token, finding, worker=worker, model=model,
-                context_version=context_version, usage=usage, **leasing,
+                context_version=context_version, finding_id=finding_id, usage=usage, **leasing,
             )  # fmt: skip
         if not claim_next:
             app.emit(reported, lambda: click.echo(f"reported {reported.id} for {task_id}"))
