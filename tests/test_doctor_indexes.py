@@ -249,13 +249,16 @@ def test_a_shard_repairs_the_indexes_a_worker_may_not(servers: ServerFactory) ->
                 admin.zrem(k.task_index, kept)
             worker = Cli(urls["worker"], swarm="mended")
             report = worker.json("doctor", expect=1)  # (a worker reads it all)
-            row = report["index_entries"][0]
+            rows = {row["index"]: row for row in report["index_entries"]}
+            row = rows[k.task_index]
             assert (row["lacking"], row["dangling"]) == ([kept], [gone])
+            assert rows[k.pending("q")]["dangling"] == [gone]  # (and the queue's set)
             refused = worker("doctor", "--repair", expect=None)
             assert refused.code != 0 and "never a worker user's" in refused.stderr
             mended = Cli(urls["shard"], swarm="mended").json("doctor", "--repair")
             assert mended["ok"] is True, mended
             assert [t.id for t in shard.list_tasks().items] == [kept]
+            assert shard.queue_stats()["q"]["pending"] == 1  # (recounted after, as a shard)
     finally:
         server.stop()
 
@@ -416,3 +419,34 @@ def test_a_record_retired_between_the_reads_is_not_lacked(redis_url: str, raw: A
         damage = swarm.record_damage()
         assert swarm.retired  # (deleted between the two reads)
         assert [sorted(e.lacking) for e in damage.indexes] == [sorted(ids[1:])]
+
+
+def test_a_queue_set_entry_of_a_deleted_task_is_named_and_repair_removes_it(
+    cli: Cli, raw: Any
+) -> None:
+    with Swarm(cli.url, swarm="test") as swarm:
+        kept = swarm.post_task("q", "kept").id
+        gone = swarm.post_task("q", "deleted by hand").id
+        k = swarm.keys
+    raw.hdel(k.tasks, gone)  # its id stays in the queue's pending set: counted for ever
+    assert cli.json("status")["queues"]["q"]["pending"] == 2
+
+    report = cli.json("doctor", expect=1)
+    assert report["ok"] is False
+    assert k.pending("q") in report["corrupt_records"]["index"]
+    rows = {row["index"]: row for row in report["index_entries"]}
+    assert rows[k.pending("q")]["dangling"] == [gone]
+    assert f"{k.pending('q')} holds 1 entry whose record is no longer stored: {gone}" in (
+        _human(cli)
+    )
+
+    repaired = cli.json("doctor", "--repair")
+    assert repaired["ok"] is True, repaired
+    did = {row["index"]: row for row in repaired["indexes_repaired"]}
+    assert did[k.pending("q")]["dangling"] == [gone]
+    assert [
+        (c["queue"], c["status"], c["was"], c["now"]) for c in repaired["counters_recounted"]
+    ] == [("q", "pending", 2, 1)]
+    assert raw.zrange(k.pending("q"), 0, -1) == [kept]
+    assert cli.json("status")["queues"]["q"]["pending"] == 1
+    assert cli.json("doctor")["ok"] is True

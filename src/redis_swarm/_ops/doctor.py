@@ -29,6 +29,7 @@ from . import messages as message_ops
 from . import tasks as task_ops
 from ._context_store import Manifest, parse_manifest
 from ._work import HALF_STORED_FIELD, finding_from, synthesis_from, task_from, text
+from .counters import SET_STATUSES
 from .views import SCAN_COUNT, _hash_items, pass_names
 
 __all__ = ["corrupt_records", "record_damage", "repair_indexes"]
@@ -52,7 +53,9 @@ def corrupt_records(ctx: OpContext) -> Operation[dict[str, list[str]]]:
     - ``index``: the keys of indexes (``task_index``, ``finding_index``,
       ``synthesis_index``, a pass's tasks, the findings of a queue, pass or shard) that lack
       records they index (listings miss those records: all of them, the index deleted), or
-      hold entries of records no longer stored (deleted by hand: listings skip them).
+      hold entries of records no longer stored (deleted by hand: listings skip them); and
+      the sets of a queue (pending, delayed, leases, dead) holding ids of tasks no longer
+      stored (counted in the queue's status for ever, a ``--until-done`` run never ends).
       ``record_damage`` says which entries (``_check_indexes``).
     - ``key``: keys it reads that hold another type than redis-swarm writes there.
 
@@ -90,7 +93,9 @@ def repair_indexes(ctx: OpContext) -> Operation[tuple[IndexEntries, ...]]:
     """Every index put right (``swarm doctor --repair``): each stored record it lacks added
     back at its score (``_Scan.created``: a record whose creation time cannot be read is
     left out, named by ``record_damage`` until rewritten), each entry of a record no longer
-    stored removed; what it did, by index. After the scan of ``record_damage``, by the
+    stored removed (a queue's pending, delayed, leases and dead sets too: the status counters
+    then count those removed until recounted, which ``swarm doctor --repair`` does after);
+    what it did, by index. After the scan of ``record_damage``, by the
     script ``index_repair`` (a thousand ids a call, ten calls a round trip), which looks
     for each record again just before its write (one retired or stored since the scan is
     left as it is) and refuses a user who may not remove entries before writing anything.
@@ -227,11 +232,12 @@ def _lacking(scan: _Scan) -> Operation[dict[str, dict[str, int | None]]]:
 def _dangling(scan: _Scan) -> Operation[dict[str, list[str]]]:
     """Every entry of every index (those the scan met, the three of every record, and those
     of each pass, queue and shard the counters name: an index whose every record was
-    deleted is met by none) whose record is not stored: ZRANGE, a thousand entries a
-    command, ``_rounds`` of them a round trip; those no record the scan met backs looked
-    for again after (HEXISTS, and ZSCORE: a record stored after the scan read its hash, or
-    retired with its entry meanwhile, is no damage). An index of a hash of another type is
-    not read (its every entry would look dangling)."""
+    deleted is met by none; and each queue's pending, delayed, leases and dead sets, which
+    keep a task deleted by hand counted for ever) whose record is not stored: ZRANGE, a
+    thousand entries a command, ``_rounds`` of them a round trip; those no record the scan
+    met backs looked for again after (HEXISTS, and ZSCORE: a record stored after the scan
+    read its hash, or retired with its entry meanwhile, is no damage). An index of a hash of
+    another type is not read (its every entry would look dangling)."""
     k = scan.k
     held: dict[str, str] = {key: records for key, (records, _) in scan.indexes.items()}
     held.update({k.task_index: k.tasks, k.finding_index: k.findings})
@@ -243,11 +249,13 @@ def _dangling(scan: _Scan) -> Operation[dict[str, list[str]]]:
     for name in pass_names(None if passes is WRONG_TYPE else passes).values():
         held.setdefault(k.pass_tasks(name), k.tasks)
         held.setdefault(k.findings_by("pass", name), k.findings)
-    for dimension, names in (
-        ("queue", task_ops.queue_names(fields)), ("shard", task_ops.shard_names(fields))
-    ):  # fmt: skip
+    queues = task_ops.queue_names(fields)
+    for dimension, names in (("queue", queues), ("shard", task_ops.shard_names(fields))):
         for name in names:
             held.setdefault(k.findings_by(dimension, name), k.findings)
+    for queue in queues:  # (its pending, delayed, leases and dead sets hold task ids)
+        for set_of in SET_STATUSES.values():
+            held.setdefault(set_of(k, queue), k.tasks)
     scan.records_of = held
     keys = sorted(key for key, records in held.items() if records not in scan.found["key"])
     sizes: list[Any] = []

@@ -248,8 +248,9 @@ def _replicas(count: int | None, up: int | None) -> str:
     "--repair",
     is_flag=True,
     help="First put every index right: re-add each record an index lacks (at its creation "
-    "time) and remove the entries of records no longer stored (a shard, coordinator or admin "
-    "user; never a worker), then check.",
+    "time) and remove the entries of records no longer stored, a queue's sets' included "
+    "(then recounting the counters, as --recount) (a shard, coordinator or admin user; never "
+    "a worker), then check.",
 )
 @json_option
 @pass_app
@@ -450,10 +451,12 @@ def _doctor(
         info.library.row_refusing_writes if info and info.library else None,
     )
     refusing = cluster.cluster.refusing if cluster is not None and cluster.cluster else ()
-    if recount:  # (refused to a worker: the error says whose it is)
-        report["counters_recounted"] = [asdict(c) for c in swarm.recount_counters()]
     if repair:  # (refused to a worker: the error says whose it is)
         report["indexes_repaired"] = [entries_row(e) for e in swarm.repair_indexes()]
+        # (entries removed from a queue's sets leave its counters counting them: recounted)
+        recount = recount or any(row["dangling_count"] for row in report["indexes_repaired"])
+    if recount:  # (refused to a worker: the error says whose it is)
+        report["counters_recounted"] = [asdict(c) for c in swarm.recount_counters()]
     _counters(swarm, report, warnings, failing)
     records, damage = _records(swarm, settings, warnings, failing, quick, refusing)
     report["corrupt_records"] = records
