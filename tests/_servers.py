@@ -219,6 +219,18 @@ def role_users(
     return {role: apply_role(admin, role, f"{prefix}-{role}", swarm=swarm).user for role in roles}
 
 
+def old_worker_url(server: RedisServer, swarm: str, user: str) -> str:
+    """The URL of a worker ``user`` of ``swarm`` made on ``server`` as an older redis-swarm
+    made it (``worker_without_dead_zrem``): its report of a dead-lettered task stops
+    half-way."""
+    admin: Any = server.client()  # (execute_command: untyped)
+    try:
+        admin.execute_command(*worker_without_dead_zrem(swarm, user))
+    finally:
+        admin.close()
+    return f"redis://{user}:{'p' * 20}@127.0.0.1:{server.port}"
+
+
 def worker_without_dead_zrem(swarm: str, user: str) -> tuple[str, ...]:
     """The ACL SETUSER of a worker ``user`` of ``swarm`` as an older redis-swarm made it, which
     could not ZREM the dead set: its report of a dead-lettered task stops half-way (its

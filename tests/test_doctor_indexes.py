@@ -24,10 +24,10 @@ from ._role_users import role_urls
 from ._servers import (
     RedisServer,
     ServerFactory,
+    old_worker_url,
     role_users,
     system_redis,
     user_url,
-    worker_without_dead_zrem,
 )
 
 
@@ -282,8 +282,7 @@ def test_a_report_stored_half_way_is_named_and_left_to_its_retry(
     users = role_users(acl_server, HALF, f"hs-{settled}")
     old_user = f"hs-old-{settled}"
     admin: Any = acl_server.client()
-    admin.execute_command(*worker_without_dead_zrem(HALF, old_user))
-    old_url = f"redis://{old_user}:{'p' * 20}@127.0.0.1:{acl_server.port}"
+    old_url = old_worker_url(acl_server, HALF, old_user)
     shard_url = user_url(acl_server, users["shard"])
     queue = f"hs-{settled}"
     with (

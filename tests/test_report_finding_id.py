@@ -13,7 +13,7 @@ from redis_swarm import PermissionDenied, Swarm
 
 from ._cli import Cli
 from ._handles import must
-from ._servers import RedisServer, role_users, user_url, worker_without_dead_zrem
+from ._servers import RedisServer, old_worker_url, role_users, user_url
 
 FID = "f-cli-retry-1"
 
@@ -105,9 +105,7 @@ def test_a_report_stored_half_way_is_completed_by_task_report_finding_id(
     --finding-id`` (the user's rights put right) completes the task with that finding."""
     users = role_users(acl_server, HALF, f"hc-{claim_next}")
     old_user = f"hc-old-{claim_next}"
-    admin: Any = acl_server.client()
-    admin.execute_command(*worker_without_dead_zrem(HALF, old_user))
-    old_url = f"redis://{old_user}:{'p' * 20}@127.0.0.1:{acl_server.port}"
+    old_url = old_worker_url(acl_server, HALF, old_user)
     shard_url = user_url(acl_server, users["shard"])
     worker_url = user_url(acl_server, users["worker"])
     queue = f"hc-{claim_next}"

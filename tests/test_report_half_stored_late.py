@@ -17,7 +17,7 @@ from redis_swarm._acl import AclUser
 from redis_swarm._errors import AlreadyCompleted, PermissionDenied
 from redis_swarm._keys import Keys
 
-from ._servers import RedisServer, role_users, user_url, worker_without_dead_zrem
+from ._servers import RedisServer, old_worker_url, role_users, user_url
 
 SWARM = "late-h"
 KEYS = Keys(SWARM)
@@ -43,9 +43,7 @@ def test_a_half_stored_report_retried_after_the_task_settled_is_kept_superseded(
     claim_next = case == "claim_next"
     pass_name = "late-pass" if case == "retired" else None
     queue = f"late-{case}"
-    admin: Any = acl_server.client()  # (execute_command: untyped)
-    admin.execute_command(*worker_without_dead_zrem(SWARM, "late-old-worker"))
-    old_url = f"redis://late-old-worker:{'p' * 20}@127.0.0.1:{acl_server.port}"
+    old_url = old_worker_url(acl_server, SWARM, "late-old-worker")
     with (
         Swarm(old_url, swarm=SWARM) as old,
         Swarm(user_url(acl_server, users["shard"]), swarm=SWARM) as shard,
@@ -100,4 +98,3 @@ def test_a_half_stored_report_retried_after_the_task_settled_is_kept_superseded(
             damaged = shard.corrupt_records()
             assert not any(damaged.values()), damaged
         raw.close()
-    admin.close()

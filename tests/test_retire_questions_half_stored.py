@@ -18,7 +18,7 @@ from redis_swarm._acl import AclUser
 from redis_swarm._errors import AlreadyCompleted, PermissionDenied
 from redis_swarm._keys import Keys, ask_queue
 
-from ._servers import RedisServer, role_users, user_url, worker_without_dead_zrem
+from ._servers import RedisServer, old_worker_url, role_users, user_url
 
 SWARM = "late-q"
 KEYS = Keys(SWARM)
@@ -40,9 +40,7 @@ def _claim(worker: Swarm) -> Any:
 def test_retiring_questions_removes_a_half_stored_answer_s_first_record_with_its_copy(
     acl_server: RedisServer, users: dict[str, AclUser]
 ) -> None:
-    admin: Any = acl_server.client()  # (execute_command: untyped)
-    admin.execute_command(*worker_without_dead_zrem(SWARM, "lateq-old-worker"))
-    old_url = f"redis://lateq-old-worker:{'p' * 20}@127.0.0.1:{acl_server.port}"
+    old_url = old_worker_url(acl_server, SWARM, "lateq-old-worker")
     raw: Any = acl_server.client()
     with (
         Swarm(old_url, swarm=SWARM) as old,
@@ -86,4 +84,3 @@ def test_retiring_questions_removes_a_half_stored_answer_s_first_record_with_its
         damaged = shard.corrupt_records()
         assert not any(damaged.values()), damaged
     raw.close()
-    admin.close()

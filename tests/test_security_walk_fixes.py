@@ -16,7 +16,7 @@ from redis_swarm._acl import AclUser
 from redis_swarm._errors import AlreadyCompleted, Conflict, LeaseLost
 
 from ._cli import Cli
-from ._servers import RedisServer, role_users, user_url, worker_without_dead_zrem
+from ._servers import RedisServer, old_worker_url, role_users, user_url
 
 SWARM = "walk-a"
 
@@ -75,9 +75,7 @@ def test_a_report_stopped_half_way_is_completed_by_its_retry(
     left the finding stored and its task dead. Its retry under the same finding id answered
     success from the stored finding while the task stayed dead; it completes the task now.
     The refusal, a key of the user's own swarm, blames the role's rules, not another swarm."""
-    admin: Any = acl_server.client()  # (execute_command: untyped)
-    admin.execute_command(*worker_without_dead_zrem(SWARM, "walk-old-worker"))
-    old = Swarm(f"redis://walk-old-worker:{'p' * 20}@127.0.0.1:{acl_server.port}", swarm=SWARM)
+    old = Swarm(old_worker_url(acl_server, SWARM, "walk-old-worker"), swarm=SWARM)
     with _as(acl_server, users["shard"]) as shard, _as(acl_server, users["worker"]) as worker:
         task_id, token = _dead(shard, old, "walk-q3")
         fid = worker.new_finding_id()
@@ -120,7 +118,6 @@ def test_a_report_stopped_half_way_is_completed_by_its_retry(
         listed = {f.id for f in shard.findings(queue="walk-q4")}
         assert listed == {winner.id, kept.value.finding_id}
     old.close()
-    admin.close()
 
 
 def must_claim(worker: Swarm, queue: str) -> Any:
