@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from redis_swarm import Swarm, TaskStatus
 from redis_swarm._acl import MIN_PASSWORD_LEN
-from redis_swarm._runner.options import DEFAULT_TIMEOUT_S
+from redis_swarm._validate import DEFAULT_TIMEOUT_S
 from redis_swarm.cli import main
 from redis_swarm.mcp_server import build_server
 

@@ -15,7 +15,7 @@ import pytest
 
 from redis_swarm import Swarm
 from redis_swarm._pipeline.plan import parse_plan
-from redis_swarm._runner.options import DEFAULT_TIMEOUT_S
+from redis_swarm._validate import DEFAULT_TIMEOUT_S
 
 from ._cli import Cli
 from .test_pipeline_run import plan_text, run_plan, three_passes

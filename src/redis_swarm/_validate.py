@@ -13,6 +13,7 @@ __all__ = [
     "DEFAULT_POLL_S",
     "DEFAULT_RETRY_BACKOFF_S",
     "DEFAULT_TASK_LEASE_S",
+    "DEFAULT_TIMEOUT_S",
     "MAX_AGENT_NAME",
     "MAX_AROUND",
     "MAX_ASK_TIMEOUT_S",
@@ -106,6 +107,13 @@ DEFAULT_MAX_ATTEMPTS = 3  # a task's max_attempts when its post gives none
 # A runner's idle claim waits at most this long before it looks again (--poll), 1 s unless set.
 MAX_POLL_S = 60.0
 DEFAULT_POLL_S = 1.0
+# The most one agent run may take when no timeout is given (``swarm run``/``serve``
+# ``--timeout``, a plan's ``timeout_s``), whatever the task's lease_s: the lease is renewed
+# every third of it while the agent runs (``LeaseRenewal``), so it is no time limit. (Before,
+# ``swarm run`` took each task's lease_s as the timeout, and a short lease killed agents that
+# would have finished: a setup that relied on it passes --timeout.) Here, not in the runner,
+# so that the CLI's help says it without importing the runner.
+DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_RETRY_BACKOFF_S = 1.0  # a queue's first wait after a failure, unless it sets one
 # The longest a fail's retry_after_s may hold a task back: a day covers a rate limit's
 # Retry-After up to a daily quota's reset; longer is a task to dead-letter or post delayed.

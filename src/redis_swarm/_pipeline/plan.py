@@ -30,9 +30,9 @@ from .._codec import readable_number
 from .._errors import ConfigError, ValidationError
 from .._protocol import Limits
 from .._runner import check_command, check_program, missing_program
-from .._runner.options import DEFAULT_TIMEOUT_S
 from .._validate import (
     DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_TIMEOUT_S,
     MAX_DESCRIPTION_CHARS,
     MAX_NAME,
     check_json_depth,
@@ -76,7 +76,7 @@ PLANNER_LEASE_MIN_S = 60
 # while the run lives, and a killed run's tasks hold a rerun for as long as it lasts (600 s
 # before). As long as the planner's floor, for the reason that floor has.
 DEFAULT_LEASE_S = PLANNER_LEASE_MIN_S
-# DEFAULT_TIMEOUT_S (``swarm run``'s, from _runner.options) is the timeout_s of an agent whose
+# DEFAULT_TIMEOUT_S (``swarm run``'s, from _validate) is the timeout_s of an agent whose
 # plan gives none, whatever its lease_s: a lease is renewed every third of it while the agent
 # runs (the workers' and the planner's: ``LeaseRenewal``; the synthesizer holds none), so it
 # is no time limit. (Before, a lease_s given was also the timeout_s: a plan that relied on it

@@ -9,16 +9,9 @@ import socket
 from dataclasses import dataclass
 
 from .._finding_text import SUMMARY_LIMIT
-from .._validate import DEFAULT_POLL_S
+from .._validate import DEFAULT_POLL_S, DEFAULT_TIMEOUT_S
 
-__all__ = ["DEFAULT_TIMEOUT_S", "RunOptions", "default_worker_prefix", "slot_name"]
-
-# The most one agent run may take when no timeout is given (``swarm run --timeout``, a plan's
-# ``timeout_s``), whatever the task's lease_s: the lease is renewed every third of it while
-# the agent runs (``LeaseRenewal``), so it is no time limit. (Before, ``swarm run`` took each
-# task's lease_s as the timeout, and a short lease killed agents that would have finished: a
-# setup that relied on it passes --timeout.)
-DEFAULT_TIMEOUT_S = 600.0
+__all__ = ["RunOptions", "default_worker_prefix", "slot_name"]
 
 
 @dataclass(frozen=True)

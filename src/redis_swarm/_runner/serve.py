@@ -34,9 +34,9 @@ from .._keys import ask_queue, askable
 from .._models import Agent, Task
 from .._prompts import render_question_prompt
 from .._usage import LABEL_CHARS
-from .._validate import DEFAULT_POLL_S, check_name
+from .._validate import DEFAULT_POLL_S, DEFAULT_TIMEOUT_S, check_name
 from .child import ERROR_TAIL
-from .options import DEFAULT_TIMEOUT_S, RunOptions
+from .options import RunOptions
 from .outcomes import Ending, OutcomeStatus, TaskOutcome, exited_first, not_started
 from .output import AgentOutput, read_output
 from .pool import Runner

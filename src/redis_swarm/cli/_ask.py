@@ -21,7 +21,7 @@ from .._hints import CANCEL_TASK, SERVE_QUESTIONS, said_of
 from .._models import Answer, Task, TaskStatus
 from .._printable import asked_otherwise, printable, short, short_version
 from .._usage import usd
-from .._validate import MAX_ASK_TIMEOUT_S, MAX_NAME, check_name
+from .._validate import DEFAULT_TIMEOUT_S, MAX_ASK_TIMEOUT_S, MAX_NAME, check_name
 from ._app import App, json_option, main, pass_app
 from ._common import (
     MAX_DATA_FILE_BYTES,
@@ -347,9 +347,9 @@ def _working_on(app: App, task_id: str) -> Task:
     "--timeout",
     "timeout_s",
     type=Seconds(above_zero=True),
-    default=600,
-    show_default=True,
-    help="Kill an agent answering longer than this (the question is retried).",
+    default=DEFAULT_TIMEOUT_S,
+    help="Kill an agent answering longer than this (the question is retried).  "
+    f"[default: {DEFAULT_TIMEOUT_S:g}]",
 )
 @click.option(
     "--inline-max-tokens",

@@ -18,6 +18,7 @@ from .._printable import printable
 from .._usage import LABEL_CHARS, unpriced_note, usage_line
 from .._validate import (
     DEFAULT_POLL_S,
+    DEFAULT_TIMEOUT_S,
     MAX_NAME,
     MAX_POLL_S,
     begins_like_option,
@@ -77,7 +78,8 @@ if TYPE_CHECKING:
     "--timeout",
     "timeout_s",
     type=Seconds(above_zero=True),
-    help="Kill an agent running longer than this many seconds (default: 600, whatever the "
+    help="Kill an agent running longer than this many seconds (default: "
+    f"{DEFAULT_TIMEOUT_S:g}, whatever the "
     "task's lease_s, which is renewed while the agent runs).",
 )
 @click.option("--worker", help="Worker name prefix (default: run-HOST-PID); slot N is PREFIX-N.")
@@ -141,7 +143,6 @@ def run(
     of the queues still open.
     """
     from .._runner import OutcomeStatus, Runner, RunOptions
-    from .._runner.options import DEFAULT_TIMEOUT_S
 
     _check_run_names(queues, worker, model, slots=concurrency)
     refuse_option_like_slots(app, worker, slots=concurrency)
