@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import redis
 
-from redis_swarm import PermissionDenied, Swarm, SwarmError
+from redis_swarm import LibraryReplaced, PermissionDenied, Swarm, SwarmError
 from redis_swarm import _scripts as scripts
 from redis_swarm._embedded import _version_of
 from redis_swarm._keys import Keys
@@ -110,7 +110,8 @@ def test_a_stale_library_is_replaced(kind: str, redis_url: str) -> None:
         assert library_versions(raw) == ["older"]
         handle = make_swarm(kind, redis_url)
         try:
-            work(handle)
+            with pytest.warns(LibraryReplaced, match="was version older, loaded by another"):
+                work(handle)
         finally:
             handle.close()
         assert library_versions(raw) == [scripts.library().version]

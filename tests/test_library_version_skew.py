@@ -10,11 +10,12 @@ other machine out in turn.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 
 import pytest
 
-from redis_swarm import PermissionDenied, Settings, apply_role
+from redis_swarm import LibraryReplaced, PermissionDenied, Settings, apply_role
 from redis_swarm import _scripts as scripts
 
 from ._cli import Cli
@@ -99,3 +100,66 @@ def test_a_missing_library_still_says_to_load_it(worker_url: str, server: RedisS
             worker.post_task("q", "d")
     finally:
         worker.close()
+
+
+# --- an admin that replaces another version's library says so (it stops the other machines)
+
+
+def assert_says_it_replaced(message: str) -> None:
+    mine = scripts.library().version
+    assert f"was version {OTHER}, loaded by another redis-swarm" in message, message
+    assert f"this one replaced it with version {mine}" in message, message
+    assert f"every machine still on version {OTHER} fails from now on" in message, message
+    assert "'Upgrading a fleet'" in message, message
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+@pytest.mark.usefixtures("other_version_loaded")
+def test_an_admin_call_that_replaces_another_version_warns(kind: str, server: RedisServer) -> None:
+    admin = make_swarm(kind, server.url)
+    try:
+        with pytest.warns(LibraryReplaced) as said:
+            admin.post_task("q", "d")  # it meets the other version's library, and loads its own
+        (replaced,) = [w.message for w in said if isinstance(w.message, LibraryReplaced)]
+        assert (replaced.held, replaced.loaded) == (OTHER, scripts.library().version)
+        assert_says_it_replaced(str(replaced))
+        if kind == "sync":  # (the async twin's caller here is the loop's thread)
+            assert said[0].filename == __file__  # said at the caller's line, not ours
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            admin.post_task("q", "d2")  # its own version is in place now: nothing to say
+    finally:
+        admin.close()
+
+
+@pytest.mark.usefixtures("other_version_loaded")
+def test_load_functions_over_another_version_warns(server: RedisServer) -> None:
+    admin = make_swarm("sync", server.url)
+    try:
+        with pytest.warns(LibraryReplaced) as said:
+            assert admin.load_functions()  # what `swarm up` runs
+        assert_says_it_replaced(str(said[0].message))
+    finally:
+        admin.close()
+
+
+def test_loading_a_missing_library_says_nothing(server: RedisServer) -> None:
+    with contextlib.closing(server.client()) as admin:
+        admin.function_flush()
+    swarm = make_swarm("sync", server.url)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            swarm.post_task("q", "d")
+            assert swarm.load_functions()
+    finally:
+        swarm.close()
+
+
+@pytest.mark.usefixtures("other_version_loaded")
+def test_the_cli_says_the_replacement_as_a_warning_line(server: RedisServer) -> None:
+    out = Cli(server.url)("task", "post", "q", "d")
+    said = " ".join(out.stderr.split())
+    assert said.startswith("warning: the redis_swarm function library on"), out
+    assert_says_it_replaced(said)
+    assert "LibraryReplaced" not in out.stderr and "warnings.warn" not in out.stderr, out

@@ -11,12 +11,13 @@ drives every script through the real operations, on the standalone server and on
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from redis_swarm import AlreadyCompleted, Limits, NotFound, Swarm, SwarmError
+from redis_swarm import AlreadyCompleted, LibraryReplaced, Limits, NotFound, Swarm, SwarmError
 from redis_swarm import _scripts as scripts
 from redis_swarm._keys import Keys
 from redis_swarm._protocol import Batch, Call, Cmd, Operation
@@ -62,9 +63,11 @@ CHECK_KEYS = CHECK_LIBRARY + CHECK_CALL
 
 
 @pytest.fixture
-def ran(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
+def ran(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[set[str]]:
     """The names of the scripts called while the test runs; every script (in the library, or
-    by EVALSHA) runs with the key check."""
+    by EVALSHA) runs with the key check. The checked library is another version: loading it
+    over the real one, and the real one back at the end, is on purpose (``LibraryReplaced``
+    not said), so that the tests after these find the server as it was."""
     names: set[str] = set()
     real_source, real_names, real_wire = scripts.script_source, scripts.script_names, Scripting.wire
     real_body, real_helpers = scripts.script_body, scripts.helpers_source
@@ -88,11 +91,18 @@ def ran(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
     monkeypatch.setattr(Scripting, "wire", recorded)
     scripts.library.cache_clear()
     scripts.script_sha.cache_clear()
-    yield names
-    # The next handle meets the checked library, of another version, and loads the real one.
-    monkeypatch.undo()
-    scripts.library.cache_clear()
-    scripts.script_sha.cache_clear()
+    url = next(request.getfixturevalue(f) for f in URLS if f in request.fixturenames)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LibraryReplaced)
+        yield names
+        monkeypatch.undo()
+        scripts.library.cache_clear()
+        scripts.script_sha.cache_clear()
+        with Swarm(url, swarm="keys") as swarm:
+            swarm.load_functions()
+
+
+URLS = ("server_url", "redis_url")  # (the server a test of ``ran`` uses)
 
 
 def call(script: str, keys: tuple[str, ...], args: tuple[Any, ...]) -> Operation[Any]:

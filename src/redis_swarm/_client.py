@@ -768,12 +768,12 @@ class Swarm(_Shell):
         from ._ops.server import library_state  # (here: as the operations, ``_Later``)
 
         self._check_open()
-        if self._run(library_state(self._ctx)).current:
+        state = self._run(library_state(self._ctx))
+        if state.current:
             return True
         try:
-            return bool(
-                drive(load_everything(self._scripting, self.settings.url), self._step, _PLAN_ERRORS)
-            )
+            steps = load_everything(self._scripting, self.settings.url, state.other_versions)
+            return bool(drive(steps, self._step, _PLAN_ERRORS))
         except (redis.RedisError, OSError) as exc:
             raise translate(exc, self.settings.url) from None
 
@@ -1006,10 +1006,11 @@ class AsyncSwarm(_Shell):
         from ._ops.server import library_state  # (here: as the operations, ``_Later``)
 
         self._check_open()
-        if (await self._run(library_state(self._ctx))).current:
+        state = await self._run(library_state(self._ctx))
+        if state.current:
             return True
         try:
-            steps = load_everything(self._scripting, self.settings.url)
+            steps = load_everything(self._scripting, self.settings.url, state.other_versions)
             return bool(await self._call(adrive(steps, self._loading, _PLAN_ERRORS)))
         except (redis.RedisError, OSError) as exc:
             raise translate(exc, self.settings.url) from None

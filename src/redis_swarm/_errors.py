@@ -20,7 +20,8 @@
     └── Timeout                     a bounded wait ended before its condition held
 
 ``TaskDeadLettered`` is a warning (a UserWarning), not an error: a claim that dead-lettered a
-task stored damaged instead of handing it out says so with it.
+task stored damaged instead of handing it out says so with it. ``LibraryReplaced`` too: an
+admin handle loaded its function library over another redis-swarm version's.
 
 Each message says what happened and what to do next, for a person or an agent. Errors of
 redis-py are translated at the boundary (``translate``); nothing outside this package sees them.
@@ -46,6 +47,7 @@ __all__ = [
     "EmbeddedServerError",
     "InvalidState",
     "LeaseLost",
+    "LibraryReplaced",
     "NotFound",
     "PartlyApplied",
     "PayloadTooLarge",
@@ -362,3 +364,18 @@ def needs_a_fix(exc: SwarmError) -> bool:
     if isinstance(exc, ConnectionFailed):
         return not exc.retryable
     return isinstance(exc, PermissionDenied | ConfigError)
+
+
+class LibraryReplaced(UserWarning):
+    """An admin handle (``swarm up``, or any call that met the library of another version)
+    loaded this redis-swarm's function library over the one of another version the server
+    held: every machine still on that version fails from now on, until it runs this one
+    (docs/deployment.md, 'Upgrading a fleet'). Said once per replacement, so that an upgrade
+    (or a machine left behind loading its version back) is never silent. ``where``: the
+    server; ``held``: the version replaced; ``loaded``: this one's."""
+
+    def __init__(self, message: str, where: str, held: str, loaded: str) -> None:
+        super().__init__(message)
+        self.where = where
+        self.held = held
+        self.loaded = loaded

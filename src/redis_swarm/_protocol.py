@@ -61,6 +61,7 @@ __all__ = [
     "sync_op",
     "tell",
     "together",
+    "warn_outside",
     "with_reply",
 ]
 
@@ -375,19 +376,25 @@ def tell(notice: Notice) -> TaskDeadLettered | None:
         return None
     try:
         for warning in notice.said:
-            if sys.version_info >= (3, 12):
-                warnings.warn(warning, skip_file_prefixes=_NOT_THE_CALLER)
-            else:
-                warnings.warn(warning, stacklevel=_outside())
+            warn_outside(warning)
     except TaskDeadLettered as raised:
         return raised
     return None
 
 
+def warn_outside(warning: Warning) -> None:
+    """Warn ``warning`` at the first line outside redis-swarm (and outside an event loop or
+    thread pool running the call): the caller's line, not ours."""
+    if sys.version_info >= (3, 12):
+        warnings.warn(warning, skip_file_prefixes=_NOT_THE_CALLER)
+    else:
+        warnings.warn(warning, stacklevel=_outside())
+
+
 def _outside() -> int:
-    """The stacklevel, for a ``warnings.warn`` in ``tell``, of the first frame past
+    """The stacklevel, for ``warn_outside``'s ``warnings.warn``, of the first frame past
     ``_NOT_THE_CALLER`` (``skip_file_prefixes`` before Python 3.12)."""
-    frame, level = sys._getframe(2), 2  # (tell's caller: stacklevel 2 of tell's warn)
+    frame, level = sys._getframe(2), 2  # (warn_outside's caller: stacklevel 2 of its warn)
     while frame.f_back is not None and frame.f_code.co_filename.startswith(_NOT_THE_CALLER):
         frame, level = frame.f_back, level + 1
     return level

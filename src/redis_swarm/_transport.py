@@ -34,8 +34,8 @@ from typing import Any, Literal, TypeVar
 import redis
 
 from . import _scripts
-from ._errors import ConnectionFailed, PermissionDenied, SwarmError
-from ._protocol import Call, Cmd, is_wake_wait, raise_first
+from ._errors import ConnectionFailed, LibraryReplaced, PermissionDenied, SwarmError
+from ._protocol import Call, Cmd, is_wake_wait, raise_first, warn_outside
 from ._scripts import (
     LIBRARY,
     LOAD_AS_ADMIN,
@@ -175,13 +175,32 @@ S = TypeVar("S")
 
 def load(step: S, what: Load, where: str) -> Generator[S, Any, None]:
     """Yield the step that does ``what``; a refused library load becomes the error saying
-    who may load it."""
+    who may load it, and one that replaced another version's library is said
+    (``LibraryReplaced``)."""
     try:
         yield step
     except redis.ResponseError as exc:
         if what.library:
             raise cannot_load(exc, where, what.held) from None
         raise
+    if what.library and what.held is not None:
+        warn_outside(replaced(where, what.held))
+
+
+def replaced(where: str, held: str) -> LibraryReplaced:
+    """The warning of a load that replaced version ``held`` (versions joined by 'and' when a
+    cluster's masters held several) with this one."""
+    mine = library().version
+    return LibraryReplaced(
+        f"the {LIBRARY} function library on {where} was version {held}, loaded by another "
+        f"redis-swarm, and this one replaced it with version {mine}: every machine still on "
+        f"version {held} fails from now on until it runs {mine}, and one loading its version "
+        "back would knock this one out in turn. Run the same version everywhere "
+        "(docs/deployment.md, 'Upgrading a fleet')",
+        where,
+        held,
+        mine,
+    )
 
 
 def exchange(
@@ -243,15 +262,21 @@ def _waited(item: Cmd | Call, reply: Any) -> bool:
     return is_wake_wait(item) and not isinstance(reply, Exception)
 
 
-def load_everything(scripting: Scripting, where: str) -> Generator[Step, Any, bool]:
+def load_everything(
+    scripting: Scripting, where: str, held: str | None = None
+) -> Generator[Step, Any, bool]:
     """Load the library on every master (``Swarm.load_functions``); without Functions, every
-    script for EVALSHA instead. True when the library is loaded."""
+    script for EVALSHA instead. True when the library is loaded. ``held``: the other version
+    the server holds, which the load replaces (said, ``LibraryReplaced``)."""
     if scripting.functions:
         try:
             yield Load(scripting.load().commands, library=True)
-            return True
         except redis.ResponseError as exc:
             refused = exc
+        else:
+            if held is not None:
+                warn_outside(replaced(where, held))
+            return True
         if not NO_FUNCTIONS.search(str(refused)):
             # A user who may not load it (a worker): fine if this version is in place.
             (reply,) = yield Send((fcall("ping", (), (0,)),))

@@ -191,6 +191,12 @@ class LibraryState:
         return sorted({version for version in self.held.values() if version is not None})
 
     @property
+    def other_versions(self) -> str | None:
+        """The versions held other than this install's, joined by 'and' (None: none)."""
+        others = [version for version in self.versions if version != self.expected]
+        return " and ".join(others) or None
+
+    @property
     def current(self) -> bool:
         """Every master holds this install's version (``load_functions`` then loads nothing:
         FUNCTION LOAD is a write, which a master short of good replicas refuses)."""
@@ -262,12 +268,12 @@ class LibraryState:
         """What to do when the server holds another version than this install's (None: it
         holds this one, none at all, or cannot be read). Loading this one would stop every
         machine on the other: doctor never loads it, and says so."""
-        others = [version for version in self.versions if version != self.expected]
-        if not self.functions or not others:
+        others = self.other_versions
+        if not self.functions or others is None:
             return None
         return (
             f"the server holds the {LIBRARY} function library of version "
-            f"{' and '.join(others)}, and this redis-swarm's is version {self.expected}: "
+            f"{others}, and this redis-swarm's is version {self.expected}: "
             "another machine (or another install) runs another redis-swarm version, and "
             "every machine of a swarm must run the same one. Install here the version the "
             "other machines run; or upgrade them all (every process of the swarm stopped), "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import importlib
@@ -12,6 +13,7 @@ import re
 import select
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +32,14 @@ from .._env import (
     context_cache_from_env,
     env_value,
 )
-from .._errors import ConfigError, SwarmError, Timeout, ValidationError
+from .._errors import (
+    ConfigError,
+    LibraryReplaced,
+    SwarmError,
+    TaskDeadLettered,
+    Timeout,
+    ValidationError,
+)
 from .._executable import reach_options
 from .._printable import printable
 from .._validate import check_swarm_name, not_ascii_number
@@ -498,6 +507,7 @@ class _Group(click.Group):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         _whole_stdout()
+        _say_our_warnings()
         try:
             return super().main(*args, **kwargs)
         finally:
@@ -509,6 +519,32 @@ class _Group(click.Group):
                 _end_on_closed_stdout()
             except (OSError, ValueError):
                 pass
+
+
+def _say_our_warnings() -> None:
+    """redis-swarm's own warnings (``LibraryReplaced``, a ``TaskDeadLettered`` no command
+    collected) are said as a line of the command's, ``warning: ...`` on stderr, not as
+    Python's file, line and source, and never made errors (``PYTHONWARNINGS=error``): the
+    command goes on with what it did; any other warning as Python says it."""
+    python_says = warnings.showwarning
+    if python_says.__name__ == _SAY_OURS:  # (a second command in this process: set already)
+        return
+    for ours in (LibraryReplaced, TaskDeadLettered):
+        warnings.simplefilter("default", ours)
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> None:
+        if not category.__module__.startswith(_PACKAGE):
+            python_says(message, category, *args, **kw)
+            return
+        with contextlib.suppress(OSError, ValueError):  # (stderr gone: nobody to say it to)
+            click.echo(f"warning: {printable(str(message))}", err=True)
+
+    show.__name__ = _SAY_OURS
+    warnings.showwarning = show
+
+
+_PACKAGE = __name__.split(".", 1)[0] + "."
+_SAY_OURS = "say_redis_swarm_warnings"
 
 
 def _home_problem(ctx: click.Context, exc: OSError) -> ConfigError | None:
