@@ -1,5 +1,5 @@
 """``revoke_user``: a Redis user deleted on every server that holds it, what ``swarm acl
---revoke`` does. The servers are those ``apply_role`` reaches (``_acl_apply._on_every_node``),
+--revoke`` does. The servers are those ``apply_role`` reaches (``_acl_nodes._on_every_node``),
 each deletion saved as it saves a user; the deletion closes the user's connections there,
 and what it cut besides (replication links, sentinels logged in as the user) is said with
 what to update. It needs an admin user::
@@ -17,18 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._acl_apply import (
-    _BACK_AT_RESTART,
-    _DELETED_IN_MEMORY,
-    _connecting_user,
-    _Connections,
-    _listed,
-    _on_every_node,
-    _persist,
-    _sentinel_hosts,
-    _Target,
-    _unreached_replicas,
-)
+from ._acl_connections import _Connections, _listed, _sentinel_hosts
+from ._acl_nodes import _connecting_user, _on_every_node, _Target, _unreached_replicas
+from ._acl_persist import _BACK_AT_RESTART, _DELETED_IN_MEMORY, _persist
 from ._client import Swarm
 from ._config import Settings
 from ._errors import NotFound, SwarmError, ValidationError
