@@ -29,12 +29,9 @@ from redis_swarm._hooks import HookOptions, handle
 from redis_swarm._hooks.events import mcp_tools
 from redis_swarm._keys import Keys
 from redis_swarm._models import Agent
-from redis_swarm.mcp_server._session import (
-    AgentSession,
-    SessionRegistry,
-    names_a_server,
-    server_identity,
-)
+from redis_swarm.mcp_server._agent_session import AgentSession
+from redis_swarm.mcp_server._identity import names_a_server, server_identity
+from redis_swarm.mcp_server._session import SessionRegistry
 
 from .test_session_identity import _call, _stdio
 

@@ -18,8 +18,8 @@ from mcp_types import INVALID_PARAMS
 from redis_swarm import Swarm, _hints
 from redis_swarm._errors import SwarmError
 from redis_swarm.mcp_server import AGENT_ROLES, AgentSession, build_server, tool_names
+from redis_swarm.mcp_server._agent_session import REMEMBERED_REPORTS, REPORT
 from redis_swarm.mcp_server._render import TOOL_WORDS, tool_error
-from redis_swarm.mcp_server._session import REMEMBERED_REPORTS, REPORT
 
 from .._cli import Cli
 from ._helpers import connect, eventually

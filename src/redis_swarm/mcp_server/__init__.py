@@ -24,8 +24,9 @@ from ._roles import AGENT_ROLES, PROMPT_ROLES
 DEFAULT_MAX_SESSIONS = 1024
 
 if TYPE_CHECKING:
+    from ._agent_session import AgentSession
     from ._server import INSTRUCTIONS, Transport, build_server, serve
-    from ._session import AgentSession, SessionRegistry
+    from ._session import SessionRegistry
     from ._tools import TOOL_ROLES, tool_names
 
 __all__ = [
@@ -51,7 +52,7 @@ _LAZY = {
     "Transport": "._server",
     "build_server": "._server",
     "serve": "._server",
-    "AgentSession": "._session",
+    "AgentSession": "._agent_session",
     "SessionRegistry": "._session",
     "TOOL_ROLES": "._tools",
     "tool_names": "._tools",

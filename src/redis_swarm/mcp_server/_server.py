@@ -38,9 +38,10 @@ from ._channel import Channel, ChannelOnConnect
 from ._channel import instructions as channel_instructions
 from ._files import FileAccess
 from ._http import serve_http
+from ._identity import refuse_held_name
 from ._restart import StartEmbedded
 from ._roles import AGENT_ROLES, PROMPT_ROLES, not_here, roles_offering
-from ._session import RegisterOnConnect, SessionRegistry, refuse_held_name
+from ._session import RegisterOnConnect, SessionRegistry
 from ._stdin import RefuseMarked, StdinScreen
 from ._tools import SwarmTools, tool_names, tools_for
 

@@ -13,11 +13,9 @@ the one closing ends the agent only if the record names it (the other says so ag
 next heartbeat when the record names no server). A server with a given id serves one session
 under it at a time: a second one is refused while the first is open (``_take_name``), never
 registered under another id its client would not be told.
-The lease token of each claimed task stays here, so a worker names only the task id and cannot
-lose its token (on stdio it is also kept in the machine's token store, where the hooks of the
-same agent find it: ``_lease_tokens``); so do the findings of the last tasks it reported (a
-worker's task, a shard's question), so that a second report or answer of one is told what
-happened to the first.
+What a session holds (its leases and their tokens, its reads, its reports) is
+``_agent_session``'s; the server's identity in the record and the cross-role name refusal,
+``_identity``'s; the core's calls made off the event loop, ``_calls``'.
 
 MCP has two protocol eras. On the handshake era (every client today: Claude Code, Codex,
 Gemini CLI, the Inspector) a session is the connection, and its teardown is the connection's
@@ -44,65 +42,37 @@ import functools
 import logging
 import os
 import re
-import socket
-import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
-import anyio.lowlevel
 from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.streamable_http_manager import DEFAULT_SESSION_IDLE_TIMEOUT
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from .. import _lease_tokens as tokens
 from .. import _mcp_names
 from .._client import Swarm
-from .._config import Settings
-from .._errors import (
-    AlreadyCompleted,
-    Conflict,
-    ConnectionFailed,
-    LeaseLost,
-    NotFound,
-    SwarmError,
-    Timeout,
-)
-from .._models import STALE_AFTER_S, Agent, Inbox, Task
+from .._errors import Conflict, ConnectionFailed, LeaseLost, NotFound, SwarmError
+from .._models import Agent
 from . import DEFAULT_MAX_SESSIONS
+from ._agent_session import AgentSession
+from ._calls import CoreCalls
+from ._identity import NO_SERVER, name_held, names_a_server, server_identity
 from ._roles import AGENT_ROLES
 
-# A waiting call's slice (a claim's, a pass's): how soon a cancellation or the server's
-# leaving ends its wait, and with it the worker thread that waits.
-_SLICE_S = 1.0
-
 __all__ = [
-    "ANSWER",
     "MIN_IDLE_TO_MAKE_ROOM_S",
-    "NO_SERVER",
-    "REMEMBERED_REPORTS",
-    "REPORT",
-    "AgentSession",
-    "Lease",
     "RegisterOnConnect",
     "SessionRegistry",
-    "Settling",
     "connection_of",
-    "name_held",
-    "names_a_server",
-    "refuse_held_name",
-    "server_identity",
     "sessions_full",
 ]
 
 log = logging.getLogger("redis_swarm.mcp")
-
-T = TypeVar("T")
 
 _STATE_KEY = "redis_swarm.session"
 
@@ -123,171 +93,6 @@ REMEMBERED_CLIENTS = 10_000
 # from sessions clearly left behind (a finished `claude -p`, a `claude mcp list`), never from
 # one whose user only paused for a minute: past the bound a new session is refused instead.
 MIN_IDLE_TO_MAKE_ROOM_S = 5 * 60
-
-# How many reported tasks (and answered questions) a session remembers, oldest forgotten first:
-# an agent reports again the task it just did, not one of a thousand ago, and a session that
-# lives for days stays small.
-REMEMBERED_REPORTS = 1000
-
-
-@dataclass(frozen=True)
-class Settling:
-    """How a session settles a task it holds with a finding (a worker reports its task, a
-    shard answers its question), in the words an agent is told when it tries again."""
-
-    noun: str  # what is settled: "task"
-    done: str  # what it became: "completed"
-    act: str  # the finding that settles it: "report"
-    acted: str  # "reported": this session reported it
-    then: str  # what to do instead of settling it again
-    unheld: str  # what to do when this session holds no lease on it
-
-    def again(self, task_id: str, finding_id: str) -> AlreadyCompleted:
-        """This session settled ``task_id`` (as ``finding_id``) already: nothing is stored."""
-        return AlreadyCompleted(
-            f"{self.noun} {task_id} was already {self.done}: this session {self.acted} it "
-            f"({finding_id}); {self.then}",
-            finding_id=finding_id,
-        )
-
-    def late(self, task_id: str, finding_id: str) -> AlreadyCompleted:
-        """``task_id`` was settled before this session's finding arrived, which the core kept
-        as superseded (``finding_id``)."""
-        return AlreadyCompleted(
-            f"{self.noun} {task_id} was already settled (another {self.act} came first, or it "
-            f"was cancelled); your {self.act} was kept as superseded ({finding_id}), nothing "
-            f"is lost: {self.then}",
-            finding_id=finding_id,
-        )
-
-
-REPORT = Settling(
-    "task", "completed", "report", "reported",
-    "do not report, renew or fail it again, claim the next task with claim_task",
-    "claim a task with claim_task and use the task id it returns; if this MCP server "
-    "restarted since your claim, pass the token that claim_task returned",
-)  # fmt: skip
-ANSWER = Settling(
-    "question", "answered", "answer", "answered",
-    "do not answer it again, take the next question with next_question",
-    "take a question with next_question and answer the question_id it returns (a "
-    "question taken before this MCP server restarted is asked again once its lease ends)",
-)  # fmt: skip
-
-
-@dataclass
-class Lease:
-    """A task this session claimed and has not settled yet."""
-
-    token: str
-    queue: str
-    parent: str | None
-
-
-@dataclass
-class AgentSession:
-    """One connected agent: its id, and what it holds and has read."""
-
-    agent_id: str
-    role: str
-    client: str
-    model: str | None = None
-    leases: dict[str, Lease] = field(default_factory=dict)
-    # owner -> the context version this agent last read: the lineage a finding records.
-    read_versions: dict[str, str] = field(default_factory=dict)
-    # task id -> how this session settled it and the finding it stored (kept, or kept
-    # superseded), oldest first: a task reported (or a question answered) twice is refused
-    # here, before a duplicate finding is stored.
-    reported: OrderedDict[str, tuple[Settling, str]] = field(default_factory=OrderedDict)
-    closed: bool = False
-    # Its agent kept at close, marked stale, as a named one's: closed for idleness
-    # (``stale``), or a direct message sent to it waited unread (``close``'s ``if_read``).
-    kept: bool = False
-    # Its id was given (--name, SWARM_AGENT): someone comes back as it, so it stays
-    # registered when the session closes, its inbox kept for its next start.
-    named: bool = False
-    # Where its lease tokens are also kept for the hooks of the same agent (the machine's
-    # token store, ``_lease_tokens``); None: here only (HTTP: the agents are elsewhere).
-    token_store: Settings | None = None
-    # Held while a heartbeat of its agent is on its way: its close waits one out, so that
-    # none lands after the agent is marked stale (it would read alive again).
-    beating: anyio.Lock = field(default_factory=anyio.Lock, repr=False, compare=False)
-    # When a request last asked for it or ended (the registry's ``clock``): a 2026-era session,
-    # which no connection ends, is closed once unused for the registry's ``idle_s``; when
-    # the server is full, the one unused the longest makes room.
-    used: float = field(default_factory=time.monotonic)
-    # What its requests are counted under (``SessionRegistry._key``): its client's name on
-    # the 2026 era, its connection on the handshake era.
-    key: object = None
-    # Its HTTP session's id (handshake era over HTTP): ended with it when it makes room.
-    http_id: str | None = None
-    # When the event stream (GET) its client kept open last closed: a client that listens is
-    # gone, or dropped it (a restart that opens a new session without its session id). Its
-    # fixed id may then be taken over at once (``_take_name``) rather than after minutes
-    # unused, unless a request came since (the client is still at work: ``gone_since_stream``).
-    stream_closed_at: float | None = None
-
-    def gone_since_stream(self) -> bool:
-        """Whether its client closed its event stream and sent nothing since."""
-        return self.stream_closed_at is not None and self.stream_closed_at >= self.used
-
-    def hold(self, task: Task) -> None:
-        """The session claimed ``task``: it keeps the lease (and stores its token)."""
-        assert task.token is not None  # a claimed task carries its lease's token
-        self.leases[task.id] = Lease(task.token, task.queue, task.parent)
-        if self.token_store is not None:
-            store, token = self.token_store, task.token
-            _keep_tokens(lambda: tokens.remember(store, self.agent_id, task.id, token))
-
-    def let_go(self, task_id: str, *, forget: bool = True) -> None:
-        """The session's lease on ``task_id`` is over (settled, released, lost). ``forget``
-        false: its token stays kept on the machine, a lease lost while its task is open
-        (the hooks' late report takes it; they drop it once the task is settled:
-        ``_lease_tokens.outlived``)."""
-        lease = self.leases.pop(task_id, None)
-        if forget and lease is not None and self.token_store is not None:
-            store = self.token_store
-            _keep_tokens(lambda: tokens.forget_task(store, task_id, lease.token))
-
-    def report_done(self, task_id: str, finding_id: str, how: Settling) -> None:
-        """The session settled ``task_id`` (``how``) as ``finding_id``: its lease is over."""
-        self.let_go(task_id)
-        self.reported[task_id] = (how, finding_id)
-        self.reported.move_to_end(task_id)
-        while len(self.reported) > REMEMBERED_REPORTS:
-            self.reported.popitem(last=False)
-
-    def token(self, task_id: str, given: str | None = None, how: Settling = REPORT) -> str:
-        """The lease token for ``task_id``: the session's own, else the one the agent passed.
-
-        A task this session has settled is refused even with a token: its lease is over, and
-        settling it again would only store a superseded duplicate."""
-        settled = self.reported.get(task_id)
-        if settled is not None:
-            how, finding_id = settled
-            raise how.again(task_id, finding_id)
-        lease = self.leases.get(task_id)
-        if lease is not None:
-            return lease.token
-        if given is not None:
-            return given
-        raise LeaseLost(f"this session holds no lease on {how.noun} {task_id}: {how.unheld}")
-
-    def context_owner(self, owner: str | None) -> str:
-        """The context an agent means when it names none: its task's shard, else its own."""
-        if owner:
-            return owner
-        parents = {lease.parent for lease in self.leases.values() if lease.parent}
-        return parents.pop() if len(parents) == 1 else self.agent_id
-
-
-def _keep_tokens(change: Callable[[], None]) -> None:
-    """A change to the token store: never a tool's error (the session keeps its own copy of
-    every token; only the hooks' renewal and report of its leases miss one not stored)."""
-    try:
-        change()
-    except OSError as exc:
-        log.warning("lease tokens not kept for the hooks: %s", exc)
 
 
 def _why(exc: SwarmError) -> str:
@@ -318,82 +123,6 @@ def sessions_full(max_sessions: int) -> str:
     )
 
 
-def server_identity() -> dict[str, Any]:
-    """The metadata that names this server among the sessions of one agent id: its host and
-    pid (the hooks check that this process runs; a session closing ends the agent only while
-    its record still says them)."""
-    return {_mcp_names.SERVER_HOST: socket.gethostname(), _mcp_names.SERVER_PID: os.getpid()}
-
-
-# What a record naming no server says (``mark_stale``'s ``session``: keys it must not have).
-NO_SERVER: dict[str, Any] = dict.fromkeys(_mcp_names.SERVER_KEYS)
-
-
-def names_a_server(agent: Agent) -> bool:
-    """Whether the agent's record names a server (as ``server_identity`` does)."""
-    metadata = agent.metadata or {}
-    return all(metadata.get(key) is not None for key in _mcp_names.SERVER_KEYS)
-
-
-def _server_of(agent: Agent) -> tuple[Any, ...]:
-    """The server the agent's record names (``server_identity``'s values; Nones: none)."""
-    metadata = agent.metadata or {}
-    return tuple(metadata.get(key) for key in _mcp_names.SERVER_KEYS)
-
-
-def name_held(existing: Agent | None, role: str, before: Agent | None) -> str | None:
-    """Why a session of ``role`` (the role it registers as) may not start under the id of
-    ``existing`` (the record as stored now, None: not registered), else None: a live agent of
-    another role that an MCP server registered and serves (its record names the server:
-    ``names_a_server``) holds the id, and taking it would make that server's agent this
-    role's, and mark it gone when this session ends. A restart of the same role takes its own
-    name back; a record the hooks alone wrote (naming no server) is the session's own, its
-    role the server's; a server that closed (``mark_stale`` dropped its name, ``left_at``)
-    or went silent for ``STALE_AFTER_S`` holds nothing.
-
-    ``before``: the agent as read with its liveness (``get_agent``) just before ``existing``
-    was (``join``, which reads no clock): its ``alive`` stands while the record is still of
-    the same server and life; a record another server wrote since was just registered,
-    alive. ``join`` stores only the record it was given to ``revise``, so two servers of
-    two roles starting at once cannot both take the id: the second reads the first's."""
-    if existing is None or existing.role == role or not names_a_server(existing):
-        return None
-    left, seen = existing.left_at, existing.last_seen
-    if left is not None and (seen is None or seen <= left):
-        return None  # (its session ended: ``mark_stale``)
-    same = (
-        before is not None
-        and _server_of(before) == _server_of(existing)
-        and before.registered_at == existing.registered_at
-    )
-    if same and not (before is not None and before.alive):
-        return None
-    host, pid = _server_of(existing)
-    return (
-        f"agent {existing.id} is live as role {existing.role}, served by another MCP server "
-        f"(pid {pid} on {host}): a {role} session under the same name would take it over, "
-        f"and mark it gone when it ends. Start this server with another --name (or "
-        f"SWARM_AGENT) for the {role}, or stop that server first: one of role "
-        f"{existing.role} started again takes its own name back; one killed reads stale "
-        f"{STALE_AFTER_S:.0f} s after its last heartbeat ('swarm agents deregister "
-        f"{existing.id}' frees the name at once)"
-    )
-
-
-def refuse_held_name(swarm: Swarm, name: str, role: str) -> None:
-    """Refuse (``Conflict``: ``name_held``) to start a server of ``role`` (its ``--role``)
-    under ``name`` while a live agent of another role served by an MCP server holds it: said
-    at the start, before any client connects. (Each session checks again as it registers,
-    atomically: ``SessionRegistry._open``.)"""
-    try:
-        agent = swarm.get_agent(name)
-    except NotFound:
-        return
-    why = name_held(agent, _mcp_names.agent_role(role), agent)
-    if why is not None:
-        raise Conflict(why)
-
-
 def connection_of(rctx: ServerRequestContext[Any, Any]) -> Connection | None:
     """The client's ``Connection``: the one object that lives exactly as long as the client's
     connection, with the SDK's per-connection ``state`` and teardown ``exit_stack``.
@@ -410,7 +139,7 @@ def connection_of(rctx: ServerRequestContext[Any, Any]) -> Connection | None:
     return connection if isinstance(connection, Connection) else None
 
 
-class SessionRegistry:
+class SessionRegistry(CoreCalls):
     """Every live session of one server process, and the agent each registered."""
 
     def __init__(
@@ -430,7 +159,7 @@ class SessionRegistry:
             raise ValueError(f"role must be one of {', '.join(AGENT_ROLES)}, not {role!r}")
         if max_sessions < 1:
             raise ValueError(f"max_sessions must be at least 1, not {max_sessions}")
-        self.swarm = swarm
+        super().__init__(swarm)
         self.role = role
         self.name = name
         self.model = model
@@ -456,9 +185,6 @@ class SessionRegistry:
         self._live: dict[str, AgentSession] = {}
         self._shared: dict[str, AgentSession] = {}
         self._lock = anyio.Lock()
-        self._inbox_locks: dict[str, anyio.Lock] = {}  # (``reading_inbox``)
-        # Set when the client closed stdin: waiting claims end instead of holding the exit.
-        self.leaving = threading.Event()
 
     @property
     def agent_role(self) -> str:
@@ -467,130 +193,6 @@ class SessionRegistry:
     @property
     def live(self) -> list[AgentSession]:
         return list(self._live.values())
-
-    async def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Run a blocking core call on a worker thread (the event loop keeps serving). A
-        cancelled request still waits for it: a write must not happen unseen."""
-        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
-
-    async def claim(
-        self, queue: str | list[str], *, worker: str, lease_s: int | None, wait_s: float
-    ) -> Task | None:
-        """A claim that may wait, on a worker thread. It waits in slices of a second, so that
-        a cancelled request (``notifications/cancelled``) or the server's leaving ends it
-        soon: the client never sees a task claimed then, so one taken anyway (the claim and
-        the cancellation crossing) is released, no failure counted."""
-        lock = threading.Lock()
-        taken: list[Task] = []
-        abandoned = threading.Event()
-
-        def take() -> Task | None:
-            deadline = time.monotonic() + wait_s
-            while True:
-                left = max(0.0, deadline - time.monotonic())
-                task = self.swarm.claim(
-                    queue, worker=worker, lease_s=lease_s, wait_s=min(left, _SLICE_S)
-                )
-                with lock:
-                    if task is not None and not (abandoned.is_set() or self.leaving.is_set()):
-                        taken.append(task)
-                        return task
-                if task is not None:
-                    self.swarm.release(task.id, task.token)
-                    return None
-                if left <= _SLICE_S or abandoned.is_set() or self.leaving.is_set():
-                    return None
-
-        try:
-            return await anyio.to_thread.run_sync(take, abandon_on_cancel=True)
-        except anyio.get_cancelled_exc_class():
-            with lock:
-                abandoned.set()
-                lost = list(taken)
-            with anyio.CancelScope(shield=True):
-                for task in lost:
-                    await self.give_back(task)
-            raise
-
-    async def wait(
-        self, *, pass_name: str | None, queue: str | None, timeout_s: float
-    ) -> dict[str, int]:
-        """The core's wait for a pass (or a queue) to settle, on a worker thread, in slices of
-        a second as a waiting claim's: a cancelled request or the server's leaving ends the
-        thread within a slice, not at the timeout. Raises Timeout as the core's does."""
-        abandoned = threading.Event()
-
-        def wait() -> dict[str, int]:
-            deadline = time.monotonic() + timeout_s
-            while True:
-                left = max(0.0, deadline - time.monotonic())
-                try:
-                    return self.swarm.wait(
-                        pass_name=pass_name, queue=queue, timeout_s=min(left, _SLICE_S)
-                    )
-                except Timeout:
-                    if left <= _SLICE_S or abandoned.is_set() or self.leaving.is_set():
-                        raise
-
-        try:
-            return await anyio.to_thread.run_sync(wait, abandon_on_cancel=True)
-        except anyio.get_cancelled_exc_class():
-            abandoned.set()
-            raise
-
-    @asynccontextmanager
-    async def reading_inbox(self, agent: str) -> AsyncIterator[None]:
-        """One read_inbox of ``agent`` at a time on this server: an acknowledged read takes
-        the batch of the one before it as read, so a call made while a cancelled one gives
-        its batch back (``take_inbox``) would take that batch for good. (The channel's and
-        the hooks' peeks take nothing.)"""
-        lock = self._inbox_locks.setdefault(agent, anyio.Lock())
-        async with lock:
-            yield
-
-    async def take_inbox(self, agent: str, limit: int) -> Inbox:
-        """The acknowledged read of ``agent``'s inbox, on a worker thread. A cancelled
-        request still waits for it (as ``call``), then gives its batch back
-        (``give_back_inbox``): the client never sees those messages, so the next read
-        returns them."""
-        taken: list[Inbox] = []
-
-        def take() -> Inbox:
-            inbox = self.swarm.inbox(agent, ack=True, limit=limit)
-            taken.append(inbox)
-            return inbox
-
-        try:
-            inbox = await anyio.to_thread.run_sync(take)
-            # (the thread's wait is shielded: a cancellation that came meanwhile is raised
-            # here, not at the SDK's next checkpoint, after the answer was made and dropped)
-            await anyio.lowlevel.checkpoint_if_cancelled()
-            return inbox
-        except anyio.get_cancelled_exc_class():
-            with anyio.CancelScope(shield=True):
-                for inbox in taken:
-                    if inbox.read_id is not None:
-                        await self._give_back_read(agent, inbox.read_id)
-            raise
-
-    async def _give_back_read(self, agent: str, read_id: str) -> None:
-        try:
-            await anyio.to_thread.run_sync(self.swarm.give_back_inbox, agent, read_id)
-        except SwarmError as exc:  # (they stay read: get_message shows them by id)
-            log.warning("could not give back the inbox read of %s cancelled: %s", agent, exc)
-
-    async def give_back(self, task: Task) -> None:
-        """Release a task claimed for a request that was cancelled before its answer."""
-        try:
-            await anyio.to_thread.run_sync(self.swarm.release, task.id, task.token)
-        except SwarmError as exc:  # its lease already ended: nothing held
-            log.info("could not release %s after a cancelled claim: %s", task.id, exc)
-
-    async def read(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Run a blocking core call that changes nothing on a worker thread; a cancelled
-        request (``notifications/cancelled``) stops waiting for it at once."""
-        call = functools.partial(fn, *args, **kwargs)
-        return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
 
     @staticmethod
     def _key(rctx: ServerRequestContext[Any, Any]) -> object:
@@ -978,11 +580,16 @@ class SessionRegistry:
 
     async def _rejoin(self, session: AgentSession) -> None:
         """Register the session's agent again, as it was at its start (its server's identity
-        with it: the hooks tell a session its MCP tools by it)."""
+        with it: the hooks tell a session its MCP tools by it). A given id is refused as at
+        the start (``_unless_held``): another server's live agent of another role may have
+        taken it since the heartbeat found it gone, and is not taken over (said in the log;
+        the session beats on, on that record)."""
         if session.closed:  # (its session ended while the heartbeat was on its way)
             return
         profile = self._profile(session.client, session.role, session.model, rejoined=True)
         try:
+            if session.named:  # (a made-up id is no other server's)
+                profile = await self._unless_held(session.agent_id, profile)
             await self.call(self.swarm.join, session.agent_id, profile)
         except SwarmError as exc:
             log.warning("agent %s could not rejoin: %s", session.agent_id, exc)

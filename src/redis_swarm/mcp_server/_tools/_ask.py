@@ -23,9 +23,9 @@ from ..._errors import (
 from ..._keys import ask_queue
 from ..._models import Task
 from ..._validate import check_name
+from .._agent_session import ANSWER
 from .._render import plain
 from .._roles import EVERYONE, SHARD, tool
-from .._session import ANSWER
 from ._base import MAX_CLAIM_WAIT_S, MAX_PASS_WAIT_S, ToolsBase
 
 __all__ = ["AskTools"]

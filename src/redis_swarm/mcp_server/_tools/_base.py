@@ -16,10 +16,11 @@ from ..._client import Swarm
 from ..._codec import dumps
 from ..._errors import AlreadyCompleted, SwarmError, TaskDeadLettered
 from ..._models import Task
+from .._agent_session import REPORT, AgentSession, Settling
 from .._budget import Budget, Spill, decode_cursor, encode_cursor
 from .._files import FileAccess
 from .._render import blocks, tool_error
-from .._session import REPORT, AgentSession, SessionRegistry, Settling
+from .._session import SessionRegistry
 
 __all__ = [
     "MAX_CLAIM_WAIT_S",

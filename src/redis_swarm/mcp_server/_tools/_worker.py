@@ -18,9 +18,9 @@ from ..._models import Finding, Task, TaskStatus, unknown_queues
 from ..._prompts import no_context_note
 from ..._usage import Usage
 from ..._validate import MAX_LEASE_S, MAX_RETRY_AFTER_S
+from .._agent_session import REPORT, AgentSession
 from .._render import TOOL_WORDS, plain, tool_error
 from .._roles import WORKER, tool
-from .._session import REPORT, AgentSession
 from ._base import (
     MAX_CLAIM_WAIT_S,
     ClaimedTaskId,
