@@ -381,7 +381,7 @@ def test_the_repair_looks_for_each_record_again_before_its_write(swarm: Swarm, r
     raw.zrem(k.task_index, gone)
     raw.hdel(k.tasks, gone)  # retired meanwhile: the scan found it lacking
     # (as the repair sends it: re-add gone, remove there, whose record the scan missed)
-    reply = swarm._run(_call("index_repair", (k.task_index, k.tasks), (1, 5, gone, there)))
+    reply = swarm._run(_call("index_repair", (k.task_index, k.tasks), (1, "", "", 5, gone, there)))
     assert [list(r) for r in reply] == [[], []]
     assert raw.zscore(k.task_index, gone) is None
     assert raw.zscore(k.task_index, there) is not None
@@ -449,3 +449,40 @@ def test_a_queue_set_entry_of_a_deleted_task_is_named_and_repair_removes_it(
     assert raw.zrange(k.pending("q"), 0, -1) == [kept]
     assert cli.json("status")["queues"]["q"]["pending"] == 1
     assert cli.json("doctor")["ok"] is True
+
+
+def test_the_lost_findings_row_says_how_a_task_posted_again_stops_being_named(
+    cli: Cli, raw: Any
+) -> None:
+    with Swarm(cli.url, swarm="test") as swarm:
+        k = swarm.keys
+        task = swarm.post_task("q", "work")
+        leased = must(swarm.claim("q", worker="w"))
+        first = swarm.report(leased.id, leased.token, {"summary": "first"}).id
+        raw.hdel(k.findings, first)  # its result lost
+        report = cli.json("doctor", "--repair", expect=1)
+        assert report["findings_lost"]["tasks"] == [{"task": task.id, "finding": first}]
+        human = _human(cli)
+        # a task posted again is a new one: the row says how the old one stops being named
+        assert "A task posted again is a new task" in human
+        assert f"redis-cli HDEL {shlex.quote(k.tasks)} ID and HDEL" in human
+        assert "swarm retire PASS" in human
+
+
+def test_a_lost_task_reported_again_itself_is_no_longer_named(cli: Cli, raw: Any) -> None:
+    with Swarm(cli.url, swarm="test") as swarm:
+        k = swarm.keys
+        task = swarm.post_task("q", "work")
+        leased = must(swarm.claim("q", worker="w"))
+        first = swarm.report(leased.id, leased.token, {"summary": "first"}).id
+        raw.hdel(k.findings, first)  # its result lost
+        assert swarm.record_damage().lost_findings == {task.id: first}
+        # the task itself reported again (its worker's late report, kept superseded): a
+        # finding of it is stored, so its result is not lost
+        with pytest.raises(AlreadyCompleted) as late:
+            swarm.report(leased.id, leased.token, {"summary": "again"})
+        assert late.value.finding_id is not None
+        assert swarm.get_task(task.id).finding_id == first  # (the record still names it)
+        assert swarm.record_damage().lost_findings == {}
+        report = cli.json("doctor", "--repair")  # (the deleted finding's entries removed)
+        assert report["ok"] is True and "findings_lost" not in report

@@ -59,7 +59,7 @@ def _uses(
 
 
 # What the doctor's read of every record sends (corrupt_records, record_damage).
-_RECORD_DAMAGE = "hexists hgetall hkeys hscan hstrlen zcard zmscore zrange zscore"
+_RECORD_DAMAGE = "hexists hget hgetall hkeys hscan hstrlen zcard zmscore zrange zscore"
 
 OPERATIONS: dict[str, Uses] = {
     # server (info, config|get and function|list are optional: see _acl.WITHHELD)
@@ -188,7 +188,7 @@ OPERATIONS: dict[str, Uses] = {
     "recent": _uses("hkeys hmget zrevrange", worker=True),
     # (zmscore hexists: the indexes against the records; hgetall hkeys zcard zrange zscore
     # hexists: every entry of every index against its record, the tasks against their
-    # findings; hstrlen: each chunk's length)
+    # findings; hget: a task a queue's set lacks, read again; hstrlen: each chunk's length)
     "corrupt_records": _uses(_RECORD_DAMAGE, worker=True),
     "record_damage": _uses(_RECORD_DAMAGE, worker=True),
     # its repair (swarm doctor --repair): a shard's, coordinator's or admin's, never a
@@ -273,6 +273,7 @@ _INCLUDES: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(
         (
             "counts_recount",
+            "index_repair",
             "pass_retire",
             "questions_retire",
             "task_claim",

@@ -55,8 +55,11 @@ def corrupt_records(ctx: OpContext) -> Operation[dict[str, list[str]]]:
       records they index (listings miss those records: all of them, the index deleted), or
       hold entries of records no longer stored (deleted by hand: listings skip them); and
       the sets of a queue (pending, delayed, leases, dead) holding ids of tasks no longer
-      stored (counted in the queue's status for ever, a ``--until-done`` run never ends).
-      ``record_damage`` says which entries (``_check_indexes``).
+      stored (counted in the queue's status for ever, a ``--until-done`` run never ends), or
+      lacking a stored task of their status (never claimed: ``_unqueued``; its score in
+      ``IndexEntries.lacking`` is its record's creation time, as for an index: the repair
+      computes the set's own from the record). ``record_damage`` says which entries
+      (``_check_indexes``).
     - ``key``: keys it reads that hold another type than redis-swarm writes there.
 
     It reads every record, a thousand of each kind per round trip, then the indexes' entries
@@ -76,8 +79,9 @@ def record_damage(ctx: OpContext) -> Operation[RecordDamage]:
     return damage
 
 
-def _damage(ctx: OpContext) -> Operation[tuple[RecordDamage, dict[str, str]]]:
-    """``record_damage``, and the hash of records of each index it read (index -> hash)."""
+def _damage(ctx: OpContext) -> Operation[tuple[RecordDamage, _Scan]]:
+    """``record_damage``, and its scan (the hash of records of each index it read:
+    ``records_of``; the queue's sets among them: ``sets``)."""
     scan = _Scan(ctx.keys)
     yield from scan.run()
     scan.forgive_half_stored()
@@ -86,36 +90,47 @@ def _damage(ctx: OpContext) -> Operation[tuple[RecordDamage, dict[str, str]]]:
     lost = yield from _lost_findings(scan)
     scan.found["index"] += [entries.index for entries in indexes]
     found = {kind: sorted(set(ids)) for kind, ids in scan.found.items()}
-    return RecordDamage(found, indexes, lost, waiting), scan.records_of
+    return RecordDamage(found, indexes, lost, waiting), scan
 
 
 def repair_indexes(ctx: OpContext) -> Operation[tuple[IndexEntries, ...]]:
     """Every index put right (``swarm doctor --repair``): each stored record it lacks added
     back at its score (``_Scan.created``: a record whose creation time cannot be read is
     left out, named by ``record_damage`` until rewritten), each entry of a record no longer
-    stored removed (a queue's pending, delayed, leases and dead sets too: the status counters
-    then count those removed until recounted, which ``swarm doctor --repair`` does after);
-    what it did, by index. After the scan of ``record_damage``, by the
+    stored removed (a queue's pending, delayed, leases and dead sets too, and a task those
+    sets lack added back to the one of its status, at the score its record gives it there:
+    the status counters then count those removed, and miss those added, until recounted,
+    which ``swarm doctor --repair`` does after); what it did, by index, and the records it
+    could not re-add (in ``lacking`` at None: their record holds no creation time), so that
+    a repair without a check after (``--quick``) names them. After the scan of
+    ``record_damage``, by the
     script ``index_repair`` (a thousand ids a call, ten calls a round trip), which looks
     for each record again just before its write (one retired or stored since the scan is
     left as it is) and refuses a user who may not remove entries before writing anything.
     A report stored half-way (``RecordDamage.half_stored``) is no index's to hold: its
     retry indexes it. A shard's, coordinator's or admin's: a worker may add to some
     indexes, never remove from one."""
-    damage, records_of = yield from _damage(ctx)
+    damage, scan = yield from _damage(ctx)
     calls: list[Call] = []
+    done: dict[str, tuple[dict[str, int | None], list[str]]] = {}
     for entries in damage.indexes:
         added = sorted(i for i, score in entries.lacking.items() if score is not None)
+        left: dict[str, int | None] = {i: None for i, s in entries.lacking.items() if s is None}
+        if left:  # (said as lacked at None: no write places them)
+            done[entries.index] = (left, [])
+        # (a queue's set: its status and queue, which the script reads each record for, and
+        # the score it gives it there; an index: '', and the record's creation time)
+        status, queue = scan.sets.get(entries.index, ("", ""))
         ids = [(i, True) for i in added] + [(i, False) for i in entries.dangling]
         for start in range(0, len(ids), SCAN_COUNT):
             some = ids[start : start + SCAN_COUNT]
             adds = [i for i, add in some if add]
-            scored = [a for i in adds for a in (entries.lacking[i], i)]
+            scored = [a for i in adds for a in ("" if status else entries.lacking[i], i)]
             removes = [i for i, add in some if not add]
-            keys = (entries.index, records_of[entries.index])
-            calls.append(Call("index_repair", keys, (len(adds), *scored, *removes)))
+            keys = (entries.index, scan.records_of[entries.index])
+            args = (len(adds), status, queue, *scored, *removes)
+            calls.append(Call("index_repair", keys, args))
     scores = {entries.index: entries.lacking for entries in damage.indexes}
-    done: dict[str, tuple[dict[str, int | None], list[str]]] = {}
     per_round = _IDS_A_ROUND // SCAN_COUNT
     for start in range(0, len(calls), per_round):
         some_calls = calls[start : start + per_round]
@@ -199,7 +214,8 @@ def _lacking(scan: _Scan) -> Operation[dict[str, dict[str, int | None]]]:
     hide behind one whose record was deleted); the records an index lacks looked for again
     after (HEXISTS, ten thousand a round trip: a script that retires a record drops its
     entries with it, so a record retired between the two reads is found gone, never short),
-    each with the score it belongs at, as the scan read it (``_Scan.created``)."""
+    each with the score it belongs at, as the scan read it (``_Scan.created``); a task a
+    queue's set lacks read again apart (``_unqueued``)."""
     pieces = [
         (key, ids[start : start + SCAN_COUNT])
         for key, (_, seen) in scan.indexes.items()
@@ -214,6 +230,9 @@ def _lacking(scan: _Scan) -> Operation[dict[str, dict[str, int | None]]]:
                 scan.found["key"].append(key)
                 continue
             lacking += [(key, i) for i, score in zip(ids, scores, strict=True) if score is None]
+    # (a task a queue's set lacks: read again, with the set, as ``_unqueued`` does)
+    unqueued = yield from _unqueued(scan, [(key, i) for key, i in lacking if key in scan.sets])
+    lacking = [(key, i) for key, i in lacking if key not in scan.sets]
     # (a record lacked by several indexes, its task's and its pass's, is looked for once)
     asked = sorted({(scan.indexes[key][0], i) for key, i in lacking})
     stored: set[tuple[str, str]] = set()
@@ -226,7 +245,40 @@ def _lacking(scan: _Scan) -> Operation[dict[str, dict[str, int | None]]]:
         records = scan.indexes[key][0]
         if (records, record_id) in stored:
             out.setdefault(key, {})[record_id] = scan.created[records].get(record_id)
+    for key, record_id in unqueued:
+        out.setdefault(key, {})[record_id] = scan.created[scan.k.tasks].get(record_id)
     return out
+
+
+def _unqueued(scan: _Scan, lacking: list[tuple[str, str]]) -> Operation[list[tuple[str, str]]]:
+    """The tasks a queue's set of their status lacks (``lacking``: (the set, a task id the
+    scan met with its status) that ZMSCORE found out of it), still out of it and still of its
+    status and queue (ZSCORE, then HGET: a task claimed, reported, reaped or requeued after
+    the scan read it is no damage), a thousand pairs a round trip. Such a task is never
+    claimed (or reclaimed, promoted, requeued): claims read the sets, never the records; it
+    is counted in its status by the counters still (a record put back by hand, a set's entry
+    ZREM'ed, a restore of the sets older than the records)."""
+    k = scan.k
+    out: list[tuple[str, str]] = []
+    for (key, task_id), score, raw in (
+        yield from _paired(lacking, lambda e: (Cmd("ZSCORE", *e), Cmd("HGET", k.tasks, e[1])))
+    ):
+        if score is None and raw is not None and _of_set(raw) == scan.sets[key]:
+            out.append((key, task_id))
+    return out
+
+
+def _of_set(raw: Any) -> tuple[str, str] | None:
+    """The status and queue a stored task record names (None: it does not say, or cannot be
+    read)."""
+    try:
+        record = loads(raw)
+    except UNREADABLE:
+        return None
+    if not isinstance(record, dict):
+        return None
+    status, queue = record.get("status"), record.get("queue")
+    return (status, queue) if isinstance(status, str) and isinstance(queue, str) else None
 
 
 def _dangling(scan: _Scan) -> Operation[dict[str, list[str]]]:
@@ -254,8 +306,9 @@ def _dangling(scan: _Scan) -> Operation[dict[str, list[str]]]:
         for name in names:
             held.setdefault(k.findings_by(dimension, name), k.findings)
     for queue in queues:  # (its pending, delayed, leases and dead sets hold task ids)
-        for set_of in SET_STATUSES.values():
+        for status, set_of in SET_STATUSES.items():
             held.setdefault(set_of(k, queue), k.tasks)
+            scan.sets.setdefault(set_of(k, queue), (status, queue))
     scan.records_of = held
     keys = sorted(key for key, records in held.items() if records not in scan.found["key"])
     sizes: list[Any] = []
@@ -293,12 +346,16 @@ def _lost_findings(scan: _Scan) -> Operation[dict[str, str]]:
     """The completed tasks whose finding the scan did not meet, and that still are and
     still lack it (HEXISTS both, a thousand pairs a round trip: a finding stored, or a task
     retired with its finding, after the scan read its hash is no damage): task id -> the
-    finding id it names."""
+    finding id it names. A task some other stored finding is of is not lost: a late report
+    of it (its work done again under its own id: the report is kept superseded, the task
+    naming the finding lost still) holds its result."""
     k = scan.k
     if k.findings in scan.found["key"]:  # (no finding read: the key row says why)
         return {}
     stored = scan.stored.get(k.findings, set())
-    maybe = sorted((t, f) for t, f in scan.completed.items() if f not in stored)
+    maybe = sorted(
+        (t, f) for t, f in scan.completed.items() if f not in stored and t not in scan.reported
+    )
     replies = yield from _paired(
         maybe, lambda pair: (Cmd("HEXISTS", k.tasks, pair[0]), Cmd("HEXISTS", k.findings, pair[1]))
     )
@@ -329,8 +386,10 @@ class _Scan:
     (``completed``), the chunks the manifests name (``chunks``: digest -> [(its stored
     length, OWNER|VERSION using it)]), each record's score in its indexes (``created``: hash
     -> id -> its ``created_at``, None when it holds none: ``_index_score``), the task of each
-    finding not superseded (``reports``), and the hash of records of every index
-    (``records_of``, set by ``_dangling``)."""
+    finding not superseded (``reports``), the tasks any readable finding is of (``reported``),
+    the hash of records of every index (``records_of``, set by ``_dangling``), and the status
+    and queue of each queue's set (``sets``: a task of a status a set holds is met in its
+    queue's set of it, as an index of it)."""
 
     def __init__(self, k: Keys) -> None:
         self.k = k
@@ -342,7 +401,10 @@ class _Scan:
         self.completed: dict[str, str] = {}  # completed task id -> its finding's id
         self.created: dict[str, dict[str, int | None]] = {}
         self.reports: dict[str, str] = {}  # finding id (not superseded) -> its task's id
+        self.reported: set[str] = set()  # the tasks any readable finding is of
         self.records_of: dict[str, str] = {}
+        # a queue's pending, delayed, leases and dead sets: key -> (the status, the queue)
+        self.sets: dict[str, tuple[str, str]] = {}
 
     def forgive_half_stored(self) -> None:
         """The first tries' records of half-stored reports (``HALF_STORED_FIELD``) taken out
@@ -441,6 +503,10 @@ class _Scan:
             return
         if task.pass_name is not None:
             self._met(k.pass_tasks(task.pass_name), k.tasks, task_id)
+        set_of = SET_STATUSES.get(task.status.value)
+        if set_of is not None:  # (claims, reaps and requeues read the set, never the record)
+            self.sets[set_of(k, task.queue)] = (task.status.value, task.queue)
+            self._met(set_of(k, task.queue), k.tasks, task_id)
         if task.status is TaskStatus.COMPLETED and task.finding_id:
             self.completed[task_id] = task.finding_id
 
@@ -458,6 +524,8 @@ class _Scan:
             return
         if not finding.superseded and finding.task_id:
             self.reports[finding_id] = finding.task_id
+        if finding.task_id:
+            self.reported.add(finding.task_id)
         stands_for = loads(raw).get(HALF_STORED_FIELD)
         if isinstance(stands_for, str):
             self.half_stored.add(stands_for)

@@ -318,6 +318,8 @@ class ServerInfo:
     # or behind a Sentinel or Cluster URL (the client finds the masters itself).
     replica_warning: str | None = None
     replica_of: str | None = None  # its master, as the replica sees it (None: not visible)
+    # CONFIG GET save: its RDB snapshot rules ('': none; None: this user may not read them)
+    save: str | None = None
 
     @property
     def replica_row(self) -> str | None:
@@ -339,6 +341,21 @@ class ServerInfo:
             "with 'swarm acl --apply' (an admin first), put them in the URLs, then turn the "
             "default user off (ACL SETUSER default off resetpass, then ACL SAVE): "
             "docs/security.md, 'Users per role'"
+        )
+
+    @property
+    def persistence_warning(self) -> str | None:
+        """That a restart of the server loses the whole swarm (no AOF and no RDB snapshot:
+        appendonly no, save ''), and what to do; None when it keeps the swarm (AOF; RDB
+        snapshots alone lose the writes since the last one: the persistence row says so), or
+        that is not known (INFO or CONFIG GET refused to this user)."""
+        if self.aof_enabled is not False or self.save != "":
+            return None
+        return (
+            "the server keeps the swarm in memory only (appendonly no, save ''): a restart or "
+            "a crash loses every task, lease, finding and message; as an admin, turn AOF on: "
+            "redis-cli CONFIG SET appendonly yes, then CONFIG REWRITE (or appendonly yes in its "
+            "redis.conf), as the embedded server runs: docs/deployment.md, 'A LAN'"
         )
 
     @property
@@ -687,11 +704,13 @@ def server_info(ctx: OpContext) -> Operation[ServerInfo]:
     master = replica_master(info)
     server_time = yield from _server_time(info)
     fsync: str | None = None
+    save: str | None = None
     try:
         # "CONFIG GET" as one name: that is how redis-py routes it on a cluster too.
         fsync = _config_value((yield Cmd("CONFIG GET", "appendfsync")))
+        save = _config_value((yield Cmd("CONFIG GET", "save")))
     except PermissionDenied:  # CONFIG is refused to non-admin ACL users: it is optional
-        fsync = None
+        fsync = save = None
     open_to = yield from _open_to(ctx.settings, str(info.get("redis_version", "0")))
     return ServerInfo(
         version=str(info.get("redis_version", "?")),
@@ -709,6 +728,7 @@ def server_info(ctx: OpContext) -> Operation[ServerInfo]:
         streams=(yield from _check_streams(ctx, server_time)),
         replica_warning=_replica_warning(ctx.settings, info.get("role"), master),
         replica_of=master,
+        save=save,
     )
 
 

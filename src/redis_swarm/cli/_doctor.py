@@ -12,14 +12,22 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._codec import counted, first_few
-from .._models import RECORD_KINDS, REPAIR_COMMAND
+from .._models import RECORD_KINDS, REPAIR_COMMAND, IndexEntries
 from .._printable import short_version
 
 if TYPE_CHECKING:
     from .._keys import Keys
-    from .._models import IndexEntries, RecordDamage
+    from .._models import RecordDamage
 
-__all__ = ["LOST_FINDING_REDO", "NAMED", "ROWS", "corrupt_row", "damage_rows", "entries_row"]
+__all__ = [
+    "LOST_FINDING_REDO",
+    "NAMED",
+    "ROWS",
+    "corrupt_row",
+    "damage_rows",
+    "entries_row",
+    "repaired_and_left",
+]
 
 
 def corrupt_row(found: dict[str, Any], keys: Keys) -> str:
@@ -127,6 +135,27 @@ def entries_row(entries: IndexEntries) -> dict[str, Any]:
     }
 
 
+def repaired_and_left(
+    repaired: tuple[IndexEntries, ...],
+) -> tuple[list[IndexEntries], list[IndexEntries]]:
+    """What ``Swarm.repair_indexes`` did to each index, and what it could not re-add (each
+    index's records lacked at None: no creation time), apart: the ``indexes_repaired`` row
+    says the first, the ``index_entries`` row the rest (under ``--quick``, the one check
+    that names them)."""
+    done: list[IndexEntries] = []
+    left: list[IndexEntries] = []
+    for entries in repaired:
+        added: dict[str, int | None] = {}
+        unscored: dict[str, int | None] = {}
+        for record_id, score in entries.lacking.items():
+            (unscored if score is None else added)[record_id] = score
+        if added or entries.dangling:
+            done.append(IndexEntries(entries.index, added, entries.dangling))
+        if unscored:
+            left.append(IndexEntries(entries.index, unscored))
+    return done, left
+
+
 def _few(ids: list[str], count: int) -> str:
     """The ids a report holds of a list of ``count``, the rest counted."""
     more = count - len(ids)
@@ -181,13 +210,29 @@ def _repaired(rows: list[dict[str, Any]]) -> str:
     return "; ".join(said)
 
 
-def _findings_lost(lost: dict[str, Any]) -> str:
+def _findings_lost(lost: dict[str, Any], keys: Keys) -> str:
     """The ``findings_lost`` row: the completed tasks whose finding is no longer stored."""
-    named = [f"task {row['task']} (finding {row['finding']})" for row in lost["tasks"]]
     return (
-        f"{lost['count']:,}: {_few(named, lost['count'])} (completed, their finding no longer "
-        f"stored: deleted by hand, their result is lost: {LOST_FINDING_REDO})"
+        f"{_pairs_said(lost, 'tasks')} (completed, their finding no longer stored: deleted by "
+        f"hand, their result is lost: {LOST_FINDING_REDO}. A task posted again is a new task: "
+        "the old one stays named until it is gone: retire its pass once the pass is done with "
+        "(swarm retire PASS removes its settled tasks and findings, those redone too), or "
+        f"delete the old task: redis-cli HDEL {shlex.quote(keys.tasks)} ID and HDEL "
+        f"{shlex.quote(keys.task_data)} ID, then {REPAIR_COMMAND} removes its index entries "
+        "(its counters keep it completed). A late "
+        "report of the old task itself, kept superseded, holds its result: it is named no more)"
     )
+
+
+def _pairs_said(row: dict[str, Any], listed: str) -> str:
+    """A row of pairs (``_pairs_row``) as the human table says it: the count, then each of
+    the first ``NAMED`` as its first id, the second in brackets (``task T (finding F)``)."""
+    named = [
+        f"{first} {pair[first]} ({second} {pair[second]})"
+        for pair in row[listed]
+        for first, second in [tuple(pair)]
+    ]
+    return f"{row['count']:,}: {_few(named, row['count'])}"
 
 
 # What to do about a completed task whose finding is gone (the doctor's findings_lost row and
@@ -206,27 +251,34 @@ def damage_rows(report: dict[str, Any], damage: RecordDamage) -> None:
     its retry), as the index damage does through ``corrupt_records``."""
     if damage.indexes:  # (named by the corrupt_records row too)
         report["index_entries"] = [entries_row(e) for e in damage.indexes]
-    if damage.lost_findings:
-        lost = sorted(damage.lost_findings.items())
-        report["findings_lost"] = {
-            "count": len(lost),
-            "tasks": [{"task": t, "finding": f} for t, f in lost[:NAMED]],
-        }
-        report["ok"] = False
-    if damage.half_stored:
-        waiting = sorted(damage.half_stored.items())
-        report["reports_half_stored"] = {
-            "count": len(waiting),
-            "findings": [{"finding": f, "task": t} for f, t in waiting[:NAMED]],
-        }
-        report["ok"] = False
+    _pairs_row(report, "findings_lost", damage.lost_findings, "tasks", ("task", "finding"))
+    _pairs_row(report, "reports_half_stored", damage.half_stored, "findings", ("finding", "task"))
+
+
+def _pairs_row(
+    report: dict[str, Any],
+    row: str,
+    pairs: dict[str, str],
+    listed: str,
+    names: tuple[str, str],
+) -> None:
+    """Row ``row`` of ``pairs`` (id -> the id it goes with), when there is one: their count
+    and the first ``NAMED`` by id under ``listed``, each pair keyed by ``names``; it fails
+    the doctor."""
+    if not pairs:
+        return
+    ordered = sorted(pairs.items())
+    report[row] = {
+        "count": len(ordered),
+        listed: [dict(zip(names, pair, strict=True)) for pair in ordered[:NAMED]],
+    }
+    report["ok"] = False
 
 
 def _half_stored(waiting: dict[str, Any], keys: Keys) -> str:
     """The ``reports_half_stored`` row: the reports whose first try stopped half-way."""
-    named = [f"finding {row['finding']} (task {row['task']})" for row in waiting["findings"]]
     return (
-        f"{waiting['count']:,}: {_few(named, waiting['count'])} (each a report whose first try "
+        f"{_pairs_said(waiting, 'findings')} (each a report whose first try "
         "stopped half-way, refused a command by its user's ACL: its finding stored, listed "
         "nowhere, its task not completed with it; retry the report with the same finding id "
         "and finding (swarm task report T --finding-id ID ..., or from the program that made "
@@ -243,6 +295,6 @@ def _half_stored(waiting: dict[str, Any], keys: Keys) -> str:
 ROWS: dict[str, Callable[[Any, Keys], str]] = {
     "indexes_repaired": lambda rows, _: _repaired(rows),
     "index_entries": lambda rows, _: _index_entries(rows),
-    "findings_lost": lambda lost, _: _findings_lost(lost),
+    "findings_lost": _findings_lost,
     "reports_half_stored": _half_stored,
 }

@@ -30,11 +30,11 @@ from .._errors import (
 from .._models import RECORD_KINDS
 from .._printable import printable
 from ._app import EXIT_ERROR, App, json_option, main, pass_app
-from ._doctor import ROWS, corrupt_row, damage_rows, entries_row
+from ._doctor import ROWS, corrupt_row, damage_rows, entries_row, repaired_and_left
 
 if TYPE_CHECKING:
     from .._client import Swarm
-    from .._models import RecordDamage
+    from .._models import IndexEntries, RecordDamage
     from .._topology import ClusterView, SentinelView, Topology
 
 T = TypeVar("T")
@@ -93,12 +93,18 @@ def down(app: App) -> None:
     )
 
 
-def _persistence(aof_enabled: bool | None, fsync: str | None) -> str:
+def _persistence(aof_enabled: bool | None, fsync: str | None, save: str | None) -> str:
+    """The ``persistence`` row: AOF and its fsync policy, else the RDB snapshots (``save``:
+    CONFIG GET save's rules, '' none, None not readable)."""
     if aof_enabled is None:
         return f"unknown ({NOT_VISIBLE})"
-    if not aof_enabled:
-        return "none (no AOF)"
-    return f"aof {fsync}" if fsync else FSYNC_UNKNOWN
+    if aof_enabled:
+        return f"aof {fsync}" if fsync else FSYNC_UNKNOWN
+    if save is None:
+        return "no AOF (RDB snapshots unknown: this user may not run CONFIG GET)"
+    if not save:
+        return "none: no AOF, no RDB snapshots (see the warnings)"
+    return f"rdb snapshots only (save {save}): a crash loses the writes since the last one"
 
 
 def _choice(chosen: Binary, running: str | None) -> str:
@@ -248,9 +254,9 @@ def _replicas(count: int | None, up: int | None) -> str:
     "--repair",
     is_flag=True,
     help="First put every index right: re-add each record an index lacks (at its creation "
-    "time) and remove the entries of records no longer stored, a queue's sets' included "
-    "(then recounting the counters, as --recount) (a shard, coordinator or admin user; never "
-    "a worker), then check.",
+    "time) and remove the entries of records no longer stored, a queue's sets' included, and "
+    "put back in its queue's set a task that set lacks (then recounting the counters, as "
+    "--recount) (a shard, coordinator or admin user; never a worker), then check.",
 )
 @json_option
 @pass_app
@@ -262,8 +268,10 @@ def doctor(app: App, quick: bool, recount: bool, repair: bool) -> None:
     sets, which --recount sets them from; any counter below zero),
     and the swarm's records: those stored damaged (records, context versions and chunks,
     message entries, read cursors, indexes short of their records or holding entries of
-    records no longer stored, each entry named; completed tasks whose finding is no longer
-    stored), which fail it, each kind with its repair (--repair puts the indexes right).
+    records no longer stored, each entry named; tasks their queue's set lacks; completed
+    tasks whose finding is no longer stored), which fail it, each kind with its repair
+    (--repair puts the indexes and the queues' sets right); and it warns of a server that
+    keeps the swarm in memory only (no AOF, no RDB snapshot).
     On Sentinel, the
     master the sentinels name, how many sentinels and replicas they know, and whether they
     can agree a failover; on a Cluster, its state, slots, masters and replicas."""
@@ -396,7 +404,7 @@ def _doctor(
     if binary_note is not None:
         report["binary_note"] = binary_note
     report.update(
-        persistence=_persistence(info.aof_enabled, info.appendfsync) if info else None,
+        persistence=_persistence(info.aof_enabled, info.appendfsync, info.save) if info else None,
         used_memory_bytes=info.used_memory if info else None,
         maxmemory_bytes=info.maxmemory if info else None,
         maxmemory_policy=info.maxmemory_policy if info else None,
@@ -429,6 +437,8 @@ def _doctor(
         warnings.append(tls_warning)
     if info is not None and info.open_access_warning is not None:
         warnings.append(info.open_access_warning)
+    if info is not None and info.persistence_warning is not None:
+        warnings.append(info.persistence_warning)
     if info is not None and info.eviction_risk is not None:
         warnings.append(info.eviction_risk)
         report["ok"] = report["ok"] and not info.maxmemory  # (a limit set: records can go now)
@@ -451,10 +461,13 @@ def _doctor(
         info.library.row_refusing_writes if info and info.library else None,
     )
     refusing = cluster.cluster.refusing if cluster is not None and cluster.cluster else ()
+    left: list[IndexEntries] = []  # (the records the repair could not re-add)
     if repair:  # (refused to a worker: the error says whose it is)
-        report["indexes_repaired"] = [entries_row(e) for e in swarm.repair_indexes()]
-        # (entries removed from a queue's sets leave its counters counting them: recounted)
-        recount = recount or any(row["dangling_count"] for row in report["indexes_repaired"])
+        done, left = repaired_and_left(swarm.repair_indexes())
+        report["indexes_repaired"] = [entries_row(e) for e in done]
+        # (entries removed from a queue's sets, or a task added back to one, leave its
+        # counters wrong: recounted)
+        recount = recount or bool(done)
     if recount:  # (refused to a worker: the error says whose it is)
         report["counters_recounted"] = [asdict(c) for c in swarm.recount_counters()]
     _counters(swarm, report, warnings, failing)
@@ -467,6 +480,9 @@ def _doctor(
         report["ok"] = False
     if damage is not None:
         damage_rows(report, damage)
+    elif left:  # (--quick: no check after the repair names them: the repair does)
+        report["index_entries"] = [entries_row(e) for e in left]
+        report["ok"] = False
     if warnings:
         report["warnings"] = warnings
     if info is None:
