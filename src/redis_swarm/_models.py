@@ -64,13 +64,17 @@ __all__ = [
     "Webhook",
     "anchor_held",
     "anchor_of",
+    "anchored_record",
     "answer_fields",
     "failed_runs_of",
+    "kept_cost_key",
+    "kept_costs",
     "lease_token",
     "listed_names",
     "own_report_key",
     "pipeline_label_prefix",
     "planning_task_of",
+    "retired_owner_of",
     "runs_of",
     "stored_error",
     "synthesis_run_for",
@@ -561,13 +565,43 @@ class UnrecordedRun:
     """One agent run paid for that no other record holds (``Swarm.unrecorded_runs``: a
     pipeline's): ``key``, what its writer named it by; ``pass_name``, the pass it was run
     for; ``usage``, what it cost (None: its CLI said nothing); ``what``, whose run it was;
-    ``anchor``, the record of the pass it was run for (None: none known)."""
+    ``anchor``, the record of the pass it was run for (None: none known). ``failed`` and
+    ``runs``: whether its runs failed and how many; one failed run (none gave what was
+    asked of it), but for the cost of a record of a pipeline's retired bookkeeping
+    (``kept_cost_key``), which says them of that record: a planner's task list is one run,
+    not failed; a task's failed runs are as many as it had."""
 
     key: str
     pass_name: str
     usage: Usage | None
     what: str
     anchor: str | None = None
+    failed: bool = True
+    runs: int = 1
+
+    @classmethod
+    def stored(cls, key: str, raw: str | bytes) -> UnrecordedRun:
+        """The run kept under ``key`` (its JSON record, ``raw``): ``failed`` and ``runs``
+        from its fields, or, for a kept cost an older version wrote, from its key, which
+        said them (``_kept_key``). Raises one of ``UNREADABLE`` for a record that cannot be
+        read."""
+        record = loads(raw)
+        usage, anchor = record.get("usage"), record.get("anchor")
+        failed, runs = record.get("failed", True), record.get("runs", 1)
+        kept = _kept_key(key)
+        if kept is not None and kept[1] is not None and "runs" not in record:
+            failed, runs = kept[1]
+        if not isinstance(failed, bool) or type(runs) is not int or runs < 1:
+            raise ValueError(f"unrecorded run {key}: failed {failed!r}, runs {runs!r}")
+        return cls(
+            key=key,
+            pass_name=str(record["pass"]),
+            usage=Usage.from_dict(usage) if usage is not None else None,
+            what=str(record["what"]),
+            anchor=str(anchor) if anchor is not None else None,
+            failed=failed,
+            runs=runs,
+        )
 
 
 # The longest error a task keeps (its ``last_error``): a longer one is cut (``stored_error``).
@@ -697,6 +731,11 @@ def anchor_of(record: Task | Finding) -> str:
     return f"{record.id}@{record.created_at}"
 
 
+def anchored_record(anchor: str) -> str:
+    """The id of the record ``anchor`` names (``anchor_of``)."""
+    return anchor.rpartition("@")[0]
+
+
 def unrecorded_run_key(key: str) -> str:
     """The key an unrecorded run named by ``key`` is kept under (``Swarm.record_unrecorded_run``):
     a digest of it (a claim's token is its lease's secret: never stored)."""
@@ -720,6 +759,65 @@ def anchor_held(anchor: str | None, held: Container[str]) -> bool:
     return anchor is None or anchor in held
 
 
+# What each record of a finished pipeline run's bookkeeping cost (a planner's task list, the
+# failed runs summed on a planning or synthesizer task) is kept when ``swarm pipeline
+# retire`` removes it, as an ``UnrecordedRun`` of its own owner (``retired_owner_of``), under
+# a key naming the record once (``kept_cost_key``), its anchor the bookkeeping task it stands
+# for: ``swarm pipeline status`` and ``Swarm.pass_costs`` count it once that task went
+# (``kept_costs``), so that a pass's spend reads the same after the retirement as before.
+_RETIRED_OWNER = " retired bookkeeping"  # (after the ``unrecorded_owner`` of its run)
+_KEPT = "bk"  # how a kept cost's key begins; then ":" and a digest of the record
+
+
+def retired_owner_of(owner: str) -> str:
+    """Whose, in the swarm (``Swarm.unrecorded_runs``), the kept costs of the retired
+    bookkeeping are of the pipeline run whose unrecorded runs are ``owner``'s
+    (``unrecorded_owner``): apart from those, so that each reader counts them by their rule
+    (``kept_costs``), not as runs no other record holds."""
+    return f"{owner}{_RETIRED_OWNER}"
+
+
+def kept_cost_key(record_id: str) -> str:
+    """The key the cost of the bookkeeping record ``record_id`` is kept under (see
+    ``retired_owner_of``): the same each time it is kept (kept twice: once)."""
+    return f"{_KEPT}:{unrecorded_run_key(record_id)[:24]}"
+
+
+def _kept_key(key: str) -> tuple[str, tuple[bool, int] | None] | None:
+    """The record a kept cost's ``key`` names (its digest: ``kept_cost_key``), with whether
+    its runs failed and how many when the key says them (``bkf3:DIGEST``: a version before
+    they were fields of the record wrote so; ``bkr1:`` a run not failed); None for a key no
+    kept cost has. The one reader of the key."""
+    head, colon, digest = key.partition(":")
+    if not colon or not digest or not head.startswith(_KEPT):
+        return None
+    how, count = head[len(_KEPT) : len(_KEPT) + 1], head[len(_KEPT) + 1 :]
+    if not how:
+        return digest, None
+    if how not in ("f", "r") or not (count.isascii() and count.isdigit()):
+        return None
+    return digest, (how == "f", max(1, int(count)))
+
+
+def kept_costs(
+    runs: Iterable[UnrecordedRun], pass_name: str, held: Container[str]
+) -> list[UnrecordedRun]:
+    """The kept costs of a pipeline run's retired bookkeeping (``runs``: its
+    ``retired_owner_of``'s) that count in pass ``pass_name``, whose records are ``held``
+    (their ``anchor_of``): those of the pass whose record went (one still held counts as
+    itself), each once (one an older version kept under the old key, kept again since,
+    counts once: the one with its fields), in the order of their keys. The one rule of
+    ``swarm pipeline status`` and ``Swarm.pass_costs``."""
+    counted: dict[str, UnrecordedRun] = {}
+    for run in sorted(runs, key=lambda r: r.key):
+        kept = _kept_key(run.key)
+        if kept is None or run.pass_name != pass_name or run.anchor is None:
+            continue
+        if run.anchor not in held and (kept[1] is None or kept[0] not in counted):
+            counted[kept[0]] = run
+    return sorted(counted.values(), key=lambda r: r.key)
+
+
 @dataclass(frozen=True)
 class PassCosts(Record):
     """What every agent run behind one pass cost (``Swarm.pass_costs``), summed: its
@@ -741,6 +839,9 @@ class PassCosts(Record):
     synthesizer's refused or failed runs); ``unrecorded``, of ``total`` and of ``failed``,
     what the pipeline's runs of the pass that no other record holds cost (a worker's, a
     planner's or a synthesizer's: none gave what was asked of it); the rest is its workers'.
+    ``retired_bookkeeping``, of ``planning`` and ``synthesis`` (and of ``failed``, their
+    failed runs), what the records of the pipeline's bookkeeping that ``swarm pipeline
+    retire`` removed cost (``kept_costs``), counted as those records were before it.
 
     ``findings`` (``superseded`` of them), ``tasks`` and ``syntheses``: how many records were
     summed. ``searched_all`` is False when only the first ``scan_limit`` records of each
@@ -784,6 +885,8 @@ class PassCosts(Record):
     synthesis_runs: int = 0
     unrecorded: dict[str, Any] = dataclasses.field(default_factory=dict)
     unrecorded_runs: int = 0
+    retired_bookkeeping: dict[str, Any] = dataclasses.field(default_factory=dict)
+    retired_bookkeeping_runs: int = 0
 
     def shown(self) -> dict[str, Any]:
         """The costs as every face gives them as data (``swarm status --pass --json``, the

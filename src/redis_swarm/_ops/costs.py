@@ -8,6 +8,10 @@ ids by), taken when their data names the pass, and said apart (``PassCosts.plann
 So are the pipeline's runs of the pass that no other record holds (``unrecorded``): kept
 per run of the pipeline, which the pass's label names (``unrecorded_owner_of``), counted
 by the rule its status counts them by (``anchor_held``), apart (``PassCosts.unrecorded``).
+And so are the costs ``swarm pipeline retire`` kept of the records of the pipeline's
+bookkeeping it removed (a planner's task list, the failed runs of a planning or synthesizer
+task: ``kept_costs``, once the record they stand for went), each counted as its record was,
+so that a pass's spend reads the same before and after (``PassCosts.retired_bookkeeping``).
 
 A pass's findings (superseded ones too), tasks and syntheses are read through their
 indexes a page at a time (``COST_PAGE``: a page of the biggest findings, 256 KiB each, is
@@ -34,8 +38,11 @@ from .._models import (
     UnrecordedRun,
     anchor_held,
     anchor_of,
+    anchored_record,
+    kept_costs,
     own_report_key,
     planning_task_of,
+    retired_owner_of,
     runs_of,
     synthesizer_task_of,
     unknown_pass,
@@ -63,7 +70,9 @@ def pass_costs(ctx: OpContext, pass_name: str) -> Operation[PassCosts]:
     """What every agent run behind pass ``pass_name`` cost (``PassCosts``): its findings,
     superseded ones too, the failed runs summed on its tasks, its syntheses, and a
     pipeline's planner and synthesizer runs of it, said apart (``planning``, ``synthesis``),
-    and the pipeline's runs of it no other record holds (``unrecorded``), apart too.
+    and the pipeline's runs of it no other record holds (``unrecorded``), apart too, and
+    what ``swarm pipeline retire`` kept of the records of its bookkeeping it removed
+    (``retired_bookkeeping``: of ``planning`` and ``synthesis``, as those records were).
     One round trip for a pass of up to ``COST_PAGE`` records of each kind, one more per page
     after that, up to ``SCAN_LIMIT`` of each (``searched_all`` says whether that was all);
     a pass a pipeline synthesized, one more (its planning and synthesizer tasks), and a
@@ -75,7 +84,7 @@ def pass_costs(ctx: OpContext, pass_name: str) -> Operation[PassCosts]:
     name = check_label("pass name", pass_name)
     k = ctx.keys
     tally = _Tally()
-    known, kept, *scanned = yield from together(
+    known, (kept, retired_bookkeeping), *scanned = yield from together(
         _known(ctx, name),
         _kept(ctx, name),
         _scan(ctx, (k.findings_by("pass", name), k.findings), [],
@@ -97,6 +106,11 @@ def pass_costs(ctx: OpContext, pass_name: str) -> Operation[PassCosts]:
     for run in kept:  # (once every record of the pass read is held: see ``anchor_held``)
         if run.pass_name == name and anchor_held(run.anchor, tally.held):
             tally.add_unrecorded(run)
+    # (each stands for a planning or synthesizer task; a synthesizer task's id is the one its
+    # synthesis names, ``synthesizer_task_of``: every other is the planner's)
+    synthesizers = {synthesizer_task_of(sid) for sid in tally.pipeline_syntheses}
+    for run in kept_costs(retired_bookkeeping, name, tally.held):
+        tally.add_retired(run, synthesis=anchored_record(run.anchor or "") in synthesizers)
     return tally.costs(
         name,
         searched_all=all(whole for whole, _ in scanned),
@@ -155,14 +169,18 @@ def _pipeline_tasks(ctx: OpContext, name: str, tally: _Tally) -> Operation[tuple
     return planners, corrupt
 
 
-def _kept(ctx: OpContext, name: str) -> Operation[list[UnrecordedRun]]:
+def _kept(ctx: OpContext, name: str) -> Operation[tuple[list[UnrecordedRun], list[UnrecordedRun]]]:
     """The runs the pipeline run pass ``name`` is a label of (``unrecorded_owner_of``) kept
-    as no other record's (``unrecorded_runs``), of any of its passes; none (no request) when
-    the name is no pipeline's label."""
+    as no other record's (``unrecorded_runs``), and the costs its retirement kept of its
+    bookkeeping (``retired_owner_of``), of any of its passes, in one round trip; none (no
+    request) when the name is no pipeline's label."""
     owner = unrecorded_owner_of(name)
     if owner is None:
-        return []
-    return (yield from unrecorded_runs(ctx, owner))
+        return [], []
+    runs, retired = yield from together(
+        unrecorded_runs(ctx, owner), unrecorded_runs(ctx, retired_owner_of(owner))
+    )
+    return runs, retired
 
 
 def _known(ctx: OpContext, name: str) -> Operation[tuple[list[str], RetiredPass | None]]:
@@ -217,6 +235,8 @@ class _Tally:
         self.by_model: dict[str, dict[str, float | None]] = {}
         self.runs = self.unpriced = self.planning_runs = self.synthesis_runs = 0
         self.unrecorded_runs = 0
+        self.retired = no_figures()
+        self.retired_runs = 0
         self.held: set[str] = set()
         # The findings an agent reported itself with no usage, by the key of the run kept
         # with its cost (``own_report_key``): that run prices its finding, not a run more.
@@ -268,6 +288,28 @@ class _Tally:
                 add_figures(part, figures)
             add_model_figures(self.by_model, run.usage, None)
 
+    def add_retired(self, run: UnrecordedRun, *, synthesis: bool) -> None:
+        """Add the cost ``swarm pipeline retire`` kept of a record of the pipeline's
+        bookkeeping of the pass (``kept_costs``), as that record counted: a task list of its
+        planner or the failed runs of its planning task (``planning``), or of its
+        synthesizer task (``synthesis``), its failed runs in ``failed`` too."""
+        self.runs += run.runs
+        self.retired_runs += run.runs
+        if synthesis:
+            self.synthesis_runs += run.runs
+        else:
+            self.planning_runs += run.runs
+        if run.usage is None or run.usage.cost_usd is None:
+            self.unpriced += run.runs
+            if run.usage is None:
+                return
+        figures = usage_figures(run.usage)
+        part = self.synthesis if synthesis else self.planning
+        for sums in (self.total, part, self.retired, *((self.failed,) if run.failed else ())):
+            add_figures(sums, figures)
+        # (its record's model is in its usage: the pipeline kept it so)
+        add_model_figures(self.by_model, run.usage, None)
+
     def _sum(
         self, record: Finding | Task | Synthesis, part: dict[str, float | None] | None = None
     ) -> int:
@@ -317,4 +359,6 @@ class _Tally:
             synthesis_runs=self.synthesis_runs,
             unrecorded=shown_figures(self.unrecorded),
             unrecorded_runs=self.unrecorded_runs,
+            retired_bookkeeping=shown_figures(self.retired),
+            retired_bookkeeping_runs=self.retired_runs,
         )

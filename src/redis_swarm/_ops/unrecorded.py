@@ -8,7 +8,9 @@ key its caller names the run by once (a digest: never a lease's secret), written
 a path that meets the same run again, or a write sent again after its reply was lost, adds
 nothing. A record holds what a reader needs and no more: the pass the run was for, what it
 cost (None: its CLI said nothing), whose run it was, and the record of the pass it was run
-for (``anchor``), by which a reader tells the swarm it was paid in from one emptied since.
+for (``anchor``), by which a reader tells the swarm it was paid in from one emptied since,
+and, where its writer says them, whether its runs failed and how many (``failed``, ``runs``:
+the cost a pipeline's retirement keeps of a record of its bookkeeping; else one failed run).
 Nothing else writes or expires them; ``drop_unrecorded_runs`` deletes an owner's (a
 pipeline's retirement), and deleting a swarm's keys deletes them with the rest.
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .._codec import UNREADABLE, dumps, loads
+from .._codec import UNREADABLE, dumps
 from .._errors import ValidationError
 from .._models import UnrecordedRun
 from .._protocol import Batch, Cmd, OpContext, Operation
@@ -28,6 +30,7 @@ from ._work import check_label, text, usage_body
 __all__ = [
     "MAX_ANCHOR",
     "MAX_OWNERS",
+    "MAX_RUNS",
     "MAX_RUN_KEY",
     "MAX_WHAT",
     "drop_unrecorded_runs",
@@ -39,6 +42,7 @@ MAX_RUN_KEY = 64  # the characters of the key a run is named by (a digest)
 MAX_WHAT = 1024  # the characters of whose run it was (the report's rows)
 MAX_ANCHOR = 300  # the characters of the record it was run for (``id@created_at``)
 MAX_OWNERS = 1000  # the owners one ``drop_unrecorded_runs`` deletes the records of
+MAX_RUNS = 1_000_000  # the agent runs one record is of (a task's failed runs, summed)
 
 
 def record_unrecorded_run(
@@ -50,10 +54,15 @@ def record_unrecorded_run(
     *,
     usage: Usage | None = None,
     anchor: str | None = None,
+    failed: bool | None = None,
+    runs: int | None = None,
 ) -> Operation[bool]:
     """Keep, among ``owner``'s, the run named ``key`` (see ``UnrecordedRun``): True when it
     was written now, False when a run under ``key`` was kept already (it is left as it was).
-    One round trip; safe to send again."""
+    ``failed`` and ``runs`` say whether its runs failed and how many, stored when given (a
+    kept cost of a pipeline's retired bookkeeping gives them: it stands for a record of
+    several runs, or of one not failed); None: one failed run, as a run no other record
+    holds is read. One round trip; safe to send again."""
     check_label("the owner of unrecorded runs", owner)
     check_label("the key of an unrecorded run", key, max_chars=MAX_RUN_KEY)
     record: dict[str, Any] = {
@@ -66,6 +75,17 @@ def record_unrecorded_run(
         record["anchor"] = check_label(
             "the anchor of an unrecorded run", anchor, max_chars=MAX_ANCHOR
         )
+    if failed is not None:
+        if not isinstance(failed, bool):
+            raise ValidationError(f"failed is {failed!r}: give true or false (or nothing)")
+        record["failed"] = failed
+    if runs is not None:
+        if type(runs) is not int or not 1 <= runs <= MAX_RUNS:
+            raise ValidationError(
+                f"runs is {runs!r}: give a whole number from 1 to {MAX_RUNS:,} (how many "
+                "agent runs the record is of), or nothing (one)"
+            )
+        record["runs"] = runs
     written = yield Cmd("HSETNX", ctx.keys.unrecorded_runs(owner), key, dumps(record))
     return bool(written)
 
@@ -101,17 +121,9 @@ def drop_unrecorded_runs(
 
 
 def _run_from(key: str, raw: Any) -> UnrecordedRun | None:
-    """The run stored under ``key``, or None when it cannot be read."""
+    """The run stored under ``key`` (``UnrecordedRun.stored``), or None when it cannot be
+    read."""
     try:
-        record = loads(raw)
-        usage = record.get("usage")
-        anchor = record.get("anchor")
-        return UnrecordedRun(
-            key=key,
-            pass_name=str(record["pass"]),
-            usage=Usage.from_dict(usage) if usage is not None else None,
-            what=str(record["what"]),
-            anchor=str(anchor) if anchor is not None else None,
-        )
+        return UnrecordedRun.stored(key, raw)
     except UNREADABLE:
         return None

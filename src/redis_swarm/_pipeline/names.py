@@ -16,6 +16,7 @@ from .._models import (
     Task,
     pipeline_label_prefix,
     planning_task_of,
+    retired_owner_of,
     synthesizer_task_of,
     unrecorded_owner,
 )
@@ -103,9 +104,9 @@ def retired_owner(name: str, run: int) -> str:
     """Whose, in the swarm (``Swarm.unrecorded_runs``), the costs are of the bookkeeping of
     run ``run`` of pipeline ``name`` that ``swarm pipeline retire`` removed
     (``records.fold_bookkeeping``): apart from the runs no other record holds
-    (``unrecorded_owner``), which the core's ``pass_costs`` counts, so that these are
-    counted only by the pipeline's views, and only once the records they stand for went."""
-    return f"{unrecorded_owner(name, run)} retired bookkeeping"
+    (``unrecorded_owner``), so that the pipeline's views and the core's ``pass_costs``
+    count them by their own rule (``kept_costs``: once the records they stand for went)."""
+    return retired_owner_of(unrecorded_owner(name, run))
 
 
 def run_queues(name: str, run: int) -> tuple[str, ...]:

@@ -29,6 +29,8 @@ from .._models import (
     anchor_held,
     anchor_of,
     failed_runs_of,
+    kept_cost_key,
+    kept_costs,
     own_report_key,
     runs_of,
     synthesis_run_for,
@@ -272,45 +274,23 @@ def _unrecorded_of(swarm: Swarm, plan: Plan, result: PassResult) -> dict[str, Un
     for stored in swarm.unrecorded_runs(unrecorded_owner(plan.name, plan.run)):
         if stored.pass_name == result.label:
             runs.setdefault(stored.key, Unrecorded(stored.usage, stored.what, stored.anchor))
-    folded: dict[str, Unrecorded] = {}
-    for stored in swarm.unrecorded_runs(retired_owner(plan.name, plan.run)):
-        how = _folded_how(stored.key)
-        if stored.pass_name == result.label and how is not None and stored.anchor:
-            folded[stored.key] = Unrecorded(
-                stored.usage, stored.what, stored.anchor, how[0], how[1], retired=True
-            )
-    if not runs and not folded:
-        return {}
     records: list[Task | Finding] = [*result.tasks, *result.agent_tasks, *result.findings]
     held = {anchor_of(r) for r in records}
+    retired = swarm.unrecorded_runs(retired_owner(plan.name, plan.run))
     # (in the order of their keys: the same whether a run was written yet or not); the cost
     # of a retired record only once the record it stands for is gone (never counted twice)
     out = {key: run for key, run in sorted(runs.items()) if anchor_held(run.anchor, held)}
-    out.update((key, run) for key, run in sorted(folded.items()) if run.anchor not in held)
+    for cost in kept_costs(retired, result.label, held):
+        out[cost.key] = Unrecorded(
+            cost.usage, cost.what, cost.anchor, cost.failed, cost.runs, retired=True
+        )
     return out
 
 
-# Whose runs a folded record stands for, said after them (``fold_bookkeeping``).
+# Whose runs a kept cost stands for, said after them (``fold_bookkeeping``).
 RETIRED_BOOKKEEPING = (
     "retired with the pipeline's bookkeeping (swarm pipeline retire), still counted"
 )
-_FOLDED = "bk"  # how a folded record's key begins: then r (runs) or f (failed runs), N, ":"
-
-
-def _folded_key(record: str, failed: bool, runs: int) -> str:
-    """The key of the folded cost of the record ``record`` (``fold_bookkeeping``): whether
-    its runs failed and how many, then a digest of the record (folded twice: kept once)."""
-    return f"{_FOLDED}{'f' if failed else 'r'}{runs}:{unrecorded_run_key(record)[:24]}"
-
-
-def _folded_how(key: str) -> tuple[bool, int] | None:
-    """Whether the runs of a folded record failed and how many (``_folded_key``); None for
-    a key no fold wrote."""
-    head, colon, _ = key.partition(":")
-    kind, count = head[len(_FOLDED) : len(_FOLDED) + 1], head[len(_FOLDED) + 1 :]
-    if not (colon and head.startswith(_FOLDED) and kind in "rf" and kind and count.isdigit()):
-        return None
-    return kind == "f", max(1, int(count))
 
 
 def _priced_by(usage: Usage | None, model: str | None) -> Usage | None:
@@ -325,11 +305,12 @@ def _priced_by(usage: Usage | None, model: str | None) -> Usage | None:
 def fold_bookkeeping(swarm: Swarm, plan: Plan) -> int:
     """Keep what the bookkeeping of ``plan``'s run cost (its planners' task lists, the failed
     runs summed on its planning and synthesizer tasks), before ``swarm pipeline retire``
-    removes those records: one record per record (``retired_owner``, keyed by the record:
-    folding again adds nothing), naming the bookkeeping task it stands for, so that a reader
-    counts it only once that task is gone (a task the retirement keeps still counts as
+    removes those records: one record per record (``retired_owner``, keyed by the record,
+    ``kept_cost_key``: folding again adds nothing), saying whether its runs failed and how
+    many, and naming the bookkeeping task it stands for, so that a reader counts it only
+    once that task is gone (``kept_costs``: a task the retirement keeps still counts as
     itself). How many records it wrote or found written. The spend of a finished pipeline
-    does not drop with its cleanup."""
+    does not drop with its cleanup, in its views nor in ``Swarm.pass_costs``."""
     queues = set(bookkeeping_queues(plan.name, plan.run))
     owner = retired_owner(plan.name, plan.run)
     folded = 0
@@ -350,9 +331,9 @@ def fold_bookkeeping(swarm: Swarm, plan: Plan) -> int:
             if task is None:  # (not the bookkeeping's: a worker's, or the synthesis)
                 continue
             swarm.record_unrecorded_run(
-                owner, _folded_key(record.id, failed, max(1, runs)), result.label,
-                f"{what}, {RETIRED_BOOKKEEPING}", usage=_priced_by(usage, model),
-                anchor=anchor_of(task),
+                owner, kept_cost_key(record.id), result.label, f"{what}, {RETIRED_BOOKKEEPING}",
+                usage=_priced_by(usage, model), anchor=anchor_of(task), failed=failed,
+                runs=max(1, runs),
             )  # fmt: skip
             folded += 1
     return folded

@@ -133,8 +133,9 @@ def _pass_cost_lines(costs: PassCosts) -> list[str]:
     """What every agent run behind a pass cost (``Swarm.pass_costs``), as ``swarm status
     --pass`` shows it: in all, with how many of its runs reported no cost and what it
     covers, then per model, the failed runs' part of it, a pipeline's planning and
-    synthesis parts and its runs no other record holds (every cost as every view shows
-    it: ``Money``), then what they never count and what these sums leave out."""
+    synthesis parts, its runs no other record holds and what was kept of its retired
+    bookkeeping (every cost as every view shows it: ``Money``), then what they never count
+    and what these sums leave out."""
     total = costs.total
     if costs.runs == 0:
         # (a retired pass's runs were recorded: their records went with it, as its note says)
@@ -155,7 +156,11 @@ def _pass_cost_lines(costs: PassCosts) -> list[str]:
             ("planning", costs.planning, costs.planning_runs),
             ("synthesis", costs.synthesis, costs.synthesis_runs),
             ("runs no other record holds", costs.unrecorded, costs.unrecorded_runs),
-        ):
+            (  # (of planning and synthesis: their records went, their cost was kept)
+                "kept as its pipeline's bookkeeping was retired (swarm pipeline retire)",
+                costs.retired_bookkeeping, costs.retired_bookkeeping_runs,
+            ),
+        ):  # fmt: skip
             if runs:
                 lines.append(f"  of it, {part}: {money.line(figures)} ({counted(runs, 'run')})")
     lines.append(f"  not counted: {costs.NOT_COUNTED}")
