@@ -35,6 +35,7 @@ __all__ = [
     "AccessGuard",
     "give_token",
     "new_token",
+    "offered_token",
     "require_strong_token",
     "require_token_off_loopback",
     "serve",
@@ -163,7 +164,7 @@ class AccessGuard:
             return None
         if self.public and request.url.path.startswith(self.public):
             return None
-        offered = _offered_token(request, query=self.query_token)
+        offered = offered_token(request, query=self.query_token)
         if offered is not None and hmac.compare_digest(offered.encode(), self.token.encode()):
             return None
         or_query = " or add ?token=TOKEN to the URL" if self.query_token else ""
@@ -218,7 +219,7 @@ def _host_name(header: str) -> str:
     return header.rpartition(":")[0] if ":" in header else header
 
 
-def _offered_token(request: Request, *, query: bool) -> str | None:
+def offered_token(request: Request, *, query: bool) -> str | None:
     """The token a request sent (a bearer header's, else ``?token=`` where taken); None when
     it sent none."""
     offered = request.query_params.get("token") if query else None

@@ -27,7 +27,12 @@ from .._keys import is_ask_queue
 from .._models import ANSWER_KIND, STALE_AFTER_S, Agent, Finding, PassProgress, Synthesis, Task
 from .._printable import bounded, bounded_agents
 
-__all__ = ["PassProgress", "Snapshot", "snapshot"]
+__all__ = ["CALLS_AT_ONCE", "PassProgress", "Snapshot", "snapshot"]
+
+# The most Redis calls one snapshot makes at once (its contexts' versions, read side by side):
+# each holds one of the handle's connections while it runs, and a swarm with hundreds of
+# owners would otherwise take hundreds at once. The dashboard sizes its requests to it.
+CALLS_AT_ONCE = 4
 
 # The lists a snapshot bounds, as named in its ``not_shown``.
 _LISTS = ("queues", "passes", "questions", "agents")
@@ -85,7 +90,8 @@ async def snapshot(
     question_rows, hidden_questions = bounded(asks, _name, _counts, settled)
     agent_rows, hidden_agents = bounded_agents(status.roster, stale)
     recent = await swarm.recent(findings=findings, syntheses=syntheses, dead=dead)
-    versions = await asyncio.gather(*(_versions(swarm, c.owner) for c in status.contexts))
+    at_once = asyncio.Semaphore(CALLS_AT_ONCE)
+    versions = await asyncio.gather(*(_versions(swarm, c.owner, at_once) for c in status.contexts))
     return Snapshot(
         swarm=status.swarm,
         at=now_ms(),
@@ -127,8 +133,9 @@ def _counts(queue: tuple[str, dict[str, int]]) -> dict[str, int]:
     return queue[1]
 
 
-async def _versions(swarm: AsyncSwarm, owner: str) -> list[ContextInfo]:
+async def _versions(swarm: AsyncSwarm, owner: str, at_once: asyncio.Semaphore) -> list[ContextInfo]:
     try:
-        return await swarm.context_versions(owner)
+        async with at_once:
+            return await swarm.context_versions(owner)
     except NotFound:  # gone since it was listed: nothing to show, not an error
         return []

@@ -13,25 +13,38 @@ Routes (every one read-only; documented in docs/dashboard.md)::
     GET /api/tasks        tasks, filtered and paged (?queue= &status= &pass= &cursor= &limit=
                           &data=1: with their data)
     GET /api/findings     findings, filtered and paged (?shard= &queue= &pass= &cursor= &limit=)
-    GET /api/events       the event stream as Server-Sent Events, resumable (Last-Event-ID)
+    GET /api/events       the event stream as Server-Sent Events, resumable (Last-Event-ID):
+                          every open one is fed by one follower of the event log (``EventHub``),
+                          and at most MAX_STREAMS are open at once
+
+The requests that call Redis take turns (``_Gate``): as many at once as the handle's
+connections hold, less the follower's; one over waits its turn a few seconds, then is
+answered 503 "busy" with a Retry-After. A lost Redis, and its return, is logged once each
+(``_Health``), not once a request.
 
 Served by ``swarm dashboard`` (given a ``Stopping``), Ctrl-C ends the open event streams and
 answers the requests still waiting on Redis 503, at once (``_stopping``).
 
 With a token, every route but the static assets needs it: ``Authorization: Bearer T``, or
-``?token=T`` where a header cannot be set (opening the page, ``EventSource``). Without one,
+``?token=T`` where a header cannot be set (opening the page, ``EventSource``); both, with
+different values, is refused (``_TokenOnce``). Without one,
 only loopback Host headers (and the name of its ``--host``) are served, so a web page
 elsewhere cannot read the swarm through the viewer's browser (DNS rebinding).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.datastructures import QueryParams
@@ -50,9 +63,9 @@ from .._models import STALE_AFTER_S, EventType, Page, TaskStatus
 from .._net import is_loopback
 from .._printable import SETTLED_SHOWN, STALE_SHOWN
 from .._stopping import EndWhenStopping, Stopping
-from .._web import AccessGuard
-from ._feed import EventFeed
-from ._snapshot import snapshot
+from .._web import AccessGuard, offered_token
+from ._feed import MAX_STREAMS, EventHub, Stream, TooManyStreams
+from ._snapshot import CALLS_AT_ONCE, snapshot
 
 __all__ = ["STATIC_DIR", "create_app", "is_loopback"]
 
@@ -68,6 +81,15 @@ _FLAGS = {"1": True, "true": True, "0": False, "false": False}
 KEEPALIVE_S = 15.0
 # How soon a browser reconnects after losing the stream (it then sends Last-Event-ID).
 RETRY_MS = 1000
+# How long a request waits for its turn at Redis when every turn is taken (a burst of
+# requests) before it is answered 503 "busy"; and the Retry-After that answer gives.
+BUSY_WAIT_S = 5.0
+RETRY_AFTER_S = 1
+# The connections of the handle a request never takes: the event follower's.
+_FOLLOWER_CONNECTIONS = 1
+
+log = logging.getLogger("redis_swarm.dashboard")
+T = TypeVar("T")
 
 
 def create_app(
@@ -79,6 +101,8 @@ def create_app(
     keepalive_s: float = KEEPALIVE_S,
     stale_after_s: float = STALE_AFTER_S,
     stopping: Stopping | None = None,
+    busy_wait_s: float = BUSY_WAIT_S,
+    max_streams: int = MAX_STREAMS,
 ) -> Starlette:
     """The dashboard for ``swarm``; with ``token``, every API call must carry it. ``host``:
     the ``--host`` it is served on, whose name a Host header may give as well as loopback's
@@ -87,15 +111,21 @@ def create_app(
     ``close_swarm`` closes the swarm's connections when the app shuts down (the CLI's case:
     it owns the swarm; a caller that passes its own keeps it open). ``stopping``: end open
     event streams and waiting requests as soon as it is set; set by Ctrl-C or SIGTERM while
-    the app runs in its server (the CLI's case: see ``_stopping``).
+    the app runs in its server (the CLI's case: see ``_stopping``). ``busy_wait_s``: how
+    long a request waits for its turn at Redis (``_Gate``); ``max_streams``: the most event
+    streams served at once.
     """
 
-    api = _Api(swarm, keepalive_s=keepalive_s, stale_after_s=stale_after_s)
+    health = _Health()
+    gate = _Gate(_turns(swarm.settings.max_connections), busy_wait_s, health)
+    hub = EventHub(swarm, gate=gate, on_error=health.saw_failure, most=max_streams)
+    api = _Api(swarm, gate, hub, keepalive_s=keepalive_s, stale_after_s=stale_after_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         with stopping.on_signals() if stopping is not None else contextlib.nullcontext():
             yield
+        await hub.aclose()
         if close_swarm:
             await swarm.aclose()
 
@@ -150,6 +180,8 @@ def create_app(
         exception_handlers={
             SwarmError: _swarm_error,
             _BadRequest: _bad_request,
+            _Busy: _busy,
+            TooManyStreams: _too_many_streams,
             HTTPException: http_error,
         },
     )
@@ -176,24 +208,134 @@ class _BadRequest(Exception):
     pass
 
 
+class _Busy(Exception):
+    """Every turn at Redis stayed taken for as long as a request waits (``_Gate``)."""
+
+
+def _turns(max_connections: int) -> int:
+    """How many requests may call Redis at once on a handle of ``max_connections``: what is
+    left once the follower has its connection, each request counted for the most one holds at
+    once (a snapshot's ``CALLS_AT_ONCE``); one at least."""
+    return max(1, (max_connections - _FOLLOWER_CONNECTIONS) // CALLS_AT_ONCE)
+
+
+class _Health:
+    """Whether Redis answers the dashboard, said in its log once when it stops (the first
+    request, or the follower, that cannot reach it) and once when it answers again (the
+    first request that can): not once per request. Warnings, which a server with no logging
+    set up (``swarm dashboard``) prints on stderr."""
+
+    def __init__(self) -> None:
+        self.lost_at: float | None = None
+
+    def saw_failure(self, exc: BaseException) -> None:
+        if not isinstance(exc, ConnectionFailed) or self.lost_at is not None:
+            return
+        self.lost_at = time.time()
+        log.warning(
+            "Redis unreachable at %s: %s (requests are answered 503 until it answers again)",
+            _clock(self.lost_at),
+            exc,
+        )
+
+    def saw_success(self) -> None:
+        if self.lost_at is None:
+            return
+        back, lost_at = time.time(), self.lost_at
+        self.lost_at = None
+        log.warning(
+            "Redis answers again at %s (unreachable since %s: %.0f s)",
+            _clock(back),
+            _clock(lost_at),
+            back - lost_at,
+        )
+
+
+def _clock(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at))
+
+
+class _Gate:
+    """The requests that call Redis, ``turns`` at once: the handle's pool hands out a
+    connection or refuses (it never waits), so a burst of requests beyond its connections was
+    answered the core's refusal, whose advice is for claim and ask callers. Here a request
+    over the limit waits its turn up to ``wait_s``, then is refused as busy (``_Busy``: 503,
+    Retry-After). Each call's outcome is told to ``health``."""
+
+    def __init__(self, turns: int, wait_s: float, health: _Health) -> None:
+        self.turns = turns
+        self.wait_s = wait_s
+        self.health = health
+        self._free = asyncio.Semaphore(turns)
+
+    async def __aenter__(self) -> None:
+        if not self._free.locked():
+            await self._free.acquire()  # (at once: a turn is free)
+            return
+        waiting = asyncio.ensure_future(self._free.acquire())
+        try:
+            await asyncio.wait({waiting}, timeout=self.wait_s)
+        finally:
+            turn = waiting.done()
+            if not turn:
+                # (a cancelled acquire gives back a turn it was handed meanwhile)
+                waiting.cancel()
+        if not turn:
+            raise _Busy(
+                f"the dashboard is busy: its {self.turns} turns at Redis stayed taken for "
+                f"{self.wait_s:g} s (a burst of requests): try again in a moment"
+            ) from None
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._free.release()
+        if exc is None:
+            self.health.saw_success()
+        else:
+            self.health.saw_failure(exc)
+
+    async def call(self, call: Callable[[], Awaitable[T]]) -> T:
+        async with self:
+            return await call()
+
+
 class _Api:
-    def __init__(self, swarm: AsyncSwarm, *, keepalive_s: float, stale_after_s: float) -> None:
+    def __init__(
+        self,
+        swarm: AsyncSwarm,
+        gate: _Gate,
+        hub: EventHub,
+        *,
+        keepalive_s: float,
+        stale_after_s: float,
+    ) -> None:
         self.swarm = swarm
+        self.gate = gate
+        self.hub = hub
         self.keepalive_s = keepalive_s
         self.stale_after_s = stale_after_s
 
     async def status(self, request: Request) -> Response:
         params = _params(request, "findings", "syntheses", "dead", "all")
         every = _flag(params, "all")
-        snap = await snapshot(
-            self.swarm,
-            findings=_limit(params, "findings", 50),
-            syntheses=_limit(params, "syntheses", 20),
-            dead=_limit(params, "dead", 50),
-            stale_after_s=self.stale_after_s,
-            # Sent on every change: a year of daily passes sent whole was 234 KB a time.
-            settled=None if every else SETTLED_SHOWN,
-            stale=None if every else STALE_SHOWN,
+        findings = _limit(params, "findings", 50)
+        syntheses = _limit(params, "syntheses", 20)
+        dead = _limit(params, "dead", 50)
+        snap = await self.gate.call(
+            lambda: snapshot(
+                self.swarm,
+                findings=findings,
+                syntheses=syntheses,
+                dead=dead,
+                stale_after_s=self.stale_after_s,
+                # Sent on every change: a year of daily passes sent whole was 234 KB a time.
+                settled=None if every else SETTLED_SHOWN,
+                stale=None if every else STALE_SHOWN,
+            )
         )
         return _json(snap.to_dict())
 
@@ -203,24 +345,30 @@ class _Api:
         if status is not None and status not in {s.value for s in TaskStatus}:
             known = ", ".join(s.value for s in TaskStatus)
             raise _BadRequest(f"unknown status {status!r}: use one of {known}")
-        page = await self.swarm.list_tasks(
-            queue=params.get("queue"),
-            status=TaskStatus(status) if status else None,
-            pass_name=params.get("pass"),
-            cursor=params.get("cursor"),
-            limit=_limit(params, "limit", 100),
-            with_data=_flag(params, "data"),
+        limit, with_data = _limit(params, "limit", 100), _flag(params, "data")
+        page = await self.gate.call(
+            lambda: self.swarm.list_tasks(
+                queue=params.get("queue"),
+                status=TaskStatus(status) if status else None,
+                pass_name=params.get("pass"),
+                cursor=params.get("cursor"),
+                limit=limit,
+                with_data=with_data,
+            )
         )
         return _page_json([t.to_dict() for t in page.items], page)
 
     async def findings(self, request: Request) -> Response:
         params = _params(request, "shard", "queue", "pass", "cursor", "limit")
-        page = await self.swarm.findings(
-            shard=params.get("shard"),
-            queue=params.get("queue"),
-            pass_name=params.get("pass"),
-            cursor=params.get("cursor"),
-            limit=_limit(params, "limit", 100),
+        limit = _limit(params, "limit", 100)
+        page = await self.gate.call(
+            lambda: self.swarm.findings(
+                shard=params.get("shard"),
+                queue=params.get("queue"),
+                pass_name=params.get("pass"),
+                cursor=params.get("cursor"),
+                limit=limit,
+            )
         )
         return _page_json([f.to_dict() for f in page.items], page)
 
@@ -232,11 +380,14 @@ class _Api:
         header = request.headers.get("last-event-id") or None
         since: str | int | None = header or _since(params.get("since"))
         types = _types(params.get("types"))
+        if self.hub.full():  # (before any call to Redis: a refusal costs none)
+            raise TooManyStreams(self.hub.most)
         if since is not None:
             # A bad id would only fail inside the stream, after the 200: check it up front (the
             # core refuses a malformed one, and one in the future, which no stream sent).
+            first = since
             try:
-                await self.swarm.events(since=since, types=types, limit=1)
+                await self.gate.call(lambda: self.swarm.events(since=first, types=types, limit=1))
             except ValidationError:
                 if header is None:
                     raise  # the core's message names since, as the caller did
@@ -244,24 +395,35 @@ class _Api:
                     f"the Last-Event-ID header {header[:45]!r} is not an event id this stream "
                     "sent (like '1717000000000-0'): reconnect without it to follow from now"
                 ) from None
-        else:
-            # "From now" means from this request: pin it before the 200 goes out (the stream
-            # body starts later), or an event appended in between would be skipped.
-            since = await self.swarm.last_event_id()
-        stream = _sse(self.swarm, since, types, self.keepalive_s)
+        # Opened before the 200 goes out (the stream body starts later): "from now" is from
+        # this request, and a Redis out of reach, or one stream too many, is a plain answer.
+        stream = await self.hub.open(since, types)
+        return _EventStream(stream, self.keepalive_s)
+
+
+class _EventStream(StreamingResponse):
+    """The response of one event stream; its ``Stream`` closes when the response ends,
+    however it ends (even unstarted: a client gone before its first byte)."""
+
+    def __init__(self, stream: Stream, keepalive_s: float) -> None:
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+        super().__init__(_sse(stream, keepalive_s), media_type="text/event-stream", headers=headers)
+        self.stream = stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.stream.close()
 
 
-async def _sse(
-    swarm: AsyncSwarm, since: str | int | None, types: list[EventType] | None, keepalive_s: float
-) -> AsyncIterator[str]:
+async def _sse(stream: Stream, keepalive_s: float) -> AsyncIterator[str]:
     """The stream: a retry hint, then one message per event, and a comment when idle."""
-    async with EventFeed(swarm, since, types) as feed:
+    try:
         yield f"retry: {RETRY_MS}\n: connected\n\n"
         while True:
             try:
-                event = await feed.next(keepalive_s)
+                event = await stream.next(keepalive_s)
             except Exception as exc:  # the stream's last message; the browser reconnects
                 yield _message("stream.error", _error_body(exc))
                 return
@@ -269,6 +431,8 @@ async def _sse(
                 yield ": keepalive\n\n"
             else:
                 yield _message(event.type.value, event.to_dict(), event_id=event.id)
+    finally:
+        stream.close()
 
 
 def _message(event: str, data: Any, *, event_id: str | None = None) -> str:
@@ -285,24 +449,45 @@ def _json(data: Any, status: int = 200) -> Response:
     return Response(dumps(data), status_code=status, media_type="application/json")
 
 
+# What a request that gives the token both ways, with two values, is told.
+_TOKEN_TWO_WAYS = (
+    "the token is given twice, in the Authorization header and in ?token=, with different "
+    "values: give it once (the header, or ?token= where no header can be set)"
+)
+
+
 class _TokenOnce:
     """Refuses (400, naming it) a request that gives ``?token=`` more than once, before
     ``AccessGuard`` compares it: the guard reads one of the values (Starlette's last), so
     ``?token=GOOD&token=x`` was a 401 that blamed the token, and ``?token=x&token=GOOD`` got
     past it to ``_params``' 400. Never accepted either way; now the same 400 for both, as
-    docs/dashboard.md says of any parameter given twice. The refusal goes through a guard
-    that passes it (every path public), for the security headers every answer carries."""
+    docs/dashboard.md says of any parameter given twice. Likewise a token in the
+    Authorization header and another in ``?token=``: the guard took the header's, silently,
+    so a right header passed with a wrong ``?token=`` and a wrong one failed with a right
+    ``?token=``; now both are refused alike, neither value said. The refusal goes through a
+    guard that passes it (every path public), for the security headers every answer
+    carries."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        refusal = _json({"error": "BadRequest", "message": _given_twice(_TOKEN_PARAM)}, 400)
-        self.refusal = AccessGuard(refusal, token="", what="this dashboard", public=("",))
+        self.twice = self._refusal(_given_twice(_TOKEN_PARAM))
+        self.two_ways = self._refusal(_TOKEN_TWO_WAYS)
+
+    @staticmethod
+    def _refusal(message: str) -> ASGIApp:
+        refusal = _json({"error": "BadRequest", "message": message}, 400)
+        return AccessGuard(refusal, token="", what="this dashboard", public=("",))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             query = QueryParams(scope.get("query_string", b""))
-            if len(query.getlist(_TOKEN_PARAM)) > 1:
-                await self.refusal(scope, receive, send)
+            given = query.getlist(_TOKEN_PARAM)
+            if len(given) > 1:
+                await self.twice(scope, receive, send)
+                return
+            header = offered_token(Request(scope), query=False) if given else None
+            if header is not None and not hmac.compare_digest(header.encode(), given[0].encode()):
+                await self.two_ways(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -380,6 +565,18 @@ def _types(raw: str | None) -> list[EventType] | None:
 
 async def _bad_request(_request: Request, exc: Exception) -> Response:
     return _json({"error": "BadRequest", "message": str(exc)}, 400)
+
+
+async def _busy(_request: Request, exc: Exception) -> Response:
+    response = _json({"error": "Busy", "message": str(exc)}, 503)
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
+
+
+async def _too_many_streams(_request: Request, exc: Exception) -> Response:
+    response = _json({"error": "TooManyStreams", "message": str(exc)}, 503)
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
 
 
 async def _swarm_error(_request: Request, exc: Exception) -> Response:

@@ -1,6 +1,9 @@
 // redis-swarm dashboard: reads /api/status, then follows /api/events (Server-Sent Events) and
 // re-reads the status when something changed. Vanilla JS, no build step, no framework.
-// Everything shown comes from agents: it is always inserted as text, never as HTML.
+// Everything shown comes from agents: it is always inserted as text, never as HTML, and
+// through `shown` (format.js's printable), which escapes the control and bidirectional
+// characters that would reorder or hide it: the DOM helpers below apply it to every text
+// and title they set, so no panel can forget it.
 "use strict";
 
 (function () {
@@ -47,26 +50,29 @@
     all: params.get(ALL) === "1",
   };
 
-  // --- tiny DOM helpers
+  // --- tiny DOM helpers (every text and title they set goes through `shown`)
+
+  const shown = (value) => window.swarmFormat.printable(value);
 
   function h(tag, attrs, ...children) {
     const el = document.createElement(tag);
     for (const [key, value] of Object.entries(attrs || {})) {
       if (value === null || value === undefined || value === false) continue;
       if (key === "class") el.className = value;
-      else if (key === "text") el.textContent = value;
+      else if (key === "text") el.textContent = shown(value);
+      else if (key === "title" || key === "aria-label") el.setAttribute(key, shown(value));
       else el.setAttribute(key, value);
     }
     for (const child of children.flat()) {
       if (child === null || child === undefined || child === false) continue;
-      el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+      el.append(child instanceof Node ? child : document.createTextNode(shown(child)));
     }
     return el;
   }
 
   const $ = (id) => document.getElementById(id);
 
-  function setText(id, value) { $(id).textContent = value; }
+  function setText(id, value) { $(id).textContent = shown(value); }
 
   function empty(text) { return h("div", { class: "empty", text }); }
 
@@ -78,8 +84,8 @@
       columns.map((c) => {
         const value = c.cell(row);
         const td = h("td", { class: [c.num ? "num" : "", c.cls || ""].join(" ").trim() || null, "data-label": c.label });
-        if (value instanceof Node) td.append(value); else td.textContent = value === null || value === undefined ? "–" : String(value);
-        if (c.title) td.title = c.title(row) || "";
+        if (value instanceof Node) td.append(value); else td.textContent = value === null || value === undefined ? "–" : shown(value);
+        if (c.title) td.title = shown(c.title(row) || "");
         return td;
       })));
     return h("table", { class: cards ? "cards" : null }, h("thead", {}, head), h("tbody", {}, body));
@@ -149,7 +155,7 @@
       el.append(part);
     }
     el.setAttribute("aria-label", label.join(", ") || "empty");
-    el.title = label.join(" · ");
+    el.title = label.join(" · ");  // (counts and status names: nothing an agent wrote)
     return el;
   }
 
@@ -158,7 +164,7 @@
   function render(snap) {
     state.snap = snap;
     setText("swarm-name", snap.swarm);
-    document.title = "redis-swarm · " + snap.swarm;
+    document.title = "redis-swarm · " + shown(snap.swarm);
     const t = snap.totals || {};
     setText("t-agents", (t.alive || 0) + " / " + (t.agents || 0));
     for (const s of ["pending", "claimed", "completed", "dead", "cancelled"]) setText("t-" + s, count(t[s] || 0));
@@ -388,7 +394,7 @@
   function banner(text) {
     const el = $("banner");
     el.hidden = !text;
-    el.textContent = text || "";
+    el.textContent = shown(text || "");
   }
 
   function live(stateName, text) {

@@ -58,7 +58,21 @@
     return line + " · " + count(tokensIn) + " in" + cached + " / " + count(tokensOut) + " out";
   }
 
-  const format = { usd, usageLine };
+  // As _printable.printable: every C0 and C1 control character (but tab and newline), DEL,
+  // and the bidirectional overrides and isolates (U+202A-U+202E, U+2066-U+2069) shown as an
+  // escape (\x1b, \u202e): text agents wrote, inserted as text, could still reorder what a
+  // cell shows (a description "\u202egnp.exe" reads "exe.png") or hide part of it.
+  const HIDDEN = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g;
+
+  function printable(text) {
+    return String(text).replace(HIDDEN, (c) => {
+      const code = c.charCodeAt(0);
+      return code < 0x100 ? "\\x" + code.toString(16).padStart(2, "0")
+        : "\\u" + code.toString(16).padStart(4, "0");
+    });
+  }
+
+  const format = { usd, usageLine, printable };
   if (typeof module === "object" && module.exports) module.exports = format;
   else root.swarmFormat = format;
 })(typeof globalThis === "object" ? globalThis : this);
