@@ -31,6 +31,7 @@ __all__ = [
     "counted",
     "dumps",
     "first_few",
+    "foreign_bom",
     "iso",
     "loads",
     "now_ms",
@@ -251,4 +252,23 @@ def _coercer(hint: Any) -> Callable[[Any], Any] | None:
             return tuple(None if item is None else inner(item) for item in value)
 
         return to_tuple
+    return None
+
+
+# Byte order marks of the encodings a file that is not UTF-8 text most often is in (Windows'
+# "Unicode"): named, so that an error says what the file is.
+_OTHER_BOMS = {
+    b"\xff\xfe\x00\x00": "UTF-32",
+    b"\x00\x00\xfe\xff": "UTF-32",
+    b"\xff\xfe": "UTF-16",
+    b"\xfe\xff": "UTF-16",
+}
+
+
+def foreign_bom(data: bytes) -> str | None:
+    """What ``data`` begins with when it is the byte order mark of another encoding than
+    UTF-8 (``a UTF-16 byte order mark (bytes FF FE)``), for an error saying so; else None."""
+    for bom, encoding in _OTHER_BOMS.items():
+        if data.startswith(bom):
+            return f"a {encoding} byte order mark (bytes {' '.join(f'{b:02X}' for b in bom)})"
     return None

@@ -225,7 +225,10 @@ def _check_lines_arg(lines: object) -> None:
         and all(_is_int(n) for n in lines)
         and 1 <= lines[0] <= lines[1]
     ):
-        raise ValidationError(f"lines must be (first, last) with 1 <= first <= last, not {lines!r}")
+        raise ValidationError(
+            f"lines must be (first, last), two integers (not floats or bools) with "
+            f"1 <= first <= last, not {lines!r}"
+        )
 
 
 def _is_int(value: object) -> TypeGuard[int]:

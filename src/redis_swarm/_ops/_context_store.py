@@ -74,8 +74,8 @@ _MIN_VERSION_PREFIX = 8
 _HEX = re.compile(r"[0-9a-f]{1,64}")
 # The most versions a message about an ambiguous prefix lists.
 _AMBIGUOUS_LISTED = 5
-# A source that names a file: a dot or a slash in it, no space or control character.
-_FILE_NAME = re.compile(r"[^\s]*[./][^\s]*")
+# A source that names a file: a dot or a slash in it (a URL is a source too, but no file).
+_FILE_NAME = re.compile(r".*[./].*", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -390,11 +390,13 @@ def repair_command(info: ContextInfo) -> str:
 def _repair_command(owner: str, source: str) -> str:
     """Its file is the source it was published from when that looks like a file's name (a
     CLI publish records the file's name, stdin as ``stdin``: ``-``); a source is a free
-    label (a URL, ``v1``, ``mcp:AGENT``), so any other is said as FILE."""
+    label (a URL, ``v1``, ``mcp:AGENT``), so any other is said as FILE. The file is quoted
+    for the shell (spaces, parentheses, quotes), and one whose name begins with ``-`` is
+    written ``./-...``, or the command would take it for an option."""
     if source == "stdin":
         file = "-"
     elif _FILE_NAME.fullmatch(source) and "://" not in source:
-        file = shlex.quote(source)
+        file = shlex.quote(f"./{source}" if source.startswith("-") else source)
     else:
         file = "FILE"
     return f"swarm context publish {file} --owner {owner} --repair"

@@ -307,6 +307,14 @@ def check_search(pattern: object, *, max_hits: object, around: object, ignore_ca
         )
     if not pattern:
         raise ValidationError("the search pattern is empty: pass the text to look for")
+    try:  # (plain text would match nothing, a regex would fail inside its engine)
+        pattern.encode()
+    except UnicodeEncodeError as exc:
+        raise ValidationError(
+            f"the search pattern holds {pattern[exc.start]!r} at character {exc.start:,}, "
+            "which is not valid Unicode (a lone surrogate, half of a character): no text "
+            "holds it, plain or regex; fix the pattern"
+        ) from None
     if len(pattern) > MAX_PATTERN_CHARS:
         raise ValidationError(
             f"the search pattern is {len(pattern)} characters; the limit is {MAX_PATTERN_CHARS}"

@@ -43,7 +43,7 @@ from typing import Any, Literal
 import zstandard
 
 from .. import _digest
-from .._codec import UNREADABLE, dumps
+from .._codec import UNREADABLE, dumps, foreign_bom
 from .._context_records import ContextInfo, SearchHit
 from .._errors import (
     ConfigError,
@@ -104,6 +104,7 @@ def publish_context(
     media_type: str = "text/markdown",
     compression: Compression = None,
     repair: bool = False,
+    allow_empty: bool = False,
 ) -> Operation[ContextInfo]:
     """Publish ``content`` as the owner's current context; returns the version's info.
 
@@ -119,41 +120,52 @@ def publish_context(
     ``repair``: send every chunk's bytes again and overwrite the stored ones, even when the
     content is unchanged. A publish otherwise reuses the chunks the server holds (those of
     every owner's versions: chunks are shared by content), so damaged stored bytes, which a
-    reader refuses, would stay damaged under every publish of the same text.
+    reader refuses, would stay damaged under every publish of the same text. Without it, the
+    chunks a publish reuses are checked for what is cheap: that each is stored, at its
+    length (never their bytes: readers hash them); one that is not is sent again.
+
+    ``allow_empty``: let empty content (0 bytes) replace a context that is not empty. Without
+    it that is refused (ValidationError), by every face alike: an empty file or a producer
+    that printed nothing would otherwise leave the owner's readers with nothing. An owner
+    with no context (or an empty one) may always publish an empty one.
     """
     owner = check_name("owner", owner)
     source = _check_source(source)
     media_type = _check_media_type(media_type)
-    if ctx.limits.context_versions_kept < 1 or ctx.limits.context_chunk_bytes < 1:
-        raise ConfigError(
-            "Limits.context_versions_kept and Limits.context_chunk_bytes must be at least 1"
-        )
-    if not isinstance(repair, bool):
-        raise ValidationError(f"repair must be true or false, not {repair!r}")
+    check_limits(ctx)
+    for name, flag in (("repair", repair), ("allow_empty", allow_empty)):
+        if not isinstance(flag, bool):
+            raise ValidationError(f"{name} must be true or false, not {flag!r}")
     use_zstd = _use_zstd(ctx, compression)
     limit = ctx.limits.max_context_bytes
     size = len(content) if isinstance(content, str | bytes | bytearray | memoryview) else None
     raw, version = yield Compute(_read_content, (limit, content), size)
     if not isinstance(content, str):  # (a str is Unicode, encoded as UTF-8: text already)
-        yield Compute(_check_text, (raw, media_type), len(raw))
+        yield Compute(_check_text, (raw, media_type, source), len(raw))
     keys = ctx.keys
     # Read by a publisher's own function, not by HGETs a worker may send too: a publish that
     # would change nothing writes nothing, so the ACL must refuse it here or never.
     current, kept = yield Call(
         "context_lookup", (keys.contexts, keys.context_manifests), (owner, version)
     )
+    if not raw and not allow_empty and current is not None:
+        _refuse_emptying(owner, _readable(current, owner))
     # A damaged pointer or kept manifest is not reused: this publish writes it again. The
     # pointer is its version's kept manifest, byte for byte (the flip writes both): one that
     # differs was edited, though it reads.
     intact = current is not None and current == kept and not repair
     pointer = _readable(current, owner) if intact else None
-    info = None if pointer is None else pointer.info
     asked = (version, source, media_type)
-    if info is not None and (info.version, info.source, info.media_type) == asked:
-        yield store.keep(ctx, version, raw)
-        return dataclasses.replace(info, changed=False)
-    old = None if kept is None or repair else _readable(kept, owner)
-    if old is not None:
+    # A chunk of the current version deleted or cut short: its chunks are sent again (the
+    # missing ones) and its manifest written anew, as a repair does.
+    rewrite = repair
+    if pointer is not None and (pointer.version, *_labels(pointer.info)) == asked:
+        if (yield from _chunks_stored(ctx, pointer)):
+            yield store.keep(ctx, version, raw)
+            return dataclasses.replace(pointer.info, changed=False)
+        rewrite = True
+    old = None if kept is None or rewrite else _readable(kept, owner)
+    if old is not None and (yield from _chunks_stored(ctx, old)):
         # The version is kept already: reuse its chunks, send nothing but the manifest.
         flip = yield from _flip(ctx, owner, old, raw, source, media_type, "existing", new_id("p-"))
         if flip is not None:
@@ -165,10 +177,59 @@ def publish_context(
         owner, version, len(raw), (len(raw) + 3) // 4, len(parts), total_lines=total_lines
     )
     published = yield from _publish_chunks(
-        ctx, shape, parts, stored, raw, source, media_type, repair
+        ctx, shape, parts, stored, raw, source, media_type, send_all=repair, rewrite=rewrite
     )
     yield store.keep(ctx, version, raw)
     return published
+
+
+def check_limits(ctx: OpContext) -> None:
+    """The context limits a publish and a reader go by, refused (ConfigError) when they
+    could only break it: no version kept, chunks of no bytes, a copy bound below 0."""
+    limits = ctx.limits
+    for name, least in (
+        ("context_versions_kept", 1),
+        ("context_chunk_bytes", 1),
+        ("context_copy_bytes", 0),
+    ):
+        value = getattr(limits, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ConfigError(
+                f"Limits.{name} must be an integer of at least {least}, not {value!r}"
+                + (" (0 keeps no copy)" if least == 0 else "")
+            )
+
+
+def _labels(info: ContextInfo) -> tuple[str, str]:
+    return info.source, info.media_type
+
+
+def _chunks_stored(ctx: OpContext, m: store.Manifest) -> Operation[bool]:
+    """Whether every chunk of the kept version ``m`` is stored at its length: what a
+    publish that reuses them (sending none) checks, one round trip (none for an empty
+    version). Their bytes are not read: a chunk damaged in place, of its length, is found by
+    its readers (and mended by a publish with repair)."""
+    lengths = {p.digest: p.stored_len for p in m.parts}
+    if not lengths:
+        return True
+    found = yield Batch(
+        tuple(Call("chunk_acquire", (ctx.keys.chunk(d),), ("", n)) for d, n in lengths.items())
+    )
+    return all(int(ok) for ok in found)
+
+
+def _refuse_emptying(owner: str, current: store.Manifest | None) -> None:
+    """The one refusal of empty content that would replace a context that is not empty
+    (``current`` None: its manifest is damaged, so its size is not known)."""
+    if current is not None and current.info.size_bytes == 0:
+        return
+    what = "" if current is None else f"{current.info.size_bytes:,}-byte "
+    raise ValidationError(
+        f"the content is empty (0 bytes): publishing it would replace the {what}context of "
+        f"{owner!r}, which its readers need, with nothing. Publish the text it should hold "
+        "(an empty file, or a step that printed nothing?), or, to empty it on purpose, allow "
+        "it: allow_empty=True in Python, swarm context publish FILE --allow-empty"
+    )
 
 
 def _publish_chunks(
@@ -179,12 +240,15 @@ def _publish_chunks(
     raw: bytes,
     source: str,
     media_type: str,
-    repair: bool,
+    *,
+    send_all: bool,
+    rewrite: bool,
 ) -> Operation[ContextInfo]:
     """Journal a new holder token, add it to the chunks the server has (of the length
-    sent: a chunk cut short is sent again), send the others (every one with ``repair``,
+    sent: a chunk cut short is sent again), send the others (every one with ``send_all``,
     overwriting what is stored), then flip: a new version of ``shape`` made of ``parts``
-    (whose bytes are ``raw``)."""
+    (whose bytes are ``raw``); with ``rewrite`` its manifest is written anew even when the
+    version is current already (a repair)."""
     keys = ctx.keys
     token = new_id("p-")  # this publish's holder token on its chunks
     digests = list(dict.fromkeys(p.digest for p in parts))
@@ -197,7 +261,7 @@ def _publish_chunks(
     lengths = {p.digest: p.stored_len for p in parts}
     acquire = (
         ()
-        if repair
+        if send_all
         else tuple(Call("chunk_acquire", (keys.chunk(d),), (token, lengths[d])) for d in digests)
     )
     try:
@@ -208,14 +272,16 @@ def _publish_chunks(
         else:
             found = (yield Batch((hold, *acquire)))[1:]
         missing = (
-            digests if repair else [d for d, ok in zip(digests, found, strict=True) if not int(ok)]
+            digests
+            if send_all
+            else [d for d, ok in zip(digests, found, strict=True) if not int(ok)]
         )
         if missing:
             yield Batch(
                 tuple(Call("chunk_put", (keys.chunk(d),), (stored[d], token)) for d in missing)
             )
         new = store.Manifest(shape, tuple(parts), _digest.CURRENT)
-        mode: Literal["new", "repair"] = "repair" if repair else "new"
+        mode: Literal["new", "repair"] = "repair" if rewrite else "new"
         published = yield from _flip(ctx, shape.owner, new, raw, source, media_type, mode, token)
     except ConnectionFailed:
         # The flip may have happened (its reply lost): keeping the holders can only leak
@@ -225,6 +291,11 @@ def _publish_chunks(
         yield from gcops.release(keys, {token: digests})
         raise
     except _Expired:
+        # gc released this token's chunks and forgot it, yet a chunk write of this publish
+        # may have landed after that release (it was on its way), holding the token again
+        # where nothing would release it: every write of this publish has landed by now (the
+        # flip came after their replies), so this publisher releases its token itself.
+        yield from gcops.release_and_forget(ctx, {token: digests})
         # The grace is the gc's (swarm gc --grace), not known here: the default one is named
         # as one case, a gc run with a shorter grace (even 0) is the other.
         raise Conflict(
@@ -408,15 +479,20 @@ def _says_text(media_type: str) -> bool:
     )
 
 
-def _check_text(raw: bytes, media_type: str) -> None:
+def _check_text(raw: bytes, media_type: str, source: str = "") -> None:
     """Bytes published under a media type that says text must be UTF-8: else every reader
-    of text refuses them later, far from the publish that could have named them."""
+    of text refuses them later, far from the publish that could have named them. The
+    refusal names the source (the file, for the CLI) and a UTF-16 or UTF-32 byte order mark
+    the bytes begin with."""
     if not _says_text(media_type):
         return
     bad = _first_non_utf8(raw)
     if bad is not None:
+        named = f"the context from {source!r}" if source else "the context"
+        bom = foreign_bom(raw)
+        why = f"byte {bad:,} is not" if bom is None else f"it begins with {bom}"
         raise ValidationError(
-            f"the context is not UTF-8 text (byte {bad:,} is not), yet its media type "
+            f"{named} is not UTF-8 text ({why}), yet its media type "
             f"{media_type!r} says text: reading or searching it as text (get_context, "
             "read_context, search_context, a worker's get_parent_context) would refuse it. "
             "Only UTF-8 is read as text: convert it (e.g. iconv -t UTF-8), or publish it with a "
@@ -460,7 +536,11 @@ def _check_source(source: object) -> str:
             "name the file or URL the context came from"
         )
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in source):
-        raise ValidationError("source contains control characters: name a file or URL")
+        raise ValidationError(
+            f"source {source[:80]!r} contains control characters (a newline, a tab...): name "
+            "the file or URL the context came from without them (a file whose name holds "
+            "them: give the source apart, swarm context publish FILE --source NAME)"
+        )
     if source and not source.strip():  # ("" is none; spaces alone would list as a blank)
         raise ValidationError(
             f"source {source!r} is blank (only whitespace): name the file or URL the context "

@@ -25,7 +25,7 @@ import click
 from click.shell_completion import CompletionItem
 
 from .. import _lease_tokens as tokens
-from .._codec import MAX_ISO_MS, counted, first_few, iso, now_ms, readable_number
+from .._codec import MAX_ISO_MS, counted, first_few, foreign_bom, iso, now_ms, readable_number
 from .._config import Settings
 from .._env import ENV_AGENT, agent_from_env, settings_from_env
 from .._errors import ValidationError
@@ -421,29 +421,18 @@ def read_text(
     return value
 
 
-# Byte order marks of the encodings a file that is not UTF-8 text most often is in (Windows'
-# "Unicode"): named, so that the error says what the file is.
-_OTHER_BOMS = {
-    b"\xff\xfe\x00\x00": "UTF-32",
-    b"\x00\x00\xfe\xff": "UTF-32",
-    b"\xff\xfe": "UTF-16",
-    b"\xfe\xff": "UTF-16",
-}
-
-
 def utf8_text(data: bytes, source: str, *, what: str) -> str:
     """``data``, read from ``source`` (a path, or ``-`` for stdin), as UTF-8 text; a UTF-8
     byte order mark before it is dropped (an editor's mark, no part of the text). Text in
     another encoding is a usage error naming the file, where it stops being UTF-8, and what
     to do."""
     named = "stdin" if source == "-" else printable(source)
-    for bom, encoding in _OTHER_BOMS.items():
-        if data.startswith(bom):
-            raise click.BadParameter(
-                f"{named} is not UTF-8 text: it begins with a {encoding} byte order mark "
-                "(bytes " + " ".join(f"{b:02X}" for b in bom) + "): save it as UTF-8",
-                param_hint=what,
-            )
+    bom = foreign_bom(data)
+    if bom is not None:
+        raise click.BadParameter(
+            f"{named} is not UTF-8 text: it begins with {bom}: save it as UTF-8",
+            param_hint=what,
+        )
     skip = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     try:
         return data[skip:].decode("utf-8")

@@ -68,8 +68,11 @@ def _limit(app: App) -> int:
     return app.swarm.limits.max_context_bytes
 
 
-def _read_bounded(source: str, app: App, limit: int) -> bytes:
-    """The content to publish, refused before it all sits in memory when over the limit."""
+def _read_bounded(source: str, app: App, limit: int, *, allow_empty: bool = False) -> bytes:
+    """The content to publish, refused before it all sits in memory when over the limit.
+    Empty stdin is refused as every command's is (the producer failed), unless
+    ``allow_empty``: then the swarm's rule decides (an empty context replaces none that is
+    not empty unless allowed)."""
     if source == "-":
         stream: IO[bytes] = sys.stdin.buffer
         total = None
@@ -101,7 +104,7 @@ def _read_bounded(source: str, app: App, limit: int) -> bytes:
     finally:
         if source != "-":
             stream.close()
-    if source == "-" and not chunks:
+    if source == "-" and not chunks and not allow_empty:
         raise empty_stdin("FILE", "the context's text", otherwise="as a file path")
     return b"".join(chunks)
 
@@ -144,6 +147,12 @@ def _too_large(size: int | None, limit: int) -> PayloadTooLarge:
     help="Send every chunk again, overwriting the stored bytes (when a read says damaged "
     "data), even if the content is unchanged.",
 )
+@click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="Let an empty FILE (0 bytes) replace OWNER's context that is not empty (refused "
+    "otherwise).",
+)
 @json_option
 @pass_app
 def publish(
@@ -154,9 +163,12 @@ def publish(
     media_type: str,
     compression: str,
     repair: bool,
+    allow_empty: bool,
 ) -> None:
-    """Publish FILE (or - for stdin) as OWNER's context: a new version, atomically."""
-    data = _read_bounded(file, app, _limit(app))
+    """Publish FILE (or - for stdin) as OWNER's context: a new version, atomically. The
+    file's bytes are published exactly as they are (a byte order mark too): the version is
+    their BLAKE3 hash, as b3sum FILE prints it."""
+    data = _read_bounded(file, app, _limit(app), allow_empty=allow_empty)
     label = source or ("stdin" if file == "-" else Path(file).name)
     with status(app, f"publishing {byte_size(len(data))}", len(data)):
         info = app.swarm.publish_context(
@@ -166,6 +178,7 @@ def publish(
             media_type=media_type,
             compression=_COMPRESSION[compression],
             repair=repair,
+            allow_empty=allow_empty,
         )
 
     def human() -> None:

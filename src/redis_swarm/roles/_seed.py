@@ -210,6 +210,10 @@ def _task_dict(task: Task) -> SeedTask:
     }
 
 
+# The characters of the shard's context a WorkerContext shows (the seed's 5,000).
+PREVIEW_CHARS = 5000
+
+
 class SwarmMemoryShard(MemoryShard):
     """The seed's memory shard: same constructor, methods and return shapes."""
 
@@ -222,12 +226,13 @@ class SwarmMemoryShard(MemoryShard):
     ) -> None:
         super().__init__(specialization, redis_host=redis_host, redis_port=redis_port, **connect)
         self.context = ""
+        self._context_version: str | None = None  # the version self.context is the text of
         self.worker_findings: list[dict[str, Any]] = []  # what collect_worker_finding got
 
     def load_context(self, context_text: str, context_source: str) -> ContextInfo:
         """Publish the shard's context (any size up to the limit; chunked, atomic)."""
         info = self.publish(context_text, context_source)
-        self.context = context_text
+        self.context, self._context_version = context_text, info.version
         return info
 
     def spawn_worker_task(
@@ -322,16 +327,29 @@ class SwarmMemoryShard(MemoryShard):
 
     def get_context_for_worker(self) -> WorkerContext:
         """The seed's package, with the context's version and size; ``findings_count`` is
-        every finding reported to this shard (one counter read)."""
+        every finding reported to this shard (one counter read). ``context_preview`` is the
+        start of the shard's current context, what a worker's ``get_parent_context`` reads:
+        a context that is not UTF-8 text (bytes published with their own media type) raises
+        ``ValidationError`` here as there, never an empty preview."""
         try:
             info: ContextInfo | None = self.swarm.context_info(self.agent_id)
         except NotFound:
             info = None
+        preview = ""
+        if info is not None:
+            # The text load_context published, when it is still current (no read); else the
+            # current one's, read as the worker reads it (the cache keeps it).
+            text = (
+                self.context
+                if info.version == self._context_version
+                else self.swarm.get_context(self.agent_id, version=info.version)
+            )
+            preview = text[:PREVIEW_CHARS]
         stats = self.swarm.shard_stats([self.agent_id])[self.agent_id]
         return {
             "parent_shard_id": self.agent_id,
             "specialization": self.specialization,
-            "context_preview": self.context[:5000],
+            "context_preview": preview,
             # a shell command that reaches this swarm from anywhere: this install's swarm with
             # the options swarm prompt writes (the URL, never its password: SWARM_URL then
             # gives it; the swarm's name; an embedded server's home)

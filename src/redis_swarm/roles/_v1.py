@@ -180,6 +180,16 @@ def _v1_agent(agent: Agent) -> V1Agent:
     }
 
 
+def in_callers_words(exc: ValidationError, core: str, caller: str) -> ValidationError:
+    """A refusal of the core that names its parameter ``core``, said with the name the
+    seed's caller gave the value under (``caller``): the rest of the core's wording (its
+    bounds, what to do) is kept, never written again here."""
+    said = str(exc)
+    if not said.startswith(f"{core} "):
+        return exc
+    return type(exc)(caller + said[len(core) :])
+
+
 def _lease(timeout: object) -> float:
     """``claim_task``'s ``timeout``, the lease it asks for, checked in the caller's words
     (the core's would name its ``lease_s``), against the core's bounds."""
@@ -240,15 +250,18 @@ class RedisSwarmCoordinator(_Role):
         metadata: Mapping[str, Any] | None = None,
     ) -> str:
         meta = dict(metadata or {}) if isinstance(metadata, Mapping | None) else {}
-        agent = self.swarm.register(
-            role,
-            name=_agent_name(role),
-            model=meta.get("model"),
-            specialization=meta.get("specialization"),
-            capacity_tokens=context_capacity,
-            parent=parent_id,
-            metadata=meta if isinstance(metadata, Mapping | None) else metadata,  # refused
-        )
+        try:
+            agent = self.swarm.register(
+                role,
+                name=_agent_name(role),
+                model=meta.get("model"),
+                specialization=meta.get("specialization"),
+                capacity_tokens=context_capacity,
+                parent=parent_id,
+                metadata=meta if isinstance(metadata, Mapping | None) else metadata,  # refused
+            )
+        except ValidationError as exc:
+            raise in_callers_words(exc, "capacity_tokens", "context_capacity") from None
         self._agent = agent
         self.agent_id, self.role, self.parent_id = agent.id, role, parent_id
         return str(agent.id)
@@ -369,7 +382,10 @@ class RedisSwarmCoordinator(_Role):
         }
 
     def cleanup_stale_agents(self, max_age_seconds: int = 300) -> list[str]:
-        return list(self.swarm.sweep(max_age_seconds))
+        try:
+            return list(self.swarm.sweep(max_age_seconds))
+        except ValidationError as exc:
+            raise in_callers_words(exc, "stale_after_s", "max_age_seconds") from None
 
     def _give_back(self) -> None:
         claimed, self._tokens = self._tokens, {}
