@@ -34,7 +34,6 @@ elsewhere cannot read the swarm through the viewer's browser (DNS rebinding).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hmac
 import logging
@@ -63,6 +62,7 @@ from .._models import STALE_AFTER_S, EventType, Page, TaskStatus
 from .._net import is_loopback
 from .._printable import SETTLED_SHOWN, STALE_SHOWN
 from .._stopping import EndWhenStopping, Stopping
+from .._turns import NoTurn, Turns
 from .._web import AccessGuard, offered_token
 from ._feed import MAX_STREAMS, EventHub, Stream, TooManyStreams
 from ._snapshot import CALLS_AT_ONCE, snapshot
@@ -256,34 +256,23 @@ def _clock(at: float) -> str:
 
 
 class _Gate:
-    """The requests that call Redis, ``turns`` at once: the handle's pool hands out a
-    connection or refuses (it never waits), so a burst of requests beyond its connections was
-    answered the core's refusal, whose advice is for claim and ask callers. Here a request
-    over the limit waits its turn up to ``wait_s``, then is refused as busy (``_Busy``: 503,
-    Retry-After). Each call's outcome is told to ``health``."""
+    """The requests that call Redis, ``turns`` at once (``Turns``): a burst of requests
+    beyond the handle's connections was answered the core's refusal, whose advice is for
+    claim and ask callers. Here a request over the limit waits its turn up to ``wait_s``,
+    then is refused as busy (``_Busy``: 503, Retry-After). Each call's outcome is told to
+    ``health``."""
 
     def __init__(self, turns: int, wait_s: float, health: _Health) -> None:
-        self.turns = turns
-        self.wait_s = wait_s
+        self.turns = Turns(turns, wait_s)
         self.health = health
-        self._free = asyncio.Semaphore(turns)
 
     async def __aenter__(self) -> None:
-        if not self._free.locked():
-            await self._free.acquire()  # (at once: a turn is free)
-            return
-        waiting = asyncio.ensure_future(self._free.acquire())
         try:
-            await asyncio.wait({waiting}, timeout=self.wait_s)
-        finally:
-            turn = waiting.done()
-            if not turn:
-                # (a cancelled acquire gives back a turn it was handed meanwhile)
-                waiting.cancel()
-        if not turn:
+            await self.turns.take()
+        except NoTurn:
             raise _Busy(
-                f"the dashboard is busy: its {self.turns} turns at Redis stayed taken for "
-                f"{self.wait_s:g} s (a burst of requests): try again in a moment"
+                f"the dashboard is busy: its {self.turns.size} turns at Redis stayed taken "
+                f"for {self.turns.wait_s:g} s (a burst of requests): try again in a moment"
             ) from None
 
     async def __aexit__(
@@ -292,7 +281,7 @@ class _Gate:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._free.release()
+        self.turns.give_back()
         if exc is None:
             self.health.saw_success()
         else:
