@@ -25,6 +25,7 @@ from .. import __version__
 from .._client import AsyncSwarm
 from .._errors import SwarmError
 from ._convert import SKILL_KEY
+from ._gate import Busy
 
 __all__ = ["BEARER", "MODES", "agent_card", "default_description", "queue_descriptions"]
 
@@ -106,7 +107,7 @@ def queue_descriptions(
                 continue
             try:
                 settings = await swarm.configure_queue(skill.id)
-            except SwarmError:
+            except (SwarmError, Busy):
                 continue  # the card still answers, with the description it had
             if "description" in settings:
                 skill.description = settings["description"]

@@ -15,17 +15,32 @@ read (at or before the reader's position when the listener registered) or in the
 
 A stopping server ``close``s the feed: every listener's events end (a stream then ends as a
 stream does, a blocking wait answers with the task as it is), and so does every later one's.
+
+``updates_of`` says what a client hears of one event (a stream's, a webhook's). Any writer
+of the event stream may add a task event (a worker's user may): a completion naming a
+finding that does not exist ended every open stream of its task, and each resume of it,
+with "task not found", though the task was there. Such an event is not believed: the task's
+record says its state (see ``updates_of``), and the log says so in one line.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 
-from .._client import AsyncSwarm
-from .._models import Event
+from a2a.types import TaskArtifactUpdateEvent, TaskStatusUpdateEvent
 
-__all__ = ["TaskFeed", "stream_order"]
+from .._client import AsyncSwarm
+from .._errors import NotFound, ValidationError
+from .._models import Event, EventType, Finding
+from .._models import Task as SwarmTask
+from .._models import TaskStatus as SwarmStatus
+from ._convert import updates
+
+__all__ = ["TaskFeed", "stream_order", "updates_of"]
+
+log = logging.getLogger(__name__)
 
 # Events read per page of a listener's backlog.
 BACKLOG_PAGE = 1000
@@ -138,3 +153,37 @@ class TaskFeed:
         for queues in self._listeners.values():
             for queue in queues:
                 queue.put_nowait(exc)
+
+
+async def updates_of(
+    swarm: AsyncSwarm, event: Event, task: SwarmTask
+) -> list[TaskStatusUpdateEvent | TaskArtifactUpdateEvent]:
+    """What a client hears of ``event`` of ``task`` (``_convert.updates``), a completion's
+    finding read. A completion naming a finding that does not exist (see the module) is the
+    task's record's word: an update with the record's own finding when the task is
+    completed, else none (skipped); either way one line in the log."""
+    finding = None
+    named = event.fields.get("finding")
+    if event.type == EventType.TASK_COMPLETED and named:
+        try:
+            finding = await swarm.get_finding(named)
+        except (NotFound, ValidationError):
+            said = (
+                f"task event {event.id} says task {task.id} completed with finding "
+                f"{named[:80]!r}, which does not exist"
+            )
+            if task.status != SwarmStatus.COMPLETED:
+                log.warning("%s, and the task is %s: the event is skipped", said, task.status.value)
+                return []
+            finding = await _own_finding(swarm, task)
+            log.warning("%s: its update carries the task's own finding", said)
+    return updates(event, task, finding)
+
+
+async def _own_finding(swarm: AsyncSwarm, task: SwarmTask) -> Finding | None:
+    if not task.finding_id:
+        return None
+    try:
+        return await swarm.get_finding(task.finding_id)
+    except (NotFound, ValidationError):
+        return None

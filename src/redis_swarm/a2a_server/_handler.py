@@ -43,7 +43,10 @@ can fix (Redis unreachable, a user without the right) is logged here; the client
 to try again later when Redis is unreachable (HTTP+JSON: 503 with a Retry-After,
 ``RETRY_AFTER_KEY``), and that the server's Redis user lacks a right, or that its connection
 to Redis fails in a way no retry mends (``ConnectionFailed.retryable`` False: a certificate
-refused), otherwise (an internal error, 500, with no retry advice). A stopping
+refused), otherwise (an internal error, 500, with no retry advice). More requests at once
+than the swarm's handle has connections wait their turn (``_gate``: the swarm this handler
+is given is gated by the app), or are answered busy, when to try again said as for an
+outage. A stopping
 server (``stop``) ends every wait: a blocking ``SendMessage`` answers with the task as it is,
 and streams end.
 """
@@ -54,6 +57,8 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 
 from a2a.server.context import ServerCallContext
@@ -103,12 +108,14 @@ from .._errors import (
     ValidationError,
     login_refused,
 )
-from .._models import EventType, Finding, Webhook
+from .._models import Finding, Webhook
 from .._models import Task as SwarmTask
 from .._models import TaskStatus as SwarmStatus
+from .._translate import causes, pool_exhausted
 from ._addresses import REFUSED_ADDRESS, UrlCheck, unresolved
-from ._convert import a2a_task, alone_in, posting, updates
-from ._feed import TaskFeed, stream_order
+from ._convert import a2a_task, alone_in, posting
+from ._feed import TaskFeed, stream_order, updates_of
+from ._gate import RETRY_AFTER_KEY, Busy
 from ._logs import LOGGED_FOR_OPERATOR
 from ._request import ABSENT, check_members, raw_param
 from ._resume import POSITION_KEY, Position, before
@@ -134,7 +141,6 @@ FOLLOW_BLOCK_S = 5.0
 # wait (seconds) before it tries again: the error's data under RETRY_AFTER_KEY, which the
 # HTTP+JSON binding answers 503 with a Retry-After header (app.RetryLater).
 RETRY_AFTER_S = 5
-RETRY_AFTER_KEY = "retryAfterSeconds"
 # The metadata key of the task SendMessage answers with, when the message's push
 # notification config was not stored: why (its task has settled: ``_no_webhook_for``).
 PUSH_NOT_STORED_KEY = "redis-swarm/pushNotificationConfigNotStored"
@@ -162,6 +168,9 @@ def swarm_errors(swarm: str) -> Iterator[None]:
     except ValidationError as exc:
         raise InvalidParamsError(in_a2a_words(str(exc))) from None
     except ConnectionFailed as exc:  # (Redis gone: it comes back, so the client waits)
+        if any(pool_exhausted(cause) for cause in causes(exc)):  # (not Redis: see _gate)
+            _say_pool_full(str(exc))
+            raise Busy() from None
         if not exc.retryable:  # (its TLS refused, its files: only the operator mends it)
             log.warning("a request failed: %s; no retry fixes that", for_operator(str(exc)))
             raise InternalError(
@@ -196,6 +205,21 @@ def swarm_errors(swarm: str) -> Iterator[None]:
         ) from None
     except SwarmError as exc:
         raise InternalError(in_a2a_words(str(exc))) from None
+
+
+# When the log last said that a request met the handle's pool full (``_say_pool_full``).
+_pool_full_said = -math.inf
+# How often it says so at most, in seconds: once per burst, not once per request.
+POOL_FULL_SAID_EVERY_S = 60.0
+
+
+def _say_pool_full(said: str) -> None:
+    """Log that a request met every connection of the handle in use (the gate keeps fewer
+    calls than that at once: another user of the handle took some), once per burst."""
+    global _pool_full_said
+    if time.monotonic() - _pool_full_said >= POOL_FULL_SAID_EVERY_S:
+        _pool_full_said = time.monotonic()
+        log.warning("requests answered busy: %s", for_operator(said))
 
 
 class SwarmRequestHandler(RequestHandler):
@@ -267,6 +291,8 @@ class SwarmRequestHandler(RequestHandler):
         _check_status(params, context)
         wanted = statuses_in(params.status) if params.status else list(SwarmStatus)
         size = params.page_size or DEFAULT_LIST_TASKS_PAGE_SIZE
+        if not params.page_size and _given(context, "pageSize", "page_size"):
+            size = 0  # (protobuf reads 0 as left out: the raw request tells them apart)
         if not 1 <= size <= MAX_LIST_TASKS_PAGE_SIZE:
             raise InvalidParamsError(
                 f"pageSize {size} is out of range: give a pageSize of 1 to "
@@ -513,10 +539,7 @@ class SwarmRequestHandler(RequestHandler):
                     if event.type not in STATUS_AFTER:
                         continue
                     task = await self.swarm.get_task(task_id)
-                    finding = None
-                    if event.type == EventType.TASK_COMPLETED:
-                        finding = await self._finding(event.fields.get("finding"))
-                    made = updates(event, task, finding)
+                    made = await updates_of(self.swarm, event, task)  # (none: not believed)
                     for index, update in enumerate(made):
                         if index < skip:  # the client has it: it resumed in this event
                             continue
@@ -649,6 +672,11 @@ def _check_status(params: ListTasksRequest, context: ServerCallContext) -> None:
             f"status {str(shown)[:40]!r} is not a task state: give one of {names}, "
             "or leave it out for tasks in every state"
         )
+
+
+def _given(context: ServerCallContext, *names: str) -> bool:
+    """Whether the request gave a value (null is none) under one of ``names``."""
+    return any(raw_param(context, name) not in (None, ABSENT) for name in names)
 
 
 # What protobuf-es (the JS SDK) writes for an enum field it holds no value of.

@@ -16,6 +16,12 @@ internal error's line (ERROR level) whose message, an argument of the record, en
 marker, as the handler writes it. Only those: a client's text quoted in another error's
 line (a role, a contextId) may hold the marker too, and its line must stay.
 
+An HTTP+JSON stream that fails once begun (a subscription when Redis goes away) was logged
+by the SDK's REST route as "Error during REST SSE stream" with the error's traceback, some
+15 lines, however plain the error: such a line whose error the handler logged is dropped,
+and one of another A2A error (a task not found...) is one line, without the traceback. An
+error that is no A2A error (a fault of this server) keeps its traceback.
+
 (A webhook's address is checked by ``_addresses``, which logs nothing: whoever asked says
 so in its own line, the handler's refusal or the push dispatcher's "not posted".)
 """
@@ -24,10 +30,14 @@ from __future__ import annotations
 
 import logging
 
+from a2a.utils.errors import A2AError
+
 __all__ = [
     "CLIENT_FAULTS",
     "LOGGED_FOR_OPERATOR",
+    "REST_STREAM_FAILED",
     "SDK_ERRORS_LOGGER",
+    "SDK_REST_LOGGER",
     "SDK_ROUTES_LOGGER",
     "one_line_client_errors",
 ]
@@ -39,12 +49,18 @@ CLIENT_FAULTS = frozenset(
 )
 # The logger of the SDK's HTTP+JSON routes' errors.
 SDK_ERRORS_LOGGER = "a2a.utils.error_handlers"
+# The logger of the SDK's HTTP+JSON routes themselves, and what it says of a stream that
+# failed once begun.
+SDK_REST_LOGGER = "a2a.server.routes.rest_dispatcher"
+REST_STREAM_FAILED = "Error during REST SSE stream"
 # What the message of an error ends with whose cause the handler logged (see the module).
 LOGGED_FOR_OPERATOR = "(its operator's log says why)"
 
 
 class _OneLine(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == REST_STREAM_FAILED and record.exc_info:
+            return _stream_failed(record)
         # The SDK follows each of these with its "Request Error (ID: ...)" line, which says
         # the code, the message and the parser's error (Data={'parseError': ...}): that one
         # line is kept, this one dropped.
@@ -59,9 +75,25 @@ class _OneLine(logging.Filter):
         )
 
 
+def _stream_failed(record: logging.LogRecord) -> bool:
+    """The SDK's line of a stream that failed once begun (``REST_STREAM_FAILED``): dropped
+    when the handler logged its cause, one line for another A2A error (``record`` changed),
+    kept with its traceback for any other error (see the module)."""
+    error = record.exc_info[1] if record.exc_info else None
+    if not isinstance(error, A2AError):
+        return True
+    said = str(getattr(error, "message", error))
+    if said.endswith(LOGGED_FOR_OPERATOR):
+        return False
+    record.msg = "%s: %s: %s"
+    record.args = (REST_STREAM_FAILED, type(error).__name__, said)
+    record.exc_info = record.exc_text = None
+    return True
+
+
 def one_line_client_errors() -> None:
     """Log each failed request as one line (once per process)."""
-    for name in (SDK_ROUTES_LOGGER, SDK_ERRORS_LOGGER):
+    for name in (SDK_ROUTES_LOGGER, SDK_ERRORS_LOGGER, SDK_REST_LOGGER):
         logger = logging.getLogger(name)
         if not any(isinstance(f, _OneLine) for f in logger.filters):
             logger.addFilter(_OneLine())

@@ -26,7 +26,11 @@ The dispatcher rides out a lost Redis, following the stream again after waits th
 refused, a certificate or key file of the URL that no longer loads, its password or a right
 refused) is said once, as an error with what to fix, and tried again only every
 ``RECONNECT_MAX_S``, as the other faces do (the MCP channel, the dashboard): a fix made
-where the server runs resumes the pushes without a restart (said once too).
+where the server runs resumes the pushes without a restart (said once too). That it follows
+again is said as soon as Redis answers (``last_event_id``), not when the next event comes: on
+a quiet swarm the last line stayed "paused" long after Redis was back. A completion naming a
+finding that does not exist is not believed (``_feed.updates_of``): it stopped the pushes,
+replayed and failing again after each wait, for good.
 
 A server that does not post inside its network (``url_check``: the rule its handler checks a
 webhook with when a client gives one, as ``_addresses.webhook_target``) checks the address
@@ -72,10 +76,10 @@ from .._errors import (
     needs_a_fix,
     tls_refused,
 )
-from .._models import Event, EventType, Webhook
+from .._models import Event, Webhook
 from .._translate import causes
 from ._addresses import REFUSED_ADDRESS, AddressCheck, pin, unresolved
-from ._convert import updates
+from ._feed import updates_of
 from ._states import STATUS_AFTER, TERMINAL
 from ._wire import render
 from ._words import for_operator, needs_role
@@ -214,10 +218,12 @@ class PushDispatcher:
             while True:
                 started = time.monotonic()
                 try:
+                    if failures:  # (said once Redis answers: a quiet swarm sends no event)
+                        await self.swarm.last_event_id()
+                        log.warning("push notifications: following the swarm again")
+                        stuck = False
                     async for event in self.swarm.follow_events(since=since, types="task"):
-                        if failures:
-                            log.warning("push notifications: following the swarm again")
-                            failures, stuck = 0, False
+                        failures = 0  # (the waits start again from the shortest)
                         age_s = (now_ms() - event.at) / 1000
                         if age_s < LAG_S:
                             await asyncio.sleep(min(LAG_S, LAG_S - age_s))
@@ -276,10 +282,9 @@ class PushDispatcher:
             return
         if task.queue not in self.queues:
             return
-        finding = None
-        if event.type == EventType.TASK_COMPLETED and event.fields.get("finding"):
-            finding = await self.swarm.get_finding(event.fields["finding"])
-        sent = updates(event, task, finding)
+        sent = await updates_of(self.swarm, event, task)  # (none: an event not believed)
+        if not sent:
+            return
         final = any(
             isinstance(u, TaskStatusUpdateEvent) and u.status.state in TERMINAL for u in sent
         )

@@ -41,17 +41,19 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from a2a.server.context import ServerCallContext
 from a2a.server.routes.common import DefaultServerCallContextBuilder
 from a2a.utils.error_handlers import build_rest_error_payload
-from a2a.utils.errors import InvalidParamsError
+from a2a.utils.errors import JSON_RPC_ERROR_CODE_MAP, InvalidParamsError
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.json_format import ParseError
 from google.protobuf.message import Message as ProtoMessage
+from google.protobuf.timestamp_pb2 import Timestamp
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -66,9 +68,12 @@ __all__ = [
     "ENVELOPE_BYTES",
     "ESCAPE_FACTOR",
     "TEXT_ROOM_BYTES",
+    "TIMESTAMP_NAMES",
     "BodyLimit",
+    "QueryChecks",
     "RawContextBuilder",
     "ReadableBodies",
+    "bad_timestamp",
     "body_of",
     "check_members",
     "json_name",
@@ -257,6 +262,76 @@ class RawContextBuilder(DefaultServerCallContextBuilder):
             request.scope.get(_BODY_KEY, b""), dict(request.query_params)
         )
         return context
+
+
+# ListTasks' filter by time, as a JSON member or query parameter names it (JSON-RPC's
+# parser takes the field's own name too).
+TIMESTAMP_NAMES = ("statusTimestampAfter", "status_timestamp_after")
+
+
+def bad_timestamp(params: Mapping[str, Any], named: str) -> str | None:
+    """Why the ``statusTimestampAfter`` of ``params`` (a JSON-RPC request's, or a query's)
+    is refused, if it is: protobuf's parser said "time data 'not-a' does not match format
+    ...", quoting a cut value and no field. ``named``: how the client names a member
+    (``params.``). null, or a member left out, is no filter."""
+    for name in TIMESTAMP_NAMES:
+        value = params.get(name)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            try:
+                Timestamp().FromJsonString(value)
+                continue
+            except ValueError:
+                shown = f"{value[:60]!r} is not a timestamp"
+        else:
+            shown = f"is {json_name(value)}"
+        return (
+            f"{named}{name} {shown}: give a time in ISO 8601 (RFC 3339) form, with a date, a "
+            "time and a zone, such as 2026-01-31T12:00:00Z, or leave it out for tasks of any "
+            "time"
+        )
+    return None
+
+
+class QueryChecks:
+    """ASGI wrapper of the HTTP+JSON binding (every path but JSON-RPC's ``rpc_path``): a
+    query that gives a parameter twice is refused, naming it (the SDK took the last one of
+    ``?pageSize=2&pageSize=3``), and so is a ``statusTimestampAfter`` that is no timestamp
+    (``bad_timestamp``): 400, as the SDK answers invalid params, one line in the log."""
+
+    def __init__(self, app: ASGIApp, rpc_path: str) -> None:
+        self.app = app
+        self.rpc_path = rpc_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == self.rpc_path:
+            await self.app(scope, receive, send)
+            return
+        query = QueryParams(scope.get("query_string", b""))
+        refusal = _given_twice(query) or bad_timestamp(query, "query parameter ")
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        error = InvalidParamsError(refusal)
+        # (as the SDK logs invalid params: one line)
+        code = JSON_RPC_ERROR_CODE_MAP[InvalidParamsError]
+        log.warning("Request error: Code=%s, Message='%s'", code, refusal)
+        await send_json(send, 400, build_rest_error_payload(error))
+
+
+def _given_twice(query: QueryParams) -> str | None:
+    """What a query that gives a parameter more than once is told (its first two values,
+    as the dashboard says it), None when it gives each once."""
+    seen: dict[str, str] = {}
+    for name, value in query.multi_items():
+        if name in seen:
+            return (
+                f"query parameter {name[:45]!r} is given twice ({seen[name][:45]!r} and "
+                f"{value[:45]!r}): give it once"
+            )
+        seen[name] = value
+    return None
 
 
 class _Absent:

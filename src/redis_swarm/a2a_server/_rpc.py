@@ -32,7 +32,15 @@ from a2a.server.routes.jsonrpc_dispatcher import JsonRpcDispatcher
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._codec import dumps
-from ._request import body_of, json_name, send_json, unreadable, with_body, wrong_member
+from ._request import (
+    bad_timestamp,
+    body_of,
+    json_name,
+    send_json,
+    unreadable,
+    with_body,
+    wrong_member,
+)
 
 __all__ = ["A2A_0_3_METHODS", "A2A_METHODS", "RpcChecks"]
 
@@ -157,6 +165,8 @@ def _refusal(request: dict[str, Any]) -> tuple[int, str] | None:
     if isinstance(params, dict):  # (a member of the wrong type: the SDK's parser skips it)
         model: Any = JsonRpcDispatcher.METHOD_TO_MODEL[method]  # (a protobuf message class)
         wrong = wrong_member(params, model.DESCRIPTOR, "params.")
+        if wrong is None and method == "ListTasks":  # (protobuf's words quote a cut value)
+            wrong = bad_timestamp(params, "params.")
         if wrong is not None:
             return _INVALID_PARAMS, f"Invalid params: {wrong}"
     return None

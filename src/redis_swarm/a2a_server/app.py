@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
 
 from a2a.server.routes.agent_card_routes import create_agent_card_routes
 from a2a.server.routes.jsonrpc_routes import create_jsonrpc_routes
@@ -43,9 +44,17 @@ from .._stopping import Stopping
 from .._web import AccessGuard
 from ._addresses import webhook_allowed, webhook_target
 from ._card import agent_card, queue_descriptions
-from ._handler import DEFAULT_WAIT_S, RETRY_AFTER_KEY, SwarmRequestHandler
+from ._gate import RETRY_AFTER_KEY, Gate, gated
+from ._handler import DEFAULT_WAIT_S, SwarmRequestHandler
 from ._push import PushDispatcher, push_client
-from ._request import BodyLimit, RawContextBuilder, ReadableBodies, max_body_bytes, send_json
+from ._request import (
+    BodyLimit,
+    QueryChecks,
+    RawContextBuilder,
+    ReadableBodies,
+    max_body_bytes,
+    send_json,
+)
 from ._resume import SSEIds
 from ._rpc import RpcChecks
 from ._wire import WireJson
@@ -145,8 +154,12 @@ class EndCancelled:
 class RetryLater:
     """ASGI wrapper of the HTTP+JSON binding (every path but JSON-RPC's ``rpc_path``): an
     internal error that says when to try again (``_handler.swarm_errors``: the swarm's Redis
-    out of reach) is answered 503 UNAVAILABLE with that many seconds in ``Retry-After``,
-    not 500: the client can do nothing but wait, and should."""
+    out of reach; ``_gate.Busy``: the server busy) is answered 503 UNAVAILABLE with that many
+    seconds in ``Retry-After``, not 500: the client can do nothing but wait, and should. Its
+    detail's reason says UNAVAILABLE too (it said INTERNAL_ERROR under a 503). Such an error
+    in the middle of a stream (a subscription's, when Redis goes away) is its ``error``
+    event, which the SDK wrote 500 INTERNAL: it says 503 UNAVAILABLE likewise (the stream's
+    headers are sent: no Retry-After there, the seconds are in the detail's metadata)."""
 
     def __init__(self, app: ASGIApp, rpc_path: str) -> None:
         self.app = app
@@ -158,13 +171,19 @@ class RetryLater:
             return
         held: Message | None = None
         chunks: list[bytes] = []
+        streaming = False
 
         async def watched(message: Message) -> None:
-            nonlocal held
+            nonlocal held, streaming
+            if message["type"] == "http.response.start":
+                headers = dict(message.get("headers", []))
+                streaming = headers.get(b"content-type", b"").startswith(b"text/event-stream")
             if message["type"] == "http.response.start" and message["status"] == 500:
                 held = message  # (sent with the body, once it is read)
                 return
             if held is None:
+                if streaming and message["type"] == "http.response.body":
+                    message = {**message, "body": _sse_unavailable(message.get("body", b""))}
                 await send(message)
                 return
             chunks.append(message.get("body", b""))
@@ -177,10 +196,41 @@ class RetryLater:
                 await send({"type": "http.response.body", "body": body})
                 return
             answer = json.loads(body)
-            answer["error"].update(code=503, status="UNAVAILABLE")
+            _unavailable(answer)
             await send_json(send, 503, answer, [(b"retry-after", retry_after.encode())])
 
         await self.app(scope, receive, watched)
+
+
+# What an error that says to try again later is on HTTP+JSON: its status, and its detail's
+# reason (google.rpc's code name for it, as the status).
+UNAVAILABLE = "UNAVAILABLE"
+
+
+def _unavailable(answer: dict[str, Any]) -> None:
+    """An HTTP+JSON error answer (``answer``, changed) as 503 UNAVAILABLE, its status and
+    its detail's reason alike."""
+    error = answer["error"]
+    error.update(code=503, status=UNAVAILABLE)
+    for detail in error.get("details", ()):
+        if isinstance(detail, dict) and "reason" in detail:
+            detail["reason"] = UNAVAILABLE
+
+
+def _sse_unavailable(chunk: bytes) -> bytes:
+    """``chunk`` of an SSE stream with an ``error`` event that says when to try again
+    rewritten as 503 UNAVAILABLE (see ``RetryLater``); anything else unchanged."""
+    if b"event: error" not in chunk:
+        return chunk
+    text = chunk.decode()
+    sep = "\r\n" if "\r\n" in text else "\n"
+    lines = text.split(sep)
+    for index, line in enumerate(lines):
+        if line.startswith("data:") and _retry_after(line[5:].encode()) is not None:
+            answer = json.loads(line[5:])
+            _unavailable(answer)
+            lines[index] = "data: " + json.dumps(answer, separators=(",", ":"))
+    return sep.join(lines).encode()
 
 
 def _retry_after(body: bytes) -> str | None:
@@ -281,8 +331,12 @@ def create_app(
         if dispatcher is not None:
             dispatcher.catch_up(task_id, since)
 
+    # Fewer calls to Redis at once than the handle has connections (``_gate``): a request
+    # waits a moment for its turn, else is answered busy; the dispatcher's calls wait on.
+    gate = Gate.for_swarm(swarm)
+    served = gated(swarm, gate)
     handler = SwarmRequestHandler(
-        swarm,
+        served,
         queues,
         wait_s=wait_s,
         url_check=url_check,
@@ -304,7 +358,9 @@ def create_app(
             async with push_client() as http:
                 running = None
                 if push:
-                    dispatcher = PushDispatcher(swarm, handler.queues, http, url_check=post_check)
+                    dispatcher = PushDispatcher(
+                        gated(swarm, gate, patient=True), handler.queues, http, url_check=post_check
+                    )
                     running = asyncio.create_task(dispatcher.run())
                 watching = [asyncio.create_task(on_server_exit(handler.stop))]
                 if stopping is not None:
@@ -323,7 +379,7 @@ def create_app(
     raw = RawContextBuilder()
     routes: list[BaseRoute] = [
         *create_agent_card_routes(
-            card, card_modifier=queue_descriptions(swarm, descriptions or {})
+            card, card_modifier=queue_descriptions(served, descriptions or {})
         ),
         *create_jsonrpc_routes(handler, DEFAULT_RPC_URL, context_builder=raw),
         *create_rest_routes(handler, context_builder=raw),
@@ -348,6 +404,9 @@ def create_app(
         # Bodies not UTF-8 or nested too deep on the other paths (RpcChecks answered
         # JSON-RPC's).
         Middleware(ReadableBodies),
+        # A query parameter given twice, a statusTimestampAfter that is no time: refused,
+        # named (HTTP+JSON; RpcChecks says the latter on JSON-RPC).
+        Middleware(QueryChecks, rpc_path=DEFAULT_RPC_URL),
         # Redis out of reach: 503 and Retry-After on HTTP+JSON.
         Middleware(RetryLater, rpc_path=DEFAULT_RPC_URL),
         # The SDK's routes write no SSE ids; SSEIds adds each update's position (resuming).
@@ -364,4 +423,5 @@ def create_app(
         exception_handlers={404: not_found, 405: not_found},
     )
     app.router.redirect_slashes = False  # (see the module's docstring)
+    app.state.gate = gate  # (how busy it is: for tests)
     return app
