@@ -357,6 +357,8 @@ def test_a2a_gives_no_retry_advice_for_a_certificate_refused(pki: Pki, tls: TlsS
 
 # --- 4. the dashboard and its page
 
+_PAGE_SCRIPTS = ("format.js", "dashboard.js")  # (in the order index.html loads them)
+
 # Runs the page's script against stubs: fetch answers with the status and body given on
 # stdin; prints what the page shows, and the delays of the timers it set, once its first
 # read of the status is done; then fires each of its intervals once (and the short timers
@@ -365,7 +367,7 @@ def test_a2a_gives_no_retry_advice_for_a_certificate_refused(pki: Pki, tls: TlsS
 _PAGE_HARNESS = r"""
 const fs = require("fs");
 const vm = require("vm");
-const script = fs.readFileSync(process.argv[1], "utf8");
+const scripts = process.argv.slice(1).map((path) => fs.readFileSync(path, "utf8"));
 const answer = JSON.parse(fs.readFileSync(0, "utf8"));
 const elements = {};
 function element(id) {
@@ -400,7 +402,8 @@ const sandbox = {
   Date, JSON, Math, Number, String, Object, Array, Promise,
 };
 sandbox.window = sandbox;
-vm.runInNewContext(script, sandbox);
+vm.createContext(sandbox);
+for (const script of scripts) vm.runInContext(script, sandbox);  // (as the page loads them)
 const settled = (then) => setImmediate(() => setImmediate(then));
 settled(() => {
   const shown = {
@@ -423,7 +426,7 @@ def _page(answer: dict[str, object]) -> dict[str, object]:
     from redis_swarm.dashboard.app import STATIC_DIR
 
     out = subprocess.run(
-        ["node", "-e", _PAGE_HARNESS, "--", str(STATIC_DIR / "dashboard.js")],
+        ["node", "-e", _PAGE_HARNESS, "--", *(str(STATIC_DIR / js) for js in _PAGE_SCRIPTS)],
         input=json.dumps(answer), capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     shown: dict[str, object] = json.loads(out.stdout)
