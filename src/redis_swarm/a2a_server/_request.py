@@ -70,6 +70,7 @@ __all__ = [
     "TEXT_ROOM_BYTES",
     "TIMESTAMP_NAMES",
     "BodyLimit",
+    "HttpJsonOnly",
     "QueryChecks",
     "RawContextBuilder",
     "ReadableBodies",
@@ -294,11 +295,9 @@ def bad_timestamp(params: Mapping[str, Any], named: str) -> str | None:
     return None
 
 
-class QueryChecks:
-    """ASGI wrapper of the HTTP+JSON binding (every path but JSON-RPC's ``rpc_path``): a
-    query that gives a parameter twice is refused, naming it (the SDK took the last one of
-    ``?pageSize=2&pageSize=3``), and so is a ``statusTimestampAfter`` that is no timestamp
-    (``bad_timestamp``): 400, as the SDK answers invalid params, one line in the log."""
+class HttpJsonOnly:
+    """Base of an ASGI wrapper of the HTTP+JSON binding alone: a request to any path but
+    JSON-RPC's ``rpc_path`` goes through ``handle``; anything else passes as it is."""
 
     def __init__(self, app: ASGIApp, rpc_path: str) -> None:
         self.app = app
@@ -308,6 +307,19 @@ class QueryChecks:
         if scope["type"] != "http" or scope["path"] == self.rpc_path:
             await self.app(scope, receive, send)
             return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class QueryChecks(HttpJsonOnly):
+    """ASGI wrapper of the HTTP+JSON binding: a query that gives a parameter twice is
+    refused, naming it (the SDK took the last one of ``?pageSize=2&pageSize=3``), and so is
+    a ``statusTimestampAfter`` that is no timestamp (``bad_timestamp``): 400, as the SDK
+    answers invalid params, one line in the log."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         query = QueryParams(scope.get("query_string", b""))
         refusal = _given_twice(query) or bad_timestamp(query, "query parameter ")
         if refusal is None:

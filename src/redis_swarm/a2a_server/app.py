@@ -49,6 +49,7 @@ from ._handler import DEFAULT_WAIT_S, SwarmRequestHandler
 from ._push import PushDispatcher, push_client
 from ._request import (
     BodyLimit,
+    HttpJsonOnly,
     QueryChecks,
     RawContextBuilder,
     ReadableBodies,
@@ -151,7 +152,7 @@ class EndCancelled:
             await send({"type": "http.response.body", "body": body})
 
 
-class RetryLater:
+class RetryLater(HttpJsonOnly):
     """ASGI wrapper of the HTTP+JSON binding (every path but JSON-RPC's ``rpc_path``): an
     internal error that says when to try again (``_handler.swarm_errors``: the swarm's Redis
     out of reach; ``_gate.Busy``: the server busy) is answered 503 UNAVAILABLE with that many
@@ -161,14 +162,7 @@ class RetryLater:
     event, which the SDK wrote 500 INTERNAL: it says 503 UNAVAILABLE likewise (the stream's
     headers are sent: no Retry-After there, the seconds are in the detail's metadata)."""
 
-    def __init__(self, app: ASGIApp, rpc_path: str) -> None:
-        self.app = app
-        self.rpc_path = rpc_path
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] == self.rpc_path:
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         held: Message | None = None
         chunks: list[bytes] = []
         streaming = False
