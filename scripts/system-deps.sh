@@ -38,6 +38,14 @@ if ! command -v chromium >/dev/null 2>&1; then
   need_apt+=(chromium)
 fi
 
+# Whether this run installs the redis-server package anew (not there before, not upgraded):
+# only then is the service it starts this script's to stop (a Redis the machine already ran
+# as a service is its owner's, whatever else is missing).
+new_server=false
+if [[ " ${need_apt[*]-} " == *" redis-server "* ]] && ! dpkg -s redis-server >/dev/null 2>&1; then
+  new_server=true
+fi
+
 if ((${#need_apt[@]})); then
   if command -v apt-get >/dev/null 2>&1; then
     sudo_cmd=""
@@ -45,8 +53,8 @@ if ((${#need_apt[@]})); then
     echo "installing ${need_apt[*]} with apt-get"
     $sudo_cmd apt-get update -qq || true
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_apt[@]}" >/dev/null
-    # The package starts a service on 6379; the tests never use it, and it is not needed.
-    if command -v systemctl >/dev/null 2>&1; then
+    # The package, installed now, starts a service on 6379; the tests never use it.
+    if $new_server && command -v systemctl >/dev/null 2>&1; then
       $sudo_cmd systemctl disable --now redis-server >/dev/null 2>&1 || true
     fi
   else
