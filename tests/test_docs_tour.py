@@ -81,7 +81,7 @@ def test_ask_md_gives_the_serve_synopsis_and_its_timeout_default() -> None:
     assert synopsis is not None
     assert set(re.findall(r"--[a-z-]+", synopsis.group(0))) == _options(serve)
     timeout = next(p for p in serve.params if p.name == "timeout_s")
-    assert f"`--timeout` (default {timeout.default} s" in " ".join(text.split())
+    assert f"`--timeout` (default {timeout.default:g} s" in " ".join(text.split())
     # and swarm run's, the same (a lease is renewed while the agent runs: no time limit)
     run_timeout = next(p for p in run_command.params if p.name == "timeout_s")
     assert f"(default: {timeout.default:g}, whatever the task's lease_s" in str(run_timeout.help)
