@@ -10,12 +10,14 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
 
 import anyio
 import pytest
 
 from redis_swarm import Swarm
-from redis_swarm._errors import NotFound
+from redis_swarm._errors import Conflict, NotFound
 from redis_swarm._models import Agent
 from redis_swarm.mcp_server._session import SessionRegistry
 
@@ -43,6 +45,12 @@ class _TakenAfterTheBeat(Swarm):
             raise
 
 
+def _request_of(client: str) -> Any:
+    """A stdio request's context as ``for_request`` reads it: its client's name."""
+    info = SimpleNamespace(client_info=SimpleNamespace(name=client))
+    return SimpleNamespace(session=SimpleNamespace(client_params=info), protocol_version="")
+
+
 def test_a_rejoin_does_not_take_over_a_name_another_servers_live_agent_took(
     redis_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -67,8 +75,15 @@ def test_a_rejoin_does_not_take_over_a_name_another_servers_live_agent_took(
         assert agent.role == "shard" and agent.alive, agent
         assert agent.metadata == {"via": "mcp", **OTHER}, agent.metadata
         assert f"agent {NAME} is live as role shard" in caplog.text, caplog.text
-        await registry._beat(session)  # (its next beat finds a record naming a server)
+        seen = core.get_agent(NAME).last_seen
+        time.sleep(0.01)
+        await registry._beat(session)  # its next beat: none (it kept the shard's alive)
         assert core.get_agent(NAME).role == "shard"
+        assert core.get_agent(NAME).last_seen == seen
+        assert session.displaced is not None and f"agent {NAME} is live" in session.displaced
+        registry._shared["claude-code"] = session  # (as for_request keeps a stdio session)
+        with pytest.raises(Conflict, match=f"agent {NAME} is live as role shard"):
+            await registry.for_request(_request_of("claude-code"))  # its tool calls are told
 
     try:
         anyio.run(body)

@@ -118,6 +118,10 @@ class AgentSession:
     # Its id was given (--name, SWARM_AGENT): someone comes back as it, so it stays
     # registered when the session closes, its inbox kept for its next start.
     named: bool = False
+    # Why its agent's id is another server's live agent's now (its rejoin after a sweep was
+    # refused: ``name_held``): it beats no more, not to keep that agent alive under another
+    # role's session, and its tool calls are told this.
+    displaced: str | None = None
     # Where its lease tokens are also kept for the hooks of the same agent (the machine's
     # token store, ``_lease_tokens``); None: here only (HTTP: the agents are elsewhere).
     token_store: Settings | None = None

@@ -225,6 +225,8 @@ class SessionRegistry(CoreCalls):
                 else:
                     self._shared[client] = session
             session.used = self.clock()
+            if session.displaced is not None:
+                raise Conflict(session.displaced)
             return session
 
     @asynccontextmanager
@@ -540,6 +542,8 @@ class SessionRegistry(CoreCalls):
             log.info("agent %s: a late heartbeat not undone: %s", session.agent_id, exc)
 
     async def _beat(self, session: AgentSession) -> None:
+        if session.displaced is not None:  # (another server's agent: not this one's to beat)
+            return
         current = next(iter(session.leases), "")  # "" clears it
         try:
             agent = await self.call(self.swarm.heartbeat, session.agent_id, current_task=current)
@@ -582,8 +586,8 @@ class SessionRegistry(CoreCalls):
         """Register the session's agent again, as it was at its start (its server's identity
         with it: the hooks tell a session its MCP tools by it). A given id is refused as at
         the start (``_unless_held``): another server's live agent of another role may have
-        taken it since the heartbeat found it gone, and is not taken over (said in the log;
-        the session beats on, on that record)."""
+        taken it since the heartbeat found it gone, and is not taken over (said in the log,
+        and to the session's tool calls; it beats no more: ``displaced``)."""
         if session.closed:  # (its session ended while the heartbeat was on its way)
             return
         profile = self._profile(session.client, session.role, session.model, rejoined=True)
@@ -591,6 +595,9 @@ class SessionRegistry(CoreCalls):
             if session.named:  # (a made-up id is no other server's)
                 profile = await self._unless_held(session.agent_id, profile)
             await self.call(self.swarm.join, session.agent_id, profile)
+        except Conflict as exc:  # (refused by ``_unless_held``: the id is another's now)
+            session.displaced = str(exc)
+            log.warning("agent %s could not rejoin: %s", session.agent_id, exc)
         except SwarmError as exc:
             log.warning("agent %s could not rejoin: %s", session.agent_id, exc)
 
