@@ -1,9 +1,10 @@
-"""The Python examples of docs/contexts.md, docs/tasks.md and the README run as written: a
-page's blocks in order, in one interpreter, as a reader pasting them would (each builds on the
-ones before), against the test server, with ResourceWarning an error. A block that cannot run
-here (it waits for other agents, or until you break out) says so on the line before its fence:
-``<!-- doc-example: skip (why) -->``. docs/seed.md's are run by tests/test_seed_lifecycle.py,
-one by one and in order; here, in order, twice in one swarm (its examples run again)."""
+"""The Python examples of docs/contexts.md, docs/tasks.md, docs/dashboard.md and the README
+run as written: a page's blocks in order, in one interpreter, as a reader pasting them would
+(each builds on the ones before), against the test server, with ResourceWarning an error. A
+block that cannot run here (it waits for other agents, or until you break out) says so on the
+line before its fence: ``<!-- doc-example: skip (why) -->``. docs/seed.md's are run by
+tests/test_seed_lifecycle.py, one by one and in order; here, in order, twice in one swarm (its
+examples run again)."""
 
 from __future__ import annotations
 
@@ -75,11 +76,15 @@ def test_the_blocks_are_found_with_their_indent_and_skips() -> None:
 
 
 def test_contexts_md_examples_run(redis_url: str, tmp_path: Path) -> None:
-    # corpus.md, as the page publishes it: long enough for its line range (1200-1450) and
-    # its byte offset (1,000,000), and holding what it searches for
-    line = "Article {n}: the parties owe no force majeure relief before art 12 applies.\n"
-    (tmp_path / "corpus.md").write_text("".join(line.format(n=n) for n in range(16_000)))
+    # from an empty folder: the page makes the corpus.md it publishes, long enough for its
+    # line range (1200-1450) and holding what it searches for
+    assert not (tmp_path / "corpus.md").exists()
     run_page("docs/contexts.md", redis_url, tmp_path, "contexts-doc")
+
+
+def test_dashboard_md_example_runs_as_a_script(redis_url: str, tmp_path: Path) -> None:
+    # a script as pasted (no top-level await), on the server the environment names
+    run_page("docs/dashboard.md", redis_url, tmp_path, "dashboard-doc")
 
 
 def test_tasks_md_examples_run(redis_url: str, tmp_path: Path) -> None:

@@ -124,7 +124,8 @@ def test_up_is_idempotent_and_down_keeps_data(swarm_home: Path) -> None:
     with Swarm(f"embedded://{swarm_home}") as swarm:
         swarm.redis.set("kept", "yes")
     down = swarm_cli(swarm_home, "down")
-    assert down.returncode == 0 and "stopped" in down.stdout
+    assert down.returncode == 0 and f"stopped (its data stays in {swarm_home}:" in down.stdout
+    assert json.loads(swarm_cli(swarm_home, "down", "--json").stdout) == {"stopped": False}
     assert not redis_pids(swarm_home)
     with Swarm(f"embedded://{swarm_home}") as swarm:
         assert swarm.redis.get("kept") == b"yes"

@@ -103,7 +103,12 @@ def test_swarm_down_stops_a_stopped_server_cleanly(swarm_home: Path, up: int) ->
         swarm.redis.set("written", "just before")
     os.kill(up, signal.SIGSTOP)
     down = swarm_cli(swarm_home, "down")
-    assert down.returncode == 0 and down.stdout.strip() == "stopped", down
+    assert down.returncode == 0, down
+    # it says its data stays, and where (the README promises it)
+    assert down.stdout.strip() == (
+        f"stopped (its data stays in {swarm_home}: 'swarm up', or the next command that "
+        "needs it, starts it again)"
+    ), down
     assert not _alive(up)
     assert "Received SIGTERM" in (swarm_home / "redis.log").read_text()  # not SIGKILL
     with Swarm(f"embedded://{swarm_home}") as swarm:

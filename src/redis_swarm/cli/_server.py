@@ -86,10 +86,16 @@ def down(app: App) -> None:
         raise SwarmError(
             f"'swarm down' stops only the embedded server; {app.settings.url} is not one"
         )
-    stopped = _embedded(app).stop()
+    server = _embedded(app)
+    stopped = server.stop()
+    # Said where the data stays: a reader of "stopped" alone cannot tell it from deleted.
+    said = (
+        f"stopped (its data stays in {printable(server.home)}: 'swarm up', or the next "
+        "command that needs it, starts it again)"
+    )
     app.emit(
         {"stopped": stopped},
-        lambda: click.echo("stopped" if stopped else "the embedded server was not running"),
+        lambda: click.echo(said if stopped else "the embedded server was not running"),
     )
 
 
