@@ -91,7 +91,7 @@ def test_the_repair_reads_the_task_again_before_putting_it_back(swarm: Swarm, ra
     assert must(swarm.claim("q", worker="w")).id == moved  # (out of pending, claimed)
     args = (2, "pending", "q", "", moved, "", kept)
     reply = swarm._run(_call("index_repair", (k.pending("q"), k.tasks), args))
-    assert [list(map(_text, r)) for r in reply] == [[kept], []]
+    assert [list(map(_text, r)) for r in reply] == [[kept, str(int(score or 0))], []]
     assert raw.zscore(k.pending("q"), moved) is None
     assert raw.zscore(k.pending("q"), kept) == score
 
@@ -118,3 +118,19 @@ def test_quick_repair_names_the_records_it_could_not_re_add(cli: Cli, raw: Any) 
         assert report["indexes_repaired"] == []
     said = _human(cli, "--quick", "--repair")
     assert f"it cannot re-add {task_id}: the record holds no creation time" in said
+
+
+def test_a_pending_task_without_a_creation_time_is_put_back_too(swarm: Swarm, raw: Any) -> None:
+    """Its pending score comes from its priority and posting number, not its creation time:
+    it was left out of the queue's set (said as 'could not re-add') for want of the latter."""
+    k = swarm.keys
+    task = swarm.post_task("q", "no stamp")
+    score = raw.zscore(k.pending("q"), task.id)
+    record = json.loads(raw.hget(k.tasks, task.id))
+    del record["created_at"]
+    raw.hset(k.tasks, task.id, json.dumps(record))
+    raw.zrem(k.pending("q"), task.id)
+    repaired = {e.index: e.lacking for e in swarm.repair_indexes()}
+    assert repaired[k.pending("q")] == {task.id: int(score)}  # at the score it was written
+    assert raw.zscore(k.pending("q"), task.id) == score
+    assert must(swarm.claim("q", worker="w")).id == task.id

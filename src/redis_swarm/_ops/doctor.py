@@ -114,13 +114,16 @@ def repair_indexes(ctx: OpContext) -> Operation[tuple[IndexEntries, ...]]:
     calls: list[Call] = []
     done: dict[str, tuple[dict[str, int | None], list[str]]] = {}
     for entries in damage.indexes:
-        added = sorted(i for i, score in entries.lacking.items() if score is not None)
-        left: dict[str, int | None] = {i: None for i, s in entries.lacking.items() if s is None}
+        # (a queue's set: its status and queue, which the script reads each record for, and
+        # the score it gives it there, whatever its creation time; an index: '', and the
+        # record's creation time)
+        status, queue = scan.sets.get(entries.index, ("", ""))
+        added = sorted(i for i, score in entries.lacking.items() if score is not None or status)
+        left: dict[str, int | None] = {
+            i: None for i, s in entries.lacking.items() if s is None and not status
+        }
         if left:  # (said as lacked at None: no write places them)
             done[entries.index] = (left, [])
-        # (a queue's set: its status and queue, which the script reads each record for, and
-        # the score it gives it there; an index: '', and the record's creation time)
-        status, queue = scan.sets.get(entries.index, ("", ""))
         ids = [(i, True) for i in added] + [(i, False) for i in entries.dangling]
         for start in range(0, len(ids), SCAN_COUNT):
             some = ids[start : start + SCAN_COUNT]
@@ -130,7 +133,6 @@ def repair_indexes(ctx: OpContext) -> Operation[tuple[IndexEntries, ...]]:
             keys = (entries.index, scan.records_of[entries.index])
             args = (len(adds), status, queue, *scored, *removes)
             calls.append(Call("index_repair", keys, args))
-    scores = {entries.index: entries.lacking for entries in damage.indexes}
     per_round = _IDS_A_ROUND // SCAN_COUNT
     for start in range(0, len(calls), per_round):
         some_calls = calls[start : start + per_round]
@@ -145,7 +147,9 @@ def repair_indexes(ctx: OpContext) -> Operation[tuple[IndexEntries, ...]]:
         for call, (added_ids, removed_ids) in zip(some_calls, replies, strict=True):
             index = call.keys[0]
             lacking, dangling = done.setdefault(index, ({}, []))
-            lacking.update({i: scores[index][i] for i in map(text, added_ids)})
+            lacking.update(  # (at the score written: a queue set's is its record's)
+                {text(added_ids[i]): int(added_ids[i + 1]) for i in range(0, len(added_ids), 2)}
+            )
             dangling += map(text, removed_ids)
     return tuple(
         IndexEntries(index, lacking, tuple(sorted(dangling)))

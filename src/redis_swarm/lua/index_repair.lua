@@ -20,7 +20,8 @@
 -- it is a queue's set (pending, delayed, claimed, dead), '' for an index  ARGV[3] that queue
 -- ('' for an index)  ARGV[4..3+2n] score ('' for a queue's set: its record's), id of each
 -- ARGV[4+2n..] the ids of the entries to remove
--- Returns {the ids added, the ids removed}: what was done, the rest found put right meanwhile.
+-- Returns {id, score of each id added, the ids removed}: what was done (each addition at the
+-- score written), the rest found put right meanwhile.
 if redis.acl_check_cmd and not (redis.acl_check_cmd('ZREM', KEYS[1], 'id')
     and redis.acl_check_cmd('ZADD', KEYS[1], 'NX', '0', 'id')) then
   return redis.error_reply('NOPERM rs_index_repair: this user may not remove entries from the '
@@ -68,6 +69,7 @@ for i = 1, n do
   local score = score_of(ARGV[2 * i + 2], id)
   if score and redis.call('ZADD', KEYS[1], 'NX', score, id) == 1 then
     added[#added + 1] = id
+    added[#added + 1] = score
   end
 end
 for i = 4 + 2 * n, #ARGV do
