@@ -41,6 +41,9 @@ def test_an_empty_context_text_is_refused(core: Swarm) -> None:
                 assert "text is empty: pass the context's text, or path=" in said, said
             _, page = await shard("get_context")
             assert page == "the real context\n"  # still the one published
+            # On purpose: allow_empty (the core's refusal names it; the tool had none).
+            await shard("publish_context", text="", allow_empty=True)
+            assert core.get_context("shard-1") == ""
 
     anyio.run(body)
 

@@ -92,10 +92,12 @@ class Gate:
         (``patient``: as long as it takes)."""
         try:
             await self.turns.take(patient=patient)
-        except NoTurn:
-            self._refuse()
+        except BaseException as exc:  # (no turn, or the caller cancelled while it waited)
             if inspect.iscoroutine(call):
                 call.close()  # (never run: no "never awaited" warning)
+            if not isinstance(exc, NoTurn):
+                raise
+            self._refuse()
             raise Busy() from None
         try:
             return await call

@@ -180,7 +180,7 @@ def create_app(
         exception_handlers={
             SwarmError: _swarm_error,
             _BadRequest: _bad_request,
-            _Busy: _busy,
+            Busy: _busy,
             TooManyStreams: _too_many_streams,
             HTTPException: http_error,
         },
@@ -208,7 +208,7 @@ class _BadRequest(Exception):
     pass
 
 
-class _Busy(Exception):
+class Busy(Exception):
     """Every turn at Redis stayed taken for as long as a request waits (``_Gate``)."""
 
 
@@ -259,7 +259,7 @@ class _Gate:
     """The requests that call Redis, ``turns`` at once (``Turns``): a burst of requests
     beyond the handle's connections was answered the core's refusal, whose advice is for
     claim and ask callers. Here a request over the limit waits its turn up to ``wait_s``,
-    then is refused as busy (``_Busy``: 503, Retry-After). Each call's outcome is told to
+    then is refused as busy (``Busy``: 503, Retry-After). Each call's outcome is told to
     ``health``."""
 
     def __init__(self, turns: int, wait_s: float, health: _Health) -> None:
@@ -270,7 +270,7 @@ class _Gate:
         try:
             await self.turns.take()
         except NoTurn:
-            raise _Busy(
+            raise Busy(
                 f"the dashboard is busy: its {self.turns.size} turns at Redis stayed taken "
                 f"for {self.turns.wait_s:g} s (a burst of requests): try again in a moment"
             ) from None
@@ -557,7 +557,7 @@ async def _bad_request(_request: Request, exc: Exception) -> Response:
 
 
 async def _busy(_request: Request, exc: Exception) -> Response:
-    response = _json({"error": "Busy", "message": str(exc)}, 503)
+    response = _json(_error_body(exc), 503)
     response.headers["Retry-After"] = str(RETRY_AFTER_S)
     return response
 

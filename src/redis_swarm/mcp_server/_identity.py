@@ -18,6 +18,7 @@ from .._models import STALE_AFTER_S, Agent
 
 __all__ = [
     "NO_SERVER",
+    "NameHeld",
     "name_held",
     "names_a_server",
     "refuse_held_name",
@@ -46,6 +47,11 @@ def _server_of(agent: Agent) -> tuple[Any, ...]:
     """The server the agent's record names (``server_identity``'s values; Nones: none)."""
     metadata = agent.metadata or {}
     return tuple(metadata.get(key) for key in _mcp_names.SERVER_KEYS)
+
+
+class NameHeld(Conflict):
+    """A name another server's live agent of another role holds (``name_held``): refused
+    to a server's start, a session's registering and its rejoin after a sweep."""
 
 
 def name_held(existing: Agent | None, role: str, before: Agent | None) -> str | None:
@@ -98,4 +104,4 @@ def refuse_held_name(swarm: Swarm, name: str, role: str) -> None:
         return
     why = name_held(agent, _mcp_names.agent_role(role), agent)
     if why is not None:
-        raise Conflict(why)
+        raise NameHeld(why)

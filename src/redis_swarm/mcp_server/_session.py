@@ -61,7 +61,7 @@ from .._models import Agent
 from . import DEFAULT_MAX_SESSIONS
 from ._agent_session import AgentSession
 from ._calls import CoreCalls
-from ._identity import NO_SERVER, name_held, names_a_server, server_identity
+from ._identity import NO_SERVER, NameHeld, name_held, names_a_server, server_identity
 from ._roles import AGENT_ROLES
 
 __all__ = [
@@ -404,7 +404,7 @@ class SessionRegistry(CoreCalls):
     async def _unless_held(
         self, name: str, profile: Callable[[Agent | None], dict[str, Any]]
     ) -> Callable[[Agent | None], dict[str, Any]]:
-        """``profile`` refusing (``Conflict``) to register ``name`` while a live agent of
+        """``profile`` refusing (``NameHeld``) to register ``name`` while a live agent of
         another role holds it (``name_held``): decided in ``join`` on the record it stores
         over, with the liveness read just before."""
         try:
@@ -415,7 +415,7 @@ class SessionRegistry(CoreCalls):
         def unless_held(existing: Agent | None) -> dict[str, Any]:
             why = name_held(existing, self.agent_role, before)
             if why is not None:
-                raise Conflict(why)
+                raise NameHeld(why)
             return profile(existing)
 
         return unless_held
@@ -595,7 +595,7 @@ class SessionRegistry(CoreCalls):
             if session.named:  # (a made-up id is no other server's)
                 profile = await self._unless_held(session.agent_id, profile)
             await self.call(self.swarm.join, session.agent_id, profile)
-        except Conflict as exc:  # (refused by ``_unless_held``: the id is another's now)
+        except NameHeld as exc:  # (refused by ``_unless_held``: the id is another's now)
             session.displaced = str(exc)
             log.warning("agent %s could not rejoin: %s", session.agent_id, exc)
         except SwarmError as exc:

@@ -386,6 +386,13 @@ class ContextTools(ToolsBase):
                 "read that reported damaged data asks for."
             ),
         ] = False,
+        allow_empty: Annotated[
+            bool,
+            Field(
+                description="Let empty content replace a context that is not empty (refused "
+                "otherwise: an unset variable, a step that printed nothing)."
+            ),
+        ] = False,
     ) -> CallToolResult:
         """Shard, step 1: publish the context your workers will read (give text, or a path
         to a file: the better way for big contexts). Publishing again makes a new version;
@@ -401,10 +408,11 @@ class ContextTools(ToolsBase):
             content = await self._run(self.files.read, path, limit)
         else:
             assert text is not None
-            if not text.strip():  # (a variable left unset, a step that printed nothing)
+            if not text.strip() and not allow_empty:  # (an unset variable, nothing printed)
                 raise ValidationError(
                     "text is empty: pass the context's text, or path= a file holding it (an "
-                    "empty context would replace the one published, which its readers need)"
+                    "empty context would replace the one published, which its readers need), "
+                    "or allow_empty=true to empty it on purpose"
                 )
             content = text
         owner = check_name("context owner", owner) if owner else session.agent_id
@@ -415,6 +423,7 @@ class ContextTools(ToolsBase):
             source=source or (str(path) if path else f"mcp:{session.agent_id}"),
             media_type=media_type,
             repair=repair,
+            allow_empty=allow_empty,
         )
         payload = plain(info)
         if owner == session.agent_id:
