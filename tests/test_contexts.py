@@ -122,10 +122,9 @@ def test_republish_identical_is_cheap_and_idempotent(small: Swarm, redis_url: st
         again = small.publish_context("shard", text, source="s")
         calls = command_calls(r)
     assert again == dataclasses.replace(first, changed=False)
-    # One read-only function reads the pointer (a shard's: a worker's no-op is refused), then
-    # one round trip looks at the length of each chunk (chunk_acquire with no token); no
+    # One read-only function reads the pointer (a shard's: a worker's no-op is refused); no
     # chunk written, no event.
-    assert calls == {"fcall_ro": 1, "hget": 2, "fcall": first.chunks, "hstrlen": first.chunks}
+    assert calls == {"fcall_ro": 1, "hget": 2}
     with _client(redis_url) as r:
         assert r.xlen("rs:{test}:events") == events
     # Back to an older kept version: no chunk is sent again, it becomes current.

@@ -156,14 +156,12 @@ def publish_context(
     intact = current is not None and current == kept and not repair
     pointer = _readable(current, owner) if intact else None
     asked = (version, source, media_type)
-    # A chunk of the current version deleted or cut short: its chunks are sent again (the
-    # missing ones) and its manifest written anew, as a repair does.
+    # Unchanged: nothing is written, nor its chunks looked at (one round trip: a chunk deleted
+    # or cut short by hand is found by the readers, whose error names --repair).
     rewrite = repair
     if pointer is not None and (pointer.version, *_labels(pointer.info)) == asked:
-        if (yield from _chunks_stored(ctx, pointer)):
-            yield store.keep(ctx, version, raw)
-            return dataclasses.replace(pointer.info, changed=False)
-        rewrite = True
+        yield store.keep(ctx, version, raw)
+        return dataclasses.replace(pointer.info, changed=False)
     old = None if kept is None or rewrite else _readable(kept, owner)
     if old is not None and (yield from _chunks_stored(ctx, old)):
         # The version is kept already: reuse its chunks, send nothing but the manifest.
