@@ -309,6 +309,7 @@ def test_a_v1_worker_that_claimed_leaves_and_its_coordinator_stays(
             assert task is not None
             haiku.complete_task(task["task_id"], {"summary": "3 retries"})
             sonnet.send_message(haiku_id, "thanks")
+            assert [m["content"] for m in haiku.get_messages()] == ["thanks"]  # read: it leaves
         assert haiku_id not in _ids(core)
         assert sonnet_id in _ids(core) and idle.agent_id in _ids(core)
         assert _left(core) == [haiku_id]

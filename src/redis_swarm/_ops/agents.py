@@ -104,7 +104,7 @@ def _check_stale(stale_after_s: object) -> int:
         or stale_after_s < 0
     ):
         raise ValidationError(
-            f"stale_after_s must be a number of seconds >= 0, not {stale_after_s!r}"
+            f"stale_after_s must be a number of seconds, finite and >= 0, not {stale_after_s!r}"
         )
     return int(stale_after_s * 1000)
 

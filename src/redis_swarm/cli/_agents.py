@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import click
 
 from .._codec import counted, dumps
 from .._errors import NotFound
-from .._models import BEAT_EVERY_S, STALE_AFTER_S, PassCosts, TaskStatus, unknown_pass
+from .._models import (
+    BEAT_EVERY_S,
+    STALE_AFTER_S,
+    EventType,
+    PassCosts,
+    TaskStatus,
+    unknown_pass,
+)
 from .._printable import SETTLED_SHOWN, bounded, not_shown, printable, short_version
 from .._usage import Money, unpriced_note
-from .._validate import MAX_CAPACITY_TOKENS
+from .._validate import MAX_CAPACITY_TOKENS, MAX_EVENTS
 from ._app import App, json_option, main, pass_app
 from ._common import (
     Seconds,
@@ -284,9 +292,34 @@ def heartbeat(app: App, agent_id: str | None, current_task: str | None) -> None:
 @json_option
 @pass_app
 def deregister(app: App, agent_id: str) -> None:
-    """Remove AGENT_ID from the swarm (its tasks and findings stay)."""
+    """Remove AGENT_ID from the swarm (its tasks and findings stay), with its inbox: the
+    unread messages dropped with it are counted."""
+    # (one with none unread is removed by the first call, which drops nothing)
+    unread = 0 if app.swarm.deregister_if_read(agent_id) else _deregister_counting(app, agent_id)
+
+    def human() -> None:
+        if unread is None:
+            click.echo(f"deregistered {agent_id} (its unread messages dropped with it)")
+        else:
+            click.echo(f"deregistered {_dropped((agent_id, unread))}")
+
+    # (unread: the direct messages dropped with its inbox; null: not known, as the event
+    # that counts them was trimmed before it was read)
+    app.emit({"deregistered": agent_id, "unread": unread}, human)
+
+
+def _deregister_counting(app: App, agent_id: str) -> int | None:
+    """Deregister ``agent_id``, whose inbox holds unread messages: how many were dropped, as
+    its ``agent.left`` event counts them (the core's own count, messages sent meanwhile
+    included); None when that event cannot be found."""
+    start = app.swarm.last_event_id()
     app.swarm.deregister(agent_id)
-    app.emit({"deregistered": agent_id}, lambda: click.echo(f"deregistered {agent_id}"))
+    left = app.swarm.events(since=start, types=[EventType.AGENT_LEFT], limit=MAX_EVENTS)
+    for event in left:
+        if event.fields.get("agent") == agent_id:
+            with contextlib.suppress(KeyError, ValueError):
+                return int(event.fields["unread"])
+    return None
 
 
 @agents.command()

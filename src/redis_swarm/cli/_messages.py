@@ -11,8 +11,9 @@ from typing import Any, TypeVar
 
 import click
 
+from .._errors import NotFound
 from .._models import Inbox
-from .._validate import MAX_READ, MAX_WAIT_S, READ_DEFAULT
+from .._validate import MAX_READ, MAX_WAIT_S, READ_DEFAULT, begins_like_option
 from ._app import App, json_option, main, pass_app
 from ._common import (
     Seconds,
@@ -63,7 +64,18 @@ def message_options(command: Command) -> Command:
 def send(app: App, to: str, body: str, sender: str | None, kind: str, data_arg: str | None) -> None:
     """Send BODY (text, @file or -) to the inbox of agent TO."""
     text, data = _read_message(app, body, data_arg)
-    m = app.swarm.send(to, text, sender=sender, kind=kind, data=data)
+    try:
+        m = app.swarm.send(to, text, sender=sender, kind=kind, data=data)
+    except NotFound:
+        if not begins_like_option(to):
+            raise
+        # (the core's answer would have it registered first, which is refused for this name;
+        # one stored under it before that rule is still sent to, above)
+        raise click.BadParameter(
+            f"no agent {to[:40]!r} is registered, and none can be (a new agent's name may not "
+            "begin with '-'): nobody would read the message; check the id with swarm agents",
+            param_hint="TO",
+        ) from None
     app.emit(m, lambda: click.echo(f"sent {m.id} to {to}"))
 
 

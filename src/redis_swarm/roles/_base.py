@@ -372,9 +372,24 @@ class _Role:
         exited. Its findings and tasks name it still. A failure is not the caller's problem
         at close: an agent swept or deregistered meanwhile has nothing left to remove, and
         one the server could not be asked to remove (gone, refused) goes stale and is swept,
-        as if this step did not exist."""
-        with contextlib.suppress(SwarmError):
-            self.swarm.deregister(agent_id)
+        as if this step did not exist. One with direct messages waiting unread is kept, its
+        inbox with it (dropping them unread is not close()'s to decide): marked stale, so
+        that it is not counted alive, and a warning says so."""
+        try:
+            if self.swarm.deregister_if_read(agent_id):
+                return
+        except SwarmError:
+            return
+        with contextlib.suppress(SwarmError):  # (unmarked, it goes stale a minute later)
+            self.swarm.mark_stale(agent_id)
+        warnings.warn(
+            f"{type(self).__name__} closed leaving agent {agent_id} registered (marked "
+            "stale), since messages wait unread in its inbox: read them as it (swarm msg inbox "
+            f"{agent_id}), or drop them with it (swarm agents deregister {agent_id}); else "
+            "a sweep (swarm agents sweep, cleanup_stale_agents) removes it with them once it "
+            "has been silent that long",
+            stacklevel=4,  # the line that called close()
+        )
 
     def __enter__(self: R) -> R:
         return self

@@ -3,6 +3,7 @@ returning V1's shapes."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
@@ -10,7 +11,7 @@ from .._client import Swarm
 from .._codec import dumps, iso
 from .._errors import AlreadyCompleted, NotFound, ValidationError
 from .._hints import CHECK_AGENT_ID
-from .._models import Agent, Message, TaskStatus
+from .._models import SYNTHESIS_REQUEST_KIND, Agent, Message, TaskStatus
 from .._validate import MAX_LEASE_S, MIN_LEASE_S, too_deep
 from ._base import (
     ConnectV1,
@@ -116,10 +117,27 @@ def _preview(value: Any) -> str:
 
 
 def _content(msg: Message) -> Any:
-    """What was sent: the value of a JSON-value message, the data of a dict, else the text."""
-    if msg.kind == _VALUE_KIND and msg.data is not None and "value" in msg.data:
-        return msg.data["value"]
-    return msg.data if msg.data is not None else msg.body
+    """What was sent: the value of a JSON-value message, the data of a dict, else the text.
+    A message with data whose text says more than the data (not the text ``outgoing`` or
+    the core's ``request_synthesis`` made of it: one sent with ``send(text, data=...)`` or
+    ``swarm msg send TEXT --data``) gives both, ``{"text": TEXT, "data": DATA}``: else a
+    reader would never see its text, and reading it marks it read."""
+    data = msg.data
+    if data is None:
+        return msg.body
+    if msg.kind == _VALUE_KIND and "value" in data:
+        sent = data["value"]
+        with contextlib.suppress(ValidationError):  # (a value the seed could not send)
+            if msg.body == _preview(sent):
+                return sent
+    elif msg.kind == SYNTHESIS_REQUEST_KIND or msg.body == _named(data):
+        return data  # (the request's text only says what its data holds)
+    return {"text": msg.body, "data": data}
+
+
+def _named(data: Mapping[str, Any]) -> str:
+    """The text a dict is sent with: its ``type``, else "message"."""
+    return str(data.get("type") or "").strip() or "message"
 
 
 def outgoing(message: Any) -> tuple[str, str, Mapping[str, Any] | None]:
@@ -129,7 +147,7 @@ def outgoing(message: Any) -> tuple[str, str, Mapping[str, Any] | None]:
     if isinstance(message, str) and message.strip():
         return message, "text", None
     if isinstance(message, Mapping):
-        return str(message.get("type") or "").strip() or "message", "text", message
+        return _named(message), "text", message
     return _preview(message), _VALUE_KIND, {"value": message}
 
 
