@@ -33,6 +33,7 @@ from ._errors import ConfigError, ConnectionFailed
 from ._protocol import WAKE_WAIT, Batch, Call, Cmd, Request, items_of
 
 __all__ = [
+    "REPLICA_PROBE",
     "WAIT_MS",
     "Plan",
     "choose",
@@ -45,6 +46,15 @@ __all__ = [
 ]
 
 WAIT_MS = 5_000
+
+# How many replicas a master has, asked of it when its INFO is refused (a worker of `swarm
+# acl` may not read it: INFO lists every swarm's keys). Not ``WAIT 0``: that answers at once
+# with the replicas whose last ack (sent once a second) covers this connection's writes, or
+# the master's offset when it has none, so 0 for up to a second after anyone's write. A WAIT
+# that blocks makes the master ask its replicas for an ack (REPLCONF GETACK), which an online
+# replica answers in a round trip; it waits the whole WAIT_MS only where no replica would
+# confirm a strict write within it either (the plan asks it only when nothing else works).
+REPLICA_PROBE = ("WAIT", 1, WAIT_MS)
 
 # Commands the operations send that never write (anything else is treated as a write); a
 # subcommand sent as one name (as redis-py routes it on a cluster) is listed so.
@@ -99,7 +109,7 @@ def choose(info: Mapping[str, Any], appendfsync: str | None, where: str) -> Plan
     if aof and version >= (7, 2) and appendfsync != "no":
         return Plan(("WAITAOF", 1, 0, WAIT_MS), "WAITAOF: each write waits for the AOF fsync")
     if replicas > 0:
-        return Plan(("WAIT", 1, WAIT_MS), "WAIT: each write waits for a replica to have it")
+        return Plan(REPLICA_PROBE, "WAIT: each write waits for a replica to have it")
     if aof and appendfsync is None:
         return Plan(None, "appendonly yes (appendfsync unknown: CONFIG GET is refused)")
     if aof_reply is None:
@@ -139,13 +149,14 @@ def _embedded_not_strict(where: str, version_text: str, appendfsync: str | None)
 
 
 _WAIT_ON_EACH_MASTER = Plan(
-    ("WAIT", 1, WAIT_MS), "cluster: the writes sent to each master wait for one of its replicas"
+    REPLICA_PROBE, "cluster: the writes sent to each master wait for one of its replicas"
 )
 
 
 def cluster_plan(masters: Mapping[str, Mapping[str, Any]], where: str) -> Plan:
-    """The plan on a Redis Cluster, from each master's ``INFO replication`` by address:
-    WAIT on each master written, which needs every master to have a connected replica (its
+    """The plan on a Redis Cluster, from each master's ``INFO replication`` by address (its
+    ``connected_slaves`` from ``REPLICA_PROBE`` where INFO is refused): WAIT on each master
+    written, which needs every master to have a connected replica (its
     own count: fresher than the cluster's gossip). Raises ConfigError naming those without."""
     alone = sorted(a for a, info in masters.items() if int(info.get("connected_slaves", 0)) < 1)
     if alone or not masters:

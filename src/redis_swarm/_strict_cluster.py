@@ -38,7 +38,7 @@ from redis.cluster import RedisCluster
 
 from ._cluster import async_node_client, node_client
 from ._config import Settings
-from ._durability import Plan, cluster_plan, not_durable, waited_ok
+from ._durability import REPLICA_PROBE, Plan, cluster_plan, not_durable, waited_ok
 from ._protocol import Batch, Call, Cmd, Request, adrive, drive, items_of, raise_first
 from ._transport import Load, Scripting, load
 
@@ -227,11 +227,17 @@ class StrictClusterSender:
         return client
 
     def plan(self) -> Plan:
-        """WAIT on each master written, once every master is seen to have a replica."""
+        """WAIT on each master written, once every master is seen to have a replica (by its
+        INFO, or for a user that may not read it by ``REPLICA_PROBE``, as on one server)."""
         masters = {}
         for node in self._cluster.get_primaries():  # type: ignore[no-untyped-call]
             address = (str(node.host), int(node.port))
-            masters[f"{address[0]}:{address[1]}"] = self._node(address).info("replication")
+            client = self._node(address)
+            try:
+                masters[f"{address[0]}:{address[1]}"] = client.info("replication")
+            except redis.exceptions.NoPermissionError:  # a worker: asked around INFO
+                replicas = client.execute_command(*REPLICA_PROBE)  # type: ignore[no-untyped-call]
+                masters[f"{address[0]}:{address[1]}"] = {"connected_slaves": int(replicas)}
         return cluster_plan(masters, self._settings.url)
 
     def send(self, request: Request, plan: Plan) -> Any:
@@ -293,7 +299,12 @@ class AsyncStrictClusterSender:
         masters = {}
         for node in self._cluster.get_primaries():
             address = (str(node.host), int(node.port))
-            masters[f"{address[0]}:{address[1]}"] = await self._node(address).info("replication")
+            client = self._node(address)
+            try:
+                masters[f"{address[0]}:{address[1]}"] = await client.info("replication")
+            except redis.exceptions.NoPermissionError:  # (see StrictClusterSender.plan)
+                replicas = await client.execute_command(*REPLICA_PROBE)  # type: ignore[no-untyped-call]
+                masters[f"{address[0]}:{address[1]}"] = {"connected_slaves": int(replicas)}
         return cluster_plan(masters, self._settings.url)
 
     async def send(self, request: Request, plan: Plan) -> Any:

@@ -940,13 +940,21 @@ def durability_plan(ctx: OpContext) -> Operation[_durability.Plan]:
         raise
     except SwarmError:  # refused to this user, or renamed by a managed service
         fsync = None
-    return _durability.choose(info, fsync, where)
+    if "connected_slaves" in info:
+        return _durability.choose(info, fsync, where)
+    # Probed without INFO: the replicas are asked only when the AOF cannot do (the probe
+    # waits out its timeout on a server without a replica).
+    try:
+        return _durability.choose({**info, "connected_slaves": 0}, fsync, where)
+    except ConfigError:
+        replicas = yield Cmd(*_durability.REPLICA_PROBE)
+    return _durability.choose({**info, "connected_slaves": int(replicas)}, fsync, where)
 
 
 def _probe() -> Operation[dict[str, Any]]:
-    """What ``_durability.choose`` reads from INFO, for a user that may not run it: the
-    version (HELLO), whether AOF is on (WAITAOF refuses to wait for a local fsync without it;
-    Redis >= 7.2), and the replicas (WAIT 0 answers at once with how many acknowledge)."""
+    """What ``_durability.choose`` reads from INFO but the replicas (``durability_plan`` asks
+    them when needed), for a user that may not run it: the version (HELLO), and whether AOF
+    is on (WAITAOF refuses to wait for a local fsync without it; Redis >= 7.2)."""
     version = reply_fields((yield Cmd("HELLO"))).get("version", "0.0")
     aof: int | None = None  # before 7.2 nothing but INFO tells
     if tuple(int(part) for part in version.split(".")[:2] if part.isdigit()) >= (7, 2):
@@ -957,5 +965,4 @@ def _probe() -> Operation[dict[str, Any]]:
             raise
         except SwarmError:  # "WAITAOF cannot be used when ... appendonly is disabled"
             aof = 0
-    replicas = yield Cmd("WAIT", 0, 1)
-    return {"redis_version": version, "aof_enabled": aof, "connected_slaves": int(replicas)}
+    return {"redis_version": version, "aof_enabled": aof}
