@@ -1,5 +1,6 @@
 """The clients of a Cluster URL: the cluster client, sync (``Cluster``: its nodes'
-connections checked as every other client's) and asyncio (``AsyncCluster``); FCALL's keys
+connections checked as every other client's) and asyncio (``AsyncCluster``), both following
+a redirection to a master added since they read the layout (``get_node``); FCALL's keys
 read from the command, not asked of the server (``fcall_routed``); redis-py's cluster
 exceptions as the RedisErrors they stand for (``cluster_error``: no node answered,
 ``_NoNodeAnswered``); the retry a shell wraps around each request on a cluster
@@ -17,7 +18,7 @@ import redis
 import redis.asyncio
 import redis.asyncio.cluster
 from redis._parsers.commands import AsyncCommandsParser, CommandsParser
-from redis.cluster import RedisCluster
+from redis.cluster import PRIMARY, ClusterNode, RedisCluster
 from redis.exceptions import RedisClusterException, SlotNotCoveredError
 
 from ._config import Settings
@@ -141,6 +142,20 @@ def layout_errors_converted(send: Callable[..., T]) -> Callable[..., T]:
     return converted
 
 
+# redis-py follows an ASK (or a MOVED) by looking its target up by address among the nodes
+# it knows (``get_node(host, port)``), and uses what it finds: a master added to the cluster
+# since the client read its layout (``redis-cli --cluster add-node``) is in no CLUSTER SLOTS
+# reply until it serves a slot, so the first ASK that sent a command there, while a slot
+# moved to it, found None and failed the call with an AttributeError from inside redis-py
+# (every handle at work died; a ``swarm run`` pool left its leases held). redis-py makes the
+# target of a MOVED known itself (``NodesManager.move_slot``), not that of an ASK, which
+# moves no slot. So the cluster clients here, asked by address for a node they do not know,
+# make it known as a master: redis-py asks by address only to follow a redirection, which
+# names a master (ASK: the importing one; MOVED: the owner) at an address it already
+# remapped. A refresh of the layout drops such a node until it serves a slot; the next
+# redirection there makes it known again.
+
+
 class Cluster(RedisCluster):
     """The sync cluster client, whose nodes' connections (those of the URL's nodes and those
     it finds later) are checked as every other client's: each made one of
@@ -174,6 +189,18 @@ class Cluster(RedisCluster):
             connection._sock.settimeout(self._socket_timeout)
         super().on_connect(connection)  # type: ignore[no-untyped-call]
 
+    def get_node(
+        self, host: str | None = None, port: int | None = None, node_name: str | None = None
+    ) -> Any:
+        """The node at ``host``:``port`` (or named ``node_name``); at an address the layout
+        does not list, a master the cluster added since (see above ``Cluster``)."""
+        node = super().get_node(host, port, node_name)  # type: ignore[no-untyped-call]
+        if node is None and host and port:
+            made = ClusterNode(host, port, PRIMARY)  # type: ignore[no-untyped-call]
+            # (another thread may have made it meanwhile: the first one made is kept)
+            node = self.nodes_manager.nodes_cache.setdefault(made.name, made)
+        return node
+
 
 class AsyncCluster(redis.asyncio.cluster.RedisCluster):
     """The asyncio cluster client, which learns the layout at its first command (the sync one
@@ -191,6 +218,21 @@ class AsyncCluster(redis.asyncio.cluster.RedisCluster):
             return await super().execute_command(*args, **kwargs)
         except RedisClusterException as exc:
             raise cluster_error(exc) from exc
+
+    def get_node(
+        self, host: str | None = None, port: int | None = None, node_name: str | None = None
+    ) -> Any:
+        """The asyncio twin of ``Cluster.get_node``: a node made as redis-py makes the target
+        of a MOVED (``NodesManager.move_slot``), with the client's connection options."""
+        node = super().get_node(host, port, node_name)
+        if node is None and host and port:
+            manager = self.nodes_manager
+            made = redis.asyncio.cluster.ClusterNode(
+                host, port, PRIMARY, **manager.connection_kwargs
+            )
+            manager.set_nodes(manager.nodes_cache, {made.name: made})
+            node = made
+        return node
 
 
 def cluster_retry(settings: Settings) -> Retry:
