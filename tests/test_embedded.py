@@ -129,6 +129,13 @@ def test_up_is_idempotent_and_down_keeps_data(swarm_home: Path) -> None:
     assert not redis_pids(swarm_home)
     with Swarm(f"embedded://{swarm_home}") as swarm:
         assert swarm.redis.get("kept") == b"yes"
+    swarm_cli(swarm_home, "down")
+    # A person is told it started (stdout keeps the URL alone, for $(swarm up)); not when
+    # it ran already.
+    again = swarm_cli(swarm_home, "up")
+    assert again.stdout.startswith("unix://") and len(again.stdout.splitlines()) == 1, again
+    assert "started the embedded redis-server under" in again.stderr, again
+    assert "started" not in swarm_cli(swarm_home, "up").stderr
 
 
 def test_ten_cold_doctors_share_one_server(swarm_home: Path) -> None:

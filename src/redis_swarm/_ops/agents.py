@@ -25,6 +25,7 @@ from .._models import STALE_AFTER_S, Agent, Page, Task, TaskStatus
 from .._protocol import Batch, Call, Cmd, OpContext, Operation, together
 from .._validate import (
     MAX_CAPACITY_TOKENS,
+    MAX_DURATION_S,
     MAX_PAGE,
     MAX_ROLE,
     begins_like_option,
@@ -101,10 +102,11 @@ def _check_stale(stale_after_s: object) -> int:
         not isinstance(stale_after_s, int | float)
         or isinstance(stale_after_s, bool)
         or not math.isfinite(stale_after_s)
-        or stale_after_s < 0
+        or not 0 <= stale_after_s <= MAX_DURATION_S  # (past it, its ms overflow an int)
     ):
         raise ValidationError(
-            f"stale_after_s must be a number of seconds, finite and >= 0, not {stale_after_s!r}"
+            f"stale_after_s must be a number of seconds, finite and >= 0 (at most "
+            f"{MAX_DURATION_S:g}), not {stale_after_s!r}"
         )
     return int(stale_after_s * 1000)
 

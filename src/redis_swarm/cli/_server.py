@@ -51,7 +51,8 @@ def _embedded(app: App) -> EmbeddedServer:
 def up(app: App) -> None:
     """Start the embedded server (idempotent), load the swarm's function library on it (run
     it as an admin user: workers may not load it), and print the URL other processes use.
-    A URL that names a read-only replica, or a Redis Sentinel, is refused."""
+    A URL that names a read-only replica, or a Redis Sentinel's own address (a
+    redis://HOST:26379 URL, not redis+sentinel://), is refused."""
     settings = app.settings
     if settings.kind != "embedded":
         latency = app.swarm.ping()
@@ -65,7 +66,12 @@ def up(app: App) -> None:
         return
     server = _embedded(app)
     was_running = server.is_running()
-    server.ensure_running(say=None)  # "started" is this command's own output
+    # A person is told on stderr that it started, as by any command that starts it; the
+    # JSON says it in its own "started".
+    if app.json:
+        server.ensure_running(say=None)
+    else:
+        server.ensure_running()
     data = {
         "url": server.url,
         "started": not was_running,
