@@ -165,6 +165,20 @@ def _direct(node: RedisServer) -> redis.Redis:
     return redis.Redis(host="127.0.0.1", port=node.port or 0, decode_responses=True)
 
 
+def start_lone_node(factory: ServerFactory) -> RedisServer:
+    """One cluster-enabled node of its own (no slots, no peers): to join a cluster later
+    (``redis-cli --cluster add-node``), or as a cluster that cannot serve."""
+    return factory.start(
+        binary=system_redis(),
+        extra=[
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+            "--cluster-port", str(free_port()),
+        ],
+    )  # fmt: skip
+
+
 def start_cluster(
     factory: ServerFactory,
     *,

@@ -24,8 +24,8 @@ from redis.crc import key_slot
 from redis_swarm import AsyncSwarm, Swarm
 from redis_swarm._keys import Keys
 
-from ._cluster import NODE_TIMEOUT_MS, LocalCluster, redis_cli, start_cluster
-from ._servers import ServerFactory, free_port, system_redis
+from ._cluster import LocalCluster, redis_cli, start_cluster, start_lone_node
+from ._servers import ServerFactory
 from ._slots import calls, errors_sent, owner
 from .conftest import AsyncAsSync
 
@@ -68,15 +68,7 @@ def _known_by_all(cluster: LocalCluster, node_id: str) -> bool:
 def add_master(cluster: LocalCluster, servers: ServerFactory) -> int:
     """Start an empty cluster node, ``redis-cli --cluster add-node`` it as a master, and wait
     until every node knows it (what ``redis-cli --cluster check`` waits for); its port."""
-    node = servers.start(
-        binary=system_redis(),
-        extra=[
-            "--cluster-enabled", "yes",
-            "--cluster-config-file", "nodes.conf",
-            "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
-            "--cluster-port", str(free_port()),
-        ],
-    )  # fmt: skip
+    node = start_lone_node(servers)
     port = node.port or 0
     add = [
         redis_cli(),

@@ -26,7 +26,7 @@ import pytest
 from redis_swarm import AsyncSwarm, ConnectionFailed, Settings, Swarm
 from redis_swarm._config import BACKOFF_CAP_S, retry_window
 
-from ._cluster import NODE_TIMEOUT_MS, LocalCluster
+from ._cluster import LocalCluster, start_lone_node
 from ._ports import CountingPort
 from ._sentinel import SERVICE
 from ._servers import RedisServer, ServerFactory, _spawn, _wait_ready, free_port, system_redis
@@ -222,25 +222,13 @@ def test_a_restarting_sentinel_is_ridden_out(sentinel: RedisServer, kind: str) -
 # --- 2 and 3. a cluster
 
 
-def _start_lone_node(servers: ServerFactory) -> RedisServer:
-    return servers.start(
-        binary=system_redis(),
-        extra=[
-            "--cluster-enabled", "yes",
-            "--cluster-config-file", "nodes.conf",
-            "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
-            "--cluster-port", str(free_port()),
-        ],
-    )  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def lone_nodes(servers: ServerFactory) -> Iterator[dict[str, RedisServer]]:
     """Two real Redis Clusters of one node each, which serves every slot (stopping it leaves
     the client no node to ask): one for the sync client's tests, one for the asyncio one's,
     so that neither waits for the other's to be restarted. Started together: a node starting
     serves after 2 s (a master's writable delay), and these 2 s overlap."""
-    nodes = {kind: _start_lone_node(servers) for kind in ("sync", "async")}
+    nodes = {kind: start_lone_node(servers) for kind in ("sync", "async")}
     for node in nodes.values():
         with contextlib.closing(node.client()) as admin:
             admin.execute_command("CLUSTER", "ADDSLOTS", *range(16384))  # type: ignore[no-untyped-call]
