@@ -23,6 +23,7 @@ from redis_swarm import (
 from redis_swarm._keys import Keys
 
 from ._cli import Cli
+from ._handles import must
 from ._raw import raw_client
 
 
@@ -147,6 +148,10 @@ def test_a_since_at_the_oldest_kept_event_says_nothing_was_trimmed(
     after = cli("events", "--since", f"{ms}-0")
     assert after.stdout.split()[1] == f"{ms}-1" and "trimmed" not in after.stderr
     assert f"up to {ms}-1 were trimmed" in cli("events", "--since", str(ms)).stderr
+    with Swarm(redis_url, swarm="test") as swarm:  # the core's answer, which every face reads
+        assert swarm.events_trimmed(f"{ms}-0") is None
+        assert swarm.events_trimmed(ms + 1) is None
+        assert must(swarm.events_trimmed(ms)).oldest == f"{ms}-1"
 
 
 # --- 6. an infinite max age

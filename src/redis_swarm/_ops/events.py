@@ -174,9 +174,11 @@ def events_trimmed(ctx: OpContext, since: str | int) -> Operation[EventsTrimmed 
     if not first:
         return None
     oldest = text(first[0])
-    after = (start, 0) if isinstance(start, int) else _id_of(start)
-    # An event id: the events after it; a time: those from it (the first id it can have).
-    if (_id_of(oldest) <= after) if isinstance(start, str) else (_id_of(oldest) < after):
+    # The first id a read from ``start`` can give: from a time, that ms's first; after an
+    # event id, the next one (ids are dense within their ms).
+    ms, seq = (start, 0) if isinstance(start, int) else _id_of(start)
+    first_read = (ms, seq) if isinstance(start, int) else (ms, seq + 1)
+    if _id_of(oldest) <= first_read:
         return None  # the stream still holds everything from there on
     kept = ctx.limits.events_maxlen
     added = info.get("entries-added")

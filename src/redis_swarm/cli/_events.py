@@ -133,21 +133,9 @@ def _trimmed(app: App, since: str | int) -> EventsTrimmed | None:
     where the core refuses one (in the future: nothing to list, a silent follow) as a usage
     error."""
     try:
-        trimmed = app.swarm.events_trimmed(since)
+        return app.swarm.events_trimmed(since)
     except ValidationError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
-    if trimmed is not None and trimmed.oldest == _first_read(since):
-        return None  # the oldest kept is the first event the read could have: none is lost
-    return trimmed
-
-
-def _first_read(since: str | int) -> str:
-    """The first event id a read from ``since`` can give: from a time in ms, that ms's
-    first id; after an event id, the next one (in its ms: ids are dense there)."""
-    if isinstance(since, int):
-        return f"{since}-0"
-    ms, _, seq = since.partition("-")
-    return f"{int(ms)}-{int(seq or 0) + 1}"
 
 
 def _more_hint(app: App, last_id: str, types: list[str] | None, limit: int) -> None:
