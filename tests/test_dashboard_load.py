@@ -145,6 +145,26 @@ def test_a_stream_that_falls_behind_is_dropped_not_buffered(redis_url: str) -> N
     run(scenario())
 
 
+def test_a_closed_hub_ends_its_streams_and_opens_none(redis_url: str) -> None:
+    """At shutdown the open streams end (they waited for an event for ever, only the app's
+    own stop ending them), and a stream opened after starts no follower nobody cancels."""
+    from redis_swarm.dashboard._feed import EventHub, HubStopped
+
+    async def scenario() -> None:
+        async with AsyncSwarm(redis_url, swarm=SWARM) as swarm:
+            hub = EventHub(swarm, block_s=0.2)
+            stream = await hub.open(None, None)
+            await hub.aclose()
+            with pytest.raises(HubStopped, match="the dashboard is stopping"):
+                await stream.next(5)
+            stream.close()
+            with pytest.raises(HubStopped):
+                await hub.open(None, None)
+            assert not hub.following
+
+    run(scenario())
+
+
 def test_a_burst_of_requests_waits_its_turn(redis_url: str) -> None:
     """120 status reads at once on a handle of 10 connections: each waits its turn and is
     answered 200 (they were refused 503 with the core's advice for claim callers)."""

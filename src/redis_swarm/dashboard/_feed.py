@@ -148,6 +148,13 @@ class TooManyStreams(Exception):
         )
 
 
+class HubStopped(Exception):
+    """The dashboard is shutting down: no stream opens, and those open end with it."""
+
+    def __init__(self) -> None:
+        super().__init__("the dashboard is stopping: open it again once it runs")
+
+
 # What a stream's queue holds: an event, or the follower's error (or FellBehind: dropped).
 _Item = Event | BaseException
 
@@ -178,6 +185,7 @@ class EventHub:
         self._streams: set[Stream] = set()
         self._reader: asyncio.Task[None] | None = None
         self._starting = asyncio.Lock()
+        self._closed = False  # (aclose: no follower starts again)
         self._position = "0-0"  # the newest event the follower handed out (or its start)
 
     @property
@@ -198,11 +206,13 @@ class EventHub:
         then on, inclusive; None: from now on), of ``types`` (None: all). Raises
         ``TooManyStreams`` when ``most`` are open, and what starting the follower raised
         (Redis out of reach). ``Stream.close`` it."""
+        if self._closed:
+            raise HubStopped()
         if self.full():
             raise TooManyStreams(self.most)
         if self._reader is None:
             async with self._starting:
-                if self._reader is None:
+                if self._reader is None and not self._closed:
                     start = await self.call(self.swarm.last_event_id)
                     self._position = start
                     self._reader = asyncio.create_task(self._follow(start))
@@ -230,7 +240,11 @@ class EventHub:
             self._reader = None
 
     async def aclose(self) -> None:
-        """Stop the follower (the app is shutting down)."""
+        """Stop the follower and end every open stream (the app is shutting down); no
+        stream opens after."""
+        self._closed = True
+        for stream in list(self._streams):
+            stream.hand(HubStopped())
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.cancel()

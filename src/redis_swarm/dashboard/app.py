@@ -64,7 +64,7 @@ from .._printable import SETTLED_SHOWN, STALE_SHOWN
 from .._stopping import EndWhenStopping, Stopping
 from .._turns import NoTurn, Turns
 from .._web import AccessGuard, offered_token
-from ._feed import MAX_STREAMS, EventHub, Stream, TooManyStreams
+from ._feed import MAX_STREAMS, EventHub, HubStopped, Stream, TooManyStreams
 from ._snapshot import CALLS_AT_ONCE, snapshot
 
 __all__ = ["STATIC_DIR", "create_app", "is_loopback"]
@@ -181,7 +181,8 @@ def create_app(
             SwarmError: _swarm_error,
             _BadRequest: _bad_request,
             Busy: _busy,
-            TooManyStreams: _too_many_streams,
+            TooManyStreams: _unavailable,
+            HubStopped: _unavailable,
             HTTPException: http_error,
         },
     )
@@ -562,8 +563,8 @@ async def _busy(_request: Request, exc: Exception) -> Response:
     return response
 
 
-async def _too_many_streams(_request: Request, exc: Exception) -> Response:
-    response = _json({"error": "TooManyStreams", "message": str(exc)}, 503)
+async def _unavailable(_request: Request, exc: Exception) -> Response:
+    response = _json(_error_body(exc), 503)
     response.headers["Retry-After"] = str(RETRY_AFTER_S)
     return response
 
