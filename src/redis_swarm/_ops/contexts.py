@@ -158,11 +158,10 @@ def publish_context(
     asked = (version, source, media_type)
     # Unchanged: nothing is written, nor its chunks looked at (one round trip: a chunk deleted
     # or cut short by hand is found by the readers, whose error names --repair).
-    rewrite = repair
     if pointer is not None and (pointer.version, *_labels(pointer.info)) == asked:
         yield store.keep(ctx, version, raw)
         return dataclasses.replace(pointer.info, changed=False)
-    old = None if kept is None or rewrite else _readable(kept, owner)
+    old = None if kept is None or repair else _readable(kept, owner)
     if old is not None and (yield from _chunks_stored(ctx, old)):
         # The version is kept already: reuse its chunks, send nothing but the manifest.
         flip = yield from _flip(ctx, owner, old, raw, source, media_type, "existing", new_id("p-"))
@@ -175,7 +174,7 @@ def publish_context(
         owner, version, len(raw), (len(raw) + 3) // 4, len(parts), total_lines=total_lines
     )
     published = yield from _publish_chunks(
-        ctx, shape, parts, stored, raw, source, media_type, send_all=repair, rewrite=rewrite
+        ctx, shape, parts, stored, raw, source, media_type, repair
     )
     yield store.keep(ctx, version, raw)
     return published
@@ -238,15 +237,13 @@ def _publish_chunks(
     raw: bytes,
     source: str,
     media_type: str,
-    *,
-    send_all: bool,
-    rewrite: bool,
+    repair: bool,
 ) -> Operation[ContextInfo]:
     """Journal a new holder token, add it to the chunks the server has (of the length
-    sent: a chunk cut short is sent again), send the others (every one with ``send_all``,
+    sent: a chunk cut short is sent again), send the others (every one with ``repair``,
     overwriting what is stored), then flip: a new version of ``shape`` made of ``parts``
-    (whose bytes are ``raw``); with ``rewrite`` its manifest is written anew even when the
-    version is current already (a repair)."""
+    (whose bytes are ``raw``); with ``repair`` its manifest is written anew even when the
+    version is current already."""
     keys = ctx.keys
     token = new_id("p-")  # this publish's holder token on its chunks
     digests = list(dict.fromkeys(p.digest for p in parts))
@@ -259,7 +256,7 @@ def _publish_chunks(
     lengths = {p.digest: p.stored_len for p in parts}
     acquire = (
         ()
-        if send_all
+        if repair
         else tuple(Call("chunk_acquire", (keys.chunk(d),), (token, lengths[d])) for d in digests)
     )
     try:
@@ -270,16 +267,14 @@ def _publish_chunks(
         else:
             found = (yield Batch((hold, *acquire)))[1:]
         missing = (
-            digests
-            if send_all
-            else [d for d, ok in zip(digests, found, strict=True) if not int(ok)]
+            digests if repair else [d for d, ok in zip(digests, found, strict=True) if not int(ok)]
         )
         if missing:
             yield Batch(
                 tuple(Call("chunk_put", (keys.chunk(d),), (stored[d], token)) for d in missing)
             )
         new = store.Manifest(shape, tuple(parts), _digest.CURRENT)
-        mode: Literal["new", "repair"] = "repair" if rewrite else "new"
+        mode: Literal["new", "repair"] = "repair" if repair else "new"
         published = yield from _flip(ctx, shape.owner, new, raw, source, media_type, mode, token)
     except ConnectionFailed:
         # The flip may have happened (its reply lost): keeping the holders can only leak
