@@ -208,7 +208,12 @@ def test_a_known_service_whose_master_is_down_is_retried(
             before = _commands(admin)
             message, _ = _failure(f"{url}?retries={retries}", kind, ConnectionFailed)
             lookups.append(_commands(admin) - before - 1)
-            assert "monitor no master named 'down-one' that is up" in message, message
+            # (the sentinel that knows the service says what it sees: no advice to check a
+            # service name it knows)
+            assert "the master of 'down-one' is down: " in message, message
+            assert f"127.0.0.1:{watching[0].port} sees 127.0.0.1:" in message, message
+            assert "SENTINEL REPLICAS down-one" in message, message
+            assert "service name" not in message, message
     assert lookups[1] - lookups[0] == 3, lookups
 
 

@@ -45,9 +45,11 @@ __all__ = [
 class _NoMasterFound(MasterNotFoundError):
     """redis-py's "no master found", from ``Sentinel``: ``failed_sentinels`` says which
     sentinels failed and why (host:port, the error's text), for ``translate``, whatever
-    redis-py's version writes in its own text."""
+    redis-py's version writes in its own text; ``down_masters``, which of those that
+    answered know the service but see its master down (``master_seen_down``)."""
 
     failed_sentinels: tuple[tuple[str, str], ...] = ()
+    down_masters: tuple[tuple[str, str, str], ...] = ()
 
 
 class _NoSentinelAnswered(NoneAnswered, _NoMasterFound):
@@ -58,6 +60,7 @@ class _AsyncNoMasterFound(redis.asyncio.sentinel.MasterNotFoundError):
     """The asyncio twin of ``_NoMasterFound`` (asyncio's Sentinel has a class of its own)."""
 
     failed_sentinels: tuple[tuple[str, str], ...] = ()
+    down_masters: tuple[tuple[str, str, str], ...] = ()
 
 
 class _AsyncNoSentinelAnswered(NoneAnswered, _AsyncNoMasterFound):
@@ -127,6 +130,11 @@ def _no_master_found(
     text = f"No master found for {service_name!r}{f' : {said}' if said else ''}"
     error = (none_answered if failed and not answered else found)(text)
     error.failed_sentinels = failures
+    error.down_masters = tuple(
+        (address_of(client), *seen)
+        for client, masters in answered
+        if (seen := master_seen_down(masters.get(service_name))) is not None
+    )
     if isinstance(error, NoneAnswered):
         error.timed_out = any(isinstance(why, redis.TimeoutError) for _, why in failed)
     return error
@@ -172,6 +180,24 @@ def _no_such_service(
         f"no Sentinel of {where} monitors a master named {service_name!r}: {hosts} {listed}"
         f"{f'; no answer from {silent}' if silent else ''}: {todo}"
     )
+
+
+def master_seen_down(state: Any) -> tuple[str, str] | None:
+    """The address of a master a sentinel monitors (``state``: its SENTINEL MASTERS entry, as
+    redis-py parses it) and, in words, why that sentinel gives no address for it; None for
+    no entry. (A failover in progress or stuck: the operator is told what the sentinels
+    see, not to check a service name they know.)"""
+    if not state:
+        return None
+    flags = state.get("flags", "")
+    flags = set(flags.split(",") if isinstance(flags, str) else flags)
+    if "o_down" in flags:
+        why = "down for a quorum of sentinels (o_down), no replica promoted yet"
+    elif "s_down" in flags:
+        why = "down for this sentinel (s_down), not yet for a quorum of them"
+    else:
+        why = f"not an available master (flags {','.join(sorted(flags)) or 'none'})"
+    return f"{state.get('ip')}:{state.get('port')}", why
 
 
 def address_of(client: Any) -> str:

@@ -1043,10 +1043,21 @@ def _no_master(exc: BaseException, text: str, where: str) -> str:
             "that the URL names them by their own host:port (26379 by default, not the "
             f"master's port){'; ' if tls_port else ''}{tls_port}"
         )
+    silent = f"; no answer from {said}" if said else ""
+    down: tuple[tuple[str, str, str], ...] = getattr(exc, "down_masters", ())
+    if down:
+        seen = "; ".join(f"{node} sees {address} {why}" for node, address, why in down)
+        return (
+            f"no Sentinel of {where} gave the master's address: the master of {service!r} "
+            f"is down: {seen}{silent}: check that master and its replicas "
+            f"(SENTINEL REPLICAS {service} on a sentinel lists them; a failover needs a "
+            "replica that is up and a quorum of sentinels), or try again once the failover "
+            "has ended"
+        )
     verb = "monitors" if len(answered) == 1 else "monitor"
     return (
         f"no Sentinel of {where} gave the master's address: {', '.join(answered)} {verb} no "
-        f"master named {service!r} that is up{f'; no answer from {said}' if said else ''}: "
+        f"master named {service!r} that is up{silent}: "
         "check the service name in the URL (SENTINEL MASTERS on a sentinel lists those it "
         "monitors), or try again once a failover has ended"
     )
