@@ -23,7 +23,9 @@ def test_publish_from_file_then_info_get_versions(cli: Cli, tmp_path: Path) -> N
     path.write_text(TEXT)
     out = cli("context", "publish", str(path), "--owner", "shard-a")
     version = blake3(TEXT.encode()).hexdigest()
-    assert out.stdout.startswith(f"published shard-a version {version}")
+    # (people see a version as its first 12 digits, as every other view shows it, and
+    # `context info` whole; JSON keeps it whole everywhere; a prefix is taken back)
+    assert out.stdout.startswith(f"published shard-a version {version[:12]}: ")
     info = cli.json("context", "info", "shard-a")
     assert info["version"] == version
     assert info["source"] == "notes.md"
@@ -39,7 +41,9 @@ def test_publish_from_file_then_info_get_versions(cli: Cli, tmp_path: Path) -> N
     assert out_file.read_text() == TEXT
     versions = cli.json("context", "versions", "shard-a")
     assert [v["version"] for v in versions["items"]] == [version]
-    assert "notes.md" in cli("context", "versions", "shard-a").stdout
+    table = cli("context", "versions", "shard-a").stdout
+    assert "notes.md" in table and version[:12] in table and version not in table
+    assert cli.json("context", "info", "shard-a", "--version", version[:12])["version"] == version
     listing = cli.json("context", "list")
     assert [c["owner"] for c in listing["items"]] == ["shard-a"]
     assert "shard-a" in cli("context", "list").stdout

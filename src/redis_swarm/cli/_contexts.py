@@ -14,6 +14,7 @@ import click
 from .._codec import byte_size
 from .._context_records import ContextSlice, grep_groups
 from .._errors import PayloadTooLarge, ValidationError
+from .._printable import short_version
 from .._validate import DEFAULT_AROUND, MAX_AROUND, MAX_HITS
 from . import _common
 from ._app import App, json_option, main, pass_app
@@ -184,13 +185,14 @@ def publish(
     def human() -> None:
         if not info.changed:
             click.echo(
-                f"unchanged: {info.owner} is at version {info.version} already (the same "
-                "content, source and media type): nothing was written"
+                f"unchanged: {info.owner} is at version {short_version(info.version)} already "
+                "(the same content, source and media type): nothing was written"
             )
             return
         verb = "published (every chunk sent again)" if repair else "published"
         click.echo(
-            f"{verb} {info.owner} version {info.version}: {byte_size(info.size_bytes)}, "
+            f"{verb} {info.owner} version {short_version(info.version)}: "
+            f"{byte_size(info.size_bytes)}, "
             f"~{info.tokens_est:,} tokens"
         )
 
@@ -230,7 +232,8 @@ def get(app: App, owner: str, version: str | None, output: str | None) -> None:
                 f"cannot write {output}: {exc.strerror}: pick another path",
                 param_hint="--output",
             ) from None
-        click.echo(f"wrote {byte_size(len(data))} (version {info.version}) to {output}", err=True)
+        version = short_version(info.version)
+        click.echo(f"wrote {byte_size(len(data))} (version {version}) to {output}", err=True)
         return
     out = stdout_binary()
     with progress(app, "writing", len(data), min_size=BIG) as advance:
@@ -343,7 +346,9 @@ def read(
             go_on = _read_on(part, last_line=last, end_byte=end, by_bytes=by_bytes)
             more = f" (cut at the size limit: continue with {go_on})"
         header = _read_header(part, by_bytes)
-        click.echo(f"# {part.owner} version {part.version}: {header}{more}", err=True)
+        click.echo(
+            f"# {part.owner} version {short_version(part.version)}: {header}{more}", err=True
+        )
         if not part.text:
             return
         if _common.on_terminal():  # escaped, and a final newline for the prompt's sake
@@ -460,7 +465,7 @@ def versions(app: App, owner: str) -> None:
         for ci in items:
             add_row(
                 table,
-                ci.version,
+                short_version(ci.version),
                 when(ci.created_at),
                 byte_size(ci.size_bytes),
                 f"{ci.tokens_est:,}",
@@ -481,9 +486,9 @@ def list_(app: App) -> None:
     def human() -> None:
         table = make_table("owner", "version", "size", "tokens", "source", "published")
         for ci in items:
-            tokens = f"{ci.tokens_est:,}"
+            tokens, version = f"{ci.tokens_est:,}", short_version(ci.version)
             add_row(
-                table, ci.owner, ci.version, byte_size(ci.size_bytes), tokens, ci.source,
+                table, ci.owner, version, byte_size(ci.size_bytes), tokens, ci.source,
                 when(ci.created_at),
             )  # fmt: skip
         print_table(app, table)
