@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import uvicorn
@@ -32,8 +32,11 @@ from ._net import Listening, is_loopback, loopback_only, shown_host
 __all__ = [
     "MAKE_TOKEN",
     "TOKEN_BYTES",
+    "TOKEN_PARAM",
     "AccessGuard",
+    "first_given_twice",
     "give_token",
+    "given_twice",
     "new_token",
     "offered_token",
     "require_strong_token",
@@ -47,6 +50,14 @@ __all__ = [
 TOKEN_BYTES = 24
 # How to make one in a shell.
 MAKE_TOKEN = f"$(python -c 'import secrets; print(secrets.token_urlsafe({TOKEN_BYTES}))')"
+# The query parameter a guard in ``query_token`` mode takes the token from.
+TOKEN_PARAM = "token"
+# What a request that gives the token both ways, with two values, is told.
+_TOKEN_TWO_WAYS = (
+    f"the token is given twice, in the Authorization header and in ?{TOKEN_PARAM}=, with "
+    f"different values: give it once (the header, or ?{TOKEN_PARAM}= where no header can be "
+    "set)"
+)
 
 
 def give_token(env: str) -> str:
@@ -158,6 +169,9 @@ class AccessGuard:
         await self.app(scope, receive, _with_headers(send))
 
     def _refusal(self, request: Request) -> Response | None:
+        twice = self._token_twice(request) if self.query_token else None
+        if twice is not None:
+            return _json({"error": "BadRequest", "message": twice}, 400)
         if self.token is None:
             if not self._served_host(_host_name(request.headers.get("host", ""))):
                 return _json({"error": "Forbidden", "message": self._local_only()}, 403)
@@ -192,6 +206,21 @@ class AccessGuard:
         response.headers["WWW-Authenticate"] = challenge
         return response
 
+    @staticmethod
+    def _token_twice(request: Request) -> str | None:
+        """What a request that gives ``?token=`` more than once, or also in its header with
+        another value, is told (a 400, before any value is compared, so neither is taken:
+        one read alone let a right header pass with a wrong ``?token=``, and a right
+        ``?token=`` first with a wrong one last was a 401 that blamed the token); None
+        when it gives it once. Neither value is said."""
+        given = request.query_params.getlist(TOKEN_PARAM)
+        if len(given) > 1:
+            return given_twice(TOKEN_PARAM)
+        header = offered_token(request, query=False) if given else None
+        if header is not None and not hmac.compare_digest(header.encode(), given[0].encode()):
+            return _TOKEN_TWO_WAYS
+        return None
+
     def _served_host(self, name: str) -> bool:
         """Whether a face without a token answers a request whose Host header names ``name``:
         a loopback name or address, or its own ``--host``'s name (never resolved)."""
@@ -219,10 +248,28 @@ def _host_name(header: str) -> str:
     return header.rpartition(":")[0] if ":" in header else header
 
 
+def given_twice(name: str, first: str = "", second: str = "") -> str:
+    """What a 400 says of query parameter ``name`` given twice: its first two values, but not
+    a token's (secret, or close to the secret). Every web face says it so."""
+    values = "" if name == TOKEN_PARAM else f" ({first[:45]!r} and {second[:45]!r})"
+    return f"query parameter {name[:45]!r} is given twice{values}: give it once"
+
+
+def first_given_twice(pairs: Iterable[tuple[str, str]]) -> str | None:
+    """``given_twice`` of the first query parameter of ``pairs`` (a query's items, in order)
+    that comes twice; None when each comes once."""
+    seen: dict[str, str] = {}
+    for name, value in pairs:
+        if name in seen:
+            return given_twice(name, seen[name], value)
+        seen[name] = value
+    return None
+
+
 def offered_token(request: Request, *, query: bool) -> str | None:
     """The token a request sent (a bearer header's, else ``?token=`` where taken); None when
     it sent none."""
-    offered = request.query_params.get("token") if query else None
+    offered = request.query_params.get(TOKEN_PARAM) if query else None
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():

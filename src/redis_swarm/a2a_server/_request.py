@@ -61,6 +61,7 @@ from .._codec import dumps
 from .._errors import ValidationError
 from .._protocol import Limits
 from .._validate import MAX_DESCRIPTION_CHARS, MAX_JSON_DEPTH, check_json_depth
+from .._web import first_given_twice
 from ._words import OPERATOR_CONTEXT
 
 __all__ = [
@@ -321,7 +322,7 @@ class QueryChecks(HttpJsonOnly):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         query = QueryParams(scope.get("query_string", b""))
-        refusal = _given_twice(query) or bad_timestamp(query, "query parameter ")
+        refusal = first_given_twice(query.multi_items()) or bad_timestamp(query, "query parameter ")
         if refusal is None:
             await self.app(scope, receive, send)
             return
@@ -330,20 +331,6 @@ class QueryChecks(HttpJsonOnly):
         code = JSON_RPC_ERROR_CODE_MAP[InvalidParamsError]
         log.warning("Request error: Code=%s, Message='%s'", code, refusal)
         await send_json(send, 400, build_rest_error_payload(error))
-
-
-def _given_twice(query: QueryParams) -> str | None:
-    """What a query that gives a parameter more than once is told (its first two values,
-    as the dashboard says it), None when it gives each once."""
-    seen: dict[str, str] = {}
-    for name, value in query.multi_items():
-        if name in seen:
-            return (
-                f"query parameter {name[:45]!r} is given twice ({seen[name][:45]!r} and "
-                f"{value[:45]!r}): give it once"
-            )
-        seen[name] = value
-    return None
 
 
 class _Absent:

@@ -35,7 +35,6 @@ elsewhere cannot read the swarm through the viewer's browser (DNS rebinding).
 from __future__ import annotations
 
 import contextlib
-import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -46,14 +45,13 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from starlette.applications import Starlette
-from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from .._client import AsyncSwarm
 from .._codec import dumps
@@ -63,7 +61,7 @@ from .._net import is_loopback
 from .._printable import SETTLED_SHOWN, STALE_SHOWN
 from .._stopping import EndWhenStopping, Stopping
 from .._turns import NoTurn, Turns
-from .._web import AccessGuard, offered_token
+from .._web import TOKEN_PARAM, AccessGuard, given_twice
 from ._feed import MAX_STREAMS, EventHub, HubStopped, Stream, TooManyStreams
 from ._snapshot import CALLS_AT_ONCE, snapshot
 
@@ -72,8 +70,6 @@ __all__ = ["STATIC_DIR", "create_app", "is_loopback"]
 STATIC_DIR = Path(str(resources.files(__package__) / "static"))
 
 MAX_LIMIT = 500
-# The query parameter ``AccessGuard`` takes the token from: every route takes it.
-_TOKEN_PARAM = "token"
 # ``?data=`` of /api/tasks, ``?all=`` of /api/status: whether each task comes with its data,
 # whether every settled queue and pass comes (not only the last SETTLED_SHOWN).
 _FLAGS = {"1": True, "true": True, "0": False, "false": False}
@@ -164,9 +160,6 @@ def create_app(
         return response
 
     middleware = [
-        # Outside the guard: a token given twice is refused as every repeated parameter is,
-        # before the guard compares one of its values (never accepting either).
-        Middleware(_TokenOnce),
         Middleware(
             AccessGuard, token=token, what="this dashboard", public=("/static/",), own_host=host
         ),
@@ -439,69 +432,19 @@ def _json(data: Any, status: int = 200) -> Response:
     return Response(dumps(data), status_code=status, media_type="application/json")
 
 
-# What a request that gives the token both ways, with two values, is told.
-_TOKEN_TWO_WAYS = (
-    "the token is given twice, in the Authorization header and in ?token=, with different "
-    "values: give it once (the header, or ?token= where no header can be set)"
-)
-
-
-class _TokenOnce:
-    """Refuses (400, naming it) a request that gives ``?token=`` more than once, before
-    ``AccessGuard`` compares it: the guard reads one of the values (Starlette's last), so
-    ``?token=GOOD&token=x`` was a 401 that blamed the token, and ``?token=x&token=GOOD`` got
-    past it to ``_params``' 400. Never accepted either way; now the same 400 for both, as
-    docs/dashboard.md says of any parameter given twice. Likewise a token in the
-    Authorization header and another in ``?token=``: the guard took the header's, silently,
-    so a right header passed with a wrong ``?token=`` and a wrong one failed with a right
-    ``?token=``; now both are refused alike, neither value said. The refusal goes through a
-    guard that passes it (every path public), for the security headers every answer
-    carries."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.twice = self._refusal(_given_twice(_TOKEN_PARAM))
-        self.two_ways = self._refusal(_TOKEN_TWO_WAYS)
-
-    @staticmethod
-    def _refusal(message: str) -> ASGIApp:
-        refusal = _json({"error": "BadRequest", "message": message}, 400)
-        return AccessGuard(refusal, token="", what="this dashboard", public=("",))
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            query = QueryParams(scope.get("query_string", b""))
-            given = query.getlist(_TOKEN_PARAM)
-            if len(given) > 1:
-                await self.twice(scope, receive, send)
-                return
-            header = offered_token(Request(scope), query=False) if given else None
-            if header is not None and not hmac.compare_digest(header.encode(), given[0].encode()):
-                await self.two_ways(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-def _given_twice(name: str, first: str = "", second: str = "") -> str:
-    """What a 400 says of parameter ``name`` given twice: its two values, but not a
-    token's (secret, or close to the secret)."""
-    values = "" if name == _TOKEN_PARAM else f" ({first[:45]!r} and {second[:45]!r})"
-    return f"parameter {name[:45]!r} is given twice{values}: give it once"
-
-
 def _params(request: Request, *names: str) -> dict[str, str]:
     """The route's query parameters (``names``, and the token), each given once: an unknown
     one, or one given twice, is refused naming it (rather than ignored, or one of its values
     picked)."""
     given: dict[str, str] = {}
     for name, value in request.query_params.multi_items():
-        if name not in names and name != _TOKEN_PARAM:
+        if name not in names and name != TOKEN_PARAM:
             raise _BadRequest(
                 f"unknown parameter {name[:45]!r}: {request.url.path} takes "
-                f"{', '.join(names)} (and {_TOKEN_PARAM})"
+                f"{', '.join(names)} (and {TOKEN_PARAM})"
             )
         if name in given:
-            raise _BadRequest(_given_twice(name, given[name], value))
+            raise _BadRequest(given_twice(name, given[name], value))
         given[name] = value
     return given
 
