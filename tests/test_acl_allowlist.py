@@ -36,6 +36,7 @@ from redis_swarm._errors import ConfigError, Conflict, LeaseLost, TaskDeadLetter
 from redis_swarm._keys import Keys
 from redis_swarm._ops import agents as agent_ops
 from redis_swarm._ops import claiming as claiming_ops
+from redis_swarm._ops import library as library_ops
 from redis_swarm._ops import server as server_ops
 from redis_swarm._ops import tasks as task_ops
 from redis_swarm._ops import views
@@ -263,7 +264,7 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
         shard._run(server_ops.durability_plan(shard._ctx))
     worker.ping()
     worker.server_info()
-    held = worker._run(server_ops.library_state(worker._ctx))  # (probed: a worker lists none)
+    held = worker._run(library_ops.library_state(worker._ctx))  # (probed: a worker lists none)
     assert held.current or not held.functions  # (Redis 6.2: no Functions)
     with pytest.raises(ConfigError):  # INFO is withheld from workers
         worker._run(server_ops.durability_plan(worker._ctx))

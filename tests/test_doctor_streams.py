@@ -19,7 +19,7 @@ import redis
 
 from redis_swarm import Settings, Swarm, apply_role
 from redis_swarm._keys import Keys
-from redis_swarm._ops import server as server_ops
+from redis_swarm._ops import _stream_health
 
 from ._cli import Cli
 from ._servers import RedisServer, ServerFactory, system_redis
@@ -174,7 +174,7 @@ def test_a_stream_key_of_another_type_is_reported_damaged(
 def test_inboxes_read_are_bounded_to_the_agents_heard_from_last(
     url: str, raw: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(server_ops, "INBOXES_CHECKED", 2)
+    monkeypatch.setattr(_stream_health, "INBOXES_CHECKED", 2)
     with Swarm(url, swarm=SWARM) as swarm:
         for n in range(4):
             swarm.register("worker", name=f"a{n}")

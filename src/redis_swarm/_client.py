@@ -765,7 +765,7 @@ class Swarm(_Shell):
         loaded where every master holds this version already (``LibraryState.current``:
         FUNCTION LIST is a read; 'swarm acl --apply' must not wait on a refused write to
         rotate a password)."""
-        from ._ops.server import library_state  # (here: as the operations, ``_Later``)
+        from ._ops.library import library_state  # (here: as the operations, ``_Later``)
 
         self._check_open()
         state = self._run(library_state(self._ctx))
@@ -1003,7 +1003,7 @@ class AsyncSwarm(_Shell):
 
     async def load_functions(self) -> bool:
         """The asyncio twin of ``Swarm.load_functions``."""
-        from ._ops.server import library_state  # (here: as the operations, ``_Later``)
+        from ._ops.library import library_state  # (here: as the operations, ``_Later``)
 
         self._check_open()
         state = await self._run(library_state(self._ctx))

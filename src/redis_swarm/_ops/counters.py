@@ -23,9 +23,9 @@ from .._codec import counted, first_few
 from .._errors import REAPPLY_OLDER_USER, PermissionDenied
 from .._keys import Keys
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
+from ._stream_health import ACL_LIMITS, REPAIRER
 from ._work import RECOUNT_COMMAND, SEQ_FIELD, STATUSES, text
 from .findings import FUNCTION_REFUSED
-from .server import ACL_LIMITS, REPAIRER
 from .tasks import queue_names
 from .views import pass_names
 

@@ -39,8 +39,8 @@ from .._protocol import INTERRUPTS, Batch, Call, Cmd, OpContext, Operation
 from .._replies import reply_fields
 from .._validate import MAX_READ, MAX_WAIT_S, READ_DEFAULT, check_agent, check_id, check_name
 from ._bus import check_data, new_id, text
+from ._stream_health import MAX_STREAM_ID
 from ._work import await_events, block_chunk_s, check_label, check_number, check_pass_written
-from .server import MAX_STREAM_ID
 
 __all__ = [
     "BROADCAST_MAXLEN",

@@ -1,4 +1,5 @@
-"""Operations on the server itself: liveness, time, what it is."""
+"""Operations on the server itself: liveness, time, what it is and how it keeps data (its
+library: ``library``; its streams' health: ``_stream_health``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import _durability
-from .._codec import MAX_ISO_MS, counted, iso
 from .._config import SENTINEL_DOCS, Settings, url_host
 from .._errors import (
     ConfigError,
@@ -17,24 +17,14 @@ from .._errors import (
     SwarmError,
 )
 from .._keys import swarm_key_patterns
-from .._protocol import WRONG_TYPE, Batch, Call, Cmd, OpContext, Operation, past_wrong_type
-from .._replies import reply_fields, reply_map, text
-from .._scripts import (
-    LIBRARY,
-    LOAD_AS_ADMIN,
-    NO_FUNCTIONS,
-    STALE_LIBRARY,
-    code_version,
-    held_version,
-    library,
-)
+from .._protocol import Cmd, OpContext, Operation
+from .._replies import reply_fields
+from ._stream_health import StreamCheck, check_streams
+from .library import LibraryState, library_state
 
 __all__ = [
-    "DamagedStream",
-    "LibraryState",
     "MemoryFill",
     "ServerInfo",
-    "StreamCheck",
     "durability_plan",
     "not_a_data_server",
     "ping",
@@ -159,128 +149,6 @@ def ping(ctx: OpContext) -> Operation[float]:
     start = time.perf_counter()
     yield Cmd("PING")
     return (time.perf_counter() - start) * 1000
-
-
-# Where docs/deployment.md says how to move a fleet to one version (doctor's advice names it).
-UPGRADING_A_FLEET = "docs/deployment.md, 'Upgrading a fleet'"
-
-
-# The library row of a server that holds none.
-_NOT_LOADED = "not loaded: swarm up loads it"
-
-
-@dataclass(frozen=True)
-class LibraryState:
-    """The ``redis_swarm`` function library the server holds, against this install's
-    (``expected``), as ``swarm doctor`` reads it without ever loading one: ``held`` is the
-    version each master holds (address -> version; one entry "" on a single server; None:
-    not loaded there). ``functions`` False: the server has no Functions (Redis < 7.0,
-    scripts run by EVALSHA); ``visible`` False: this user may neither list the library
-    nor call its ping function (``held`` then empty); ``loadable`` False: this user may not
-    load it (it may not list it: a role 'swarm acl' makes, never an admin)."""
-
-    expected: str
-    held: dict[str, str | None]
-    functions: bool = True
-    visible: bool = True
-    loadable: bool = True
-
-    @property
-    def versions(self) -> list[str]:
-        """The versions held, each once (sorted); a master without the library adds none."""
-        return sorted({version for version in self.held.values() if version is not None})
-
-    @property
-    def other_versions(self) -> str | None:
-        """The versions held other than this install's, joined by 'and' (None: none)."""
-        others = [version for version in self.versions if version != self.expected]
-        return " and ".join(others) or None
-
-    @property
-    def current(self) -> bool:
-        """Every master holds this install's version (``load_functions`` then loads nothing:
-        FUNCTION LOAD is a write, which a master short of good replicas refuses)."""
-        return (
-            self.functions
-            and bool(self.held)
-            and all(version == self.expected for version in self.held.values())
-        )
-
-    @property
-    def missing(self) -> list[str]:
-        """The masters without the library ("" on a single server)."""
-        return sorted(where for where, version in self.held.items() if version is None)
-
-    @property
-    def row(self) -> str:
-        """The doctor's "function library" row."""
-        if not self.functions:
-            return "none: the server has no Functions (Redis < 7.0): scripts run by EVALSHA"
-        if not self.visible:
-            return (
-                "unknown: this user may neither list the library (FUNCTION LIST) nor call "
-                "its rs_ping function"
-            )
-        versions = self.versions
-        if not versions:
-            unloadable = self.unloadable
-            return _NOT_LOADED if unloadable is None else f"not loaded: {unloadable}"
-        shown = " and ".join(versions)
-        text = (
-            f"version {shown} (this install's)"
-            if versions == [self.expected]
-            else f"version {shown}; this install's is {self.expected}"
-        )
-        if self.missing:
-            text += f"; not loaded on {', '.join(self.missing)}"
-        return text
-
-    @property
-    def unloadable(self) -> str | None:
-        """Why every call of this user fails, the library being missing and this user
-        unable to load it (None: it is held, or this user may load it)."""
-        if not self.functions or not self.visible or self.loadable or not self.missing:
-            return None
-        return f"this user cannot load it: {LOAD_AS_ADMIN}"
-
-    @property
-    def row_on_replica(self) -> str:
-        """The row when the URL names a read-only replica (``ServerInfo.replica_warning``),
-        which refuses the load: 'swarm up' with the master's URL is offered."""
-        if self.versions or not self.functions or not self.visible:
-            return self.row
-        return "not loaded: 'swarm up' with the master's URL loads it (see the warnings)"
-
-    @property
-    def row_refusing_writes(self) -> str:
-        """The row while the master refuses every write for want of good replicas
-        (``swarm doctor``'s min_replicas_to_write row says so): FUNCTION LOAD is a write, so
-        'swarm up' is not offered."""
-        if self.versions or not self.functions or not self.visible:
-            return self.row
-        return (
-            "not loaded: 'swarm up' cannot load it while the master refuses writes for want "
-            "of good replicas (see min_replicas_to_write)"
-        )
-
-    @property
-    def warning(self) -> str | None:
-        """What to do when the server holds another version than this install's (None: it
-        holds this one, none at all, or cannot be read). Loading this one would stop every
-        machine on the other: doctor never loads it, and says so."""
-        others = self.other_versions
-        if not self.functions or others is None:
-            return None
-        return (
-            f"the server holds the {LIBRARY} function library of version "
-            f"{others}, and this redis-swarm's is version {self.expected}: "
-            "another machine (or another install) runs another redis-swarm version, and "
-            "every machine of a swarm must run the same one. Install here the version the "
-            "other machines run; or upgrade them all (every process of the swarm stopped), "
-            f"then run 'swarm up' once with an admin user ({UPGRADING_A_FLEET}). Running "
-            "'swarm up' here now, or any command as an admin, would load this version and "
-            "stop the other machines' commands"
-        )
 
 
 @dataclass(frozen=True)
@@ -439,234 +307,6 @@ class ServerInfo:
         )
 
 
-# The largest id a stream can hold: once a stream's last id is this, Redis refuses every XADD
-# to it ("The stream has exhausted the last possible ID"), even after its entries are trimmed.
-MAX_STREAM_ID = "18446744073709551615-18446744073709551615"
-# How far past the server's clock a stream's last id may be before ``swarm doctor`` names it:
-# Redis makes ids from its own clock, so only an id a client chose (XADD KEY ID ...) gets that
-# far ahead; an hour leaves room for a clock stepped back (NTP, a failover to a server whose
-# clock is behind).
-STREAM_SKEW_MS = 3_600_000
-# The inboxes ``swarm doctor`` reads: those of the agents heard from last, at most this many
-# (one batch of XINFO STREAM: a swarm of thousands of agents is not read whole).
-INBOXES_CHECKED = 100
-# Where docs/security.md says what a worker can do that Redis ACLs cannot stop (the warnings
-# name it).
-ACL_LIMITS = "docs/security.md, 'What Redis ACLs cannot stop'"
-# Who may repair a stream: never a worker (the role that can damage one).
-REPAIRER = "as a shard, coordinator or admin user"
-
-
-@dataclass(frozen=True)
-class DamagedStream:
-    """A stream of the swarm whose last id is past the server's clock by more than
-    ``STREAM_SKEW_MS``, or the largest a stream can hold (``exhausted``), or whose key holds
-    another type than a stream (``wrong_type``, ``last_id`` empty). ``kind``: "events",
-    "broadcast" or "inbox" (``agent``'s)."""
-
-    kind: str
-    key: str
-    last_id: str
-    server_time_ms: int
-    agent: str | None = None
-    wrong_type: bool = False
-
-    @property
-    def exhausted(self) -> bool:
-        """Redis refuses every append to it from now on."""
-        return self.last_id == MAX_STREAM_ID
-
-    @property
-    def refuses(self) -> bool:
-        """Every append to it fails: exhausted, or not a stream."""
-        return self.exhausted or self.wrong_type
-
-    @property
-    def fails(self) -> bool:
-        """The swarm's event log takes no event from now on: the log is lost, and every message
-        refused (its id is its event's), so doctor fails."""
-        return self.kind == "events" and self.refuses
-
-    @property
-    def name(self) -> str:
-        if self.kind == "events":
-            return "the event log"
-        if self.kind == "broadcast":
-            return "the broadcasts"
-        return f"the inbox of agent {self.agent}"
-
-    @property
-    def warning(self) -> str:
-        """What is wrong with it, what it means, and the repair (never a worker's)."""
-        whose = {"events": "the swarm's event log", "broadcast": "the swarm's broadcast stream"}
-        what = whose.get(self.kind, f"the inbox of agent {self.agent}")
-        if not self.refuses:
-            return self._ahead_warning(what)
-        effect = {
-            "events": "the log is lost from then on, and every message and broadcast is "
-            "refused (a message's id is its event's; its sender gets the error)",
-            "broadcast": "every broadcast fails (its sender gets the error)",
-        }.get(self.kind, f"every message sent to {self.agent} fails (its sender gets the error)")
-        if self.wrong_type:
-            state = (
-                f"{what} ({self.key}) is not a stream: the key holds another type, and Redis "
-                "refuses every append to it"
-            )
-            cause = (
-                "Something other than redis-swarm wrote that key (a command typed by hand, "
-                "another program sharing the database, or a worker where Redis has no ACL "
-                f"selectors, before 7.0: {ACL_LIMITS})"
-            )
-        else:
-            state = (
-                f"{what} ({self.key}) is poisoned: its last id is the largest a stream can "
-                f"hold ({self.last_id}), and Redis refuses every append to it from now on, "
-                "even once it is emptied"
-            )
-            cause = (
-                "A client wrote an entry with that id itself (XADD KEY ID ...), as a worker "
-                f"may: Redis ACLs cannot restrict a command's arguments ({ACL_LIMITS})"
-            )
-        if self.wrong_type:
-            repair = (
-                f"to repair, {REPAIRER}: redis-cli -u URL DEL '{self.key}' (it holds nothing "
-                "of the swarm's), after reading it (TYPE, then the command of that type) if "
-                "another program may own it"
-            )
-        elif self.kind == "inbox":
-            repair = (
-                f"to repair, {REPAIRER}: swarm agents deregister {self.agent} (its inbox goes, "
-                "the unread messages with it, and where it had read to), then let the agent "
-                "register again"
-            )
-        else:
-            repair = f"to repair, {REPAIRER}: redis-cli -u URL DEL '{self.key}'"
-            if self.kind == "events":
-                repair += (
-                    " (the events it holds go with it; the swarm's records and counters do "
-                    "not depend on them), then restart what follows the log (swarm watch, the "
-                    "dashboard, swarm a2a: its push dispatcher keeps its place in the log)"
-                )
-            else:
-                repair += (
-                    " (the broadcasts it holds go with it), then deregister the agents that "
-                    "read the bad entry (swarm agents deregister "
-                    "AGENT; they register again): they keep their place past it "
-                    "and would see no broadcast again"
-                )
-        return (
-            f"{state}: {effect}. {cause}; {repair}; and if the swarm's "
-            "workers are not all trusted, rotate the worker password (swarm acl --role worker "
-            "--user NAME --apply)"
-        )
-
-    def _ahead_warning(self, what: str) -> str:
-        """A last id ahead of the clock, not the largest: appends go on, and it may be no
-        tampering at all (the server's clock is behind the one that wrote it)."""
-        ms = int(self.last_id.partition("-")[0])
-        when = f", {iso(ms)}" if ms <= MAX_ISO_MS else ""
-        return (
-            f"{what} ({self.key}) has a last id {_ahead(ms - self.server_time_ms)} past the "
-            f"server's clock ({self.last_id}{when}): appends still work, but every entry "
-            "appended since takes an id after it, which no longer says when it was written "
-            "(reads by time misplace them) until the clock passes it. Either the server's "
-            "clock is behind the one that wrote it (a failover or a restore onto a host whose "
-            "clock is behind, a clock stepped back: check the server's time), or a client "
-            "wrote an entry with that id itself (XADD KEY ID ..., as a worker may: Redis ACLs "
-            f"cannot restrict a command's arguments, {ACL_LIMITS}). Leaving it is safe: no "
-            "message or event is lost or misordered; deleting the stream (which loses what it "
-            "holds) is needed only if its last id reaches the largest a stream can hold"
-        )
-
-
-def _ahead(ms: int) -> str:
-    """How far ahead, to the nearest hour (under two days), day (under two years) or year."""
-    hours = round(ms / 3_600_000)
-    if hours < 48:
-        return counted(hours, "hour")
-    days = round(ms / 86_400_000)
-    if days < 730:
-        return counted(days, "day")
-    return counted(round(ms / (365 * 86_400_000)), "year")
-
-
-@dataclass(frozen=True)
-class StreamCheck:
-    """The swarm's streams as ``swarm doctor`` reads them (``_check_streams``): the event log,
-    the broadcasts, and the inboxes of the ``INBOXES_CHECKED`` agents heard from last
-    (``inboxes`` of them exist; ``agents`` are known). ``refused``: why they were not read
-    (this user may not run XINFO STREAM, or may not read the swarm)."""
-
-    damaged: tuple[DamagedStream, ...] = ()
-    inboxes: int = 0
-    agents: int = 0
-    refused: str | None = None
-
-    @property
-    def fails(self) -> bool:
-        return any(stream.fails for stream in self.damaged)
-
-    @property
-    def row(self) -> str:
-        """The doctor's ``streams`` row."""
-        if self.refused is not None:
-            return f"not read: {self.refused}"
-        read = f"the event log, the broadcasts, {counted(self.inboxes, 'inbox', 'inboxes')}"
-        if self.agents > INBOXES_CHECKED:
-            read += f" (of the {INBOXES_CHECKED} agents heard from last; {self.agents:,} known)"
-        if not self.damaged:
-            return f"ok: {read}"
-        names = ", ".join(stream.name for stream in self.damaged)
-        return f"damaged: {names} (see the warnings); read: {read}"
-
-
-def _check_streams(ctx: OpContext, server_time_ms: int) -> Operation[StreamCheck]:
-    """``StreamCheck``: each stream's last-generated-id (XINFO STREAM: the last id a stream
-    gave, which its entries trimmed or emptied do not lower) against the server's clock.
-    Three round trips: the agents heard from last, which streams exist, their XINFO. Plain
-    commands only, never a script (doctor loads nothing)."""
-    keys = ctx.keys
-    try:
-        known, newest = yield Batch(
-            (
-                Cmd("ZCARD", keys.presence),
-                Cmd("ZREVRANGE", keys.presence, 0, INBOXES_CHECKED - 1),
-            )
-        )
-        agents = [text(agent) for agent in newest]
-        streams = [("events", keys.events, None), ("broadcast", keys.broadcast, None)] + [
-            ("inbox", keys.inbox(agent), agent) for agent in agents
-        ]
-        exists = yield Batch(tuple(Cmd("EXISTS", key) for _, key, _ in streams))
-        present = [stream for stream, there in zip(streams, exists, strict=True) if int(there)]
-        infos = yield from _stream_infos([key for _, key, _ in present])
-    except ConnectionFailed:
-        raise
-    except PermissionDenied as exc:
-        return StreamCheck(refused=str(exc))
-    damaged = []
-    for (kind, key, agent), info in zip(present, infos, strict=True):
-        if info is WRONG_TYPE:
-            damaged.append(DamagedStream(kind, key, "", server_time_ms, agent, wrong_type=True))
-            continue
-        last = text(reply_map(info).get("last-generated-id", "0-0")) if info else "0-0"
-        ms = int(last.partition("-")[0])
-        if last == MAX_STREAM_ID or ms > server_time_ms + STREAM_SKEW_MS:
-            damaged.append(DamagedStream(kind, key, last, server_time_ms, agent))
-    inboxes = sum(1 for kind, _, _ in present if kind == "inbox")
-    return StreamCheck(tuple(damaged), inboxes=inboxes, agents=int(known))
-
-
-def _stream_infos(keys: list[str]) -> Operation[list[Any]]:
-    """XINFO STREAM of each key, in one batch; a stream deleted since it was seen (an agent
-    deregistered meanwhile) is None, a key holding another type ``WRONG_TYPE`` (a damaged
-    stream, reported as such: the rest of the report stands)."""
-    if not keys:
-        return []
-    cmds = tuple(Cmd("XINFO", "STREAM", key) for key in keys)
-    return (yield from past_wrong_type(cmds, gone="no such key"))
-
-
 def server_info(ctx: OpContext) -> Operation[ServerInfo]:
     """What the server is and how it keeps data (for ``swarm doctor``). It reads and never
     loads: no script call here may load the library (an admin's would replace another
@@ -694,7 +334,7 @@ def server_info(ctx: OpContext) -> Operation[ServerInfo]:
             server_time_ms=now,
             info_readable=False,
             library=held,
-            streams=(yield from _check_streams(ctx, now)),
+            streams=(yield from check_streams(ctx, now)),
             replica_warning=_replica_warning(ctx.settings, hello.get("role"), None),
         )
     nodes = _per_node(reply)
@@ -725,7 +365,7 @@ def server_info(ctx: OpContext) -> Operation[ServerInfo]:
         memory_fill=_fullest(nodes),
         open_to=open_to,
         library=held,
-        streams=(yield from _check_streams(ctx, server_time)),
+        streams=(yield from check_streams(ctx, server_time)),
         replica_warning=_replica_warning(ctx.settings, info.get("role"), master),
         replica_of=master,
         save=save,
@@ -755,61 +395,6 @@ def sentinel_services(info: Mapping[str, Any]) -> list[str]:
         for key, value in info.items()
         if key.startswith("master") and isinstance(value, dict) and "name" in value
     ]
-
-
-def library_state(ctx: OpContext) -> Operation[LibraryState]:
-    """The library each master holds: FUNCTION LIST, where this user may run it (an admin;
-    on a cluster it asks every master); else the ping script, called never to load (its
-    function is refused when another version, or none, is held: the refusal names the
-    version held, ``held_version``)."""
-    mine = library().version
-    try:
-        listed: Any = yield Cmd("FUNCTION LIST", "LIBRARYNAME", LIBRARY, "WITHCODE")
-    except PermissionDenied:  # a role may not list every library's code: it asks its own
-        return (yield from _library_probed(mine))
-    except ConnectionFailed:
-        raise
-    except SwarmError as exc:
-        if NO_FUNCTIONS.search(str(exc)):
-            return LibraryState(mine, {}, functions=False)
-        raise
-    per_node = listed if isinstance(listed, dict) else {"": listed}
-    return LibraryState(mine, {where: _listed_version(reply) for where, reply in per_node.items()})
-
-
-def _listed_version(reply: Any) -> str | None:
-    """The version in one server's FUNCTION LIST ... WITHCODE reply (None: not loaded)."""
-    for entry in reply or []:
-        fields = reply_fields(entry)
-        if fields.get("library_name") == LIBRARY:
-            return code_version(fields.get("library_code", "")) or "?"
-    return None
-
-
-def _library_probed(mine: str) -> Operation[LibraryState]:
-    """The library as its rs_ping function answers a caller of version ``mine``: it runs
-    (this version is held), or is refused as stale (the version held) or not found."""
-    try:
-        yield Call("ping", (), (0,), load=False)
-    except ConnectionFailed:
-        raise
-    except PermissionDenied:
-        return LibraryState(mine, {}, visible=False)
-    except SwarmError as exc:
-        said = str(exc)
-        if NO_FUNCTIONS.search(said):
-            return LibraryState(mine, {}, functions=False)
-        stale = said.find(STALE_LIBRARY)
-        if stale >= 0:
-            return LibraryState(mine, {"": held_version(said[stale:]) or "?"}, loadable=False)
-        if _NOT_FOUND in said:
-            return LibraryState(mine, {"": None}, loadable=False)
-        raise
-    return LibraryState(mine, {"": mine}, loadable=False)
-
-
-# What Redis answers an FCALL of a function no library holds.
-_NOT_FOUND = "Function not found"
 
 
 def _server_time(info: dict[str, Any] | None) -> Operation[int]:
