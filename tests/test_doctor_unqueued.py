@@ -9,6 +9,8 @@ damage for real, with raw Redis commands."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Any
 
 from redis_swarm import Swarm
@@ -134,3 +136,42 @@ def test_a_pending_task_without_a_creation_time_is_put_back_too(swarm: Swarm, ra
     assert repaired[k.pending("q")] == {task.id: int(score)}  # at the score it was written
     assert raw.zscore(k.pending("q"), task.id) == score
     assert must(swarm.claim("q", worker="w")).id == task.id
+
+
+def test_a_task_put_back_tells_the_queues_claimers(swarm: Swarm, raw: Any) -> None:
+    """A pending task put back pushes a wake-up token (a claim waiting on the queue takes it
+    at once, not at the end of its wait); a lease or a delayed task put back lowers the
+    queue's due hint to its time (else no claim scans for it before the hint comes)."""
+    k = swarm.keys
+    due = f"due:{k.delayed('q')}"
+    pending = swarm.post_task("q", "lost while a worker waits").id
+    raw.zrem(k.pending("q"), pending)
+    raw.delete(k.wake("q"))  # (the token of its post taken, as a claim that found it takes it)
+    assert swarm.claim("q", worker="w") is None
+    hint = int(raw.hget(k.counts, due))
+    woken: list[float] = []
+
+    def wait() -> None:
+        # (a long socket timeout: a wait looks again every 5 s at most, block_chunk_s)
+        with Swarm(swarm.settings.replace(socket_timeout=60)) as other:
+            task = other.claim("q", worker="waiter", wait_s=20)
+            woken.append(time.monotonic() if task and task.id == pending else -1.0)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(0.5)  # (waiting)
+    repaired = {e.index: e.lacking for e in swarm.repair_indexes()}
+    repaired_at = time.monotonic()
+    waiter.join(timeout=25)
+    assert set(repaired) == {k.pending("q")}
+    assert woken and woken[0] - repaired_at < 2.0, woken  # (woken by the repair)
+
+    swarm.post_task("q", "to lease")
+    leased = must(swarm.claim("q", worker="w", lease_s=30))  # (a lease before the hint)
+    later = swarm.post_task("q", "later", delay_s=40)
+    lease_deadline = int(raw.zscore(k.leases("q"), leased.id))
+    raw.zrem(k.leases("q"), leased.id)
+    raw.zrem(k.delayed("q"), later.id)
+    raw.hset(k.counts, due, hint + 3_600_000)  # (a hint an hour ahead: as a scan left it)
+    swarm.repair_indexes()
+    assert int(raw.hget(k.counts, due)) <= lease_deadline

@@ -130,7 +130,9 @@ def repair_indexes(ctx: OpContext) -> Operation[tuple[IndexEntries, ...]]:
             adds = [i for i, add in some if add]
             scored = [a for i in adds for a in ("" if status else entries.lacking[i], i)]
             removes = [i for i, add in some if not add]
-            keys = (entries.index, scan.records_of[entries.index])
+            keys: tuple[str, ...] = (entries.index, scan.records_of[entries.index])
+            if status:  # (a queue's set: a task put back wakes a claimer, or lowers the hint)
+                keys += (ctx.keys.counts, ctx.keys.delayed(queue), ctx.keys.wake(queue))
             args = (len(adds), status, queue, *scored, *removes)
             calls.append(Call("index_repair", keys, args))
     per_round = _IDS_A_ROUND // SCAN_COUNT

@@ -15,7 +15,14 @@
 -- command), so that a user who may not remove is refused before anything is written, never
 -- half-way. (Redis 6.2 has no acl_check_cmd, and no selectors: a worker's writes reach every
 -- key of its swarm there.)
+-- A task put back where it can fall due or be claimed tells the queue's claimers as the
+-- scripts that move a task there do: a pending one pushes a wake-up token (a waiting claim
+-- takes it at once, not at the end of its wait), a delayed one or a lease lowers the queue's
+-- due hint to its time (else a claim would not scan for it before the hint came, up to a
+-- minute late).
 -- KEYS[1] the index (ZSET of record ids)  KEYS[2] the hash of its records
+-- KEYS[3] counts  KEYS[4] delayed(q)  KEYS[5] wake(q): of a queue's set only (without them,
+-- no claimer is told)
 -- ARGV[1] n: how many records to add back  ARGV[2] the status of the tasks KEYS[1] holds when
 -- it is a queue's set (pending, delayed, claimed, dead), '' for an index  ARGV[3] that queue
 -- ('' for an index)  ARGV[4..3+2n] score ('' for a queue's set: its record's), id of each
@@ -64,14 +71,22 @@ local function score_of(score, id)
 end
 
 local added, removed = {}, {}
+local K, Q = {counts = KEYS[3]}, {delayed = KEYS[4], wake = KEYS[5]}
+local woken = 0  -- pending tasks put back: a wake-up token each
 for i = 1, n do
   local id = ARGV[2 * i + 3]
   local score = score_of(ARGV[2 * i + 2], id)
   if score and redis.call('ZADD', KEYS[1], 'NX', score, id) == 1 then
     added[#added + 1] = id
     added[#added + 1] = score
+    if status == 'pending' then
+      woken = woken + 1
+    elseif (status == 'delayed' or status == 'claimed') and K.counts then
+      lower_due(K, Q, tonumber(score))
+    end
   end
 end
+if woken > 0 then wake(Q, woken) end
 for i = 4 + 2 * n, #ARGV do
   local id = ARGV[i]
   if redis.call('HEXISTS', KEYS[2], id) == 0 and redis.call('ZREM', KEYS[1], id) == 1 then
