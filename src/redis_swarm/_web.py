@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
@@ -39,6 +41,7 @@ __all__ = [
     "given_twice",
     "new_token",
     "offered_token",
+    "redact_access_log",
     "require_strong_token",
     "require_token_off_loopback",
     "serve",
@@ -108,6 +111,31 @@ def require_strong_token(host: str, token: str | None, *, env: str) -> None:
     )
 
 
+# A query parameter whose name says it holds a token (token, access_token, ...), its value.
+_TOKEN_IN_QUERY = re.compile(r"([?&][^=&#]*token[^=&#]*=)[^&#]*", re.IGNORECASE)
+
+
+class _RedactedTokens(logging.Filter):
+    """uvicorn's access log line with the value of every token in the URL cut out: a face
+    that takes no ``?token=`` refuses a request that sends one, but its access line was
+    logged with the URL whole (the MCP server logs at INFO, access lines included)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        # (uvicorn's access line: client, method, path with its query, version, status)
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], _TOKEN_IN_QUERY.sub(r"\1***", args[2]), *args[3:])
+        return True
+
+
+def redact_access_log() -> None:
+    """Cut tokens out of uvicorn's access log (``_RedactedTokens``); call it once uvicorn's
+    ``Config`` is made, which sets its loggers up."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _RedactedTokens) for f in access.filters):
+        access.addFilter(_RedactedTokens())
+
+
 def serve(app: ASGIApp, listening: Listening) -> None:
     """Serve ``app`` with uvicorn on the sockets of ``_net.listen`` until Ctrl-C (which is
     the normal way out, not an error); closes them."""
@@ -119,6 +147,7 @@ def serve(app: ASGIApp, listening: Listening) -> None:
         # Open event streams would hold a shutdown forever: give them a second.
         timeout_graceful_shutdown=1,
     )
+    redact_access_log()  # (warning level logs no access line: in case it is raised)
     # uvicorn stops on Ctrl-C, then raises it again.
     with listening, contextlib.suppress(KeyboardInterrupt):
         uvicorn.Server(config).run(sockets=list(listening.sockets))

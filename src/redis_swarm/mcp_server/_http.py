@@ -36,7 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._net import Listening, listen
 from .._stopping import EndWhenStopping, HearSignals, Stopping
-from .._web import AccessGuard
+from .._web import AccessGuard, redact_access_log
 from . import DEFAULT_MAX_SESSIONS
 from ._session import SessionRegistry, sessions_full
 
@@ -79,6 +79,7 @@ def serve_http(
     guarded = AccessGuard(ending, token, "this MCP server", query_token=False, own_host=host)
     app: ASGIApp = HearSignals(guarded, stopping)
     config = uvicorn.Config(app, log_level=server.settings.log_level.lower())
+    redact_access_log()  # (its access lines are logged at INFO: a token in a URL is cut out)
     # uvicorn stops on Ctrl-C, then raises it again: the normal way out, not an error.
     with listening, contextlib.suppress(KeyboardInterrupt):
         uvicorn.Server(config).run(sockets=list(listening.sockets))
