@@ -159,8 +159,8 @@ OPERATIONS: dict[str, Uses] = {
     "inbox": _uses("xrevrange xread", "inbox_read", worker=True),
     "mark_read": _uses("hget", "inbox_read", worker=True),  # (hget: a message id's seq)
     "give_back_inbox": _uses("", "inbox_read", worker=True),
-    "message_status": _uses("hget hgetall", worker=True),
-    "get_message": _uses("", "message_get", worker=True),
+    "message_status": _uses("hget hgetall xrange", worker=True),  # (xrange: a tie, _receivers)
+    "get_message": _uses("xrange", "message_get", worker=True),
     "request_synthesis": _uses("hexists", "message_send", worker=True),  # (a message to a shard)
     # events
     "events": _uses("xrange xrevrange", worker=True),

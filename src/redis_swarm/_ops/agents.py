@@ -263,6 +263,11 @@ def _profile(
     role = check_name("role", role, max_len=MAX_ROLE)
     if parent is not None:
         check_agent("parent agent", parent)
+        if parent == agent_id:  # (refused before anything is stored: the record stays)
+            raise ValidationError(
+                f"agent {agent_id} cannot be its own parent: name the agent that started it "
+                "(a shard, a coordinator), or leave the parent out"
+            )
     if capacity_tokens is not None and (
         not isinstance(capacity_tokens, int)
         or isinstance(capacity_tokens, bool)

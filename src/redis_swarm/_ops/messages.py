@@ -652,14 +652,14 @@ def message_status(ctx: OpContext, message_id: str) -> Operation[MessageStatus]:
         where = {to: (seq, f"{to}|inbox")}
         departed = 1 - len(readers)
     else:
-        readers = []
-        for agent_id, record in sorted(registered_now.items()):
+        since: dict[str, int] = {}
+        for agent_id, record in registered_now.items():
             try:
-                registered = int(loads(record).get("registered_at") or 0)
+                since[agent_id] = int(loads(record).get("registered_at") or 0)
             except (ValueError, AttributeError):
-                registered = 0
-            if agent_id != sender and registered <= int(at or 0):
-                readers.append(agent_id)
+                since[agent_id] = 0
+        since.pop(sender, None)  # (an agent does not receive its own broadcasts)
+        readers = sorted((yield from _receivers(ctx, since, seq, int(at or 0))))
         # (a reader given back a copy of it has read it once its inbox cursor passes the
         # copy: its broadcast cursor passed the broadcast already)
         where = {a: (copies[a], f"{a}|inbox") if a in copies else (seq, a) for a in readers}
@@ -676,11 +676,42 @@ def message_status(ctx: OpContext, message_id: str) -> Operation[MessageStatus]:
     )  # fmt: skip
 
 
+# Events looked at, from a broadcast's millisecond on, for the agent.joined of an agent that
+# registered in that millisecond (a tie the clock cannot break).
+_JOINED_SCAN = 256
+
+
+def _receivers(
+    ctx: OpContext, registered: Mapping[str, int], seq: str, sent_at: int
+) -> Operation[set[str]]:
+    """Of the agents ``registered`` (agent -> its ``registered_at``, ms; 0 when its record
+    holds none), those that receive the broadcast at stream id ``seq`` sent at ``sent_at``
+    (ms): the one rule of ``message_status``'s readers and ``get_message``'s broadcasts, as
+    an agent's inbox lists them (it starts after the newest broadcast when it registered:
+    ``lua/agent_register.lua``). One registered in an earlier millisecond receives it, one in
+    a later one does not; one in the same millisecond receives it when its agent.joined
+    event comes after the broadcast (its message.sent event: one sequence), looked up in one
+    more round trip, only then (not found, trimmed: it receives it)."""
+    receiving = {agent for agent, at in registered.items() if at < sent_at}
+    tied = {agent for agent, at in registered.items() if at == sent_at}
+    if not tied:
+        return receiving
+    events = yield Cmd("XRANGE", ctx.keys.events, f"{sent_at}-0", "+", "COUNT", _JOINED_SCAN)
+    joined: dict[str, str] = {}
+    for event_id, fields in events or []:
+        event = reply_fields(fields)
+        if event.get("type") == EventType.AGENT_JOINED.value and event.get("agent") in tied:
+            joined.setdefault(event["agent"], text(event_id))  # (its first: when it registered)
+    return receiving | {a for a in tied if a not in joined or _before(joined[a], seq)}
+
+
 def get_message(ctx: OpContext, agent: str, message_id: str) -> Operation[Message]:
     """The message ``message_id`` as ``agent`` received it: one sent to its own inbox, read
-    or not (an inbox keeps its newest ``READ_KEPT`` read messages), or a broadcast (the
-    newest ``BROADCAST_MAXLEN`` are kept). Nothing is marked read. NotFound for an agent not
-    registered, an unknown id, a message to another agent, or one no longer kept."""
+    or not (an inbox keeps its newest ``READ_KEPT`` read messages), or a broadcast sent since
+    it registered (``_receivers``: as its inbox lists them; the newest
+    ``BROADCAST_MAXLEN`` are kept). Nothing is marked read. NotFound for an agent not
+    registered, an unknown id, a message to another agent, a broadcast sent before it
+    registered, or one no longer kept."""
     agent = check_agent("agent id", agent)
     message_id = check_name("message id", message_id, max_len=64)
     keys = ctx.keys
@@ -709,4 +740,12 @@ def get_message(ctx: OpContext, agent: str, message_id: str) -> Operation[Messag
         raise NotFound(
             f"message {message_id} is no longer kept ({kept}): ask {sender} to send it again"
         )
-    return _message(text(reply[3]), reply_fields(reply[4]))
+    message = _message(text(reply[3]), reply_fields(reply[4]))
+    receiving = {agent: int(reply[5])}
+    if to == "*" and not (yield from _receivers(ctx, receiving, message.seq, message.created_at)):
+        raise NotFound(
+            f"message {message_id} is a broadcast sent before {agent} registered: an agent "
+            f"receives only the broadcasts sent since it registered, so {agent}'s inbox never "
+            f"lists it; ask for it as an agent registered when it was sent ({sender} sent it)"
+        )
+    return message

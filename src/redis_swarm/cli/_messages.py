@@ -11,8 +11,9 @@ from typing import Any, TypeVar
 
 import click
 
-from .._errors import NotFound
+from .._errors import NotFound, SwarmError
 from .._models import Inbox
+from .._printable import printable, short
 from .._validate import MAX_READ, MAX_WAIT_S, READ_DEFAULT, begins_like_option
 from ._app import App, json_option, main, pass_app
 from ._common import (
@@ -66,16 +67,13 @@ def send(app: App, to: str, body: str, sender: str | None, kind: str, data_arg: 
     text, data = _read_message(app, body, data_arg)
     try:
         m = app.swarm.send(to, text, sender=sender, kind=kind, data=data)
-    except NotFound:
+    except NotFound as exc:
         if not begins_like_option(to):
             raise
-        # (the core's answer would have it registered first, which is refused for this name;
-        # one stored under it before that rule is still sent to, above)
-        raise click.BadParameter(
-            f"no agent {to[:40]!r} is registered, and none can be (a new agent's name may not "
-            "begin with '-'): nobody would read the message; check the id with swarm agents",
-            param_hint="TO",
-        ) from None
+        # A name no agent can be registered under is a bad TO (exit 2), said in the core's
+        # words (lua/message_send.lua), which every face gives; one stored under it before
+        # that rule is still sent to, above.
+        raise click.BadParameter(str(exc), param_hint="TO") from None
     app.emit(m, lambda: click.echo(f"sent {m.id} to {to}"))
 
 
@@ -86,10 +84,23 @@ def send(app: App, to: str, body: str, sender: str | None, kind: str, data_arg: 
 @json_option
 @pass_app
 def broadcast(app: App, body: str, sender: str | None, kind: str, data_arg: str | None) -> None:
-    """Send BODY (text, @file or -) to every agent."""
+    """Send BODY (text, @file or -) to every agent registered now, its sender aside (with
+    none, says on stderr that it reached nobody)."""
     text, data = _read_message(app, body, data_arg)
     m = app.swarm.broadcast(text, sender=sender, kind=kind, data=data)
     app.emit(m, lambda: click.echo(f"broadcast {m.id}"))
+    # Its readers are the agents registered when it was sent, its sender aside: with none,
+    # nobody ever reads it (one registering later starts after it), which the sender is told.
+    # (A failure to ask, once it is sent, fails nothing: a retry would send it twice.)
+    with contextlib.suppress(SwarmError):
+        st = app.swarm.message_status(m.id)
+        if st.read and not st.read_by:
+            click.echo(
+                f"warning: no other agent is registered: broadcast {m.id} reached nobody (an "
+                "agent that registers later does not receive it); send it again once agents "
+                "have joined (swarm agents lists them)",
+                err=True,
+            )
 
 
 def _read_message(app: App, body: str, data_arg: str | None) -> tuple[str, dict[str, Any] | None]:
@@ -131,7 +142,8 @@ def _read_body(body: str, app: App) -> str:
 @pass_app
 def inbox(app: App, agent: str | None, peek: bool, limit: int, wait_s: float) -> None:
     """Read the unread messages to AGENT (default: SWARM_AGENT), broadcasts included, and
-    mark them read (--peek: leave them unread).
+    mark them read (--peek: leave them unread). Each is shown on one line, its body cut to
+    fit: 'msg show ID' prints one whole (--json: every body whole).
 
     Each message goes to one reader: two reading one inbox never both print it. A read
     stopped while it waits takes nothing; Ctrl-C or SIGTERM while it prints waits until
@@ -173,13 +185,15 @@ def _show(app: App, agent: str, items: Inbox, limit: int, peek: bool) -> None:
         if not items:
             click.echo(f"no new messages for {agent}", err=True)
             return
-        table = make_table("id", "from", "to", "kind", "when", "body")
-        for m in items:
-            add_row(table, m.id, m.sender, m.to, m.kind, ago(m.created_at), _body(m))
-        print_table(app, table)
+        # (as the user typed the command: swarm, or python -m redis_swarm, say)
+        command = click.get_current_context().find_root().info_name or "swarm"
+        if _print_previews(app, items):
+            click.echo(
+                f"(bodies shown on one line, cut to fit: '{command} msg show ID --agent "
+                f"{agent}' shows a message whole; --json gives them whole)",
+                err=True,
+            )
         if peek:  # (the way to take only what was shown: a read would take later ones too)
-            # (as the user typed the command: swarm, or python -m redis_swarm, say)
-            command = click.get_current_context().find_root().info_name or "swarm"
             click.echo(
                 f"(left unread: '{command} msg mark-read {items[-1].id} --agent {agent}' marks "
                 "these read, not those sent since)",
@@ -254,9 +268,10 @@ def mark_read(app: App, through: str, agent: str) -> None:
 @json_option
 @pass_app
 def show(app: App, message_id: str, agent: str) -> None:
-    """Show message MESSAGE_ID whole, as AGENT received it (its own inbox, or a broadcast),
-    read or not; marks nothing read. A message read stays showable while it is among the
-    newest its inbox keeps (the error says how many)."""
+    """Show message MESSAGE_ID whole, as AGENT received it (its own inbox, or a broadcast
+    sent since it registered, as its inbox lists them), read or not; marks nothing read. A
+    message read stays showable while it is among the newest its inbox keeps (the error
+    says how many)."""
     m = app.swarm.get_message(agent, message_id)
 
     def human() -> None:
@@ -317,6 +332,38 @@ def status(app: App, message_id: str) -> None:
             )
 
     app.emit(st, human)
+
+
+# The narrowest a body's preview is cut to, however little room the other columns leave.
+_PREVIEW_LEAST = 20
+
+
+def _print_previews(app: App, items: Inbox) -> bool:
+    """Print the messages read as a table, one line each: a body (with its data) shown on
+    one line and cut to the room the other columns leave on the line (the terminal's width;
+    into a pipe, COLUMNS or 80): a body of thousands of characters made every row that wide.
+    Returns whether some body is not shown whole (cut, or its lines joined)."""
+    from rich.measure import Measurement
+
+    rows = [(m.id, m.sender, m.to, m.kind, ago(m.created_at), _body(m)) for m in items]
+    width = app.out.width  # (before print_table: into a pipe it widens the console)
+    table = make_table("id", "from", "to", "kind", "when", "body")
+    for *cells, _ in rows:
+        add_row(table, *cells, "")
+    # What the other columns take, their padding and rules included: the table with every
+    # body empty, less the body column's heading.
+    others = Measurement.get(app.out, app.out.options, table).maximum - len("body")
+    room = max(_PREVIEW_LEAST, width - others)
+    table = make_table("id", "from", "to", "kind", "when", "body")
+    body = table.columns[-1]
+    body.no_wrap, body.overflow = True, "ellipsis"
+    cut = False
+    for *cells, whole in rows:
+        line = short(whole, room)
+        cut = cut or line != printable(whole)
+        add_row(table, *cells, line)
+    print_table(app, table)
+    return cut
 
 
 def _body(m: Any) -> str:

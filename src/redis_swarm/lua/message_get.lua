@@ -6,9 +6,11 @@
 --          then a broadcast's AGENT=COPY_ID tokens: see inbox_read.lua's header)
 -- KEYS[3]: inbox(agent)   KEYS[4]: broadcast
 -- ARGV[1]: agent id   ARGV[2]: message id
--- returns {'ok', to, sender, stream id, fields}; {'unknown'} (not in the index);
--- {'elsewhere', to} (a direct message to another agent); {'gone', to, sender} (no longer
--- kept)
+-- returns {'ok', to, sender, stream id, fields, registered_at}; {'unknown'} (not in the
+-- index); {'elsewhere', to} (a direct message to another agent); {'gone', to, sender} (no
+-- longer kept). registered_at: the agent record's ('0' when it holds none), from which the
+-- core judges whether the agent receives a broadcast (messages.py's _receivers, the
+-- rule message_status counts readers by): one sent before it registered is none of its.
 local id, message = ARGV[1], ARGV[2]
 if redis.call('HEXISTS', KEYS[1], id) == 0 then
   return swarm_error('SWARM_NOTFOUND', 'agent ' .. id .. ' is not registered: register it '
@@ -34,4 +36,12 @@ end
 local found = redis.call('XRANGE', stream, sid, sid)
 -- (the entry's own id field guards against a stream recreated since: another message)
 if not found[1] or found[1][2][2] ~= message then return {'gone', to, sender or ''} end
-return {'ok', to, sender or '', found[1][1], found[1][2]}
+local registered_at = '0'
+if to == '*' then
+  -- (decoded, as agent_register reads it: a metadata key of that name is nested, and comes
+  -- first in the record's text)
+  local decoded, parsed = pcall(cjson.decode, redis.call('HGET', KEYS[1], id))
+  local at = decoded and type(parsed) == 'table' and tonumber(parsed.registered_at)
+  if at then registered_at = string.format('%d', at) end
+end
+return {'ok', to, sender or '', found[1][1], found[1][2], registered_at}

@@ -49,6 +49,14 @@ for _, entry in ipairs(recent) do
 end
 if to ~= '*' then
   if redis.call('HEXISTS', KEYS[1], to) == 0 then
+    if string.sub(to, 1, 1) == '-' then
+      -- No agent can be registered under a name beginning with '-' (a command naming it would
+      -- read it as an option: _validate.begins_like_option), so registering it is no way out,
+      -- whoever sends (the CLI, an MCP tool, the Python API: one wording for all).
+      return swarm_error('SWARM_NOTFOUND', 'no agent \'' .. to .. '\' is registered, and '
+        .. 'none can be (a new agent\'s name may not begin with \'-\'): nobody would read '
+        .. 'the message; check the id with swarm agents, or broadcast')
+    end
     return swarm_error('SWARM_NOTFOUND', 'agent ' .. to .. ' is not registered, so nobody '
       .. 'would read the message: check the id with swarm agents, register it first '
       .. register_agent_command(to) .. ', or broadcast')

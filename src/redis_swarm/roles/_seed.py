@@ -11,8 +11,8 @@ from typing import Any, TypedDict
 
 from .._codec import dumps, iso
 from .._context_records import ContextInfo
-from .._errors import AlreadyCompleted, NotFound, ValidationError
-from .._models import Finding, Task
+from .._errors import AlreadyCompleted, NotFound, SwarmError, ValidationError
+from .._models import Finding, MessageStatus, Task
 from .._prompts import swarm_command
 from .._validate import check_id
 from ._base import (
@@ -480,7 +480,23 @@ class SonnetCoordinator(Coordinator):
     def request_synthesis(  # type: ignore[override]
         self, shard_id: str, pass_name: str, instructions: str = ""
     ) -> str:
-        return str(super().request_synthesis(shard_id, pass_name, instructions).id)
+        """Put a ``synthesis_request`` in the shard's inbox; returns the message's id. Sent
+        to a coordinator (this one included), which synthesises no pass, it is sent all the
+        same (nothing is lost) with a ``UserWarning`` saying so."""
+        sent = super().request_synthesis(shard_id, pass_name, instructions)
+        # (a failure to look, once it is sent, fails nothing: a retry would send it twice)
+        with contextlib.suppress(SwarmError):
+            role = self.swarm.get_agent(shard_id).role
+            if "coordinator" in role:  # (V1's roles are free text: sonnet_coordinator)
+                warnings.warn(
+                    f"request_synthesis: {shard_id} is a coordinator (role {role}), not a "
+                    f"shard: its inbox holds the request ({sent.id}), but a shard "
+                    "synthesises a pass (SwarmMemoryShard.get_messages reads the request); "
+                    "pass a shard's agent_id (get_swarm_status lists the shards)",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        return str(sent.id)
 
     def send_message(self, to_agent_id: str, message: Any) -> str:
         """Send ``message`` to a registered agent's inbox (``NotFound`` when it is not), as
@@ -490,9 +506,25 @@ class SonnetCoordinator(Coordinator):
         return str(self.send(to_agent_id, text, kind=kind, data=data).id)
 
     def broadcast_message(self, message: Any) -> str:
-        """Send ``message`` (as ``send_message`` takes it) to every agent; returns its id."""
+        """Send ``message`` (as ``send_message`` takes it) to every agent; returns its id.
+        With no other agent registered it reaches nobody, and a ``UserWarning`` says so."""
         text, kind, data = outgoing(message)
-        return str(self.broadcast(text, kind=kind, data=data).id)
+        sent = self.broadcast(text, kind=kind, data=data)
+        status: MessageStatus | None = None
+        # Its readers are the agents registered when it was sent, but its sender (as
+        # message_status counts them): with none, nobody ever reads it, which is said. (A
+        # failure to ask, once it is sent, fails nothing: a retry would send it twice.)
+        with contextlib.suppress(SwarmError):
+            status = self.swarm.message_status(sent.id)
+        if status is not None and status.read and not status.read_by:
+            warnings.warn(
+                f"broadcast_message: no other agent is registered, so broadcast {sent.id} "
+                "reached nobody (an agent that registers later does not receive it): send it "
+                "again once the shards and workers have joined",
+                UserWarning,
+                stacklevel=2,
+            )
+        return str(sent.id)
 
     def get_messages(self, limit: int = 10, wait_s: float = 0) -> list[V1Message]:
         """The coordinator's unread messages (consumed), as ``SwarmMemoryShard``'s."""
