@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.measure import Measurement
 from rich.table import Table
@@ -42,6 +44,57 @@ _TOTALS = ("pending", "claimed", "completed", "dead", "cancelled")
 COMMAND = "swarm watch"
 
 
+# The agents table's columns beside the names: a state (alive, stale), an age (59m ago, as
+# most are), and the specialization, which takes what is left of the line (kept this wide
+# at least: its heading's width); 2 spaces between columns.
+_STATE_SEEN = len("stale") + len("59m ago")
+_SPECIALIZATION_LEAST = len("specialization")
+_AGENT_COLUMNS = 7
+# No name is cut shorter than this (a line narrower than the table's least is squeezed, as
+# rich squeezes it).
+_NAME_LEAST = 8
+
+
+def _fitted(snap: Snapshot, width: int) -> Snapshot:
+    """``snap`` as ``render`` draws it on a line of ``width`` columns: when the agents' names
+    (their id, role, model and task) are too long for the line together, the longest are cut
+    (ending in "…") to the widest length that fits, so that every other column stays
+    readable; rich, given a row wider than the line, squeezed every column alike: one agent
+    named with 64 characters left a letter to the others. A worker's name in the findings
+    and answers is cut to a quarter of the line. Only what is drawn is cut: --json, and the
+    snapshot ``swarm watch`` compares, keep every name whole."""
+    heads = ("agent", "role", "model", "task")
+    named = [(a.id, a.role, a.model or "-", a.current_task or "-") for a in snap.agents]
+    widths = [max([len(head), *(len(row[i]) for row in named)]) for i, head in enumerate(heads)]
+    room = width - 2 * (_AGENT_COLUMNS - 1) - _STATE_SEEN - _SPECIALIZATION_LEAST
+    most = max(widths, default=0)
+    while most > _NAME_LEAST and sum(min(w, most) for w in widths) > room:
+        most -= 1
+
+    def cut(value: str, most: int) -> str:
+        return value if len(value) <= most else value[: most - 1] + "…"
+
+    def cut_or_none(value: str | None, most: int) -> str | None:
+        return None if value is None else cut(value, most)
+
+    agents = tuple(
+        replace(
+            a,
+            id=cut(a.id, most),
+            role=cut(a.role, most),
+            model=cut_or_none(a.model, most),
+            current_task=cut_or_none(a.current_task, most),
+        )
+        for a in snap.agents
+    )
+    quarter = max(_NAME_LEAST, width // 4)
+    findings, answers = (
+        tuple(replace(f, worker=cut_or_none(f.worker, quarter)) for f in found)
+        for found in (snap.findings, snap.answers)
+    )
+    return replace(snap, agents=agents, findings=findings, answers=answers)
+
+
 def render(
     snap: Snapshot,
     *,
@@ -53,6 +106,7 @@ def render(
     """Everything in the snapshot, newest first, fitted to ``width`` columns: every queue
     and pass with open work, and the last ``settled`` settled ones (None: all); every live
     agent, and the ``stale`` stale ones seen last (None: all)."""
+    snap = _fitted(snap, width)
     # Redrawn on every change: a year of daily passes drawn whole took over a second a frame
     # and pushed today's off the screen (bounded, and a line says how many are left out).
     queue_rows, hidden_queues = bounded(
