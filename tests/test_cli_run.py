@@ -146,7 +146,9 @@ def test_the_marked_finding_wins_over_quoted_context(
     summary = run_json(cli, "--queue", "q", "--exec", agent(tmp_path, "quoting", body),
                        "--idle-exit", "0.3")  # fmt: skip
     assert summary["completed"] == 1, summary["tasks"]
-    assert summary["tasks"][0]["detail"].startswith("finding from marked output")
+    assert summary["tasks"][0]["detail"].startswith(
+        "the agent printed its finding between the tags"
+    )
     assert swarm.get_finding(must(swarm.get_task(t.id).finding_id)).summary == "the answer"
 
 

@@ -210,7 +210,7 @@ def test_text_from_a_json_command_is_stored_with_a_warning(
     # the same text from a command asking for no machine format: no warning
     handle.post_task("q", "Again", max_attempts=1)
     (plain,) = run(cli, script, expect=0)["tasks"]
-    assert plain["status"] == "completed" and "JSON" not in plain["detail"]
+    assert plain["status"] == "completed" and "asks for JSON output" not in plain["detail"]
 
 
 def captured(data: bytes) -> Capture:

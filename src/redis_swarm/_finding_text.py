@@ -12,19 +12,24 @@ The runner (``_runner``) reads a finding from an agent's output with it, and the
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import re
 import secrets
 from typing import Any
 
+from ._models import Finding
+
 __all__ = [
     "SUMMARY_LIMIT",
     "finding_refused",
     "finding_tags",
+    "found_as",
     "new_mark",
     "normalize_finding",
     "parse_finding",
+    "set_aside_note",
 ]
 
 OBJECT_SEARCH = 256 * 1024  # the last characters searched for a bare JSON object
@@ -45,6 +50,14 @@ PRETTY_INDENT = 16
 DEEP_TRIES = 8
 SUMMARY_LIMIT = 2000  # the core's limit on a finding's summary (characters)
 DETAILS_LIMIT = 64 * 1024  # the most of an answer that is not JSON kept in details
+# The fields of a finding's record that the swarm sets (its id, task, queue, worker, time,
+# attempt, model, what the run cost...), never the agent's finding: the Finding's fields but
+# those an agent writes and ``extra``, where the finding's other keys go.
+SET_BY_SWARM = tuple(
+    f.name
+    for f in dataclasses.fields(Finding)
+    if f.name not in ("summary", "details", "sources", "confidence", "extra")
+)
 
 
 # A '{' that may begin an object (a key or its '}' next): a '{' of prose, code or a template
@@ -73,6 +86,35 @@ def new_mark() -> str:
 def finding_tags(mark: str) -> tuple[str, str]:
     """The lines an agent writes before and after its finding."""
     return f"<finding-{mark}>", f"</finding-{mark}>"
+
+
+# How ``parse_finding`` found a finding, said in plain words (a newcomer reading "finding
+# from object output" learned nothing): what the agent printed, and what was taken of it.
+_FOUND_AS = {
+    "marked": "the agent printed its finding between the tags its prompt gave",
+    "fenced": "the agent printed a JSON block in ``` fences, taken as its finding",
+    "object": "the agent printed a JSON object, taken as its finding",
+    "text": "the agent printed no JSON finding: its text was taken as the finding's summary",
+}
+
+
+def found_as(how: str) -> str:
+    """What ``parse_finding``'s ``how`` ("marked", "fenced", "object", "text") means, in
+    plain words: the one wording of it, for every line that says how a finding was read."""
+    return _FOUND_AS.get(how, f"the finding was read from the agent's output ({how})")
+
+
+def set_aside_note(names: list[str]) -> str:
+    """What a line says of the fields of its finding the swarm sets that an agent gave
+    (``normalize_finding``'s ``set_aside``); "" when it gave none."""
+    if not names:
+        return ""
+    given = ", ".join(f'"{n}"' for n in names)
+    kept = ", ".join(f'"{n}_raw"' for n in names)
+    return (
+        f"the agent's finding gave its own {given}, which the swarm sets itself: "
+        f"not taken as the finding's, kept in its extra as {kept}"
+    )
 
 
 def finding_refused(error: Exception) -> str:
@@ -235,7 +277,11 @@ def _search(
 
 
 def parse_finding(
-    text: str, *, summary_limit: int = SUMMARY_LIMIT, mark: str | None = None
+    text: str,
+    *,
+    summary_limit: int = SUMMARY_LIMIT,
+    mark: str | None = None,
+    set_aside: list[str] | None = None,
 ) -> tuple[dict[str, Any], str] | None:
     """The finding in an agent's output, and how it was found.
 
@@ -245,11 +291,12 @@ def parse_finding(
     ``summary_limit`` characters, the whole text kept in ``details``). An agent CLI's JSON
     envelope is looked into the same way. Returns ``(finding, "marked" | "fenced" | "object"
     | "text")``, or None when the output is empty. A JSON finding is made acceptable where
-    that loses nothing (see ``normalize_finding``).
+    that loses nothing (see ``normalize_finding``); ``set_aside`` gets the fields of the
+    record it held that the swarm sets (``SET_BY_SWARM``: ``set_aside_note`` says them).
     """
     found = _search(text, 0, mark)
     if found is not None:
-        return normalize_finding(found[0], summary_limit), found[1]
+        return normalize_finding(found[0], summary_limit, set_aside), found[1]
     stripped = text.strip()
     if not stripped:
         return None
@@ -266,20 +313,28 @@ def _cut(text: str, limit: int) -> str:
 
 
 def normalize_finding(
-    finding: dict[str, Any], summary_limit: int = SUMMARY_LIMIT
+    finding: dict[str, Any],
+    summary_limit: int = SUMMARY_LIMIT,
+    set_aside: list[str] | None = None,
 ) -> dict[str, Any]:
     """What agents get wrong in a finding, fixed without losing anything: a summary too long
     (cut; the whole of it opens ``details``), ``details`` that is not a string (its JSON),
     ``sources`` as one string or holding non-strings, a ``confidence`` that is not a number
-    from 0 to 1 (kept as ``confidence_raw``), a ``usage`` of its own (kept as ``usage_raw``:
-    the core refuses the key, what a run cost being the report's, read from the agent CLI's
-    own output)."""
+    from 0 to 1 (kept as ``confidence_raw``), a field the swarm sets of its own
+    (``SET_BY_SWARM``: an ``id``, a ``queue``, a ``worker``, a ``usage``...: kept as
+    ``id_raw``, ..., named in ``set_aside``, which ``set_aside_note`` says). The report
+    sets those itself (the id the swarm's, what a run cost read from the agent CLI's own
+    output, and the core refuses a ``usage`` key); kept under its own name in ``extra``,
+    an agent's ``id`` read as the finding's own to a person looking at it."""
     out = dict(finding)
-    if "usage" in out:
-        kept = "usage_raw"
-        while kept in out:  # (a usage_raw of its own too: neither is lost)
-            kept += "_"
-        out[kept] = out.pop("usage")
+    for name in SET_BY_SWARM:
+        if name in out:
+            kept = f"{name}_raw"
+            while kept in out:  # (an id_raw of its own too: neither is lost)
+                kept += "_"
+            out[kept] = out.pop(name)
+            if set_aside is not None:
+                set_aside.append(name)
     summary = str(out["summary"]).strip()
     details = out.get("details")
     if details is not None and not isinstance(details, str):

@@ -106,7 +106,7 @@ class AgentRuns(PoolState):
         presence = self._presence(worker)
 
         def tick() -> str | None:
-            why = renew()
+            why = self._told_if_unanswered(task.id, "renew the lease", renew)
             if why is None and not self._holding():  # (no beat to wait on through an outage)
                 presence.running(task.id, renew.every_s)
             return why

@@ -221,7 +221,9 @@ class Claiming(PoolState):
             stored: Finding
             try:
                 with self._saying_dead_lettered():
-                    stored, following = send(more)
+                    stored, following = self._told_if_unanswered(
+                        task.id, "take the report", lambda: send(more)
+                    )
             except ConnectionFailed as exc:
                 # (its lease is asked again below, the same finding id getting it back; a
                 # renewal that meets that lease first proves it by the next task's lease

@@ -6,9 +6,12 @@ Through an outage (the server down, paused, out of memory, read-only, unable to 
 ``ConnectionFailed``) the pool keeps what its agents did: a finished run's report or failure,
 or a release, is tried again until Redis takes it (``_outage.ride_out``), for up to
 ``OUTAGE_PATIENCE_S``, renewing the task's lease between tries, with one progress line per
-task. The pool claims nothing while any of its tasks waits so (a report, or a lease renewal
-that failed): the server would only refuse the claim, or, once back, lease again a task of this
-pool whose lease ran out meanwhile, and its agent would run twice. A lease that ran out all the
+task; one before it, as soon as such a request (or a renewal) has gone unanswered for
+``UNANSWERED_NOTICE_S``, says that Redis is not answering and the work is kept (a paused
+server keeps a request waiting for the client's timeout and retries first). The pool
+claims nothing while any of its tasks waits so (a report, or a lease renewal that failed):
+the server would only refuse the claim, or, once back, lease again a task of this pool whose
+lease ran out meanwhile, and its agent would run twice. A lease that ran out all the
 same is no loss: the core takes the first report of an open task whatever the age of its token
 (docs/tasks.md); and a claim of this pool that leases such a task again (a paused server runs
 the claims it received while paused when it wakes up) hands the new lease to the slot working
@@ -62,6 +65,49 @@ ALIKE_FAILURES_STOP = 3
 # The failed claims remembered per worker id (``PoolState._claim_unanswered``): an orphan is
 # the lease of one of the last few (older ones: no proof, the agent is stopped).
 CLAIMS_UNANSWERED_KEPT = 16
+# How long a request that must not be lost (a report, a renewal: ``_told_if_unanswered``) goes
+# unanswered before a progress line says so: a paused or stalled server keeps it waiting for
+# the client's whole timeout and retries (tens of seconds) before the ``waiting for Redis``
+# line, and a person watching would think the run hung, or its work gone.
+UNANSWERED_NOTICE_S = 3.0
+# What that line says becomes of the work, by what the request asks (else ``_KEPT``).
+_KEPT = (
+    "the work is kept in this process and sent again until Redis takes it "
+    f"(for up to {OUTAGE_PATIENCE_S:g}s)"
+)
+_KEPT_BY_WHAT = {
+    "renew the lease": "the agent runs on; its report waits for Redis if need be",
+    # (read before the agent runs: no work done yet)
+    **dict.fromkeys(
+        ("read the context", "read the session", "read the asker's task"),
+        "nothing is lost: the task's agent starts once Redis answers",
+    ),
+}
+WATCH_TICK_S = 0.25  # how often the pool's watcher looks at the requests it watches
+WATCH_LINGER_S = 2.0  # how long the watcher waits for another request before it ends
+
+
+@dataclass(eq=False)
+class _Asked:
+    """A request ``PoolState._told_if_unanswered`` watches: since when (monotonic), of which
+    task (None: of the pool), for what, and whether its line was said."""
+
+    since: float
+    task_id: str | None
+    what: str
+    told: bool = False
+
+    def line(self) -> str:
+        asked = (
+            f"asked to {self.what} of {self.task_id}"
+            if self.task_id is not None
+            else "a request of the pool"
+        )
+        kept = _KEPT_BY_WHAT.get(self.what, _KEPT)
+        return (
+            f"Redis has not answered for {UNANSWERED_NOTICE_S:g}s ({asked}): it may be paused, "
+            f"busy or out of reach; still waiting, and {kept}"
+        )
 
 
 @dataclass
@@ -135,6 +181,8 @@ class PoolState:
         self._claims_unanswered: dict[str, deque[tuple[float, tuple[str, ...]]]] = {}
         self._waiting: dict[str, str] = {}  # task id -> what of it waits for Redis (outage)
         self._said: dict[str, set[str]] = {}  # task id -> what its progress lines said
+        self._asked: set[_Asked] = set()  # the requests watched (``_told_if_unanswered``)
+        self._watching = False  # a thread watches them (``_watch_unanswered``)
         # Why Redis is given up for the rest of a stopped run (``_stopped_short``): set by the
         # first request it did not answer once the pool was told to stop.
         self._unanswered_at_stop: ConnectionFailed | None = None
@@ -469,6 +517,59 @@ class PoolState:
         if not known:
             self._note(f"waiting for Redis to {what} of {task_id}: {exc}; retrying")
 
+    def _told_if_unanswered(self, task_id: str | None, what: str, call: Callable[[], T]) -> T:
+        """``call()``, a request for ``what`` ("take the report") of ``task_id`` (None: of the
+        pool), with a progress line once it has gone unanswered for ``UNANSWERED_NOTICE_S``
+        (once per task and ``what``, as ``_wait_for_redis``'s line): Redis is not answering,
+        and the work is kept. The ``waiting for Redis`` line follows when the client gives up
+        the request (its reason: a timeout, a refusal). One thread of the pool watches every
+        request asked so (``_watch_unanswered``): a thread per request cost more than the
+        request itself."""
+        asked = _Asked(time.monotonic(), task_id, what)
+        with self._lock:
+            self._asked.add(asked)
+            start = not self._watching
+            self._watching = True
+        if start:
+            threading.Thread(
+                target=self._watch_unanswered, name="swarm-unanswered", daemon=True
+            ).start()
+        try:
+            return call()
+        finally:
+            with self._lock:  # (a line said after this would outlive the task's _let_go)
+                self._asked.discard(asked)
+
+    def _watch_unanswered(self) -> None:
+        """Say each request of ``_told_if_unanswered`` unanswered for ``UNANSWERED_NOTICE_S``,
+        looking every ``WATCH_TICK_S``; ended once none has been asked for ``WATCH_LINGER_S``
+        (the next request starts it again)."""
+        idle_since: float | None = None
+        while True:
+            time.sleep(WATCH_TICK_S)
+            now = time.monotonic()
+            lines = []
+            with self._lock:
+                if not self._asked:
+                    idle_since = idle_since or now
+                    if now - idle_since >= WATCH_LINGER_S:
+                        self._watching = False
+                        return
+                    continue
+                idle_since = None
+                for asked in self._asked:
+                    if asked.told or now - asked.since < UNANSWERED_NOTICE_S:
+                        continue
+                    asked.told = True
+                    if asked.task_id is not None:
+                        said = self._said.setdefault(asked.task_id, set())
+                        if f"{asked.what} (unanswered)" in said:
+                            continue
+                        said.add(f"{asked.what} (unanswered)")
+                    lines.append(asked.line())
+            for line in lines:
+                self._note(line)
+
     def _redis_back(self, task_id: str) -> None:
         with self._lock:
             self._waiting.pop(task_id, None)
@@ -486,7 +587,8 @@ class PoolState:
         if task is None:
             return self._stopped_short(
                 lambda: ride_out(
-                    call, what="answer", who="the pool", stop=self._aborting,
+                    lambda: self._told_if_unanswered(None, "answer", call),
+                    what="answer", who="the pool", stop=self._aborting,
                     on_outage=lambda exc: self._note(
                         f"waiting for Redis to answer: {exc}; retrying"
                     ),
@@ -496,7 +598,8 @@ class PoolState:
         held = task
         return self._stopped_short(
             lambda: ride_out(
-                call, what=f"{what} of {held.id}", who="the pool", stop=self._aborting,
+                lambda: self._told_if_unanswered(held.id, what, call),
+                what=f"{what} of {held.id}", who="the pool", stop=self._aborting,
                 on_outage=lambda exc: self._wait_for_redis(held.id, what, exc),
                 between=lambda: self._renew_waiting(held),
                 on_back=lambda: self._redis_back(held.id),

@@ -13,7 +13,14 @@ from .._errors import (
     SwarmError,
     ValidationError,
 )
-from .._finding_text import finding_refused, finding_tags, new_mark, parse_finding
+from .._finding_text import (
+    finding_refused,
+    finding_tags,
+    found_as,
+    new_mark,
+    parse_finding,
+    set_aside_note,
+)
 from .._models import Task, TaskStatus, answer_fields, failed_runs_of, stored_error
 from .._printable import printable
 from .._prompts import answered_targets, render_task_prompt, repeats_finding_example
@@ -202,7 +209,10 @@ class TaskWork(Claiming, AgentRuns):
         failure = cli_failure(end.result, output) if end.result is not None else None
         if failure is not None:  # the CLI says the run failed: a failed attempt
             return self._fail(task, end, failure, stderr_tail, output.usage)
-        parsed = parse_finding(output.answer, summary_limit=self.options.summary_limit, mark=mark)
+        aside: list[str] = []  # the fields of the record the agent's finding gave
+        parsed = parse_finding(
+            output.answer, summary_limit=self.options.summary_limit, mark=mark, set_aside=aside
+        )
         if output.cut is not None and (parsed is None or parsed[1] == "text"):
             # Text whose middle was dropped: a finding found in the end kept (between the
             # run's tags, fenced, an object) is whole, the text itself is not (``cut``).
@@ -236,7 +246,8 @@ class TaskWork(Claiming, AgentRuns):
             return end(OutcomeStatus.LOST, lease_unknown(task.id))
         except ValidationError as exc:
             return self._fail(task, end, finding_refused(exc), "", output.usage)
-        return end(OutcomeStatus.COMPLETED, f"finding from {how} output{noted}", stored.id)
+        aside_said = f"; {set_aside_note(aside)}" if aside else ""
+        return end(OutcomeStatus.COMPLETED, found_as(how) + noted + aside_said, stored.id)
 
     def _reported_itself(self, task: Task, worker: str, current: Task) -> bool:
         """Whether ``current`` (``task`` read after its agent exited 0) was completed by this

@@ -20,12 +20,14 @@ if TYPE_CHECKING:
     from .._models import RecordDamage
 
 __all__ = [
+    "FINDINGS_LOST",
     "LOST_FINDING_REDO",
     "NAMED",
     "ROWS",
     "corrupt_row",
     "damage_rows",
     "entries_row",
+    "lost_finding_cleared",
     "repaired_and_left",
 ]
 
@@ -214,13 +216,20 @@ def _findings_lost(lost: dict[str, Any], keys: Keys) -> str:
     """The ``findings_lost`` row: the completed tasks whose finding is no longer stored."""
     return (
         f"{_pairs_said(lost, 'tasks')} (completed, their finding no longer stored: deleted by "
-        f"hand, their result is lost: {LOST_FINDING_REDO}. A task posted again is a new task: "
-        "the old one stays named until it is gone: retire its pass once the pass is done with "
-        "(swarm retire PASS removes its settled tasks and findings, those redone too), or "
-        f"delete the old task: redis-cli HDEL {shlex.quote(keys.tasks)} ID and HDEL "
-        f"{shlex.quote(keys.task_data)} ID, then {REPAIR_COMMAND} removes its index entries "
-        "(its counters keep it completed). A late "
-        "report of the old task itself, kept superseded, holds its result: it is named no more)"
+        f"hand, their result is lost: {LOST_FINDING_REDO}. {lost_finding_cleared(keys)})"
+    )
+
+
+def lost_finding_cleared(keys: Keys) -> str:
+    """How a completed task whose finding is lost stops being named (the ``findings_lost``
+    row, ``swarm task show`` of such a task): once posted again, the old task stays."""
+    return (
+        "A task posted again is a new task: the old one stays named until it is gone: retire "
+        "its pass once the pass is done with (swarm retire PASS removes its settled tasks and "
+        "findings, those redone too), or delete the old task: redis-cli HDEL "
+        f"{shlex.quote(keys.tasks)} ID and HDEL {shlex.quote(keys.task_data)} ID, then "
+        f"{REPAIR_COMMAND} removes its index entries (its counters keep it completed). A late "
+        "report of the old task itself, kept superseded, holds its result: it is named no more"
     )
 
 
@@ -235,8 +244,10 @@ def _pairs_said(row: dict[str, Any], listed: str) -> str:
     return f"{row['count']:,}: {_few(named, row['count'])}"
 
 
-# What to do about a completed task whose finding is gone (the doctor's findings_lost row and
-# its damaged-finding repair say it).
+# The row naming the completed tasks whose finding is gone (``swarm task show`` of one names it).
+FINDINGS_LOST = "findings_lost"
+# What to do about a completed task whose finding is gone (the doctor's findings_lost row, its
+# damaged-finding repair and ``swarm task show`` of such a task say it).
 LOST_FINDING_REDO = (
     "post each task again to redo its work (swarm task show ID gives its queue, pass, description "
     "and data: swarm task post QUEUE DESCRIPTION --pass PASS --data DATA), or restore the finding "
@@ -251,7 +262,7 @@ def damage_rows(report: dict[str, Any], damage: RecordDamage) -> None:
     its retry), as the index damage does through ``corrupt_records``."""
     if damage.indexes:  # (named by the corrupt_records row too)
         report["index_entries"] = [entries_row(e) for e in damage.indexes]
-    _pairs_row(report, "findings_lost", damage.lost_findings, "tasks", ("task", "finding"))
+    _pairs_row(report, FINDINGS_LOST, damage.lost_findings, "tasks", ("task", "finding"))
     _pairs_row(report, "reports_half_stored", damage.half_stored, "findings", ("finding", "task"))
 
 
@@ -295,6 +306,6 @@ def _half_stored(waiting: dict[str, Any], keys: Keys) -> str:
 ROWS: dict[str, Callable[[Any, Keys], str]] = {
     "indexes_repaired": lambda rows, _: _repaired(rows),
     "index_entries": lambda rows, _: _index_entries(rows),
-    "findings_lost": _findings_lost,
+    FINDINGS_LOST: _findings_lost,
     "reports_half_stored": _half_stored,
 }

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .._errors import NotFound, TaskDataDamaged
+from .._errors import CorruptRecord, NotFound, TaskDataDamaged
 from .._models import Task, TaskCosts, TaskStatus
 from .._printable import printable
 from .._usage import Money, unpriced_note
@@ -72,13 +72,57 @@ def show(app: App, task_id: str) -> None:
     stderr naming the repair (JSON: no "data", a "data_damaged" message)."""
     try:
         if app.json:  # the record alone: what every run on it cost is read for the table only
-            app.emit(task_json(app.swarm.get_task(task_id)))
+            found = app.swarm.get_task(task_id)
+            record = task_json(found)
+            lost = _lost_result(app, found)
+            app.emit(record if lost is None else {**record, "finding_lost": lost})
             return
         spent = app.swarm.task_costs(task_id)  # the task, and what every run on it cost
     except TaskDataDamaged as damaged:
         _show_damaged(app, damaged)
         return
-    render_task(app, spent.task, costs=_cost_pairs(spent))
+    lost = _finding_lost(app, spent)
+    render_task(app, spent.task, costs=_cost_pairs(spent), finding_lost=lost is not None)
+    if lost is not None:
+        click.echo(printable(f"warning: {lost}"), err=True)
+
+
+def _lost_result(app: App, task: Task) -> str | None:
+    """``_finding_lost`` of ``task`` as ``--json`` reads it: its finding looked for alone
+    (one round trip), and only when it is not stored, whether a late report holds its
+    result (``task_costs``)."""
+    finding_id = task.finding_id
+    if TaskStatus(task.status) is not TaskStatus.COMPLETED or not finding_id:
+        return None
+    try:
+        app.swarm.get_finding(finding_id)
+    except NotFound:
+        return _finding_lost(app, app.swarm.task_costs(task.id))
+    except CorruptRecord:  # (still stored, damaged: swarm findings show says so)
+        return None
+    return None
+
+
+def _finding_lost(app: App, spent: TaskCosts) -> str | None:
+    """What to say of a completed task whose finding is no longer stored (deleted by hand):
+    its result is lost, as the doctor's findings_lost row says it, with what to do; None
+    when it is stored, or a late report of the task (kept superseded) holds its result (the
+    doctor names no such task either)."""
+    t = spent.task
+    if (
+        TaskStatus(t.status) is not TaskStatus.COMPLETED
+        or not t.finding_id
+        or spent.finding is not None
+        or spent.superseded
+    ):
+        return None
+    from ._doctor import FINDINGS_LOST, LOST_FINDING_REDO, lost_finding_cleared
+
+    return (
+        f"task {t.id} completed with finding {t.finding_id}, which is no longer stored "
+        f"(deleted by hand): its result is lost (swarm doctor names it: {FINDINGS_LOST}); "
+        f"{LOST_FINDING_REDO}. {lost_finding_cleared(app.swarm.keys)}"
+    )
 
 
 def _show_damaged(app: App, damaged: TaskDataDamaged) -> None:

@@ -84,10 +84,16 @@ def _limit(count: int, limit: int, name: str, settled: bool) -> str:
 
 
 def render_task(
-    app: App, t: Any, *, headline: str | None = None, costs: Sequence[tuple[str, Any]] = ()
+    app: App,
+    t: Any,
+    *,
+    headline: str | None = None,
+    costs: Sequence[tuple[str, Any]] = (),
+    finding_lost: bool = False,
 ) -> None:
     """``t`` as a table; ``costs``: its cost rows (``_task_views._cost_pairs``) in place of what its
-    failed runs cost alone."""
+    failed runs cost alone; ``finding_lost``: its finding is no longer stored (its row says
+    so: ``_task_views._finding_lost`` says what to do)."""
     if headline:
         click.echo(printable(headline))
     pairs: list[tuple[str, Any]] = [
@@ -133,9 +139,12 @@ def render_task(
     ):
         if value:
             pairs.append((label, when(value)))
+    finding = t.finding_id
+    if finding and finding_lost:
+        finding = f"{finding} (no longer stored: its result is lost, see below)"
     for label, value in (
         ("dedupe key", t.dedupe_key),
-        ("finding", t.finding_id),
+        ("finding", finding),
         ("last error", t.last_error),
         ("dead reason", t.dead_reason),
     ):

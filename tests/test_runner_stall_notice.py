@@ -1,0 +1,189 @@
+"""``swarm run`` through a Redis that answers nothing, on real servers: paused (SIGSTOP), or
+pausing writes (``CLIENT PAUSE WRITE``: reads are answered, the report is not). The client
+waits for its timeout (10 s by default) and retries before the pool's ``waiting for Redis``
+line; a person watching is told within seconds that Redis is not answering and that the
+agent's work is kept, and the task is completed by its one run once Redis is back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from redis_swarm import Swarm
+from redis_swarm._runner import OutcomeStatus, Runner, RunOptions
+
+from ._servers import RedisServer
+
+PY = sys.executable
+QUEUE = "work"
+# Well under the client's default socket timeout (10 s): the line that says the report waits
+# comes before the client gives its request up.
+TOLD_WITHIN_S = 6.0
+NOTICE = "Redis has not answered for"
+
+# One agent run: says it started, waits for the test to stall Redis, prints its finding.
+AGENT = """
+import json, os, sys, time
+sys.stdin.read()
+started, go = sys.argv[1], sys.argv[2]
+open(started, "w").close()
+while not os.path.exists(go):
+    time.sleep(0.02)
+print(json.dumps({"summary": "done " + os.environ["SWARM_TASK_ID"]}))
+"""
+
+
+def _stalled_report(
+    server: RedisServer, tmp_path: Path, stall: Callable[[], object], resume: Callable[[], object]
+) -> tuple[list[tuple[float, str]], float, Runner, str]:
+    """Run one task whose agent prints its finding once Redis is stalled (``stall``); return
+    the pool's progress lines (with when each came, monotonic), when the agent was let print,
+    the pool, and the task's id, after ``resume`` and the run's end."""
+    script = tmp_path / "agent.py"
+    script.write_text(AGENT)
+    started, go = tmp_path / "started", tmp_path / "go"
+    notes: list[tuple[float, str]] = []
+    with Swarm(server.url, swarm="stall") as swarm:
+        task = swarm.post_task(QUEUE, "work")
+        options = RunOptions(
+            queues=(QUEUE,),
+            command=f"{PY} {script} {started} {go}",
+            lease_s=120,  # (no renewal falls in the stall: the report is what waits)
+            until_done=True,
+            poll_s=0.5,
+        )
+        pool = Runner(
+            swarm, options, on_progress=lambda line: notes.append((time.monotonic(), line))
+        )
+        thread = threading.Thread(target=pool.run)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 30
+            while not started.exists():
+                assert time.monotonic() < deadline, (pool.outcomes, pool.errors)
+                time.sleep(0.02)
+            stall()
+            try:
+                go.touch()
+                let_go = time.monotonic()
+                while not any(NOTICE in line for _, line in notes):
+                    if time.monotonic() - let_go > TOLD_WITHIN_S + 4:
+                        break
+                    time.sleep(0.05)
+            finally:
+                resume()
+            thread.join(60)
+        finally:
+            pool.abort()
+            thread.join(30)
+        assert not thread.is_alive()
+        done = swarm.get_task(task.id)
+    assert [o.status for o in pool.outcomes] == [OutcomeStatus.COMPLETED], pool.outcomes
+    assert done.status == "completed" and done.finding_id == pool.outcomes[0].finding_id
+    return notes, let_go, pool, task.id
+
+
+def _told(notes: list[tuple[float, str]], let_go: float, task_id: str) -> str:
+    """The one line saying Redis did not answer the report, checked to come in time."""
+    told = [(at, line) for at, line in notes if NOTICE in line]
+    assert told, f"nothing said within {TOLD_WITHIN_S + 4:g}s of the stall: {notes}"
+    assert len(told) == 1, told  # (once per task and request, however long the stall)
+    at, line = told[0]
+    assert at - let_go < TOLD_WITHIN_S, (at - let_go, line)
+    assert task_id in line and "take the report" in line
+    assert "the work is kept" in line and "until Redis takes it" in line
+    return line
+
+
+def test_a_paused_server_is_said_within_seconds_and_the_work_kept(
+    pausable_server: RedisServer, tmp_path: Path
+) -> None:
+    server = pausable_server
+
+    def resume() -> None:
+        time.sleep(1.0)  # (paused a little longer than the line took)
+        os.kill(server.proc.pid, signal.SIGCONT)
+
+    notes, let_go, pool, task_id = _stalled_report(
+        server, tmp_path, lambda: os.kill(server.proc.pid, signal.SIGSTOP), resume
+    )
+    _told(notes, let_go, task_id)
+    assert any(NOTICE in error for error in pool.errors)  # (kept with the run's errors too)
+
+
+def test_writes_paused_are_said_within_seconds(
+    pausable_server: RedisServer, tmp_path: Path
+) -> None:
+    server = pausable_server
+    admin = server.client()
+    try:
+        notes, let_go, _, task_id = _stalled_report(
+            server,
+            tmp_path,
+            lambda: admin.client_pause(60_000, all=False),  # (writes only)
+            admin.client_unpause,
+        )
+    finally:
+        admin.close()
+    _told(notes, let_go, task_id)
+
+
+def test_a_renewal_unanswered_while_the_agent_runs_is_said(
+    pausable_server: RedisServer, tmp_path: Path
+) -> None:
+    """The server paused while the agent works (no report yet): its lease renewal (every
+    second, a 3-second lease) goes unanswered, and the line says so, and that the agent runs
+    on."""
+    server = pausable_server
+    script = tmp_path / "agent.py"
+    script.write_text(AGENT)
+    started, go = tmp_path / "started", tmp_path / "go"
+    notes: list[tuple[float, str]] = []
+    with Swarm(server.url, swarm="stall") as swarm:
+        task = swarm.post_task(QUEUE, "work")
+        options = RunOptions(
+            queues=(QUEUE,),
+            command=f"{PY} {script} {started} {go}",
+            lease_s=3,
+            until_done=True,
+            poll_s=0.5,
+        )
+        pool = Runner(
+            swarm, options, on_progress=lambda line: notes.append((time.monotonic(), line))
+        )
+        thread = threading.Thread(target=pool.run)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 30
+            while not started.exists():
+                assert time.monotonic() < deadline, (pool.outcomes, pool.errors)
+                time.sleep(0.02)
+            os.kill(server.proc.pid, signal.SIGSTOP)
+            paused = time.monotonic()
+            try:
+                while not any(NOTICE in line for _, line in notes):
+                    if time.monotonic() - paused > TOLD_WITHIN_S + 4:
+                        break
+                    time.sleep(0.05)
+            finally:
+                os.kill(server.proc.pid, signal.SIGCONT)
+            go.touch()
+            thread.join(60)
+        finally:
+            pool.abort()
+            thread.join(30)
+        assert not thread.is_alive()
+        done = swarm.get_task(task.id)
+    told = [(at, line) for at, line in notes if NOTICE in line]
+    assert told, f"nothing said within {TOLD_WITHIN_S + 4:g}s of the pause: {notes}"
+    at, line = told[0]
+    # (a renewal is due within a second of the pause, then unanswered for 3 s)
+    assert at - paused < TOLD_WITHIN_S, (at - paused, line)
+    assert f"asked to renew the lease of {task.id}" in line and "the agent runs on" in line
+    assert [o.status for o in pool.outcomes] == [OutcomeStatus.COMPLETED], pool.outcomes
+    assert done.status == "completed"

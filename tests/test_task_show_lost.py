@@ -1,0 +1,62 @@
+"""``swarm task show`` of a completed task whose finding is no longer stored (deleted by hand:
+its result is lost, the doctor's ``findings_lost``), on a real server: it says so, with what
+to do in the doctor's words; not when a late report of the task holds its result."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+import pytest
+
+from redis_swarm import AlreadyCompleted, Swarm
+
+from ._cli import Cli
+from ._handles import must
+
+
+def _completed(swarm: Swarm) -> tuple[str, str, str]:
+    """A task completed with a finding: its id, its finding's id, its lease's token."""
+    swarm.post_task("q", "work", {"n": 1}, pass_name="P1")
+    leased = must(swarm.claim("q", worker="w"))
+    finding = swarm.report(leased.id, leased.token, {"summary": "the result"}, worker="w")
+    return leased.id, finding.id, must(leased.token)
+
+
+def test_a_lost_result_is_said_with_what_to_do(cli: Cli, raw: Any) -> None:
+    with Swarm(cli.url, swarm="test") as swarm:
+        task_id, finding_id, _ = _completed(swarm)
+        k = swarm.keys
+    shown = cli("task", "show", task_id)
+    assert "no longer stored" not in shown.stdout + shown.stderr  # (stored: nothing said)
+    assert "finding_lost" not in cli.json("task", "show", task_id)
+
+    raw.hdel(k.findings, finding_id)  # deleted by hand: the task's result is lost
+    assert cli.json("doctor", expect=1)["findings_lost"]["count"] == 1
+
+    shown = cli("task", "show", task_id)
+    assert f"{finding_id} (no longer stored: its result is lost" in shown.stdout, shown
+    warning = " ".join(shown.stderr.split())
+    assert warning.startswith(f"warning: task {task_id} completed with finding {finding_id}")
+    assert "its result is lost (swarm doctor names it: findings_lost)" in warning
+    # what to do: the doctor's own words (redo it, or restore it; how the old one goes)
+    assert "post each task again to redo its work" in warning
+    assert "restore the finding under its id from a backup" in warning
+    assert "A task posted again is a new task" in warning
+    assert f"redis-cli HDEL {shlex.quote(k.tasks)} ID" in warning
+
+    record = cli.json("task", "show", task_id)
+    assert record["id"] == task_id and record["finding_id"] == finding_id
+    assert " ".join(record["finding_lost"].split()) == warning.removeprefix("warning: ")
+
+
+def test_a_late_report_holding_the_result_is_no_loss(cli: Cli, raw: Any) -> None:
+    with Swarm(cli.url, swarm="test") as swarm:
+        task_id, finding_id, token = _completed(swarm)
+        raw.hdel(swarm.keys.findings, finding_id)
+        with pytest.raises(AlreadyCompleted):  # its worker's late report, kept superseded
+            swarm.report(task_id, token, {"summary": "again"}, worker="w")
+    assert "findings_lost" not in cli.json("doctor", "--repair")  # (as the doctor counts)
+    shown = cli("task", "show", task_id)
+    assert "warning:" not in shown.stderr and "result is lost" not in shown.stdout
+    assert "finding_lost" not in cli.json("task", "show", task_id)
