@@ -80,6 +80,7 @@ __all__ = [
     "synthesis_run_for",
     "synthesizer_task_of",
     "type_filter",
+    "type_wanted",
     "unknown_pass",
     "unknown_queues",
     "unrecorded_owner",
@@ -224,6 +225,12 @@ def type_filter(types: Iterable[EventType | str] | EventType | str | None) -> Ty
                 f"or an area such as 'task' or 'agent.*'"
             )
     return frozenset(exact), tuple(prefixes)
+
+
+def type_wanted(kind: str, flt: TypeFilter | None) -> bool:
+    """Whether an event of type ``kind`` is one the filter ``flt`` (``type_filter``'s; None:
+    every type) asks for."""
+    return flt is None or kind in flt[0] or kind.startswith(flt[1])
 
 
 T = TypeVar("T")

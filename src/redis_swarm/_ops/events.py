@@ -15,7 +15,7 @@ from typing import Any
 
 from .._codec import MAX_ISO_MS, iso, now_ms
 from .._errors import PermissionDenied, SwarmError, ValidationError
-from .._models import Event, EventsTrimmed, EventType, TypeFilter, type_filter
+from .._models import Event, EventsTrimmed, EventType, TypeFilter, type_filter, type_wanted
 from .._protocol import Cmd, OpContext, Operation
 from .._replies import reply_fields, reply_map
 from .._validate import MAX_EVENTS
@@ -35,10 +35,6 @@ CLOCK_SLACK_MS = 60_000
 Since = str | int | None
 
 
-def _wanted(kind: str, flt: TypeFilter | None) -> bool:
-    return flt is None or kind in flt[0] or kind.startswith(flt[1])
-
-
 def _event(entry_id: Any, fields: Any) -> Event | None:
     data = reply_fields(fields)
     kind = data.pop("type", "")
@@ -54,7 +50,7 @@ def _decode(entries: Any, flt: TypeFilter | None) -> list[Event]:
     out = []
     for entry_id, fields in entries or ():
         event = _event(entry_id, fields)
-        if event is not None and _wanted(event.type.value, flt):
+        if event is not None and type_wanted(event.type.value, flt):
             out.append(event)
     return out
 
