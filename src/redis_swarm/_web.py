@@ -154,8 +154,9 @@ def serve(app: ASGIApp, listening: Listening) -> None:
 
 
 class AccessGuard:
-    """Token check (when a token is set) or loopback-only Host check (when none is),
-    plus the headers every response carries. ``public``: path prefixes served to anyone
+    """Token check (when a token is set) or loopback-only Host and Origin check (when none
+    is: a page of another site that a browser opens is refused, ``_cross_site``), plus the
+    headers every response carries. ``public``: path prefixes served to anyone
     when a token is set (files of the public package, a discovery document). ``query_token``:
     also take ``?token=``, for pages and ``EventSource``; a server whose clients all set
     headers leaves it off, so the token never reaches an access log. ``own_host``: the
@@ -204,6 +205,9 @@ class AccessGuard:
         if self.token is None:
             if not self._served_host(_host_name(request.headers.get("host", ""))):
                 return _json({"error": "Forbidden", "message": self._local_only()}, 403)
+            origin = request.headers.get("origin")
+            if origin is not None and not self._served_host(_origin_host(origin)):
+                return _json({"error": "Forbidden", "message": self._cross_site(origin)}, 403)
             return None
         if self.public and request.url.path.startswith(self.public):
             return None
@@ -255,6 +259,15 @@ class AccessGuard:
         a loopback name or address, or its own ``--host``'s name (never resolved)."""
         return is_loopback(name) or (self.own_name is not None and name.lower() == self.own_name)
 
+    def _cross_site(self, origin: str) -> str:
+        """A 403's words for a request a page of another site sent (``origin``): without a
+        token, a web page anyone's browser opens could otherwise post to a face on its
+        loopback (a form's POST needs no permission of the browser's)."""
+        return (
+            f"{self.what} has no token and takes no request from a page of another site "
+            f"(Origin {origin[:80]!r}); {self._local_only()}"
+        )
+
     def _local_only(self) -> str:
         """A 403's words: the addresses a face without a token answers to."""
         name, url = "", ""
@@ -268,6 +281,15 @@ class AccessGuard:
 
 def _json(data: Any, status: int) -> Response:
     return Response(dumps(data), status_code=status, media_type="application/json")
+
+
+def _origin_host(origin: str) -> str:
+    """The host an Origin header names (``http://[::1]:8765`` -> ``::1``); "" for ``null``
+    (a sandboxed page, a file) or anything else that names none, which no face serves."""
+    scheme, sep, rest = origin.partition("://")
+    if not sep or not scheme.isalpha():
+        return ""
+    return _host_name(rest.partition("/")[0])
 
 
 def _host_name(header: str) -> str:
