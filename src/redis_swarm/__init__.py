@@ -36,6 +36,7 @@ from ._errors import (
     TaskDataDamaged,
     TaskDeadLettered,
     Timeout,
+    TlsNotVerified,
     ValidationError,
 )
 from ._models import (
@@ -197,6 +198,7 @@ __all__ = [
     "TaskSpec",
     "TaskStatus",
     "Timeout",
+    "TlsNotVerified",
     "Topology",
     "UnrecordedRun",
     "Usage",

@@ -21,9 +21,13 @@ import redis
 
 from ._acl import AclUser, Version, acl_user, parse_version
 from ._acl_connections import (
-    _keeps_its_password,
+    PASSWORD_CHANGED,
+    PASSWORD_KEPT,
+    PASSWORD_NEW,
+    PASSWORD_UNKNOWN,
     _kill_connections,
     _listed,
+    _password_was,
     _sentinel_hosts,
     _spared,
 )
@@ -36,7 +40,15 @@ from ._errors import ConfigError, PartlyApplied, SwarmError, ValidationError
 from ._models import ACL_ROLES
 from ._replies import reply_fields
 
-__all__ = ["AppliedRole", "apply_role"]
+__all__ = [
+    "PASSWORD_CHANGED",
+    "PASSWORD_KEPT",
+    "PASSWORD_NEW",
+    "PASSWORD_UNKNOWN",
+    "AppliedRole",
+    "apply_role",
+    "password_change_said",
+]
 
 
 @dataclass(frozen=True)
@@ -60,7 +72,12 @@ class AppliedRole:
     the user left open there that replication or the sentinels log in with (node -> which,
     and what to update before their next reconnection, which the old password fails:
     ``_spared``); without ``kill_connections``, none where the password applied is the
-    only one the user had there already (``_keeps_its_password``: nothing breaks)."""
+    only one the user had there already (``_password_was``: nothing breaks). ``passwords``:
+    what the apply did to the user's password on each server that now holds it (node ->
+    ``PASSWORD_NEW``, ``PASSWORD_KEPT``, ``PASSWORD_CHANGED`` or ``PASSWORD_UNKNOWN``, told by
+    ACL GETUSER before: the SHA-256 of its passwords against the one applied), summed up by
+    ``password_change``: a changed one refuses the agents that connect with the old one at
+    their next connection, which a typo in a password typed to keep it does silently."""
 
     user: AclUser
     version: Version
@@ -69,6 +86,20 @@ class AppliedRole:
     url_user: bool = False
     closed: Mapping[str, int] = field(default_factory=dict, hash=False)
     spared: Mapping[str, str] = field(default_factory=dict, hash=False)
+    passwords: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    @property
+    def password_change(self) -> str | None:
+        """What the apply did to the user's password, over every server that now holds it:
+        ``PASSWORD_CHANGED`` when any had another one (or none required: nopass), else
+        ``PASSWORD_UNKNOWN`` when any would not say, else ``PASSWORD_KEPT`` when any had
+        this one alone (a server that had no such user gave it the same), else
+        ``PASSWORD_NEW``; None when nothing was applied (a dry run)."""
+        found = set(self.passwords.values())
+        for status in (PASSWORD_CHANGED, PASSWORD_UNKNOWN, PASSWORD_KEPT, PASSWORD_NEW):
+            if status in found:
+                return status
+        return None
 
     @property
     def applied(self) -> list[dict[str, str]]:
@@ -182,6 +213,7 @@ def apply_role(
     done: dict[str, str] = {}
     closed: dict[str, int] | None = {} if kill_connections else None
     spared: dict[str, str] = {}
+    passwords: dict[str, str] = {}
     try:
         skipped = _apply(
             settings,
@@ -193,17 +225,56 @@ def apply_role(
             fallback=fallback,
             closed=closed,
             spared=spared,
+            passwords=passwords,
         )
     except SwarmError as exc:
         if not done:
             raise  # (no server got the user: nothing changed)
         made = AppliedRole(
-            spec, version, dict(done), url_user=own, closed=dict(closed or {}), spared=spared
+            spec,
+            version,
+            dict(done),
+            url_user=own,
+            closed=dict(closed or {}),
+            spared=spared,
+            passwords=passwords,
         )
         raise PartlyApplied(_partly_applied(exc, made), made=made) from exc
     return AppliedRole(
-        spec, version, done, skipped, url_user=own, closed=closed or {}, spared=spared
+        spec,
+        version,
+        done,
+        skipped,
+        url_user=own,
+        closed=closed or {},
+        spared=spared,
+        passwords=passwords,
     )
+
+
+def password_change_said(made: AppliedRole) -> str | None:
+    """What the apply ``made`` did to its user's password, for a person: changed (the agents
+    that connect with the old one are refused at their next connection), kept, or not known;
+    None for a new user and for a dry run."""
+    user = made.user.user
+    change = made.password_change
+    if change == PASSWORD_CHANGED:
+        where = [node for node, was in made.passwords.items() if was == PASSWORD_CHANGED]
+        on = "" if len(where) == len(made.passwords) else f" (on {', '.join(where)})"
+        return (
+            f"the password of {user} changed{on}: agents that connect as {user} with the old "
+            "one will be refused at their next connection (those connected now stay in until "
+            "then): give them the new one, or apply again with the old one to keep it"
+        )
+    if change == PASSWORD_KEPT:
+        return f"the password of {user} was kept: its agents connect with it as before"
+    if change == PASSWORD_UNKNOWN:
+        return (
+            f"whether the password of {user} changed is not known: the URL's user may not "
+            "read it (ACL GETUSER); agents that connect with another one than this will be "
+            "refused at their next connection"
+        )
+    return None
 
 
 def _version_differs(given: Version, servers: Version) -> ValidationError:
@@ -338,6 +409,7 @@ def _apply(
     fallback: str | None = None,
     closed: dict[str, int] | None = None,
     spared: dict[str, str] | None = None,
+    passwords: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The library loaded through ``handle`` (or a handle of its own), then the ACL SETUSER
     on every node, persisted (into ``done``: node -> how, filled as it goes, so that a
@@ -346,7 +418,9 @@ def _apply(
     server or none (``_on_every_node``'s ``whole``); ``fallback``: its new password, tried
     on a server that refuses the URL's; ``closed``: given, the user's connections on each
     server are closed once it is saved there (node -> how many, filled as it goes), those
-    of replication and the sentinels left open (into ``spared``: ``_kill_connections``)."""
+    of replication and the sentinels left open (into ``spared``: ``_kill_connections``);
+    ``passwords``: what it did to the user's password on each server (``_password_was``),
+    filled once the server holds the user."""
 
     def load(reached: list[_Target]) -> None:
         # The user runs the swarm's scripts as the functions of its library: load it (or
@@ -376,9 +450,10 @@ def _apply(
         # with the old one (a kill lists them after, as it closes the rest, and names what
         # it kept open whatever the password). None when the password is the only one the
         # user logs in with there already: no login changes, nothing breaks.
+        was = _password_was(client, spec)
         before = (
             _listed(client, spec.user, sentinel_hosts)
-            if closed is None and not _keeps_its_password(client, spec)
+            if closed is None and was != PASSWORD_KEPT
             else None
         )
         try:
@@ -388,6 +463,8 @@ def _apply(
                 raise
             raise _setuser_refused(exc, node, spec) from None
         done[node] = _SET_NOT_SAVED  # (until saved: should its saving fail, it holds the user)
+        if passwords is not None:
+            passwords[node] = was
         # (on the same connection, logged in already: a new one would need the new password)
         how = _persist(client, settings)
         done[node] = how  # (saved: should the kill fail, it is said as saved)

@@ -76,23 +76,38 @@ def _connections_of(client: Any, user: str, sentinel_hosts: frozenset[str]) -> _
     return _Connections(clients, replicas, sentinels)
 
 
-def _keeps_its_password(client: Any, spec: AclUser) -> bool:
-    """Whether the password ``spec`` sets is already the only one its user logs in with on
-    the server of ``client`` (ACL GETUSER: the SHA-256 of each of its passwords, and no
-    ``nopass``): applying it then refuses no login, and the replication links and sentinels
-    logged in as the user have nothing to update (``_spared``): an apply without a kill
-    names them only when it changes a login. False for a new user, for one with another
-    password too (what logs in with that one is refused from now on), and when the server
-    will not say (NOPERM, ACL renamed away): they are then named as for a change."""
+# What an apply does to the password of its user on one server (``_password_was``): none
+# there (no such user, or one with no password: nobody logged in with one); kept (the one
+# applied was its only one already); changed (it had another, or took any: nopass), so what
+# logs in with that one is refused from its next connection on; unknown (it would not say).
+PASSWORD_NEW = "new"
+PASSWORD_KEPT = "kept"
+PASSWORD_CHANGED = "changed"
+PASSWORD_UNKNOWN = "unknown"
+
+
+def _password_was(client: Any, spec: AclUser) -> str:
+    """What applying ``spec`` does to the password of its user on the server of ``client``
+    (``PASSWORD_NEW``, ``_KEPT``, ``_CHANGED``, ``_UNKNOWN``), told by ACL GETUSER: the
+    SHA-256 of each of its passwords, and ``nopass``, compared with the one ``spec`` sets.
+    Kept: applying it refuses no login, and the replication links and sentinels logged in as
+    the user have nothing to update (``_spared``). Changed: a user that had another password
+    too (what logs in with that one is refused from now on), or took any. Unknown when the
+    server will not say (NOPERM, ACL renamed away): the links are named as for a change."""
     if spec.password is None:
-        return False
+        return PASSWORD_UNKNOWN
     try:
         found = client.acl_getuser(spec.user)
     except redis.exceptions.ResponseError:
-        return False
-    if not found or "nopass" in found.get("flags", ()):
-        return False
-    return list(found.get("passwords", ())) == [password_hash(spec.password)]
+        return PASSWORD_UNKNOWN
+    if not found:
+        return PASSWORD_NEW
+    had = list(found.get("passwords", ()))
+    if "nopass" in found.get("flags", ()):
+        return PASSWORD_CHANGED
+    if had == [password_hash(spec.password)]:
+        return PASSWORD_KEPT
+    return PASSWORD_CHANGED if had else PASSWORD_NEW
 
 
 def _listed(client: Any, user: str, sentinel_hosts: frozenset[str]) -> _Connections | None:

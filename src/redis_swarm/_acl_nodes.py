@@ -20,12 +20,12 @@ from typing import Any, TypeVar
 
 import redis
 
-from ._config import Settings
+from ._config import Settings, shown_user
 from ._connect import sync_client
 from ._errors import AUTHENTICATION_FAILED, ConnectionFailed, PermissionDenied, SwarmError
 from ._replies import cluster_shards
 from ._topology import direct_settings, sentinel_down, sentinel_replicas
-from ._translate import causes, may_have_reached, translate, why_no_answer
+from ._translate import PASSWORD_AS_USER, causes, may_have_reached, translate, why_no_answer
 
 T = TypeVar("T")
 
@@ -160,7 +160,14 @@ def _url_user_refused(settings: Settings) -> PermissionDenied:
     """The URL's own server refused its user (``_names_its_user``): for the user that does
     not exist there as for a wrong password, and the way to make it (a ``swarm acl`` that
     applies needs an admin: made so, with an admin's URL)."""
-    who = _connecting_user(settings)
+    if settings.password is None:
+        # (not named: a user name alone is most likely a password, its ':' forgotten)
+        return PermissionDenied(
+            f"{AUTHENTICATION_FAILED} on {settings.url}: it refused the URL's user name, "
+            f"given without a password; {PASSWORD_AS_USER}"
+        )
+    # (a name holding a ':' is shown masked, as the URL shows it: ``shown_user``)
+    who = shown_user(settings.username, settings.password)
     return PermissionDenied(
         f"{AUTHENTICATION_FAILED} on {settings.url}: it refused user {who!r} with the URL's "
         f"password: {_UNKNOWN_OR_WRONG}. Check the user name and password in the URL (a '%' "

@@ -54,6 +54,7 @@ __all__ = [
     "DEFAULT_SWARM",
     "PATH_OPTIONS",
     "SENTINEL_DOCS",
+    "UNCHECKED_TLS",
     "Durability",
     "Kind",
     "Settings",
@@ -62,7 +63,10 @@ __all__ = [
     "mask_options",
     "mask_url",
     "retry_window",
+    "shown_user",
+    "unverified_tls",
     "url_host",
+    "user_may_be_secret",
 ]
 
 Kind = Literal["embedded", "standalone", "unix", "cluster", "sentinel"]
@@ -345,6 +349,8 @@ class Settings:
         auth = ""
         if self.username or self.password:
             auth = quote(self.username or "", safe="")
+            if mask and user_may_be_secret(self.username, self.password):
+                auth = "***"
             if self.password:
                 auth += ":" + ("***" if mask else quote(self.password, safe=""))
             auth += "@"
@@ -382,6 +388,54 @@ class Settings:
 
     def __repr__(self) -> str:
         return f"Settings(url={self.url!r}, swarm={self.swarm!r})"
+
+
+def user_may_be_secret(username: str | None, password: str | None) -> bool:
+    """Whether the user name of a URL may be a password, to be masked as one: written where
+    the user name goes (redis://SECRET@HOST, the ':' before it forgotten), it is the only
+    credential of the URL; or it holds a ':' (percent-encoded: redis://USER%3ASECRET@HOST),
+    a user and password run together. A user name beside a password is none: shown."""
+    return bool(username) and (password is None or ":" in (username or ""))
+
+
+def shown_user(username: str | None, password: str | None) -> str:
+    """The user a URL logs in as, for a message: ``***`` for a user name that may be a
+    password (``user_may_be_secret``), ``default`` for none."""
+    if user_may_be_secret(username, password):
+        return "***"
+    return username or "default"
+
+
+# What each ssl_cert_reqs but "required" leaves unchecked of the server a client connects to
+# (a client's ssl CERT_OPTIONAL checks the certificate as CERT_REQUIRED does; the host name is
+# checked only with "required": ``_connections.common``).
+UNCHECKED_TLS = {
+    "none": "the server's certificate and host name",
+    "optional": "the server's host name",
+}
+
+
+def unverified_tls(settings: Settings) -> str | None:
+    """What the URL of ``settings`` turns off of the verification of its server, said for a
+    person (the ``TlsNotVerified`` warning a handle gives as it connects); None when the
+    certificate and host name are verified. (``UNCHECKED_TLS`` names what is off.)"""
+    unchecked = UNCHECKED_TLS.get(settings.ssl_cert_reqs) if settings.ssl else None
+    if unchecked is None:
+        return None
+    option = f"ssl_cert_reqs={settings.ssl_cert_reqs}"
+    if settings.ssl_cert_reqs == "none":
+        return (
+            f"{option} turns off the check of {unchecked}: anyone in the middle can pretend "
+            "to be the server, and is sent the URL's user and password (the traffic is still "
+            "encrypted); use it only to diagnose, then drop it from the URL (and give "
+            "ssl_ca_certs=CA.crt if the server's CA is a private one)"
+        )
+    return (
+        f"{option} turns off the check of {unchecked} (as none does): any server with a "
+        "certificate from a CA this machine trusts can pretend to be this one, and is sent "
+        "the URL's user and password; drop it from the URL to verify the host name too "
+        "(connect by a name the certificate lists)"
+    )
 
 
 def _default(name: str, kind: Kind) -> object:

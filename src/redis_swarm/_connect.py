@@ -17,6 +17,7 @@ A sync handle sends through ``_direct``.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ import redis.asyncio.cluster
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import RedisClusterException
 
-from ._config import Settings, check_sentinel_service
+from ._config import Settings, check_sentinel_service, unverified_tls
 from ._connections import (
     ALIVE_ON_ANY_ANSWER,
     QUIET,
@@ -34,6 +35,7 @@ from ._connections import (
     common,
     pool_options,
 )
+from ._errors import TlsNotVerified
 from ._retries import RETRY_ON, AsyncRetry, Retry, backoff, retry
 
 __all__ = ["AsyncClient", "SyncClient", "async_client", "sync_client"]
@@ -83,6 +85,7 @@ _ASYNC = _Kit(
 
 
 def _client(settings: Settings, kit: _Kit) -> Any:
+    _warn_unverified(settings)
     if settings.kind == "cluster":
         from ._cluster import fcall_routed  # (here: a cluster URL's only)
 
@@ -114,6 +117,17 @@ def _client(settings: Settings, kit: _Kit) -> Any:
         )
     alive_on_any_answer(client.connection_pool)
     return client
+
+
+def _warn_unverified(settings: Settings) -> None:
+    """``TlsNotVerified`` when ``settings`` connect without checking the server's certificate
+    or host name: the client sends the URL's password to whoever answers, and only 'swarm
+    doctor' said so. Its text names the option, not the server: a command that reaches
+    every node of a cluster says it once (Python shows a warning once per text and place)."""
+    said = unverified_tls(settings)
+    if said is not None:
+        option = f"ssl_cert_reqs={settings.ssl_cert_reqs}"
+        warnings.warn(TlsNotVerified(said, option), stacklevel=3)
 
 
 def _cluster(settings: Settings, kit: _Kit) -> Any:

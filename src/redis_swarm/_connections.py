@@ -23,7 +23,7 @@ import redis.asyncio
 from redis.connection import SSLConnection
 
 from ._config import Settings
-from ._translate import HANDSHAKE_TIMEOUT, RESET_IN_TLS_SETUP, causes
+from ._translate import ENCRYPTED_KEY, HANDSHAKE_TIMEOUT, RESET_IN_TLS_SETUP, causes, encrypted_key
 
 __all__ = [
     "ALIVE_ON_ANY_ANSWER",
@@ -36,6 +36,7 @@ __all__ = [
     "common",
     "made_alive_on_any_answer",
     "pool_options",
+    "refuse_encrypted_key",
 ]
 
 _CERT_REQS = {
@@ -114,6 +115,21 @@ class AsyncAnswerMeansAlive:
             await super().check_health()  # type: ignore[misc]
 
 
+# --- a client key that is encrypted
+
+
+def refuse_encrypted_key(certfile: str | None, keyfile: str | None) -> None:
+    """Refuse a connection whose client key is encrypted with a pass phrase (its PEM header
+    says so: ``_translate.encrypted_key``) before the ssl module loads it: OpenSSL would ask
+    for the phrase on the terminal ("Enter PEM pass phrase:", a process with no terminal
+    failing with "Error 22 ... Invalid argument", a command at one waiting for it), at every
+    attempt. Raised as the socket's error redis-py wraps (an OSError), its text
+    ``ENCRYPTED_KEY``: no retry fixes it, and ``translate`` says which file and what to do."""
+    found = encrypted_key(certfile, keyfile)
+    if found is not None:
+        raise OSError(f"{found[0]} {found[1]}: the {ENCRYPTED_KEY}")
+
+
 # --- a TLS handshake that waits no longer than a connection
 
 
@@ -129,7 +145,11 @@ class HandshakeWithinConnectTimeout:
     socket_timeout: float | None
     socket_connect_timeout: float | None
 
+    certfile: str | None
+    keyfile: str | None
+
     def _connect(self) -> Any:
+        refuse_encrypted_key(self.certfile, self.keyfile)
         timeout = self.socket_timeout
         self.socket_timeout = self.socket_connect_timeout
         try:
@@ -165,7 +185,10 @@ class AsyncHandshakeApart:
             arguments.update(sock=self._tcp, server_hostname=self.host)
         return arguments
 
+    ssl_context: Any
+
     async def _connect(self) -> None:
+        refuse_encrypted_key(self.ssl_context.certfile, self.ssl_context.keyfile)
         self._tcp = await asyncio.wait_for(
             _tcp_connection(self.host, self.port), self.socket_connect_timeout
         )

@@ -21,7 +21,9 @@
 
 ``TaskDeadLettered`` is a warning (a UserWarning), not an error: a claim that dead-lettered a
 task stored damaged instead of handing it out says so with it. ``LibraryReplaced`` too: an
-admin handle loaded its function library over another redis-swarm version's.
+admin handle loaded its function library over another redis-swarm version's. And
+``TlsNotVerified``: a handle whose URL turns off the check of the server's certificate or
+host name (``ssl_cert_reqs=none`` or ``optional``) says so as it connects.
 
 Each message says what happened and what to do next, for a person or an agent. Errors of
 redis-py are translated at the boundary (``translate``); nothing outside this package sees them.
@@ -56,6 +58,7 @@ __all__ = [
     "TaskDataDamaged",
     "TaskDeadLettered",
     "Timeout",
+    "TlsNotVerified",
     "ValidationError",
 ]
 
@@ -379,3 +382,16 @@ class LibraryReplaced(UserWarning):
         self.where = where
         self.held = held
         self.loaded = loaded
+
+
+class TlsNotVerified(UserWarning):
+    """A handle connects over TLS without verifying the server: its URL's ``ssl_cert_reqs``
+    is ``none`` (neither the certificate nor the host name is checked) or ``optional`` (the
+    host name is not). Whoever can stand in the middle (any server with a certificate from a
+    CA this machine trusts, for ``optional``) can pretend to be the server, and is sent the
+    URL's user and password. Said once per process and option (Python's warnings), as a
+    ``warning:`` line by the CLI; ``option``: the URL's, ``ssl_cert_reqs=...``."""
+
+    def __init__(self, message: str, option: str) -> None:
+        super().__init__(message)
+        self.option = option

@@ -25,13 +25,16 @@ if TYPE_CHECKING:
 # functions below: every handle imports this module, and `swarm hook` meets none of them.
 
 __all__ = [
+    "ENCRYPTED_KEY",
     "HANDSHAKE_TIMEOUT",
     "NO_GOOD_REPLICAS",
+    "PASSWORD_AS_USER",
     "RESET_IN_TLS_SETUP",
     "SENT_BEFORE",
     "NoneAnswered",
     "causes",
     "closed_in_tls_setup",
+    "encrypted_key",
     "may_have_reached",
     "no_retry_fixes",
     "pool_exhausted",
@@ -50,7 +53,26 @@ _PEM_UNREADABLE = "pem lib"  # ssl_certfile / ssl_keyfile: not PEM, or no key
 _KEY_MISMATCH = "key values mismatch"  # ssl_keyfile is not the key of ssl_certfile
 _NO_CA_CERTIFICATE = "no certificate or crl found"  # ssl_ca_certs holds no certificate
 _A_DIRECTORY = "is a directory"  # any of them
-TLS_FILE_ERRORS = (_PEM_UNREADABLE, _KEY_MISMATCH, _NO_CA_CERTIFICATE, _A_DIRECTORY)
+# The client key is encrypted (a pass phrase): OpenSSL would ask for the phrase on the
+# terminal ("Enter PEM pass phrase:", at every attempt), then fail with "Error 22 ... Invalid
+# argument". A connection refuses it before it loads it (``_connections.refuse_encrypted_key``),
+# saying this; the bare failure is read by the file's header (``encrypted_key``).
+ENCRYPTED_KEY = "client key is encrypted with a pass phrase"
+_INVALID_ARGUMENT = "invalid argument"
+TLS_FILE_ERRORS = (
+    _PEM_UNREADABLE,
+    _KEY_MISMATCH,
+    _NO_CA_CERTIFICATE,
+    _A_DIRECTORY,
+    ENCRYPTED_KEY,
+)
+# How a PEM file says its private key is encrypted: PKCS#8's own block, or the older
+# OpenSSL form's header inside a "BEGIN RSA/EC PRIVATE KEY" block.
+_ENCRYPTED_PEM = re.compile(
+    rb"-----BEGIN ENCRYPTED PRIVATE KEY-----|^Proc-Type:\s*4,\s*ENCRYPTED", re.MULTILINE
+)
+# How much of a key file is read for its header (a key, or a certificate chain and its key).
+_PEM_READ = 1 << 20
 # A TLS 1.2 server's alert for a handshake it will not complete: it requires a client
 # certificate and got none (TLS 1.3 says "certificate required" instead), or the two sides
 # share no TLS version or cipher. An alert is the server's answer, sent on purpose, not a
@@ -336,9 +358,19 @@ def _authentication_failed(where: str, node: str | None = None) -> str:
         if settings is not None and settings.password is not None
         else ""
     )
+    if settings is not None and settings.password is None:
+        # (a user name alone is most likely a password with its ':' forgotten: masked)
+        escape = f"; {PASSWORD_AS_USER}"
     return (
         f"{e.AUTHENTICATION_FAILED} on {where}: check the user name and password in the URL{escape}"
     )
+
+
+# What a URL with a user name and no password is most likely meant to be.
+PASSWORD_AS_USER = (
+    "a URL of the form redis://PASSWORD@host gives a user name, not a password: write "
+    "redis://:PASSWORD@host (or redis://USER:PASSWORD@host)"
+)
 
 
 # What a Redis Cluster node answers about a key it does not serve (redis-py strips the code
@@ -1334,6 +1366,11 @@ def _tls_setup_problem(chain: str, text: str, where: str) -> _TlsFailure | None:
 
 def _tls_file_problem(chain: str, text: str, where: str) -> str | None:
     """What to fix when a certificate or key file of the URL did not load."""
+    if ENCRYPTED_KEY in chain or _INVALID_ARGUMENT in chain:
+        settings = _settings_of(where)
+        found = settings and encrypted_key(settings.ssl_certfile, settings.ssl_keyfile)
+        if found:
+            return f"TLS to {where} failed: {_encrypted_key_fix(*found)}"
     if _KEY_MISMATCH in chain:
         return (
             f"TLS to {where} failed: ssl_keyfile is not the private key of the certificate in "
@@ -1364,6 +1401,32 @@ def _tls_file_problem(chain: str, text: str, where: str) -> str | None:
             f"({text}): check the ssl_ca_certs, ssl_certfile and ssl_keyfile paths"
         )
     return None
+
+
+def encrypted_key(certfile: str | None, keyfile: str | None) -> tuple[str, str] | None:
+    """The option and path of the client key when it is encrypted with a pass phrase (its
+    PEM header says so): ``keyfile``'s, else ``certfile``'s, which holds the key when no
+    keyfile is given, as OpenSSL reads them. None when it is not, or cannot be read (its
+    loading then says what is wrong with it)."""
+    option, path = ("ssl_keyfile", keyfile) if keyfile else ("ssl_certfile", certfile)
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as file:
+            head = file.read(_PEM_READ)
+    except OSError:
+        return None
+    return (option, path) if _ENCRYPTED_PEM.search(head) else None
+
+
+def _encrypted_key_fix(option: str, path: str) -> str:
+    """What an encrypted client key is, and what to do: no pass phrase is taken (OpenSSL
+    would ask for it on a terminal, and a process with none would wait or fail)."""
+    held = "is encrypted" if option == "ssl_keyfile" else "holds an encrypted private key"
+    return (
+        f"{option} {path} {held} (a pass phrase): give an unencrypted key (openssl pkey -in "
+        f"{path} -out plain.key), kept readable by you alone: no pass phrase is taken"
+    )
 
 
 def _settings_of(where: str) -> Settings | None:

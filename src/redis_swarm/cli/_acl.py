@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import sys
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 import click
 
-from .._config import Settings, handed_url
+from .._config import UNCHECKED_TLS, Settings, handed_url, unverified_tls
 from .._embedded import EmbeddedServer
 from .._errors import ConfigError, PartlyApplied, ValidationError
 from .._models import ACL_ROLES
@@ -31,13 +31,29 @@ __all__ = [
 PASSWORD_PLACEHOLDER = "<password>"
 
 
+# The option of a URL that turns off the verification of its server (``unverified_tls``).
+_CERT_REQS = "ssl_cert_reqs"
+
+
 def _password_from_stdin(user: str) -> str:
     """--password-stdin's password: typed at a terminal, read without echo (its prompt on
-    stderr, so that stdout stays the rules); piped, the first line, as it is."""
+    stderr, so that stdout stays the rules), twice: a typo unseen would set another password
+    than the one meant (typed to keep it, it changes it: the agents that have the old one are
+    refused at their next connection, and an admin may lock itself out), so two that differ
+    are refused, nothing done; piped, the first line, as it is."""
     if sys.stdin.isatty():
         import getpass  # (here: only a terminal needs it)
 
-        return getpass.getpass(f"{user}'s password (not shown): ", stream=sys.stderr)
+        typed = getpass.getpass(f"{user}'s password (not shown): ", stream=sys.stderr)
+        again = getpass.getpass(f"{user}'s password again (not shown): ", stream=sys.stderr)
+        if again != typed:
+            raise ValidationError(
+                f"the two passwords typed for {user} differ: nothing was done. Run the "
+                "command again and type the same one twice (a typo would set another password "
+                f"than the one meant: typed to keep it, the agents of {user} would be refused "
+                "at their next connection)"
+            )
+        return typed
     return sys.stdin.readline().rstrip("\r\n")
 
 
@@ -90,6 +106,13 @@ def _password_from_stdin(user: str) -> str:
     "the servers' own version is used, and another one given is refused.",
 )
 @click.option(
+    "--agents-unverified-tls",
+    "agents_unverified_tls",
+    is_flag=True,
+    help="Hand the agents --url's ssl_cert_reqs=optional or none too (left out of the agents' "
+    "URL by default, so that they verify their server's certificate and host name).",
+)
+@click.option(
     "--revoke",
     "revoke",
     default=None,
@@ -111,6 +134,7 @@ def acl(
     demote_self: bool,
     kill_connections: bool,
     redis_version: str | None,
+    agents_unverified_tls: bool,
     revoke: str | None,
 ) -> None:
     """Print (or --apply) the ACL SETUSER lines for a user of one role in one swarm.
@@ -136,7 +160,13 @@ def acl(
     A rotation that failed half way is finished with the URL as it is and the new password
     given (--password-stdin): a server that refuses the URL's password is tried with it.
     With --apply, the replication links (masteruser) and sentinels (auth-user) logged in as
-    the user are named, with what to update before their next reconnection.
+    the user are named, with what to update before their next reconnection; and whether the
+    user's password changed (the agents that have the old one are refused at their next
+    connection) or was kept. Typed at a terminal, the password is asked twice.
+
+    The agents' URL leaves out an ssl_cert_reqs=optional or none of --url (which turns off
+    the check of the server's host name, or of its certificate too), so that the agents
+    verify their server: --agents-unverified-tls hands it to them.
 
     --revoke USER (alone, with --url / SWARM_URL of an admin): delete USER on every server
     --apply would reach, saved there (a deletion, unlike ACL SETUSER USER off, also closes
@@ -186,9 +216,9 @@ def acl(
     except PartlyApplied as exc:
         # Some servers hold the user, with a password that may be shown nowhere else: show
         # what was made, then the error.
-        _render(app, exc.made, applied=True)
+        _render(app, exc.made, applied=True, unverified=agents_unverified_tls)
         raise
-    _render(app, made, applied=apply_)
+    _render(app, made, applied=apply_, unverified=agents_unverified_tls)
 
 
 # The options of an apply, which --revoke takes none of: what each is when not given.
@@ -202,6 +232,7 @@ _APPLY_OPTIONS = {
     "demote_self": False,
     "kill_connections": False,
     "redis_version": None,
+    "agents_unverified_tls": False,
 }
 
 
@@ -255,10 +286,18 @@ def _applied_list(persisted: dict[str, str] | Any) -> list[dict[str, str]]:
     return [{"node": node, "persisted": how} for node, how in persisted.items()]
 
 
-def _render(app: App, made: AppliedRole, *, applied: bool) -> None:
-    """``made`` as ``swarm acl`` prints it; ``applied``: it was run on the servers."""
+def _render(app: App, made: AppliedRole, *, applied: bool, unverified: bool = False) -> None:
+    """``made`` as ``swarm acl`` prints it; ``applied``: it was run on the servers;
+    ``unverified``: the agents' URL keeps --url's ssl_cert_reqs (``agent_url``)."""
+    from .._acl_apply import (  # (here: --help does without redis-py)
+        PASSWORD_CHANGED,
+        password_change_said,
+    )
+
     spec, version = made.user, made.version
-    url = agent_url(app.settings, app.url, spec.user)
+    url = agent_url(app.settings, app.url, spec.user, unverified=unverified)
+    tls_said = _agents_tls(app.settings, unverified)
+    password_said = password_change_said(made)
     nodes = made.applied
     skipped = [{"node": node, "reason": why} for node, why in made.skipped.items()]
     data: dict[str, Any] = {
@@ -275,6 +314,9 @@ def _render(app: App, made: AppliedRole, *, applied: bool) -> None:
         "spared": [{"node": node, "reason": why} for node, why in made.spared.items()],
         "warning": spec.warning,
         "agent_url": url,
+        "agent_url_warning": tls_said,
+        "password_change": made.password_change,
+        "password_note": password_said,
     }
     if spec.generated:
         data["password"] = spec.password
@@ -299,7 +341,13 @@ def _render(app: App, made: AppliedRole, *, applied: bool) -> None:
                     "longer manage users; use another admin's URL for that",
                     err=True,
                 )
+        if tls_said is not None:
+            click.echo(f"warning: {tls_said}", err=True)
         click.echo(f"# agents connect with: {url}")
+        if password_said is not None and made.password_change != PASSWORD_CHANGED:
+            click.echo(f"# {password_said}")
+        elif password_said is not None:  # (a change the agents pay for: said on stderr)
+            click.echo(f"warning: {password_said}", err=True)
         click.echo(spec.line)
         for node in nodes:
             click.echo(f"# applied on {node['node']}: {node['persisted']}")
@@ -331,16 +379,49 @@ def _render(app: App, made: AppliedRole, *, applied: bool) -> None:
     app.emit(data, human)
 
 
-def agent_url(settings: Settings, url: str, user: str) -> str:
+def agent_url(settings: Settings, url: str, user: str, *, unverified: bool = False) -> str:
     """The URL the agents of ``user`` connect with: ``url`` (the one in use, parsed as
     ``settings``) with its scheme, hosts, database and options (TLS ones included), and
     ``user`` with a placeholder for the password in place of its own user and password;
-    for the embedded server, its unix socket."""
+    for the embedded server, its unix socket. An ``ssl_cert_reqs`` that turns verification
+    off (``unverified_tls``) is left out unless ``unverified``: an admin may connect so for
+    its own reasons (a diagnosis, an address its certificate lacks), but agents handed it
+    would send their password to whoever can stand in the middle, silently."""
     if settings.kind == "embedded":
         url = EmbeddedServer(settings.home).url
     parts = urlsplit(url.strip())
     hosts = parts.netloc.rpartition("@")[2]  # (as the URL parser splits a password off)
+    if unverified_tls(settings) is not None and not unverified:
+        kept = [
+            pair
+            for pair in parts.query.split("&")
+            if unquote_plus(pair.partition("=")[0]) != _CERT_REQS
+        ]
+        parts = parts._replace(query="&".join(kept))
     return handed_url(urlunsplit(parts._replace(netloc=f"{user}:{PASSWORD_PLACEHOLDER}@{hosts}")))
+
+
+def _agents_tls(settings: Settings, unverified: bool) -> str | None:
+    """What ``swarm acl`` says of an ``ssl_cert_reqs`` of --url that turns verification off:
+    left out of the agents' URL (and why, and how to keep it), or handed to them as asked;
+    None when --url verifies its server. (Its connection's own ``TlsNotVerified`` says what
+    the admin's password risks.)"""
+    if unverified_tls(settings) is None:
+        return None
+    option = f"{_CERT_REQS}={settings.ssl_cert_reqs}"
+    unchecked = UNCHECKED_TLS[settings.ssl_cert_reqs]
+    if unverified:
+        return (
+            f"the agents' URL keeps --url's {option} (--agents-unverified-tls): the agents do "
+            f"not check {unchecked}, and send their password to whoever can stand in the "
+            "middle; each says so as it connects"
+        )
+    return (
+        f"the agents' URL leaves out --url's {option}, which turns off the check of "
+        f"{unchecked}, so that the agents verify their server: should they be refused its "
+        "certificate, fix it (or connect by a name it lists) rather than hand them the "
+        "option; --agents-unverified-tls hands it to them"
+    )
 
 
 def parse_version(text: str) -> tuple[int, int]:

@@ -38,6 +38,7 @@ from .._errors import (
     SwarmError,
     TaskDeadLettered,
     Timeout,
+    TlsNotVerified,
     ValidationError,
 )
 from .._executable import reach_options
@@ -523,13 +524,14 @@ class _Group(click.Group):
 
 def _say_our_warnings() -> None:
     """redis-swarm's own warnings (``LibraryReplaced``, a ``TaskDeadLettered`` no command
-    collected) are said as a line of the command's, ``warning: ...`` on stderr, not as
-    Python's file, line and source, and never made errors (``PYTHONWARNINGS=error``): the
-    command goes on with what it did; any other warning as Python says it."""
+    collected, ``TlsNotVerified``) are said as a line of the command's, ``warning: ...`` on
+    stderr, not as Python's file, line and source, and never made errors
+    (``PYTHONWARNINGS=error``): the command goes on with what it did; any other warning as
+    Python says it."""
     python_says = warnings.showwarning
     if python_says.__name__ == _SAY_OURS:  # (a second command in this process: set already)
         return
-    for ours in (LibraryReplaced, TaskDeadLettered):
+    for ours in (LibraryReplaced, TaskDeadLettered, TlsNotVerified):
         warnings.simplefilter("default", ours)
 
     def show(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> None:
