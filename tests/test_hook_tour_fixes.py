@@ -164,7 +164,7 @@ def test_a_handed_task_says_when_its_lease_ends_and_how_to_renew_it(
     task = swarm.get_task(posted.id)
     deadline = iso(task.lease_deadline)
     assert deadline and f"Your lease ends at {deadline} (it lasts 120 s)" in reason, reason
-    renew = re.search(r"before then: (.+ task renew \S+ --token \S+)\.\n", reason)
+    renew = re.search(r"before then: (.+ task renew \S+ --token \S+)\n", reason)
     assert renew, reason
     for text in (hooks("Stop", *LOOP)["reason"], _context(hooks("SessionStart", *LOOP))):
         assert f"Your lease ends at {deadline}" in text and renew[1] in text, text

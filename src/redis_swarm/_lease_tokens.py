@@ -68,6 +68,8 @@ __all__ = [
     "prune",
     "remember",
     "set_aside_unreadable",
+    "spool_subagent",
+    "spooled",
     "unanswered",
 ]
 
@@ -412,3 +414,52 @@ def forget_task(settings: Settings, task_id: str, token: str | None = None) -> N
             f"forgotten ({exc}); a later claim drops it, once the home can be written",
             file=sys.stderr,
         )
+
+
+# --- What a subagent left that its SubagentStop could not report --------------------------
+#
+# A SubagentStop that cannot reach Redis (down, or paused past the hook's 1 s wait) keeps the
+# subagent's last message here, ``spool/SWARM/PARENT/WORKER.json`` under the home (0600, its
+# folders 0700), beside its tokens in ``leases``: the parent session's next hook reports it
+# (``spooled``), and deletes the file once its tasks are settled. One file per subagent (it
+# stops once).
+
+
+def _spool_folder(settings: Settings, parent: str) -> Path:
+    return settings.home / "spool" / settings.swarm / parent
+
+
+def spool_subagent(settings: Settings, parent: str, worker: str, text: str) -> Path:
+    """Keep the last message ``text`` of ``parent``'s subagent ``worker`` for a later hook;
+    where it went. An OSError: it could not be kept."""
+    folder = _spool_folder(settings, parent)
+    settings.home.mkdir(parents=True, exist_ok=True, mode=_PRIVATE)
+    for made in (folder.parent.parent, folder.parent, folder):  # spool, its swarm, the parent
+        made.mkdir(mode=_PRIVATE, exist_ok=True)
+    path = folder / f"{worker}.json"
+    data = {"worker": worker, "last_assistant_message": text, "kept_at": time.time()}
+    write_whole(path, json.dumps(data).encode())  # (0600)
+    return path
+
+
+def spooled(settings: Settings, parent: str) -> list[tuple[Path, str, str]]:
+    """The subagents' last messages kept for ``parent`` (``spool_subagent``), oldest first:
+    (file, worker, text). A file that is not one of those (another program wrote it) is
+    left out, and left alone."""
+    found: list[tuple[float, Path, str, str]] = []
+    try:
+        paths = list(_spool_folder(settings, parent).glob("*.json"))
+    except OSError:
+        return []
+    for path in paths:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict):
+            continue
+        worker, text = data.get("worker"), data.get("last_assistant_message")
+        at = data.get("kept_at")
+        if isinstance(worker, str) and isinstance(text, str):
+            found.append((at if isinstance(at, int | float) else 0.0, path, worker, text))
+    return [(path, worker, text) for _, path, worker, text in sorted(found, key=lambda f: f[0])]

@@ -364,7 +364,8 @@ def _task_text(task: Task, worker: str, swarm_cmd: str, tools: McpTools | None =
         data = "\nData: " + clip(text, TASK_DATA_CHARS, whole)
     token = q(task.token) if task.token else "TOKEN"
     if task.token:
-        known = f"lease token {token}"
+        # (in backticks: a token holds '.', so one a full stop touched was pasted with it)
+        known = f"lease token `{token}`"
     elif tools is not None:
         known = "your MCP session holds its lease token"
     else:
@@ -396,9 +397,11 @@ def _lease_line(task: Task, renew: str) -> str:
     """When the lease ends and how to keep it (``renew``: the command or tool call): a turn
     longer than the lease loses the task (only PreCompact renews by itself)."""
     until = iso(task.lease_deadline) or f"{task.lease_s:g} s after the claim"
+    # (no full stop after ``renew``: it ends with the token, which holds '.' itself, and a
+    # pasted command took the stop for part of it)
     return (
         f"Your lease ends at {until} (it lasts {task.lease_s:g} s): if the work may take "
-        f"longer, renew it (from now) before then: {renew}."
+        f"longer, renew it (from now) before then: {renew}"
     )
 
 
@@ -429,10 +432,23 @@ def _message_hint(m: Message, agent: str, options: HookOptions) -> str:
 def _message_line(m: Message, hint: str) -> str:
     """The line showing ``m``, its body and data each cut to ``BODY_CHARS``."""
     where = "broadcast" if m.to == "*" else "to you"
-    body = clip(m.body, BODY_CHARS, hint)
+    body = _indented(clip(m.body, BODY_CHARS, hint))
     if m.data:
-        body += "\n  data: " + clip(json.dumps(m.data, ensure_ascii=False), BODY_CHARS, hint)
+        data = clip(json.dumps(m.data, ensure_ascii=False), BODY_CHARS, hint)
+        body += "\n  data: " + _indented(data)
     return f"- {m.id} from {m.sender or 'someone'} ({where}, {m.kind}): {body}"
+
+
+# The indent of a message's continuation lines: deeper than its ``  data:`` line, and no
+# line of a body starts where a message's ``- ID from SENDER`` header does.
+_BODY_INDENT = "\n    "
+
+
+def _indented(text: str) -> str:
+    """``text`` with every line after its first indented (``_BODY_INDENT``), each line
+    break (``\\r``, U+2028 and the others ``str.splitlines`` knows) made one: a sender's body
+    cannot forge a line that reads as another message, or as its data."""
+    return _BODY_INDENT.join(text.splitlines()) if text else text
 
 
 def _fit(messages: Sequence[Message], agent: str, options: HookOptions, room: int) -> list[str]:
@@ -535,11 +551,43 @@ def _hooks_profile(options: HookOptions, session: str) -> Callable[[Agent | None
 
 
 def _ensure_registered(
-    swarm: Swarm, agent: str, options: HookOptions, payload: Mapping[str, Any]
+    swarm: Swarm,
+    agent: str,
+    options: HookOptions,
+    payload: Mapping[str, Any],
+    seen: list[Agent | None] | None = None,
 ) -> Agent:
     """Register ``agent`` for the session of ``payload`` with the hooks' keys
-    (``_hooks_profile``); its record now."""
-    return swarm.join(agent, _hooks_profile(options, _session_key(payload)))
+    (``_hooks_profile``); its record now. ``seen``: given the record it was built on (None:
+    none), as the registration read it."""
+    profile = _hooks_profile(options, _session_key(payload))
+    if seen is None:
+        return swarm.join(agent, profile)
+
+    def watched(existing: Agent | None) -> dict[str, Any]:
+        seen[:] = [existing]  # (the last read: ``join`` reads again when it changed)
+        return profile(existing)
+
+    return swarm.join(agent, watched)
+
+
+def _shared_with(prior: Agent | None, payload: Mapping[str, Any]) -> str:
+    """The warning for a session whose agent id another session that has not ended holds
+    (two sessions under one SWARM_AGENT: each may be handed the other's task, read the other's
+    messages): ``prior``, the record before this SessionStart, names another hooks session
+    and no end of it (``left_at``: its SessionEnd marks it). "" when none; and at a ``clear``
+    (the session it replaces may end just after)."""
+    if prior is None or prior.left_at is not None or payload.get("source") == "clear":
+        return ""
+    named = (prior.metadata or {}).get(HOOKS_SESSION)
+    if not isinstance(named, str) or named == _session_key(payload):
+        return ""
+    return (
+        f"warning: agent {prior.id} is also another session's (hooks session {named}), which "
+        "has not ended: sessions under one SWARM_AGENT share its inbox and its leases (one may "
+        "be handed the other's task, or read its messages): give each session its own "
+        "SWARM_AGENT, or end the other one (if it was killed without ending, ignore this)"
+    )
 
 
 def _registered(
@@ -583,7 +631,9 @@ def session_start(
     tasks (cut to what is left), then as many messages as still fit (marked read)."""
     # --max-tasks is per session: a resumed or compacted one keeps its count, a new one
     # (another session_id, or this one started afresh: startup, clear) starts at 0
-    registered = _ensure_registered(swarm, agent, options, payload)
+    seen: list[Agent | None] = []
+    registered = _ensure_registered(swarm, agent, options, payload, seen)
+    shared = _shared_with(seen[0] if seen else None, payload)
     if options.loop and payload.get("source") in NEW_SESSION_SOURCES:
         swarm.tally(agent, LOOP_CLAIMS, _session_key(payload), reset=True, keep=LOOP_SESSIONS_KEPT)
     queues = ", ".join(options.queues) or "none given"
@@ -607,7 +657,7 @@ def session_start(
             parts.append(messages)
     if claimable:
         parts.append(claimable)
-    return Answer(context=clip("\n\n".join(parts), options.limit))
+    return Answer(context=clip("\n\n".join(parts), options.limit), message=shared)
 
 
 def prompt_submit(
@@ -741,15 +791,41 @@ def subagent_start(agent: str, payload: Mapping[str, Any], options: HookOptions)
 
 
 def subagent_stop(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answer:
+    """Settle the tasks the stopped subagent left (``_settle_subagent``). Redis not reached
+    for one of them (down, or paused past the hook's wait): its last message is kept on
+    this machine (``tokens.spool_subagent``) and reported by the session's next hook
+    (``_spooled``), so no subagent's work is lost to a blip."""
     agent_id = payload.get("agent_id")
     if not isinstance(agent_id, str) or not agent_id:
         return Answer()
     worker = subagent_for(agent, agent_id)
-    note = _unreadable_tokens(swarm, worker)
     last = payload.get("last_assistant_message")
     text = last if isinstance(last, str) else ""
+    try:
+        said, unsettled = _settle_subagent(swarm, worker, text)
+    except ConnectionFailed as exc:
+        said, unsettled = f"subagent {worker}: {not_answered(exc, swarm.settings) or exc}", exc
+    if unsettled is None:
+        return Answer(message=said)
+    try:
+        kept = tokens.spool_subagent(swarm.settings, agent, worker, text)
+    except OSError as error:
+        raise _noted(unsettled, f"its last message could not be kept either ({error})") from None
+    return Answer(
+        message=f"{said}\nIts last message is kept in {kept}: this session's next hook "
+        "reports it (settles its tasks) once Redis answers."
+    )
+
+
+def _settle_subagent(swarm: Swarm, worker: str, text: str) -> tuple[str, ConnectionFailed | None]:
+    """Report (or fail) the tasks subagent ``worker`` left held, with the finding parsed from
+    its last message ``text``: what was done, and the error of Redis not reached for a task
+    (None: nothing left for want of Redis). Its record goes when nothing of it would be
+    lost (``_leave_if_done``)."""
+    note = _unreadable_tokens(swarm, worker)
     done: list[str] = []
     left = False  # a task left held (its token not known here)
+    unreached: ConnectionFailed | None = None
     held = held_tasks(swarm, worker)
     from .._finding_text import parse_finding  # (here: no other event parses a finding)
 
@@ -766,9 +842,11 @@ def subagent_stop(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answe
             else:
                 done.append(_report_or_fail(swarm, task.id, task.token, parsed, worker))
         except ConnectionFailed as exc:
-            # (its lease runs out, and the task is retried; the agent stays, holding it)
+            # (kept for a later hook by the caller: the agent stays, holding it meanwhile)
             left = True
-            done.append(f"{task.id} not settled, left to its lease: {exc}")
+            unreached = unreached or exc
+            why = not_answered(exc, swarm.settings) or exc
+            done.append(f"{task.id} not settled yet: {why}")
         except (Conflict, NotFound) as exc:
             # Settled elsewhere, or its lease ended and went to another worker (Conflict:
             # AlreadyCompleted, LeaseLost, InvalidState), or removed: no longer this
@@ -782,7 +860,29 @@ def subagent_stop(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answe
     # subagent is over, and its parent holds none of them (they are the subagent's worker
     # id's); Claude Code takes no context from a SubagentStop hook (Codex's schema allows
     # none), and a block would only make the stopped subagent carry on.
-    return Answer(message=_joined(note, said))
+    return _joined(note, said), unreached
+
+
+def _spooled(swarm: Swarm, agent: str) -> str:
+    """Settle what ``agent``'s subagents left that their SubagentStop could not report
+    (``tokens.spooled``), oldest first, each file deleted once its tasks are settled (a task
+    Redis is still not reached for keeps it, and the rest waits for the next hook); what was
+    done, for the user."""
+    said: list[str] = []
+    for path, worker, text in tokens.spooled(swarm.settings, agent):
+        try:
+            done, unreached = _settle_subagent(swarm, worker, text)
+        except ConnectionFailed:
+            break  # (the hook's own work says that Redis is not reached)
+        except SwarmError as exc:  # (a right refused, say: the file stays, and says so)
+            said.append(f"subagent {worker}: its last message, kept in {path}, not settled: {exc}")
+            continue
+        if unreached is not None:
+            break
+        with contextlib.suppress(OSError):
+            path.unlink()
+        said.append(f"{done} (its last message was kept: Redis did not answer as it stopped)")
+    return "\n".join(said)
 
 
 def _report_or_fail(
@@ -885,6 +985,9 @@ def _leave_if_done(swarm: Swarm, agent: str) -> bool:
 # The events whose answers read the session's lease tokens (``held_tasks``): an unreadable
 # file of them is found (and set aside) by the first of them, SubagentStop for its subagent's.
 _READS_TOKENS = ("SessionStart", "Stop", "PreCompact")
+# The events that first settle what the session's subagents left for want of Redis
+# (``_spooled``): all that reach Redis but SessionEnd, which has 1.5 s in all.
+_SETTLES_SPOOLED = ("SessionStart", "UserPromptSubmit", "Stop", "SubagentStop", "PreCompact")
 
 
 def _unreadable_tokens(swarm: Swarm, worker: str) -> str:
@@ -918,6 +1021,8 @@ def handle(swarm: Swarm, event: str, payload: Mapping[str, Any], options: HookOp
     agent = agent_for(payload, options)
     note = _unreadable_tokens(swarm, agent) if event in _READS_TOKENS else ""
     try:
+        if event in _SETTLES_SPOOLED:
+            note = _joined(note, _spooled(swarm, agent))
         answer = _answer(swarm, event, agent, payload, options)
     except ConnectionFailed as exc:
         said = exc if getattr(exc, _PHRASED, False) else not_answered(exc, swarm.settings)

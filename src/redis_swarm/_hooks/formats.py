@@ -55,16 +55,19 @@ def client_event(event: str, client: str) -> str | None:
 
 
 def canonical_event(name: str, client: str) -> str:
-    """The canonical event for a name given on the command line or in the hook's input
-    (either spelling, any case); ValueError saying which names exist, also for an event
-    ``client`` does not have (every client is refused alike)."""
+    """The canonical event for the name ``client`` gives it (any case), given on the command
+    line; ValueError saying which names exist for an event ``client`` does not have, or
+    names otherwise (Gemini CLI has no ``Stop``, it has ``AfterAgent``: the client never
+    runs a hook so, and an entry written by hand so would answer an event it never sends):
+    every client is refused alike."""
     wanted = name.strip().lower()
     known = ", ".join(n for n in (names[client] for names in _NAMES.values()) if n)
     for event, names in _NAMES.items():
-        if wanted == event.lower() or wanted == (names[client] or "").lower():
-            if names[client] is None:
-                raise ValueError(f"{client} has no hook event {name!r}: use one of {known}")
+        if wanted == (names[client] or "").lower():
             return event
+        if wanted == event.lower():
+            its = f" (its name for it is {names[client]})" if names[client] else ""
+            raise ValueError(f"{client} has no hook event {name!r}{its}: use one of {known}")
     raise ValueError(f"unknown hook event {name!r} for {client}: use one of {known}")
 
 

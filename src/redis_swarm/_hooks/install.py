@@ -6,21 +6,27 @@ All three clients read the same nesting: ``{"hooks": {EVENT: [{"matcher": ..., "
 folder the client finds: ``~/.claude``, ``~/.codex``, ``~/.gemini``, or where
 CLAUDE_CONFIG_DIR, CODEX_HOME or GEMINI_CLI_HOME moves it, as ``swarm mcp install`` finds it:
 ``_client_files.user_dir``). Claude Code and Codex take the timeout in seconds, Gemini CLI in
-milliseconds. Our entries are the groups whose every command runs this install's ``swarm ...
-hook``: installing again replaces them (a second install changes nothing; one with other
+milliseconds. Our entries are the hooks whose command runs ``swarm ... hook EVENT`` (one rule,
+``is_swarm_hook``, whatever executable: this install's, another venv's, ``python -m
+redis_swarm``), wherever they are, in a group of their own or in one of the user's:
+installing again replaces them all (a second install changes nothing; one with other
 options says what they were, ``Merged.previous``, ``replaced_words``), ``remove`` takes them
-and the containers left empty out, and everything else in the file is kept as it was.
+out (a user's group keeps the user's hooks; the containers left empty go), and everything
+else in the file is kept as it was.
 
 Unlike an MCP server (the client starts one of two of the same name), the client runs every
-hook it finds, at each scope: ours at the other scope too (``elsewhere``) means each event
-answered twice (messages shown twice, a second task claimed at each loop Stop), which the
-install says.
+hook it finds, in every file it reads (``read_by``: each scope's, Claude Code's
+``settings.local.json``, Codex's ``config.toml`` ``[hooks]`` tables): ours in another of
+them too (``elsewhere``) means each event answered twice (messages shown twice, a second
+task claimed at each loop Stop), which the install says, naming the file and the entries.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,9 +57,12 @@ __all__ = [
     "elsewhere",
     "elsewhere_words",
     "entries",
+    "held_words",
+    "is_swarm_hook",
     "merge",
     "printed",
     "printed_words",
+    "read_by",
     "replaced_words",
     "settings_path",
     "unmerge",
@@ -68,30 +77,72 @@ _SESSION_END_TIMEOUT_S = 3
 
 
 _FILE = {"claude": "settings.json", "codex": "hooks.json", "gemini": "settings.json"}
+_LOCAL_FILE = "settings.local.json"  # (Claude Code's own, kept out of version control)
 
 
 def settings_path(
     client: str, scope: str, *, cwd: Path | None = None, home: Path | None = None
 ) -> Path:
-    """The file the hooks of ``client`` go in: the project's, or the one in the user folder
-    the client finds (``user_dir``)."""
+    """The file the hooks of ``client`` go in: the project's, the one in the user folder
+    the client finds (``user_dir``), or (``local``, Claude Code's alone) the project's
+    ``.claude/settings.local.json``, which Claude Code reads beside the project's."""
     if scope == "user":
         return user_dir(client, home=home) / _FILE[client]
+    if scope == "local":
+        if client != "claude":
+            raise ConfigError("--scope local is Claude Code's alone: use project or user")
+        return (cwd or Path.cwd()) / PROJECT_DIR[client] / _LOCAL_FILE
     return (cwd or Path.cwd()) / PROJECT_DIR[client] / _FILE[client]
 
 
-def _is_ours(group: Any, prefix: str) -> bool:
+# Every name a client gives an event (any case, as ``swarm hook`` takes it): a command that
+# runs ``... hook NAME`` with one of these is a hook of ours.
+_EVENT_NAMES = frozenset(
+    name.lower() for event in _EVENTS for c in _FILE if (name := client_event(event, c))
+)
+# The module a ``python -m`` runs the CLI as.
+_MODULES = ("redis_swarm", "redis_swarm.cli")
+
+
+def is_swarm_hook(hook: Any) -> bool:
+    """The one rule that tells a hook entry (``{"type": "command", "command": ...}``) of ours,
+    whatever the executable that runs it: its command is ``<anything>swarm [options] hook
+    EVENT ...`` (this install's ``swarm``, another venv's, one on PATH) or ``python -m
+    redis_swarm [options] hook EVENT ...``. Install, remove and the warnings of a second
+    set all use it: an entry of another venv's ``swarm`` that an install kept beside its own
+    made the client answer each event twice."""
+    command = hook.get("command") if isinstance(hook, dict) else None
+    if not isinstance(command, str):
+        return False
+    try:
+        argv = shlex.split(command)
+    except ValueError:  # (unbalanced quotes: no command of ours)
+        return False
+    for at, word in enumerate(argv[1:-1], start=1):
+        if word == "hook" and argv[at + 1].lower() in _EVENT_NAMES:
+            return _runs_swarm(argv[:at])
+    return False
+
+
+def _runs_swarm(argv: list[str]) -> bool:
+    """Whether ``argv`` (what comes before ``hook``) starts redis-swarm's CLI: an executable
+    whose name ends in ``swarm`` (``.exe`` too), or ``python -m redis_swarm``."""
+    name = re.split(r"[\\/]", argv[0])[-1].lower().removesuffix(".exe")
+    if name.endswith("swarm"):
+        return True
+    return any(argv[i] == "-m" and argv[i + 1] in _MODULES for i in range(len(argv) - 1))
+
+
+def _split(group: Any) -> tuple[Any, list[Any]]:
+    """``group`` without our hooks (None: nothing of it left), and our hooks in it."""
     hooks = group.get("hooks") if isinstance(group, dict) else None
-    return (
-        isinstance(hooks, list)
-        and bool(hooks)
-        and all(
-            isinstance(h, dict)
-            and str(h.get("command", "")).startswith(prefix + " ")
-            and " hook " in str(h.get("command", ""))
-            for h in hooks
-        )
-    )
+    if not isinstance(hooks, list):
+        return group, []
+    mine = [h for h in hooks if is_swarm_hook(h)]
+    if not mine:
+        return group, []
+    kept = [h for h in hooks if not is_swarm_hook(h)]
+    return ({**group, "hooks": kept} if kept else None), mine
 
 
 def entries(client: str, command: list[str], options: list[str]) -> dict[str, list[Any]]:
@@ -134,13 +185,15 @@ def _load(path: Path) -> dict[str, Any]:
     return _read(path)[0]
 
 
-def _strip(data: dict[str, Any], prefix: str) -> dict[str, Any]:
-    """``data`` without our groups, and without the containers that leaves empty."""
+def _strip(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` without our hooks (``is_swarm_hook``), wherever they are: a group of the
+    user's that holds one of ours keeps the user's hooks; a group left with none goes, and
+    so do the containers that leaves empty."""
     hooks = dict(data.get("hooks", {}))
     for event, groups in list(hooks.items()):
         if not isinstance(groups, list):
             continue
-        kept = [g for g in groups if not _is_ours(g, prefix)]
+        kept = [g for g in (_split(g)[0] for g in groups) if g is not None]
         if kept:
             hooks[event] = kept
         else:
@@ -153,9 +206,9 @@ def _strip(data: dict[str, Any], prefix: str) -> dict[str, Any]:
     return out
 
 
-def merge(data: dict[str, Any], ours: dict[str, list[Any]], prefix: str) -> dict[str, Any]:
-    """``data`` with our groups (replacing the ones an earlier install put there)."""
-    out = _strip(data, prefix)
+def merge(data: dict[str, Any], ours: dict[str, list[Any]]) -> dict[str, Any]:
+    """``data`` with our groups (in place of every hook of ours it held: ``_strip``)."""
+    out = _strip(data)
     hooks = dict(out.get("hooks", {}))
     for event, groups in ours.items():
         existing = hooks.get(event, [])  # (a list: ``_read`` refuses another)
@@ -164,28 +217,29 @@ def merge(data: dict[str, Any], ours: dict[str, list[Any]], prefix: str) -> dict
     return out
 
 
-def unmerge(data: dict[str, Any], prefix: str) -> dict[str, Any]:
-    """``data`` without what ``merge`` added."""
-    return _strip(data, prefix)
+def unmerge(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` without any hook of ours (``_strip``)."""
+    return _strip(data)
 
 
-def _ours(data: Mapping[str, Any], prefix: str) -> dict[str, list[Any]]:
-    """Event name -> our groups in ``data`` (the events with none left out)."""
+def _ours(data: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """Event name -> our hooks in ``data``, each event's as one group (the events with none
+    left out)."""
     hooks = data.get("hooks", {})
     found: dict[str, list[Any]] = {}
     for event, groups in hooks.items() if isinstance(hooks, dict) else ():
-        mine = [g for g in groups if _is_ours(g, prefix)] if isinstance(groups, list) else []
+        mine = [h for g in groups for h in _split(g)[1]] if isinstance(groups, list) else []
         if mine:
-            found[event] = mine
+            found[event] = [{"hooks": mine}]
     return found
 
 
-def apply(path: Path, ours: dict[str, list[Any]], prefix: str, *, remove: bool) -> Merged:
+def apply(path: Path, ours: dict[str, list[Any]], *, remove: bool) -> Merged:
     """Merge our groups into (or take them out of) the file: whether it changed, and our
     groups it held before (None: none). A file left empty by a removal is deleted."""
     data, commented = _read(path)
-    previous = _ours(data, prefix) or None
-    new = unmerge(data, prefix) if remove else merge(data, ours, prefix)
+    previous = _ours(data) or None
+    new = unmerge(data) if remove else merge(data, ours)
     if new == data:
         return Merged(False, previous)
     if commented:
@@ -217,11 +271,11 @@ class Printed:
     unchanged: bool = False
 
 
-def printed(path: Path, ours: dict[str, list[Any]], prefix: str) -> Printed:
+def printed(path: Path, ours: dict[str, list[Any]]) -> Printed:
     """What an install without --write prints for the file at ``path`` (``Printed``)."""
     data, commented = _read(path)
-    merged = merge(data, ours, prefix)
-    previous = _ours(data, prefix) or None
+    merged = merge(data, ours)
+    previous = _ours(data) or None
     shown = {"hooks": ours} if commented else merged
     return Printed(shown, commented, previous, unchanged=merged == data)
 
@@ -266,62 +320,120 @@ def describe_hooks(groups: Mapping[str, Any] | None) -> str:
     return printable(f"{words}, swarm {swarm}" if swarm is not None else words)
 
 
+def _hooks_only(groups: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Event -> one group of its hooks (matchers left out): what an install compares of our
+    entries before and after (``_ours`` gives them so)."""
+    if groups is None:
+        return None
+    return {e: [{"hooks": [h for g in gs for h in g.get("hooks", [])]}]
+            for e, gs in groups.items()}  # fmt: skip
+
+
 def replaced_words(previous: Mapping[str, Any] | None, ours: Mapping[str, Any]) -> str:
     """What an install says of our groups ``previous`` it replaced with ``ours``."""
     return replacement_words(
-        previous, ours, describe=describe_hooks, other="URL, home, executable, events or "
-        "timeouts", plural=True,
+        _hooks_only(previous), _hooks_only(ours) or {}, describe=describe_hooks,
+        other="URL, home, executable, events or timeouts", plural=True,
     )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Elsewhere:
-    """A settings file of the client, other than the one installed, that holds our groups:
-    its scope (``project``: a project's, maybe a folder above this one, Codex reading every
-    one up to the project's root) and its path. The client runs those too."""
+    """A file the client reads hooks from, other than the one installed, that holds hooks of
+    ours: its scope (``project``: a project's, maybe a folder above this one, Codex reading
+    every one up to the project's root; ``local``: Claude Code's
+    ``.claude/settings.local.json``), its path and our hooks in it (event -> groups). The
+    client runs those too."""
 
     app: str
     scope: str
     path: Path
+    held: dict[str, list[Any]]
+
+    @property
+    def by_hand(self) -> bool:
+        """Whether no ``swarm hooks install`` edits that file (Codex's ``config.toml``,
+        whose ``[hooks]`` tables it reads too): taken out by hand."""
+        return self.path.suffix == ".toml"
+
+
+def read_by(
+    client: str, *, cwd: Path | None = None, home: Path | None = None
+) -> list[tuple[str, Path]]:
+    """Every file ``client`` reads hooks from, in ``cwd``, with its scope: the user's and the
+    project's settings; Claude Code's ``.claude/settings.local.json`` too (it runs the hooks
+    of every one of them); for Codex, ``hooks.json`` and the ``[hooks]`` tables of
+    ``config.toml`` beside each of its config layers (the user's, and the project's in this
+    folder and each above it, up to the checkout's root)."""
+    where = cwd or Path.cwd()
+    user = user_dir(client, home=home)
+    if client == "codex":
+        layers = [("user", user), *(("project", d) for d in codex_project_dirs(where))]
+        return [(s, d / name) for s, d in layers for name in (_FILE[client], "config.toml")]
+    project = settings_path(client, "project", cwd=where)
+    files = [("user", user / _FILE[client]), ("project", project)]
+    if client == "claude":
+        files.append(("local", settings_path(client, "local", cwd=where)))
+    return files
+
+
+def _held_in(path: Path) -> dict[str, list[Any]]:
+    """Our hooks in ``path`` (a JSON settings file, or Codex's ``config.toml``)."""
+    if path.suffix == ".toml":
+        if sys.version_info >= (3, 11):  # (imported only when a Codex install looks)
+            import tomllib
+        else:  # pragma: no cover
+            import tomli as tomllib
+        try:
+            return _ours(tomllib.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            return {}
+    return _ours(_load(path))
 
 
 def elsewhere(
-    client: str, scope: str, prefix: str, *, cwd: Path | None = None, home: Path | None = None
+    client: str, scope: str, *, cwd: Path | None = None, home: Path | None = None
 ) -> list[Elsewhere]:
-    """The other files ``client`` reads hooks from in ``cwd`` that hold our groups (a file it
-    cannot read is left to the client to report)."""
-    where = cwd or Path.cwd()
-    mine = settings_path(client, scope, cwd=where, home=home).resolve()
-    if client == "codex":
-        projects = [d / _FILE[client] for d in codex_project_dirs(where)]
-    else:
-        projects = [settings_path(client, "project", cwd=where)]
-    files = [("user", settings_path(client, "user", home=home))]
-    files += [("project", p) for p in projects]
+    """The other files ``client`` reads hooks from in ``cwd`` (``read_by``) that hold hooks
+    of ours, whatever executable runs them (``is_swarm_hook``); a file it cannot read is
+    left to the client to report."""
+    mine = settings_path(client, scope, cwd=cwd, home=home).resolve()
     found: list[Elsewhere] = []
-    for other, path in files:
+    for other, path in read_by(client, cwd=cwd, home=home):
         if path.resolve() == mine:  # (run in the home folder: one file for both scopes)
             continue
         try:
-            held = _ours(_load(path), prefix)
-        except (ConfigError, OSError):
+            held = _held_in(path)
+        except (ConfigError, OSError, ValueError):
             continue
         if held:
-            found.append(Elsewhere(APP_NAMES[client], other, path))
+            found.append(Elsewhere(APP_NAMES[client], other, path, held))
     return found
+
+
+def held_words(found: Elsewhere) -> str:
+    """The hooks of ours ``found`` holds, named: its events and what they run (never a URL's
+    password: ``describe_hooks``)."""
+    return (
+        f"{found.path} holds `swarm hook` entries for {', '.join(found.held)}: "
+        f"{describe_hooks(found.held)}"
+    )
 
 
 def elsewhere_words(found: Elsewhere, removal: str, *, removed: bool = False) -> str:
     """What an install (``removed``: a removal) says of ``found``: the client runs those
-    hooks too; ``removal``: the command that takes them out."""
+    hooks too; ``removal``: the command that takes them out (``found.by_hand``: how to take
+    them out by hand)."""
     there = f"{found.path} ({found.app}'s {found.scope} scope)"
     if removed:
+        how = f"take them out {removal}" if found.by_hand else f"`{removal}` takes them out too"
         return (
             f"`swarm hook` entries are still in {there}, and {found.app} runs them at every "
-            f"event: `{removal}` takes them out too"
+            f"event: {how}"
         )
+    how = f"that one {removal}" if found.by_hand else f"that one with `{removal}`"
     return (
         f"`swarm hook` entries are also in {there}: {found.app} runs both sets at every event "
-        "(each message shown twice; with --loop, a second task claimed at each Stop): take "
-        f"one set out: that one with `{removal}`, or this one with --remove"
+        f"(each message shown twice; with --loop, a second task claimed at each Stop): take "
+        f"one set out: {how}, or this one with --remove"
     )

@@ -242,11 +242,12 @@ def hooks() -> None:
 )
 @click.option(
     "--scope",
-    type=click.Choice(["project", "user"]),
+    type=click.Choice(["project", "user", "local"]),
     default="project",
     show_default=True,
     help="The project's settings file, or the user's (in ~/, or where "
-    f"{', '.join(USER_DIR_ENV.values())} moves it, as the client finds it).",
+    f"{', '.join(USER_DIR_ENV.values())} moves it, as the client finds it), or (claude "
+    "alone) the project's .claude/settings.local.json.",
 )
 @click.option("--write", is_flag=True, help="Merge the entries into the settings file.")
 @click.option("--remove", is_flag=True, help="Take out what an install added.")
@@ -267,6 +268,8 @@ def install(
     with comments is never rewritten: printed for it are only the entries to add by hand."""
     if write and remove:
         raise click.UsageError("--write and --remove: choose one")
+    if scope == "local" and client != "claude":
+        raise click.UsageError("--scope local is Claude Code's (.claude/settings.local.json)")
     try:
         _max_tasks_needs_loop(loop)
     except ValueError as exc:
@@ -295,7 +298,7 @@ def install(
     path = install_ops.settings_path(client, scope)
     prefix = shlex.join(base)
     if write or remove:
-        done = install_ops.apply(path, ours, prefix, remove=remove)
+        done = install_ops.apply(path, ours, remove=remove)
         _warn_of_elsewhere(client, scope, prefix, removed=remove)
         if not done.changed:
             click.echo(f"{path}: nothing to change", err=True)
@@ -307,7 +310,7 @@ def install(
         else:
             click.echo(f"written to {path}", err=True)
         return
-    shown = install_ops.printed(path, ours, prefix)
+    shown = install_ops.printed(path, ours)
     _warn_of_elsewhere(client, scope, prefix, removed=False)
     click.echo(f"# {client}: {install_ops.printed_words(path, shown)}", err=True)
     click.echo(json.dumps(shown.settings, indent=2))
@@ -318,23 +321,26 @@ def _warn_of_elsewhere(client: str, scope: str, prefix: str, *, removed: bool) -
     event answered twice), with the command that takes them out."""
     from .._hooks import install as install_ops
 
-    for found in install_ops.elsewhere(client, scope, prefix):
+    for found in install_ops.elsewhere(client, scope):
         removal = _removal_command(client, found, prefix)
         words = install_ops.elsewhere_words(found, removal, removed=removed)
+        click.echo(f"warning: {install_ops.held_words(found)}", err=True)
         click.echo(f"warning: {words}", err=True)
 
 
 def _removal_command(client: str, found: install_ops.Elsewhere, prefix: str) -> str:
-    """The `swarm hooks install` that takes ``found`` out, spelled from the command's own
-    options and run by ``prefix``, this install's executable: an entry is ours when its
-    command starts with it (``install_ops``), so a `swarm` that PATH finds elsewhere (another
-    venv's) would take out none of the entries warned of. Run in the folder of a project's
-    file that is not this one's."""
+    """How ``found`` is taken out: the `swarm hooks install` that does it, spelled from the
+    command's own options and run by ``prefix``, this install's executable (the one the
+    user just ran; any `swarm` recognises the entries: ``install_ops.is_swarm_hook``), run
+    in the folder of a project's file that is not this one's; for a file no install edits
+    (Codex's config.toml), by hand."""
+    if found.by_hand:
+        return "by hand (its `[[hooks.EVENT]]` tables that run `swarm ... hook`)"
     words = shlex.join([hooks.name or "hooks", install.name or "install", _option("client"),
                         client, _option("scope"), found.scope, _option("remove")])  # fmt: skip
     words = f"{prefix} {words}"
     folder = found.path.parent.parent
-    if found.scope == "project" and folder.resolve() != Path.cwd().resolve():
+    if found.scope != "user" and folder.resolve() != Path.cwd().resolve():
         return f"cd {shlex.quote(str(folder))} && {words}"
     return words
 

@@ -24,6 +24,7 @@ from ..mcp_server import DEFAULT_MAX_SESSIONS
 from ..mcp_server._codex_toml import merge_toml, toml_table
 from ..mcp_server._install import (
     CLIENTS,
+    HTTP_PATH,
     Client,
     Elsewhere,
     LaunchSpec,
@@ -214,7 +215,7 @@ def mcp_command(
     # stays this server's.
     with listen(host, port) as listening:
         guard = "" if token is None else " (send 'Authorization: Bearer TOKEN')"
-        url = http_url(announced_host(host)[0], listening.port, "/mcp")
+        url = http_url(announced_host(host)[0], listening.port, HTTP_PATH)
         where = every_interface(host).removesuffix("; ")
         click.echo(f"serving MCP on {url}{guard}" + (f" ({where})" if where else ""), err=True)
         serve(server, "http", host=host, port=listening.port, token=token, listening=listening)
@@ -436,6 +437,13 @@ def install(
     untrusted = gemini_untrusted_words(spec.name) if write and client == "gemini" else None
     if untrusted is not None:  # (written all the same: trusting the folder starts it)
         click.echo(f"warning: {untrusted}", err=True)
+    if channel:  # (Claude Code starts it as a plain MCP server otherwise: nothing is pushed)
+        click.echo(
+            "a channel loads only when Claude Code starts with it: run `claude "
+            f"--dangerously-load-development-channels server:{spec.name}` (a channel Anthropic "
+            "has not allowlisted loads no other way; docs/live.md)",
+            err=True,
+        )
     shown = spec
     if secret and not show_secrets and (app.json or done is None):
         assert isinstance(spec, LaunchSpec)

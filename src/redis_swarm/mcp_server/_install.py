@@ -71,6 +71,7 @@ __all__ = [
     "CLIENTS",
     "DECLINED",
     "GEMINI_TRUSTED_FOLDERS",
+    "HTTP_PATH",
     "PENDING",
     "PRECEDENCE",
     "Client",
@@ -156,17 +157,32 @@ def _check_server_name(name: str) -> None:
         raise ConfigError(f"MCP server name {name!r} may hold only letters, digits, '_' and '-'")
 
 
+# The path ``swarm mcp --transport http`` serves MCP at (the SDK's streamable HTTP path):
+# the address it prints ends with it.
+HTTP_PATH = "/mcp"
+
+
 def remote_spec(
     url: str, *, token_env: str | None, server_name: str = "swarm", token_in_config: bool = False
 ) -> RemoteSpec:
-    """The configuration for a ``swarm mcp --transport http`` server at ``url``."""
+    """The configuration for a ``swarm mcp --transport http`` server at ``url``: an http(s)
+    URL whose path ends with ``HTTP_PATH`` (the server answers nothing else: a client given
+    ``http://host:8765`` gets 404 at every start, which it reports as a server that failed;
+    a reverse proxy's ``https://proxy/team/mcp`` is taken)."""
     _check_server_name(server_name)
     if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
         raise ConfigError(
             f"{mask_url(url)!r} is not an http(s) URL: pass the address `swarm mcp --transport "
-            "http` printed, e.g. http://host:8765/mcp"
+            f"http` printed, e.g. http://host:8765{HTTP_PATH}"
         )
     _check_no_secret_in(url)
+    parts = urlsplit(url)
+    if not parts.path.rstrip("/").endswith(HTTP_PATH):
+        right = urlunsplit(parts._replace(path=parts.path.rstrip("/") + HTTP_PATH))
+        raise ConfigError(
+            f"{mask_url(url)!r} does not end with {HTTP_PATH}, where `swarm mcp --transport "
+            f"http` serves MCP (it answers 404 elsewhere): pass {right}, the address it printed"
+        )
     if token_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", token_env):
         raise ConfigError(f"--token-env {token_env!r} is not an environment variable name")
     return RemoteSpec(server_name, url, token_env, token_in_config and token_env is not None)

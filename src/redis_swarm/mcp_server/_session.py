@@ -54,12 +54,13 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.streamable_http_manager import DEFAULT_SESSION_IDLE_TIMEOUT
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from .. import _mcp_names
+from .. import MAX_PAGE, _mcp_names
+from .. import _lease_tokens as tokens
 from .._client import Swarm
 from .._errors import Conflict, ConnectionFailed, LeaseLost, NotFound, SwarmError
 from .._models import Agent
 from . import DEFAULT_MAX_SESSIONS
-from ._agent_session import AgentSession
+from ._agent_session import AgentSession, Lease
 from ._calls import CoreCalls
 from ._identity import NO_SERVER, NameHeld, name_held, names_a_server, server_identity
 from ._roles import AGENT_ROLES
@@ -399,7 +400,39 @@ class SessionRegistry(CoreCalls):
         )
         self._live[agent.id] = session
         log.info("agent %s registered (role %s, client %s)", agent.id, session.role, client)
+        await self._held_again(session)
         return session
+
+    async def _held_again(self, session: AgentSession) -> None:
+        """A named session (its id given: its tokens are kept on this machine,
+        ``token_store``) holds again the leases whose tokens it finds kept there: a server
+        killed (SIGKILL, a crash) and started again under its ``--name`` would else not know
+        the task its agent still holds, and ``report_finding`` would ask for a token. Only a
+        lease its agent holds now, of the attempt the token proves (``ATTEMPT.SECRET``), is
+        taken; the hooks' claims of the same agent (their tokens kept there too) become the
+        session's as well, as the hooks already tell the session to settle them with its
+        tools. A failure to read them is logged: the session starts all the same."""
+        store = session.token_store
+        if store is None:
+            return
+        kept = {t: k for t, k in tokens.known(store, session.agent_id).items()
+                if tokens.is_task_id(t)}  # fmt: skip
+        if not kept:
+            return
+        ids = list(kept)[:MAX_PAGE]
+        try:
+            page = await self.call(self.swarm.leases_of, session.agent_id, ids, newest_leases=0)
+        except SwarmError as exc:
+            log.warning("agent %s: the leases kept on this machine not read (%s): its tools "
+                        "take their tokens when given", session.agent_id, exc)  # fmt: skip
+            return
+        for task in page.items:
+            token = kept[task.id]
+            if token.startswith(f"{task.attempts}."):
+                session.leases[task.id] = Lease(token, task.queue, task.parent)
+        if session.leases:
+            log.info("agent %s holds %s again (their tokens kept on this machine)",
+                     session.agent_id, ", ".join(session.leases))  # fmt: skip
 
     async def _unless_held(
         self, name: str, profile: Callable[[Agent | None], dict[str, Any]]
