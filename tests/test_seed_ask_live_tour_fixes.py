@@ -292,3 +292,24 @@ def test_seed_md_says_a_sweep_of_0_takes_the_callers_own_agent_too(redis_url: st
             janitor.get_messages()
         janitor.heartbeat()  # as the page says: registered again
         assert janitor.get_messages() == []
+
+
+def test_a_token_copied_with_a_full_stop_says_so(redis_url: str) -> None:
+    """A token copied out of a sentence ("... --token 1.AbC...xyz.") is told its last
+    character is none of a token's (it was told the token was no token, its repr cut before
+    the closing quote); the refusal never shows the token itself."""
+    with Swarm(redis_url, swarm="tokens") as swarm:
+        swarm.post_task("q", "a task")
+        task = swarm.claim("q", worker="w1")
+        assert task is not None and task.token is not None
+        for copied in (task.token + ".", task.token + ")"):
+            with pytest.raises(ValidationError) as raised:
+                swarm.report(task.id, copied, {"summary": "x"})
+            said = str(raised.value)
+            assert f"token ends with {copied[-1]!r}, which is no part of a lease token" in said
+            assert task.token not in said, said
+        with pytest.raises(ValidationError) as raised:
+            swarm.report(task.id, "1." + "x" * 80 + "!", {"summary": "x"})
+        said = str(raised.value)
+        assert "token is str '1.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'..., not a lease" in said
+        assert swarm.report(task.id, task.token, {"summary": "x"}).summary == "x"

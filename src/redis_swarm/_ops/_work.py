@@ -165,6 +165,18 @@ def report_secret(finding_id: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
+# What a sentence may leave on a token copied out of it: no token ends so.
+_PUNCTUATION = frozenset(".,;:!?)'\"`")
+
+
+def _cut(value: object) -> str:
+    """``value`` in a message: its repr, cut before it is quoted (a repr cut afterwards lost
+    its closing quote: "token is str '1.8Vc_0M-DjEaCAZyxI, not ...")."""
+    if isinstance(value, str) and len(value) > 40:
+        return repr(value[:37]) + "..."
+    return repr(value)[:60]
+
+
 def check_token(token: object) -> str:
     """A lease token as ``claim`` returned it (``ATTEMPT.SECRET``), else a ValidationError."""
     if isinstance(token, str) and _TOKEN.fullmatch(token):
@@ -174,7 +186,12 @@ def check_token(token: object) -> str:
             "no token: only the task claim returned carries one (a task read with get_task "
             "has none); pass the token of your claim"
         )
-    shown = "an integer" if isinstance(token, int) else f"{type(token).__name__} {token!r:.20}"
+    if isinstance(token, str) and token[-1:] in _PUNCTUATION and _TOKEN.fullmatch(token[:-1]):
+        raise ValidationError(
+            f"token ends with {token[-1]!r}, which is no part of a lease token (punctuation "
+            f"copied with it from a sentence): pass it without that last {token[-1]!r}"
+        )
+    shown = "an integer" if isinstance(token, int) else f"{type(token).__name__} {_cut(token)}"
     raise ValidationError(
         f"token is {shown}, not a lease token: pass the whole token your claim returned, a "
         f"string ATTEMPT.SECRET such as '2.k3JvQ0aZ...' {KEPT_TOKEN}; a token lost "
