@@ -341,6 +341,7 @@ def test_a_loop_worker_driven_only_by_stop_completes_20_tasks(hooks: Hooks, swar
     [
         ('Done.\n```json\n{"summary": "found the bug", "confidence": 0.9}\n```', "found the bug"),
         ("I looked everywhere and the config is fine.", "the config is fine"),
+        ('{"summary": "own id", "id": "f-mine"}', "own id"),
         ("", None),
     ],
 )
@@ -361,6 +362,13 @@ def test_subagent_stop_reports_or_fails_its_task(
         assert after.status == TaskStatus.COMPLETED
         assert after.finding_id is not None
         assert outcome in swarm.get_finding(after.finding_id).summary
+        # (how the message was read, in words, as swarm run says it: not "(object)")
+        said = answer["systemMessage"]
+        assert f"{task.id} reported: the agent printed " in said, said
+        if '"id"' in last:  # (a field the swarm sets: kept aside, and said, as swarm run does)
+            assert 'gave its own "id", which the swarm sets itself' in said, said
+            found = swarm.get_finding(after.finding_id)
+            assert found.id != "f-mine" and found.extra == {"id_raw": "f-mine"}
     # a subagent holding nothing: nothing to do
     assert hooks("SubagentStop", agent_id="zzz") == {}
 

@@ -829,7 +829,8 @@ def _settle_subagent(swarm: Swarm, worker: str, text: str) -> tuple[str, Connect
     held = held_tasks(swarm, worker)
     from .._finding_text import parse_finding  # (here: no other event parses a finding)
 
-    parsed = parse_finding(text) if any(t.token for t in held) else None
+    aside: list[str] = []  # the fields of the record the swarm sets that the finding gave
+    parsed = parse_finding(text, set_aside=aside) if any(t.token for t in held) else None
     for task in held:
         if task.token is None:
             left = True
@@ -840,7 +841,7 @@ def _settle_subagent(swarm: Swarm, worker: str, text: str) -> tuple[str, Connect
                 swarm.fail(task.id, task.token, "the subagent stopped without a finding")
                 done.append(f"{task.id} failed (no finding)")
             else:
-                done.append(_report_or_fail(swarm, task.id, task.token, parsed, worker))
+                done.append(_report_or_fail(swarm, task.id, task.token, parsed, worker, aside))
         except ConnectionFailed as exc:
             # (kept for a later hook by the caller: the agent stays, holding it meanwhile)
             left = True
@@ -886,7 +887,12 @@ def _spooled(swarm: Swarm, agent: str) -> str:
 
 
 def _report_or_fail(
-    swarm: Swarm, task_id: str, token: str, parsed: tuple[dict[str, Any], str], worker: str
+    swarm: Swarm,
+    task_id: str,
+    token: str,
+    parsed: tuple[dict[str, Any], str],
+    worker: str,
+    aside: list[str],
 ) -> str:
     """Report a stopped subagent's task with the finding ``parsed`` from its last message,
     saying what became of it. A finding the core refuses (too big to store: a JSON object
@@ -901,7 +907,10 @@ def _report_or_fail(
         why = finding_refused(exc)
         swarm.fail(task_id, token, why)
         return f"{task_id} failed ({why})"
-    return f"{task_id} reported ({parsed[1]})"
+    from .._finding_text import found_as, set_aside_note
+
+    noted = f"; {set_aside_note(aside)}" if aside else ""
+    return f"{task_id} reported: {found_as(parsed[1])}{noted}"
 
 
 def pre_compact(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answer:
