@@ -102,8 +102,16 @@ def tls_server(servers: ServerFactory, tmp_path_factory: pytest.TempPathFactory)
     ("option", "row", "warned"),
     [
         ("", "on, certificate and host name verified", None),
-        ("&ssl_cert_reqs=none", "on, certificate not verified", "ssl_cert_reqs=none"),
-        ("&ssl_cert_reqs=optional", "on, host name not checked", "ssl_cert_reqs=optional"),
+        (
+            "&ssl_cert_reqs=none",
+            "on, the server's certificate and host name not verified",
+            "ssl_cert_reqs=none",
+        ),
+        (
+            "&ssl_cert_reqs=optional",
+            "on, the server's host name not verified",
+            "ssl_cert_reqs=optional",
+        ),
     ],
 )
 def test_tls_that_does_not_verify_the_server_is_a_warning(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from .._codec import counted, first_few, iso
-from .._config import Settings
+from .._config import UNCHECKED_TLS, Settings, unverified_tls
 from .._embedded import Binary, EmbeddedServer, find_redis_server, same_file
 from .._env import CHECK_SWARM, DOCTOR_TELLS_MORE
 from .._errors import (
@@ -151,23 +151,16 @@ FSYNC_UNKNOWN = "aof, fsync policy unknown (this user may not run CONFIG GET)"
 
 
 def _tls(settings: Settings) -> tuple[str, str | None]:
-    """The TLS row, and a warning when the server is not verified."""
+    """The TLS row, and a warning when the server is not verified (``unverified_tls``'s
+    words, those of the warning every handle gives as it connects)."""
     if not settings.ssl:
         return "off", None
-    if settings.ssl_cert_reqs == "none":
-        return "on, certificate not verified (ssl_cert_reqs=none)", (
-            "ssl_cert_reqs=none: the server's certificate and host name are not checked, so "
-            "anyone in the middle can pretend to be the server (the traffic is still "
-            "encrypted); use it only to diagnose, then drop it from the URL (and give "
-            "ssl_ca_certs=CA.crt if the server's CA is a private one)"
-        )
-    if settings.ssl_cert_reqs == "optional":
-        return "on, host name not checked (ssl_cert_reqs=optional)", (
-            "ssl_cert_reqs=optional: the server's host name is not checked, so any server "
-            "with a certificate from a trusted CA can pretend to be this one; drop it from "
-            "the URL to verify the host name too"
-        )
-    return "on, certificate and host name verified", None
+    unchecked = UNCHECKED_TLS.get(settings.ssl_cert_reqs)
+    if unchecked is None:
+        return "on, certificate and host name verified", None
+    return f"on, {unchecked} not verified (ssl_cert_reqs={settings.ssl_cert_reqs})", (
+        unverified_tls(settings)
+    )
 
 
 def _no_access(swarm: Swarm, settings: Settings, refusing: tuple[str, ...] = ()) -> str | None:
