@@ -210,3 +210,15 @@ def test_a_big_pass_is_read_a_page_at_a_time_up_to_a_bound(
     whole = handle.pass_costs(PASS)
     assert whole.searched_all and (whole.findings, whole.tasks, whole.runs) == (10, 10, 10)
     assert whole.total["cost_usd"] == 0.1 and whole.runs_without_cost == 0
+
+
+def test_a_tiny_cost_is_not_summed_to_zero(handle: Swarm, redis_url: str) -> None:
+    """A run that cost $1e-12 (a cheap model's few tokens): its pass's total kept it, and
+    every face shows it as no zero (the sum was rounded to 10 decimal places: $0.0000)."""
+    handle.post_task("q", "tiny", pass_name="tiny")
+    task_id, token = _claimed(handle, "w1")
+    handle.report(task_id, token, {"summary": "a"}, usage=Usage("claude-json", cost_usd=1e-12))
+    assert handle.pass_costs("tiny").total["cost_usd"] == pytest.approx(1e-12, rel=1e-9)
+    assert handle.pass_costs("tiny").total["cost_usd"] > 0
+    shown = Cli(redis_url, "test")("status", "--pass", "tiny").stdout
+    assert "$0.000000000001" in shown and "$0.0000 " not in shown, shown

@@ -30,13 +30,16 @@ from ._cli import Cli, Out, subprocess_env, swarm_bin
 PY = sys.executable
 
 # A worker: a finding in Claude's result object, with a cost. WORKER_SLEEP slows it down;
-# FAIL_ON makes it fail (exit 3) the tasks whose prompt holds that text.
+# FAIL_ON makes it fail (exit 3) the tasks whose prompt holds that text; with FAIL_OWN set,
+# each with an error of its own (its task's id: failures that differ, the tasks' own, which
+# do not stop a pool as runs that fail alike do).
 WORKER = r"""
 import json, os, sys, time
 prompt = sys.stdin.read()
 fail = os.environ.get("FAIL_ON")
 if fail and fail in prompt:
-    sys.exit("cannot do " + fail)
+    own = " in " + os.environ["SWARM_TASK_ID"] if os.environ.get("FAIL_OWN") else ""
+    sys.exit("cannot do " + fail + own)
 time.sleep(float(os.environ.get("WORKER_SLEEP", "0")))
 task = os.environ["SWARM_TASK_ID"]
 finding = {"summary": "found for " + task, "sources": ["notes.md:1"]}

@@ -150,14 +150,15 @@ def test_every_task_died_gives_the_status_document_and_the_error(
     with --json); the human output prints its table too. The wall time of the pass left
     unfinished does not grow with the clock."""
     path = plan_text(tmp_path)
-    out = cli("--json", "pipeline", "run", str(path), expect=1, env={"FAIL_ON": "Find"})
+    own = {"FAIL_ON": "Find", "FAIL_OWN": "1"}  # (alike, 3 runs would stop the pool first)
+    out = cli("--json", "pipeline", "run", str(path), expect=1, env=own)
     summary = json.loads(out.stdout)
     assert not summary["done"] and summary["error"] == "InvalidState"
     assert "every task died (3 dead of 3" in summary["stopped_by"]
     assert summary["passes"][0]["dead"] == 3
     error = json.loads(out.stderr.splitlines()[-1])  # (after the progress lines)
     assert error["error"] == "InvalidState" and error["message"] == summary["stopped_by"]
-    out = cli("pipeline", "run", str(path), expect=1, env={"FAIL_ON": "Find"})
+    out = cli("pipeline", "run", str(path), expect=1, env=own)
     assert "Pass 1" in out.stdout and "pipeline audit: stopped by the error" in out.stdout
     assert "error: pass 1/2 'Pass 1': every task died" in out.stderr
     wall = cli.json("pipeline", "status", "audit")["passes"][0]["wall_s"]

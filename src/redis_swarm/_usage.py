@@ -232,7 +232,9 @@ class Usage(Record):
 
 # What a usage sums to (``cached_in``: of the input tokens, those read from a prompt cache).
 FIGURES = ("cost_usd", "tokens_in", "cached_in", "tokens_out")
-MONEY_PLACES = 10  # a sum of float dollars carries noise (0.24000000000000002): rounded
+# A sum of float dollars carries noise (0.24000000000000002): rounded to this many
+# significant digits (not decimal places, which made a sum of $1e-12 read $0.0000).
+MONEY_PLACES = 10
 
 
 def plus(total: float | None, value: float | None) -> float | None:
@@ -261,10 +263,10 @@ def usage_figures(usage: Usage) -> dict[str, Any]:
 
 
 def figure_json(key: str, value: Any) -> Any:
-    """A summed figure as JSON shows it: a sum of money rounded to ``MONEY_PLACES``, a
-    token count as an integer, unknown (None) as null."""
+    """A summed figure as JSON shows it: a sum of money rounded to ``MONEY_PLACES``
+    significant digits, a token count as an integer, unknown (None) as null."""
     if isinstance(value, float) and key.endswith("cost_usd"):
-        return round(value, MONEY_PLACES)
+        return float(f"{value:.{MONEY_PLACES}g}")
     if isinstance(value, float) and (key.startswith("tokens_") or key == "cached_in"):
         return int(value)
     return value

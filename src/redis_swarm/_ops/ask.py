@@ -47,6 +47,7 @@ from .._usage import Usage
 from .._validate import MAX_ASK_TIMEOUT_S, check_id, check_name
 from . import findings as finding_ops
 from . import tasks as task_ops
+from ._bus import now_from
 from ._work import (
     await_events,
     block_chunk_s,
@@ -723,7 +724,14 @@ def _give_up(
     wait after ``timeout`` seconds, not its timeout."""
     queue, dedupe_key = asking.queue, asking.dedupe_key
     claimed = task.status is TaskStatus.CLAIMED  # held now, not merely once
-    who = _who(task, queue)
+    expired = False
+    if claimed and task.lease_deadline is not None:
+        # A lease past its deadline (by the server's clock, which set it) is held by nobody:
+        # its answerer stopped or died (a killed swarm serve), and a longer wait would not help.
+        now = now_from(ctx, (yield Cmd("TIME")))
+        expired = task.lease_deadline <= now
+        claimed = not expired
+    who = _who(task, queue, expired=expired)
     other = _other_text(task, asking)
     # (A key that met other text is no way to collect an answer to this text: not offered.)
     then, settled = yield from _let_go(ctx, q, None if other else dedupe_key)
@@ -750,14 +758,21 @@ def _give_up(
     )
 
 
-def _who(task: Task, queue: str) -> str:
+def _who(task: Task, queue: str, *, expired: bool = False) -> str:
     """What a timeout says of the question's answerers: the one holding it, or that it was
-    claimed and given back unanswered (a ``swarm serve`` that stopped), or never claimed."""
+    claimed and given back unanswered (a ``swarm serve`` that stopped), or whose lease ran
+    out (``expired``: one that was killed), or never claimed."""
+    serving = f"is anyone serving queue {queue!r}? {SERVE_QUESTIONS}"
+    if task.status is TaskStatus.CLAIMED and expired:
+        return (
+            f"answerer {task.worker or '?'} claimed it (attempt {task.attempts}) and its lease "
+            f"ran out unanswered (the answerer stopped or died, as a killed swarm serve does): "
+            f"{serving}"
+        )
     if task.status is TaskStatus.CLAIMED:
         return (
             f"answerer {task.worker or '?'} claimed it (attempt {task.attempts}) but did not answer"
         )
-    serving = f"is anyone serving queue {queue!r}? {SERVE_QUESTIONS}"
     if task.attempts > 0:
         times = "once" if task.attempts == 1 else f"{task.attempts:,} times"
         return (

@@ -54,6 +54,7 @@ from .._runner import (
     warning_kind,
 )
 from .._runner.lease_renewal import LeaseRenewal
+from .._runner.outcomes import not_started
 from .._runner.slot_presence import SlotPresence
 from .._usage import Usage, usage_line, usd
 from .names import (
@@ -120,6 +121,7 @@ RUN_ROLES = ("pipeline", "planner", "synthesizer")
 # How often a running agent's run is looked in on: its first heartbeat within a second of
 # its start, as a ``swarm run`` slot's (its lease is renewed only when due).
 _TICK_S = 1.0
+_SHELL = "/bin/sh"  # what runs a planner's or synthesizer's command (``build_command``'s)
 
 
 @dataclass(frozen=True)
@@ -402,7 +404,7 @@ class OneShotAgents:
 
         workdir = Path(tempfile.mkdtemp(prefix="swarm-pipeline-"))
         try:
-            command = build_command(spec.exec, prompt, workdir)
+            command = build_command(spec.exec, prompt, workdir, shell=_SHELL)
             env = {**os.environ, **reach_env(self.swarm.settings), **command.env}
             result = run_child(
                 command.argv,
@@ -413,6 +415,8 @@ class OneShotAgents:
                 on_tick=tick,
                 stop=self._killing,
             )
+        except OSError as exc:  # not started (a prompt {prompt} cannot carry): a failed try
+            return AgentRun(None, not_started(exc, prompt, _SHELL))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
             presence.idle()

@@ -4,11 +4,22 @@ saying what it covers."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from .._codec import counted, iso
 from .._errors import NotFound, ValidationError
-from .._models import Finding, RetiredPass, Synthesis, Task, TaskCosts, runs_of
+from .._models import (
+    Finding,
+    RetiredPass,
+    Synthesis,
+    Task,
+    TaskCosts,
+    own_report_key,
+    runs_of,
+    unrecorded_owner_of,
+    unrecorded_run_key,
+)
 from .._printable import short, short_version
 from .._usage import FIGURES, Money, Sum, Usage, summed_figures
 from .._validate import check_name
@@ -59,6 +70,22 @@ def _task_of(swarm: Swarm, f: Finding) -> Task | None:
         return swarm.get_task(f.task_id)
     except NotFound:
         return None
+
+
+def _priced(swarm: Swarm, f: Finding) -> Finding:
+    """``f`` with what its run cost when its agent reported it itself with no usage (a
+    worker of a pipeline's ``swarm run`` pool calling ``swarm task report``): the pipeline
+    keeps that run's cost under ``own_report_key`` among its run's unrecorded runs, and
+    every view prices the finding with it (``records.read_pass``, ``Swarm.pass_costs``),
+    so lineage does too: one run, counted once. ``f`` as it is otherwise."""
+    owner = unrecorded_owner_of(f.pass_name) if f.usage is None and f.pass_name else None
+    if owner is None:
+        return f
+    key = unrecorded_run_key(own_report_key(f.id))
+    for run in swarm.unrecorded_runs(owner):
+        if run.key == key and run.pass_name == f.pass_name:
+            return dataclasses.replace(f, usage=run.usage)
+    return f
 
 
 def _finding_node(swarm: Swarm, f: Finding, t: Task | None) -> dict[str, Any]:
@@ -119,7 +146,7 @@ def _synthesis_node(swarm: Swarm, s: Synthesis) -> dict[str, Any]:
     retired: dict[str, RetiredPass] | None = None  # read at the first finding missing
     for fid in s.sources:  # each once: ``synthesize`` keeps no id twice
         try:
-            f = swarm.get_finding(fid)
+            f = _priced(swarm, swarm.get_finding(fid))
         except NotFound:
             if retired is None:
                 retired = swarm.retired_passes()
@@ -153,6 +180,8 @@ def _missing_node(fid: str, retired: RetiredPass | None) -> dict[str, Any]:
 
 def _task_node(swarm: Swarm, spent: TaskCosts) -> dict[str, Any]:
     """A task's node from its costs (their total covers ``COVERS["task"]``)."""
+    if spent.finding is not None:  # (its agent may have reported it itself: priced)
+        spent = dataclasses.replace(spent, finding=_priced(swarm, spent.finding))
     t = spent.task
     node: dict[str, Any] = {
         "kind": "task", "id": t.id, "description": t.description, "pass": t.pass_name,
@@ -252,7 +281,7 @@ def lineage(swarm: Swarm, ident: str) -> dict[str, Any]:
     if isinstance(named, Synthesis):
         return _synthesis_node(swarm, named)
     if isinstance(named, Finding):
-        return _finding_node(swarm, named, _task_of(swarm, named))
+        return _finding_node(swarm, _priced(swarm, named), _task_of(swarm, named))
     return _task_node(swarm, named)
 
 

@@ -36,6 +36,7 @@ from .._validate import (
     MAX_DESCRIPTION_CHARS,
     MAX_NAME,
     check_json_depth,
+    check_label,
     check_name,
     too_deep,
 )
@@ -686,9 +687,14 @@ def _passes(c: _Checker, value: Any, owners: set[str]) -> tuple[PassSpec, ...]:
 
 
 def _bounded_text(value: Any) -> str:
+    """A pass name: bounded, and one the core takes as the pass name of a task
+    (``check_label``'s ``new``: no whitespace at either end, no control character or
+    bidirectional override), refused here with the position in the name as written, not
+    when the run posts its tasks under the derived label, after the plan is stored."""
     text = _text(value)
     if len(text) > MAX_LABEL:
         raise ValidationError(f"is {len(text)} characters; the limit is {MAX_LABEL}")
+    check_label("pass name", text, max_chars=MAX_LABEL, new=True)
     return text
 
 

@@ -39,6 +39,7 @@ from .names import (
     dedupe_key,
     findings_of,
     pass_label,
+    pipeline_names,
     pipeline_queue,
     plan_owner,
     planning_queue,
@@ -181,6 +182,7 @@ class Pipeline(OneShotAgents):
         pipeline: Conflict (after ``wait_s``); this run losing its lease: LeaseLost."""
         plan = self.plan
         check_programs(plan)  # every agent's program, before anything runs
+        self._check_owners()  # another pipeline's context, before anything is stored
         warning = unenforced_budget(plan)
         if warning is not None:
             self._no_cost_said = True
@@ -322,8 +324,18 @@ class Pipeline(OneShotAgents):
             source=str(self.plan.path)[-200:],
             media_type="application/toml",
         )
+        for owner, text, source, files in self._context_texts():
+            info = self.swarm.publish_context(owner, text, source=source)
+            self._say(
+                f"context {owner}: version {short_version(info.version)} ({counted(files, 'file')})"
+            )
+
+    def _context_texts(self) -> list[tuple[str, str, str, int]]:
+        """Each context of the plan as a run publishes it: its owner, text, source and how
+        many files it holds."""
+        out = []
+        base = self.plan.path.parent
         for ctx in self.plan.contexts:
-            base = self.plan.path.parent
             names = [_relative(f, base) for f in ctx.files]
             if len(ctx.files) == 1:
                 text = context_file_text(ctx.files[0], base)
@@ -333,11 +345,43 @@ class Pipeline(OneShotAgents):
                     for name, f in zip(names, ctx.files, strict=True)
                 )
             source = names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more"
-            info = self.swarm.publish_context(ctx.owner, text, source=source[:200])
-            self._say(
-                f"context {ctx.owner}: version {short_version(info.version)} "
-                f"({counted(len(names), 'file')})"
-            )
+            out.append((ctx.owner, text, source[:200], len(names)))
+        return out
+
+    def _check_owners(self) -> None:
+        """Refuse (InvalidState, before anything is stored) a context owner of this plan's
+        ``[[contexts]]`` that another pipeline's plan, as its last run stored it, publishes
+        too, when publishing this plan's would change it: the two runs would overwrite each
+        other's context, each one's findings resting on the other's material. The same text
+        (both plans reading the same files) is no clash: its publish writes nothing."""
+        mine = {owner: (text, source) for owner, text, source, _ in self._context_texts()}
+        if not mine:
+            return
+        for other in pipeline_names(self.swarm):
+            if other == self.plan.name:
+                continue
+            try:
+                theirs = {ctx.owner for ctx in stored_plan(self.swarm, other).contexts}
+            except (NotFound, ValidationError):  # gone meanwhile, or stored by an older version
+                continue
+            for owner in sorted(theirs & mine.keys()):
+                text, source = mine[owner]
+                try:
+                    info = self.swarm.context_info(owner)
+                    current = self.swarm.get_context(owner, info.version)
+                except (NotFound, ValidationError):  # not published (or not text): no clash
+                    continue
+                if current == text:
+                    continue
+                raise InvalidState(
+                    f"context owner {owner!r} of {self.plan.path}'s [[contexts]] is pipeline "
+                    f"{other!r}'s too, published from other material ({info.source or '?'}; "
+                    f"this plan's: {source}): publishing this plan's would change what "
+                    f"pipeline {other!r}'s tasks read, and its next run would change it back. "
+                    f"Give this plan's context another owner (owner = "
+                    f'"{self.plan.name}-{owner}" in [[contexts]], and in the passes whose '
+                    "context names it), then run again; nothing was stored"
+                )
 
     def run_pass(self, index: int, previous: list[Synthesis]) -> PassResult:
         spec = self.plan.passes[index]

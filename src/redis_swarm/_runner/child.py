@@ -9,6 +9,7 @@ says so, and reads what the run cost from the tail where its format allows).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shlex
@@ -30,6 +31,7 @@ from .reaper import MARK, kill_marked, new_mark, reaped, spawning
 __all__ = [
     "CANNOT_RUN",
     "ERROR_TAIL",
+    "NUL_IN_PROMPT",
     "PLACEHOLDERS",
     "Capture",
     "ChildResult",
@@ -220,6 +222,9 @@ def run_child(
                 start_new_session=True,
             )
             leaders.add(proc.pid)
+    except ValueError as exc:  # a NUL byte in an argument or variable: no exec takes it
+        GUARDIAN.forget(mark)
+        raise OSError(errno.EINVAL, f"{exc} in an argument or environment variable") from exc
     except BaseException:
         GUARDIAN.forget(mark)
         raise
@@ -282,6 +287,9 @@ def _terminate(pgid: int, grace_s: float) -> None:
 
 
 PLACEHOLDERS = {"{prompt}": "SWARM_PROMPT", "{prompt_file}": "SWARM_PROMPT_FILE"}
+# Why a prompt holding a NUL byte cannot go in ``{prompt}`` (an OSError's strerror, said by
+# ``outcomes.not_started``): exec passes C strings, which a NUL ends.
+NUL_IN_PROMPT = "the prompt holds a NUL byte, which no argument or environment variable can hold"
 
 
 @dataclass(frozen=True)
@@ -415,9 +423,12 @@ def build_command(command: str, prompt: str, workdir: Path, *, shell: str = "/bi
     (the path of a file holding the prompt), the values being in the environment: the prompt
     never becomes part of the shell's code, so nothing in it can run. Without either
     placeholder the prompt goes to stdin. A placeholder inside quotes is refused (see
-    ``check_command``).
+    ``check_command``). A prompt holding a NUL byte cannot be given in ``{prompt}``: an
+    OSError (the run's failure, ``outcomes.not_started``), as a prompt too long for it is.
     """
     check_command(command)
+    if "{prompt}" in command and "\x00" in prompt:
+        raise OSError(errno.EINVAL, NUL_IN_PROMPT)  # (Popen's ValueError would crash the pool)
     text = command
     env: dict[str, str] = {}
     if "{prompt_file}" in text:

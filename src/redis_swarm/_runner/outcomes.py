@@ -12,7 +12,7 @@ from .._config import SENTINEL_DOCS
 from .._errors import ConnectionFailed, NotFound
 from .._hints import REQUEUE_TASK, said_of
 from .._usage import Usage
-from .child import ChildResult
+from .child import NUL_IN_PROMPT, ChildResult
 
 __all__ = [
     "GONE_WHY",
@@ -148,10 +148,12 @@ _NO_PROGRAM = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.ENOEXE
 
 
 def not_started(exc: OSError, prompt: str, shell: str) -> str:
-    """Why the agent could not be started (the failure of its task), naming ``shell`` (the
-    program that runs the agent command) when that is what could not be run: the bare
-    "No such file or directory" names no file. (Not any file: the run's temporary folder has
-    a new name every run, and the same failure must read the same to stop the pool.)"""
+    """Why the agent could not be started (the failure of its task, or of a pipeline's
+    planner or synthesizer run: the one wording of it), naming ``shell`` (the program that
+    runs the agent command) when that is what could not be run: the bare "No such file or
+    directory" names no file. (Not any file: the run's temporary folder has a new name every
+    run, and the same failure must read the same to stop the pool.) A prompt ``{prompt}``
+    cannot carry (too long, or holding a NUL byte) says to give it another way."""
     reason = f"cannot start the agent: {exc.strerror or exc}"
     if exc.errno in _NO_PROGRAM and exc.filename == shell:
         reason = f"cannot start the agent: its shell {shell!r} could not be run: {exc.strerror}"
@@ -159,9 +161,15 @@ def not_started(exc: OSError, prompt: str, shell: str) -> str:
         size = len(prompt.encode("utf-8"))
         reason += (
             f" (the prompt is {size:,} bytes, more than one argument or environment variable "
-            "may hold: give it on stdin or in {prompt_file} rather than {prompt})"
+            f"may hold: {_OTHER_WAY})"
         )
+    elif exc.strerror == NUL_IN_PROMPT:
+        reason += f" ({_OTHER_WAY})"
     return reason
+
+
+# What to do with a prompt ``{prompt}`` cannot carry (``not_started``).
+_OTHER_WAY = "give it on stdin or in {prompt_file} rather than {prompt}"
 
 
 def lease_unknown(task_id: str) -> str:

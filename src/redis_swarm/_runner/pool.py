@@ -178,7 +178,7 @@ class Runner(TaskWork):
                 self._slot_idle(worker)
 
     def _handle(self, task: Task, worker: str) -> None:
-        if self._fails_alike(task.id):  # it would fail the same way: back to its queue, unrun
+        if self._fails_alike():  # it would fail the same way: back to its queue, unrun
             self._return_ticket()
             self._give_back(task)
             return

@@ -59,8 +59,9 @@ __all__ = ["OUTAGE_PATIENCE_S", "PoolState"]
 T = TypeVar("T")
 
 HOLD_POLL_S = 0.2  # how often a slot held back from claiming looks again
-# Failed runs in a row, each of another task and all with the same error, before any run of
-# the pool succeeded, that stop it (``PoolState._fails_alike``).
+# Failed runs in a row, all with the same error (of at least two tasks, a retry counting, so
+# that a queue of fewer tasks than this stops too), before any run of the pool succeeded, that
+# stop it (``PoolState._fails_alike``).
 ALIKE_FAILURES_STOP = 3
 # The failed claims remembered per worker id (``PoolState._claim_unanswered``): an orphan is
 # the lease of one of the last few (older ones: no proof, the agent is stopped).
@@ -162,7 +163,8 @@ class PoolState:
         # pool's own tasks looks again at once (``Claiming._claim_until_done``).
         self._let_go_of_one = threading.Event()
         self._fatal: str | None = None
-        self._alike: tuple[str, set[str]] | None = None  # the error failing runs share, tasks
+        # The error the last failed runs share, how many in a row, and of which tasks.
+        self._alike: tuple[str, int, set[str]] | None = None
         self.crash: BaseException | None = None  # an unexpected error in a slot (a bug)
         # The tasks the slots work on, by id: the lease each slot was handed (``_adopted``).
         self._working: dict[str, Task] = {}
@@ -233,34 +235,35 @@ class PoolState:
 
     def _failed_alike(self, task_id: str, error: str) -> None:
         """Count a failed run (one the pool did not kill) towards ``_fails_alike``: failures
-        that differ (the tasks' own) start the count again, and a task failing again (its
-        retry) adds nothing to it."""
+        that differ (the tasks' own) start the count again; a task failing again (its retry)
+        counts as one more run, so that a queue of fewer tasks than the count stops too."""
         with self._lock:
             if self._alike is None or self._alike[0] != error:
-                self._alike = (error, set())
-            self._alike[1].add(task_id)
+                self._alike = (error, 0, set())
+            _, runs, tasks = self._alike
+            self._alike = (error, runs + 1, tasks | {task_id})
 
-    def _fails_alike(self, task_id: str) -> bool:
-        """True, the pool halted saying why (its running agents let finish), when ``task_id``
-        is about to run though the pool's last ``ALIKE_FAILURES_STOP`` failed runs, of as many
-        other tasks, failed with the very same error and no run of the pool ever succeeded:
-        the error is then the agent command's, not the tasks' (not logged in, a missing key, a
-        wrong option), and would fail every task of the queues in seconds until each is dead.
-        Asked before a slot runs a task: the retries of the tasks that failed alike still run
-        (their own attempts, as before), so that a pool with nothing else to run ends as it
-        would have (a pipeline then says its tasks died), and one drained meanwhile (a budget
-        spent) stops for that."""
+    def _fails_alike(self) -> bool:
+        """True, the pool halted saying why (its running agents let finish), when a task
+        is about to run though the pool's last ``ALIKE_FAILURES_STOP`` failed runs (of two
+        tasks or more, retries included: one task's own retries failing alike are that task's
+        fault, a question holding what its command cannot take) failed with the very same
+        error and no run of the pool ever succeeded: the error is then the agent command's,
+        not the tasks' (not logged in, a missing key, a wrong option), and would fail every
+        task of the queues in seconds until each is dead. Asked before a slot runs a task,
+        whichever it is (a retry of one that failed too: counting tasks rather than runs let
+        a queue of 3 tasks or fewer spend every attempt): it goes back to its queue unrun,
+        keeping its attempts."""
         with self._lock:
             if self._alike is None or self._counts.ended[OutcomeStatus.COMPLETED]:
                 return False
-            error, tasks = self._alike
-            alike = len(tasks)
-            if task_id in tasks:
-                return False
-        if alike < ALIKE_FAILURES_STOP:
+            error, runs, tasks = self._alike
+        if runs < ALIKE_FAILURES_STOP or len(tasks) < 2:  # (one task's retries: its own fault)
             return False
+        # (each of another task: "3 tasks in a row"; else the tasks they were runs of)
+        of = f"{runs} tasks" if len(tasks) == runs else f"{runs} runs of {len(tasks)} tasks"
         self._halt(
-            f"every run fails with: {error} ({alike} tasks in a row, none done). Fix the agent "
+            f"every run fails with: {error} ({of} in a row, none done). Fix the agent "
             f"command ({self.options.exec_named}) or what it needs (a login, an API key), then "
             "run again: those tasks are retried (once out of attempts they are dead: swarm "
             "task requeue)"

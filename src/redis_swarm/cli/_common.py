@@ -11,7 +11,9 @@ import codecs
 import contextlib
 import json
 import math
+import os
 import re
+import shlex
 import signal
 import socket
 import sys
@@ -88,6 +90,7 @@ __all__ = [
     "task_json",
     "utf8_text",
     "when",
+    "writable_output",
 ]
 
 T = TypeVar("T")
@@ -904,3 +907,30 @@ def own_kept_token(
     if kept is None or (attempt is not None and kept.partition(".")[0] != str(attempt)):
         return None
     return kept
+
+
+def writable_output(output: str, option: str) -> None:
+    """Refuse a file to write (option ``option``, as ``--output``) that cannot be written,
+    before the work that fills it (a big context's fetch, a long report: they take a
+    while), saying what to do."""
+    path = Path(output)
+    parent = path.parent
+    if not parent.is_dir():
+        raise click.BadParameter(
+            f"cannot write {output}: the directory {parent} does not exist: create it "
+            f"(mkdir -p {shlex.quote(str(parent))}) or pick another path",
+            param_hint=option,
+        )
+    if path.is_dir():
+        raise click.BadParameter(
+            f"cannot write {output}: it is a directory: name a file in it", param_hint=option
+        )
+    exists = path.exists()
+    if (exists and not os.access(path, os.W_OK)) or (
+        not exists and not os.access(parent, os.W_OK | os.X_OK)
+    ):
+        what = output if exists else f"a file in {parent}"
+        raise click.BadParameter(
+            f"cannot write {output}: no permission to write {what}: pick another path",
+            param_hint=option,
+        )

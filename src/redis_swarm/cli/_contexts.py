@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shlex
 import sys
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -34,6 +32,7 @@ from ._common import (
     status,
     stdout_binary,
     when,
+    writable_output,
 )
 
 _COMPRESSION: dict[str, Literal["zstd", "none"] | None] = {
@@ -208,7 +207,7 @@ def publish(
 def get(app: App, owner: str, version: str | None, output: str | None) -> None:
     """Print OWNER's whole context (or write it to --output)."""
     if output and not app.json:
-        _check_output(output)
+        writable_output(output, "--output")
     info = app.swarm.context_info(owner, version)
     with status(app, f"fetching {byte_size(info.size_bytes)}", info.size_bytes):
         data = app.swarm.get_context_bytes(owner, info.version)
@@ -241,32 +240,6 @@ def get(app: App, owner: str, version: str | None, output: str | None) -> None:
             out.write(data[start : start + 1024 * 1024])
             advance(min(1024 * 1024, len(data) - start))
     out.flush()
-
-
-def _check_output(output: str) -> None:
-    """Refuse an --output that cannot be written before the context is fetched (a big one
-    takes a while), saying what to do."""
-    path = Path(output)
-    parent = path.parent
-    if not parent.is_dir():
-        raise click.BadParameter(
-            f"cannot write {output}: the directory {parent} does not exist: create it "
-            f"(mkdir -p {shlex.quote(str(parent))}) or pick another path",
-            param_hint="--output",
-        )
-    if path.is_dir():
-        raise click.BadParameter(
-            f"cannot write {output}: it is a directory: name a file in it", param_hint="--output"
-        )
-    exists = path.exists()
-    if (exists and not os.access(path, os.W_OK)) or (
-        not exists and not os.access(parent, os.W_OK | os.X_OK)
-    ):
-        what = output if exists else f"a file in {parent}"
-        raise click.BadParameter(
-            f"cannot write {output}: no permission to write {what}: pick another path",
-            param_hint="--output",
-        )
 
 
 @context.command()

@@ -17,7 +17,16 @@ from .._models import RetiredQuestions
 from .._printable import printable
 from .._validate import MAX_NAME, check_name
 from ._app import App, json_option, main, pass_app
-from ._common import Seconds, add_row, make_table, print_table, read_bytes, short, signals
+from ._common import (
+    Seconds,
+    add_row,
+    make_table,
+    print_table,
+    read_bytes,
+    short,
+    signals,
+    writable_output,
+)
 
 if TYPE_CHECKING:
     # The pipeline and rich are imported by the command that uses them: `swarm --help`
@@ -372,6 +381,8 @@ def pipeline_report(app: App, name: str, out: Path | None) -> None:
         stored_plan,
     )
 
+    if out is not None:
+        writable_output(str(out), "--out")  # (before the report is read: it takes a while)
     plan = stored_plan(app.swarm, name)
     text = report_markdown(
         plan, read_passes(app.swarm, plan, retired=True),
@@ -380,7 +391,12 @@ def pipeline_report(app: App, name: str, out: Path | None) -> None:
     if out is None:
         click.echo(text, nl=False)
     else:
-        out.write_text(text, encoding="utf-8")
+        try:
+            out.write_text(text, encoding="utf-8")
+        except OSError as exc:  # (checked before: changed since, or a full disk)
+            raise click.BadParameter(
+                f"cannot write {out}: {exc.strerror}: pick another path", param_hint="--out"
+            ) from None
         click.echo(f"wrote {out}", err=True)
 
 

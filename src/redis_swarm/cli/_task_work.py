@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shlex
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -49,7 +50,8 @@ from ._tasks import LEASE_SECONDS, render_task, task, task_id_arg
 token_option = click.option(
     "--token",
     help="The lease's token (the `token` printed by `task claim`: ATTEMPT.SECRET; default: "
-    "the one your worker's claim on this machine kept for TASK_ID: SWARM_AGENT's, else "
+    "SWARM_TASK_TOKEN when SWARM_TASK_ID names TASK_ID, as swarm run sets them for its agent, "
+    "else the one your worker's claim on this machine kept for TASK_ID: SWARM_AGENT's, else "
     "worker-HOSTNAME's).",
 )
 
@@ -59,10 +61,15 @@ def _kept_token(app: App, task_id: str, token: str | None, worker: str | None = 
     task here (``worker``, else the claim's default: SWARM_AGENT, else worker-HOST). Never
     another worker's: a worker whose lease ran out and went to another worker on this machine
     would report with the new holder's token, and the fencing that keeps its late report
-    superseded would be gone. A usage error saying where tokens are kept and how to pass one
-    when none is."""
+    superseded would be gone. Inside ``swarm run``, its agent's task's token
+    (SWARM_TASK_TOKEN, when SWARM_TASK_ID names ``task_id``), as ``swarm ask --task`` takes
+    it: the run's claim kept none on disk. A usage error saying where tokens are kept and
+    how to pass one when none is."""
     if token is not None:
         return token
+    run_token = os.environ.get("SWARM_TASK_TOKEN")
+    if run_token and os.environ.get("SWARM_TASK_ID") == task_id:
+        return run_token
     settings = app.swarm.settings
     holder = worker or default_worker()
     kept = own_kept_token(settings, holder, task_id)
