@@ -10,12 +10,9 @@ redis-servers (plain and TLS-only), real terminals (a pseudo-terminal), real red
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import pty
 import re
-import select
 import shutil
 import subprocess
 import sys
@@ -32,6 +29,7 @@ import redis_swarm
 from redis_swarm import ConnectionFailed, PermissionDenied, Settings, Swarm, apply_role
 
 from ._cli import Cli
+from ._pty import on_a_terminal, read_some
 from ._servers import RedisServer, ServerFactory
 from ._tls import Pki, TlsServer, make_pki, start_tls_server
 
@@ -76,50 +74,20 @@ def _sha(password: str) -> str:
 # --- 1. a password typed to keep it: asked twice, and whether it changed is said ----------
 
 
-def _read_some(fd: int, wait: float) -> bytes:
-    ready, _, _ = select.select([fd], [], [], wait)
-    if not ready:
-        return b""
-    try:
-        return os.read(fd, 4096)
-    except OSError:  # (Linux: EIO once the other side is closed)
-        return b""
-
-
-@contextlib.contextmanager
-def _on_a_terminal(url: str, *args: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """``swarm ARGS`` (SWARM_URL ``url``) on a pseudo-terminal, and its other side."""
-    leader, follower = pty.openpty()
-    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH", ""), str(REPO / "src")) if p)
-    env = {**os.environ, "SWARM_URL": url, "SWARM_NAME": SWARM, "PYTHONPATH": path}
-    child = subprocess.Popen(
-        [sys.executable, "-m", "redis_swarm", *args], stdin=follower, stdout=follower,
-        stderr=follower, env=env, start_new_session=True,
-    )  # fmt: skip
-    os.close(follower)
-    try:
-        yield child, leader
-    finally:
-        os.close(leader)
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-
-
 def _type_twice(url: str, user: str, first: str, second: str) -> tuple[int, str]:
     """Run ``swarm acl --role worker --user USER --password-stdin --apply`` at a terminal,
     type ``first`` at its prompt and ``second`` at the next one: its exit code and what the
     terminal showed. A command that asks once only ends without the second prompt."""
     args = ("acl", "--role", "worker", "--user", user, "--password-stdin", "--apply")
-    with _on_a_terminal(url, *args) as (child, leader):
+    with on_a_terminal(url, *args, SWARM_NAME=SWARM) as (child, leader):
         seen = b""
         deadline = time.monotonic() + 30
         while b"password (not shown)" not in seen and time.monotonic() < deadline:
-            seen += _read_some(leader, 0.5)
+            seen += read_some(leader, 0.5)
         os.write(leader, first.encode() + b"\n")
         asked_again = False
         while time.monotonic() < deadline:
-            chunk = _read_some(leader, 0.5)
+            chunk = read_some(leader, 0.5)
             seen += chunk
             if b"again (not shown)" in seen:
                 asked_again = True
@@ -128,7 +96,7 @@ def _type_twice(url: str, user: str, first: str, second: str) -> tuple[int, str]
                 break
         assert asked_again, f"the password was asked once only: {seen.decode()}"
         os.write(leader, second.encode() + b"\n")
-        while chunk := _read_some(leader, 30):
+        while chunk := read_some(leader, 30):
             seen += chunk
         code = child.wait(timeout=30)
     return code, seen.decode(errors="replace")

@@ -11,14 +11,10 @@ import contextlib
 import hashlib
 import json
 import os
-import pty
 import re
-import select
 import shutil
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +25,7 @@ from redis_swarm._ops.counters import CounterCheck
 from redis_swarm.cli import main
 
 from ._a2a import start_a2a, stop
+from ._pty import on_a_terminal, read_some
 from ._servers import ServerFactory, free_port, system_redis
 from ._tls import make_pki
 
@@ -41,52 +38,19 @@ NODE_MODULES = Path(os.environ.get("A2A_NODE_MODULES", REPO / ".npm-tools" / "no
 # --- swarm acl --password-stdin at a terminal -------------------------------------------
 
 
-def _read_some(fd: int, wait: float) -> bytes:
-    """What the terminal ``fd`` gives within ``wait`` seconds (b"": nothing, or closed)."""
-    ready, _, _ = select.select([fd], [], [], wait)
-    if not ready:
-        return b""
-    try:
-        return os.read(fd, 4096)
-    except OSError:  # (Linux: EIO once the other side is closed)
-        return b""
-
-
-@contextlib.contextmanager
-def _on_a_terminal(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """``swarm ARGS`` run on a pseudo-terminal (its stdin, stdout and stderr), and the
-    terminal's other side, to read what it shows and type into it; closed and the child
-    ended after the block."""
-    leader, follower = pty.openpty()
-    env = {**os.environ, "SWARM_URL": "redis://localhost:1/0", "PYTHONPATH": os.pathsep.join(
-        p for p in (os.environ.get("PYTHONPATH", ""), str(REPO / "src")) if p)}  # fmt: skip
-    child = subprocess.Popen(
-        [sys.executable, "-m", "redis_swarm", *args], stdin=follower, stdout=follower,
-        stderr=follower, env=env, start_new_session=True,
-    )  # fmt: skip
-    os.close(follower)
-    try:
-        yield child, leader
-    finally:
-        os.close(leader)
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-
-
 def test_a_password_typed_at_a_terminal_is_not_echoed() -> None:
     password = "typed-at-a-terminal-0123456789"
     args = ("acl", "--role", "worker", "--user", "alice", "--password-stdin")
-    with _on_a_terminal(*args, "--redis-version", "7.2") as (child, leader):
+    with on_a_terminal("redis://localhost:1/0", *args, "--redis-version", "7.2") as (child, leader):
         seen = b""
         deadline = time.monotonic() + 30  # (the prompt says echo is off: then type)
         while b"password" not in seen and time.monotonic() < deadline:
-            seen += _read_some(leader, 0.5)
+            seen += read_some(leader, 0.5)
         os.write(leader, password.encode() + b"\n")
         while b"again" not in seen and time.monotonic() < deadline:  # (asked twice)
-            seen += _read_some(leader, 0.5)
+            seen += read_some(leader, 0.5)
         os.write(leader, password.encode() + b"\n")
-        while chunk := _read_some(leader, 30):
+        while chunk := read_some(leader, 30):
             seen += chunk
         assert child.wait(timeout=30) == 0, seen.decode()
     shown = seen.decode()
@@ -108,9 +72,9 @@ def test_a_wrong_option_is_said_before_the_password_is_asked(
     """A password typed for a command its options make fail anyway is typed for nothing
     (a rotated admin's, typed twice): the options are checked first, no prompt."""
     args = ("acl", "--role", "worker", "--password-stdin", *options)
-    with _on_a_terminal(*args) as (child, leader):
+    with on_a_terminal("redis://localhost:1/0", *args) as (child, leader):
         seen = b""
-        while chunk := _read_some(leader, 30):
+        while chunk := read_some(leader, 30):
             seen += chunk
         assert child.wait(timeout=30) != 0, seen.decode()
     shown = seen.decode()
