@@ -356,3 +356,46 @@ def test_security_md_names_optional_and_the_encrypted_key() -> None:
     assert "`ssl_cert_reqs=optional`" in text
     assert "TlsNotVerified" in text and "--agents-unverified-tls" in text
     assert "is encrypted (a pass phrase): give an unencrypted key" in text
+
+
+# --- 6. a user name that may be a password: masked wherever a user is named -------------
+
+PASSWORD_AS_NAME = "s3cretpassword12345"
+
+
+def test_the_doctor_of_an_unreachable_server_masks_a_password_as_user() -> None:
+    """The doctor's user row, text and JSON, as its url row shows the user: masked."""
+    cli = Cli(f"redis://{PASSWORD_AS_NAME}@127.0.0.1:1", swarm=SWARM)
+    text = cli("doctor", expect=1)
+    assert PASSWORD_AS_NAME not in text.stdout + text.stderr, text
+    assert re.search(r"^\s*user\s+\*\*\*\s*$", text.stdout, re.MULTILINE), text
+    said = cli("doctor", "--json", expect=1)
+    assert PASSWORD_AS_NAME not in said.stdout + said.stderr, said
+    assert said.json()["user"] == "***", said
+
+
+def test_a_refusal_of_the_swarm_masks_a_password_as_user(server: RedisServer) -> None:
+    """A user named like a password (no password: it logs in with nopass) that may not read
+    the swarm: the doctor's words on it (the warning, the records row) mask its name."""
+    with redis.Redis(host="127.0.0.1", port=server.port or 0) as root:
+        root.execute_command(
+            "ACL", "SETUSER", PASSWORD_AS_NAME, "on", "nopass", "~other:*", "+@all"
+        )
+    try:
+        cli = Cli(f"redis://{PASSWORD_AS_NAME}@127.0.0.1:{server.port}", swarm=SWARM)
+        out = cli("doctor", "--json", expect=1)
+        assert PASSWORD_AS_NAME not in out.stdout + out.stderr, out
+        report = out.json()
+        assert report["user"] == "***", report
+        assert any("the Redis user '***' may not read" in w for w in report["warnings"]), report
+    finally:
+        with redis.Redis(host="127.0.0.1", port=server.port or 0) as root:
+            root.execute_command("ACL", "DELUSER", PASSWORD_AS_NAME)
+
+
+def test_settings_show_one_user_name() -> None:
+    """``Settings.shown_user``: what every message names the user by."""
+    assert Settings.from_url(f"redis://{PASSWORD_AS_NAME}@h:1").shown_user == "***"
+    assert Settings.from_url("redis://ops%3Apw:x@h:1").shown_user == "***"
+    assert Settings.from_url("redis://ops:pw-0123456789@h:1").shown_user == "ops"
+    assert Settings.from_url("redis://:pw-0123456789@h:1").shown_user == "default"

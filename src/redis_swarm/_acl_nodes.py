@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import redis
 
-from ._config import Settings, shown_user
+from ._config import Settings
 from ._connect import sync_client
 from ._errors import AUTHENTICATION_FAILED, ConnectionFailed, PermissionDenied, SwarmError
 from ._replies import cluster_shards
@@ -32,7 +32,8 @@ T = TypeVar("T")
 
 def _connecting_user(settings: Settings) -> str:
     """The Redis user ``settings`` connects as: the URL's, else ``default`` (a URL with a
-    password alone, or none, logs in as it)."""
+    password alone, or none, logs in as it). To tell whether a user is that one; a message
+    names it as ``Settings.shown_user`` (a user name may be a password: masked)."""
     return settings.username or "default"
 
 
@@ -166,8 +167,8 @@ def _url_user_refused(settings: Settings) -> PermissionDenied:
             f"{AUTHENTICATION_FAILED} on {settings.url}: it refused the URL's user name, "
             f"given without a password; {PASSWORD_AS_USER}"
         )
-    # (a name holding a ':' is shown masked, as the URL shows it: ``shown_user``)
-    who = shown_user(settings.username, settings.password)
+    # (a name holding a ':' is shown masked, as the URL shows it: ``Settings.shown_user``)
+    who = settings.shown_user
     return PermissionDenied(
         f"{AUTHENTICATION_FAILED} on {settings.url}: it refused user {who!r} with the URL's "
         f"password: {_UNKNOWN_OR_WRONG}. Check the user name and password in the URL (a '%' "
@@ -224,7 +225,7 @@ def _refusal(settings: Settings, target: _Target, admitted: list[str], fallback:
     ACLs are per server and not replicated: a replica or node
     added since the admin was made has none of the users, unless given a copy of the
     aclfile."""
-    who = _connecting_user(settings)
+    who = settings.shown_user
     tried = "the URL's password" + (" and the new one given" if fallback else "")
     if admitted:
         why = (
@@ -261,7 +262,7 @@ def _not_everywhere(
     why = "; ".join(f"{node} {reason}" for node, reason in left_out.items())
     done = f"it was applied on {', '.join(applied)} only" if applied else "nothing was applied"
     return ConnectionFailed(
-        f"cannot rotate the password of user {_connecting_user(settings)!r}, the one the URL "
+        f"cannot rotate the password of user {settings.shown_user!r}, the one the URL "
         f"connects as, on every server: {why}; {done}, as a server left out would keep the "
         "old password (no one URL would reach every server, and a failover to it would lock "
         "the new one out): bring it back, then run this command again",

@@ -11,7 +11,6 @@ from typing import Any
 
 import redis
 
-from ._acl_nodes import _connecting_user
 from ._config import Settings
 from ._embedded import EmbeddedServer, swarm_command
 
@@ -44,7 +43,7 @@ def _persist(client: Any, settings: Settings, *, deleting: bool = False) -> str:
     written there are not read when it has one), or the server's error. ``deleting``: what
     is kept is a user's deletion (``revoke_user``): CONFIG REWRITE drops its ``user`` line
     from redis.conf, and a server with neither file restarts without it."""
-    who = _connecting_user(settings)
+    who = settings.shown_user
     memory, lost = (_DELETED_IN_MEMORY, _BACK_AT_RESTART) if deleting else _IN_MEMORY
     try:
         client.execute_command("ACL", "SAVE")

@@ -335,6 +335,13 @@ class Settings:
         """The URL with the password masked: safe for logs, errors and output."""
         return self.render_url(mask=True)
 
+    @property
+    def shown_user(self) -> str:
+        """The user these settings log in as, for a message or a report: masked as ``url``
+        masks it (``shown_user``). The one way a user name is shown: ``username`` itself is
+        what logs in, never printed."""
+        return shown_user(self.username, self.password)
+
     def render_url(self, *, mask: bool = True) -> str:
         """The URL of these settings, every option it can carry included (those left at
         their default are left out); ``Settings.from_url`` of the unmasked one gives them

@@ -30,6 +30,8 @@ __all__ = [
     "ENV_CONTEXT_CACHE_BYTES",
     "ENV_HOME",
     "ENV_NAME",
+    "ENV_TASK_ID",
+    "ENV_TASK_TOKEN",
     "ENV_URL",
     "URL_FROM_ENV_OPTION",
     "ContextCacheSpec",
@@ -37,6 +39,8 @@ __all__ = [
     "context_cache_from_env",
     "env_value",
     "require_url_in_env",
+    "run_task_id",
+    "run_task_token",
     "settings_from_env",
 ]
 
@@ -59,6 +63,9 @@ ENV_HOME = "SWARM_HOME"
 ENV_AGENT = "SWARM_AGENT"
 ENV_CONTEXT_CACHE = "SWARM_CONTEXT_CACHE"
 ENV_CONTEXT_CACHE_BYTES = "SWARM_CONTEXT_CACHE_BYTES"
+# The task swarm run gave its agent, and the token of its lease (``run_task_token``).
+ENV_TASK_ID = "SWARM_TASK_ID"
+ENV_TASK_TOKEN = "SWARM_TASK_TOKEN"
 
 # The CLI's disk cache of context versions: this folder of the swarm home (its bound: the
 # cache's own default, _cache.DEFAULT_DISK_BYTES, unless SWARM_CONTEXT_CACHE_BYTES says).
@@ -143,6 +150,22 @@ def require_url_in_env(who: str, installed_by: str) -> None:
             f"export SWARM_URL='rediss://user:password@host:6380') in the shell that starts "
             "the client (claude, codex, gemini), then start it again"
         )
+
+
+def run_task_id(env: Mapping[str, str] | None = None) -> str | None:
+    """The task swarm run gave the agent it started (``SWARM_TASK_ID``; None: unset or empty)."""
+    return (os.environ if env is None else env).get(ENV_TASK_ID) or None
+
+
+def run_task_token(task_id: str, env: Mapping[str, str] | None = None) -> str | None:
+    """The token of the lease on ``task_id`` that swarm run gave its agent
+    (``SWARM_TASK_TOKEN``), when ``SWARM_TASK_ID`` names that task: the token is its own
+    task's, and a shell that ran as the agent may have kept both, so another task never
+    gets it. None otherwise (either unset or empty)."""
+    environ = os.environ if env is None else env
+    if environ.get(ENV_TASK_ID) != task_id:
+        return None
+    return environ.get(ENV_TASK_TOKEN) or None
 
 
 def agent_from_env() -> str | None:

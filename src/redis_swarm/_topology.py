@@ -567,7 +567,7 @@ _REFUSED = (redis.AuthenticationError, redis.exceptions.AuthenticationWrongNumbe
 def _refuses(where: str, settings: Settings, exc: BaseException) -> str:
     """The warning on a node that answers but refuses the URL's user: the other nodes let
     it in (the layout was read with it), so it is most likely missing there."""
-    user = settings.username or "default"
+    user = settings.shown_user
     return (
         f"cluster node {where} answers but refuses the user {user!r} ({exc}), which other "
         "nodes let in: the user is most likely missing there (ACLs are per node: a node "

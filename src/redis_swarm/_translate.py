@@ -328,7 +328,7 @@ def _authentication_failed(where: str, node: str | None = None) -> str:
     user is most likely missing there (ACLs are per node)."""
     settings = _settings_of(where)
     if settings is not None and settings.kind == "cluster" and node is not None:
-        user = settings.username or "default"
+        user = settings.shown_user
         return (
             f"{e.AUTHENTICATION_FAILED} on cluster node {node} of {where}: the nodes of the URL "
             f"let the user {user!r} in, so it is most likely missing on {node} (ACLs are per "
@@ -690,7 +690,7 @@ def _refused_in_script(text: str, where: str) -> str | None:
     if _TASK_POST.search(text) is None:
         return None
     settings = _settings_of(where)
-    user = (settings.username if settings is not None else None) or "default"
+    user = settings.shown_user if settings is not None else "default"
     return (
         f"the Redis user {user!r} may not post a task to a pass on {where} (nothing was "
         "stored): passes are posted by a shard (or admin) user, and a worker posts tasks only "
@@ -710,7 +710,7 @@ def _not_permitted(text: str, where: str, swarm: str | None, operation: str | No
     does not name), those that may call every function of the library; for a key, which
     Redis does not name either, see ``_key_refused``."""
     settings = _settings_of(where)
-    user = (settings.username if settings is not None else None) or "default"
+    user = settings.shown_user if settings is not None else "default"
     refused = _REFUSED_COMMAND.search(text)
     if refused is None:
         return f"the Redis user {user!r} may not do this on {where} ({_key_text(text)}): " + (

@@ -16,7 +16,7 @@ from ._errors import ValidationError
 
 __all__ = [
     "FIGURES",
-    "MONEY_PLACES",
+    "MONEY_DIGITS",
     "USD_PLACES",
     "Money",
     "Sum",
@@ -234,7 +234,7 @@ class Usage(Record):
 FIGURES = ("cost_usd", "tokens_in", "cached_in", "tokens_out")
 # A sum of float dollars carries noise (0.24000000000000002): rounded to this many
 # significant digits (not decimal places, which made a sum of $1e-12 read $0.0000).
-MONEY_PLACES = 10
+MONEY_DIGITS = 10
 
 
 def plus(total: float | None, value: float | None) -> float | None:
@@ -263,10 +263,10 @@ def usage_figures(usage: Usage) -> dict[str, Any]:
 
 
 def figure_json(key: str, value: Any) -> Any:
-    """A summed figure as JSON shows it: a sum of money rounded to ``MONEY_PLACES``
+    """A summed figure as JSON shows it: a sum of money rounded to ``MONEY_DIGITS``
     significant digits, a token count as an integer, unknown (None) as null."""
     if isinstance(value, float) and key.endswith("cost_usd"):
-        return float(f"{value:.{MONEY_PLACES}g}")
+        return float(f"{value:.{MONEY_DIGITS}g}")
     if isinstance(value, float) and (key.startswith("tokens_") or key == "cached_in"):
         return int(value)
     return value

@@ -15,10 +15,10 @@ from __future__ import annotations
 import contextlib
 import hmac
 import logging
-import re
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
+from urllib.parse import parse_qsl
 
 import uvicorn
 from starlette.requests import Request
@@ -111,20 +111,36 @@ def require_strong_token(host: str, token: str | None, *, env: str) -> None:
     )
 
 
-# A query parameter whose name says it holds a token (token, access_token, ...), its value.
-_TOKEN_IN_QUERY = re.compile(r"([?&][^=&#]*token[^=&#]*=)[^&#]*", re.IGNORECASE)
+def _redacted(path: str) -> str:
+    """``path`` (an access line's, its query included) with the value of every query
+    parameter whose name says it holds a token (token, access_token, ...) as ``***``. The
+    name is matched decoded, as Starlette reads it (``parse_qsl``, blank values kept): a
+    ``?%74oken=`` is the dashboard's token too. The rest is logged as it came."""
+    where, mark, query = path.partition("?")
+    if not mark:
+        return path
+    query, hash_mark, fragment = query.partition("#")
+    kept = []
+    for part in query.split("&"):
+        # (a part without '=' has no value to cut; parse_qsl of one part: its decoded name)
+        named = parse_qsl(part, keep_blank_values=True)
+        if "=" in part and named and "token" in named[0][0].lower():
+            part = part.partition("=")[0] + "=***"
+        kept.append(part)
+    return f"{where}?{'&'.join(kept)}{hash_mark}{fragment}"
 
 
 class _RedactedTokens(logging.Filter):
-    """uvicorn's access log line with the value of every token in the URL cut out: a face
-    that takes no ``?token=`` refuses a request that sends one, but its access line was
-    logged with the URL whole (the MCP server logs at INFO, access lines included)."""
+    """uvicorn's access log line with the value of every token in the URL cut out
+    (``_redacted``): a face that takes no ``?token=`` refuses a request that sends one, but
+    its access line was logged with the URL whole (the MCP server logs at INFO, access
+    lines included)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         # (uvicorn's access line: client, method, path with its query, version, status)
         if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
-            record.args = (*args[:2], _TOKEN_IN_QUERY.sub(r"\1***", args[2]), *args[3:])
+            record.args = (*args[:2], _redacted(args[2]), *args[3:])
         return True
 
 

@@ -16,6 +16,7 @@ import click
 from click.core import ParameterSource
 
 from .._codec import first_few
+from .._env import ENV_TASK_ID, ENV_TASK_TOKEN, run_task_id, run_task_token
 from .._errors import NotFound, SwarmError, ValidationError
 from .._hints import CANCEL_TASK, SERVE_QUESTIONS, said_of
 from .._models import Answer, Task, TaskStatus
@@ -178,9 +179,9 @@ def _interrupt_once() -> Callable[[int, Any], None]:
 @click.option(
     "--task",
     "task_id",
-    default=lambda: os.environ.get("SWARM_TASK_ID") or None,
-    help="The task you are working on (default: SWARM_TASK_ID, set by swarm run): the answer "
-    "is linked to it and its lease renewed while you wait (with SWARM_TASK_TOKEN, or the "
+    default=run_task_id,
+    help=f"The task you are working on (default: {ENV_TASK_ID}, set by swarm run): the answer "
+    f"is linked to it and its lease renewed while you wait (with {ENV_TASK_TOKEN}, or the "
     "token swarm task claim kept on this machine). The asker is then its lease holder.",
 )
 @json_option
@@ -272,9 +273,7 @@ def _asking_for(app: App, task: Task, asker: str | None) -> Task:
             f"--asker {asker!r} contradicts --task {task.id}, whose lease {holder!r} holds: "
             "with --task the asker is the task's lease holder; leave --asker out"
         )
-    token = os.environ.get("SWARM_TASK_TOKEN") or None
-    if os.environ.get("SWARM_TASK_ID") != task.id:
-        token = None  # (swarm run's token is its own task's)
+    token = run_task_token(task.id)
     # Asking as nobody in particular (no --asker, no SWARM_AGENT) is asking as the lease
     # holder; one named otherwise is another worker, whose ask must not keep the holder's
     # lease alive with the holder's kept token (_common's rule).
@@ -284,7 +283,7 @@ def _asking_for(app: App, task: Task, asker: str | None) -> Task:
     if token is None and not app.json:
         why = (
             "no token of it is kept on this machine (swarm task claim keeps it); give it as "
-            f"SWARM_TASK_ID={task.id} SWARM_TASK_TOKEN=TOKEN (the token its claim printed)"
+            f"{ENV_TASK_ID}={task.id} {ENV_TASK_TOKEN}=TOKEN (the token its claim printed)"
             if me == holder
             else f"you ask as {me} (SWARM_AGENT), and only {holder}'s own token renews its "
             f"lease: ask as the holder, --asker {holder}"
@@ -310,8 +309,8 @@ def _working_on(app: App, task_id: str) -> Task:
         if source is not ParameterSource.DEFAULT:  # given as --task: the core said it all
             raise
         raise NotFound(
-            f"task {task_id} does not exist; its id came from SWARM_TASK_ID (set by swarm run "
-            "for its agent, and maybe left over in this shell): unset SWARM_TASK_ID, or give "
+            f"task {task_id} does not exist; its id came from {ENV_TASK_ID} (set by swarm run "
+            f"for its agent, and maybe left over in this shell): unset {ENV_TASK_ID}, or give "
             "--task with the task you work on",
             missing=exc.missing,
         ) from None

@@ -171,7 +171,7 @@ def _no_access(swarm: Swarm, settings: Settings, refusing: tuple[str, ...] = ())
     try:
         swarm.last_event_id()
     except PermissionDenied as exc:
-        user = settings.username or "default"
+        user = settings.shown_user
         if refusing:
             return (
                 f"the Redis user {user!r} could not read swarm {settings.swarm!r}, so every "
@@ -298,7 +298,7 @@ def _unreachable(app: App, exc: ConnectionFailed) -> None:
     report: dict[str, Any] = {
         "url": settings.url,
         "swarm": settings.swarm,
-        "user": settings.username or "default",
+        "user": settings.shown_user,
         "kind": settings.kind,
         "ok": False,
         "warnings": [reason],
@@ -356,7 +356,7 @@ def _doctor(
     ``quick``: the records are not read; ``recount``: the counters are recounted first;
     ``repair``: the indexes are put right first)."""
     settings = app.settings
-    user = settings.username or "default"
+    user = settings.shown_user
     report: dict[str, Any] = {
         "url": settings.url,
         "swarm": settings.swarm,
@@ -649,7 +649,7 @@ def _records(
     warning added; ``denied`` set when it may not), unless ``quick``; and what
     ``record_damage`` says of the indexes and lost findings (None: not read). On a failing
     cluster, a read that fails leaves them not checked, saying why."""
-    user = settings.username or "default"
+    user = settings.shown_user
     try:
         no_access = _no_access(swarm, settings, refusing)
         if no_access is not None:

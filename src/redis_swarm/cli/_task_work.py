@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shlex
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -16,6 +15,7 @@ from click.core import ParameterSource
 
 from .. import _lease_tokens as tokens
 from .._codec import iso
+from .._env import ENV_TASK_ID, ENV_TASK_TOKEN, run_task_token
 from .._errors import (
     Conflict,
     InvalidState,
@@ -50,7 +50,7 @@ from ._tasks import LEASE_SECONDS, render_task, task, task_id_arg
 token_option = click.option(
     "--token",
     help="The lease's token (the `token` printed by `task claim`: ATTEMPT.SECRET; default: "
-    "SWARM_TASK_TOKEN when SWARM_TASK_ID names TASK_ID, as swarm run sets them for its agent, "
+    f"{ENV_TASK_TOKEN} when {ENV_TASK_ID} names TASK_ID, as swarm run sets them for its agent, "
     "else the one your worker's claim on this machine kept for TASK_ID: SWARM_AGENT's, else "
     "worker-HOSTNAME's).",
 )
@@ -67,8 +67,8 @@ def _kept_token(app: App, task_id: str, token: str | None, worker: str | None = 
     how to pass one when none is."""
     if token is not None:
         return token
-    run_token = os.environ.get("SWARM_TASK_TOKEN")
-    if run_token and os.environ.get("SWARM_TASK_ID") == task_id:
+    run_token = run_task_token(task_id)
+    if run_token is not None:
         return run_token
     settings = app.swarm.settings
     holder = worker or default_worker()
