@@ -6,6 +6,7 @@ issue 15 as a worker, on Redis 7.x, and the 6.2 rules (issue 14.3)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import inspect
 import json
@@ -34,6 +35,7 @@ from redis_swarm._acl import (
 from redis_swarm._embedded import _version_of
 from redis_swarm._errors import ConfigError, Conflict, LeaseLost, TaskDeadLettered, Timeout
 from redis_swarm._keys import Keys
+from redis_swarm._models import own_report_key, unrecorded_run_key
 from redis_swarm._ops import agents as agent_ops
 from redis_swarm._ops import claiming as claiming_ops
 from redis_swarm._ops import library as library_ops
@@ -423,6 +425,7 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     assert worker.check_counters().ok  # (a recount is a shard's: tests/test_doctor_counters.py)
     assert shard.recount_counters() == ()  # (the counters kept exact: nothing to change)
     assert worker.task_costs(task.id).finding is not None  # (completed: its late ones sought)
+    assert worker.finding_lost(worker.get_task(task.id)) is None  # (its finding stored: HEXISTS)
     assert worker.pass_costs("P1").tasks >= 1  # (its findings, tasks and syntheses read)
     worker._run(task_ops.shard_stats(worker._ctx, ["shard-1"]))
     with pytest.raises(Conflict):  # P1 still has open tasks
@@ -440,8 +443,14 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     assert shard.record_unrecorded_run("pipeline p run 1", "k1", "p: P1", "a run", usage=spent)
     assert not shard.record_unrecorded_run("pipeline p run 1", "k1", "p: P1", "again")
     assert [r.what for r in worker.unrecorded_runs("pipeline p run 1")] == ["a run"]
-    assert shard.drop_unrecorded_runs(["pipeline p run 1"], dry_run=True) == 1
-    assert shard.drop_unrecorded_runs(["pipeline p run 1"]) == 1
+    # (a finding its agent reported itself, priced with the run its pipeline kept: HMGET)
+    mine = dataclasses.replace(finding, pass_name="p: P1", usage=None)
+    own = unrecorded_run_key(own_report_key(mine.id))
+    assert shard.record_unrecorded_run("pipeline p run 1", own, "p: P1", "its run", usage=spent)
+    (priced,) = worker.priced_findings([mine])
+    assert priced.usage is not None and priced.usage.cost_usd == 0.5
+    assert shard.drop_unrecorded_runs(["pipeline p run 1"], dry_run=True) == 2
+    assert shard.drop_unrecorded_runs(["pipeline p run 1"]) == 2
     # (a hooks' SessionStart, building on the record it finds)
     assert worker.join(me.id, lambda stored: {"role": "worker", "model": stored and stored.model})
     assert worker.tally(me.id, "loop_claims", "s1") == 1  # (a hook's loop count)

@@ -306,3 +306,92 @@ def test_an_a2a_stream_that_fell_behind_ends_with_an_a2a_error() -> None:
     behind = r"fell more than 3 events behind .*SubscribeToTask"
     with pytest.raises(InternalError, match=behind), swarm_errors(SWARM):
         raise FellBehind(3, "subscribe again (SubscribeToTask) from the last update")
+
+
+# --- a long backlog, and the fan-out's end
+
+
+async def _post(worker: Swarm, n: int, text: str, seen_by: Listener | None = None) -> list[str]:
+    """Post ``n`` tasks (one event each), one at a time, each handed out by the follower
+    before the next (``seen_by`` got it: its queue never holds more than one): their ids."""
+    ids = []
+    for i in range(n):
+        ids.append((await asyncio.to_thread(worker.post_task, "q", f"{text} {i}")).id)
+        if seen_by is not None:
+            event = await seen_by.next(5)
+            assert event is not None and event.fields["task"] == ids[-1]
+    return ids
+
+
+def test_a_listener_reading_a_long_backlog_is_not_dropped_for_the_live_events(
+    server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Live events that fill the queue of a listener still reading its backlog (pages of 4
+    here) say nothing of its pace: it catches up, every event once, in order. Once its
+    backlog is read, falling behind drops it as before."""
+    from redis_swarm import _event_fanout
+    from redis_swarm._event_fanout import EventFanout, FellBehind
+
+    monkeypatch.setattr(_event_fanout, "BACKLOG_PAGE", 4)
+
+    async def body(worker: Swarm, swarm: AsyncSwarm, raw: redis.Redis) -> None:
+        since = await swarm.last_event_id()
+        backlog = await _post(worker, 10, "before")
+        fanout = EventFanout(swarm, types="task", buffer=5, block_s=0.2)
+        witness = await fanout.listen(None)
+        late = await fanout.listen(since)
+        first = await late.next(5)  # (a page of its backlog read: four events)
+        assert first is not None and first.fields["task"] == backlog[0]
+        live = await _post(worker, 8, "live", witness)  # its queue holds 5 at most
+        more = await _post(worker, 3, "later", witness)
+        got = [first.fields["task"]]
+        while (event := await late.next(0.5)) is not None:
+            got.append(event.fields["task"])
+        assert got == backlog + live + more  # each once, in order: not FellBehind
+        await _post(worker, 6, "unread", witness)  # its backlog read: now it is behind
+        with pytest.raises(FellBehind):
+            await late.next(1)
+        late.close()
+        witness.close()
+
+    _run(server, body)
+
+
+def test_a_closed_fanout_asks_redis_nothing_for_a_new_listener(servers: ServerFactory) -> None:
+    """A listener after ``close`` is handed its end without a call to Redis: with its server
+    gone at shutdown, ``listen`` no longer raises ConnectionFailed."""
+    from redis_swarm._event_fanout import Closed, EventFanout
+
+    gone = servers.start()
+    url = gone.url
+    gone.stop()
+
+    async def run() -> None:
+        async with AsyncSwarm(url, swarm=SWARM) as swarm:
+            fanout = EventFanout(swarm, block_s=0.2)
+            fanout.close()
+            listener = await asyncio.wait_for(fanout.listen(None), 10)
+            with pytest.raises(Closed):
+                await listener.next(1)
+            assert not fanout.following
+            listener.close()
+
+    asyncio.run(run())
+
+
+def test_aclose_waits_for_a_follower_stopped_when_its_last_listener_left(
+    server: RedisServer,
+) -> None:
+    async def body(worker: Swarm, swarm: AsyncSwarm, raw: redis.Redis) -> None:
+        from redis_swarm._event_fanout import EventFanout
+
+        fanout = EventFanout(swarm, block_s=5)
+        listener = await fanout.listen(None)
+        await _until(lambda: _xreads(raw) == 1)
+        reader = fanout._reader
+        assert reader is not None
+        listener.close()  # the last one: its follower is cancelled
+        await fanout.aclose()
+        assert reader.done()  # (waited for, not left running past the fan-out)
+
+    _run(server, body)

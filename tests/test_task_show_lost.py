@@ -60,3 +60,23 @@ def test_a_late_report_holding_the_result_is_no_loss(cli: Cli, raw: Any) -> None
     shown = cli("task", "show", task_id)
     assert "warning:" not in shown.stderr and "result is lost" not in shown.stdout
     assert "finding_lost" not in cli.json("task", "show", task_id)
+
+
+def test_the_core_says_which_result_is_lost_by_the_doctors_rule(cli: Cli, raw: Any) -> None:
+    """``Swarm.finding_lost``: the doctor's findings_lost rule for one task, from the task
+    (its finding looked for) or from its costs read already; the face words it."""
+    with Swarm(cli.url, swarm="test") as swarm:
+        task_id, finding_id, _ = _completed(swarm)
+        kept_id, kept_finding, kept_token = _completed(swarm)
+        open_task = swarm.post_task("q", "not done yet")
+        assert swarm.finding_lost(swarm.get_task(task_id)) is None  # (stored)
+        assert swarm.finding_lost(swarm.task_costs(task_id)) is None
+        assert swarm.finding_lost(swarm.get_task(open_task.id)) is None  # (not completed)
+        raw.hdel(swarm.keys.findings, finding_id, kept_finding)
+        with pytest.raises(AlreadyCompleted):  # a late report of the second holds its result
+            swarm.report(kept_id, kept_token, {"summary": "again"}, worker="w")
+        assert swarm.finding_lost(swarm.get_task(task_id)) == finding_id
+        assert swarm.finding_lost(swarm.task_costs(task_id)) == finding_id
+        assert swarm.finding_lost(swarm.get_task(kept_id)) is None
+        assert swarm.finding_lost(swarm.task_costs(kept_id)) is None
+        assert swarm.record_damage().lost_findings == {task_id: finding_id}  # (the same rule)

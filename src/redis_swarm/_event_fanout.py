@@ -17,10 +17,15 @@ before the follower's position when the listener registered) or in the queue.
 
 A queue is bounded (``buffer``): a listener whose client reads more slowly than events come
 is dropped (``FellBehind``, its queue freed) rather than buffered without end; its client
-resumes from the last event it got. The follower's error reaches every listener (once the
-events before it were read; ``on_error`` hears it too) and the next listener starts a
-follower again. ``close`` ends every listener, now and later (``ended``: what each one's
-``next`` raises then), and no follower starts again.
+resumes from the last event it got. Not one still reading the pages of its backlog: live
+events filling its queue then say nothing of its pace (a long backlog takes a while), so its
+queue is freed and its backlog made to reach past them (the log holds them too), and it
+catches up. The follower's error reaches every listener (once the events before it were
+read; ``on_error`` hears it too) and the next listener starts a follower again. ``close``
+ends every listener, now and later (``ended``: what each one's ``next`` raises then), and no
+follower starts again: a listener after it is handed its end without a call to Redis.
+``aclose`` waits for every follower stopped (by it, or when the last listener left), so that
+none outlives the fan-out.
 """
 
 from __future__ import annotations
@@ -109,6 +114,8 @@ class EventFanout:
         self._on_error = on_error
         self._listeners: set[Listener] = set()
         self._reader: asyncio.Task[None] | None = None
+        # Followers cancelled and not yet ended (``leave``, ``close``): ``aclose`` waits.
+        self._stopping: set[asyncio.Task[None]] = set()
         self._starting = asyncio.Lock()
         self._position = "0-0"  # the newest event the follower handed out (or its start)
         self.closed = False
@@ -134,10 +141,11 @@ class EventFanout:
         then on, inclusive; None: from now on) of ``types`` (None: all the follower's) for
         which ``where`` holds (None: every one). Raises what starting the follower raised
         (Redis out of reach). ``Listener.close`` it. Once closed, a listener still gets its
-        backlog, then its end."""
-        if self._reader is None:
+        backlog, then its end (and no follower is started for it: nothing is asked of
+        Redis here, which may be gone with the server that closed it)."""
+        if self._reader is None and not self.closed:
             async with self._starting:
-                if self._reader is None:
+                if self._reader is None and not self.closed:
                     start = await self.call(self.swarm.last_event_id)
                     self._position = start
                     if not self.closed:  # (nor when it closed during that call)
@@ -163,8 +171,7 @@ class EventFanout:
         if not self._listeners and self._reader is not None:
             # Nobody listens: no connection stays blocked for nothing. The next listener
             # starts a follower again, from the newest event, and reads its own backlog.
-            self._reader.cancel()
-            self._reader = None
+            self._stop_reader()
 
     def close(self) -> None:
         """End every listener's events, now and from now on (the server is stopping): each
@@ -173,14 +180,22 @@ class EventFanout:
         for listener in list(self._listeners):
             listener.hand(self.ended())
         if self._reader is not None:
-            self._reader.cancel()
-            self._reader = None
+            self._stop_reader()
+
+    def _stop_reader(self) -> None:
+        """Cancel the follower; kept until it has ended, for ``aclose`` to wait for."""
+        reader = self._reader
+        assert reader is not None
+        self._reader = None
+        reader.cancel()
+        self._stopping.add(reader)
+        reader.add_done_callback(self._stopping.discard)
 
     async def aclose(self) -> None:
-        """``close``, and wait for the follower to stop."""
-        reader = self._reader
+        """``close``, and wait for every follower stopped to end (the one ``close``
+        stopped, and those stopped before it when their last listener left)."""
         self.close()
-        if reader is not None:
+        for reader in list(self._stopping):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
 
@@ -248,6 +263,13 @@ class Listener:
         if self._dropped or (isinstance(item, Event) and not self.wants(item)):
             return
         if isinstance(item, Event) and len(self._queue) >= self._fanout.buffer:
+            if not self._backlog_read:
+                # Still reading its backlog, page by page: no sign it reads slowly. Its
+                # backlog is made to reach this event (the log holds it and those queued:
+                # the pages read them), the queue freed.
+                self._queue = deque(i for i in self._queue if not isinstance(i, Event))
+                self._upto = event_order(item.id)
+                return
             self._dropped = True
             self._queue.clear()  # (its memory goes now, not when the client leaves)
             item = FellBehind(self._fanout.buffer, self._fanout.rejoin)

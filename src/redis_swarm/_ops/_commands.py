@@ -191,6 +191,8 @@ OPERATIONS: dict[str, Uses] = {
     # findings; hget: a task a queue's set lacks, read again; hstrlen: each chunk's length)
     "corrupt_records": _uses(_RECORD_DAMAGE, worker=True),
     "record_damage": _uses(_RECORD_DAMAGE, worker=True),
+    # one task's lost result (swarm task show): its finding looked for, then its late reports
+    "finding_lost": _uses("hexists hget", "index_page", worker=True),
     # its repair (swarm doctor --repair): a shard's, coordinator's or admin's, never a
     # worker's (a worker may add to some indexes, never remove from one: its role gets no
     # rs_index_repair, and the script asks for the right to remove before any write)
@@ -202,6 +204,8 @@ OPERATIONS: dict[str, Uses] = {
     "recount_counters": _uses("hkeys", "counts_recount"),
     "task_costs": _uses("hget", "index_page", worker=True),
     "pass_costs": _uses("hgetall hget", "index_page", worker=True),
+    # a self-reported finding priced with the run its pipeline kept for it (lineage)
+    "priced_findings": _uses("hmget", worker=True),
     # retiring a settled pass (swarm retire) deletes work: a shard's or coordinator's, never
     # a worker's; the retirement records are read by lineage
     "retire_pass": _uses("hgetall hkeys hget hscan time zcard zrange", "pass_retire"),

@@ -23,8 +23,9 @@ of runs).
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from .._codec import UNREADABLE
@@ -55,7 +56,7 @@ from ._work import LIST_BUDGET, check_label, finding_from, page, synthesis_from,
 from .unrecorded import unrecorded_runs
 from .views import pass_counts
 
-__all__ = ["COST_PAGE", "SCAN_LIMIT", "pass_costs"]
+__all__ = ["COST_PAGE", "SCAN_LIMIT", "own_report_run", "pass_costs", "priced_findings"]
 
 T = TypeVar("T")
 
@@ -117,6 +118,71 @@ def pass_costs(ctx: OpContext, pass_name: str) -> Operation[PassCosts]:
         corrupt=corrupt + sum(bad for _, bad in scanned),
         retired=retired,
     )
+
+
+def own_report_run(finding: Finding) -> tuple[str, str] | None:
+    """Where the run of ``finding`` is kept when its agent reported it itself with no usage
+    (a worker of a pipeline's ``swarm run`` pool calling ``swarm task report``: the pipeline
+    keeps what its CLI said the run cost as a run no other record holds, under
+    ``own_report_key``): its pipeline run's owner and the run's key. None when the finding
+    holds its usage, or its pass is no pipeline's: nothing prices it. The one rule of every
+    reader that prices such a finding (``pass_costs``, ``priced_findings``)."""
+    if finding.usage is not None or not finding.pass_name:
+        return None
+    owner = unrecorded_owner_of(finding.pass_name)
+    if owner is None:
+        return None
+    return owner, unrecorded_run_key(own_report_key(finding.id))
+
+
+def priced_findings(
+    ctx: OpContext, findings: Sequence[Finding], runs: Iterable[UnrecordedRun] | None = None
+) -> Operation[list[Finding]]:
+    """``findings``, in order, each one its agent reported itself with no usage
+    (``own_report_run``) priced with the run its pipeline kept for it (a run of its pass):
+    one run, counted once, on its finding, as ``pass_costs`` and ``swarm pipeline status``
+    count it; every other as it is. ``runs``: the runs kept already read (a pass's reader
+    holds them: nothing is read); None: each owner's runs these findings need are read, once
+    per owner, all in one round trip (none when no finding needs one)."""
+    wanted = [(f, own_report_run(f)) for f in findings]
+    if runs is None:
+        needed: dict[str, set[str]] = {}
+        for _, where in wanted:
+            if where is not None:
+                needed.setdefault(where[0], set()).add(where[1])
+        owners = sorted(needed)
+        replies = (
+            (yield Batch(tuple(
+                Cmd("HMGET", ctx.keys.unrecorded_runs(owner), *sorted(needed[owner]))
+                for owner in owners
+            ))) if owners else []
+        )  # fmt: skip
+        kept: dict[tuple[str, str], UnrecordedRun] = {}
+        for owner, values in zip(owners, replies, strict=True):
+            for key, raw in zip(sorted(needed[owner]), values, strict=True):
+                if raw is None:
+                    continue
+                try:
+                    kept[owner, key] = UnrecordedRun.stored(key, raw)
+                except UNREADABLE:  # (written around the operations: not a price)
+                    continue
+    else:
+        given = list(runs)
+        kept = {
+            (where[0], run.key): run
+            for f, where in wanted
+            if where is not None
+            for run in given
+            if run.key == where[1]
+        }
+    out = []
+    for f, where in wanted:
+        run = kept.get(where) if where is not None else None
+        # (a run of its own pass only: a pass named by hand may look like a pipeline's)
+        if run is not None and run.pass_name == f.pass_name:
+            f = dataclasses.replace(f, usage=run.usage)
+        out.append(f)
+    return out
 
 
 # At most this many of a pass's syntheses are looked behind for a pipeline's tasks: a
@@ -326,8 +392,8 @@ class _Tally:
                 add_figures(self.failed, usage_figures(usage))
         else:
             usage, model = record.usage, record.model
-            if usage is None and isinstance(record, Finding):
-                self.own_reports[unrecorded_run_key(own_report_key(record.id))] = record
+            if isinstance(record, Finding) and (where := own_report_run(record)) is not None:
+                self.own_reports[where[1]] = record
         if usage is not None:
             add_figures(self.total, usage_figures(usage))
             add_model_figures(self.by_model, usage, model)

@@ -21,6 +21,8 @@ from .._models import (
     Agent,
     IndexEntries,
     RecordDamage,
+    Task,
+    TaskCosts,
     TaskStatus,
 )
 from .._protocol import WRONG_TYPE, Batch, Call, Cmd, OpContext, Operation, past_wrong_type
@@ -30,9 +32,9 @@ from . import tasks as task_ops
 from ._context_store import Manifest, parse_manifest
 from ._work import HALF_STORED_FIELD, finding_from, synthesis_from, task_from, text
 from .counters import SET_STATUSES
-from .views import SCAN_COUNT, _hash_items, pass_names
+from .views import SCAN_COUNT, _hash_items, pass_names, task_costs
 
-__all__ = ["corrupt_records", "record_damage", "repair_indexes"]
+__all__ = ["corrupt_records", "finding_lost", "record_damage", "repair_indexes"]
 
 R = TypeVar("R")
 
@@ -348,13 +350,41 @@ def _dangling(scan: _Scan) -> Operation[dict[str, list[str]]]:
     return out
 
 
+def finding_lost(ctx: OpContext, task: Task | TaskCosts) -> Operation[str | None]:
+    """The finding ``task`` completed with when its result is lost (``record_damage``'s
+    ``findings_lost``, for one task): the task is completed naming a finding, that finding
+    is no longer stored (deleted by hand), and no late report of the task (kept superseded:
+    its work done again) holds its result. None otherwise. Given its ``TaskCosts``
+    (``task_costs``, read already: ``swarm task show``), nothing is read; given the task,
+    whether its finding is stored (one round trip, none for a task not completed), and only
+    when it is not, its late reports (``task_costs``)."""
+    if isinstance(task, Task):
+        finding_id = _result_of(task)
+        if finding_id is None:
+            return None
+        stored = yield Cmd("HEXISTS", ctx.keys.findings, finding_id)
+        if int(stored):  # (stored, even damaged: swarm findings show says so)
+            return None
+        task = yield from task_costs(ctx, task.id)
+    if task.finding is not None or task.superseded:
+        return None
+    return _result_of(task.task)
+
+
+def _result_of(task: Task) -> str | None:
+    """The finding that holds ``task``'s result: the one it completed with (None: it is not
+    completed)."""
+    return task.finding_id if TaskStatus(task.status) is TaskStatus.COMPLETED else None
+
+
 def _lost_findings(scan: _Scan) -> Operation[dict[str, str]]:
     """The completed tasks whose finding the scan did not meet, and that still are and
     still lack it (HEXISTS both, a thousand pairs a round trip: a finding stored, or a task
     retired with its finding, after the scan read its hash is no damage): task id -> the
     finding id it names. A task some other stored finding is of is not lost: a late report
     of it (its work done again under its own id: the report is kept superseded, the task
-    naming the finding lost still) holds its result."""
+    naming the finding lost still) holds its result (``finding_lost``: the rule for one
+    task)."""
     k = scan.k
     if k.findings in scan.found["key"]:  # (no finding read: the key row says why)
         return {}

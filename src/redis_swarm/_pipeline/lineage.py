@@ -4,6 +4,7 @@ saying what it covers."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
@@ -15,10 +16,7 @@ from .._models import (
     Synthesis,
     Task,
     TaskCosts,
-    own_report_key,
     runs_of,
-    unrecorded_owner_of,
-    unrecorded_run_key,
 )
 from .._printable import short, short_version
 from .._usage import FIGURES, Money, Sum, Usage, summed_figures
@@ -74,18 +72,13 @@ def _task_of(swarm: Swarm, f: Finding) -> Task | None:
 
 def _priced(swarm: Swarm, f: Finding) -> Finding:
     """``f`` with what its run cost when its agent reported it itself with no usage (a
-    worker of a pipeline's ``swarm run`` pool calling ``swarm task report``): the pipeline
-    keeps that run's cost under ``own_report_key`` among its run's unrecorded runs, and
-    every view prices the finding with it (``records.read_pass``, ``Swarm.pass_costs``),
-    so lineage does too: one run, counted once. ``f`` as it is otherwise."""
-    owner = unrecorded_owner_of(f.pass_name) if f.usage is None and f.pass_name else None
-    if owner is None:
-        return f
-    key = unrecorded_run_key(own_report_key(f.id))
-    for run in swarm.unrecorded_runs(owner):
-        if run.key == key and run.pass_name == f.pass_name:
-            return dataclasses.replace(f, usage=run.usage)
-    return f
+    worker of a pipeline's ``swarm run`` pool calling ``swarm task report``: the pipeline
+    keeps that run's cost among its run's unrecorded runs): every view prices the finding
+    with it (``Swarm.priced_findings``, by the rule ``Swarm.pass_costs`` and
+    ``records.read_pass`` price it by), so lineage does too: one run, counted once. ``f`` as
+    it is otherwise."""
+    (priced,) = swarm.priced_findings([f])
+    return priced
 
 
 def _finding_node(swarm: Swarm, f: Finding, t: Task | None) -> dict[str, Any]:
@@ -144,10 +137,15 @@ def _synthesis_node(swarm: Swarm, s: Synthesis) -> dict[str, Any]:
     usages = [s.usage, refused.failed_usage if refused else None]
     records: list[Finding | Synthesis | Task | None] = [s, refused]  # (the runs behind it)
     retired: dict[str, RetiredPass] | None = None  # read at the first finding missing
+    found: dict[str, Finding] = {}
     for fid in s.sources:  # each once: ``synthesize`` keeps no id twice
-        try:
-            f = _priced(swarm, swarm.get_finding(fid))
-        except NotFound:
+        with contextlib.suppress(NotFound):
+            found[fid] = swarm.get_finding(fid)
+    # (the self-reported ones priced together: one round trip, however many it cites)
+    found = dict(zip(found, swarm.priced_findings(list(found.values())), strict=True))
+    for fid in s.sources:
+        f = found.get(fid)
+        if f is None:
             if retired is None:
                 retired = swarm.retired_passes()
             cited.append(_missing_node(fid, retired.get(s.pass_name)))

@@ -26,6 +26,7 @@ from .._models import (
     RetiredPass,
     Synthesis,
     Task,
+    UnrecordedRun,
     anchor_held,
     anchor_of,
     failed_runs_of,
@@ -339,14 +340,20 @@ def fold_bookkeeping(swarm: Swarm, plan: Plan) -> int:
     return folded
 
 
-def _own_reports_priced(result: PassResult, runs: dict[str, Unrecorded]) -> None:
+def _own_reports_priced(swarm: Swarm, result: PassResult, runs: dict[str, Unrecorded]) -> None:
     """Set on each finding of ``result`` an agent reported itself with no usage the cost
     its run's CLI said (kept among ``runs`` under ``own_report_key``, taken out of them):
-    its one run, counted once, on its finding, as docs/pipeline.md says."""
-    for n, finding in enumerate(result.findings):
-        run = runs.pop(_run_key(own_report_key(finding.id)), None)
-        if run is not None and finding.usage is None:
-            result.findings[n] = dataclasses.replace(finding, usage=run.usage)
+    its one run, counted once, on its finding, as docs/pipeline.md says. Priced by the
+    core's rule (``Swarm.priced_findings``, given the runs read: no round trip), the one
+    ``Swarm.pass_costs`` and lineage price it by."""
+    kept = [
+        UnrecordedRun(key, result.label, run.usage, run.what, run.anchor)
+        for key, run in runs.items()
+        if not run.retired
+    ]
+    result.findings[:] = swarm.priced_findings(result.findings, kept)
+    for finding in result.findings:
+        runs.pop(_run_key(own_report_key(finding.id)), None)
 
 
 def read_pass(swarm: Swarm, plan: Plan, index: int) -> PassResult:
@@ -377,7 +384,7 @@ def read_pass(swarm: Swarm, plan: Plan, index: int) -> PassResult:
     with contextlib.suppress(NotFound):
         result.agent_tasks.append(swarm.get_task(synthesis_task_id(plan, index)))
     runs = _unrecorded_of(swarm, plan, result)
-    _own_reports_priced(result, runs)
+    _own_reports_priced(swarm, result, runs)
     result.unrecorded = list(runs.values())
     return result
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._codec import counted
+from .._digest import names as is_version_of
 from .._errors import InvalidState, NotFound, SwarmError, ValidationError
 from .._models import Finding, Synthesis, Task, TaskSpec, TaskStatus
 from .._printable import short_version
@@ -147,6 +148,9 @@ class Pipeline(OneShotAgents):
         # Held across an update of ``cost`` (and ``runs``) and the warning about it: the
         # worker pool reports outcomes from its slot threads.
         self._cost_lock = threading.Lock()
+        # The plan's contexts as this run publishes them (``_context_texts``): its files
+        # read once per run, for the check of their owners and for their publishing.
+        self._texts: list[tuple[str, str, str, int]] | None = None
         # How the plan differs from the one the run it resumes stored (see
         # ``_compare_with_stored``), and the first pass that may rest on what changed.
         self.plan_changes: list[str] = []
@@ -182,6 +186,7 @@ class Pipeline(OneShotAgents):
         pipeline: Conflict (after ``wait_s``); this run losing its lease: LeaseLost."""
         plan = self.plan
         check_programs(plan)  # every agent's program, before anything runs
+        self._texts = None  # (the files as they are now: read again by this run)
         self._check_owners()  # another pipeline's context, before anything is stored
         warning = unenforced_budget(plan)
         if warning is not None:
@@ -332,7 +337,13 @@ class Pipeline(OneShotAgents):
 
     def _context_texts(self) -> list[tuple[str, str, str, int]]:
         """Each context of the plan as a run publishes it: its owner, text, source and how
-        many files it holds."""
+        many files it holds (its files read at the first call of the run)."""
+        if self._texts is None:
+            self._texts = self._read_contexts()
+        return self._texts
+
+    def _read_contexts(self) -> list[tuple[str, str, str, int]]:
+        """``_context_texts``, read from the plan's files."""
         out = []
         base = self.plan.path.parent
         for ctx in self.plan.contexts:
@@ -353,7 +364,9 @@ class Pipeline(OneShotAgents):
         ``[[contexts]]`` that another pipeline's plan, as its last run stored it, publishes
         too, when publishing this plan's would change it: the two runs would overwrite each
         other's context, each one's findings resting on the other's material. The same text
-        (both plans reading the same files) is no clash: its publish writes nothing."""
+        (both plans reading the same files) is no clash: its publish writes nothing. Told
+        apart by the published version, the content hash of its bytes (``_digest.names``):
+        the context is not read."""
         mine = {owner: (text, source) for owner, text, source, _ in self._context_texts()}
         if not mine:
             return
@@ -368,10 +381,9 @@ class Pipeline(OneShotAgents):
                 text, source = mine[owner]
                 try:
                     info = self.swarm.context_info(owner)
-                    current = self.swarm.get_context(owner, info.version)
-                except (NotFound, ValidationError):  # not published (or not text): no clash
+                except (NotFound, ValidationError):  # not published: no clash
                     continue
-                if current == text:
+                if is_version_of(text.encode(), info.version):  # (this plan's text)
                     continue
                 raise InvalidState(
                     f"context owner {owner!r} of {self.plan.path}'s [[contexts]] is pipeline "

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .._errors import CorruptRecord, NotFound, TaskDataDamaged
+from .._errors import NotFound, TaskDataDamaged
 from .._models import Task, TaskCosts, TaskStatus
 from .._printable import printable
 from .._usage import Money, unpriced_note
@@ -90,36 +90,27 @@ def show(app: App, task_id: str) -> None:
 def _lost_result(app: App, task: Task) -> str | None:
     """``_finding_lost`` of ``task`` as ``--json`` reads it: its finding looked for alone
     (one round trip), and only when it is not stored, whether a late report holds its
-    result (``task_costs``)."""
-    finding_id = task.finding_id
-    if TaskStatus(task.status) is not TaskStatus.COMPLETED or not finding_id:
-        return None
-    try:
-        app.swarm.get_finding(finding_id)
-    except NotFound:
-        return _finding_lost(app, app.swarm.task_costs(task.id))
-    except CorruptRecord:  # (still stored, damaged: swarm findings show says so)
-        return None
-    return None
+    result (the core's ``finding_lost``)."""
+    return _lost_words(app, task.id, app.swarm.finding_lost(task))
 
 
 def _finding_lost(app: App, spent: TaskCosts) -> str | None:
     """What to say of a completed task whose finding is no longer stored (deleted by hand):
     its result is lost, as the doctor's findings_lost row says it, with what to do; None
     when it is stored, or a late report of the task (kept superseded) holds its result (the
-    doctor names no such task either)."""
-    t = spent.task
-    if (
-        TaskStatus(t.status) is not TaskStatus.COMPLETED
-        or not t.finding_id
-        or spent.finding is not None
-        or spent.superseded
-    ):
+    doctor names no such task either: the core's ``finding_lost``, the doctor's rule)."""
+    return _lost_words(app, spent.task.id, app.swarm.finding_lost(spent))
+
+
+def _lost_words(app: App, task_id: str, finding_id: str | None) -> str | None:
+    """The warning of task ``task_id`` whose result, finding ``finding_id``, is lost (None:
+    it is not)."""
+    if finding_id is None:
         return None
     from ._doctor import FINDINGS_LOST, LOST_FINDING_REDO, lost_finding_cleared
 
     return (
-        f"task {t.id} completed with finding {t.finding_id}, which is no longer stored "
+        f"task {task_id} completed with finding {finding_id}, which is no longer stored "
         f"(deleted by hand): its result is lost (swarm doctor names it: {FINDINGS_LOST}); "
         f"{LOST_FINDING_REDO}. {lost_finding_cleared(app.swarm.keys)}"
     )
