@@ -16,6 +16,7 @@ from pathlib import Path
 
 from redis_swarm import Swarm
 from redis_swarm._runner import OutcomeStatus, Runner, RunOptions
+from redis_swarm._runner.pool_state import READ_TASK, TAKE_REPORT, UNANSWERED_NOTICE_S
 
 from ._servers import RedisServer
 
@@ -88,14 +89,15 @@ def _stalled_report(
     return notes, let_go, pool, task.id
 
 
-def _told(notes: list[tuple[float, str]], let_go: float, task_id: str) -> str:
-    """The one line saying Redis did not answer the report, checked to come in time."""
+def _told(notes: list[tuple[float, str]], let_go: float, task_id: str, what: str) -> str:
+    """The one line saying Redis did not answer ``what`` (the read of the task before its
+    finding is stored, or the report), checked to come in time."""
     told = [(at, line) for at, line in notes if NOTICE in line]
     assert told, f"nothing said within {TOLD_WITHIN_S + 4:g}s of the stall: {notes}"
     assert len(told) == 1, told  # (once per task and request, however long the stall)
     at, line = told[0]
     assert at - let_go < TOLD_WITHIN_S, (at - let_go, line)
-    assert task_id in line and "take the report" in line
+    assert f"asked to {what} of {task_id}" in line, line
     assert "the work is kept" in line and "until Redis takes it" in line
     return line
 
@@ -112,7 +114,8 @@ def test_a_paused_server_is_said_within_seconds_and_the_work_kept(
     notes, let_go, pool, task_id = _stalled_report(
         server, tmp_path, lambda: os.kill(server.proc.pid, signal.SIGSTOP), resume
     )
-    _told(notes, let_go, task_id)
+    # (nothing is answered: the read of the task, before the finding is stored, waits first)
+    _told(notes, let_go, task_id, READ_TASK)
     assert any(NOTICE in error for error in pool.errors)  # (kept with the run's errors too)
 
 
@@ -130,7 +133,7 @@ def test_writes_paused_are_said_within_seconds(
         )
     finally:
         admin.close()
-    _told(notes, let_go, task_id)
+    _told(notes, let_go, task_id, TAKE_REPORT)  # (reads are answered: the report waits)
 
 
 def test_a_renewal_unanswered_while_the_agent_runs_is_said(
@@ -187,3 +190,45 @@ def test_a_renewal_unanswered_while_the_agent_runs_is_said(
     assert f"asked to renew the lease of {task.id}" in line and "the agent runs on" in line
     assert [o.status for o in pool.outcomes] == [OutcomeStatus.COMPLETED], pool.outcomes
     assert done.status == "completed"
+
+
+def test_no_line_says_the_work_is_kept_once_a_stop_gave_redis_up(
+    pausable_server: RedisServer, tmp_path: Path
+) -> None:
+    """The pool aborted while its request waits on a stalled server: given up
+    ``STOP_GRACE_S`` after the stop (the pool says nothing tries it again), its thread still
+    blocked in it. No line comes after that saying the work is kept and sent again until
+    Redis takes it, and nothing of the task is kept by the pool once it let go of it."""
+    server = pausable_server
+    script = tmp_path / "agent.py"
+    script.write_text(AGENT)
+    started, go = tmp_path / "started", tmp_path / "go"
+    notes: list[str] = []
+    with Swarm(server.url, swarm="stall") as swarm:
+        swarm.post_task(QUEUE, "work")
+        options = RunOptions(
+            queues=(QUEUE,), command=f"{PY} {script} {started} {go}", lease_s=120, poll_s=0.5
+        )
+        pool = Runner(swarm, options, on_progress=notes.append)
+        thread = threading.Thread(target=pool.run)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 30
+            while not started.exists():
+                assert time.monotonic() < deadline, (pool.outcomes, pool.errors)
+                time.sleep(0.02)
+            os.kill(server.proc.pid, signal.SIGSTOP)
+            go.touch()  # (the agent prints its finding: the pool's next request waits)
+            time.sleep(0.5)
+            pool.abort()
+            thread.join(30)
+            assert not thread.is_alive()
+            # (past UNANSWERED_NOTICE_S from the request, the server still stopped)
+            time.sleep(UNANSWERED_NOTICE_S + 1.5)
+            said = [line for line in [*notes, *pool.errors] if NOTICE in line]
+            assert not said, said
+            assert not pool._said, pool._said  # (let go of: nothing of it kept)
+        finally:
+            os.kill(server.proc.pid, signal.SIGCONT)
+            pool.abort()
+            thread.join(30)

@@ -67,6 +67,7 @@ __all__ = [
     "outlived",
     "prune",
     "remember",
+    "set_aside_spooled",
     "set_aside_unreadable",
     "spool_subagent",
     "spooled",
@@ -421,8 +422,8 @@ def forget_task(settings: Settings, task_id: str, token: str | None = None) -> N
 # A SubagentStop that cannot reach Redis (down, or paused past the hook's 1 s wait) keeps the
 # subagent's last message here, ``spool/SWARM/PARENT/WORKER.json`` under the home (0600, its
 # folders 0700), beside its tokens in ``leases``: the parent session's next hook reports it
-# (``spooled``), and deletes the file once its tasks are settled. One file per subagent (it
-# stops once).
+# (``spooled``), and deletes the file once its tasks are settled; one that settled no task is
+# set aside (``set_aside_spooled``), kept for the user. One file per subagent (it stops once).
 
 
 def _spool_folder(settings: Settings, parent: str) -> Path:
@@ -463,3 +464,17 @@ def spooled(settings: Settings, parent: str) -> list[tuple[Path, str, str]]:
         if isinstance(worker, str) and isinstance(text, str):
             found.append((at if isinstance(at, int | float) else 0.0, path, worker, text))
     return [(path, worker, text) for _, path, worker, text in sorted(found, key=lambda f: f[0])]
+
+
+# The suffix of a kept message that settled no task: a name ``spooled`` does not read.
+_UNSETTLED = ".unsettled"
+
+
+def set_aside_spooled(path: Path) -> Path:
+    """Rename the kept message ``path`` (one of ``spooled``'s) where no hook reads it again:
+    it settled no task (none of its subagent's is open with a token kept here), and would
+    say so at every hook; kept for the user to read. Where it went; an OSError: it could not
+    be moved."""
+    aside = path.with_name(path.name + _UNSETTLED)
+    os.replace(path, aside)
+    return aside

@@ -99,11 +99,13 @@ from .._mcp_names import (
     SERVER_PID,
     settles_tasks,
 )
-from .._models import Agent, Message, Task, lease_token, unknown_queues
+from .._models import Agent, Message, Task, TaskStatus, lease_token, unknown_queues
 from .formats import MAX_CHARS, Answer, clip
 from .reach import not_answered
 
 if TYPE_CHECKING:  # (the caller brings the shell, and redis-py with it)
+    from pathlib import Path
+
     from .._client import Swarm
 
 __all__ = [
@@ -802,7 +804,7 @@ def subagent_stop(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answe
     last = payload.get("last_assistant_message")
     text = last if isinstance(last, str) else ""
     try:
-        said, unsettled = _settle_subagent(swarm, worker, text)
+        said, unsettled, _ = _settle_subagent(swarm, worker, text)
     except ConnectionFailed as exc:
         said, unsettled = f"subagent {worker}: {not_answered(exc, swarm.settings) or exc}", exc
     if unsettled is None:
@@ -817,43 +819,60 @@ def subagent_stop(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answe
     )
 
 
-def _settle_subagent(swarm: Swarm, worker: str, text: str) -> tuple[str, ConnectionFailed | None]:
-    """Report (or fail) the tasks subagent ``worker`` left held, with the finding parsed from
-    its last message ``text``: what was done, and the error of Redis not reached for a task
-    (None: nothing left for want of Redis). Its record goes when nothing of it would be
-    lost (``_leave_if_done``)."""
+def _settle_subagent(
+    swarm: Swarm, worker: str, text: str
+) -> tuple[str, ConnectionFailed | None, bool]:
+    """Report (or fail) the tasks subagent ``worker`` left, with the finding parsed from its
+    last message ``text``: those it holds a lease on, and those whose lease ran out while
+    their task is open (``_ended_leases``: a report with the kept token is taken then, and
+    the finding is all that is left of the subagent's work). Returns what was done, the
+    error of Redis not reached for a task (None: nothing left for want of Redis), and
+    whether any task was settled. Its record goes when nothing of it would be lost
+    (``_leave_if_done``)."""
     note = _unreadable_tokens(swarm, worker)
     done: list[str] = []
     left = False  # a task left held (its token not known here)
+    settled = False
     unreached: ConnectionFailed | None = None
     held = held_tasks(swarm, worker)
+    ended = _ended_leases(swarm, worker, {task.id for task in held})
     from .._finding_text import parse_finding  # (here: no other event parses a finding)
 
     aside: list[str] = []  # the fields of the record the swarm sets that the finding gave
-    parsed = parse_finding(text, set_aside=aside) if any(t.token for t in held) else None
-    for task in held:
-        if task.token is None:
+    found = any(t.token for t in held) or bool(ended)
+    parsed = parse_finding(text, set_aside=aside) if found else None
+    work = [(task.id, task.token, False) for task in held]
+    work += [(task_id, token, True) for task_id, token in ended]
+    for task_id, token, late in work:
+        if token is None:
             left = True
-            done.append(f"{task.id} left to its lease (its token is not known on this machine)")
+            done.append(f"{task_id} left to its lease (its token is not known on this machine)")
+            continue
+        if late and parsed is None:
+            # (back in its queue, maybe leased to another worker: a fail with the ended
+            # lease's token would take it from them, and there is no finding to report)
+            done.append(f"{task_id} left to its queue (its lease ended; no finding to report)")
             continue
         try:
             if parsed is None:
-                swarm.fail(task.id, task.token, "the subagent stopped without a finding")
-                done.append(f"{task.id} failed (no finding)")
+                swarm.fail(task_id, token, "the subagent stopped without a finding")
+                done.append(f"{task_id} failed (no finding)")
             else:
-                done.append(_report_or_fail(swarm, task.id, task.token, parsed, worker, aside))
+                said = _report_or_fail(swarm, task_id, token, parsed, worker, aside)
+                done.append(f"{said} (after its lease ended)" if late else said)
+            settled = True
         except ConnectionFailed as exc:
             # (kept for a later hook by the caller: the agent stays, holding it meanwhile)
             left = True
             unreached = unreached or exc
             why = not_answered(exc, swarm.settings) or exc
-            done.append(f"{task.id} not settled yet: {why}")
+            done.append(f"{task_id} not settled yet: {why}")
         except (Conflict, NotFound) as exc:
             # Settled elsewhere, or its lease ended and went to another worker (Conflict:
             # AlreadyCompleted, LeaseLost, InvalidState), or removed: no longer this
             # subagent's; the others it held are settled all the same. (Anything else, a
             # right refused, is the hook's error, as before.)
-            done.append(f"{task.id} not settled here: {exc}")
+            done.append(f"{task_id} not settled here: {exc}")
     if not left:
         _leave_if_done(swarm, worker)
     said = f"subagent {worker}: " + "; ".join(done) if done else ""
@@ -861,18 +880,41 @@ def _settle_subagent(swarm: Swarm, worker: str, text: str) -> tuple[str, Connect
     # subagent is over, and its parent holds none of them (they are the subagent's worker
     # id's); Claude Code takes no context from a SubagentStop hook (Codex's schema allows
     # none), and a block would only make the stopped subagent carry on.
-    return _joined(note, said), unreached
+    return _joined(note, said), unreached, settled
+
+
+def _ended_leases(swarm: Swarm, worker: str, held: set[str]) -> list[tuple[str, str]]:
+    """(task id, token) of the tokens kept for ``worker`` whose lease is not held now (it
+    ran out, and its task went back to its queue, or to another worker) while the task is
+    open: the core takes the first report of an open task with any token it issued
+    (``tokens.outlived``). A task not read (stored unreadable, gone) is left out."""
+    kept = {
+        task_id: token
+        for task_id, token in tokens.known(swarm.settings, worker).items()
+        if task_id not in held and tokens.is_task_id(task_id)
+    }
+    ids = list(kept)
+    statuses: dict[str, TaskStatus | None] = {}
+    for start in range(0, len(ids), MAX_PAGE):
+        statuses |= swarm.task_statuses(ids[start : start + MAX_PAGE])
+    return [
+        (task_id, kept[task_id])
+        for task_id in ids
+        if statuses.get(task_id) is not None and not tokens.outlived(statuses[task_id])
+    ]
 
 
 def _spooled(swarm: Swarm, agent: str) -> str:
     """Settle what ``agent``'s subagents left that their SubagentStop could not report
     (``tokens.spooled``), oldest first, each file deleted once its tasks are settled (a task
     Redis is still not reached for keeps it, and the rest waits for the next hook); what was
-    done, for the user."""
+    done, for the user. A message that settled no task (none of the subagent's is open
+    with a token kept here, or each was refused) is set aside, kept for the user to read,
+    and the line says which task and why."""
     said: list[str] = []
     for path, worker, text in tokens.spooled(swarm.settings, agent):
         try:
-            done, unreached = _settle_subagent(swarm, worker, text)
+            done, unreached, settled = _settle_subagent(swarm, worker, text)
         except ConnectionFailed:
             break  # (the hook's own work says that Redis is not reached)
         except SwarmError as exc:  # (a right refused, say: the file stays, and says so)
@@ -880,10 +922,33 @@ def _spooled(swarm: Swarm, agent: str) -> str:
             continue
         if unreached is not None:
             break
+        if not settled:
+            said.append(_unsettled_spool(path, worker, done))
+            continue
         with contextlib.suppress(OSError):
             path.unlink()
         said.append(f"{done} (its last message was kept: Redis did not answer as it stopped)")
     return "\n".join(said)
+
+
+def _unsettled_spool(path: Path, worker: str, done: str) -> str:
+    """What became of a subagent's kept message that settled no task (``done``: why, task
+    by task; empty when no task of it was found): set aside, where no hook reads it again
+    (it would say the same at every hook), for the user to report by hand."""
+    try:
+        kept = tokens.set_aside_spooled(path)
+    except OSError as error:
+        kept, why = path, f" (it could not be set aside: {error}; the next hook tries again)"
+    else:
+        why = ""
+    reason = done or (
+        f"subagent {worker}: no task of it is open with a token kept on this machine "
+        "(settled another way, or claimed elsewhere)"
+    )
+    return (
+        f"{reason}. Its last message settled no task; it is kept in {kept}{why}: read it "
+        "for what the subagent found."
+    )
 
 
 def _report_or_fail(

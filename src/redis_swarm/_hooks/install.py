@@ -49,6 +49,7 @@ from .formats import client_event
 
 __all__ = [
     "HOOK_TIMEOUT_S",
+    "LOCAL_SCOPE_CLAUDES",
     "Elsewhere",
     "Merged",
     "Printed",
@@ -78,6 +79,11 @@ _SESSION_END_TIMEOUT_S = 3
 
 _FILE = {"claude": "settings.json", "codex": "hooks.json", "gemini": "settings.json"}
 _LOCAL_FILE = "settings.local.json"  # (Claude Code's own, kept out of version control)
+# The refusal of ``--scope local`` for another client (by ``settings_path``, and the CLI first).
+LOCAL_SCOPE_CLAUDES = (
+    f"--scope local is Claude Code's alone ({PROJECT_DIR['claude']}/{_LOCAL_FILE}): "
+    "use project or user"
+)
 
 
 def settings_path(
@@ -90,7 +96,7 @@ def settings_path(
         return user_dir(client, home=home) / _FILE[client]
     if scope == "local":
         if client != "claude":
-            raise ConfigError("--scope local is Claude Code's alone: use project or user")
+            raise ConfigError(LOCAL_SCOPE_CLAUDES)
         return (cwd or Path.cwd()) / PROJECT_DIR[client] / _LOCAL_FILE
     return (cwd or Path.cwd()) / PROJECT_DIR[client] / _FILE[client]
 
@@ -106,11 +112,14 @@ _MODULES = ("redis_swarm", "redis_swarm.cli")
 
 def is_swarm_hook(hook: Any) -> bool:
     """The one rule that tells a hook entry (``{"type": "command", "command": ...}``) of ours,
-    whatever the executable that runs it: its command is ``<anything>swarm [options] hook
-    EVENT ...`` (this install's ``swarm``, another venv's, one on PATH) or ``python -m
-    redis_swarm [options] hook EVENT ...``. Install, remove and the warnings of a second
-    set all use it: an entry of another venv's ``swarm`` that an install kept beside its own
-    made the client answer each event twice."""
+    whatever the executable that runs it and however it is launched: its command runs
+    ``swarm`` (this install's, another venv's, one on PATH: ``swarm`` or ``swarm.exe`` by
+    name, nothing else) or ``python -m redis_swarm``, before ``hook EVENT`` (``... swarm
+    [options] hook EVENT ...``), after any launcher or assignment (``env A=1 swarm ...``,
+    ``uvx --from redis-swarm swarm ...``). Install, remove and the warnings of a second set
+    all use it: an entry of another venv's ``swarm`` that an install kept beside its own
+    made the client answer each event twice, and another tool's (``claude-swarm hook
+    stop``) taken for ours was deleted."""
     command = hook.get("command") if isinstance(hook, dict) else None
     if not isinstance(command, str):
         return False
@@ -124,11 +133,15 @@ def is_swarm_hook(hook: Any) -> bool:
     return False
 
 
+# The names of swarm's executable (a console script; ``.exe`` on Windows).
+_EXECUTABLES = ("swarm", "swarm.exe")
+
+
 def _runs_swarm(argv: list[str]) -> bool:
-    """Whether ``argv`` (what comes before ``hook``) starts redis-swarm's CLI: an executable
-    whose name ends in ``swarm`` (``.exe`` too), or ``python -m redis_swarm``."""
-    name = re.split(r"[\\/]", argv[0])[-1].lower().removesuffix(".exe")
-    if name.endswith("swarm"):
+    """Whether ``argv`` (what comes before ``hook``) starts redis-swarm's CLI: a word that
+    is an executable named ``swarm`` exactly (any folder), or ``-m redis_swarm``, anywhere in
+    it (a launcher and its options, or variables set, may come first)."""
+    if any(re.split(r"[\\/]", word)[-1].lower() in _EXECUTABLES for word in argv):
         return True
     return any(argv[i] == "-m" and argv[i + 1] in _MODULES for i in range(len(argv) - 1))
 

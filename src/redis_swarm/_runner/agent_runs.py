@@ -16,7 +16,7 @@ from .._models import Task
 from .cancels import CancelWatch
 from .child import ChildResult, build_command, run_child
 from .lease_renewal import LeaseRenewal
-from .pool_state import PoolState
+from .pool_state import READ_CONTEXT, RENEW_LEASE, PoolState
 from .slot_presence import SLOT_ROLE, SlotPresence
 
 __all__ = ["AgentRuns", "task_env"]
@@ -70,7 +70,7 @@ class AgentRuns(PoolState):
         if not parent:
             return None
         try:
-            return self._persist(lambda: self.swarm.context_info(parent), task, "read the context")
+            return self._persist(lambda: self.swarm.context_info(parent), task, READ_CONTEXT)
         except NotFound:
             return None
 
@@ -98,7 +98,7 @@ class AgentRuns(PoolState):
             opts.lease_s,
             lost,
             token=lambda: self._token(task),
-            on_outage=lambda exc: self._wait_for_redis(task.id, "renew the lease", exc),
+            on_outage=lambda exc: self._wait_for_redis(task.id, RENEW_LEASE, exc),
             on_back=lambda: self._redis_back(task.id),
             adopt=lambda now: self._adopt_orphan(task, now),
             on_kept=self._note,
@@ -106,7 +106,7 @@ class AgentRuns(PoolState):
         presence = self._presence(worker)
 
         def tick() -> str | None:
-            why = self._told_if_unanswered(task.id, "renew the lease", renew)
+            why = self._told_if_unanswered(task.id, RENEW_LEASE, renew)
             if why is None and not self._holding():  # (no beat to wait on through an outage)
                 presence.running(task.id, renew.every_s)
             return why

@@ -14,7 +14,7 @@ from typing import Any
 
 from .._errors import ConnectionFailed, SwarmError
 from .._models import Finding, Task, TaskStatus
-from .pool_state import PoolState
+from .pool_state import TAKE_REPORT, PoolState
 
 __all__ = ["Claiming"]
 
@@ -222,14 +222,14 @@ class Claiming(PoolState):
             try:
                 with self._saying_dead_lettered():
                     stored, following = self._told_if_unanswered(
-                        task.id, "take the report", lambda: send(more)
+                        task.id, TAKE_REPORT, lambda: send(more)
                     )
             except ConnectionFailed as exc:
                 # (its lease is asked again below, the same finding id getting it back; a
                 # renewal that meets that lease first proves it by the next task's lease
                 # secret, which the report's error carries)
                 self._claim_unanswered(worker, exc.lease_secrets)
-                self._wait_for_redis(task.id, "take the report", exc)
+                self._wait_for_redis(task.id, TAKE_REPORT, exc)
                 stored = self._persist(lambda: send({}), task)
                 with self._saying_dead_lettered():
                     _, following = self._persist(lambda: send(more), task)

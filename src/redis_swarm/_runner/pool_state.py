@@ -54,7 +54,16 @@ if TYPE_CHECKING:
     from .._client import Swarm
     from .._models import Task
 
-__all__ = ["OUTAGE_PATIENCE_S", "PoolState"]
+__all__ = [
+    "OUTAGE_PATIENCE_S",
+    "READ_ASKERS_TASK",
+    "READ_CONTEXT",
+    "READ_SESSION",
+    "READ_TASK",
+    "RENEW_LEASE",
+    "TAKE_REPORT",
+    "PoolState",
+]
 
 T = TypeVar("T")
 
@@ -76,11 +85,19 @@ _KEPT = (
     "the work is kept in this process and sent again until Redis takes it "
     f"(for up to {OUTAGE_PATIENCE_S:g}s)"
 )
+# What a request of a task asks of Redis, as its lines say it (``_persist``'s ``what``): each
+# defined here once, as ``_KEPT_BY_WHAT`` keys some of them.
+TAKE_REPORT = "take the report"
+RENEW_LEASE = "renew the lease"
+READ_TASK = "read the task"  # (its state, before the finding of an agent done is stored)
+READ_CONTEXT = "read the context"
+READ_SESSION = "read the session"
+READ_ASKERS_TASK = "read the asker's task"
 _KEPT_BY_WHAT = {
-    "renew the lease": "the agent runs on; its report waits for Redis if need be",
+    RENEW_LEASE: "the agent runs on; its report waits for Redis if need be",
     # (read before the agent runs: no work done yet)
     **dict.fromkeys(
-        ("read the context", "read the session", "read the asker's task"),
+        (READ_CONTEXT, READ_SESSION, READ_ASKERS_TASK),
         "nothing is lost: the task's agent starts once Redis answers",
     ),
 }
@@ -109,6 +126,16 @@ class _Asked:
             f"Redis has not answered for {UNANSWERED_NOTICE_S:g}s ({asked}): it may be paused, "
             f"busy or out of reach; still waiting, and {kept}"
         )
+
+
+@dataclass(eq=False)
+class _Tries:
+    """The requests of one ``PoolState._persist`` (its tries: ``_told_if_unanswered``), and
+    whether it is over (answered, or given up): a try whose thread gets in after that is
+    not watched."""
+
+    asked: list[_Asked] = field(default_factory=list)
+    over: bool = False
 
 
 @dataclass
@@ -188,6 +215,10 @@ class PoolState:
         # Why Redis is given up for the rest of a stopped run (``_stopped_short``): set by the
         # first request it did not answer once the pool was told to stop.
         self._unanswered_at_stop: ConnectionFailed | None = None
+        # Held while the watcher picks and says its lines, and by what ends the reason of
+        # one (``_let_go``, a request given up, Redis given up at a stop): no line of the
+        # watcher comes after them. (Taken before ``_lock``, never the other way.)
+        self._telling = threading.Lock()
         self._set_up()
 
     def _set_up(self) -> None:
@@ -466,7 +497,7 @@ class PoolState:
         handed to it meanwhile (``_adopted``) that its last word did not settle is released:
         no slot would run it, and it would stay leased to this pool until it ran out. A slot
         that leased the task again after this one gave it back keeps its own lease."""
-        with self._lock:
+        with self._telling, self._lock:
             newer = self._leases.pop(self._held(task), None)
             if self._working.get(task.id) is task:
                 del self._working[task.id]
@@ -520,19 +551,31 @@ class PoolState:
         if not known:
             self._note(f"waiting for Redis to {what} of {task_id}: {exc}; retrying")
 
-    def _told_if_unanswered(self, task_id: str | None, what: str, call: Callable[[], T]) -> T:
-        """``call()``, a request for ``what`` ("take the report") of ``task_id`` (None: of the
+    def _told_if_unanswered(
+        self,
+        task_id: str | None,
+        what: str,
+        call: Callable[[], T],
+        mine: _Tries | None = None,
+    ) -> T:
+        """``call()``, a request for ``what`` (``TAKE_REPORT``) of ``task_id`` (None: of the
         pool), with a progress line once it has gone unanswered for ``UNANSWERED_NOTICE_S``
         (once per task and ``what``, as ``_wait_for_redis``'s line): Redis is not answering,
         and the work is kept. The ``waiting for Redis`` line follows when the client gives up
         the request (its reason: a timeout, a refusal). One thread of the pool watches every
         request asked so (``_watch_unanswered``): a thread per request cost more than the
-        request itself."""
+        request itself. ``mine``: where the request is noted for a caller that may give it
+        up while it still waits (``until_stopped``, whose thread stays blocked in it): the
+        caller drops it then (``_given_up``), so that no line says the work is kept."""
         asked = _Asked(time.monotonic(), task_id, what)
         with self._lock:
-            self._asked.add(asked)
-            start = not self._watching
-            self._watching = True
+            start = False
+            if mine is None or not mine.over:
+                self._asked.add(asked)
+                start = not self._watching
+                self._watching = True
+            if mine is not None:
+                mine.asked.append(asked)
         if start:
             threading.Thread(
                 target=self._watch_unanswered, name="swarm-unanswered", daemon=True
@@ -540,45 +583,70 @@ class PoolState:
         try:
             return call()
         finally:
-            with self._lock:  # (a line said after this would outlive the task's _let_go)
+            with self._lock:
+                self._asked.discard(asked)
+
+    def _given_up(self, mine: _Tries) -> None:
+        """The requests of ``mine`` (``_told_if_unanswered``) are no longer waited for: their
+        caller gave them up, or had its answer. Once this returns, no line of the watcher
+        says one of them (``_telling``)."""
+        with self._telling, self._lock:
+            mine.over = True
+            for asked in mine.asked:
                 self._asked.discard(asked)
 
     def _watch_unanswered(self) -> None:
         """Say each request of ``_told_if_unanswered`` unanswered for ``UNANSWERED_NOTICE_S``,
         looking every ``WATCH_TICK_S``; ended once none has been asked for ``WATCH_LINGER_S``
-        (the next request starts it again)."""
+        (the next request starts it again). A request of a task no slot works on now (let
+        go: ``_let_go``) is dropped unsaid, and every one once the pool gave Redis up at a
+        stop (``_unanswered_at_stop``: the pool said nothing tries again): the line says
+        the work is kept and sent again. The lines are picked and said under ``_telling``,
+        so that none comes after what ended its reason."""
         idle_since: float | None = None
         while True:
             time.sleep(WATCH_TICK_S)
             now = time.monotonic()
-            lines = []
-            with self._lock:
-                if not self._asked:
-                    idle_since = idle_since or now
-                    if now - idle_since >= WATCH_LINGER_S:
-                        self._watching = False
-                        return
-                    continue
-                idle_since = None
-                for asked in self._asked:
-                    if asked.told or now - asked.since < UNANSWERED_NOTICE_S:
+            with self._telling:
+                with self._lock:
+                    if self._unanswered_at_stop is not None:
+                        self._asked.clear()  # (the pool is stopping: said nothing more)
+                    if not self._asked:
+                        idle_since = idle_since or now
+                        if now - idle_since >= WATCH_LINGER_S:
+                            self._watching = False
+                            return
                         continue
-                    asked.told = True
-                    if asked.task_id is not None:
-                        said = self._said.setdefault(asked.task_id, set())
-                        if f"{asked.what} (unanswered)" in said:
-                            continue
-                        said.add(f"{asked.what} (unanswered)")
-                    lines.append(asked.line())
-            for line in lines:
-                self._note(line)
+                    idle_since = None
+                    lines = self._unanswered_lines(now)
+                for line in lines:
+                    self._note(line)
+
+    def _unanswered_lines(self, now: float) -> list[str]:
+        """The lines of the requests watched that are due one (under ``_lock``); those of a
+        task no longer worked on are dropped."""
+        lines = []
+        for asked in list(self._asked):
+            if asked.task_id is not None and asked.task_id not in self._working:
+                self._asked.discard(asked)  # (let go: nothing of it is said or kept)
+                continue
+            if asked.told or now - asked.since < UNANSWERED_NOTICE_S:
+                continue
+            asked.told = True
+            if asked.task_id is not None:
+                said = self._said.setdefault(asked.task_id, set())
+                if f"{asked.what} (unanswered)" in said:
+                    continue
+                said.add(f"{asked.what} (unanswered)")
+            lines.append(asked.line())
+        return lines
 
     def _redis_back(self, task_id: str) -> None:
         with self._lock:
             self._waiting.pop(task_id, None)
 
     def _persist(
-        self, call: Callable[[], T], task: Task | None = None, what: str = "take the report"
+        self, call: Callable[[], T], task: Task | None = None, what: str = TAKE_REPORT
     ) -> T:
         """Make a call the pool must not lose ride out an outage (``_outage.ride_out``: the
         client itself retries for a few seconds only): tried again until Redis takes it, for
@@ -586,29 +654,35 @@ class PoolState:
         ``ConnectionFailed`` raised says so (within ``STOP_GRACE_S`` of the abort, and at
         once once a request went unanswered since: ``_stopped_short``). For ``task`` (the
         progress line says the pool waits for Redis to ``what`` of it), the pool claims
-        nothing meanwhile, and the lease is renewed between tries."""
-        if task is None:
+        nothing meanwhile, and the lease is renewed between tries. Its tries are watched
+        (``_told_if_unanswered``) until it returns or gives up, not while a try given up at
+        a stop still waits in its thread."""
+        mine = _Tries()
+        try:
+            if task is None:
+                return self._stopped_short(
+                    lambda: ride_out(
+                        lambda: self._told_if_unanswered(None, "answer", call, mine),
+                        what="answer", who="the pool", stop=self._aborting,
+                        on_outage=lambda exc: self._note(
+                            f"waiting for Redis to answer: {exc}; retrying"
+                        ),
+                    ),
+                    self._aborting,
+                )  # fmt: skip
+            held = task
             return self._stopped_short(
                 lambda: ride_out(
-                    lambda: self._told_if_unanswered(None, "answer", call),
-                    what="answer", who="the pool", stop=self._aborting,
-                    on_outage=lambda exc: self._note(
-                        f"waiting for Redis to answer: {exc}; retrying"
-                    ),
+                    lambda: self._told_if_unanswered(held.id, what, call, mine),
+                    what=f"{what} of {held.id}", who="the pool", stop=self._aborting,
+                    on_outage=lambda exc: self._wait_for_redis(held.id, what, exc),
+                    between=lambda: self._renew_waiting(held),
+                    on_back=lambda: self._redis_back(held.id),
                 ),
                 self._aborting,
             )  # fmt: skip
-        held = task
-        return self._stopped_short(
-            lambda: ride_out(
-                lambda: self._told_if_unanswered(held.id, what, call),
-                what=f"{what} of {held.id}", who="the pool", stop=self._aborting,
-                on_outage=lambda exc: self._wait_for_redis(held.id, what, exc),
-                between=lambda: self._renew_waiting(held),
-                on_back=lambda: self._redis_back(held.id),
-            ),
-            self._aborting,
-        )  # fmt: skip
+        finally:
+            self._given_up(mine)
 
     def unless_stopped(self, call: Callable[[], T]) -> T:
         """``call()``, a request that is no write to keep (a count, a deregistration), given
@@ -634,7 +708,7 @@ class PoolState:
             return call()
         except ConnectionFailed as exc:
             if stop.is_set():
-                with self._lock:
+                with self._telling, self._lock:  # (no watcher's line after: see _watch_unanswered)
                     self._unanswered_at_stop = self._unanswered_at_stop or exc
             raise
 

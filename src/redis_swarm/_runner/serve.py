@@ -40,6 +40,7 @@ from .options import RunOptions
 from .outcomes import Ending, OutcomeStatus, TaskOutcome, exited_first, not_started
 from .output import AgentOutput, read_output
 from .pool import Runner
+from .pool_state import READ_ASKERS_TASK, READ_CONTEXT, READ_SESSION
 from .task_work import cli_failure, empty_answer, run_failure
 
 if TYPE_CHECKING:
@@ -154,7 +155,7 @@ class Server(Runner):
     def _recorded(self, task: Task, worker: str) -> _Session | None:
         """The session a slot's agent record holds (``_remember`` writes it)."""
         try:
-            agent = self._persist(lambda: self.swarm.get_agent(worker), task, "read the session")
+            agent = self._persist(lambda: self.swarm.get_agent(worker), task, READ_SESSION)
         except SwarmError:
             return None
         meta = agent.metadata or {}
@@ -218,7 +219,7 @@ class Server(Runner):
         """The owner's context, and its text when it fits in a prompt."""
         owner = self.serve.owner
         try:
-            info = self._persist(lambda: self.swarm.context_info(owner), task, "read the context")
+            info = self._persist(lambda: self.swarm.context_info(owner), task, READ_CONTEXT)
         except NotFound:
             return None, None
         if info.tokens_est > self.serve.inline_max_tokens:
@@ -227,7 +228,7 @@ class Server(Runner):
             text = self._persist(
                 lambda: self.swarm.get_context(owner, version=info.version),
                 task,
-                "read the context",
+                READ_CONTEXT,
             )
         except ValidationError:  # not UTF-8 text: the agent reads it with the CLI
             return info, None
@@ -238,7 +239,7 @@ class Server(Runner):
         if not isinstance(tid, str):
             return None
         try:
-            return self._persist(lambda: self.swarm.get_task(tid), task, "read the asker's task")
+            return self._persist(lambda: self.swarm.get_task(tid), task, READ_ASKERS_TASK)
         except SwarmError:
             return None
 

@@ -40,6 +40,7 @@ from .outcomes import (
     task_gone,
 )
 from .output import AgentOutput, cost_note, quote_tail, read_output
+from .pool_state import READ_TASK
 
 __all__ = [
     "TaskWork",
@@ -201,7 +202,7 @@ class TaskWork(Claiming, AgentRuns):
         """Store the finding of an agent that exited 0. From here to the stored finding every
         read and write rides out an outage as the report does: the agent's work is done and
         must not be lost to a restart."""
-        current = self._persist(lambda: self.swarm.get_task(task.id), task)
+        current = self._persist(lambda: self.swarm.get_task(task.id), task, READ_TASK)
         if self._reported_itself(task, worker, current):
             said = "the agent reported it itself" + self._self_reported_usage(output.usage)
             return end(OutcomeStatus.COMPLETED, said, current.finding_id)

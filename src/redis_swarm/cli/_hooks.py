@@ -268,8 +268,10 @@ def install(
     with comments is never rewritten: printed for it are only the entries to add by hand."""
     if write and remove:
         raise click.UsageError("--write and --remove: choose one")
-    if scope == "local" and client != "claude":
-        raise click.UsageError("--scope local is Claude Code's (.claude/settings.local.json)")
+    from .._hooks import install as install_ops
+
+    if scope == "local" and client != "claude":  # (refused before any other work)
+        raise click.UsageError(install_ops.LOCAL_SCOPE_CLAUDES)
     try:
         _max_tasks_needs_loop(loop)
     except ValueError as exc:
@@ -292,8 +294,6 @@ def install(
         options += ["--loop", *(["--max-tasks", str(max_tasks)] if max_tasks else [])]
     if budget is not None:
         options += ["--budget", str(budget)]
-    from .._hooks import install as install_ops
-
     ours = install_ops.entries(client, command, options)
     path = install_ops.settings_path(client, scope)
     prefix = shlex.join(base)
