@@ -167,7 +167,7 @@ def test_a_parent_no_agent_is_registered_as_is_refused(
     cli("agents", "register", "w2", "--role", "worker", "--parent", "boss")
     assert swarm.get_agent("w2").parent == "boss"
     with RedisSwarmCoordinator(url=redis_url, swarm="test") as v1:
-        with pytest.raises(NotFound, match="no agent 'ghost' is registered to be the parent"):
+        with pytest.raises(NotFound, match="no agent ghost is registered to be the parent"):
             v1.register_agent("haiku_worker", parent_id="ghost")
         assert v1.agent_id is None
         assert sorted(a.id for a in swarm.agents()) == ["boss", "w2"]

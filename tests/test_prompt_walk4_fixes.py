@@ -78,6 +78,7 @@ def test_answered_targets_reads_the_live_answerers(redis_url: str) -> None:
     try:
         assert answered_targets(swarm, TASK, ("pipeline.audit",)) == frozenset()
         assert answered_targets(swarm, TASK, ("main", "assist")) == {"assist"}
+        swarm.publish_context("stdlib", "x\n", source="x")  # (a parent: an owner, or an agent)
         swarm.register("worker", name="w-stdlib", parent="stdlib")  # no answerer
         assert answered_targets(swarm, TASK, ("main",)) == frozenset()
         swarm.register("answerer", name="serve-stdlib-1", parent="stdlib")  # swarm serve's

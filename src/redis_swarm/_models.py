@@ -1057,7 +1057,10 @@ class Agent(Record):
 @dataclass(frozen=True)
 class Message(Record):
     """A message in an agent's inbox; ``to`` is ``"*"`` for a broadcast. ``seq`` is its place
-    in the swarm's one message order (a stream id): pass the last one shown to ``mark_read``."""
+    in the swarm's one message order (a stream id): pass the last one shown to ``mark_read``.
+    ``receivers``: on what ``broadcast`` returns, how many agents receive it (those registered
+    when it was sent, its sender aside: an agent registering later does not); None for a
+    direct message, or a message read from an inbox (not known there)."""
 
     id: str
     sender: str | None
@@ -1067,6 +1070,21 @@ class Message(Record):
     data: dict[str, Any] | None = None
     created_at: int = 0
     seq: str = ""
+    # (not compared: the message a broadcast returns equals the one an inbox shows, which
+    # cannot know it)
+    receivers: int | None = dataclasses.field(default=None, compare=False)
+
+    @property
+    def unreached(self) -> str | None:
+        """The warning every face gives the sender of a broadcast that reached nobody (no
+        other agent was registered when it was sent), in one wording; None otherwise (a direct
+        message, a broadcast with receivers, or one whose count is not known)."""
+        if self.to != "*" or self.receivers != 0:
+            return None
+        return (
+            f"no other agent is registered, so broadcast {self.id} reached nobody (an agent "
+            "that registers later does not receive it): send it again once agents have joined"
+        )
 
 
 class Inbox(list[Message]):

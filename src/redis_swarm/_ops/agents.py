@@ -263,6 +263,7 @@ def _profile(
     role = check_name("role", role, max_len=MAX_ROLE)
     if parent is not None:
         check_agent("parent agent", parent)
+        # (one not registered is refused by agent_register, which checks it as it writes)
         if parent == agent_id:  # (refused before anything is stored: the record stays)
             raise ValidationError(
                 f"agent {agent_id} cannot be its own parent: name the agent that started it "
@@ -304,7 +305,7 @@ def _store(
     quiet = () if announce else ("1",)
     reply = yield Call(
         "agent_register",
-        (keys.agents, keys.presence, keys.cursors, keys.broadcast, keys.events),
+        (keys.agents, keys.presence, keys.cursors, keys.broadcast, keys.events, keys.contexts),
         (
             record["id"],
             dumps(record)[:-1],
@@ -342,7 +343,12 @@ def register(
     broadcast cursor and its ``registered_at`` (the same life: a broadcast it read stays
     read); after it left or was swept, it starts anew. The call is safe to retry: sent
     again after a lost reply, it changes nothing and records one agent.joined. (To build
-    on what is registered, as a second session of the agent does: ``join``.)"""
+    on what is registered, as a second session of the agent does: ``join``.)
+
+    A ``parent`` names a registered agent (or a context owner: a ``swarm serve`` slot's);
+    another is refused, NotFound, nothing registered (a typo would be stored as the parent),
+    unless the stored record holds it already (``lua/agent_register.lua`` checks it with
+    the write: no race with the parent's own registration or departure)."""
     checked_role = check_name("role", role, max_len=MAX_ROLE)
     if name is None:
         agent_id = new_id(f"{checked_role}-")

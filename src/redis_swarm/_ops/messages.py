@@ -112,7 +112,7 @@ def _send(
     keys = ctx.keys
     message_id = new_id("m-")
     stream = keys.broadcast if to == "*" else keys.inbox(to)
-    seq, created = yield Call(
+    seq, created, counted = yield Call(
         "message_send",
         (keys.agents, stream, keys.events, keys.cursors, keys.messages, keys.message_order),
         (
@@ -139,6 +139,9 @@ def _send(
         data=loads(encoded) if encoded else None,
         created_at=int(created),
         seq=text(seq),
+        # (the readers message_send counted: a broadcast's sender is told at once when it
+        # reached nobody, ``Message.unreached``)
+        receivers=int(counted) if text(counted).isdigit() else None,
     )
 
 
@@ -164,7 +167,9 @@ def broadcast(
     kind: str = "text",
     data: Mapping[str, Any] | None = None,
 ) -> Operation[Message]:
-    """Send a message to every agent (each reads it once, from its own cursor)."""
+    """Send a message to every agent (each reads it once, from its own cursor). Its
+    ``receivers``: how many agents were registered when it was sent, its sender aside (those
+    that receive it; one registering later does not); with none, ``unreached`` says so."""
     return (yield from _send(ctx, "*", body, sender=sender, kind=kind, data=data))
 
 

@@ -203,8 +203,18 @@ class Server(Runner):
                 kept = {**(kept or {}), **meta}
             return {"role": ANSWERER, "parent": owner, "model": model, "metadata": kept}
 
+        def unlinked(stored: Agent | None) -> dict[str, Any]:
+            return {**revise(stored), "parent": None}
+
         with contextlib.suppress(SwarmError):
-            self.swarm.join(worker, revise, announce=session is None)
+            try:
+                self.swarm.join(worker, revise, announce=session is None)
+            except NotFound:
+                # The core takes as a parent an agent or a context owner only, and OWNER is
+                # neither yet (served before it registers or publishes): the slot is an
+                # answerer all the same, its conversation kept, of no parent until it joins
+                # again once OWNER is one (a restart, a new conversation recorded).
+                self.swarm.join(worker, unlinked, announce=session is None)
 
     def _keeps_registered(self, worker: str) -> bool:
         # With --session a slot's agent record holds its conversation (_remember): kept for

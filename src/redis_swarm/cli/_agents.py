@@ -19,7 +19,7 @@ from .._models import (
 )
 from .._printable import SETTLED_SHOWN, bounded, not_shown, printable, short_version
 from .._usage import Money, unpriced_note
-from .._validate import MAX_CAPACITY_TOKENS, MAX_EVENTS, check_agent
+from .._validate import MAX_CAPACITY_TOKENS, MAX_EVENTS
 from ._app import App, json_option, main, pass_app
 from ._common import (
     Seconds,
@@ -259,8 +259,6 @@ def register(
         meta = parse_json(metadata, app, what="--metadata", thing=thing)
         if not isinstance(meta, dict):
             raise click.BadParameter("must be a JSON object", param_hint="--metadata")
-    if parent is not None and parent != name:  # (itself: the core refuses it, saying so)
-        _check_parent(app, parent)
     a = app.swarm.register(
         role,
         name=name,
@@ -271,21 +269,6 @@ def register(
         metadata=meta,
     )
     app.emit(a, lambda: _render_agent(app, a, f"registered {a.id} as {a.role}"))
-
-
-def _check_parent(app: App, parent: str) -> None:
-    """Refuse, before anything is stored, a --parent no agent is registered as: a parent is
-    the agent that started this one, so it is registered first (a typo would otherwise be
-    stored as the parent, and `swarm agents --parent` list it under nobody)."""
-    check_agent("parent agent", parent)  # (named as the core names it)
-    try:
-        app.swarm.get_agent(parent)
-    except NotFound:
-        raise NotFound(
-            f"no agent {parent} is registered to be the parent: register it first "
-            f"(swarm agents register {parent} --role ROLE), or leave --parent out; nothing "
-            "was registered"
-        ) from None
 
 
 @agents.command()

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from .._errors import NotFound, SwarmError
+from .._errors import NotFound
 from .._models import Inbox
 from .._printable import printable, short
 from .._validate import MAX_READ, MAX_WAIT_S, READ_DEFAULT, begins_like_option
@@ -89,18 +89,8 @@ def broadcast(app: App, body: str, sender: str | None, kind: str, data_arg: str 
     text, data = _read_message(app, body, data_arg)
     m = app.swarm.broadcast(text, sender=sender, kind=kind, data=data)
     app.emit(m, lambda: click.echo(f"broadcast {m.id}"))
-    # Its readers are the agents registered when it was sent, its sender aside: with none,
-    # nobody ever reads it (one registering later starts after it), which the sender is told.
-    # (A failure to ask, once it is sent, fails nothing: a retry would send it twice.)
-    with contextlib.suppress(SwarmError):
-        st = app.swarm.message_status(m.id)
-        if st.read and not st.read_by:
-            click.echo(
-                f"warning: no other agent is registered: broadcast {m.id} reached nobody (an "
-                "agent that registers later does not receive it); send it again once agents "
-                "have joined (swarm agents lists them)",
-                err=True,
-            )
+    if m.unreached:  # (nobody ever reads it: the sender is told, in the core's words)
+        click.echo(f"warning: {m.unreached}", err=True)
 
 
 def _read_message(app: App, body: str, data_arg: str | None) -> tuple[str, dict[str, Any] | None]:

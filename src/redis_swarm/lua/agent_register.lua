@@ -10,12 +10,17 @@
 -- and changes nothing (one agent.joined event).
 -- KEYS[1]: agents (HASH id -> record JSON)   KEYS[2]: presence (ZSET id -> last heartbeat)
 -- KEYS[3]: cursors (HASH id -> last broadcast id read)   KEYS[4]: broadcast (STREAM)
--- KEYS[5]: events (STREAM)
+-- KEYS[5]: events (STREAM)   KEYS[6]: contexts (HASH owner -> manifest)
 -- ARGV[1]: agent id   ARGV[2]: record JSON without its tail (the script appends
 --          ',"registered_at":T,"current_task":null}', T the stored record's registered_at,
 --          else now); its second key is "registration"
 -- ARGV[3]: now (0 = server time)   ARGV[4]: events maxlen   ARGV[5]: role
 -- ARGV[6]: parent ('' for none)   ARGV[7]: this call's registration token
+-- A parent is refused (nothing written) unless an agent is registered under it, or it owns a
+-- context (a swarm serve slot's parent is the owner it answers for, an agent or not), or the
+-- stored record holds it already: checked here, beside the write, so that no face's
+-- check-then-register races, and an agent registered again (a session joining, a revision)
+-- keeps the parent it was registered with even once that parent left or was swept.
 -- ARGV[8] (optional, a compare-and-set: ``join``): the record its caller built this one
 --          from ('' when it was not registered); when the stored one is another, nothing is
 --          written and 0 is returned: the caller reads again and builds anew
@@ -32,14 +37,24 @@ end
 if ARGV[8] and (stored or '') ~= ARGV[8] then
   return 0
 end
+local previous = nil
+if stored then
+  local ok, decoded = pcall(cjson.decode, stored)
+  if ok and type(decoded) == 'table' then previous = decoded end
+end
+local parent = ARGV[6]
+if parent ~= '' and not (previous and previous.parent == parent)
+    and redis.call('HEXISTS', KEYS[1], parent) == 0
+    and redis.call('HEXISTS', KEYS[6], parent) == 0 then
+  return swarm_error('SWARM_NOTFOUND', 'no agent ' .. parent .. ' is registered to be the '
+    .. 'parent of ' .. id .. ': register the parent first ' .. register_agent_command(parent)
+    .. ', or leave the parent out; nothing was registered')
+end
 -- The stored record's own registered_at (decoded: a metadata key of that name is nested,
 -- and a record without one, or unreadable, starts a life now).
 local since = nil
-if stored then
-  local ok, previous = pcall(cjson.decode, stored)
-  local at = ok and type(previous) == 'table' and tonumber(previous.registered_at)
-  if at then since = string.format('%d', at) end
-end
+local at = previous and tonumber(previous.registered_at)
+if at then since = string.format('%d', at) end
 local same_life = since ~= nil
 since = since or string.format('%d', now)
 local record = ARGV[2] .. ',"registered_at":' .. since .. ',"current_task":null}'

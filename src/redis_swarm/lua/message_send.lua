@@ -13,7 +13,10 @@
 --   sent, so that a status can tell readers who left since from none ever; '' for a direct)
 -- KEYS[6]: message_order (LIST of those ids, oldest first: the index keeps the newest ARGV[12])
 -- ARGV[11]: pass name when the message requests a synthesis, else ''
--- returns {stream id, created_at}; the stream id is also the message.sent event's id
+-- returns {stream id, created_at, readers}; the stream id is also the message.sent event's
+-- id; readers: a broadcast's count stored in KEYS[5] ('' for a direct message, or a retried
+-- broadcast whose entry is no longer kept), so that its sender learns that it reached nobody
+-- without asking again
 --
 -- Every message's stream id is the id of its message.sent event, taken above the event log's
 -- newest before anything is written: one sequence for the whole swarm, so that an agent's
@@ -42,8 +45,10 @@ if recent.err then return refuses(KEYS[2], recent.err) end
 for _, entry in ipairs(recent) do
   local f = entry[2]
   if f[2] == id then
+    local indexed = redis.call('HGET', KEYS[5], id)
+    local counted = indexed and string.match(indexed, '^[^ ]* [^ ]* [^ ]* [^ ]* (%d+)') or ''
     for i = 1, #f, 2 do
-      if f[i] == 'at' then return {entry[1], tonumber(f[i + 1])} end
+      if f[i] == 'at' then return {entry[1], tonumber(f[i + 1]), counted} end
     end
   end
 end
@@ -124,4 +129,4 @@ if ARGV[11] ~= '' then
   emit(KEYS[3], ARGV[10], 'synthesis.requested', 'shard', to, 'pass', ARGV[11],
     'message', id, 'from', ARGV[3])
 end
-return {sid, now}
+return {sid, now, readers}

@@ -5,6 +5,7 @@ environment; the seed's agent names and ``queue:X`` names; its time stamps; ``cl
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import inspect
 import ipaddress
@@ -408,7 +409,20 @@ class _Role:
             seen = None
         if seen is not None and not (seen.implicit and not profile.implicit):
             return seen
-        return self._register(profile)
+        try:
+            return self._register(profile)
+        except NotFound:
+            if profile.parent is None:
+                raise
+        # Its parent left or was swept meanwhile (the core refuses a parent no agent is
+        # registered as): the agent is alive all the same, so it rejoins without one, said.
+        warnings.warn(
+            f"agent {profile.id} was registered again without its parent {profile.parent}, "
+            "which is no longer registered (it left, or was swept as stale)",
+            UserWarning,
+            stacklevel=3,
+        )
+        return self._register(dataclasses.replace(profile, parent=None))
 
     def _register(self, profile: Agent) -> Agent:
         return self.swarm.register(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
@@ -486,5 +487,16 @@ class Coordinator(_Agent):
     def broadcast(
         self, text: str, *, kind: str = "text", data: Mapping[str, Any] | None = None
     ) -> Message:
-        """Send a message to every agent (each reads it once, in its own inbox)."""
-        return self.swarm.broadcast(text, sender=self.agent_id, kind=kind, data=data)
+        """Send a message to every agent (each reads it once, in its own inbox): those
+        registered now, this coordinator aside (its ``receivers``). With none it reaches
+        nobody, and a ``UserWarning`` says so."""
+        return self._broadcast("broadcast", text, kind=kind, data=data)
+
+    def _broadcast(
+        self, said_by: str, text: str, *, kind: str, data: Mapping[str, Any] | None
+    ) -> Message:
+        """``broadcast`` as method ``said_by`` names it in its warning."""
+        sent = self.swarm.broadcast(text, sender=self.agent_id, kind=kind, data=data)
+        if sent.unreached:  # (nobody ever reads it: said in the core's words)
+            warnings.warn(f"{said_by}: {sent.unreached}", UserWarning, stacklevel=3)
+        return sent

@@ -12,7 +12,7 @@ from typing import Any, TypedDict
 from .._codec import dumps, iso
 from .._context_records import ContextInfo
 from .._errors import AlreadyCompleted, NotFound, SwarmError, ValidationError
-from .._models import Finding, MessageStatus, Task
+from .._models import Finding, Task
 from .._prompts import swarm_command
 from .._validate import check_id
 from ._base import (
@@ -509,22 +509,7 @@ class SonnetCoordinator(Coordinator):
         """Send ``message`` (as ``send_message`` takes it) to every agent; returns its id.
         With no other agent registered it reaches nobody, and a ``UserWarning`` says so."""
         text, kind, data = outgoing(message)
-        sent = self.broadcast(text, kind=kind, data=data)
-        status: MessageStatus | None = None
-        # Its readers are the agents registered when it was sent, but its sender (as
-        # message_status counts them): with none, nobody ever reads it, which is said. (A
-        # failure to ask, once it is sent, fails nothing: a retry would send it twice.)
-        with contextlib.suppress(SwarmError):
-            status = self.swarm.message_status(sent.id)
-        if status is not None and status.read and not status.read_by:
-            warnings.warn(
-                f"broadcast_message: no other agent is registered, so broadcast {sent.id} "
-                "reached nobody (an agent that registers later does not receive it): send it "
-                "again once the shards and workers have joined",
-                UserWarning,
-                stacklevel=2,
-            )
-        return str(sent.id)
+        return str(self._broadcast("broadcast_message", text, kind=kind, data=data).id)
 
     def get_messages(self, limit: int = 10, wait_s: float = 0) -> list[V1Message]:
         """The coordinator's unread messages (consumed), as ``SwarmMemoryShard``'s."""

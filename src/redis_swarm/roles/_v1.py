@@ -269,13 +269,11 @@ class RedisSwarmCoordinator(_Role):
         metadata: Mapping[str, Any] | None = None,
     ) -> str:
         """Register a new agent (``<role>_<8 hex>``) that this object then acts as. A
-        ``parent_id`` must name a registered agent (``NotFound``, nothing registered, when it
-        does not: a typo would be stored as the parent). A second call registers a second
-        agent: the first stays registered, and this object acts as the new one (a
-        ``UserWarning`` says so)."""
+        ``parent_id`` must name a registered agent (the core's ``NotFound``, nothing
+        registered, when it does not: a typo would be stored as the parent). A second call
+        registers a second agent: the first stays registered, and this object acts as the new
+        one (a ``UserWarning`` says so)."""
         meta = dict(metadata or {}) if isinstance(metadata, Mapping | None) else {}
-        if isinstance(parent_id, str):  # (any other type: the core's refusal, below)
-            self._check_parent(parent_id)
         try:
             agent = self.swarm.register(
                 role,
@@ -287,6 +285,7 @@ class RedisSwarmCoordinator(_Role):
                 metadata=meta if isinstance(metadata, Mapping | None) else metadata,  # refused
             )
         except ValidationError as exc:
+            exc = in_callers_words(exc, "parent agent", "parent_id")
             raise in_callers_words(exc, "capacity_tokens", "context_capacity") from None
         before = self.agent_id
         self._agent = agent
@@ -303,19 +302,6 @@ class RedisSwarmCoordinator(_Role):
                 stacklevel=2,
             )
         return str(agent.id)
-
-    def _check_parent(self, parent_id: str) -> None:
-        """Refuse a ``parent_id`` no agent is registered as, before anything is stored."""
-        try:
-            self.swarm.get_agent(parent_id)
-        except ValidationError as exc:
-            raise in_callers_words(exc, "agent id", "parent_id") from None
-        except NotFound:
-            raise NotFound(
-                f"register_agent: no agent {parent_id!r} is registered to be the parent "
-                "(parent_id): register the parent first (its register_agent returns its id), "
-                "or leave parent_id out; nothing was registered"
-            ) from None
 
     def heartbeat(self, agent_id: str | None = None) -> None:
         """Mark the agent present. This coordinator's own agent, swept as stale, is

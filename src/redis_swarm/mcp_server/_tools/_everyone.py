@@ -82,7 +82,8 @@ class EveryoneTools(ToolsBase):
         ] = None,
     ) -> CallToolResult:
         """Send a message to one agent's inbox, or to every agent with to='*'. The receiver
-        reads it with read_inbox."""
+        reads it with read_inbox. A broadcast says how many agents receive it ("receivers":
+        those registered now, you aside); with none, a "warning" says it reached nobody."""
         session = await self._session(ctx)
         if to == "*":
             message = await self._run(
@@ -92,7 +93,12 @@ class EveryoneTools(ToolsBase):
             message = await self._run(
                 self.swarm.send, to, body, sender=session.agent_id, kind=kind, data=data
             )
-        return self._result({"message_id": message.id, "to": message.to, "sent": True})
+        said: dict[str, Any] = {"message_id": message.id, "to": message.to, "sent": True}
+        if message.receivers is not None:
+            said["receivers"] = message.receivers
+        if message.unreached:  # (nobody ever reads it: said in the core's words)
+            said["warning"] = message.unreached
+        return self._result(said)
 
     @tool(roles=EVERYONE)
     async def read_inbox(
