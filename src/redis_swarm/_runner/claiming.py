@@ -14,7 +14,7 @@ from typing import Any
 
 from .._errors import ConnectionFailed, SwarmError
 from .._models import Finding, Task, TaskStatus
-from .pool_state import TAKE_REPORT, PoolState
+from .pool_state import TAKE_RELEASE, TAKE_REPORT, PoolState
 
 __all__ = ["Claiming"]
 
@@ -191,7 +191,7 @@ class Claiming(PoolState):
         if not self._adopted(task):
             return
         try:
-            self._persist(lambda: self.swarm.release(task.id, task.token), task, "take the release")
+            self._persist(lambda: self.swarm.release(task.id, task.token), task, TAKE_RELEASE)
         except SwarmError as exc:  # its lease will expire and give it back anyway
             self._error(f"release of {task.id} failed: {exc}")
         finally:

@@ -58,9 +58,13 @@ __all__ = [
     "OUTAGE_PATIENCE_S",
     "READ_ASKERS_TASK",
     "READ_CONTEXT",
+    "READ_FAILURE",
+    "READ_FINDING",
     "READ_SESSION",
     "READ_TASK",
     "RENEW_LEASE",
+    "TAKE_FAILURE",
+    "TAKE_RELEASE",
     "TAKE_REPORT",
     "PoolState",
 ]
@@ -88,7 +92,11 @@ _KEPT = (
 # What a request of a task asks of Redis, as its lines say it (``_persist``'s ``what``): each
 # defined here once, as ``_KEPT_BY_WHAT`` keys some of them.
 TAKE_REPORT = "take the report"
+TAKE_FAILURE = "take the failure"
+TAKE_RELEASE = "take the release"
 RENEW_LEASE = "renew the lease"
+READ_FINDING = "read the finding"  # (a finding stored meanwhile: this run's?)
+READ_FAILURE = "read the failure"  # (the task read back once a failure's reply was lost)
 READ_TASK = "read the task"  # (its state, before the finding of an agent done is stored)
 READ_CONTEXT = "read the context"
 READ_SESSION = "read the session"

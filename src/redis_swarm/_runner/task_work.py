@@ -40,7 +40,7 @@ from .outcomes import (
     task_gone,
 )
 from .output import AgentOutput, cost_note, quote_tail, read_output
-from .pool_state import READ_TASK
+from .pool_state import READ_FAILURE, READ_FINDING, READ_TASK, TAKE_FAILURE, TAKE_RELEASE
 
 __all__ = [
     "TaskWork",
@@ -261,9 +261,7 @@ class TaskWork(Claiming, AgentRuns):
         if current.status is not TaskStatus.COMPLETED or not finding_id:
             return False
         try:
-            finding = self._persist(
-                lambda: self.swarm.get_finding(finding_id), task, "read the finding"
-            )
+            finding = self._persist(lambda: self.swarm.get_finding(finding_id), task, READ_FINDING)
         except NotFound:  # (collected meanwhile: not known to be this run's)
             return False
         if finding.attempt is None:
@@ -289,9 +287,7 @@ class TaskWork(Claiming, AgentRuns):
 
     def _release(self, task: Task) -> None:
         """Give ``task`` back to its queue (riding out an outage)."""
-        self._persist(
-            lambda: self.swarm.release(task.id, self._token(task)), task, "take the release"
-        )
+        self._persist(lambda: self.swarm.release(task.id, self._token(task)), task, TAKE_RELEASE)
 
     @staticmethod
     def _self_reported_usage(usage: Usage | None) -> str:
@@ -340,7 +336,7 @@ class TaskWork(Claiming, AgentRuns):
 
         failed: Task | None
         try:
-            failed = self._persist(fail, task, "take the failure")
+            failed = self._persist(fail, task, TAKE_FAILURE)
         except LeaseLost as exc:
             # Each try is a request of its own (its own op id): one whose reply was lost may
             # have been taken, and the next one is refused for the lease that took with it.
@@ -362,7 +358,7 @@ class TaskWork(Claiming, AgentRuns):
         failure with ``error`` taken (``failure_taken``); None when it does not, or cannot
         be read."""
         try:
-            task = self._persist(lambda: self.swarm.get_task(held.id), held, "read the failure")
+            task = self._persist(lambda: self.swarm.get_task(held.id), held, READ_FAILURE)
         except SwarmError:
             return None
         return task if failure_taken(held, task, error) else None
