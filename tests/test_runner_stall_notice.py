@@ -6,15 +6,17 @@ agent's work is kept, and the task is completed by its one run once Redis is bac
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-from redis_swarm import Swarm
+from redis_swarm import Swarm, Task
 from redis_swarm._runner import OutcomeStatus, Runner, RunOptions
 from redis_swarm._runner.pool_state import READ_TASK, TAKE_REPORT, UNANSWERED_NOTICE_S
 
@@ -39,28 +41,23 @@ print(json.dumps({"summary": "done " + os.environ["SWARM_TASK_ID"]}))
 """
 
 
-def _stalled_report(
-    server: RedisServer, tmp_path: Path, stall: Callable[[], object], resume: Callable[[], object]
-) -> tuple[list[tuple[float, str]], float, Runner, str]:
-    """Run one task whose agent prints its finding once Redis is stalled (``stall``); return
-    the pool's progress lines (with when each came, monotonic), when the agent was let print,
-    the pool, and the task's id, after ``resume`` and the run's end."""
+@contextlib.contextmanager
+def _pool_at_work(
+    server: RedisServer, tmp_path: Path, lease_s: int, notes: Callable[[str], None], **more: Any
+) -> Iterator[tuple[Swarm, Task, Runner, threading.Thread, Path]]:
+    """One task posted and a pool running it, its agent started (it prints its finding once
+    the yielded ``go`` file exists): the handle, the task, the pool, its thread, ``go``. The
+    pool is aborted and its thread joined after the block."""
     script = tmp_path / "agent.py"
     script.write_text(AGENT)
     started, go = tmp_path / "started", tmp_path / "go"
-    notes: list[tuple[float, str]] = []
     with Swarm(server.url, swarm="stall") as swarm:
         task = swarm.post_task(QUEUE, "work")
         options = RunOptions(
-            queues=(QUEUE,),
-            command=f"{PY} {script} {started} {go}",
-            lease_s=120,  # (no renewal falls in the stall: the report is what waits)
-            until_done=True,
-            poll_s=0.5,
-        )
-        pool = Runner(
-            swarm, options, on_progress=lambda line: notes.append((time.monotonic(), line))
-        )
+            queues=(QUEUE,), command=f"{PY} {script} {started} {go}", lease_s=lease_s,
+            poll_s=0.5, **more,
+        )  # fmt: skip
+        pool = Runner(swarm, options, on_progress=notes)
         thread = threading.Thread(target=pool.run)
         thread.start()
         try:
@@ -68,21 +65,38 @@ def _stalled_report(
             while not started.exists():
                 assert time.monotonic() < deadline, (pool.outcomes, pool.errors)
                 time.sleep(0.02)
-            stall()
-            try:
-                go.touch()
-                let_go = time.monotonic()
-                while not any(NOTICE in line for _, line in notes):
-                    if time.monotonic() - let_go > TOLD_WITHIN_S + 4:
-                        break
-                    time.sleep(0.05)
-            finally:
-                resume()
-            thread.join(60)
+            yield swarm, task, pool, thread, go
         finally:
             pool.abort()
             thread.join(30)
         assert not thread.is_alive()
+
+
+def _stalled_report(
+    server: RedisServer, tmp_path: Path, stall: Callable[[], object], resume: Callable[[], object]
+) -> tuple[list[tuple[float, str]], float, Runner, str]:
+    """Run one task whose agent prints its finding once Redis is stalled (``stall``); return
+    the pool's progress lines (with when each came, monotonic), when the agent was let print,
+    the pool, and the task's id, after ``resume`` and the run's end."""
+    notes: list[tuple[float, str]] = []
+
+    def note(line: str) -> None:
+        notes.append((time.monotonic(), line))
+
+    # (a 120 s lease: no renewal falls in the stall, the report is what waits)
+    at_work = _pool_at_work(server, tmp_path, 120, note, until_done=True)
+    with at_work as (swarm, task, pool, thread, go):
+        stall()
+        try:
+            go.touch()
+            let_go = time.monotonic()
+            while not any(NOTICE in line for _, line in notes):
+                if time.monotonic() - let_go > TOLD_WITHIN_S + 4:
+                    break
+                time.sleep(0.05)
+        finally:
+            resume()
+        thread.join(60)  # (until_done: it ends by itself once Redis is back)
         done = swarm.get_task(task.id)
     assert [o.status for o in pool.outcomes] == [OutcomeStatus.COMPLETED], pool.outcomes
     assert done.status == "completed" and done.finding_id == pool.outcomes[0].finding_id
@@ -143,44 +157,24 @@ def test_a_renewal_unanswered_while_the_agent_runs_is_said(
     second, a 3-second lease) goes unanswered, and the line says so, and that the agent runs
     on."""
     server = pausable_server
-    script = tmp_path / "agent.py"
-    script.write_text(AGENT)
-    started, go = tmp_path / "started", tmp_path / "go"
     notes: list[tuple[float, str]] = []
-    with Swarm(server.url, swarm="stall") as swarm:
-        task = swarm.post_task(QUEUE, "work")
-        options = RunOptions(
-            queues=(QUEUE,),
-            command=f"{PY} {script} {started} {go}",
-            lease_s=3,
-            until_done=True,
-            poll_s=0.5,
-        )
-        pool = Runner(
-            swarm, options, on_progress=lambda line: notes.append((time.monotonic(), line))
-        )
-        thread = threading.Thread(target=pool.run)
-        thread.start()
+
+    def note(line: str) -> None:
+        notes.append((time.monotonic(), line))
+
+    at_work = _pool_at_work(server, tmp_path, 3, note, until_done=True)
+    with at_work as (swarm, task, pool, thread, go):
+        os.kill(server.proc.pid, signal.SIGSTOP)
+        paused = time.monotonic()
         try:
-            deadline = time.monotonic() + 30
-            while not started.exists():
-                assert time.monotonic() < deadline, (pool.outcomes, pool.errors)
-                time.sleep(0.02)
-            os.kill(server.proc.pid, signal.SIGSTOP)
-            paused = time.monotonic()
-            try:
-                while not any(NOTICE in line for _, line in notes):
-                    if time.monotonic() - paused > TOLD_WITHIN_S + 4:
-                        break
-                    time.sleep(0.05)
-            finally:
-                os.kill(server.proc.pid, signal.SIGCONT)
-            go.touch()
-            thread.join(60)
+            while not any(NOTICE in line for _, line in notes):
+                if time.monotonic() - paused > TOLD_WITHIN_S + 4:
+                    break
+                time.sleep(0.05)
         finally:
-            pool.abort()
-            thread.join(30)
-        assert not thread.is_alive()
+            os.kill(server.proc.pid, signal.SIGCONT)
+        go.touch()
+        thread.join(60)
         done = swarm.get_task(task.id)
     told = [(at, line) for at, line in notes if NOTICE in line]
     assert told, f"nothing said within {TOLD_WITHIN_S + 4:g}s of the pause: {notes}"
@@ -200,24 +194,10 @@ def test_no_line_says_the_work_is_kept_once_a_stop_gave_redis_up(
     blocked in it. No line comes after that saying the work is kept and sent again until
     Redis takes it, and nothing of the task is kept by the pool once it let go of it."""
     server = pausable_server
-    script = tmp_path / "agent.py"
-    script.write_text(AGENT)
-    started, go = tmp_path / "started", tmp_path / "go"
     notes: list[str] = []
-    with Swarm(server.url, swarm="stall") as swarm:
-        swarm.post_task(QUEUE, "work")
-        options = RunOptions(
-            queues=(QUEUE,), command=f"{PY} {script} {started} {go}", lease_s=120, poll_s=0.5
-        )
-        pool = Runner(swarm, options, on_progress=notes.append)
-        thread = threading.Thread(target=pool.run)
-        thread.start()
+    with _pool_at_work(server, tmp_path, 120, notes.append) as (_, _, pool, thread, go):
+        os.kill(server.proc.pid, signal.SIGSTOP)
         try:
-            deadline = time.monotonic() + 30
-            while not started.exists():
-                assert time.monotonic() < deadline, (pool.outcomes, pool.errors)
-                time.sleep(0.02)
-            os.kill(server.proc.pid, signal.SIGSTOP)
             go.touch()  # (the agent prints its finding: the pool's next request waits)
             time.sleep(0.5)
             pool.abort()
@@ -230,5 +210,3 @@ def test_no_line_says_the_work_is_kept_once_a_stop_gave_redis_up(
             assert not pool._said, pool._said  # (let go of: nothing of it kept)
         finally:
             os.kill(server.proc.pid, signal.SIGCONT)
-            pool.abort()
-            thread.join(30)
