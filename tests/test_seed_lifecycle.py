@@ -162,6 +162,12 @@ def test_a_swept_v1_agent_comes_back_at_its_heartbeat(
         v1.heartbeat()
     agent = swarm.get_agent(me)
     assert (agent.role, agent.capacity_tokens, agent.parent) == ("haiku", 5000, None)
+    v1.heartbeat()  # (its parent still gone: nothing changes)
+    assert swarm.get_agent(me).parent is None
+    parent.heartbeat()  # the parent comes back at its own heartbeat...
+    v1.heartbeat()  # ...and the next heartbeat links the agent back to it
+    agent = swarm.get_agent(me)
+    assert (agent.role, agent.capacity_tokens, agent.parent) == ("haiku", 5000, parent_id)
     assert (agent.model, agent.metadata) == ("haiku", {"model": "haiku", "team": ["a"]})
     assert v1.get_messages() == []
     # A claim after a sweep registers a bare worker; the heartbeat restores the profile.
@@ -169,11 +175,13 @@ def test_a_swept_v1_agent_comes_back_at_its_heartbeat(
     parent.post_task("work", "t", {})
     assert v1.claim_task("work") is not None
     assert swarm.get_agent(me).implicit
-    v1.heartbeat()
-    assert (swarm.get_agent(me).role, swarm.get_agent(me).implicit) == ("haiku", False)
     # Another agent's profile (the parent, swept too) is not this coordinator's to restore.
     with pytest.raises(NotFound, match="not registered"):
         v1.heartbeat(parent_id)
+    parent.heartbeat()  # (its own object brings it back: first, so the profile keeps it)
+    v1.heartbeat()
+    assert (swarm.get_agent(me).role, swarm.get_agent(me).implicit) == ("haiku", False)
+    assert swarm.get_agent(me).parent == parent_id
 
 
 # --- V1 messages: a text, a dict, or any JSON value

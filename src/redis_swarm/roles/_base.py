@@ -282,6 +282,9 @@ class _Role:
         if unexpected:
             raise _unexpected(type(self), unexpected)
         self._closed = False
+        # The parent its agent was registered with, while it is registered without it (that
+        # parent was gone when it came back: ``_present`` links it back once it returns).
+        self._parent_gone: str | None = None
         # A handle given is shared (a shard and its workers on one connection pool): closing
         # it with the first role closed would refuse every call of the others for good.
         self._owns_swarm = not isinstance(swarm, Swarm)
@@ -407,18 +410,30 @@ class _Role:
             seen = self.swarm.heartbeat(profile.id)
         except NotFound:
             seen = None
+        parent = profile.parent or self._parent_gone
         if seen is not None and not (seen.implicit and not profile.implicit):
+            if seen.parent is None and parent is not None:
+                # Registered again without its parent (below), which was gone: linked back
+                # once that parent is back (a shard swept with its workers returns at its own
+                # heartbeat); until then, one register refused per heartbeat, nothing written.
+                with contextlib.suppress(NotFound):
+                    linked = self._register(dataclasses.replace(profile, parent=parent))
+                    self._parent_gone = None
+                    return linked
             return seen
         try:
-            return self._register(profile)
+            return self._register(dataclasses.replace(profile, parent=parent))
         except NotFound:
-            if profile.parent is None:
+            if parent is None:
                 raise
+        self._parent_gone = parent
         # Its parent left or was swept meanwhile (the core refuses a parent no agent is
-        # registered as): the agent is alive all the same, so it rejoins without one, said.
+        # registered as): the agent is alive all the same, so it rejoins without one, said,
+        # and is linked back at a heartbeat once the parent is registered again (above).
         warnings.warn(
-            f"agent {profile.id} was registered again without its parent {profile.parent}, "
-            "which is no longer registered (it left, or was swept as stale)",
+            f"agent {profile.id} was registered again without its parent {parent}, "
+            "which is no longer registered (it left, or was swept as stale): linked back at a "
+            "heartbeat once it is registered again",
             UserWarning,
             stacklevel=3,
         )
