@@ -39,10 +39,9 @@ from typing import TypeVar
 
 from ._client import AsyncSwarm
 from ._errors import SwarmError
-from ._models import Event, EventType, type_filter, type_wanted
+from ._models import Event, EventType, event_order, type_filter, type_wanted
 
-__all__ = ["BACKLOG_PAGE", "BUFFER", "Closed", "EventFanout", "FellBehind", "Listener",
-           "event_order"]  # fmt: skip
+__all__ = ["BACKLOG_PAGE", "BUFFER", "Closed", "EventFanout", "FellBehind", "Listener"]
 
 # The most events waiting for one listener: one that falls further behind is dropped.
 BUFFER = 1000
@@ -52,15 +51,6 @@ BACKLOG_PAGE = 1000
 # What a listener asks for by type: as ``events`` and ``follow_events`` take them.
 Types = Iterable[EventType | str] | EventType | str | None
 T = TypeVar("T")
-
-
-def event_order(event_id: str | int) -> tuple[int, int]:
-    """An event id (``MS-SEQ``) as numbers, to compare two ids; a time in epoch ms (a
-    ``since`` that starts at it, inclusive) as just before its first id."""
-    if isinstance(event_id, int):
-        return event_id, -1
-    ms, _, seq = event_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 class FellBehind(SwarmError):

@@ -66,6 +66,7 @@ __all__ = [
     "anchor_of",
     "anchored_record",
     "answer_fields",
+    "event_order",
     "failed_runs_of",
     "kept_cost_key",
     "kept_costs",
@@ -225,6 +226,16 @@ def type_filter(types: Iterable[EventType | str] | EventType | str | None) -> Ty
                 f"or an area such as 'task' or 'agent.*'"
             )
     return frozenset(exact), tuple(prefixes)
+
+
+def event_order(event_id: str | int) -> tuple[int, int]:
+    """An event id, or any stream id (``MS-SEQ``), as numbers, to compare two ids (the one
+    place of that order: event followers, message cursors, a channel's newest); a time in
+    epoch ms (a ``since`` that starts at it, inclusive) as just before its first id."""
+    if isinstance(event_id, int):
+        return event_id, -1
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def type_wanted(kind: str, flt: TypeFilter | None) -> bool:

@@ -34,7 +34,14 @@ from .._errors import (
     SwarmError,
     ValidationError,
 )
-from .._models import SYNTHESIS_REQUEST_KIND, EventType, Inbox, Message, MessageStatus
+from .._models import (
+    SYNTHESIS_REQUEST_KIND,
+    EventType,
+    Inbox,
+    Message,
+    MessageStatus,
+    event_order,
+)
 from .._protocol import INTERRUPTS, Batch, Call, Cmd, OpContext, Operation
 from .._replies import reply_fields
 from .._validate import MAX_READ, MAX_WAIT_S, READ_DEFAULT, check_agent, check_id, check_name
@@ -604,9 +611,7 @@ def _seq_of(ctx: OpContext, agent: str, message_id: str) -> Operation[str]:
 
 def _before(a: str, b: str) -> bool:
     """Whether stream id ``a`` comes before ``b``."""
-    am, _, aseq = a.partition("-")
-    bm, _, bseq = b.partition("-")
-    return (int(am), int(aseq or 0)) < (int(bm), int(bseq or 0))
+    return event_order(a) < event_order(b)
 
 
 def _has_read(cursors: Mapping[str, str], agent: str, seq: str, field: str) -> bool:

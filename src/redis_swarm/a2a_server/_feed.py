@@ -32,13 +32,12 @@ from a2a.types import TaskArtifactUpdateEvent, TaskStatusUpdateEvent
 from .._client import AsyncSwarm
 from .._errors import NotFound, ValidationError
 from .._event_fanout import BUFFER, Closed, EventFanout
-from .._event_fanout import event_order as stream_order
 from .._models import Event, EventType, Finding
 from .._models import Task as SwarmTask
 from .._models import TaskStatus as SwarmStatus
 from ._convert import updates
 
-__all__ = ["TaskFeed", "stream_order", "updates_of"]
+__all__ = ["TaskFeed", "updates_of"]
 
 log = logging.getLogger(__name__)
 

@@ -108,13 +108,13 @@ from .._errors import (
     ValidationError,
     login_refused,
 )
-from .._models import Finding, Webhook
+from .._models import Finding, Webhook, event_order
 from .._models import Task as SwarmTask
 from .._models import TaskStatus as SwarmStatus
 from .._translate import causes, pool_exhausted
 from ._addresses import REFUSED_ADDRESS, UrlCheck, unresolved
 from ._convert import a2a_task, alone_in, posting
-from ._feed import TaskFeed, stream_order, updates_of
+from ._feed import TaskFeed, updates_of
 from ._gate import RETRY_AFTER_KEY, Busy
 from ._logs import LOGGED_FOR_OPERATOR
 from ._request import ABSENT, check_members, raw_param
@@ -511,7 +511,7 @@ class SwarmRequestHandler(RequestHandler):
         resume = Position.in_headers(context.state.get("headers") or {})
         with swarm_errors(self.swarm.name):
             since = await self.swarm.last_event_id()  # pinned before the read: see above
-        if resume is not None and stream_order(resume.after) > stream_order(since):
+        if resume is not None and event_order(resume.after) > event_order(since):
             resume = None  # from the future: no id this swarm wrote (a plain subscription)
         if resume is not None and resume.state not in TERMINAL:
             await self._task(params.id)  # one of ours

@@ -75,7 +75,7 @@ from .._codec import dumps
 from .._config import Settings
 from .._errors import SwarmError, needs_a_fix
 from .._mcp_names import EVERY_TOOL_ROLE
-from .._models import SYNTHESIS_REQUEST_KIND, Event, EventType, Message
+from .._models import SYNTHESIS_REQUEST_KIND, Event, EventType, Message, event_order
 from .._validate import READ_DEFAULT
 from ._budget import clip
 from ._session import SessionRegistry, connection_of
@@ -221,7 +221,7 @@ def _group_of(event: Event, agent: str, queues: Sequence[str]) -> tuple[str, str
 def _counted_in(event: Event, newest: tuple[int, int]) -> bool:
     """Whether ``event`` made a task claimable before the waiting tasks were counted (up to
     ``newest``, in stream order): that task was in the count told as the session started."""
-    return event.type in _CLAIMABLE and _stream_order(event.id) <= newest
+    return event.type in _CLAIMABLE and event_order(event.id) <= newest
 
 
 def _falls_due_later(event: Event, queues: Sequence[str]) -> bool:
@@ -379,12 +379,6 @@ def waiting_tasks(pending: dict[str, int], role: str = EVERY_TOOL_ROLE) -> list[
                 )
             )
     return out
-
-
-def _stream_order(event_id: str) -> tuple[int, int]:
-    """A stream id ("ms-seq") as the stream orders it."""
-    ms, _, seq = event_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def more_waiting() -> Notice:
@@ -562,7 +556,7 @@ class Channel:
         pending = {q: stats.get(q, {}).get("pending", 0) for q in dict.fromkeys(self.queues)}
         for notice in waiting_tasks(pending, self.role):
             await connection.notify(METHOD, notice.params)
-        return _stream_order(newest)
+        return event_order(newest)
 
     async def _waiting(self, agent: str) -> tuple[list[Event], bool]:
         """The oldest ``WAITING_READ`` unread messages waiting for ``agent``, oldest first, as
