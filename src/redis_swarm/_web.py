@@ -40,7 +40,6 @@ __all__ = [
     "give_token",
     "given_twice",
     "new_token",
-    "offered_token",
     "redact_access_log",
     "require_strong_token",
     "require_token_off_loopback",
@@ -227,7 +226,7 @@ class AccessGuard:
             return None
         if self.public and request.url.path.startswith(self.public):
             return None
-        offered = offered_token(request, query=self.query_token)
+        offered = _offered_token(request, query=self.query_token)
         if offered is not None and hmac.compare_digest(offered.encode(), self.token.encode()):
             return None
         or_query = " or add ?token=TOKEN to the URL" if self.query_token else ""
@@ -265,7 +264,7 @@ class AccessGuard:
         given = request.query_params.getlist(TOKEN_PARAM)
         if len(given) > 1:
             return given_twice(TOKEN_PARAM)
-        header = offered_token(request, query=False) if given else None
+        header = _offered_token(request, query=False) if given else None
         if header is not None and not hmac.compare_digest(header.encode(), given[0].encode()):
             return _TOKEN_TWO_WAYS
         return None
@@ -333,7 +332,7 @@ def first_given_twice(pairs: Iterable[tuple[str, str]]) -> str | None:
     return None
 
 
-def offered_token(request: Request, *, query: bool) -> str | None:
+def _offered_token(request: Request, *, query: bool) -> str | None:
     """The token a request sent (a bearer header's, else ``?token=`` where taken); None when
     it sent none."""
     offered = request.query_params.get(TOKEN_PARAM) if query else None
