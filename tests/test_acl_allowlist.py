@@ -294,6 +294,8 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     again = worker.claim("q", worker=me.id)  # (the one released: back to pending by give_back)
     assert again is not None
     worker._run(claiming_ops.give_back(worker._ctx, KeyboardInterrupt(), [again]))
+    around = claiming_ops.around_wait(worker.keys, me.id, ("q",))
+    worker._run(claiming_ops.leave_waiters(KeyboardInterrupt(), around))
     # A claim's reply with a task whose data cannot be read: dead-lettered under the lease
     # the claim took (give_up_damaged: task_update), by claimed and taken_behind, which read
     # a claim's and the claim behind a report's replies.

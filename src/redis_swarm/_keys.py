@@ -153,6 +153,15 @@ class Keys:
         claimable pushes one, a waiting claim BLPOPs it, a claim that finds nothing clears it."""
         return self._k("q", queue, "wake")
 
+    def waiters(self, queue: str) -> str:
+        """LIST of the workers waiting for a task of this queue alone, the last to begin
+        first (a waiting claim pushes its name right before its BLPOP and takes it out
+        right after). A post pushes each new task's token to the worker on top instead of
+        the queue's wake list, where Redis serves the waiter that began first: so one warm
+        worker serves a stream of tasks while the others sleep (lua/_tasks.lua, wake). A
+        worker killed mid-wait is popped once and its token expires with its list."""
+        return self._k("q", queue, "waiters")
+
     def worker_wake(self, worker: str) -> str:
         """LIST, short-lived: the token a report that will not complete its task pushes for
         its own worker, whose wait is pipelined behind the report (``report``'s ``wait_s``),

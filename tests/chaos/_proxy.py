@@ -28,6 +28,7 @@ class DropProxy:
         self.port: int = self._listener.getsockname()[1]
         self._lock = threading.Lock()
         self._armed: Counter[bytes] = Counter()  # marker -> replies still to drop
+        self._skips: dict[bytes, int] = {}  # marker -> reply chunks passed on before the drop
         self.seen: Counter[bytes] = Counter()  # marker -> requests that carried it
         self.dropped = 0
         self._closing = False
@@ -39,10 +40,13 @@ class DropProxy:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}"
 
-    def drop_reply(self, marker: bytes, times: int = 1) -> None:
-        """Lose the reply of the next ``times`` requests that contain ``marker``."""
+    def drop_reply(self, marker: bytes, times: int = 1, skip: int = 0) -> None:
+        """Lose the reply of the next ``times`` requests that contain ``marker``: the reply
+        chunks after the first ``skip`` (a pipeline whose first replies the server writes
+        before a wait in it blocks: those pass, the ones after the wait are lost)."""
         with self._lock:
             self._armed[marker] += times
+            self._skips[marker] = skip
 
     def watch(self, marker: bytes) -> None:
         """Count the requests that contain ``marker`` (see ``seen``) without dropping."""
@@ -76,16 +80,17 @@ class DropProxy:
             self._threads.append(thread)
             thread.start()
 
-    def _match(self, data: bytes) -> bool:
-        """Whether this request's reply is to be dropped (counting the markers seen)."""
-        drop = False
+    def _match(self, data: bytes) -> int | None:
+        """None when this request's reply passes, else how many reply chunks pass before the
+        drop (counting the markers seen)."""
+        drop = None
         with self._lock:
             for marker, left in self._armed.items():
                 if marker in data:
                     self.seen[marker] += 1
-                    if left > 0 and not drop:
+                    if left > 0 and drop is None:
                         self._armed[marker] -= 1
-                        drop = True
+                        drop = self._skips.get(marker, 0)
         return drop
 
     def _relay(self, client: socket.socket) -> None:
@@ -97,7 +102,7 @@ class DropProxy:
         sel = selectors.DefaultSelector()
         sel.register(client, selectors.EVENT_READ, server)
         sel.register(server, selectors.EVENT_READ, client)
-        drop_next_reply = False
+        drop_next_reply: int | None = None  # reply chunks to pass on first; None: no drop
         try:
             while not self._closing:
                 for key, _ in sel.select(timeout=0.1):
@@ -106,12 +111,15 @@ class DropProxy:
                     data = src.recv(1 << 16)
                     if not data:
                         return
-                    if src is client and self._match(data):
-                        drop_next_reply = True
-                    if src is server and drop_next_reply:
-                        with self._lock:
-                            self.dropped += 1
-                        return  # the server answered: lose the reply, cut both sides
+                    if src is client and (skip := self._match(data)) is not None:
+                        drop_next_reply = skip
+                    if src is server and drop_next_reply is not None:
+                        if drop_next_reply > 0:
+                            drop_next_reply -= 1
+                        else:
+                            with self._lock:
+                                self.dropped += 1
+                            return  # the server answered: lose the reply, cut both sides
                     dst.sendall(data)
         except OSError:
             return

@@ -79,7 +79,9 @@ OPERATIONS: dict[str, Uses] = {
     # (hexists: a worker named '-...' is refused unless registered: agents.register's rule)
     # (task_update: a task it leased whose data cannot be read is dead-lettered under its
     # lease, claiming.claimed; a report's claim_next, and the claim behind it, so too)
-    "claim": _uses("blpop hexists", "task_claim task_update", worker=True),
+    # (lpush lrem: a wait on one queue stands on its waiters list while it waits)
+    "claim": _uses("blpop hexists lpush lrem", "task_claim task_update", worker=True),
+    "leave_waiters": _uses("lrem", worker=True),
     "claimed": _uses("", "task_update", worker=True),
     "taken_behind": _uses("", "task_update", worker=True),
     "give_up_damaged": _uses("", "task_update", worker=True),
@@ -105,7 +107,7 @@ OPERATIONS: dict[str, Uses] = {
     # (a report without a token, task_report_unleased, completes any task no live lease
     # holds: a shard's, coordinator's or admin's, never a worker's; docs/security.md)
     "report": _uses(
-        "hget hexists blpop llen",
+        "hget hexists blpop llen lpush lrem",
         "task_report task_claim task_update",
         worker=True,
         shard_only="task_report_unleased",
@@ -234,8 +236,8 @@ SCRIPTS: dict[str, frozenset[str]] = {
         "a2a_task_list": "hget hmget zlexcount zrevrangebylex",
         "a2a_task_save": "hget hset pexpire zadd zrem",
         "_tasks": (
-            "exists hget hgetall hincrby hset hsetnx llen lpop ltrim rpush xadd zadd zpopmin "
-            "zrange zrangebyscore zrem"
+            "exists hget hgetall hincrby hset hsetnx llen lpop ltrim pexpire rpush xadd zadd "
+            "zpopmin zrange zrangebyscore zrem"
         ),
         "agent_deregister": (
             "del hdel hexists hget xlen zadd zrem zremrangebyrank zremrangebyscore zscore"
@@ -329,6 +331,9 @@ WORKER_WRITES: dict[str, frozenset[str]] = {
         # report's wait_s: a refusal ends the wait (pexpire); laid out as a queue's wake
         # list, so the wake lists' selector reaches it too (lpop, ltrim)
         "worker_wake": "blpop lpop ltrim pexpire rpush",
+        # a wait on one queue pushes its worker's name, and takes it out; a post pops the
+        # names it gives a task's token (lua/_tasks.lua, wake)
+        "waiters": "lpop lpush lrem",
         # findings: report adds one (it never deletes or rewrites the index)
         "findings": "hsetnx",
         "finding_index": "zadd",

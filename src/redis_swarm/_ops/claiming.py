@@ -73,7 +73,9 @@ from .tasks import (
 )
 
 __all__ = [
+    "AroundWait",
     "ClaimBehind",
+    "around_wait",
     "capped",
     "claim",
     "claim_behind_report",
@@ -81,6 +83,7 @@ __all__ = [
     "claimed",
     "give_back",
     "leased_at_interrupt",
+    "leave_waiters",
     "note_idle",
     "reap",
     "reap_due",
@@ -129,6 +132,48 @@ def _claim_keys(k: Keys, queues: tuple[str, ...]) -> tuple[str, ...]:
 @functools.lru_cache(maxsize=1024)
 def _wake_keys(k: Keys, queues: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(k.wake(q) for q in queues)
+
+
+class AroundWait(NamedTuple):
+    """What a waiting claim sends around its BLPOP, in the same pipeline: for a wait on one
+    queue, its worker's name pushed on the queue's waiters list right before (a post gives
+    each new task's token to the worker that began waiting last: ``Keys.waiters``) and
+    taken out right after the claim behind the wait, which has run by then whatever woke
+    it; and the lists the BLPOP watches: the worker's own list first (where that post
+    pushes), then the queues' wake lists."""
+
+    before: tuple[Cmd, ...]
+    watched: tuple[str, ...]
+    after: tuple[Cmd, ...]
+
+
+@functools.lru_cache(maxsize=1024)
+def around_wait(k: Keys, worker: str, queues: tuple[str, ...]) -> AroundWait:
+    """The ``AroundWait`` of ``worker``'s wait on ``queues`` (made once per handle)."""
+    wakes = _wake_keys(k, queues)
+    if len(queues) != 1:
+        # (a wait on several queues stays on their wake lists: on the waiters list of each,
+        # it could be given two tasks' tokens at once and leave one asleep in its own list)
+        return AroundWait((), wakes, ())
+    waiters = k.waiters(queues[0])
+    return AroundWait(
+        (Cmd("LPUSH", waiters, worker),),
+        (k.worker_wake(worker), *wakes),
+        (Cmd("LREM", waiters, 0, worker),),
+    )
+
+
+def leave_waiters(interrupt: BaseException, around: AroundWait) -> Operation[None]:
+    """Take a worker whose wait was interrupted out of the waiters list (its LREM may not have
+    run): otherwise the next post gives one task's token to nobody (that task then waits for
+    another claim). A failure to is noted on the interrupt, which goes on either way."""
+    for request in around.after:
+        try:
+            yield request
+        except SwarmError as failed:
+            from .ask import _add_note  # (ask imports this module)
+
+            _add_note(interrupt, f"could not leave the queue's waiters list ({failed})")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -237,7 +282,8 @@ def claim(
     # (the script registers the worker it leases to: a new one is refused as register does)
     yield from refuse_new_option_like(ctx, "worker", worker)
     keys = _claim_keys(ctx.keys, names)
-    wakes = _wake_keys(ctx.keys, names)
+    around = around_wait(ctx.keys, worker, names)
+    wakes = around.watched
     deadline = time.monotonic() + wait
     hint = _idle_hint(ctx, worker, names) if wait > 0 else None
     # The BLPOP the script follows, in the same round trip (None: the script alone).
@@ -264,7 +310,8 @@ def claim(
             if waiting is None:
                 woke, reply = None, (yield call)
             else:
-                woke, reply = yield Batch((waiting, call))
+                replies = yield Batch((*around.before, waiting, call, *around.after))
+                woke, reply = replies[len(around.before) : len(around.before) + 2]
         except ConnectionFailed as exc:
             # Redis may have run it (a paused server runs what it received when it wakes
             # up): the secrets sent are the caller's proof of a lease it took.
@@ -273,8 +320,11 @@ def claim(
         except INTERRUPTS as exc:
             cut = reply_at_interrupt(exc)
             if waiting is not None and cut is not None:
-                cut = cut[1]  # (the batch's replies: the wait's, the script's)
+                # (the batch's replies: the push's, the wait's, the script's, ...)
+                cut = cut[len(around.before) + 1]
             yield from give_back(ctx, exc, *leased_at_interrupt(ctx, cut, lease_secrets))
+            if waiting is not None:
+                yield from leave_waiters(exc, around)
             raise
         if reply[0]:
             # The claim ran: its leases stand whatever the wait before it met.
@@ -403,6 +453,12 @@ class ClaimBehind(NamedTuple):
     own_wake: str  # the worker's own wake list, which the report's script also gets
     secret: str
     requests: tuple[Cmd | Call, ...]
+    claim_at: int = 1  # the claim's place in ``requests`` (the wait's is one before)
+
+    def replies_read(self, replies: Sequence[Any], claimed: Any) -> tuple[Any, ...]:
+        """``taken_behind``'s replies from those of ``requests`` (the claim's: ``claimed``,
+        which a capped claim sent again replaced): the wait's, the claim's, the LLENs."""
+        return (replies[self.claim_at - 1], claimed, *replies[len(replies) - len(self.names) :])
 
 
 def claim_behind_report(
@@ -430,6 +486,7 @@ def claim_behind_report(
     block = min(max(0.0, deadline - time.monotonic()), block_chunk_s(ctx))
     wakes = _wake_keys(ctx.keys, names)
     own_wake = ctx.keys.worker_wake(worker)
+    around = around_wait(ctx.keys, worker, names)
     wait = Cmd(WAKE_WAIT, own_wake, *wakes, max(0.001, round(block, 3)))
     secret = report_secret(finding_id)  # a retry of the report gets the same lease back
     args = (ctx.now_arg(), ctx.limits.events_maxlen, "claim", worker, asked_lease_ms(lease_s))
@@ -439,7 +496,8 @@ def claim_behind_report(
         "task_claim", _claim_keys(ctx.keys, names), (*args, *_LIMITS, *after, secret), shielded=True
     )
     lengths = tuple(Cmd("LLEN", w) for w in wakes)
-    return ClaimBehind(names, worker, own_wake, secret, (wait, call, *lengths))
+    requests: tuple[Cmd | Call, ...] = (*around.before, wait, call, *around.after, *lengths)
+    return ClaimBehind(names, worker, own_wake, secret, requests, len(around.before) + 1)
 
 
 def taken_behind(

@@ -273,11 +273,15 @@ def report(
         cut = reply_at_interrupt(exc)
         if behind is None:
             next_reply, secret = None if cut is None else cut[3:], next_secret
-        else:  # (the batch's replies: the report's, the wait's, the claim's, ...)
-            next_reply, secret = None if cut is None else cut[2], behind.secret
+        else:  # (the batch's replies: the report's, ..., the wait's, the claim's, ...)
+            next_reply, secret = None if cut is None else cut[1 + behind.claim_at], behind.secret
         yield from task_ops.give_back(
             ctx, exc, *task_ops.leased_at_interrupt(ctx, next_reply, [secret])
         )
+        if behind is not None:
+            yield from task_ops.leave_waiters(
+                exc, task_ops.around_wait(ctx.keys, behind.worker, behind.names)
+            )
         raise
     if text(outcome) == "existing":
         stored = finding_from(raw)
@@ -312,10 +316,10 @@ def report(
     if behind is not None:
         # Capped, the same claim is sent again alone at once (as claim does): its token, the
         # wait's, stays counted (ARGV[10] '2': woken), and a retried report finds its lease.
-        claimed = replies[2]  # (replies: the report's, the wait's, the claim's, the LLENs)
+        claimed = replies[1 + behind.claim_at]  # (the report's reply first)
         while task_ops.capped(claimed):
             try:
-                claimed = yield behind.requests[1]
+                claimed = yield behind.requests[behind.claim_at]
             except ConnectionFailed as exc:
                 exc.lease_secrets = (behind.secret,)  # (as the report's own, above)
                 raise
@@ -323,7 +327,8 @@ def report(
                 taken = task_ops.leased_at_interrupt(ctx, reply_at_interrupt(exc), [behind.secret])
                 yield from task_ops.give_back(ctx, exc, *taken)
                 raise
-        nxt = yield from task_ops.taken_behind(ctx, behind, (replies[1], claimed, *replies[3:]))
+        read = behind.replies_read(replies[1:], claimed)
+        nxt = yield from task_ops.taken_behind(ctx, behind, read)
         again = nxt is None and bool(claimed[0])
     else:
         task_ops.note_idle(ctx, stored.worker, claim_next, next_pair)

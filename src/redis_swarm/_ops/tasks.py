@@ -341,7 +341,8 @@ def _post_keys(k: Keys, queue: str) -> tuple[str, ...]:
     """The keys of a task_post call of one queue and no pass (made once per handle and
     queue, as ``claiming._queue_group``): every lone post_task sends them."""
     head = (k.tasks, k.task_data, k.task_index, k.dedupe, k.counts, k.pass_counts, k.events)
-    return (*head, k.queue_settings, k.pending(queue), k.delayed(queue), k.wake(queue))
+    per_queue = (k.pending(queue), k.delayed(queue), k.wake(queue), k.waiters(queue))
+    return (*head, k.queue_settings, *per_queue)
 
 
 def _post_call(ctx: OpContext, chunk: Sequence[_Post]) -> Call:
@@ -363,7 +364,7 @@ def _post_call(ctx: OpContext, chunk: Sequence[_Post]) -> Call:
     names = list(queues)
     keys = _post_keys(k, names[0])
     if len(names) > 1 or passes:
-        extra = [key for queue in names[1:] for key in _post_keys(k, queue)[-3:]]
+        extra = [key for queue in names[1:] for key in _post_keys(k, queue)[-4:]]
         keys = (*keys, *extra, *(k.pass_tasks(name) for name in passes))
     args: list[Any] = [ctx.now_arg(), ctx.limits.events_maxlen, len(names), len(passes)]
     args += [DEFAULT_MAX_ABANDONS, *names]

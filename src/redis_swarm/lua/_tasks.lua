@@ -498,12 +498,39 @@ end
 local WAKE_CAP = 64
 local WAKE_KEEP = '-' .. WAKE_CAP  -- LTRIM's start: the last WAKE_CAP (a string: see fmt)
 
--- Push n wake-up tokens (default 1) to a queue's wake list (when the script was given it),
--- capped: trimmed only when the push took it over the cap (one command, not two).
+-- How long a token pushed to one worker's own list outlives a wait that never takes it (a
+-- worker killed mid-wait): as the report's (lua/_report.lua).
+local OWN_WAKE_MS = '60000'
+
+-- Push n wake-up tokens (default 1): first one each to the workers on top of the queue's
+-- waiters list (when the script was given it: Keys.waiters), the last to begin waiting first,
+-- to the worker's own list its BLPOP watches first; the rest to the queue's wake list (when
+-- the script was given it), where Redis serves the waiter that began first. So a stream of
+-- tasks keeps the few workers it needs busy, warm, while the others sleep (with every
+-- token on the wake list, each task woke the next of all the idle workers in turn, each
+-- woken process cold: twice the CPU per task with 16 workers). A name is popped once
+-- whatever becomes of its wait: a worker killed mid-wait costs the one task it was given
+-- the wait of another claim (a waiter's chunk, a claim, a report's claim_next), the token
+-- expiring with its list. Whatever a worker pushed there names a worker's own list, which a
+-- worker may push to anyway. The wake list is capped: trimmed only when the push took it
+-- over the cap (one command, not two).
 local function wake(Q, n)
-  if Q.wake then
+  n = n or 1
+  if Q.waiters then
+    local names = redis.call('LPOP', Q.waiters, fmt(n))
+    if names then
+      local pre = string.match(Q.waiters, '^(.*)q:[^:]*:waiters$')
+      for _, name in ipairs(names) do
+        local own = pre .. 'q:worker:' .. name .. ':wake'
+        redis.call('RPUSH', own, '1')
+        redis.call('PEXPIRE', own, OWN_WAKE_MS)
+      end
+      n = n - #names
+    end
+  end
+  if Q.wake and n > 0 then
     local tokens = {}
-    for j = 1, math.min(n or 1, WAKE_CAP) do tokens[j] = '1' end
+    for j = 1, math.min(n, WAKE_CAP) do tokens[j] = '1' end
     if redis.call('RPUSH', Q.wake, unpack(tokens)) > WAKE_CAP then
       redis.call('LTRIM', Q.wake, WAKE_KEEP, '-1')
     end

@@ -3,7 +3,8 @@
 -- batch (after a lost reply) returns the stored tasks instead of posting them twice.
 -- KEYS[1] tasks  KEYS[2] task_data  KEYS[3] task_index  KEYS[4] dedupe  KEYS[5] counts
 -- KEYS[6] pass_counts  KEYS[7] events  KEYS[8] queue_settings
--- KEYS[9..8+3n] pending(q), delayed(q), wake(q) of each of the n queues; then pass_tasks(p)
+-- KEYS[9..8+4n] pending(q), delayed(q), wake(q), waiters(q) of each of the n queues; then
+-- pass_tasks(p)
 -- per pass
 -- (No set of queue names: the fields of counts name every queue ever posted to.)
 -- ARGV[1] now (0 = server time)  ARGV[2] events maxlen  ARGV[3] n (number of queues)
@@ -34,7 +35,7 @@ local first = 6 + nq + 2 * np  -- the first task's arguments
 -- a worker's writes reach every key of its swarm there, passes included.)
 if np > 0 and redis.acl_check_cmd then
   for p = 1, np do
-    if not (redis.acl_check_cmd('ZADD', KEYS[8 + 3 * nq + p], '0', 'id')
+    if not (redis.acl_check_cmd('ZADD', KEYS[8 + 4 * nq + p], '0', 'id')
         and redis.acl_check_cmd('HSETNX', KEYS[6], ARGV[4 + nq + 2 * p], 'name')) then
       return redis.error_reply('NOPERM rs_task_post: this user may not write the keys of a '
         .. 'pass; nothing was stored')
@@ -97,17 +98,16 @@ for i = 1, count do
     out[#out + 1] = found
     out[#out + 1] = redis.call('HGET', KEYS[2], existing) or ''
   else
-    local wake_key = KEYS[8 + 3 * qi]
     if status == 'delayed' then
-      redis.call('ZADD', KEYS[7 + 3 * qi], fmt(not_before), id)
-      groups[qi] = groups[qi] or {delayed = KEYS[7 + 3 * qi]}
+      redis.call('ZADD', KEYS[6 + 4 * qi], fmt(not_before), id)
+      groups[qi] = groups[qi] or {delayed = KEYS[6 + 4 * qi]}
       lower_due(K, groups[qi], not_before)
     else
       local score = fmt(-tonumber(ARGV[b + 3]) * PRIO_SHIFT + seq + i)
-      redis.call('ZADD', KEYS[6 + 3 * qi], score, id)
+      redis.call('ZADD', KEYS[5 + 4 * qi], score, id)
     end
     -- A token for a delayed task too: the waiter it wakes learns when the task falls due.
-    wakes[wake_key] = (wakes[wake_key] or 0) + 1
+    wakes[qi] = (wakes[qi] or 0) + 1
     local field = queue .. '|' .. status
     qbumps[field] = (qbumps[field] or 0) + 1
     if parent ~= '' then
@@ -122,7 +122,7 @@ for i = 1, count do
       passes[pass_id] = pass_name
       local pfield = pass_id .. '|' .. status
       pbumps[pfield] = (pbumps[pfield] or 0) + 1
-      redis.call('ZADD', KEYS[8 + 3 * nq + p], stamp, id)
+      redis.call('ZADD', KEYS[8 + 4 * nq + p], stamp, id)
     end
     if ARGV[b + 9] ~= '' then redis.call('HSET', KEYS[2], id, ARGV[b + 9]) end
     redis.call('ZADD', KEYS[3], stamp, id)
@@ -138,5 +138,7 @@ for field, n in pairs(qbumps) do redis.call('HINCRBY', KEYS[5], field, fmt(n)) e
 for field, n in pairs(pbumps) do redis.call('HINCRBY', KEYS[6], field, fmt(n)) end
 for pass_id, name in pairs(passes) do redis.call('HSETNX', KEYS[6], pass_id, name) end
 -- One wake-up token per task made pending or delayed, capped (a hint for waiting claims).
-for key, n in pairs(wakes) do wake({wake = key}, n) end
+for qi, n in pairs(wakes) do
+  wake({wake = KEYS[8 + 4 * qi - 1], waiters = KEYS[8 + 4 * qi]}, n)
+end
 return out

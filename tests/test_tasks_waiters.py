@@ -1,0 +1,178 @@
+"""The waiters list of a queue (``Keys.waiters``): a post gives each new task's token to the
+worker that began waiting last, so that a stream of tasks keeps one warm worker busy while
+the others sleep (Redis serves the BLPOPs of one wake list in the order they began: every
+task woke the next idle worker in turn). A wait stands on the list only while it waits; a
+worker killed mid-wait is popped once, and the task it was given is claimed by the next
+claim all the same."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import redis
+
+from redis_swarm import AsyncSwarm, Swarm, Task, TaskStatus
+from redis_swarm._keys import Keys
+
+from ._raw import _per_master
+
+KEYS = Keys("test")
+WAITERS = KEYS.waiters("q")
+
+
+def _blocked(raw: redis.Redis) -> int:
+    return sum(int(info["blocked_clients"]) for info in _per_master(raw, "clients"))
+
+
+def _until(what: str, check: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.01)
+
+
+def _waiting(raw: redis.Redis, names: list[str]) -> None:
+    """Until exactly ``names`` wait on q (top of the list first), each blocked."""
+    _until(
+        f"{names} waiting",
+        lambda: raw.lrange(WAITERS, 0, -1) == names and _blocked(raw) >= len(names),
+    )
+
+
+def _completed(swarm: Swarm, task_id: str) -> bool:
+    return swarm.get_task(task_id).status == TaskStatus.COMPLETED
+
+
+class _Waiter(threading.Thread):
+    def __init__(self, swarm: Swarm, worker: str, wait_s: float = 8) -> None:
+        super().__init__(daemon=True)
+        self.swarm, self.worker, self.wait_s = swarm, worker, wait_s
+        self.task: Task | None = None
+
+    def run(self) -> None:
+        self.task = self.swarm.claim("q", worker=self.worker, wait_s=self.wait_s)
+
+
+def test_the_worker_that_began_waiting_last_is_woken_first(swarm: Swarm, raw: redis.Redis) -> None:
+    waiters = []
+    for i in range(3):
+        waiter = _Waiter(swarm, f"w{i}")
+        waiter.start()
+        waiters.append(waiter)
+        _waiting(raw, [f"w{j}" for j in range(i, -1, -1)])
+    for expected, left in (("w2", ["w1", "w0"]), ("w1", ["w0"]), ("w0", [])):
+        posted = swarm.post_task("q", f"for {expected}")
+        woken = next(w for w in waiters if w.worker == expected)
+        woken.join(5)
+        assert woken.task is not None and woken.task.id == posted.id
+        # taken off the list by the pipeline its wait was in, the others still on it
+        assert raw.lrange(WAITERS, 0, -1) == left
+    assert not raw.exists(KEYS.wake("q"))  # every token went to a worker's own list
+    assert not raw.exists(KEYS.worker_wake("w2"))  # and was taken by its wait
+
+
+def test_tasks_one_at_a_time_keep_one_worker_busy(swarm: Swarm, raw: redis.Redis) -> None:
+    """Four workers looping claim -> report(claim_next=, wait_s=) (the report's own wait,
+    pipelined behind it), tasks posted one at a time: the worker that just finished is on
+    top of the list again, and serves them all (the wake list's order woke each in turn)."""
+    served: dict[str, str] = {}
+    stop = threading.Event()
+
+    def work(name: str) -> None:
+        task = None
+        while not stop.is_set():
+            if task is None:
+                task = swarm.claim("q", worker=name, wait_s=1)
+                continue
+            served[task.id] = name
+            _, task = swarm.report(
+                task.id, task.token, {"summary": "ok"}, worker=name, claim_next="q", wait_s=1
+            )
+
+    threads = [threading.Thread(target=work, args=(f"w{i}",), daemon=True) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    _until("four waiters", lambda: raw.llen(WAITERS) == 4 and _blocked(raw) >= 4)
+    posted = []
+    for i in range(8):
+        task_id = swarm.post_task("q", f"t{i}").id
+        posted.append(task_id)
+        _until(f"t{i} completed", lambda t=task_id: _completed(swarm, t))
+        _until("four waiters again", lambda: raw.llen(WAITERS) == 4 and _blocked(raw) >= 4)
+    stop.set()
+    for thread in threads:
+        thread.join(5)
+    assert sorted(served) == sorted(posted)
+    assert len(set(served.values())) == 1, served
+
+
+def test_a_worker_killed_mid_wait_is_given_one_token_and_loses_no_task(
+    redis_url: str, raw: redis.Redis
+) -> None:
+    """Killed while it waits, a worker's name stays on the list: the next post gives it that
+    task's token, which nobody takes (it expires with the worker's own list), and pops it.
+    The task stays pending and the next claim takes it: here the live waiter's, when its
+    wait's chunk ends (socket_timeout / 3)."""
+    url = redis_url + ("&" if "?" in redis_url else "?") + "socket_timeout=1.2"
+    with Swarm(url, swarm="test") as swarm:
+        live = _Waiter(swarm, "live", wait_s=10)
+        live.start()
+        _waiting(raw, ["live"])
+        code = (
+            "import sys; from redis_swarm import Swarm; "
+            "Swarm(sys.argv[1], swarm='test').claim('q', worker='ghost', wait_s=30)"
+        )
+        ghost = subprocess.Popen([sys.executable, "-c", code, url], env=dict(os.environ))
+        try:
+            _waiting(raw, ["ghost", "live"])
+        finally:
+            ghost.send_signal(signal.SIGKILL)
+            ghost.wait(10)
+        _until("the ghost's connection closed", lambda: _blocked(raw) == 1)
+        posted = swarm.post_task("q", "given to the ghost")
+        assert raw.lrange(WAITERS, 0, -1) == ["live"]  # popped once
+        own = KEYS.worker_wake("ghost")
+        assert raw.llen(own) == 1 and 0 < raw.pttl(own) <= 60_000
+        live.join(5)
+        assert live.task is not None and live.task.id == posted.id
+        assert not raw.exists(WAITERS)
+
+
+def test_a_cancelled_wait_leaves_the_waiters_list(redis_url: str, raw: redis.Redis) -> None:
+    async def main() -> None:
+        async with AsyncSwarm(redis_url, swarm="test") as swarm:
+            waiting = asyncio.ensure_future(swarm.claim("q", worker="w1", wait_s=30))
+            await asyncio.to_thread(_waiting, raw, ["w1"])
+            waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
+            assert raw.lrange(WAITERS, 0, -1) == []
+            # the next post goes to the wake list, for whoever waits next
+            await swarm.post_task("q", "after")
+            assert raw.llen(KEYS.wake("q")) == 1
+
+    asyncio.run(main())
+
+
+def test_a_wait_on_several_queues_stays_on_their_wake_lists(swarm: Swarm, raw: redis.Redis) -> None:
+    """On the waiters list of each queue, a wait could be given two tasks' tokens at once
+    (posts to both before it wakes) and keep one asleep in its own list."""
+    result: list[Task | None] = []
+    thread = threading.Thread(
+        target=lambda: result.append(swarm.claim(["q", "r"], worker="w1", wait_s=8)), daemon=True
+    )
+    thread.start()
+    _until("the wait blocked", lambda: _blocked(raw) >= 1)
+    time.sleep(0.1)  # (past its first claim, which found nothing)
+    assert not raw.exists(WAITERS) and not raw.exists(KEYS.waiters("r"))
+    posted = swarm.post_task("r", "for w1")
+    thread.join(5)
+    assert result and result[0] is not None and result[0].id == posted.id
