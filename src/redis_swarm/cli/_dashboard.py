@@ -49,15 +49,11 @@ _TOKEN_ENV = "SWARM_DASHBOARD_TOKEN"
 @pass_app
 def dashboard(app: App, host: str, port: int, token: str | None) -> None:
     """Serve the live, read-only web dashboard of the swarm (Ctrl-C to stop)."""
-    try:
-        from .._stopping import Stopping
-        from .._web import require_token_off_loopback, serve
-        from ..dashboard.app import create_app
-    except ImportError as exc:  # the web part is an extra
-        raise ConfigError(
-            f"the dashboard needs {exc.name}: pip install 'redis-swarm[dashboard]'"
-        ) from None
-    from .._client import AsyncSwarm  # (here: redis-py, which --help does without)
+    # (here, not at the top: Starlette, uvicorn and redis-py, which --help does without)
+    from .._client import AsyncSwarm
+    from .._stopping import Stopping
+    from .._web import require_token_off_loopback, serve
+    from ..dashboard.app import create_app
 
     try:  # (a bad --token is a bad option, exit 2, as swarm mcp's and swarm a2a's are)
         require_token_off_loopback(

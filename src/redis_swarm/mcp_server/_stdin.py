@@ -95,10 +95,11 @@ class StdinScreen:
 
     def _relay(self) -> None:
         try:
-            for line in self._source:
-                data = memoryview(screen(line))
-                while data:
-                    data = data[os.write(self._sink, data) :]
+            with self._source:  # (the duplicate of stdin: closed, not left to the collector)
+                for line in self._source:
+                    data = memoryview(screen(line))
+                    while data:
+                        data = data[os.write(self._sink, data) :]
         except OSError as exc:  # the SDK closed its end: the server is leaving
             log.debug("stdin relay stopped: %s", exc)
         finally:
