@@ -1,6 +1,6 @@
 """What an agent run cost is formatted in one place, ``_usage.usage_line``, which takes the
 ``Usage`` itself (or a sum of its figures: one form, no other): ``swarm findings``,
-``finding show``, ``synth show``, ``task show``, ``pipeline report``, the pipeline's
+``findings FINDING_ID``, ``synth show``, ``task show``, ``pipeline report``, the pipeline's
 progress lines and ``Money`` (a view's decimals) all say one usage the same way, its cached
 tokens included."""
 

@@ -6,6 +6,10 @@ PING; a raw GET of the same bytes as a context (the floor), and the same GET dec
 (what a cold fetch, which returns str, is held against); publishing and fetching contexts
 of 10K, 100K and 800K tokens (~40 KB, 400 KB, 3.2 MB) cold (an empty cache, as a new worker
 process has) and warm (unchanged since the last read); a task's post, and its claim + report.
+
+It needs an admin user: no per-swarm user (worker, shard, coordinator) may touch the scratch
+swarm's keys, nor SCAN for them to remove them. Any other is refused before anything is
+measured, in one line (``_refuse_non_admin``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from ._acl import key_patterns
 from ._cache import ContextCache
 from ._client import Swarm
 from ._config import Settings
+from ._errors import PermissionDenied
+from ._translate import translate
 
 __all__ = ["SIZES", "BenchResult", "percentile", "run_bench"]
 
@@ -100,7 +106,9 @@ def run_bench(
         if progress is not None:
             progress(message)
 
+    measured = False
     try:
+        _refuse_non_admin(swarm)
         say("ping")
         results.append(_result("ping", None, _timed(swarm.ping, n * 2)))
         raw_key = swarm.keys.scratch("raw")
@@ -109,10 +117,40 @@ def run_bench(
             results += _contexts(swarm, raw_key, label, size, 3 if quick else 20)
         say("tasks")
         results += _tasks(swarm, n)
+        measured = True
     finally:
-        _cleanup(swarm)
-        swarm.close()
+        try:
+            _cleanup(swarm)
+        except Exception:
+            if measured:  # (else the error that stopped the measures is the one to tell)
+                raise
+        finally:
+            swarm.close()
     return results
+
+
+def _refuse_non_admin(swarm: Swarm) -> None:
+    """Refuse, before anything is measured, a user that may not write, find and delete the
+    scratch swarm's keys (any but an admin): its first write, and the SCAN and UNLINK of the
+    cleanup, tried on one scratch key; a NOPERM becomes one ``PermissionDenied`` line."""
+    swarm.ping()  # (a server out of reach, a login refused: said as any command says them)
+    probe = swarm.keys.scratch("probe")
+    try:
+        swarm.redis.set(probe, b"", ex=60)
+        next(_scan(swarm, probe), None)
+        swarm.redis.unlink(probe)
+    except Exception as exc:  # (redis-py's own errors: this module talks to swarm.redis)
+        if not isinstance(translate(exc, swarm.settings.url), PermissionDenied):
+            raise
+        user = swarm.settings.shown_user
+        raise PermissionDenied(
+            f"swarm bench needs an admin user: it measures in a scratch swarm of its own "
+            f"({swarm.name}) and removes it after (SCAN, UNLINK), and no per-swarm user "
+            f"(worker, shard or coordinator) may touch its keys; the Redis user {user!r} may "
+            f"not ({exc}). Nothing was measured: run it again with an admin user's "
+            "URL in SWARM_URL ('swarm acl --role admin --user NAME --apply' makes "
+            "one, as an admin; docs/security.md says what each role may do)"
+        ) from None
 
 
 def _contexts(swarm: Swarm, raw_key: str, label: str, size: int, n: int) -> list[BenchResult]:

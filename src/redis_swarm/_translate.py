@@ -1145,6 +1145,19 @@ def _shortened(error: str) -> str:
 _NOT_LISTENING = ("no such file or directory", "connection refused")
 
 
+# What the message of a stopped embedded server tells a command to do once it is up (it is
+# not restarted behind the user's back); a caller that tries again by itself says the message
+# without it (``said_retrying``).
+_RUN_AGAIN = ", then run this command again"
+
+
+def said_retrying(exc: BaseException | str, instead: str = "") -> str:
+    """The message of ``exc`` (or that text) for a caller that tries again by itself
+    (``swarm run``'s pool and a pipeline's "...; retrying" lines, a running A2A server's
+    log): the advice to run the command again replaced by ``instead``."""
+    return str(exc).replace(_RUN_AGAIN, instead)
+
+
 def _embedded_not_running(where: str, text: str) -> str:
     """The embedded server stopped under a command that was using it ('swarm down', or its
     process ended): it is not restarted behind the user's back; say how to start it."""
@@ -1157,7 +1170,7 @@ def _embedded_not_running(where: str, text: str) -> str:
         up = swarm_command(settings.home, "up")  # (with --home when not the default one)
     return (
         f"cannot reach Redis at {where}: the embedded server is not running ({text.rstrip('.')}"
-        f"): start it with '{up}', then run this command again (it was stopped by 'swarm "
+        f"): start it with '{up}'{_RUN_AGAIN} (it was stopped by 'swarm "
         f"down', or its process ended{log})"
     )
 

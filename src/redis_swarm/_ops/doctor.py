@@ -363,7 +363,7 @@ def finding_lost(ctx: OpContext, task: Task | TaskCosts) -> Operation[str | None
         if finding_id is None:
             return None
         stored = yield Cmd("HEXISTS", ctx.keys.findings, finding_id)
-        if int(stored):  # (stored, even damaged: swarm findings show says so)
+        if int(stored):  # (stored, even damaged: `swarm findings FINDING_ID` says so)
             return None
         task = yield from task_costs(ctx, task.id)
     if task.finding is not None or task.superseded:

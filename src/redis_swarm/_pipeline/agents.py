@@ -56,6 +56,7 @@ from .._runner import (
 from .._runner.lease_renewal import LeaseRenewal
 from .._runner.outcomes import not_started
 from .._runner.slot_presence import SlotPresence
+from .._translate import said_retrying
 from .._usage import Usage, usage_line, usd
 from .names import (
     pass_label,
@@ -321,7 +322,8 @@ class OneShotAgents:
         def outage(exc: ConnectionFailed) -> None:
             if waited is not None:
                 waited.set()
-            self._say(f"{self.current}: waiting for Redis to {what}: {exc}; retrying")
+            why = said_retrying(exc)
+            self._say(f"{self.current}: waiting for Redis to {what}: {why}; retrying")
 
         def renew() -> None:
             if held is not None:  # best effort: a lease run out loses nothing (docs/tasks.md)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from .._errors import SwarmError
 from .._models import Event, EventType
+from .._translate import said_retrying
 
 if TYPE_CHECKING:
     from .._client import Swarm
@@ -163,7 +164,7 @@ class CancelWatch:
     def _failed(self, exc: Exception) -> None:
         self._on_error(
             f"cannot read the event log for cancels (retrying; a cancel is noticed at the "
-            f"next lease renewal meanwhile): {type(exc).__name__}: {exc}"
+            f"next lease renewal meanwhile): {type(exc).__name__}: {said_retrying(exc)}"
         )
 
 

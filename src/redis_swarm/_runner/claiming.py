@@ -14,6 +14,7 @@ from typing import Any
 
 from .._errors import ConnectionFailed, SwarmError
 from .._models import Finding, Task, TaskStatus
+from .._translate import said_retrying
 from .pool_state import TAKE_RELEASE, TAKE_REPORT, PoolState
 
 __all__ = ["Claiming"]
@@ -175,7 +176,7 @@ class Claiming(PoolState):
         try:
             stats = self.swarm.queue_stats()
         except ConnectionFailed as exc:  # an outage: not known to be settled, claim again
-            self._error(f"queue stats failed (retrying): {exc}")
+            self._error(f"queue stats failed (retrying): {said_retrying(exc)}")
             return _Open.CLAIMABLE
 
         def count(status: TaskStatus) -> int:

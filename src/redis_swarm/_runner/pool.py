@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 from .._errors import ConnectionFailed, NotFound, SwarmError
 from .._models import Task
+from .._translate import said_retrying
 from .agent_runs import task_env
 from .options import RunOptions, default_worker_prefix
 from .outcomes import OutcomeStatus, TaskOutcome, swarm_refused
@@ -141,7 +142,7 @@ class Runner(TaskWork):
                     now = time.monotonic()
                     if failing_since is None:
                         failing_since = now
-                        self._error(f"claim failed (retrying): {exc}")
+                        self._error(f"claim failed (retrying): {said_retrying(exc)}")
                     if now - failing_since > OUTAGE_PATIENCE_S:
                         # (the running agents finish: their reports wait for Redis on their own)
                         self._halt(

@@ -44,6 +44,7 @@ from .._errors import (
 )
 from .._models import lease_token
 from .._outage import OUTAGE_PATIENCE_S, ride_out, until_stopped
+from .._translate import said_retrying
 from .._usage import summed_figures
 from .._validate import MAX_POLL_S
 from .child import check_command, check_program
@@ -557,7 +558,7 @@ class PoolState:
             said.add(what)
             self._waiting[task_id] = what
         if not known:
-            self._note(f"waiting for Redis to {what} of {task_id}: {exc}; retrying")
+            self._note(f"waiting for Redis to {what} of {task_id}: {said_retrying(exc)}; retrying")
 
     def _told_if_unanswered(
         self,
@@ -673,7 +674,7 @@ class PoolState:
                         lambda: self._told_if_unanswered(None, "answer", call, mine),
                         what="answer", who="the pool", stop=self._aborting,
                         on_outage=lambda exc: self._note(
-                            f"waiting for Redis to answer: {exc}; retrying"
+                            f"waiting for Redis to answer: {said_retrying(exc)}; retrying"
                         ),
                     ),
                     self._aborting,

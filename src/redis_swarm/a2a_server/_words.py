@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 
 from .. import _hints as hints
+from .._translate import said_retrying
 
 __all__ = [
     "A2A_PHRASES",
@@ -110,7 +111,6 @@ _CLI_PASS_ADVICE = re.compile(
 
 # What the core tells a command that met a stopped embedded Redis (``_translate``): to start
 # it, then to run the command again. A running server resumes by itself once it is up.
-_RUN_AGAIN = re.compile(r", then run this command again\b")
 _RESUMES = " (this server resumes by itself once it is up)"
 
 
@@ -119,7 +119,7 @@ def for_operator(text: str) -> str:
     without the advice the core gives a CLI user that this server cannot follow
     (``needs_role`` then says what to do), and without "then run this command again" (it
     resumes by itself)."""
-    return _RUN_AGAIN.sub(_RESUMES, _CLI_PASS_ADVICE.sub("", text))
+    return said_retrying(_CLI_PASS_ADVICE.sub("", text), _RESUMES)
 
 
 def in_a2a_words(text: str) -> str:

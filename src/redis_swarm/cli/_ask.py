@@ -392,9 +392,9 @@ def serve(
         check_name("worker", worker)
     if not session and SESSION in command:
         raise ValidationError(  # (a usage error: exit 2)
-            f"--exec names {SESSION}, which only --session fills: without it, {SESSION} is "
-            "left out (with the option before it) and every question starts a new "
-            "conversation; add --session, or take it out of the command"
+            f"not started: --exec names {SESSION}, which only --session fills (without it, "
+            f"{SESSION} would be left out with the option before it, and every question would "
+            f"start a new conversation): add --session, or take {SESSION} out of the command"
         )
     refuse_option_like_slots(app, worker, slots=concurrency)
     options = ServeOptions(

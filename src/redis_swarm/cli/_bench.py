@@ -15,7 +15,7 @@ from ._app import App, json_option, main, pass_app
 def bench(app: App, quick: bool) -> None:
     """Measure the configured server: PING, contexts (publish, fetch cold and warm, against
     a raw GET of the same bytes), post, claim + report. Runs in a scratch swarm, removed at
-    the end; the live swarm is not touched."""
+    the end; the live swarm is not touched. Needs an admin user: any other is refused."""
     from .._bench import run_bench  # (here: it brings redis-py, which --help does without)
 
     progress = None if app.json else (lambda msg: app.err.print(f"[dim]measuring {msg}[/]"))
