@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ._errors import ValidationError
 
@@ -51,6 +53,7 @@ __all__ = [
     "check_failure_reason",
     "check_id",
     "check_json_depth",
+    "check_json_keys",
     "check_label",
     "check_name",
     "check_printable",
@@ -357,6 +360,59 @@ def check_json_depth(what: str, encoded: str) -> str:
             "flatten it (or store it in a context and pass a reference)"
         )
     return encoded
+
+
+# What a JSON value's walk for keys needs not enter: what holds no dict.
+_JSON_LEAVES = frozenset({str, int, float, bool, type(None)})
+
+
+def check_json_keys(what: str, value: object) -> None:
+    """Refuse (ValidationError) a dict key that is not a string anywhere in ``value`` (task
+    data, a finding, a message's data), naming where: JSON has string keys only, and its
+    encoder would write ``1``, ``True`` or ``None`` as ``"1"``, ``"true"``, ``"null"``
+    silently, a value lost where that string is a key of the same dict too. One walk of the
+    value's dicts and lists, cheap (a small post's data: well under a microsecond); a value
+    nested too deep or holding itself is left to the encoder, which refuses it."""
+    try:
+        path = _bad_key(value)
+    except RecursionError:
+        return
+    if path is None:
+        return
+    *where, key = path
+    at = "".join(f"[{step!r}]" for step in where)
+    try:  # (what the encoder would make of it: int, float, bool and None keys)
+        as_text = next(iter(json.loads(json.dumps({key: 0}))))
+        stored = (
+            f": it would be stored as {as_text!r} without a word, one value lost where a key "
+            f"{as_text!r} is there too"
+        )
+    except (TypeError, ValueError):
+        stored = ""
+    raise ValidationError(
+        f"{what}{' at ' + at if at else ''} has the key {key!r} ({type(key).__name__}): JSON "
+        f"keys are strings{stored}; make every key a string"
+    )
+
+
+def _bad_key(value: object) -> list[Any] | None:
+    """The path to the first key of ``value``'s dicts that is not a str (its last item), or
+    None."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if type(key) is not str and not isinstance(key, str):
+                return [key]
+            if type(item) not in _JSON_LEAVES:
+                inner = _bad_key(item)
+                if inner is not None:
+                    return [key, *inner]
+    elif isinstance(value, list | tuple):
+        for n, item in enumerate(value):
+            if type(item) not in _JSON_LEAVES:
+                inner = _bad_key(item)
+                if inner is not None:
+                    return [n, *inner]
+    return None
 
 
 def too_deep(what: str) -> ValidationError:

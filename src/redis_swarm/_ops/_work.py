@@ -30,6 +30,7 @@ from .._validate import (
     begins_like_option,
     check_id,
     check_json_depth,
+    check_json_keys,
     option_like,
     too_deep,
 )
@@ -441,6 +442,7 @@ def encode_json(value: Any, what: str, max_bytes: int) -> str:
             f"{what} is {size:,} bytes encoded; the limit is {max_bytes:,}: store large "
             f"material in a context {PUBLISH_CONTEXT} and pass a reference"
         )
+    check_json_keys(what, value)  # (the encoder wrote a key 1 as "1": one value lost of two)
     return check_json_depth(what, encoded)
 
 

@@ -1039,6 +1039,11 @@ def shard_stats(ctx: OpContext, shards: Sequence[str]) -> Operation[dict[str, Sh
     """``{shard: {"findings": n, status: count, ...}}``: the findings reported to each shard
     and its posted tasks by status, in one round trip (a counter per shard and status, kept
     exact by the task scripts, and one ZCARD per shard)."""
+    if isinstance(shards, str | bytes):  # (iterated, a name would be its characters)
+        raise ValidationError(
+            f"shards must be a list of shard names, not {type(shards).__name__}: "
+            f"[{shards!r}] for one"
+        )
     names = list(dict.fromkeys(check_agent("shard", s) for s in shards))
     if not names:
         return {}

@@ -32,6 +32,7 @@ from .._errors import (
     closed,
 )
 from .._models import Agent, Task
+from .._validate import check_swarm_name
 
 # (The roles' modules take it from here. Their annotations are not evaluated as they run:
 # on 3.10 it is mypy's, and a name to import.)
@@ -92,11 +93,21 @@ def _connect(
     redis_ssl: bool = False,
     redis_username: str | None = None,
 ) -> Swarm:
-    """A Swarm from the seed's keyword arguments, a URL, or the environment."""
+    """A Swarm from the seed's keyword arguments, a URL, or the environment. A value given
+    is used or refused, never replaced by a default (``swarm=""`` is no swarm name, not the
+    default swarm; ``redis_port=0`` no port, not 6379)."""
+    if swarm is not None:
+        check_swarm_name(swarm)
     if url is None and redis_host is None and redis_port is None:
         return Swarm.from_env(swarm=swarm)
-    name = swarm or env_value(ENV_NAME) or DEFAULT_SWARM
+    name = swarm if swarm is not None else env_value(ENV_NAME) or DEFAULT_SWARM
     if url is None:
+        port = 6379 if redis_port is None else _port(redis_port)
+        if not isinstance(redis_ssl, bool):
+            raise ConfigError(
+                f"redis_ssl must be True or False, not {redis_ssl!r} "
+                f"({type(redis_ssl).__name__}): True connects over TLS (rediss://)"
+            )
         auth = ""
         if redis_password is not None or redis_username is not None:
             auth = quote(redis_username or "", safe="")
@@ -104,8 +115,18 @@ def _connect(
                 auth += ":" + quote(redis_password, safe="")
             auth += "@"
         scheme = "rediss" if redis_ssl else "redis"
-        url = f"{scheme}://{auth}{_url_host(redis_host)}:{redis_port or 6379}/{redis_db}"
+        url = f"{scheme}://{auth}{_url_host(redis_host)}:{port}/{redis_db}"
     return Swarm(Settings.from_url(url, swarm=name))
+
+
+def _port(port: object) -> int:
+    """``redis_port`` checked: a TCP port number (1 to 65535)."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65_535:
+        raise ConfigError(
+            f"redis_port must be a port number from 1 to 65535, not {port!r}: e.g. 6379 "
+            "(or leave it out for 6379)"
+        )
+    return port
 
 
 def _url_host(host: str | None) -> str:
@@ -232,6 +253,20 @@ def _attempt(task: Task) -> int:
     ``max_attempts``: the task is dead-lettered when its last one fails. (The record's
     ``attempts`` counts every claim, releases' and abandons' too: the seed's ``claims``.)"""
     return task.failures + 1
+
+
+def sent_said(exc: ConnectionFailed, retry: str) -> ConnectionFailed:
+    """``exc``, of a write whose request was sent (``sent``) and whose reply was lost, said
+    so: the server may have applied it; ``retry``: how to try again without doing it twice
+    ("cannot reach Redis" alone reads as nothing done). Raised in an ``except`` clause, at
+    no cost to a write that succeeds."""
+    return type(exc)(
+        f"{exc}. The request was sent before the connection failed, so the server may have "
+        f"applied it: {retry}",
+        lease_secrets=exc.lease_secrets,
+        sent=True,
+        retryable=exc.retryable,
+    )
 
 
 class SupersededFinding(UserWarning):

@@ -14,7 +14,7 @@ from .._errors import Conflict, ConnectionFailed, NotFound, ValidationError
 from .._hints import LIST_CONTEXTS
 from .._models import Agent, Finding, Inbox, Message, Synthesis, Task, TaskStatus
 from .._usage import Usage
-from .._validate import check_agent
+from .._validate import begins_like_option, check_agent, check_json_keys, option_like
 from ._base import (
     Connect,
     ConnectByName,
@@ -24,6 +24,7 @@ from ._base import (
     _finding_ids,
     _queue,
     _Role,
+    sent_said,
 )
 
 
@@ -64,8 +65,10 @@ class MemoryShard(_Agent):
         **connect: Unpack[ConnectByName],
     ) -> None:
         self.specialization = _check_text("specialization", specialization)
+        if agent_id is not None:  # (checked before connecting; "" is refused, not replaced)
+            check_agent("agent_id", agent_id)
         super().__init__(**connect)
-        self.agent_id = agent_id or _agent_name("memory", specialization)
+        self.agent_id = _agent_name("memory", specialization) if agent_id is None else agent_id
         try:
             self.agent = self.swarm.register(
                 self.role,
@@ -82,6 +85,8 @@ class MemoryShard(_Agent):
         return self.swarm.publish_context(self.agent_id, content, source=source)
 
     def post(self, queue: str, description: str, data: Any = None, **options: Any) -> Task:
+        if data is not None:
+            check_json_keys("task data", data)
         return self.swarm.post_task(
             _queue(queue), description, data, parent=self.agent_id, **options
         )
@@ -93,7 +98,7 @@ class MemoryShard(_Agent):
         while True:
             page = self.swarm.findings(
                 shard=self.agent_id,
-                queue=_queue(queue) if queue else None,
+                queue=None if queue is None else _queue(queue),
                 pass_name=pass_name,
                 cursor=cursor,
                 limit=500,
@@ -146,6 +151,9 @@ class _Loop:
     reported: bool = False
     # yielded, neither reported nor released; with when to give each back (monotonic)
     skipped: list[tuple[Task, float]] = field(default_factory=list)
+    # released in the loop (``release()``): never yielded by it again, held as a skipped
+    # task when a claim of the loop leases it again
+    released: set[str] = field(default_factory=set)
 
     def hold_until(self, task: Task) -> float:
         """When to give back ``task``, leased just now, if the loop moves on from it."""
@@ -192,6 +200,7 @@ class Worker(_Role):
 
     # How the refusals name the methods that settle a held task (the seed's class renames).
     _settle = "report() or release()"
+    _report_call, _claim_call = "report()", "claim()"
 
     def __init__(
         self,
@@ -214,6 +223,25 @@ class Worker(_Role):
         self._loop: _Loop | None = None  # inside ``tasks()``: what a report claims next
         self._announced = model is None  # a worker with a model registers at its first claim
         self._joined = False  # registered by a claim or a heartbeat (see close())
+        self._claimed_once = False  # a claim was made (one that found nothing too)
+        # (task id, how) of the task this worker gave up itself since its last claim:
+        # "released" or "failed"; a report of it is refused (see report())
+        self._gave_up: tuple[str, str] | None = None
+        # (task id, claim number, finding id) of the report tried and not settled: a retry
+        # (its reply lost) reports under the same id, so the finding is stored once
+        self._report_id: tuple[str, int, str] | None = None
+        if given is not None and begins_like_option(given):
+            self._refuse_new_option_like(given)
+
+    def _refuse_new_option_like(self, worker_id: str) -> None:
+        """Refuse (at once, not at the first claim) a ``worker_id`` beginning with '-' that
+        names no registered agent: a claim would register it, and the core refuses a new
+        agent so named; one stored before that rule stays usable."""
+        try:
+            self.swarm.get_agent(worker_id)
+        except NotFound:
+            self.close()
+            raise option_like("worker_id", worker_id) from None
 
     def _profile(self) -> Agent:
         """The agent this worker is: implicit (as a claim registers it) without a model."""
@@ -268,7 +296,7 @@ class Worker(_Role):
         # A claim that takes nothing registers no one: close() then has no one to remove.
         self._joined = self._joined or self.task is not None
         self._held = self.task
-        self.context_version = None
+        self.context_version, self._gave_up, self._claimed_once = None, None, True
         return self.task
 
     def release(self) -> Task | None:
@@ -284,6 +312,10 @@ class Worker(_Role):
         except (Conflict, NotFound):
             released = None  # not this worker's any more: nothing to give back
         self._held = None
+        if released is not None:
+            self._gave_up = (held.id, "released")
+            if self._loop is not None:  # (not yielded by the loop again: see tasks())
+                self._loop.released.add(held.id)
         return released
 
     def fail(self, reason: str, *, retry: bool = True, usage: Usage | None = None) -> Task:
@@ -305,6 +337,7 @@ class Worker(_Role):
             self._held = None  # not this worker's any more
             raise
         self._held = None
+        self._gave_up = (held.id, "failed")
         return failed
 
     def heartbeat(self) -> None:
@@ -370,10 +403,20 @@ class Worker(_Role):
                 if task is not None:
                     until = loop.following_until
                     self.task, self._held, self.context_version = task, task, None
+                    self._gave_up = None
                 elif not loop.reported:  # not reported: claim (and wait) anew
                     task = self._lease(loop.queues, wait_s=loop.wait(), lease_s=lease_s)
                     until = loop.hold_until(task) if task is not None else 0.0
                 # (reported with nothing next: the report waited already)
+                while task is not None and task.id in loop.released:
+                    # Given back in this loop and leased by it again: not yielded again (it
+                    # would be at once, for ever), held as a skipped task (given back when
+                    # the loop ends or half its lease has passed); another worker had it
+                    # to take meanwhile.
+                    loop.skipped.append((task, until))
+                    self._held = None
+                    task = self._lease(loop.queues, wait_s=loop.wait(), lease_s=lease_s)
+                    until = loop.hold_until(task) if task is not None else 0.0
         finally:
             if self._loop is loop:  # (close() gave its tasks back already)
                 self._loop = None
@@ -381,6 +424,11 @@ class Worker(_Role):
 
     def _claimed(self) -> Task:
         if self.task is None:
+            if self._claimed_once:
+                raise ValidationError(
+                    f"no task held: the last {self._claim_call} found none (the queue was "
+                    f"empty, it returned None); call {self._claim_call} again for one"
+                )
             raise ValidationError("no task claimed yet: call claim_task('queue:NAME') first")
         return self.task
 
@@ -407,31 +455,58 @@ class Worker(_Role):
         return self.swarm.get_context(owner, version=info.version)
 
     def report(self, finding: Mapping[str, Any]) -> Finding:
-        """Report the claimed task's finding (inside ``tasks()``, leasing the next task)."""
+        """Report the claimed task's finding (inside ``tasks()``, leasing the next task).
+        Refused (``Conflict``) for a task this worker gave up itself (``release()``,
+        ``fail()``): another worker may hold it now. A report whose reply was lost
+        (``ConnectionFailed`` with ``sent``) may have been stored: trying again reports under
+        the same finding id, so that the finding is stored once."""
         task = self._claimed()
+        if self._held is None and self._gave_up is not None and self._gave_up[0] == task.id:
+            how = "released it" if self._gave_up[1] == "released" else "gave it up as failed"
+            raise Conflict(
+                f"worker {self.worker_id} {how} itself: task {task.id} is no longer its to "
+                "report (another worker may hold it now, whose finding this report would "
+                f"supersede); claim again ({self._claim_call}) to report a task"
+            )
+        check_json_keys("the finding", finding)
+        tried = self._report_id
+        if tried is None or tried[:2] != (task.id, task.attempts):
+            tried = self._report_id = (task.id, task.attempts, self.swarm.new_finding_id())
+        fid = tried[2]
         loop = self._loop
         try:
             if loop is None:
                 found = self.swarm.report(
                     task.id, task.token, finding, worker=self.worker_id, model=self.model,
-                    context_version=self.context_version,
+                    context_version=self.context_version, finding_id=fid,
                 )  # fmt: skip
             else:
                 found, loop.following = self.swarm.report(
                     task.id, task.token, finding, worker=self.worker_id, model=self.model,
                     context_version=self.context_version, claim_next=loop.queues,
-                    next_lease_s=loop.lease_s, wait_s=loop.wait(),
+                    next_lease_s=loop.lease_s, wait_s=loop.wait(), finding_id=fid,
                 )  # fmt: skip
+            if loop is not None:
                 if loop.following is not None:
                     loop.following_until = loop.hold_until(loop.following)
                 loop.reported = True
         except (Conflict, NotFound):
             self._settled(task)  # settled meanwhile, or not this worker's: nothing held
             raise
+        except ConnectionFailed as exc:
+            if not exc.sent:
+                raise
+            raise sent_said(
+                exc,
+                f"the finding may be stored as {fid}, the task completed; call "
+                f"{self._report_call} again: it reports under the same finding id (the "
+                "finding is stored once)",
+            ) from exc
         self._settled(task)
         return found
 
     def _settled(self, task: Task) -> None:
+        self._report_id = None
         if self._held is not None and self._held.id == task.id:
             self._held = None
 
@@ -449,8 +524,10 @@ class Coordinator(_Agent):
         model: str | None = None,
         **connect: Unpack[Connect],
     ) -> None:
+        if agent_id is not None:  # (checked before connecting; "" is refused, not replaced)
+            check_agent("agent_id", agent_id)
         super().__init__(redis_host, redis_port, **connect)
-        self.agent_id = agent_id or _agent_name("coordinator")
+        self.agent_id = _agent_name("coordinator") if agent_id is None else agent_id
         try:
             self.agent = self.swarm.register("coordinator", name=self.agent_id, model=model)
         except BaseException:
@@ -482,6 +559,8 @@ class Coordinator(_Agent):
     ) -> Message:
         """Put a message in a registered agent's inbox (``NotFound`` when it is not), from
         this coordinator; ``kind`` names it, ``data`` carries a JSON object with it."""
+        if data is not None:
+            check_json_keys("the message's data", data)
         return self.swarm.send(agent_id, text, sender=self.agent_id, kind=kind, data=data)
 
     def broadcast(
@@ -496,6 +575,8 @@ class Coordinator(_Agent):
         self, said_by: str, text: str, *, kind: str, data: Mapping[str, Any] | None
     ) -> Message:
         """``broadcast`` as method ``said_by`` names it in its warning."""
+        if data is not None:
+            check_json_keys("the message's data", data)
         sent = self.swarm.broadcast(text, sender=self.agent_id, kind=kind, data=data)
         if sent.unreached:  # (nobody ever reads it: said in the core's words)
             warnings.warn(f"{said_by}: {sent.unreached}", UserWarning, stacklevel=3)

@@ -10,11 +10,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypedDict
 
 from .._codec import dumps, iso
+from .._config import Settings
 from .._context_records import ContextInfo
-from .._errors import AlreadyCompleted, NotFound, SwarmError, ValidationError
+from .._env import ENV_URL
+from .._errors import AlreadyCompleted, ConnectionFailed, NotFound, SwarmError, ValidationError
 from .._models import Finding, Task
 from .._prompts import swarm_command
-from .._validate import check_id
+from .._validate import check_id, check_json_keys
 from ._base import (
     Connect,
     UncitedSources,
@@ -23,6 +25,7 @@ from ._base import (
     _finding_ids,
     _stamp,
     _superseded,
+    sent_said,
 )
 from ._modern import Coordinator, MemoryShard, Worker
 from ._v1 import V1Message, outgoing, read_messages
@@ -222,15 +225,36 @@ class SwarmMemoryShard(MemoryShard):
         redis_host: str | None = None,
         redis_port: int | None = None,
         specialization: str = "general",
+        *,
+        agent_id: str | None = None,
+        model: str | None = None,
+        capacity_tokens: int | None = 200_000,
         **connect: Unpack[Connect],
     ) -> None:
-        super().__init__(specialization, redis_host=redis_host, redis_port=redis_port, **connect)
+        super().__init__(
+            specialization,
+            model=model,
+            capacity_tokens=capacity_tokens,
+            agent_id=agent_id,
+            redis_host=redis_host,
+            redis_port=redis_port,
+            **connect,
+        )
         self.context = ""
         self._context_version: str | None = None  # the version self.context is the text of
         self.worker_findings: list[dict[str, Any]] = []  # what collect_worker_finding got
 
     def load_context(self, context_text: str, context_source: str) -> ContextInfo:
-        """Publish the shard's context (any size up to the limit; chunked, atomic)."""
+        """Publish the shard's context, a text (any size up to the limit; chunked, atomic).
+        Anything but a ``str`` is refused (``ValidationError``): bytes and files are
+        published by ``publish()``, which takes them as they are."""
+        if not isinstance(context_text, str):
+            raise ValidationError(
+                f"load_context takes the context as text (a str), not "
+                f"{type(context_text).__name__}: pass a file's text, Path(...).read_text("
+                "encoding='utf-8'), or bytes decoded, data.decode('utf-8'); to publish bytes "
+                "or a file as they are, call shard.publish(content, source)"
+            )
         info = self.publish(context_text, context_source)
         self.context, self._context_version = context_text, info.version
         return info
@@ -241,9 +265,34 @@ class SwarmMemoryShard(MemoryShard):
         task_description: str,
         task_data: Any = None,
         pass_name: str | None = None,
+        *,
+        task_id: str | None = None,
+        dedupe_key: str | None = None,
     ) -> str:
-        """Post a task to queue ``task_type`` for an ephemeral worker; returns its id."""
-        task = self.post(task_type, task_description, task_data, pass_name=pass_name)
+        """Post a task to queue ``task_type`` for an ephemeral worker; returns its id.
+        ``task_id`` (default: a new one) posts it under that id: a retry with the same id
+        after a lost reply returns the task stored, never posts it twice (a
+        ``ConnectionFailed`` whose request was sent names the id to retry with).
+        ``dedupe_key``: a task of the queue posted with the same key is returned, nothing
+        posted."""
+        tid = self.swarm.new_task_id() if task_id is None else task_id
+        try:
+            task = self.post(
+                task_type,
+                task_description,
+                task_data,
+                pass_name=pass_name,
+                task_id=tid,
+                dedupe_key=dedupe_key,
+            )
+        except ConnectionFailed as exc:
+            if not exc.sent:
+                raise
+            raise sent_said(
+                exc,
+                f"the task may be posted as {tid}; retry with task_id={tid!r}: a task stored "
+                "under that id is returned, not posted again",
+            ) from exc
         return str(task.id)
 
     def collect_worker_finding(
@@ -253,6 +302,7 @@ class SwarmMemoryShard(MemoryShard):
         complete the task; returns the finding's id. Refused while another worker's live
         lease holds the task (that worker reports); on a task already settled the finding is
         kept, marked superseded, and a ``SupersededFinding`` warning says so."""
+        check_json_keys("the finding", finding)
         try:
             stored = self.swarm.report(task_id, None, finding, worker=worker_id)
             fid = stored.id
@@ -278,6 +328,11 @@ class SwarmMemoryShard(MemoryShard):
         ``synthesize`` cites only its pass's, the core's rule)."""
         sources = _finding_ids(sources)
         for source in sources:
+            if isinstance(source, Mapping) and "finding_id" in source:
+                raise ValidationError(
+                    "sources are finding ids, not findings: pass [f['finding_id'] for f in "
+                    "findings] (the finding_id of each dict get_all_findings() returned)"
+                )
             if not isinstance(source, str):
                 raise ValidationError(
                     "sources are finding ids or other references, each a string, not "
@@ -353,12 +408,24 @@ class SwarmMemoryShard(MemoryShard):
             # a shell command that reaches this swarm from anywhere: this install's swarm with
             # the options swarm prompt writes (the URL, never its password: SWARM_URL then
             # gives it; the swarm's name; an embedded server's home)
-            "context_full_location": f"{swarm_command(self.swarm.settings)} context get "
-            + shlex.quote(self.agent_id),
+            "context_full_location": _location(self.swarm.settings, self.agent_id),
             "findings_count": stats["findings"],
             "context_version": info.version if info else None,
             "context_size_bytes": info.size_bytes if info else 0,
         }
+
+
+def _location(settings: Settings, owner: str) -> str:
+    """The shell command that prints ``owner``'s context: this install's ``swarm`` with the
+    options that reach its swarm. A URL holding a password is never written: the command then
+    takes it from ``SWARM_URL`` of the shell that runs it (``--url "$SWARM_URL"``, an empty
+    URL refused when unset: never the embedded server, which the option left out would
+    reach)."""
+    command = f"{swarm_command(settings)} context get {shlex.quote(owner)}"
+    if not settings.password:
+        return command
+    program, _, rest = command.partition(" --swarm ")
+    return f'{program} --url "${ENV_URL}" --swarm {rest}'
 
 
 def _could_be_finding(source: str) -> bool:
@@ -381,6 +448,7 @@ class EphemeralWorker(Worker):
     ``UserWarning`` says so): see ``Worker``."""
 
     _settle = "report_finding() or release_task()"
+    _report_call, _claim_call = "report_finding()", "claim_task()"
 
     @property
     def task_id(self) -> str | None:
@@ -508,7 +576,7 @@ class SonnetCoordinator(Coordinator):
     def broadcast_message(self, message: Any) -> str:
         """Send ``message`` (as ``send_message`` takes it) to every agent; returns its id.
         With no other agent registered it reaches nobody, and a ``UserWarning`` says so."""
-        text, kind, data = outgoing(message)
+        text, kind, data = outgoing(message, said_by="broadcast_message")
         return str(self._broadcast("broadcast_message", text, kind=kind, data=data).id)
 
     def get_messages(self, limit: int = 10, wait_s: float = 0) -> list[V1Message]:

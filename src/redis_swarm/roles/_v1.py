@@ -10,10 +10,16 @@ from typing import Any, TypedDict
 
 from .._client import Swarm
 from .._codec import dumps, iso
-from .._errors import AlreadyCompleted, NotFound, ValidationError
+from .._errors import AlreadyCompleted, Conflict, ConnectionFailed, NotFound, ValidationError
 from .._hints import CHECK_AGENT_ID
 from .._models import SYNTHESIS_REQUEST_KIND, Agent, Message, TaskStatus
-from .._validate import MAX_LEASE_S, MIN_LEASE_S, too_deep
+from .._validate import (
+    MAX_LEASE_S,
+    MIN_LEASE_S,
+    begins_like_option,
+    check_json_keys,
+    too_deep,
+)
 from ._base import (
     ConnectV1,
     Unpack,
@@ -23,6 +29,7 @@ from ._base import (
     _Role,
     _stamp,
     _superseded,
+    sent_said,
 )
 
 
@@ -100,15 +107,16 @@ _VALUE_KIND = "json"
 _PREVIEW_CHARS = 200
 
 
-def _preview(value: Any) -> str:
-    """The text of a message carrying ``value``: its JSON, cut short."""
+def _preview(value: Any, said_by: str = "send_message") -> str:
+    """The text of a message carrying ``value``: its JSON, cut short (refused in the words of
+    method ``said_by`` when it is no JSON value)."""
     try:
         encoded = dumps(value)
     except RecursionError:
         raise too_deep("the message") from None
     except (TypeError, ValueError):
         raise ValidationError(
-            "send_message sends a text, a dict or another JSON value (a list, a number, "
+            f"{said_by} sends a text, a dict or another JSON value (a list, a number, "
             f"true/false, None); a {type(value).__name__} is none of these: convert it "
             "(a set to a list, an object to a dict)"
         ) from None
@@ -141,15 +149,19 @@ def _named(data: Mapping[str, Any]) -> str:
     return str(data.get("type") or "").strip() or "message"
 
 
-def outgoing(message: Any) -> tuple[str, str, Mapping[str, Any] | None]:
+def outgoing(
+    message: Any, said_by: str = "send_message"
+) -> tuple[str, str, Mapping[str, Any] | None]:
     """The text, kind and data of a message carrying ``message`` as V1 sent it: a text as
     the text; a dict as the data (its ``type`` names it); any other JSON value as the data
-    ``{"value": VALUE}`` of a ``json`` message, its JSON as the text."""
+    ``{"value": VALUE}`` of a ``json`` message, its JSON as the text. Refused in the words
+    of method ``said_by``."""
     if isinstance(message, str) and message.strip():
         return message, "text", None
+    check_json_keys("the message", message)
     if isinstance(message, Mapping):
         return _named(message), "text", message
-    return _preview(message), _VALUE_KIND, {"value": message}
+    return _preview(message, said_by), _VALUE_KIND, {"value": message}
 
 
 def read_messages(
@@ -253,6 +265,9 @@ class RedisSwarmCoordinator(_Role):
         self.parent_id: str | None = None
         self._agent: Agent | None = None  # as registered: what heartbeat() registers again
         self._tokens: dict[str, str | None] = {}  # claimed, not completed: task id -> token
+        # a report tried and not settled (its reply lost?): task id -> its finding id, which
+        # the retry reports under, so that the finding is stored once
+        self._finding_ids: dict[str, str] = {}
         self._workers: set[str] = set()  # agents of this handle that claimed: close() ends them
 
     def _me(self, agent_id: str | None = None) -> str:
@@ -274,6 +289,12 @@ class RedisSwarmCoordinator(_Role):
         registers a second agent: the first stays registered, and this object acts as the new
         one (a ``UserWarning`` says so)."""
         meta = dict(metadata or {}) if isinstance(metadata, Mapping | None) else {}
+        if isinstance(role, str) and begins_like_option(role):
+            raise ValidationError(
+                f"role {role[:40]!r} begins with '-': the agent's name is made from it "
+                f"({role[:40]}_<8 hex>), which a command naming it would read as an option; "
+                "begin the role with an ASCII letter, a digit, '.' or '_'"
+            )
         try:
             agent = self.swarm.register(
                 role,
@@ -337,6 +358,8 @@ class RedisSwarmCoordinator(_Role):
             return None
 
     def post_task(self, queue_name: str, task_type: str, task_data: Any, priority: int = 0) -> str:
+        if task_data is not None:
+            check_json_keys("task_data", task_data)
         task = self.swarm.post_task(
             _queue(queue_name),
             task_type,
@@ -373,16 +396,47 @@ class RedisSwarmCoordinator(_Role):
         """Report ``result`` as the task's finding (a dict with a summary, or any value).
         Without this coordinator's claim of the task, it is completed from outside any
         lease: refused while another worker's live lease holds it. A task settled meanwhile
-        keeps the finding, marked superseded, and a ``SupersededFinding`` warning says so."""
-        token = self._tokens.pop(task_id, None)
+        keeps the finding, marked superseded, and a ``SupersededFinding`` warning says so.
+        A report refused (a result that is no JSON, the server unreachable) keeps the claim:
+        call it again (a report whose reply was lost is tried again under the same finding
+        id, stored once), or ``close()`` gives the task back."""
+        token = self._tokens.get(task_id)
         if isinstance(result, Mapping) and "summary" in result:
             finding: Mapping[str, Any] = result
         else:
             finding = {"summary": str(result)[:2000], "result": result}
+        check_json_keys("the result", result)
+        fid = self._finding_ids.get(task_id) if isinstance(task_id, str) else None
+        if fid is None:
+            fid = self.swarm.new_finding_id()
+            if isinstance(task_id, str):
+                self._finding_ids[task_id] = fid
         try:
-            return str(self.swarm.report(task_id, token, finding, worker=self.agent_id).id)
+            done = str(
+                self.swarm.report(task_id, token, finding, worker=self.agent_id, finding_id=fid).id
+            )
         except AlreadyCompleted as exc:
-            return _superseded(exc, "complete_task()")
+            done = _superseded(exc, "complete_task()")
+        except (Conflict, NotFound):
+            self._settled(task_id)  # not this handle's lease any more: nothing to give back
+            raise
+        except ConnectionFailed as exc:
+            if not exc.sent:
+                raise
+            raise sent_said(
+                exc,
+                f"the finding may be stored as {fid}, the task completed; call "
+                "complete_task() again: it reports under the same finding id (the finding is "
+                "stored once)",
+            ) from exc
+        self._settled(task_id)
+        return done
+
+    def _settled(self, task_id: str) -> None:
+        """Forget the claim and the report of ``task_id``: reported, or not this handle's."""
+        if isinstance(task_id, str):
+            self._tokens.pop(task_id, None)
+            self._finding_ids.pop(task_id, None)
 
     def send_message(self, to_agent_id: str, message: Any) -> str:
         """Send ``message`` to a registered agent's inbox, as V1 did: a text, a dict (its
