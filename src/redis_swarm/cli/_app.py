@@ -11,6 +11,7 @@ import json
 import os
 import re
 import select
+import signal
 import sys
 import traceback
 import warnings
@@ -233,6 +234,9 @@ class App:
     _swarm: Swarm | None = field(default=None, repr=False)
     out: _ConsoleField = _ConsoleField(_stdout_console)
     err: _ConsoleField = _ConsoleField(_stderr_console)
+    # (``finish_uninterrupted``'s signal handlers, put back when the command ends: ``_close``)
+    _held: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
+    _held_signals: bool = field(default=False, repr=False)
 
     @property
     def settings(self) -> Settings:
@@ -264,6 +268,31 @@ class App:
 
         spec = context_cache_from_env(self.settings.home)
         return ContextCache(directory=spec.directory, max_disk_bytes=spec.max_bytes)
+
+    def finish_uninterrupted(self) -> None:
+        """From now until the command ends (its context closed), a Ctrl-C, SIGTERM or SIGHUP
+        is let pass rather than stopping it: for a command whose work is done (a claim that
+        returned its lease, a report the swarm took), left only to say so and keep or forget
+        its token. Stopped there, it said "nothing was claimed" of a lease it had printed,
+        its token kept. It ends as it would have (exit 0), its output whole: the signal came
+        after the wait it was meant to stop. A second signal ends it at once, as that signal
+        does by default (the last round trips stuck in an outage: the user insists). The main
+        thread only (no other takes signals); once is enough."""
+        if self._held_signals:
+            return
+        from ._common import signals  # (it imports this module)
+
+        let_passed: list[int] = []
+
+        def let_pass(number: int, _frame: Any) -> None:
+            if not let_passed:
+                let_passed.append(number)
+                return
+            signal.signal(number, signal.SIG_DFL)
+            os.kill(os.getpid(), number)
+
+        self._held.enter_context(signals(let_pass, let_pass))
+        self._held_signals = True
 
     def emit(self, data: Any, human: Callable[[], None] | None = None) -> None:
         """Print ``data`` as JSON with --json, else call ``human`` to render it."""
@@ -388,6 +417,44 @@ class _UsageErrorExit1(click.UsageError):
     exit_code = EXIT_ERROR
 
 
+class _JsonUsageError(click.UsageError):
+    """A usage error of a command given --json: shown as the core's errors are with --json,
+    one JSON object on stderr, ``{"error": "UsageError", "message": ...}`` (click's own text
+    and its "Usage:" lines are not JSON); its exit code kept (2; 1 for `swarm hook`)."""
+
+    def show(self, file: Any = None) -> None:
+        said = {"error": click.UsageError.__name__, "message": self.format_message()}
+        click.echo(json.dumps(said), file=file, err=file is None)
+
+
+class _JsonUsageErrorExit1(_JsonUsageError):
+    """A usage error of a command in ``NO_USAGE_EXIT`` given --json: exit 1."""
+
+    exit_code = EXIT_ERROR
+
+
+# (click 8.2+ shows a group's help, given no subcommand, as a usage error of this class)
+_NO_ARGS_IS_HELP: type[Exception] | tuple[()] = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _json_usage_error(ctx: click.Context, exc: click.ClickException) -> click.ClickException:
+    """``exc`` as the root command shows it: a usage error as JSON (``_JsonUsageError``) when
+    the command line asks for JSON (--json, before or after the subcommand, read or not yet
+    when the error was found), else as click shows it. The one place a usage error turns
+    JSON: every one, click's and ours, reaches the root's ``parse_args`` or ``invoke``."""
+    if ctx.parent is not None or not isinstance(exc, click.UsageError):
+        return exc
+    if isinstance(exc, _NO_ARGS_IS_HELP):  # (`swarm task`: its help, text as --help's)
+        return exc
+    app = ctx.find_object(App)
+    given = ctx.meta.get(_GIVEN_ARGS, ())
+    words = given[: given.index("--")] if "--" in given else given
+    if (app is not None and app.json) or "--json" in words:
+        shown = _JsonUsageErrorExit1 if exc.exit_code == EXIT_ERROR else _JsonUsageError
+        return shown(exc.format_message(), exc.ctx)
+    return exc
+
+
 _INVOKED_PARAMS = "redis_swarm.invoked_params"  # (ctx.meta: the running command's parameters)
 
 
@@ -451,8 +518,8 @@ class _Group(click.Group):
             _shorten_values(exc, ctx.meta.get(_GIVEN_ARGS, ()))
             hook = ctx.parent is None and self._command_in(args) in NO_USAGE_EXIT
             if hook and isinstance(exc, click.UsageError):  # (`swarm --bogus hook Stop`)
-                raise _UsageErrorExit1(exc.format_message(), exc.ctx) from None
-            raise
+                exc = _UsageErrorExit1(exc.format_message(), exc.ctx)
+            raise _json_usage_error(ctx, exc) from None
 
     def _command_in(self, args: list[str]) -> str | None:
         """The subcommand ``args`` name: the first word that is neither an option nor the
@@ -480,8 +547,8 @@ class _Group(click.Group):
             _shorten_values(exc, ctx.meta.get(_GIVEN_ARGS, ()))
             hook = ctx.parent is None and ctx.invoked_subcommand in NO_USAGE_EXIT
             if hook and isinstance(exc, click.UsageError):  # (`swarm hook Stop --budget abc`)
-                raise _UsageErrorExit1(exc.format_message(), exc.ctx) from None
-            raise
+                exc = _UsageErrorExit1(exc.format_message(), exc.ctx)
+            raise _json_usage_error(ctx, exc) from None
         except Timeout as exc:
             _fail(ctx, exc, EXIT_EMPTY)
         except ValidationError as exc:  # the core refused the input (a name, a size): usage
@@ -678,5 +745,8 @@ def main(
 
 
 def _close(app: App) -> None:
-    if app._swarm is not None:
-        app._swarm.close()
+    try:
+        if app._swarm is not None:
+            app._swarm.close()
+    finally:
+        app._held.close()  # (last: the command's connections are closed too)

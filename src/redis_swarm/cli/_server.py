@@ -339,6 +339,12 @@ def _diagnose(app: App, quick: bool, recount: bool, repair: bool) -> None:
         _doctor(app, brief, cluster, quick, recount, repair)
 
 
+# The doctor's rows its JSON always holds, null where the URL has none (no Sentinel, no
+# Cluster; no master with replicas or the setting on): one shape, whatever the server. The
+# human table leaves a null one out.
+SHAPE_ROWS = ("sentinel", "cluster", "min_replicas_to_write")
+
+
 # The retries of the checks on a failing cluster: what fails is said in seconds. (With none,
 # redis-py gives up connecting at the first startup node that does not answer.)
 FAILING_RETRIES = 2
@@ -401,6 +407,7 @@ def _doctor(
     if info is not None and info.replica_row is not None:  # (every write refused there)
         report["role"] = info.replica_row
     report.update(tls=tls, binary=binary)
+    report.update(sentinel=None, cluster=None)  # (SHAPE_ROWS: null where there is none)
     if view is not None:
         report[settings.kind] = view.to_dict()
     durability, durable = _durability(swarm, failing)
@@ -458,6 +465,7 @@ def _doctor(
         warnings += [stream.warning for stream in streams.damaged]
         if streams.fails:
             report["ok"] = False
+    report["min_replicas_to_write"] = None  # (SHAPE_ROWS: null where there is none)
     _replica_guard(
         settings,
         info is not None and not failing,
@@ -504,7 +512,7 @@ def _doctor(
 
         table = Table(show_header=False, box=None)
         for key, value in report.items():
-            if key == "warnings":
+            if key == "warnings" or (key in SHAPE_ROWS and value is None):
                 continue
             if key == "corrupt_records":
                 shown = corrupt_row(value, swarm.keys)

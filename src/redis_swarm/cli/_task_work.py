@@ -63,8 +63,9 @@ def _kept_token(app: App, task_id: str, token: str | None, worker: str | None = 
     would report with the new holder's token, and the fencing that keeps its late report
     superseded would be gone. Inside ``swarm run``, its agent's task's token
     (SWARM_TASK_TOKEN, when SWARM_TASK_ID names ``task_id``), as ``swarm ask --task`` takes
-    it: the run's claim kept none on disk. A usage error saying where tokens are kept and
-    how to pass one when none is."""
+    it: the run's claim kept none on disk. When none is kept, a task settled or gone is said
+    so (``_unless_settled``: no token would help), else a usage error saying where tokens
+    are kept and how to pass one."""
     if token is not None:
         return token
     run_token = run_task_token(task_id)
@@ -75,6 +76,7 @@ def _kept_token(app: App, task_id: str, token: str | None, worker: str | None = 
     kept = own_kept_token(settings, holder, task_id)
     if kept:
         return kept
+    _unless_settled(app, task_id)
     # (the ways this command takes to name the worker: --worker is report's alone)
     takes_worker = "worker" in click.get_current_context().params
     naming = "--worker W, or SWARM_AGENT=W" if takes_worker else "SWARM_AGENT=W"
@@ -87,6 +89,28 @@ def _kept_token(app: App, task_id: str, token: str | None, worker: str | None = 
             f"({naming})"
         )
     )
+
+
+def _unless_settled(app: App, task_id: str) -> None:
+    """For a call with no token to give: the task gone (the core's NotFound, as it says it),
+    or settled (``tokens.outlived``: its kept tokens are dropped, and no lease of it is left
+    to act on), said as the refusal it is (exit 1), rather than sending the user to look
+    for a token. Open, or not read (an outage, a damaged record): nothing said here."""
+    try:
+        t = app.swarm.get_task(task_id)
+    except NotFound:
+        raise
+    except SwarmError:
+        return
+    if tokens.outlived(t.status):
+        raise LeaseLost(_no_lease_line(t))
+
+
+def _no_lease_line(t: Task) -> str:
+    """A settled task's refusal of a call that would act on its lease: its status, as the
+    core's refusal of a lease's token names it ("task T is completed, no longer held by
+    attempt N: stop working on it"), without an attempt, which no token named."""
+    return f"task {t.id} is {t.status.value}, held by no lease: stop working on it"
 
 
 usage_option = click.option(
@@ -159,6 +183,8 @@ def claim(
             claimed = app.swarm.claim(
                 list(queues), worker=worker, lease_s=lease_s, wait_s=wait_s, n=count
             )
+        # The wait is over: a Ctrl-C from here on would leave a lease taken, untold
+        app.finish_uninterrupted()
         # After the claim, which reclaimed the expired leases of these queues (until then an
         # expired lease is still its holder's: a late renewal saves the work).
         _prune_tokens(app, worker)
@@ -252,9 +278,11 @@ def _settling(
     """Forget, on this machine, the token of ``task_id`` the call in the block ended: when it
     succeeds and ``ends`` the lease (a report, fail or release: ``token``, the one it used,
     alone; a cancel, ``token`` None: every token of the task, settled now), or when it is
-    refused because no report with ``token`` can be accepted any more: the task is unknown
-    (NotFound: gone), or refused otherwise (a Conflict). Another worker's token of the task
-    (its lease ran out and moved to that worker, or the other way round) is that worker's
+    refused (NotFound, or a Conflict) and the task is settled or gone (``tokens.outlived``,
+    read after the refusal): a Conflict of a task still open (another report's finding id
+    given, `--finding-id`) keeps it, for the report sent again right. Another worker's
+    token of the task (its lease ran out and moved to that worker, or the other way round)
+    is that worker's
     own to report with, and stays: forgetting it left that worker's report no token to
     prove its lease with; its next claim or hook drops it once the task is settled. A
     renew, fail or release refused with LeaseLost keeps ``token``: the lease expired and
@@ -271,10 +299,23 @@ def _settling(
             tokens.forget_task(settings, task_id, token)
         raise
     except (Conflict, NotFound):
-        tokens.forget_task(settings, task_id, token)
+        if _settled_or_gone(app, task_id):
+            tokens.forget_task(settings, task_id, token)
         raise
     if ends:
         tokens.forget_task(settings, task_id, token)
+
+
+def _settled_or_gone(app: App, task_id: str) -> bool:
+    """Whether ``task_id`` is settled or gone (``tokens.outlived``), read now; False when it
+    cannot be read (an outage: its token is kept, the call may be tried again)."""
+    try:
+        status = app.swarm.get_task(task_id).status
+    except NotFound:
+        return tokens.outlived(None)
+    except SwarmError:
+        return False
+    return tokens.outlived(status)
 
 
 def _claimed_line(t: Task) -> str:
@@ -404,6 +445,7 @@ def report(
                 task_id, token, finding, worker=worker, model=model,
                 context_version=context_version, finding_id=finding_id, usage=usage, **leasing,
             )  # fmt: skip
+            app.finish_uninterrupted()  # (taken, and the next task leased: say them whole)
         if not claim_next:
             app.emit(reported, lambda: click.echo(f"reported {reported.id} for {task_id}"))
             return
