@@ -665,6 +665,14 @@ def test_any_text_as_a_name_is_accepted_exactly_or_refused(
     check_swarm(raw, "test")
 
 
+def _key_not_a_string(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(type(k) is not str or _key_not_a_string(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_key_not_a_string(item) for item in value)
+    return False
+
+
 @PROPERTY
 @given(value=payloads)
 def test_any_payload_round_trips_or_is_refused(swarm: Swarm, raw: redis.Redis, value: Any) -> None:
@@ -672,6 +680,8 @@ def test_any_payload_round_trips_or_is_refused(swarm: Swarm, raw: redis.Redis, v
     try:
         expected = json.loads(json.dumps(value, allow_nan=False, ensure_ascii=False).encode())
     except (TypeError, ValueError, RecursionError):
+        expected = ValidationError
+    if _key_not_a_string(value):  # (json writes 1 as "1" without a word: refused, named)
         expected = ValidationError
     task, error = attempt(lambda: swarm.post_task("q", "work", value))
     if error is not None:

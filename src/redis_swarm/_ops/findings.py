@@ -123,6 +123,8 @@ def _finding_body(ctx: OpContext, finding: object) -> dict[str, Any]:
     for source in sources:
         if not isinstance(source, str):
             raise ValidationError(f"every source must be a string, got {type(source).__name__}")
+        if not source.strip():
+            raise ValidationError("a source is blank: give each a url, path or line ref")
     body["sources"] = list(sources)
     confidence = finding.get("confidence")
     if confidence is not None:
