@@ -22,7 +22,10 @@ import redis
 from redis_swarm import AsyncSwarm, Swarm, Task, TaskStatus
 from redis_swarm._keys import Keys
 
+from ._handles import must
 from ._raw import _per_master
+from ._servers import ServerFactory
+from .test_hooks_review_fixes import busy
 
 KEYS = Keys("test")
 WAITERS = KEYS.waiters("q")
@@ -176,3 +179,53 @@ def test_a_wait_on_several_queues_stays_on_their_wake_lists(swarm: Swarm, raw: r
     posted = swarm.post_task("r", "for w1")
     thread.join(5)
     assert result and result[0] is not None and result[0].id == posted.id
+
+
+def test_a_post_between_a_waiters_wake_and_its_claim_still_wakes_someone(
+    servers: ServerFactory,
+) -> None:
+    """W (on q's waiters list) is woken by a released task's token on the wake list; a post
+    read in the same pass of the event loop (lined up behind a DEBUG SLEEP) runs before W's
+    claim and gives W a token too. W's claim takes the released task, leaves the list and
+    gives that token on: Y, also waiting, takes the posted task at once, not when its wait's
+    chunk ends (socket_timeout 6 s: a 2 s chunk)."""
+    server = servers.start(extra=["--enable-debug-command", "yes"])
+    url = server.url + "?socket_timeout=6"
+    raw = redis.Redis.from_url(server.url, decode_responses=True)
+    handles = [Swarm(url, swarm="test") for _ in range(3)]
+    admin, holder, poster = handles
+    try:
+        admin.post_task("q", "T1")
+        held = must(holder.claim("q", worker="Z"))
+        got: dict[str, tuple[str | None, float]] = {}
+
+        def wait(name: str, queues: Any) -> None:
+            with Swarm(url, swarm="test") as swarm:
+                assert swarm.claim(queues, worker=name) is None  # (the next starts waiting)
+                task = swarm.claim(queues, worker=name, wait_s=10)
+                got[name] = (task.description if task else None, time.monotonic())
+
+        w = threading.Thread(target=wait, args=("W", "q"), daemon=True)
+        w.start()
+        _until("W waiting", lambda: raw.lrange(WAITERS, 0, -1) == ["W"] and _blocked(raw) >= 1)
+        y = threading.Thread(target=wait, args=("Y", ["q", "r"]), daemon=True)
+        y.start()
+        _until("Y waiting", lambda: _blocked(raw) >= 2)
+        poster.ping()
+        holder.ping()
+        with busy(server, 0.5):  # (the two requests below wait in the server's sockets)
+            release = threading.Thread(target=lambda: holder.release(held.id, held.token))
+            release.start()
+            time.sleep(0.05)
+            posted_at = time.monotonic()
+            post = threading.Thread(target=lambda: poster.post_task("q", "T2"))
+            post.start()
+        for thread in (release, post, w, y):
+            thread.join(10)
+        assert got["W"][0] == "T1" and got["Y"][0] == "T2"
+        assert got["Y"][1] - posted_at < 1.5  # (the sleep's 0.5 s, not a 2 s chunk)
+        assert not raw.exists(KEYS.worker_wake("W")) and not raw.exists(WAITERS)
+    finally:
+        for handle in handles:
+            handle.close()
+        raw.close()

@@ -3,7 +3,8 @@
 All coordination keys of one swarm share the hash tag ``{SWARM}``: ``rs:{SWARM}:...``, so that
 every Lua script touches a single slot and stays atomic on a Redis Cluster. Records live in a
 few per-swarm hashes (not one key per record), so scripts receive every key they touch through
-KEYS and never build one. Large immutable context chunks carry their own tag, so that memory
+KEYS and never build one, but for a waiting worker's own wake list, which a post learns of as
+it runs (``worker_wake``). Large immutable context chunks carry their own tag, so that memory
 spreads across cluster nodes.
 
 Names that end up in keys (swarm, queue, agent, owner) are validated by ``_validate`` first;
@@ -155,17 +156,22 @@ class Keys:
 
     def waiters(self, queue: str) -> str:
         """LIST of the workers waiting for a task of this queue alone, the last to begin
-        first (a waiting claim pushes its name right before its BLPOP and takes it out
-        right after). A post pushes each new task's token to the worker on top instead of
-        the queue's wake list, where Redis serves the waiter that began first: so one warm
-        worker serves a stream of tasks while the others sleep (lua/_tasks.lua, wake). A
-        worker killed mid-wait is popped once and its token expires with its list."""
+        first (a waiting claim pushes its name right before its BLPOP; the claim script
+        behind the wait takes it out). A post pushes each new task's token to the worker on
+        top, to its ``worker_wake`` list, instead of the queue's wake list, where Redis
+        serves the waiter that began first: so one warm worker serves a stream of tasks
+        while the others sleep (lua/_tasks.lua, wake). A worker killed mid-wait is popped
+        once and its token expires with its list."""
         return self._k("q", queue, "waiters")
 
     def worker_wake(self, worker: str) -> str:
         """LIST, short-lived: the token a report that will not complete its task pushes for
         its own worker, whose wait is pipelined behind the report (``report``'s ``wait_s``),
-        so that the wait ends at once; popped by that wait, else expiring within a minute.
+        so that the wait ends at once, and the token a post gives the worker on top of a
+        queue's ``waiters``; popped by that wait, else expiring within a minute. The one key
+        a script builds itself (a post learns the waiting workers' names as it runs):
+        lua/_tasks.lua's ``wake`` writes this layout again, and
+        tests/test_tasks_waiters.py checks the two agree.
         Laid out as a queue's wake list (a queue name holds no ':', so none is named
         ``worker:NAME``): one BLPOP waits on both, and an ACL selector must allow a command
         on all its keys at once (the worker's selector of wake lists does)."""

@@ -264,7 +264,7 @@ SCRIPTS: dict[str, frozenset[str]] = {
         "questions_retire": "del hdel hget hincrby hset zadd zcard zcount zrange zrank zrem",
         "ping": "",
         "synthesis_create": "hexists hget hset zadd zscore",
-        "task_claim": "hget hset",
+        "task_claim": "hget hset lpop lrem",
         "task_post": "hget hincrby hset hsetnx zadd",
         "_report": "hget hsetnx pexpire rpush zadd zscore",
         "task_report": "",
@@ -331,7 +331,8 @@ WORKER_WRITES: dict[str, frozenset[str]] = {
         # report's wait_s: a refusal ends the wait (pexpire); laid out as a queue's wake
         # list, so the wake lists' selector reaches it too (lpop, ltrim)
         "worker_wake": "blpop lpop ltrim pexpire rpush",
-        # a wait on one queue pushes its worker's name, and takes it out; a post pops the
+        # a wait on one queue pushes its worker's name, the claim behind it takes it out
+        # (and gives on the tokens posts gave the worker meanwhile); a post pops the
         # names it gives a task's token (lua/_tasks.lua, wake)
         "waiters": "lpop lpush lrem",
         # findings: report adds one (it never deletes or rewrites the index)

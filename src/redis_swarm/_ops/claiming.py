@@ -135,16 +135,18 @@ def _wake_keys(k: Keys, queues: tuple[str, ...]) -> tuple[str, ...]:
 
 
 class AroundWait(NamedTuple):
-    """What a waiting claim sends around its BLPOP, in the same pipeline: for a wait on one
-    queue, its worker's name pushed on the queue's waiters list right before (a post gives
-    each new task's token to the worker that began waiting last: ``Keys.waiters``) and
-    taken out right after the claim behind the wait, which has run by then whatever woke
-    it; and the lists the BLPOP watches: the worker's own list first (where that post
-    pushes), then the queues' wake lists."""
+    """What a waiting claim of one queue sends around its BLPOP, in the same pipeline: its
+    worker's name pushed on the queue's waiters list right before (a post gives each new
+    task's token to the worker that began waiting last: ``Keys.waiters``), the lists the
+    BLPOP watches (the worker's own list first, where that post pushes, then the queues'
+    wake lists), and the keys the claim behind the wait takes besides its own (the worker's
+    own list and the waiters list: the script takes the worker off the list atomically with
+    its claim, and gives on the tokens posts gave it since its wait ended; lua/task_claim)."""
 
     before: tuple[Cmd, ...]
     watched: tuple[str, ...]
-    after: tuple[Cmd, ...]
+    claim_keys: tuple[str, ...]
+    leave: tuple[Cmd, ...]  # an interrupted wait's way off the list (``leave_waiters``)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -154,20 +156,22 @@ def around_wait(k: Keys, worker: str, queues: tuple[str, ...]) -> AroundWait:
     if len(queues) != 1:
         # (a wait on several queues stays on their wake lists: on the waiters list of each,
         # it could be given two tasks' tokens at once and leave one asleep in its own list)
-        return AroundWait((), wakes, ())
-    waiters = k.waiters(queues[0])
+        return AroundWait((), wakes, (), ())
+    waiters, own = k.waiters(queues[0]), k.worker_wake(worker)
     return AroundWait(
         (Cmd("LPUSH", waiters, worker),),
-        (k.worker_wake(worker), *wakes),
+        (own, *wakes),
+        (own, waiters),
         (Cmd("LREM", waiters, 0, worker),),
     )
 
 
 def leave_waiters(interrupt: BaseException, around: AroundWait) -> Operation[None]:
-    """Take a worker whose wait was interrupted out of the waiters list (its LREM may not have
-    run): otherwise the next post gives one task's token to nobody (that task then waits for
-    another claim). A failure to is noted on the interrupt, which goes on either way."""
-    for request in around.after:
+    """Take a worker whose wait was interrupted off the waiters list (the claim behind the
+    wait, which does it, may not have run): otherwise the next post gives one task's token to
+    nobody (that task then waits for another claim). A failure to is noted on the
+    interrupt, which goes on either way."""
+    for request in around.leave:
         try:
             yield request
         except SwarmError as failed:
@@ -305,13 +309,15 @@ def claim(
         # to the end when the script is sent alone (answered at once), only as far as what
         # already came behind a wait (the interrupt cuts the wait: Redis never runs a
         # script queued behind a wait that had not ended).
-        call = Call("task_claim", keys, (*args, *_LIMITS, *flags, *lease_secrets), shielded=True)
+        call_keys = keys if waiting is None else keys + around.claim_keys
+        call_args = (*args, *_LIMITS, *flags, *lease_secrets)
+        call = Call("task_claim", call_keys, call_args, shielded=True)
         try:
             if waiting is None:
                 woke, reply = None, (yield call)
             else:
-                replies = yield Batch((*around.before, waiting, call, *around.after))
-                woke, reply = replies[len(around.before) : len(around.before) + 2]
+                replies = yield Batch((*around.before, waiting, call))
+                woke, reply = replies[len(around.before) :]
         except ConnectionFailed as exc:
             # Redis may have run it (a paused server runs what it received when it wakes
             # up): the secrets sent are the caller's proof of a lease it took.
@@ -492,11 +498,10 @@ def claim_behind_report(
     args = (ctx.now_arg(), ctx.limits.events_maxlen, "claim", worker, asked_lease_ms(lease_s))
     after = ("1" if presence_due(ctx, worker) else "0", "2", task_id, finding_id)
     # (shielded: its reply holds the lease, which an interrupted report gives back)
-    call = Call(
-        "task_claim", _claim_keys(ctx.keys, names), (*args, *_LIMITS, *after, secret), shielded=True
-    )
+    keys = _claim_keys(ctx.keys, names) + around.claim_keys
+    call = Call("task_claim", keys, (*args, *_LIMITS, *after, secret), shielded=True)
     lengths = tuple(Cmd("LLEN", w) for w in wakes)
-    requests: tuple[Cmd | Call, ...] = (*around.before, wait, call, *around.after, *lengths)
+    requests: tuple[Cmd | Call, ...] = (*around.before, wait, call, *lengths)
     return ClaimBehind(names, worker, own_wake, secret, requests, len(around.before) + 1)
 
 

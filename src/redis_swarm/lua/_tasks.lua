@@ -521,7 +521,7 @@ local function wake(Q, n)
     if names then
       local pre = string.match(Q.waiters, '^(.*)q:[^:]*:waiters$')
       for _, name in ipairs(names) do
-        local own = pre .. 'q:worker:' .. name .. ':wake'
+        local own = pre .. 'q:worker:' .. name .. ':wake'  -- (Keys.worker_wake's layout)
         redis.call('RPUSH', own, '1')
         redis.call('PEXPIRE', own, OWN_WAKE_MS)
       end

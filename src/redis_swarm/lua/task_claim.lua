@@ -6,7 +6,9 @@
 -- secret given (a batch: the best, then the next best, ...).
 -- KEYS[1] tasks  KEYS[2] task_data  KEYS[3] counts  KEYS[4] pass_counts  KEYS[5] events
 -- KEYS[6] agents  KEYS[7] presence
--- KEYS[8..] five per queue: pending(q), delayed(q), leases(q), dead(q), wake(q)
+-- KEYS[8..] five per queue: pending(q), delayed(q), leases(q), dead(q), wake(q); then, for a
+-- claim behind a wait that stood on the one queue's waiters list, the worker's own wake list
+-- and that waiters list (two keys more: see leave_waiters)
 -- ARGV[1] now (0 = server time)  ARGV[2] events maxlen  ARGV[3] mode: 'claim' or 'reap'
 -- ARGV[4] worker  ARGV[5] lease ms (0 = the task's lease_s)
 -- ARGV[6] max expired leases reclaimed per queue  ARGV[7] max delayed tasks promoted per queue
@@ -32,7 +34,10 @@ local K = {tasks = KEYS[1], counts = KEYS[3], pass_counts = KEYS[4], events = KE
            maxlen = ARGV[2]}
 K.limits, record_limits_refused = record_limits(ARGV[9])
 if record_limits_refused then return record_limits_refused end
-local groups = claim_groups(KEYS, 8, (#KEYS - 7) / 5)
+local nq = math.floor((#KEYS - 7) / 5)
+local groups = claim_groups(KEYS, 8, nq)
+local own_wake, waiters = nil, nil
+if #KEYS == 7 + 5 * nq + 2 then own_wake, waiters = KEYS[#KEYS - 1], KEYS[#KEYS] end
 local limits = {expire = ARGV[6], promote = ARGV[7],
                 default_max = tonumber(ARGV[8])}
 local reclaimed = refresh_groups(K, groups, now, limits)
@@ -49,6 +54,21 @@ if ARGV[3] == 'reap' then return {reclaimed, due_of(), fmt(now)} end
 -- must have completed its task; the lease its first try's claim took, when the same report
 -- is retried (a lost reply), is answered again, never a second task (the reported task keeps
 -- its id as next_task, as a report with claim_next does).
+-- A claim behind a wait that stood on its queue's waiters list takes the worker off it, here,
+-- atomically with the claim: in the pipeline after it, a post served between the wait's end
+-- and that command (Redis runs what an unblocked client sent once its event loop is about to
+-- sleep, other clients' commands read in the same pass first) could still pick the worker
+-- and give it a token it would not see. Tokens given to it since its wait ended are given on
+-- (to the next newest waiter, or the queue's wake list) when it took a task (or stopped at its
+-- cap of dropped ids), for the tasks they were posted for; when it found none, they are stale
+-- (their tasks gone, or delayed: its answer's due hint covers those).
+local function leave_waiters(took)
+  if not waiters then return end
+  redis.call('LREM', waiters, '0', ARGV[4])
+  local left = redis.call('LPOP', own_wake, '64')  -- (a wake list's cap)
+  if left and took then wake({wake = groups[1].wake, waiters = waiters}, #left) end
+end
+
 local function after_report(reported, secret)
   -- (ids hold no character JSON escapes, and a record holds no unescaped quote in a value)
   if not (reported and string.find(reported, '"status":"completed"', 1, true)
@@ -69,7 +89,10 @@ if ARGV[11] == '2' then
   first_secret = 14
   reported = redis.call('HGET', K.tasks, ARGV[12])
   local answer = after_report(reported, ARGV[14])
-  if answer then return answer end
+  if answer then
+    leave_waiters(answer[1])
+    return answer
+  end
 end
 local claimer = {worker = ARGV[4], lease_ms = tonumber(ARGV[5]), secrets = {},
                  agents = KEYS[6], presence = KEYS[7], task_data = KEYS[2],
@@ -80,5 +103,6 @@ if reported and ids[1] then  -- (the record's closing brace reopened: no JSON de
   redis.call('HSET', K.tasks, ARGV[12],
              string.sub(reported, 1, -2) .. ',"next_task":"' .. ids[1] .. '"}')
 end
+leave_waiters(#claimed > 0 or capped)
 if #claimed > 0 then return claimed end
 return {false, fmt(hinted_due(groups) or -1), fmt(now), capped and '1' or nil}
