@@ -12,6 +12,7 @@ import inspect
 import json
 import pkgutil
 import re
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -344,6 +345,25 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     batch = worker.claim("q", worker=me.id, n=1)
     _, following = worker.report(batch[0].id, batch[0].token, {"summary": "s"}, claim_next="q")
     assert following is not None
+    # A wait on the queue's waiters list, woken by a worker's post (the post pops the list and
+    # pushes to the waiter's own list, with its expiry), the claim behind the wait taking it
+    # off; then a report whose wait and claim follow it in one round trip (claim_next, wait_s).
+    taken: list[Any] = []
+    waiting = threading.Thread(
+        target=lambda: taken.append(worker.claim("qw", worker=me.id, wait_s=5)), daemon=True
+    )
+    waiting.start()
+    deadline = time.monotonic() + 5
+    while shard.redis.llen(shard.keys.waiters("qw")) == 0:
+        assert time.monotonic() < deadline, "the wait never stood on the waiters list"
+        time.sleep(0.01)
+    worker.post_task("qw", "for the waiter")
+    waiting.join(5)
+    assert taken and taken[0] is not None
+    _, none_left = worker.report(
+        taken[0].id, taken[0].token, {"summary": "s"}, worker=me.id, claim_next="qw", wait_s=0.1
+    )
+    assert none_left is None
     worker.get_task(task.id)
     worker.task_statuses([task.id])
     worker.leases_of(me.id, [task.id])

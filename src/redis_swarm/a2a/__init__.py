@@ -16,15 +16,15 @@ in redis-swarm. Needs the ``a2a`` extra (``pip install 'redis-swarm[a2a]'``). Se
 
 from __future__ import annotations
 
+from .._extras import extra_missing
+
 try:
     from ._event_stream import RedisTaskEventStream
     from ._task_store import RedisTaskStore, RedisVersionedTaskStore
 except ModuleNotFoundError as exc:  # a module of the extra (a2a-sdk, ...) is not installed
-    _missing = (exc.name or "redis_swarm").partition(".")[0]
-    if _missing == "redis_swarm":
+    said = extra_missing(exc, "redis_swarm.a2a", "a2a")
+    if said is None:
         raise
-    raise ModuleNotFoundError(
-        f"redis_swarm.a2a needs {_missing}: pip install 'redis-swarm[a2a]'", name=exc.name
-    ) from exc
+    raise said from exc
 
 __all__ = ["RedisTaskEventStream", "RedisTaskStore", "RedisVersionedTaskStore"]

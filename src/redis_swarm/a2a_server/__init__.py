@@ -10,16 +10,16 @@ Needs the ``a2a`` extra (``pip install 'redis-swarm[a2a]'``).
 
 from __future__ import annotations
 
+from .._extras import extra_missing
+
 try:
     from ._handler import SwarmRequestHandler
     from ._states import STATE_OF
     from .app import create_app
 except ModuleNotFoundError as exc:  # a module of the extra (a2a-sdk, ...) is not installed
-    _missing = (exc.name or "redis_swarm").partition(".")[0]
-    if _missing == "redis_swarm":
+    said = extra_missing(exc, "redis_swarm.a2a_server", "a2a")
+    if said is None:
         raise
-    raise ModuleNotFoundError(
-        f"redis_swarm.a2a_server needs {_missing}: pip install 'redis-swarm[a2a]'", name=exc.name
-    ) from exc
+    raise said from exc
 
 __all__ = ["STATE_OF", "SwarmRequestHandler", "create_app"]

@@ -126,13 +126,15 @@ def a2a(
     """Serve the swarm as an A2A 1.0 server: each message becomes a task of a queue (a
     skill), and its finding the task's artifact; JSON-RPC and HTTP+JSON, streaming and push
     notifications. The agent card is at /.well-known/agent-card.json (see docs/a2a.md)."""
+    from .._extras import needs_extra
+
     try:
         from .._stopping import Stopping
         from .._web import require_token_off_loopback, serve
         from ..a2a_server import create_app
         from ..a2a_server._logs import one_line_client_errors
     except ImportError as exc:  # the A2A part is an extra
-        raise ConfigError(f"swarm a2a needs {exc.name}: pip install 'redis-swarm[a2a]'") from None
+        raise ConfigError(needs_extra("swarm a2a", exc.name, "a2a")) from None
     from .._client import AsyncSwarm  # (here: redis-py, which --help does without)
 
     try:  # (a bad --token is a bad option, exit 2, as swarm mcp's and the dashboard's are)

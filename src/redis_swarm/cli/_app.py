@@ -417,14 +417,20 @@ class _UsageErrorExit1(click.UsageError):
     exit_code = EXIT_ERROR
 
 
+def error_json(kind: str, message: str) -> str:
+    """An error as --json says it on stderr: ``{"error": KIND, "message": MESSAGE}`` (the
+    core's errors, click's usage errors, an empty claim's exit 3)."""
+    return json.dumps({"error": kind, "message": message})
+
+
 class _JsonUsageError(click.UsageError):
     """A usage error of a command given --json: shown as the core's errors are with --json,
     one JSON object on stderr, ``{"error": "UsageError", "message": ...}`` (click's own text
     and its "Usage:" lines are not JSON); its exit code kept (2; 1 for `swarm hook`)."""
 
     def show(self, file: Any = None) -> None:
-        said = {"error": click.UsageError.__name__, "message": self.format_message()}
-        click.echo(json.dumps(said), file=file, err=file is None)
+        said = error_json(click.UsageError.__name__, self.format_message())
+        click.echo(said, file=file, err=file is None)
 
 
 class _JsonUsageErrorExit1(_JsonUsageError):
@@ -661,7 +667,7 @@ def _fail(ctx: click.Context, exc: BaseException, code: int) -> NoReturn:
     given = [*ctx.find_root().meta.get(_GIVEN_ARGS, ()), os.environ.get(ENV_URL, "")]
     message = _LONG_WORD.sub(_cut_word, _cut_long_values(message, given))
     if app is not None and app.json:
-        click.echo(json.dumps({"error": type(exc).__name__, "message": message}), err=True)
+        click.echo(error_json(type(exc).__name__, message), err=True)
     else:
         click.echo(f"error: {printable(message)}", err=True)
     sys.exit(code)

@@ -43,7 +43,7 @@ from .._validate import (
     check_json_depth,
     check_name,
 )
-from ._app import EXIT_EMPTY, App
+from ._app import EXIT_EMPTY, App, error_json
 
 if TYPE_CHECKING:
     # Imported where a table or a bar is drawn: every command's module imports this one, and
@@ -295,7 +295,7 @@ def nothing_to_claim(app: App, queues: Sequence[str]) -> NoReturn:
     if unknown is not None:
         message += f": {unknown}"
     if app.json:
-        click.echo(json.dumps({"error": "Empty", "message": message}), err=True)
+        click.echo(error_json("Empty", message), err=True)
     else:
         click.echo(printable(message), err=True)
     raise click.exceptions.Exit(EXIT_EMPTY)
