@@ -195,6 +195,9 @@ def agents(
     items = app.swarm.agents(alive=alive, role=role, stale_after_s=stale_after)
 
     def human() -> None:
+        if not items and role is not None:  # (roles are any name: a typo matched nothing)
+            click.echo(printable(_no_agent_of(app, role, alive)), err=True)
+            return
         table = make_table(
             "id", "role", "alive", "last seen", "registered", "task", "specialization", "model",
             "parent",
@@ -216,6 +219,16 @@ def agents(
         print_table(app, table)
 
     app.emit({"items": items}, human)
+
+
+def _no_agent_of(app: App, role: str, alive: bool | None) -> str:
+    """Why ``agents --role ROLE`` listed nothing: the roles the agents registered now have
+    (a role is any name, defined by whoever registers: none is known beforehand)."""
+    roles = sorted({a.role for a in app.swarm.agents()})
+    if role in roles and alive is not None:  # (some, left out by --alive or --stale)
+        return f"no {'live' if alive else 'stale'} agent has role {role!r}"
+    known = f"the agents registered have: {', '.join(roles)}" if roles else "no agent is registered"
+    return f"no agent has role {role!r} ({known})"
 
 
 # The fields of an Agent that are times (epoch ms): shown as every time the CLI shows.

@@ -406,14 +406,19 @@ def read_text(
     ``max_chars`` characters may take, when the text has such a limit."""
     if value == "-" or value.startswith("@"):
         limit = max_bytes if max_chars is None else UTF8_MAX_BYTES * max_chars
-        data = read_bytes(
-            value if value == "-" else value[1:],
-            app,
-            what=what,
-            thing=thing,
-            otherwise=_INLINE,
-            limit=limit,
-        )
+        source = value if value == "-" else value[1:]
+        try:
+            data = read_bytes(source, app, what=what, thing=thing, otherwise=_INLINE, limit=limit)
+        except click.BadParameter:
+            if value == "-" or os.path.lexists(Path(source).expanduser()):
+                raise
+            # (no such file: maybe a text that begins with '@', "@alice please review")
+            raise click.BadParameter(
+                f"no such file: {source} (a value beginning with '@' names a file to read; "
+                "to give text that begins with '@', pipe it in and give - in its place: "
+                "echo '@...' | swarm ... -)",
+                param_hint=what,
+            ) from None
         return utf8_text(data, value if value == "-" else value[1:], what=what)
     try:  # (bytes of the command line that are not UTF-8 arrive as lone surrogates)
         value.encode("utf-8")
@@ -464,7 +469,23 @@ def parse_json(
         raise empty_stdin(what, thing, otherwise=_INLINE)
     if not text.strip() and value.startswith("@"):
         raise click.BadParameter(f"{value[1:]} is empty: put {thing} in it", param_hint=what)
-    return loads_json(text, what=what)
+    parsed = loads_json(text, what=what)
+    json.loads(text, object_pairs_hook=lambda pairs: _one_of_each_key(pairs, what))
+    return parsed
+
+
+def _one_of_each_key(pairs: list[tuple[str, Any]], what: str) -> dict[str, Any]:
+    """An object of JSON given on the command line, refused when it names a key twice (JSON
+    keeps the last silently: {"a": 1, "a": 2} was taken as {"a": 2})."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise click.BadParameter(
+                f"names the key {json.dumps(key, ensure_ascii=False)} twice: give each key once",
+                param_hint=what,
+            )
+        seen.add(key)
+    return dict(pairs)
 
 
 def loads_json(text: str, *, what: str = "JSON", where: str = "") -> Any:

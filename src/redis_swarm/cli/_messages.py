@@ -63,7 +63,14 @@ def message_options(command: Command) -> Command:
 @json_option
 @pass_app
 def send(app: App, to: str, body: str, sender: str | None, kind: str, data_arg: str | None) -> None:
-    """Send BODY (text, @file or -) to the inbox of agent TO."""
+    """Send BODY (text, @file or -) to the inbox of agent TO ('swarm msg broadcast BODY'
+    sends to every agent)."""
+    if to == "*":  # (MCP's send_message takes '*' for every agent; here, a command of its own)
+        command = click.get_current_context().find_root().info_name or "swarm"
+        raise click.BadParameter(
+            f"'*' is no agent: to send to every agent, use '{command} msg broadcast BODY'",
+            param_hint="TO",
+        )
     text, data = _read_message(app, body, data_arg)
     try:
         m = app.swarm.send(to, text, sender=sender, kind=kind, data=data)
@@ -136,8 +143,8 @@ def inbox(app: App, agent: str | None, peek: bool, limit: int, wait_s: float) ->
     fit: 'msg show ID' prints one whole (--json: every body whole).
 
     Each message goes to one reader: two reading one inbox never both print it. A read
-    stopped while it waits takes nothing; Ctrl-C or SIGTERM while it prints waits until
-    the messages are printed."""
+    stopped while it waits takes nothing; once messages are taken, Ctrl-C or SIGTERM no
+    longer stops it: it prints them and ends as it would have (exit 0)."""
     if agent is None:  # (one given empty is refused by the core: the id is empty)
         agent = agent_option_default()
     if agent is None:
@@ -162,6 +169,8 @@ def inbox(app: App, agent: str | None, peek: bool, limit: int, wait_s: float) ->
             return
         with _interruptions_held():
             items = app.swarm.inbox(agent, limit=limit)
+            if items:  # (taken: a signal held till they are out ends nothing, exit 0)
+                app.finish_uninterrupted()
             if items or time.monotonic() >= deadline:
                 _show(app, agent, items, limit, peek)
                 return
@@ -206,9 +215,10 @@ def _show(app: App, agent: str, items: Inbox, limit: int, peek: bool) -> None:
 
 @contextlib.contextmanager
 def _interruptions_held() -> Iterator[None]:
-    """Hold back Ctrl-C, SIGTERM and SIGHUP while messages just taken are printed: they are
-    consumed, so an interruption then would lose them. A held signal takes effect once they
-    are written out (stdout is flushed first). SIGKILL cannot be held."""
+    """Hold back Ctrl-C, SIGTERM and SIGHUP while messages are taken: a signal there would
+    stop the read between taking and printing them (lost). Once some are taken the command
+    finishes uninterrupted (``App.finish_uninterrupted``), so a held signal is let pass when
+    they are written out; with none, it takes effect then. SIGKILL cannot be held."""
     if not hasattr(signal, "pthread_sigmask"):  # (not on Windows)
         yield
         return

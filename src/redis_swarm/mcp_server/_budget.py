@@ -222,7 +222,9 @@ class Spill:
         if entry is None or not isinstance(index, int) or not 0 < index < len(entry.pages):
             raise ValidationError(
                 "this next_page cursor has expired or is unknown (pages are kept in this server "
-                "process for an hour after their last use): repeat the call that returned it"
+                "process for an hour after their last use): repeat the call that returned it "
+                "(a message read_inbox split into pages: read_inbox(message_id=ID), its id on "
+                "page 1, shows it again)"
             )
         assert isinstance(key, str)
         return entry.pages[index], self._header(key, index, len(entry.pages))

@@ -615,14 +615,31 @@ class SessionRegistry(CoreCalls):
             log.warning("task %s of %s could not be read: %s", task_id, session.agent_id, exc)
         return True
 
-    async def _rejoin(self, session: AgentSession) -> None:
+    async def rejoin_if_swept(self, session: AgentSession) -> bool:
+        """After a call found no agent (NotFound): whether the session's agent is registered
+        now, registered again at once if a sweep removed it, rather than at the next
+        heartbeat, a tool call in between told the agent it was not registered. False when
+        it cannot be (its id another server's now, the server away): the caller says the
+        error it had."""
+        if session.closed or session.displaced is not None:
+            return False
+        async with session.beating:  # (not at once with the heartbeat's own rejoin)
+            try:
+                await self.call(self.swarm.heartbeat, session.agent_id)
+            except NotFound:
+                return await self._rejoin(session)
+            except SwarmError:
+                return False
+        return True  # (there: registered again meanwhile, or the error was of another thing)
+
+    async def _rejoin(self, session: AgentSession) -> bool:
         """Register the session's agent again, as it was at its start (its server's identity
         with it: the hooks tell a session its MCP tools by it). A given id is refused as at
         the start (``_unless_held``): another server's live agent of another role may have
         taken it since the heartbeat found it gone, and is not taken over (said in the log,
         and to the session's tool calls; it beats no more: ``displaced``)."""
         if session.closed:  # (its session ended while the heartbeat was on its way)
-            return
+            return False
         profile = self._profile(session.client, session.role, session.model, rejoined=True)
         try:
             if session.named:  # (a made-up id is no other server's)
@@ -633,6 +650,9 @@ class SessionRegistry(CoreCalls):
             log.warning("agent %s could not rejoin: %s", session.agent_id, exc)
         except SwarmError as exc:
             log.warning("agent %s could not rejoin: %s", session.agent_id, exc)
+        else:
+            return True
+        return False
 
 
 class RegisterOnConnect:

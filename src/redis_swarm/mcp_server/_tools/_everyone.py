@@ -9,7 +9,7 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from ..._codec import dumps
-from ..._errors import SwarmError
+from ..._errors import NotFound, SwarmError
 from ..._models import PassCosts
 from .._render import blocks, plain
 from .._roles import EVERYONE, tool
@@ -105,16 +105,40 @@ class EveryoneTools(ToolsBase):
         self,
         ctx: Context,
         limit: Annotated[int, Field(ge=1, le=100, description="At most this many.")] = 20,
+        message_id: Annotated[
+            str | None,
+            Field(
+                description="Show this message again, whole, read or not (marks nothing "
+                "read): one whose next_page cursor was lost."
+            ),
+        ] = None,
     ) -> CallToolResult:
         """Read the messages sent to you that you have not been shown, broadcasts included,
-        oldest first; each is shown once. Check it between tasks: a coordinator may ask you
-        for something."""
-        agent = (await self._session(ctx)).agent_id
+        oldest first; each is shown once (message_id: show one again). Check it between
+        tasks: a coordinator may ask you for something."""
+        session = await self._session(ctx)
+        agent = session.agent_id
         async with self.sessions.reading_inbox(agent):  # (see there)
-            return await self._read_inbox(agent, limit)
+            try:
+                return await self._read_inbox(agent, limit, message_id)
+            except NotFound as exc:
+                # The session's agent swept meanwhile (the heartbeat registers it again
+                # within a beat): registered again now, the read is tried once more.
+                if not await self.sessions.rejoin_if_swept(session):
+                    raise self._error(exc) from exc
+            except SwarmError as exc:
+                raise self._error(exc) from exc
+            try:
+                return await self._read_inbox(agent, limit, message_id)
+            except SwarmError as exc:
+                raise self._error(exc) from exc
 
-    async def _read_inbox(self, agent: str, limit: int) -> CallToolResult:
-        waiting = await self._run(self.swarm.inbox, agent, ack=False, limit=limit)
+    async def _read_inbox(self, agent: str, limit: int, message_id: str | None) -> CallToolResult:
+        """``read_inbox``; a core error raised as it is (``read_inbox`` says it)."""
+        if message_id is not None:
+            again = await self.sessions.call(self.swarm.get_message, agent, message_id)
+            return self._result({"messages": [plain(again)], "count": 1, "shown_again": True})
+        waiting = await self.sessions.call(self.swarm.inbox, agent, ack=False, limit=limit)
         # As many as fit one result (a message too big alone is split into pages)...
         items = [plain(m) for m in waiting]
         shown = len(items)
@@ -125,12 +149,18 @@ class EveryoneTools(ToolsBase):
         # ...taken with the core's acknowledged read, atomic: another session of this agent
         # never gets them too. It takes the oldest unread: those, unless that other session
         # took some meanwhile (then the next ones). A message left out comes in the next call,
-        # even from a new session.
-        try:  # (a cancelled call gives them back: the next read returns them)
-            messages = await self.sessions.take_inbox(agent, shown)
-        except SwarmError as exc:
-            raise self._error(exc) from exc
+        # even from a new session. (A cancelled call gives them back: the next read returns
+        # them.)
+        messages = await self.sessions.take_inbox(agent, shown)
         payload: dict[str, Any] = {"messages": [plain(m) for m in messages], "count": len(messages)}
+        if len(messages) == 1 and not self.budget.fits(dumps(payload), ""):
+            # Split into pages, it is read now: the pages live in this server process only,
+            # and a restart loses their cursor. Said first, on page 1: how to see it again.
+            payload = {
+                "again": f"this message comes in pages (next_page); if their cursor is lost, "
+                f"read_inbox(message_id={dumps(messages[0].id)}) shows it again",
+                **payload,
+            }
         if messages.more:
             payload["next"] = "there are more: call read_inbox again"
         return self._result(payload)
