@@ -323,7 +323,8 @@ class Keys:
     def cursors(self) -> str:
         """HASH agent id -> last broadcast id it read; agent|inbox -> last inbox id it read;
         agent|pending -> its acknowledged read not yet committed and how many read messages
-        its inbox holds (see lua/inbox_read.lua)."""
+        its inbox holds; agent|gap -> the broadcasts trimmed before it read them (the widest
+        range lost; message_status counts none of them read by it) (see lua/inbox_read.lua)."""
         return self._k("cursors")
 
     @property

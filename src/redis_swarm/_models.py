@@ -1103,17 +1103,27 @@ class Inbox(list[Message]):
     index or compare), and ``more``: whether more unread messages were waiting after them
     (the read stopped at its ``limit``), so that a reader knows to read on. ``read_id``: the
     acknowledged read that took them (None for a peek, or when it took none), which
-    ``give_back_inbox`` withdraws when its caller could not hand them on."""
+    ``give_back_inbox`` withdraws when its caller could not hand them on. ``trimmed``: None,
+    or the text saying that broadcasts after this agent's broadcast cursor were trimmed (a
+    swarm keeps its newest ``BROADCAST_MAXLEN``) before it was shown them: they are lost to
+    it (a ``UserWarning`` says so too)."""
 
     more: bool
     read_id: str | None
+    trimmed: str | None
 
     def __init__(
-        self, messages: Iterable[Message] = (), *, more: bool = False, read_id: str | None = None
+        self,
+        messages: Iterable[Message] = (),
+        *,
+        more: bool = False,
+        read_id: str | None = None,
+        trimmed: str | None = None,
     ) -> None:
         super().__init__(messages)
         self.more = more
         self.read_id = read_id
+        self.trimmed = trimmed
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,7 @@ __all__ = [
     "check_queues",
     "check_swarm_name",
     "not_ascii_number",
+    "only_dots",
     "option_like",
     "too_deep",
 ]
@@ -164,12 +165,28 @@ def check_name(kind: str, value: object, *, max_len: int = MAX_NAME, new: bool =
 
 def begins_like_option(name: str) -> bool:
     """Whether a command naming ``name`` (``swarm agents deregister NAME``, copied from a
-    hint) would read it as an option: a name given to something new may not (``new``)."""
-    return name.startswith("-")
+    hint) would read it as an option: a name given to something new may not (``new``).
+    Nor may a name that is only dots (``only_dots``): every operation that refuses a new
+    name asks this, so it says that too (``option_like`` words each)."""
+    return name.startswith("-") or only_dots(name)
+
+
+def only_dots(name: str) -> bool:
+    """Whether ``name`` is only dots ('.', '..'): files under SWARM_HOME are named after
+    swarms and agents (lease tokens, the hooks' spool), where '.' is the folder itself and
+    '..' the one above it, outside the home. A name that merely begins with '.' ('.x') is
+    one file inside its folder, hidden from ls but no escape: it stays allowed."""
+    return bool(name) and not name.strip(".")
 
 
 def option_like(kind: str, value: str) -> ValidationError:
     """The refusal of a new ``kind`` named ``value``, which ``begins_like_option``."""
+    if only_dots(value):
+        return ValidationError(
+            f"{kind} {value[:40]!r} is only dots: files are named after it, where '.' and "
+            "'..' name folders, not files of their own; use a name with an ASCII letter, "
+            "a digit, '_' or '-' in it"
+        )
     return ValidationError(
         f"{kind} {value[:40]!r} begins with '-', which a command naming it would read as "
         "an option: begin it with an ASCII letter, a digit, '.' or '_'"
@@ -310,8 +327,13 @@ def check_queues(queues: str | Sequence[str], *, what: str = "claim") -> tuple[s
 
 
 def check_swarm_name(value: object) -> str:
-    """Swarm names go into every key's hash tag, so they are kept short."""
-    return check_name("swarm name", value, max_len=64)
+    """Swarm names go into every key's hash tag, so they are kept short. One that is only
+    dots is refused, read or new (``only_dots``): files under SWARM_HOME are named after a
+    swarm, and no swarm can be named so without its files escaping the home."""
+    name = check_name("swarm name", value, max_len=64)
+    if only_dots(name):
+        raise option_like("swarm name", name)
+    return name
 
 
 # The largest count a record may hold (failures, attempts, ...): what Lua's numbers and JSON keep

@@ -804,7 +804,8 @@ def usage_body(usage: object) -> dict[str, Any]:
 
 
 def refuse_new_option_like(ctx: OpContext, kind: str, agent_id: str) -> Operation[None]:
-    """Refuse ``agent_id`` as the name of a new agent when it ``begins_like_option``; one
+    """Refuse ``agent_id`` as the name of a new agent when it ``begins_like_option`` (a '-'
+    first, or only dots: a file's name under SWARM_HOME); one
     registered under it before the rule registers again (as ``join`` does). Register's rule,
     and a claim's, which registers its worker too (``claiming.claim``, a report's
     ``claim_next``). Only such a name costs a round trip (HEXISTS): an ordinary name's claim

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import shlex
 import time
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -286,6 +287,23 @@ def _damaged_cursor(ctx: OpContext, agent: str, field: str, value: str) -> Corru
     )
 
 
+_TRIMMED = "trimmed"  # (inbox_read's reply when broadcasts were trimmed unread: reply_of)
+
+
+def _gap(agent: str, reply: Any) -> tuple[Any, str | None]:
+    """An inbox_read reply's entries, and the words saying broadcasts after ``agent``'s
+    cursor were trimmed before it was shown them (None when none was)."""
+    if not (reply and isinstance(reply[0], bytes | str) and text(reply[0]) == _TRIMMED):
+        return reply, None
+    newest, oldest = text(reply[2]), text(reply[3])
+    return reply[4], (
+        f"broadcasts {agent} had not read, through {newest}, were trimmed before it read "
+        f"them (a swarm keeps its newest {BROADCAST_MAXLEN:,}; the oldest kept is {oldest}): "
+        f"{agent} never gets them; read more often, or ask their senders to send what "
+        "matters again"
+    )
+
+
 def _checked(ctx: OpContext, agent: str, reply: Any) -> Any:
     """``reply`` of inbox_read, unless it says a cursor is damaged (the CorruptRecord)."""
     if reply and isinstance(reply[0], bytes | str) and text(reply[0]) == _DAMAGED:
@@ -296,7 +314,7 @@ def _checked(ctx: OpContext, agent: str, reply: Any) -> Any:
 def _check_cursors(ctx: OpContext, cursors: Mapping[str, str], agent: str) -> None:
     """The CorruptRecord of the first cursor field of ``agent`` a status would misread (the
     shapes inbox_read checks: ``cursor_ok``), if any."""
-    for field in (agent, f"{agent}|inbox", f"{agent}|pending"):
+    for field in (agent, f"{agent}|inbox", f"{agent}|pending", f"{agent}|gap"):
         value = cursors.get(field)
         if value is not None and not cursor_ok(field, value):
             raise _damaged_cursor(ctx, agent, field, value)
@@ -321,7 +339,8 @@ def cursor_ok(field: str, value: str) -> bool:
     """Whether a field of the read cursors hash (``Keys.cursors``) holds what its reads take:
     ``AGENT`` and ``AGENT|inbox`` a stream id, ``AGENT|pending`` 'READID LAST_INBOX
     LAST_BROADCAST N_READ', ``AGENT|orphan`` 'READID START_INBOX LAST_INBOX START_BROADCAST
-    LAST_BROADCAST [GIVEN]' (the ids '-' for none: lua/inbox_read.lua)."""
+    LAST_BROADCAST [GIVEN]' (the ids '-' for none), ``AGENT|gap`` 'FROM TO' (broadcasts its
+    cursor passed trimmed: lua/inbox_read.lua)."""
     _, sep, suffix = field.rpartition("|")
     if not sep or suffix == "inbox":
         return _stream_id_ok(value)
@@ -331,6 +350,8 @@ def cursor_ok(field: str, value: str) -> bool:
             len(parts) == 4 and parts[0] != "" and parts[3].isascii() and parts[3].isdigit()
             and all(_stream_id_or_none_ok(p) for p in parts[1:3])
         )  # fmt: skip
+    if suffix == "gap":
+        return len(parts) == 2 and all(_stream_id_ok(p) for p in parts)
     if suffix == "orphan":
         return (
             len(parts) in (5, 6) and all(parts)
@@ -415,8 +436,9 @@ def inbox(
     gives back what it took, before the interrupt goes on: the next read returns those
     messages again (unless another reader of the inbox took a batch in that instant)."""
     agent = check_agent("agent id", agent)
-    if not isinstance(limit, int) or not 1 <= limit <= MAX_READ:
-        raise ValidationError(f"limit must be between 1 and {MAX_READ}, not {limit!r}")
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_READ:
+        # (a bool is an int to Python, not to Redis: refused here, not by the server)
+        raise ValidationError(f"limit must be a number between 1 and {MAX_READ}, not {limit!r}")
     wait = check_number("wait_s", wait_s, 0, MAX_WAIT_S)
     deadline = time.monotonic() + wait
     mode = "1" if ack else "0"
@@ -443,14 +465,14 @@ def inbox(
             read = _read_call(ctx, agent, mode, rid, count)
             held = rid if ack else None
             if wait <= 0:
-                entries = _checked(ctx, agent, (yield read))
+                entries, trimmed = _gap(agent, _checked(ctx, agent, (yield read)))
                 break
             # The last event id is read with the inbox: a message sent after it is seen by
             # XREAD.
             last, entries = yield Batch(
                 (Cmd("XREVRANGE", ctx.keys.events, "+", "-", "COUNT", 1), read)
             )
-            entries = _checked(ctx, agent, entries)
+            entries, trimmed = _gap(agent, _checked(ctx, agent, entries))
             remaining = deadline - time.monotonic()
             if entries or remaining <= 0:
                 break
@@ -459,15 +481,19 @@ def inbox(
             yield from await_events(ctx, last_id, min(remaining, block_chunk_s(ctx)), wakes_me)
         messages = [_message(text(seq), reply_fields(fields)) for seq, fields in entries[:limit]]
         taken = rid if ack and messages else None
+        if trimmed is not None:
+            warnings.warn(trimmed, UserWarning, stacklevel=2)
         if not ack or len(messages) < limit:
-            return Inbox(messages, more=len(entries) > limit, read_id=taken)
+            return Inbox(messages, more=len(entries) > limit, read_id=taken, trimmed=trimmed)
         # A peek after the acknowledged read, under its read id: it looks past the batch,
         # which it leaves pending (the next read commits it), and finds whether more wait.
         try:
-            after = _checked(ctx, agent, (yield _read_call(ctx, agent, "0", rid, 1)))
+            after, _ = _gap(
+                agent, _checked(ctx, agent, (yield _read_call(ctx, agent, "0", rid, 1)))
+            )
         except SwarmError:  # (the agent left meanwhile; the server went away): the batch stands
             after = []
-        return Inbox(messages, more=bool(after), read_id=taken)
+        return Inbox(messages, more=bool(after), read_id=taken, trimmed=trimmed)
     except INTERRUPTS as exc:
         if held is not None:
             yield from _give_back(ctx, agent, held, exc)
@@ -596,16 +622,36 @@ def _index_entry(entry: Any) -> tuple[str, str, str, str, str, dict[str, str]]:
 
 def _seq_of(ctx: OpContext, agent: str, message_id: str) -> Operation[str]:
     """The seq of message ``message_id`` as ``agent`` receives it, one to ``agent`` or a
-    broadcast (the copy of it given back to ``agent``'s inbox, if any)."""
-    entry = yield Cmd("HGET", ctx.keys.messages, message_id)
+    broadcast (the copy of it given back to ``agent``'s inbox, if any). NotFound for an
+    agent not registered, and for a broadcast sent before it registered (it never receives
+    it: ``_receivers``), rather than "read already"."""
+    entry, record = yield Batch(
+        (Cmd("HGET", ctx.keys.messages, message_id), Cmd("HGET", ctx.keys.agents, agent))
+    )
+    if record is None:
+        raise NotFound(
+            f"agent {agent} is not registered: nothing was marked read; check the id with "
+            "swarm agents"
+        )
     if entry is None:
         raise _unknown(message_id)
-    to, seq, _, _, _, copies = _entry(ctx, message_id, entry)
+    to, seq, at, _, _, copies = _entry(ctx, message_id, entry)
     if to not in (agent, "*"):
         raise NotFound(
             f"message {message_id} was sent to {to}, not to {agent}: mark it read as {to}, "
             "its recipient"
         )
+    if to == "*" and agent not in copies:
+        try:
+            since = int(loads(record).get("registered_at") or 0)
+        except (ValueError, AttributeError):
+            since = 0
+        if not (yield from _receivers(ctx, {agent: since}, seq, int(at or 0))):
+            raise NotFound(
+                f"message {message_id} is a broadcast sent before {agent} registered: "
+                f"{agent} never receives it, so nothing was marked read; pass the "
+                f"id of a message its inbox listed (swarm msg inbox {agent} --peek)"
+            )
     return copies.get(agent, seq)
 
 
@@ -617,6 +663,11 @@ def _before(a: str, b: str) -> bool:
 def _has_read(cursors: Mapping[str, str], agent: str, seq: str, field: str) -> bool:
     """Whether ``agent`` was shown the message at ``seq``: its cursor (``field``) is at or
     past it, or an acknowledged read not yet committed took it."""
+    if not field.endswith("|inbox"):
+        # (a broadcast its cursor passed by trimming, never shown: inbox_read's agent|gap)
+        start, _, end = cursors.get(f"{agent}|gap", "").partition(" ")
+        if end and _before(start, seq) and not _before(end, seq):
+            return False
     cursor = cursors.get(field)
     if cursor is not None and not _before(cursor, seq):
         return True

@@ -37,7 +37,8 @@ if redis.call('HDEL', KEYS[1], id) == 0 then
     .. 'check the id with swarm agents')
 end
 redis.call('ZREM', KEYS[2], id)
-redis.call('HDEL', KEYS[3], id, id .. '|pending', id .. '|inbox', id .. '|orphan')
+redis.call('HDEL', KEYS[3], id, id .. '|pending', id .. '|inbox', id .. '|orphan',
+  id .. '|gap')
 redis.call('DEL', KEYS[4])
 local now = now_ms(ARGV[6])
 redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - tonumber(ARGV[4]))

@@ -16,7 +16,8 @@ for i = 4, #ARGV do
     redis.call('HDEL', KEYS[1], id)
     redis.call('ZREM', KEYS[2], id)
     local pending = redis.call('HGET', KEYS[3], id .. '|pending')
-    redis.call('HDEL', KEYS[3], id, id .. '|pending', id .. '|inbox', id .. '|orphan')
+    redis.call('HDEL', KEYS[3], id, id .. '|pending', id .. '|inbox', id .. '|orphan',
+      id .. '|gap')
     local inbox = KEYS[i + 1]
     -- read messages (kept for message_get, or handed out by a read not yet committed: see
     -- inbox_read) are not unread

@@ -30,7 +30,8 @@
 --          of the inbox stream were read (kept, or in the pending batch), so that XLEN -
 --          N_READ is the unread count message_send, agent_deregister and agent_sweep use;
 --          agent|orphan -> the last pending batch another read committed and the read id
---          last withdrawn: see orphan_parts; a field of another shape is answered
+--          last withdrawn: see orphan_parts; agent|gap -> 'FROM TO': broadcasts its cursor
+--          passed trimmed, never shown (note_gap); a field of another shape is answered
 --          {'damaged', FIELD, VALUE}, before anything is read or written)
 -- KEYS[5]: events   KEYS[6]: messages (message_send's index: 'TO STREAM_ID AT FROM READERS',
 --          then, for a broadcast, AGENT=COPY_ID for each agent given back a copy of it)
@@ -44,7 +45,11 @@
 --          receives (one of its inbox, or a broadcast): a seq its caller typed; '0' when the
 --          caller looked it up from a message id (the message index said whose it is)
 -- ARGV[7]: events maxlen   ARGV[8]: now (0 = the server's clock; ids of copies, mode '3')
--- returns a list of {stream id, fields} (mode '3': {1} when the batch was given back, now
+-- returns a list of {stream id, fields}, or, when broadcasts after the agent's broadcast
+-- cursor were trimmed before it was shown them (a reader more than the kept number behind),
+-- {'trimmed', CURSOR, NEWEST_TRIMMED, OLDEST_KEPT, that list} (reply_of; an acknowledged
+-- read, or a commit passing them, notes them in agent|gap 'FROM TO': message_status counts
+-- none in (FROM, TO] read by the agent) (mode '3': {1} when the batch was given back, now
 -- or by a withdrawal of it before, {0} when the inbox keeps no batch of that read id;
 -- mode '2': {'marked'} when messages
 -- through ARGV[4] were unread (now read), {'read'} when none were (no cursor moved, beyond
@@ -119,6 +124,46 @@ local function next_id(entry_id)
   return stream_id_next(entry_id) or entry_id
 end
 
+-- The broadcasts trimmed after from (a broadcast cursor), which this agent was never shown:
+-- from, the newest trimmed and the oldest kept; nil when none was. The stream is only ever
+-- trimmed from its oldest end (message_send's MAXLEN), and each broadcast names the one sent
+-- before it (its field prev: message_send), so the oldest kept says whether one after from
+-- is gone (one stored before prev was: not known, nil).
+local function gap_after(from)
+  local first = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1)[1]
+  if not first or not before(from, first[1]) then return nil end
+  local f = first[2]
+  for i = 1, #f - 1, 2 do
+    if f[i] == 'prev' then
+      if before(from, f[i + 1]) then return from, f[i + 1], first[1] end
+      return nil
+    end
+  end
+  return nil
+end
+
+-- Note that the broadcast cursor passed (from, upto] by trimming (agent|gap 'FROM TO', kept
+-- one, widened by the next: message_status counts none in it read by this agent).
+local function note_gap(from, upto)
+  local was = redis.call('HGET', KEYS[4], id .. '|gap')
+  if was then
+    local f, t = string.match(was, '^(%S+) (%S+)$')
+    if f and before(f, from) then from = f end
+    if t and before(upto, t) then upto = t end
+  end
+  redis.call('HSET', KEYS[4], id .. '|gap', from .. ' ' .. upto)
+end
+
+-- A read's reply: its entries, or, when broadcasts after from were trimmed unread,
+-- {'trimmed', FROM, NEWEST_TRIMMED, OLDEST_KEPT, entries} (gap_after); noted when
+-- the read acknowledges (its cursor passes them).
+local function reply_of(out, from)
+  local f, t, oldest = gap_after(from)
+  if not f then return out end
+  if ack then note_gap(f, t) end
+  return {'trimmed', f, t, oldest, out}
+end
+
 -- Merge up to limit entries of the two ranges; returns them, the inbox ids taken and the
 -- newest broadcast id passed (own broadcasts are passed, not returned).
 local function merge(mine, all)
@@ -147,6 +192,8 @@ local function advance(last_i, last_b)
     if not was or before(was, last_i) then redis.call('HSET', KEYS[4], ikey, last_i) end
   end
   if last_b ~= '-' and before(cursor_of(), last_b) then
+    local f, t = gap_after(cursor_of())
+    if f then note_gap(f, before(last_b, t) and last_b or t) end
     redis.call('HSET', KEYS[4], id, last_b)
   end
 end
@@ -313,9 +360,9 @@ if ARGV[3] == '0' and prid ~= '-' then
   -- cut, or whose caller could not hand it on; the next acknowledged read commits it)
   local mine = redis.call('XRANGE', KEYS[2],
     last_i ~= '-' and ('(' .. last_i) or unread_start(), '+', 'COUNT', limit)
-  local all = redis.call('XRANGE', KEYS[3],
-    '(' .. (last_b ~= '-' and last_b or cursor_of()), '+', 'COUNT', limit)
-  return (merge(mine, all))
+  local from = last_b ~= '-' and last_b or cursor_of()
+  local all = redis.call('XRANGE', KEYS[3], '(' .. from, '+', 'COUNT', limit)
+  return reply_of((merge(mine, all)), from)
 end
 local marked = false
 if commit_through then
@@ -365,9 +412,11 @@ if marked then
 end
 
 local out, taken, newest = {}, {}, nil
+local read_from = nil
 if not commit_through then
+  read_from = cursor_of()
   local mine = redis.call('XRANGE', KEYS[2], unread_start(), '+', 'COUNT', limit)
-  local all = redis.call('XRANGE', KEYS[3], '(' .. cursor_of(), '+', 'COUNT', limit)
+  local all = redis.call('XRANGE', KEYS[3], '(' .. read_from, '+', 'COUNT', limit)
   out, taken, newest = merge(mine, all)
 end
 local now_pending = nil
@@ -383,4 +432,4 @@ elseif pending and not now_pending then
   redis.call('HDEL', KEYS[4], pkey)
 end
 if commit_through then return {marked and 'marked' or 'read'} end
-return out
+return reply_of(out, read_from)

@@ -54,13 +54,14 @@ for _, entry in ipairs(recent) do
 end
 if to ~= '*' then
   if redis.call('HEXISTS', KEYS[1], to) == 0 then
-    if string.sub(to, 1, 1) == '-' then
+    if string.sub(to, 1, 1) == '-' or not string.find(to, '[^.]') then
       -- No agent can be registered under a name beginning with '-' (a command naming it would
-      -- read it as an option: _validate.begins_like_option), so registering it is no way out,
-      -- whoever sends (the CLI, an MCP tool, the Python API: one wording for all).
+      -- read it as an option) or only dots (a file's name: _validate.begins_like_option),
+      -- so registering it is no way out, whoever sends (the CLI, an MCP tool, the Python
+      -- API: one wording for all).
       return swarm_error('SWARM_NOTFOUND', 'no agent \'' .. to .. '\' is registered, and '
-        .. 'none can be (a new agent\'s name may not begin with \'-\'): nobody would read '
-        .. 'the message; check the id with swarm agents, or broadcast')
+        .. 'none can be (a new agent\'s name may not begin with \'-\' or be only dots): '
+        .. 'nobody would read the message; check the id with swarm agents, or broadcast')
     end
     return swarm_error('SWARM_NOTFOUND', 'agent ' .. to .. ' is not registered, so nobody '
       .. 'would read the message: check the id with swarm agents, register it first '
@@ -108,6 +109,11 @@ if to == '*' then args = {'XADD', KEYS[2], 'MAXLEN', '~', ARGV[9]} end
 for _, a in ipairs({sid, 'id', id, 'from', ARGV[3], 'to', to, 'kind', ARGV[4],
                     'body', ARGV[5], 'data', ARGV[6], 'at', at}) do
   args[#args + 1] = a
+end
+if to == '*' and mine then
+  -- the broadcast sent before it: once that one is trimmed, a reader whose cursor is before
+  -- it knows it lost broadcasts (inbox_read's gap_after)
+  args[#args + 1], args[#args + 2] = 'prev', mine
 end
 local added = redis.pcall(unpack(args))
 if type(added) == 'table' and added.err then
