@@ -79,7 +79,7 @@ def test_the_worker_that_began_waiting_last_is_woken_first(swarm: Swarm, raw: re
         # taken off the list by the pipeline its wait was in, the others still on it
         assert raw.lrange(WAITERS, 0, -1) == left
     assert not raw.exists(KEYS.wake("q"))  # every token went to a worker's own list
-    assert not raw.exists(KEYS.worker_wake("w2"))  # and was taken by its wait
+    assert not raw.exists(KEYS.waiter_wake("w2", "q"))  # and was taken by its wait
 
 
 def test_tasks_one_at_a_time_keep_one_worker_busy(swarm: Swarm, raw: redis.Redis) -> None:
@@ -142,7 +142,7 @@ def test_a_worker_killed_mid_wait_is_given_one_token_and_loses_no_task(
         _until("the ghost's connection closed", lambda: _blocked(raw) == 1)
         posted = swarm.post_task("q", "given to the ghost")
         assert raw.lrange(WAITERS, 0, -1) == ["live"]  # popped once
-        own = KEYS.worker_wake("ghost")
+        own = KEYS.waiter_wake("ghost", "q")
         assert raw.llen(own) == 1 and 0 < raw.pttl(own) <= 60_000
         live.join(5)
         assert live.task is not None and live.task.id == posted.id
@@ -224,8 +224,53 @@ def test_a_post_between_a_waiters_wake_and_its_claim_still_wakes_someone(
             thread.join(10)
         assert got["W"][0] == "T1" and got["Y"][0] == "T2"
         assert got["Y"][1] - posted_at < 1.5  # (the sleep's 0.5 s, not a 2 s chunk)
-        assert not raw.exists(KEYS.worker_wake("W")) and not raw.exists(WAITERS)
+        assert not raw.exists(KEYS.waiter_wake("W", "q")) and not raw.exists(WAITERS)
     finally:
         for handle in handles:
             handle.close()
         raw.close()
+
+
+def test_one_worker_name_waiting_on_two_queues_wakes_for_its_own_queue(
+    redis_url: str, raw: redis.Redis
+) -> None:
+    """Two processes sharing a worker name (the CLI's default is one per host), one waiting
+    on a, one on b: a task of a wakes the one waiting on a at once, not the one on b (which
+    found nothing), the task left until a's wait's chunk ended (socket_timeout 15: 5 s)."""
+    url = redis_url + ("&" if "?" in redis_url else "?") + "socket_timeout=15"
+    got: dict[str, tuple[Task | None, float]] = {}
+
+    def wait(queue: str) -> None:
+        with Swarm(url, swarm="test") as swarm:
+            assert swarm.claim(queue, worker="w", wait_s=0) is None  # (the next starts waiting)
+            task = swarm.claim(queue, worker="w", wait_s=12)
+            got[queue] = (task, time.monotonic())
+
+    on_b = threading.Thread(target=wait, args=("b",), daemon=True)
+    on_b.start()  # (it blocks first: a list both watched would be served to it first)
+    _until("w waiting on b", lambda: raw.lrange(KEYS.waiters("b"), 0, -1) == ["w"])
+    _until("b blocked", lambda: _blocked(raw) >= 1)
+    time.sleep(0.2)
+    on_a = threading.Thread(target=wait, args=("a",), daemon=True)
+    on_a.start()
+    _until("w waiting on a", lambda: raw.lrange(KEYS.waiters("a"), 0, -1) == ["w"])
+    _until("both blocked", lambda: _blocked(raw) >= 2)
+    with Swarm(url, swarm="test") as poster:
+        posted_at = time.monotonic()
+        posted = poster.post_task("a", "for a")
+        on_a.join(10)
+        task, at = got["a"]
+        assert task is not None and task.id == posted.id
+        assert at - posted_at < 2.0
+        poster.post_task("b", "for b")
+        on_b.join(10)
+        assert got["b"][0] is not None and got["b"][0].description == "for b"
+
+
+def test_the_waiters_list_keeps_the_newest_names(swarm: Swarm, raw: redis.Redis) -> None:
+    """Names of workers killed mid-wait sink below the live ones, which push theirs anew at
+    each wait: the list keeps the newest 256, however many died."""
+    raw.lpush(WAITERS, *[f"dead-{i}" for i in range(300)])
+    assert swarm.claim("q", worker="live", wait_s=0) is None
+    assert swarm.claim("q", worker="live", wait_s=0.05) is None  # (a wait: on the list)
+    assert raw.llen(WAITERS) == 256 and raw.lindex(WAITERS, 0) == "dead-299"

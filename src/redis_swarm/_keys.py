@@ -3,8 +3,8 @@
 All coordination keys of one swarm share the hash tag ``{SWARM}``: ``rs:{SWARM}:...``, so that
 every Lua script touches a single slot and stays atomic on a Redis Cluster. Records live in a
 few per-swarm hashes (not one key per record), so scripts receive every key they touch through
-KEYS and never build one, but for a waiting worker's own wake list, which a post learns of as
-it runs (``worker_wake``). Large immutable context chunks carry their own tag, so that memory
+KEYS and never build one, but for a waiting worker's wake list, which a post learns of as it
+runs (``waiter_wake``). Large immutable context chunks carry their own tag, so that memory
 spreads across cluster nodes.
 
 Names that end up in keys (swarm, queue, agent, owner) are validated by ``_validate`` first;
@@ -157,25 +157,33 @@ class Keys:
     def waiters(self, queue: str) -> str:
         """LIST of the workers waiting for a task of this queue alone, the last to begin
         first (a waiting claim pushes its name right before its BLPOP; the claim script
-        behind the wait takes it out). A post pushes each new task's token to the worker on
-        top, to its ``worker_wake`` list, instead of the queue's wake list, where Redis
-        serves the waiter that began first: so one warm worker serves a stream of tasks
-        while the others sleep (lua/_tasks.lua, wake). A worker killed mid-wait is popped
-        once and its token expires with its list."""
+        behind the wait takes it out, and keeps the newest 256). A post pushes each new
+        task's token to the worker on top, to its ``waiter_wake`` list of the queue, instead
+        of the queue's wake list, where Redis serves the waiter that began first: so one
+        warm worker serves a stream of tasks while the others sleep (lua/_tasks.lua, wake).
+        The name of a worker killed mid-wait stays until a post pops it (one token given to
+        nobody, expiring with its list) or the cap drops it."""
         return self._k("q", queue, "waiters")
 
     def worker_wake(self, worker: str) -> str:
         """LIST, short-lived: the token a report that will not complete its task pushes for
         its own worker, whose wait is pipelined behind the report (``report``'s ``wait_s``),
-        so that the wait ends at once, and the token a post gives the worker on top of a
-        queue's ``waiters``; popped by that wait, else expiring within a minute. The one key
-        a script builds itself (a post learns the waiting workers' names as it runs):
-        lua/_tasks.lua's ``wake`` writes this layout again, and
-        tests/test_tasks_waiters.py checks the two agree.
+        so that the wait ends at once; popped by that wait, else expiring within a minute.
         Laid out as a queue's wake list (a queue name holds no ':', so none is named
         ``worker:NAME``): one BLPOP waits on both, and an ACL selector must allow a command
         on all its keys at once (the worker's selector of wake lists does)."""
         return self._k("q", f"worker:{worker}", "wake")
+
+    def waiter_wake(self, worker: str, queue: str) -> str:
+        """LIST, short-lived: the token a post gives ``worker`` waiting on ``queue`` alone,
+        on top of the queue's ``waiters``; popped by its wait, else expiring within a minute.
+        One per queue: two processes sharing a worker name, waiting on two queues, each
+        wake for their own queue's tasks only. Laid out as ``worker_wake`` (a name holds no
+        '@'), so that the worker's selector of wake lists allows it. The one key a script
+        builds itself (a post learns the waiting workers' names as it runs): lua/_tasks.lua's
+        ``wake`` writes this layout again, and tests/test_tasks_waiters.py checks the two
+        agree."""
+        return self._k("q", f"worker:{worker}@{queue}", "wake")
 
     def leases(self, queue: str) -> str:
         """ZSET task id -> lease deadline (ms) of a queue's claimed tasks: a claim on the queue

@@ -264,7 +264,7 @@ SCRIPTS: dict[str, frozenset[str]] = {
         "questions_retire": "del hdel hget hincrby hset zadd zcard zcount zrange zrank zrem",
         "ping": "",
         "synthesis_create": "hexists hget hset zadd zscore",
-        "task_claim": "hget hset lpop lrem",
+        "task_claim": "hget hset lpop lrem ltrim",
         "task_post": "hget hincrby hset hsetnx zadd",
         "_report": "hget hsetnx pexpire rpush zadd zscore",
         "task_report": "",
@@ -334,7 +334,8 @@ WORKER_WRITES: dict[str, frozenset[str]] = {
         # a wait on one queue pushes its worker's name, the claim behind it takes it out
         # (and gives on the tokens posts gave the worker meanwhile); a post pops the
         # names it gives a task's token (lua/_tasks.lua, wake)
-        "waiters": "lpop lpush lrem",
+        "waiters": "lpop lpush lrem ltrim",
+        "waiter_wake": "blpop lpop ltrim pexpire rpush",  # (worker_wake's selector reaches it)
         # findings: report adds one (it never deletes or rewrites the index)
         "findings": "hsetnx",
         "finding_index": "zadd",

@@ -157,7 +157,7 @@ def around_wait(k: Keys, worker: str, queues: tuple[str, ...]) -> AroundWait:
         # (a wait on several queues stays on their wake lists: on the waiters list of each,
         # it could be given two tasks' tokens at once and leave one asleep in its own list)
         return AroundWait((), wakes, (), ())
-    waiters, own = k.waiters(queues[0]), k.worker_wake(worker)
+    waiters, own = k.waiters(queues[0]), k.waiter_wake(worker, queues[0])
     return AroundWait(
         (Cmd("LPUSH", waiters, worker),),
         (own, *wakes),
@@ -493,7 +493,7 @@ def claim_behind_report(
     wakes = _wake_keys(ctx.keys, names)
     own_wake = ctx.keys.worker_wake(worker)
     around = around_wait(ctx.keys, worker, names)
-    wait = Cmd(WAKE_WAIT, own_wake, *wakes, max(0.001, round(block, 3)))
+    wait = Cmd(WAKE_WAIT, own_wake, *around.watched, max(0.001, round(block, 3)))
     secret = report_secret(finding_id)  # a retry of the report gets the same lease back
     args = (ctx.now_arg(), ctx.limits.events_maxlen, "claim", worker, asked_lease_ms(lease_s))
     after = ("1" if presence_due(ctx, worker) else "0", "2", task_id, finding_id)

@@ -519,9 +519,9 @@ local function wake(Q, n)
   if Q.waiters then
     local names = redis.call('LPOP', Q.waiters, fmt(n))
     if names then
-      local pre = string.match(Q.waiters, '^(.*)q:[^:]*:waiters$')
+      local pre, queue = string.match(Q.waiters, '^(.*)q:([^:]*):waiters$')
       for _, name in ipairs(names) do
-        local own = pre .. 'q:worker:' .. name .. ':wake'  -- (Keys.worker_wake's layout)
+        local own = pre .. 'q:worker:' .. name .. '@' .. queue .. ':wake'  -- (Keys.waiter_wake)
         redis.call('RPUSH', own, '1')
         redis.call('PEXPIRE', own, OWN_WAKE_MS)
       end

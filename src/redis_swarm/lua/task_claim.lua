@@ -65,6 +65,9 @@ if ARGV[3] == 'reap' then return {reclaimed, due_of(), fmt(now)} end
 local function leave_waiters(took)
   if not waiters then return end
   redis.call('LREM', waiters, '0', ARGV[4])
+  -- (a live waiter pushes its name anew at each wait: those of workers killed mid-wait sink
+  -- below, where one-at-a-time posts never pop them; kept to the newest 256)
+  redis.call('LTRIM', waiters, '0', '255')
   local left = redis.call('LPOP', own_wake, '64')  -- (a wake list's cap)
   if left and took then wake({wake = groups[1].wake, waiters = waiters}, #left) end
 end
