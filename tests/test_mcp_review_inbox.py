@@ -12,58 +12,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from redis_swarm import Swarm
 
-SRC = str(Path(__file__).resolve().parent.parent / "src")
-
-
-@contextmanager
-def _server(redis_url: str, home: Path, name: str) -> Iterator[subprocess.Popen[str]]:
-    """``swarm mcp --role worker --name NAME`` on pipes, spoken to by hand; killed after."""
-    argv = [sys.executable, "-m", "redis_swarm", "mcp", "--role", "worker", "--name", name]
-    env = {**os.environ, "PYTHONPATH": SRC, "SWARM_URL": redis_url, "SWARM_NAME": "test",
-           "SWARM_HOME": str(home)}  # fmt: skip
-    env.pop("SWARM_AGENT", None)
-    popen = subprocess.Popen(
-        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        text=True, env=env,
-    )  # fmt: skip
-    with popen as proc:
-        try:
-            info = {"name": "raw", "version": "0"}
-            init = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": info}
-            _call(proc, 1, "initialize", init)
-            _send(proc, {"jsonrpc": "2.0", "method": "notifications/initialized"})
-            yield proc
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
-
-
-def _send(proc: subprocess.Popen[str], message: dict[str, Any]) -> None:
-    assert proc.stdin is not None
-    proc.stdin.write(json.dumps(message) + "\n")
-    proc.stdin.flush()
-
-
-def _call(proc: subprocess.Popen[str], rid: int, method: str, params: dict[str, Any]) -> Any:
-    _send(proc, {"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
-    assert proc.stdout is not None
-    while True:
-        line = proc.stdout.readline()
-        assert line, "the server closed stdout"
-        message = json.loads(line)
-        if message.get("id") == rid:
-            return message["result"]
+from .test_mcp_review_fixes import _call, _server
 
 
 def _tool(proc: subprocess.Popen[str], rid: int, name: str, **args: Any) -> tuple[bool, list[str]]:
@@ -89,7 +44,7 @@ def test_a_paged_message_lost_with_its_cursor_is_shown_again_by_id(
 ) -> None:
     body = "".join(f"line {i}: " + "x" * 90 + "\n" for i in range(600))  # 60 KB: in pages
     with Swarm(redis_url, swarm="test") as s:
-        with _server(redis_url, swarm_home, "pg") as proc:
+        with _server(redis_url, swarm_home, "--name", "pg") as proc:
             assert not _tool(proc, 2, "swarm_status")[0]  # (registered)
             sent = s.send("pg", body, sender="snd")
             error, texts = _tool(proc, 3, "read_inbox", limit=100)
@@ -99,7 +54,7 @@ def test_a_paged_message_lost_with_its_cursor_is_shown_again_by_id(
             again = f"read_inbox(message_id={json.dumps(sent.id)})"
             assert json.dumps(again)[1:-1] in texts[1]  # (on page 1, inside its JSON)
         # the server restarted before next_page: the cursor is gone, the message read
-        with _server(redis_url, swarm_home, "pg") as proc:
+        with _server(redis_url, swarm_home, "--name", "pg") as proc:
             error, texts = _tool(proc, 2, "next_page", cursor=header["next_cursor"])
             assert error and "read_inbox(message_id=ID)" in texts[0], texts
             error, texts = _tool(proc, 3, "read_inbox")
@@ -115,7 +70,8 @@ def test_a_paged_message_lost_with_its_cursor_is_shown_again_by_id(
 def test_read_inbox_after_a_sweep_registers_again_and_reads(
     redis_url: str, swarm_home: Path
 ) -> None:
-    with Swarm(redis_url, swarm="test") as s, _server(redis_url, swarm_home, "ms1") as proc:
+    server = _server(redis_url, swarm_home, "--name", "ms1")
+    with Swarm(redis_url, swarm="test") as s, server as proc:
         assert not _tool(proc, 2, "swarm_status")[0]
         assert "ms1" in [a.id for a in s.agents()]
         s.deregister("ms1")  # (as a sweep removes it: the record and inbox gone)

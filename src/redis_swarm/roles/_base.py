@@ -255,6 +255,16 @@ def _attempt(task: Task) -> int:
     return task.failures + 1
 
 
+def report_sent_said(exc: ConnectionFailed, finding_id: str, call: str) -> ConnectionFailed:
+    """``sent_said`` of a report (``call``, the role's method) whose reply was lost: its
+    finding may be stored as ``finding_id``, and calling it again reports under that id."""
+    return sent_said(
+        exc,
+        f"the finding may be stored as {finding_id}, the task completed; call {call} again: "
+        "it reports under the same finding id (the finding is stored once)",
+    )
+
+
 def sent_said(exc: ConnectionFailed, retry: str) -> ConnectionFailed:
     """``exc``, of a write whose request was sent (``sent``) and whose reply was lost, said
     so: the server may have applied it; ``retry``: how to try again without doing it twice

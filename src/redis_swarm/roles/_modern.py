@@ -24,7 +24,7 @@ from ._base import (
     _finding_ids,
     _queue,
     _Role,
-    sent_said,
+    report_sent_said,
 )
 
 
@@ -496,12 +496,7 @@ class Worker(_Role):
         except ConnectionFailed as exc:
             if not exc.sent:
                 raise
-            raise sent_said(
-                exc,
-                f"the finding may be stored as {fid}, the task completed; call "
-                f"{self._report_call} again: it reports under the same finding id (the "
-                "finding is stored once)",
-            ) from exc
+            raise report_sent_said(exc, fid, self._report_call) from exc
         self._settled(task)
         return found
 

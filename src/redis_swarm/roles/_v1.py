@@ -29,7 +29,7 @@ from ._base import (
     _Role,
     _stamp,
     _superseded,
-    sent_said,
+    report_sent_said,
 )
 
 
@@ -423,12 +423,7 @@ class RedisSwarmCoordinator(_Role):
         except ConnectionFailed as exc:
             if not exc.sent:
                 raise
-            raise sent_said(
-                exc,
-                f"the finding may be stored as {fid}, the task completed; call "
-                "complete_task() again: it reports under the same finding id (the finding is "
-                "stored once)",
-            ) from exc
+            raise report_sent_said(exc, fid, "complete_task()") from exc
         self._settled(task_id)
         return done
 
