@@ -138,10 +138,11 @@ class AroundWait(NamedTuple):
     """What a waiting claim of one queue sends around its BLPOP, in the same pipeline: its
     worker's name pushed on the queue's waiters list right before (a post gives each new
     task's token to the worker that began waiting last: ``Keys.waiters``), the lists the
-    BLPOP watches (the worker's own list first, where that post pushes, then the queues'
-    wake lists), and the keys the claim behind the wait takes besides its own (the worker's
-    own list and the waiters list: the script takes the worker off the list atomically with
-    its claim, and gives on the tokens posts gave it since its wait ended; lua/task_claim)."""
+    BLPOP watches (the worker's list of that queue first, ``Keys.waiter_wake``, where that
+    post pushes, then the queue's wake list), and the keys the claim behind the wait takes
+    besides its own (that list and the waiters list: the script takes the worker off the
+    list atomically with its claim, and gives on the tokens posts gave it since its wait
+    ended; lua/task_claim)."""
 
     before: tuple[Cmd, ...]
     watched: tuple[str, ...]
@@ -155,7 +156,7 @@ def around_wait(k: Keys, worker: str, queues: tuple[str, ...]) -> AroundWait:
     wakes = _wake_keys(k, queues)
     if len(queues) != 1:
         # (a wait on several queues stays on their wake lists: on the waiters list of each,
-        # it could be given two tasks' tokens at once and leave one asleep in its own list)
+        # it could be given two tasks' tokens at once and leave one asleep in its list)
         return AroundWait((), wakes, (), ())
     waiters, own = k.waiters(queues[0]), k.waiter_wake(worker, queues[0])
     return AroundWait(

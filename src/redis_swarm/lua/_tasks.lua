@@ -498,22 +498,22 @@ end
 local WAKE_CAP = 64
 local WAKE_KEEP = '-' .. WAKE_CAP  -- LTRIM's start: the last WAKE_CAP (a string: see fmt)
 
--- How long a token pushed to one worker's own list outlives a wait that never takes it (a
+-- How long a token pushed to one worker's list outlives a wait that never takes it (a
 -- worker killed mid-wait): as the report's (lua/_report.lua).
 local OWN_WAKE_MS = '60000'
 
 -- Push n wake-up tokens (default 1): first one each to the workers on top of the queue's
 -- waiters list (when the script was given it: Keys.waiters), the last to begin waiting first,
--- to the worker's own list its BLPOP watches first; the rest to the queue's wake list (when
--- the script was given it), where Redis serves the waiter that began first. So a stream of
--- tasks keeps the few workers it needs busy, warm, while the others sleep (with every
--- token on the wake list, each task woke the next of all the idle workers in turn, each
--- woken process cold: twice the CPU per task with 16 workers). A name is popped once
--- whatever becomes of its wait: a worker killed mid-wait costs the one task it was given
--- the wait of another claim (a waiter's chunk, a claim, a report's claim_next), the token
--- expiring with its list. Whatever a worker pushed there names a worker's own list, which a
--- worker may push to anyway. The wake list is capped: trimmed only when the push took it
--- over the cap (one command, not two).
+-- to the worker's list of that queue (Keys.waiter_wake), which its BLPOP watches first; the
+-- rest to the queue's wake list (when the script was given it), where Redis serves the
+-- waiter that began first. So a stream of tasks keeps the few workers it needs busy, warm,
+-- while the others sleep (with every token on the wake list, each task woke the next of all
+-- the idle workers in turn, each woken process cold: twice the CPU per task with 16
+-- workers). A name is popped once whatever becomes of its wait: a worker killed mid-wait
+-- costs the one task it was given the wait of another claim (a waiter's chunk, a claim, a
+-- report's claim_next), the token expiring with its list. Whatever a worker pushed there
+-- names a worker's wake list, which a worker may push to anyway. The wake list is capped:
+-- trimmed only when the push took it over the cap (one command, not two).
 local function wake(Q, n)
   n = n or 1
   if Q.waiters then
