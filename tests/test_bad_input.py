@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import redis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from redis_swarm import (
@@ -41,7 +41,7 @@ from redis_swarm import (
     ValidationError,
 )
 from redis_swarm._keys import Keys
-from redis_swarm._validate import MAX_JSON_DEPTH
+from redis_swarm._validate import MAX_JSON_DEPTH, begins_like_option
 
 from ._handles import must, untyped
 from ._invariants import check_swarm
@@ -646,6 +646,7 @@ def _reset(raw: redis.Redis) -> None:
 
 @PROPERTY
 @given(name=st.from_regex(r"[A-Za-z0-9._-]{1,20}", fullmatch=True) | any_text)
+@example(name="..")  # (a queue may be named so; a new worker may not)
 def test_any_text_as_a_name_is_accepted_exactly_or_refused(
     swarm: Swarm, raw: redis.Redis, name: str
 ) -> None:
@@ -657,8 +658,9 @@ def test_any_text_as_a_name_is_accepted_exactly_or_refused(
         assert_clear(error)
     else:
         assert valid and task.queue == name
-        # (a new worker named like an option is refused: tests/test_claim_worker_dash.py)
-        worker = name[:128] if not name.startswith("-") else "w" + name[:127]
+        # (a new worker named like an option, or only dots, is refused:
+        # tests/test_claim_worker_dash.py, tests/test_agents_review_names.py)
+        worker = "w" + name[:127] if begins_like_option(name) else name[:128]
         claimed = swarm.claim(name, worker=worker)
         assert claimed is not None and claimed.id == task.id
         swarm.report(claimed.id, claimed.token, {"summary": name})

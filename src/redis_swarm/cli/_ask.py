@@ -37,7 +37,7 @@ from ._common import (
     read_text,
     signals,
 )
-from ._run import drive_pool, finish_pool, refuse_option_like_slots
+from ._run import drive_pool, finish_pool, pool_imports, refuse_option_like_slots
 from ._tasks import LEASE_SECONDS
 
 
@@ -409,6 +409,7 @@ def serve(
     slots = [slot_name(prefix, n) for n in range(1, concurrency + 1)]
     _refuse_long_slots(prefix, slots[-1], given=worker is not None)
     held = _hold_slot_names(app, prefix, slots)  # (before a word: a refused one says only it)
+    pool_imports()
     try:
         if not app.json:
             click.echo(

@@ -288,6 +288,15 @@ def refuse_option_like_slots(app: App, worker: str | None, *, slots: int) -> Non
             raise option_like("worker", name) from None
 
 
+def pool_imports() -> None:
+    """What ``drive_pool`` imports, imported now: for a command to call before it says it is
+    ready (``swarm serve``'s "serving ..."). A Ctrl-C that lands inside an import is lost
+    (Python ignores an exception raised in importlib's module-lock callback, and the pool
+    would go on): none may be left for after the line a user or a script stops it on."""
+    from rich.live import Live  # noqa: F401
+    from rich.text import Text  # noqa: F401
+
+
 def drive_pool(
     app: App,
     runner: Runner,
