@@ -50,6 +50,11 @@ def _per_master(client: Any, section: str) -> list[dict[str, Any]]:
     return [client.info(section)]
 
 
+def blocked_clients(client: Any) -> int:
+    """Clients blocked on the server (on every master of a cluster): a wait that began."""
+    return sum(int(info["blocked_clients"]) for info in _per_master(client, "clients"))
+
+
 def scan_keys(client: Any, pattern: str) -> list[Any]:
     """Every key matching ``pattern`` (on every master of a cluster)."""
     return list(client.scan_iter(pattern))

@@ -23,16 +23,12 @@ from redis_swarm import AsyncSwarm, Swarm, Task, TaskStatus
 from redis_swarm._keys import Keys
 
 from ._handles import must
-from ._raw import _per_master
+from ._raw import blocked_clients
 from ._servers import ServerFactory
 from .test_hooks_review_fixes import busy
 
 KEYS = Keys("test")
 WAITERS = KEYS.waiters("q")
-
-
-def _blocked(raw: redis.Redis) -> int:
-    return sum(int(info["blocked_clients"]) for info in _per_master(raw, "clients"))
 
 
 def _until(what: str, check: Any, timeout: float = 10.0) -> None:
@@ -46,7 +42,7 @@ def _waiting(raw: redis.Redis, names: list[str]) -> None:
     """Until exactly ``names`` wait on q (top of the list first), each blocked."""
     _until(
         f"{names} waiting",
-        lambda: raw.lrange(WAITERS, 0, -1) == names and _blocked(raw) >= len(names),
+        lambda: raw.lrange(WAITERS, 0, -1) == names and blocked_clients(raw) >= len(names),
     )
 
 
@@ -103,13 +99,13 @@ def test_tasks_one_at_a_time_keep_one_worker_busy(swarm: Swarm, raw: redis.Redis
     threads = [threading.Thread(target=work, args=(f"w{i}",), daemon=True) for i in range(4)]
     for thread in threads:
         thread.start()
-    _until("four waiters", lambda: raw.llen(WAITERS) == 4 and _blocked(raw) >= 4)
+    _until("four waiters", lambda: raw.llen(WAITERS) == 4 and blocked_clients(raw) >= 4)
     posted = []
     for i in range(8):
         task_id = swarm.post_task("q", f"t{i}").id
         posted.append(task_id)
         _until(f"t{i} completed", lambda t=task_id: _completed(swarm, t))
-        _until("four waiters again", lambda: raw.llen(WAITERS) == 4 and _blocked(raw) >= 4)
+        _until("four waiters again", lambda: raw.llen(WAITERS) == 4 and blocked_clients(raw) >= 4)
     stop.set()
     for thread in threads:
         thread.join(5)
@@ -139,7 +135,7 @@ def test_a_worker_killed_mid_wait_is_given_one_token_and_loses_no_task(
         finally:
             ghost.send_signal(signal.SIGKILL)
             ghost.wait(10)
-        _until("the ghost's connection closed", lambda: _blocked(raw) == 1)
+        _until("the ghost's connection closed", lambda: blocked_clients(raw) == 1)
         posted = swarm.post_task("q", "given to the ghost")
         assert raw.lrange(WAITERS, 0, -1) == ["live"]  # popped once
         own = KEYS.waiter_wake("ghost", "q")
@@ -173,7 +169,7 @@ def test_a_wait_on_several_queues_stays_on_their_wake_lists(swarm: Swarm, raw: r
         target=lambda: result.append(swarm.claim(["q", "r"], worker="w1", wait_s=8)), daemon=True
     )
     thread.start()
-    _until("the wait blocked", lambda: _blocked(raw) >= 1)
+    _until("the wait blocked", lambda: blocked_clients(raw) >= 1)
     time.sleep(0.1)  # (past its first claim, which found nothing)
     assert not raw.exists(WAITERS) and not raw.exists(KEYS.waiters("r"))
     posted = swarm.post_task("r", "for w1")
@@ -207,10 +203,10 @@ def test_a_post_between_a_waiters_wake_and_its_claim_still_wakes_someone(
 
         w = threading.Thread(target=wait, args=("W", "q"), daemon=True)
         w.start()
-        _until("W waiting", lambda: raw.lrange(WAITERS, 0, -1) == ["W"] and _blocked(raw) >= 1)
+        _waiting(raw, ["W"])
         y = threading.Thread(target=wait, args=("Y", ["q", "r"]), daemon=True)
         y.start()
-        _until("Y waiting", lambda: _blocked(raw) >= 2)
+        _until("Y waiting", lambda: blocked_clients(raw) >= 2)
         poster.ping()
         holder.ping()
         with busy(server, 0.5):  # (the two requests below wait in the server's sockets)
@@ -249,12 +245,12 @@ def test_one_worker_name_waiting_on_two_queues_wakes_for_its_own_queue(
     on_b = threading.Thread(target=wait, args=("b",), daemon=True)
     on_b.start()  # (it blocks first: a list both watched would be served to it first)
     _until("w waiting on b", lambda: raw.lrange(KEYS.waiters("b"), 0, -1) == ["w"])
-    _until("b blocked", lambda: _blocked(raw) >= 1)
+    _until("b blocked", lambda: blocked_clients(raw) >= 1)
     time.sleep(0.2)
     on_a = threading.Thread(target=wait, args=("a",), daemon=True)
     on_a.start()
     _until("w waiting on a", lambda: raw.lrange(KEYS.waiters("a"), 0, -1) == ["w"])
-    _until("both blocked", lambda: _blocked(raw) >= 2)
+    _until("both blocked", lambda: blocked_clients(raw) >= 2)
     with Swarm(url, swarm="test") as poster:
         posted_at = time.monotonic()
         posted = poster.post_task("a", "for a")

@@ -29,7 +29,7 @@ from redis_swarm._protocol import Batch, Call, Cmd
 
 from ._handles import make_swarm, must
 from ._proxy import LatencyProxy
-from ._raw import _per_master, command_calls, reset_stats, script_calls
+from ._raw import blocked_clients, command_calls, reset_stats, script_calls
 from ._servers import RedisServer
 
 KEYS = Keys("test")
@@ -49,7 +49,7 @@ def _scripts_run(raw: redis.Redis) -> int:
 
 def _wait_blocked(raw: redis.Redis, n: int) -> None:
     deadline = time.monotonic() + 10
-    while sum(int(info["blocked_clients"]) for info in _per_master(raw, "clients")) < n:
+    while blocked_clients(raw) < n:
         assert time.monotonic() < deadline, "the waiters never blocked"
         time.sleep(0.02)
 
