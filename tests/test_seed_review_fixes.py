@@ -150,7 +150,7 @@ def test_a_report_after_a_lease_that_ran_out_stays_allowed(redis_url: str) -> No
     with SwarmMemoryShard(url=redis_url, swarm="rv-ranout") as shard:
         task_id = shard.spawn_worker_task("q", "d")
         with EphemeralWorker(url=redis_url, swarm="rv-ranout") as worker:
-            task = worker.claim(["q"], lease_s=0.05)  # type: ignore[arg-type]  # (any seconds)
+            task = worker.claim(["q"], lease_s=0.05)  # (any seconds: a float)
             assert task is not None
             time.sleep(0.2)
             assert worker.report_finding({"summary": "late but done"})

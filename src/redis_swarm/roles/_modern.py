@@ -144,7 +144,7 @@ class _Loop:
     them again at once)."""
 
     queues: list[str]
-    lease_s: int | None
+    lease_s: float | None
     wait_s: float
     following: Task | None = None
     following_until: float = 0.0
@@ -255,7 +255,7 @@ class Worker(_Role):
         return self._held
 
     def claim(
-        self, queue: str | Sequence[str], *, wait_s: float = 0, lease_s: int | None = None
+        self, queue: str | Sequence[str], *, wait_s: float = 0, lease_s: float | None = None
     ) -> Task | None:
         """Lease the next task of ``queue`` (None when there is none after ``wait_s``);
         refused while this worker holds one that is still leased to it."""
@@ -282,7 +282,7 @@ class Worker(_Role):
             and now.attempts == task.attempts
         )
 
-    def _lease(self, queues: list[str], *, wait_s: float, lease_s: int | None) -> Task | None:
+    def _lease(self, queues: list[str], *, wait_s: float, lease_s: float | None) -> Task | None:
         if not self._announced:  # (the claim's implicit registration has no model)
             self._register(self._profile())
             self._announced = self._joined = True
@@ -375,7 +375,7 @@ class Worker(_Role):
                 continue
 
     def tasks(
-        self, queue: str | Sequence[str], *, wait_s: float = 0, lease_s: int | None = None
+        self, queue: str | Sequence[str], *, wait_s: float = 0, lease_s: float | None = None
     ) -> Generator[Task, None, None]:
         """Claim and yield tasks of ``queue`` until none is left (after waiting ``wait_s``).
         Each ``report`` in the loop also leases the next task, in the same round trip: one
