@@ -331,3 +331,20 @@ def test_the_context_command_takes_a_password_url_from_swarm_url(
         assert not (tmp_path / "home2").exists()
     finally:
         server.kill()
+
+
+# --- 5. a shard collects only the findings of the tasks it spawned
+
+
+def test_a_shard_cannot_collect_a_finding_of_another_shards_task(redis_url: str) -> None:
+    with (
+        SwarmMemoryShard(url=redis_url, swarm="rv-other", agent_id="shard-a") as a,
+        SwarmMemoryShard(url=redis_url, swarm="rv-other", agent_id="shard-b") as b,
+    ):
+        task_id = a.spawn_worker_task("q", "d")
+        with pytest.raises(ValidationError, match=r"by shard 'shard-a'.*nothing was stored"):
+            b.collect_worker_finding(task_id, {"summary": "not mine"})
+        assert a.swarm.get_task(task_id).status.value == "pending"
+        assert a.get_all_findings() == [] and b.worker_findings == []
+        assert a.collect_worker_finding(task_id, {"summary": "mine"})
+        assert a.swarm.get_task(task_id).status.value == "completed"

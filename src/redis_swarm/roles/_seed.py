@@ -301,8 +301,17 @@ class SwarmMemoryShard(MemoryShard):
         """Record the finding of a worker this shard ran itself (not through a claim) and
         complete the task; returns the finding's id. Refused while another worker's live
         lease holds the task (that worker reports); on a task already settled the finding is
-        kept, marked superseded, and a ``SupersededFinding`` warning says so."""
+        kept, marked superseded, and a ``SupersededFinding`` warning says so. A task another
+        shard spawned is refused, nothing stored: its own shard collects it (or the worker
+        holding its lease reports)."""
         check_json_keys("the finding", finding)
+        parent = self.swarm.get_task(task_id).parent
+        if parent is not None and parent != self.agent_id:
+            raise ValidationError(
+                f"task {task_id} was spawned by shard {parent!r}, not by this shard "
+                f"({self.agent_id!r}): collect its finding through {parent!r}, or report it "
+                "from the worker that holds its lease; nothing was stored"
+            )
         try:
             stored = self.swarm.report(task_id, None, finding, worker=worker_id)
             fid = stored.id
