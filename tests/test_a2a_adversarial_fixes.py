@@ -301,3 +301,44 @@ def test_a_status_timestamp_that_is_no_time_is_refused_naming_it(a2a: A2AServer)
     assert "statusTimestampAfter 'not-a-date' is not a timestamp" in rest.json()["error"]["message"]
     good = _rpc(a2a, "ListTasks", {"statusTimestampAfter": "2026-01-31T12:00:00Z"})
     assert "result" in good, good
+
+
+# --- 6. a completion naming another task's finding
+
+
+def test_a_completion_naming_another_tasks_finding_is_not_believed(
+    a2a: A2AServer, a2a_redis: RedisServer, a2a_worker: Swarm
+) -> None:
+    """A forged ``task.completed`` (a worker's user may write the stream) naming a real finding
+    of another task gave the subscribed task that finding as its artifact."""
+    other = a2a_worker.post_task(QUEUE, "another task")
+    leased = a2a_worker.claim(QUEUE, worker="w", wait_s=5)
+    assert leased is not None and leased.id == other.id
+    foreign = a2a_worker.report(leased.id, leased.token, {"summary": "the other task's secret"})
+    sent = {"message": _message(), "configuration": {"returnImmediately": True}}
+    task = httpx.post(a2a.url + "/message:send", json=sent, headers=HEADERS,
+                      timeout=20).json()["task"]  # fmt: skip
+    url = f"{a2a.url}/tasks/{task['id']}:subscribe"
+    events: list[tuple[str, Any]] = []
+
+    def subscribe() -> None:
+        with httpx.stream("GET", url, headers=HEADERS, timeout=30) as answer:
+            events.extend(_sse_events(answer.read().decode()))
+
+    reading = threading.Thread(target=subscribe)
+    reading.start()
+    time.sleep(1.0)
+    a2a_redis.client().xadd(
+        f"rs:{{{SWARM}}}:events",
+        {"type": "task.completed", "task": task["id"], "queue": QUEUE, "worker": "x",
+         "finding": foreign.id},
+    )  # fmt: skip
+    time.sleep(0.5)
+    claimed = a2a_worker.claim(QUEUE, worker="w", wait_s=5)
+    assert claimed is not None and claimed.id == task["id"]
+    a2a_worker.report(claimed.id, claimed.token, {"summary": "found it"})
+    reading.join(30)
+    assert not reading.is_alive()
+    assert "the other task's secret" not in json.dumps(events), events
+    assert events[-1][1]["statusUpdate"]["status"]["state"] == "TASK_STATE_COMPLETED", events
+    assert "found it" in json.dumps([d for _, d in events if "artifactUpdate" in d]), events

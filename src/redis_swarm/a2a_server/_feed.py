@@ -17,8 +17,9 @@ does every later one's.
 ``updates_of`` says what a client hears of one event (a stream's, a webhook's). Any writer
 of the event stream may add a task event (a worker's user may): a completion naming a
 finding that does not exist ended every open stream of its task, and each resume of it,
-with "task not found", though the task was there. Such an event is not believed: the task's
-record says its state (see ``updates_of``), and the log says so in one line.
+with "task not found", though the task was there; one naming another task's finding gave
+the task that finding as its artifact. Such an event is not believed: the task's record says
+its state (see ``updates_of``), and the log says so in one line.
 """
 
 from __future__ import annotations
@@ -70,31 +71,32 @@ async def updates_of(
     swarm: AsyncSwarm, event: Event, task: SwarmTask
 ) -> list[TaskStatusUpdateEvent | TaskArtifactUpdateEvent]:
     """What a client hears of ``event`` of ``task`` (``_convert.updates``), a completion's
-    finding read. A completion naming a finding that does not exist (see the module) is the
-    task's record's word: an update with the record's own finding when the task is
-    completed, else none (skipped); either way one line in the log."""
+    finding read. A completion naming a finding that does not exist or is another task's
+    (see the module) is the task's record's word: an update with the record's own finding
+    when the task is completed, else none (skipped); either way one line in the log."""
     finding = None
     named = event.fields.get("finding")
     if event.type == EventType.TASK_COMPLETED and named:
-        try:
-            finding = await swarm.get_finding(named)
-        except (NotFound, ValidationError):
+        finding = await _finding_of(swarm, named, task)
+        if finding is None:
             said = (
                 f"task event {event.id} says task {task.id} completed with finding "
-                f"{named[:80]!r}, which does not exist"
+                f"{named[:80]!r}, which does not exist or is another task's"
             )
             if task.status != SwarmStatus.COMPLETED:
                 log.warning("%s, and the task is %s: the event is skipped", said, task.status.value)
                 return []
-            finding = await _own_finding(swarm, task)
+            finding = await _finding_of(swarm, task.finding_id, task)
             log.warning("%s: its update carries the task's own finding", said)
     return updates(event, task, finding)
 
 
-async def _own_finding(swarm: AsyncSwarm, task: SwarmTask) -> Finding | None:
-    if not task.finding_id:
+async def _finding_of(swarm: AsyncSwarm, finding_id: str | None, task: SwarmTask) -> Finding | None:
+    """Finding ``finding_id`` when it exists and is ``task``'s, else None."""
+    if not finding_id:
         return None
     try:
-        return await swarm.get_finding(task.finding_id)
+        finding = await swarm.get_finding(finding_id)
     except (NotFound, ValidationError):
         return None
+    return finding if finding.task_id == task.id else None
