@@ -126,3 +126,11 @@ def test_tls_that_does_not_verify_the_server_is_a_warning(
     else:
         (warning,) = warnings
         assert warning.startswith(warned) and "pretend to be" in warning
+
+
+def test_text_doctor_says_an_unverified_server_once(tls_server: TlsServer) -> None:
+    """The doctor's own warning said it, and the warning every handle gives as it connects
+    said it again on stderr."""
+    out = Cli(tls_server.url + "&ssl_cert_reqs=none")("doctor")
+    assert out.code == 0, out
+    assert (out.stdout + out.stderr).count("pretend to be the server") == 1, out
