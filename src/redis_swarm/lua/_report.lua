@@ -69,8 +69,8 @@ local function report_task(KEYS, ARGV, unleased)
   local t = load_record(K.tasks, id)
   if t == nil then
     return refuse('SWARM_NOTFOUND',
-      'task ' .. id .. ' does not exist (the finding was not stored): check the id with swarm '
-      .. 'task list')
+      'task ' .. id .. ' does not exist (the finding was not stored): '
+      .. 'check the id with swarm task list')
   end
   if not t then
     end_wait()
