@@ -107,7 +107,7 @@ def test_serve_refuses_a_lease_beyond_the_core_s_bound_before_it_starts(
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert "serving the questions" not in done.stderr
-    assert f"{int(MAX_LEASE_S)}" in done.stderr and "--lease" in done.stderr, done.stderr
+    assert f"{MAX_LEASE_S:,.0f}" in done.stderr and "--lease" in done.stderr, done.stderr
 
 
 def test_serve_does_not_warn_of_a_registered_agent_with_no_context(

@@ -15,7 +15,7 @@ import signal
 import sys
 import traceback
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
@@ -62,10 +62,10 @@ EXIT_EMPTY = 3  # nothing to claim, or a wait timed out
 # for git or grep there, killed by SIGPIPE (128 + 13), so that ``set -o pipefail`` scripts
 # treat swarm as they treat them, and a closed pipe is not mistaken for a full answer (0).
 EXIT_PIPE = 141
-# What an interrupted wait (Ctrl-C) became, by (group, command): its error line (exit 1), not
-# click's bare "Aborted!"; a {name} in it is the command's parameter of that name (the task's
-# id: {task_id}). (`ask` and `run` say it themselves; a command not named here ends as click
-# ends it.)
+# What an interrupted wait (Ctrl-C, or SIGTERM or SIGHUP: TERMINATIONS) became, by (group,
+# command): its error line (exit 1), not click's bare "Aborted!"; a {name} in it is the
+# command's parameter of that name (the task's id: {task_id}). (`ask` and `run` say it
+# themselves; a command not named here ends as click ends it.)
 INTERRUPTED: dict[tuple[str, str], str] = {
     ("task", "claim"): "interrupted: the claim stopped waiting and nothing was claimed (a task "
     "leased in that very instant goes back to its queue when its lease ends); claim again to "
@@ -81,6 +81,10 @@ INTERRUPTED: dict[tuple[str, str], str] = {
     ("msg", "inbox"): "interrupted: the read stopped; a message printed above is read, every "
     "other one stays unread: run swarm msg inbox again to read them",
 }
+# The signals that stop a command as Ctrl-C does, besides SIGINT (``_terminations_interrupt``):
+# its same words, its same exit 1, not the shell's 128 + the signal (the command ended itself,
+# having given back what it held: docs/cli.md, exit codes).
+TERMINATIONS = ("SIGTERM", "SIGHUP")
 # The commands whose usage errors exit 1, not click's 2: a Claude Code, Codex or Gemini CLI
 # hook runs `swarm hook`, and those clients read exit 2 as "block" (a refused stop, with the
 # usage text fed to the model).
@@ -583,7 +587,8 @@ class _Group(click.Group):
         _whole_stdout()
         _say_our_warnings()
         try:
-            return super().main(*args, **kwargs)
+            with _terminations_interrupt():
+                return super().main(*args, **kwargs)
         finally:
             # What is still buffered goes out here, where a reader that left ends the command
             # quietly, rather than at interpreter exit ("Exception ignored ...").
@@ -593,6 +598,32 @@ class _Group(click.Group):
                 _end_on_closed_stdout()
             except (OSError, ValueError):
                 pass
+
+
+@contextlib.contextmanager
+def _terminations_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP stop a command as Ctrl-C does (``KeyboardInterrupt``), restored
+    when it ends: by default they killed it silently, mid-wait (``timeout 5 swarm task claim
+    Q --wait 30``, a terminal closed), a waiting claim's name left on the queue's waiters list
+    (the next post gave its token to nobody), where an interrupted wait takes it off and says
+    what became of it (``INTERRUPTED``, exit 1). A command that handles them itself
+    (``signals``: ``run``, ``ask``, ``finish_uninterrupted``) overrides this while it does. A
+    signal not at its default (ignored: ``nohup``; a host's handler) is left as it is."""
+    set_here: list[tuple[int, Any]] = []
+    for name in TERMINATIONS:
+        number = getattr(signal, name, None)  # (no SIGHUP on Windows)
+        if number is None:
+            continue
+        try:
+            if signal.getsignal(number) is signal.SIG_DFL:
+                set_here.append((number, signal.signal(number, signal.default_int_handler)))
+        except ValueError:  # not the main thread: no signal handling
+            break
+    try:
+        yield
+    finally:
+        for number, before in set_here:
+            signal.signal(number, before)
 
 
 def _say_our_warnings() -> None:

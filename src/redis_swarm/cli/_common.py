@@ -43,7 +43,7 @@ from .._validate import (
     check_json_depth,
     check_name,
 )
-from ._app import EXIT_EMPTY, App, error_json
+from ._app import EXIT_EMPTY, TERMINATIONS, App, error_json
 
 if TYPE_CHECKING:
     # Imported where a table or a bar is drawn: every command's module imports this one, and
@@ -143,9 +143,9 @@ class Number(click.types.FloatParamType):
 
 
 class Seconds(click.types.FloatParamType):
-    """A number of seconds: finite, from 0 (above 0 with ``above_zero``) to ``most`` (the
-    core's bound for the option, so that a value it refuses is a usage error here), else
-    ``MAX_S``.
+    """A number of seconds: finite, from ``least`` (0 unless given; above 0 with
+    ``above_zero``) to ``most`` (the core's bounds for the option, so that a value it refuses
+    is a usage error here), else ``MAX_S``.
 
     ``nan`` would compare false with every deadline (a pool that never stops idling),
     ``inf`` and ``1e300`` overflow the millisecond timestamps built from them.
@@ -154,17 +154,20 @@ class Seconds(click.types.FloatParamType):
     name = "seconds"
     MAX_S = MAX_DURATION_S  # (the core's bound on a duration)
 
-    def __init__(self, *, above_zero: bool = False, most: float | None = None) -> None:
+    def __init__(
+        self, *, above_zero: bool = False, least: float = 0.0, most: float | None = None
+    ) -> None:
         self.above_zero = above_zero
+        self.least = least
         self.most = self.MAX_S if most is None else most
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> float:
         number = _number(value)
-        low_ok = number > 0 if self.above_zero else number >= 0
+        low_ok = number > 0 if self.above_zero else number >= self.least
         if not (math.isfinite(number) and low_ok and number <= self.most):
-            bounds = "above 0" if self.above_zero else "from 0"
+            bounds = "above 0" if self.above_zero else f"from {readable_number(self.least)}"
             self.fail(
                 f"{value!r} is not a number of seconds {bounds} to "
                 f"{readable_number(self.most)}: "
@@ -652,7 +655,7 @@ def hold_interrupts() -> None:
     """Ignore Ctrl-C, SIGTERM and SIGHUP from now on (main thread only): for a command that
     was interrupted, took back what it had started and now ends with its own exit code and
     error line, which a second Ctrl-C must not turn into a death by SIGINT (exit 130)."""
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+    for name in ("SIGINT", *TERMINATIONS):
         number = getattr(signal, name, None)  # (no SIGHUP on Windows)
         if number is not None:
             with contextlib.suppress(ValueError):  # not the main thread

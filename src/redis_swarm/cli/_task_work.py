@@ -93,17 +93,26 @@ def _kept_token(app: App, task_id: str, token: str | None, worker: str | None = 
 
 def _unless_settled(app: App, task_id: str) -> None:
     """For a call with no token to give: the task gone (the core's NotFound, as it says it),
-    or settled (``tokens.outlived``: its kept tokens are dropped, and no lease of it is left
-    to act on), said as the refusal it is (exit 1), rather than sending the user to look
-    for a token. Open, or not read (an outage, a damaged record): nothing said here."""
+    or settled (its kept tokens are dropped, and no lease of it is left to act on), said as
+    the refusal it is (exit 1), rather than sending the user to look for a token. Open, or
+    not read (an outage, a damaged record): nothing said here."""
+    t = _settled_now(app, task_id)
+    if t is not None:
+        raise LeaseLost(_no_lease_line(t))
+
+
+def _settled_now(app: App, task_id: str) -> Task | None:
+    """``task_id`` read now if it is settled (``tokens.outlived``); None when it is open or
+    cannot be read (an outage, a damaged record: its token is kept, the call may be tried
+    again). Gone: the core's NotFound, which each caller takes its own way (a call with no
+    token says it; a refused call forgets the token: ``tokens.outlived(None)``)."""
     try:
         t = app.swarm.get_task(task_id)
     except NotFound:
         raise
     except SwarmError:
-        return
-    if tokens.outlived(t.status):
-        raise LeaseLost(_no_lease_line(t))
+        return None
+    return t if tokens.outlived(t.status) else None
 
 
 def _no_lease_line(t: Task) -> str:
@@ -166,7 +175,7 @@ def claim(
     app: App,
     queues: tuple[str, ...],
     worker: str,
-    lease_s: int | None,
+    lease_s: float | None,
     wait_s: float,
     count: int | None,
 ) -> None:
@@ -299,23 +308,15 @@ def _settling(
             tokens.forget_task(settings, task_id, token)
         raise
     except (Conflict, NotFound):
-        if _settled_or_gone(app, task_id):
+        try:
+            outlived = _settled_now(app, task_id) is not None
+        except NotFound:
+            outlived = tokens.outlived(None)  # (gone: no work of it is left to report)
+        if outlived:
             tokens.forget_task(settings, task_id, token)
         raise
     if ends:
         tokens.forget_task(settings, task_id, token)
-
-
-def _settled_or_gone(app: App, task_id: str) -> bool:
-    """Whether ``task_id`` is settled or gone (``tokens.outlived``), read now; False when it
-    cannot be read (an outage: its token is kept, the call may be tried again)."""
-    try:
-        status = app.swarm.get_task(task_id).status
-    except NotFound:
-        return tokens.outlived(None)
-    except SwarmError:
-        return False
-    return tokens.outlived(status)
 
 
 def _claimed_line(t: Task) -> str:
@@ -333,7 +334,7 @@ def _render_claimed(app: App, claimed: Sequence[Task]) -> None:
 @click.option("--lease", "lease_s", type=LEASE_SECONDS, help="Lease seconds from now.")
 @json_option
 @pass_app
-def renew(app: App, task_id: str, token: str | None, lease_s: int | None) -> None:
+def renew(app: App, task_id: str, token: str | None, lease_s: float | None) -> None:
     """Extend your lease on TASK_ID (it restarts from now)."""
     token = _kept_token(app, task_id, token)
     with _settling(app, task_id, token, ends=False):
@@ -392,7 +393,7 @@ def report(
     context_version: str | None,
     finding_id: str | None,
     claim_next: tuple[str, ...],
-    next_lease_s: int | None,
+    next_lease_s: float | None,
     wait_s: float,
     usage_arg: str | None,
 ) -> None:

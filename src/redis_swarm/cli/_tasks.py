@@ -26,6 +26,7 @@ from .._validate import (
     MAX_LEASE_S,
     MAX_PRIORITY,
     MAX_RETRY_BACKOFF_S,
+    MIN_LEASE_S,
 )
 from ._app import App, _Group, json_option, main, pass_app
 from ._common import (
@@ -48,8 +49,9 @@ from ._common import (
     when,
 )
 
-# A lease the core takes, whole seconds: its bound said once, by click (a usage error, 2).
-LEASE_SECONDS = click.IntRange(1, int(MAX_LEASE_S))
+# A lease, in seconds: the core's bounds (from 1 ms to 30 days, as the Python API and
+# --jsonl's lease_s take), a value outside them a usage error (exit 2).
+LEASE_SECONDS = Seconds(least=MIN_LEASE_S, most=MAX_LEASE_S)
 
 
 # A task's --max-attempts and --max-abandons: the core's bound, said by click (1<=x<=1000).
@@ -216,7 +218,7 @@ def post(
     priority: int,
     max_attempts: int,
     max_abandons: int | None,
-    lease_s: int,
+    lease_s: float,
     delay: float | None,
     dedupe_key: str | None,
     parent: str | None,

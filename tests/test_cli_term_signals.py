@@ -1,0 +1,142 @@
+"""SIGTERM and SIGHUP stop a command as Ctrl-C does: `timeout 5 swarm task claim Q --wait 30`
+(timeout sends SIGTERM) and a terminal closing (SIGHUP) killed a waiting claim silently
+(exit -15, -1), its worker's name left on the queue's waiters list (the next post gave a
+token to nobody: one task waited a chunk); now the wait is interrupted, says so as Ctrl-C's
+does (exit 1) and leaves the list. Once a claim returned, they are held as Ctrl-C is."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from redis_swarm import Swarm, TaskStatus
+from redis_swarm._keys import Keys
+from redis_swarm.cli import _task_work
+
+from ._cli import Cli, subprocess_env, swarm_bin
+from ._raw import blocked_clients, raw_client
+from ._waiting import until
+
+WORKER = "w-term"
+KEYS = Keys("test")
+
+
+@pytest.fixture
+def swarm(redis_url: str) -> Iterator[Swarm]:
+    with Swarm(redis_url, swarm="test") as s:
+        yield s
+
+
+def _start(
+    redis_url: str, tmp_path: Path, *args: str, before: Callable[[], None] | None = None
+) -> subprocess.Popen[bytes]:
+    env = subprocess_env(redis_url, "test", swarm_bin(tmp_path / "bin").parent)
+    return subprocess.Popen(
+        [sys.executable, "-m", "redis_swarm", *args], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, preexec_fn=before,
+    )  # fmt: skip
+
+
+def _ended(proc: subprocess.Popen[bytes]) -> tuple[int, str, str]:
+    try:
+        stdout, stderr = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, stderr = proc.communicate(timeout=10)
+    return proc.returncode, stdout.decode(), stderr.decode()
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_a_terminated_waiting_claim_says_so_and_leaves_the_waiters_list(
+    swarm: Swarm, redis_url: str, tmp_path: Path, name: str
+) -> None:
+    proc = _start(redis_url, tmp_path, "task", "claim", "q-empty", "--wait", "30",
+                  "--worker", WORKER)  # fmt: skip
+    waiters = KEYS.waiters("q-empty")
+    with contextlib.closing(raw_client(redis_url, decode_responses=True)) as raw:
+        until(
+            lambda: WORKER in raw.lrange(waiters, 0, -1) and blocked_clients(raw) >= 1,
+            "the claim waiting, its name on the waiters list",
+        )
+        proc.send_signal(getattr(signal, name))
+        code, stdout, stderr = _ended(proc)
+        assert code == 1, (code, stderr)
+        assert "\nerror: interrupted: the claim stopped waiting and nothing was " in stderr
+        assert "Aborted" not in stderr and "Traceback" not in stderr and stdout == "", stderr
+        assert WORKER not in raw.lrange(waiters, 0, -1)
+    # (a post now wakes nobody that is gone: the next claim takes it at once)
+    posted = swarm.post_task("q-empty", "d")
+    claimed = swarm.claim("q-empty", worker="w-other", wait_s=5)
+    assert claimed is not None and claimed.id == posted.id
+
+
+def test_a_hung_up_task_wait_says_the_wait_stopped(
+    swarm: Swarm, redis_url: str, tmp_path: Path
+) -> None:
+    swarm.post_task("q-open", "d")
+    with contextlib.closing(raw_client(redis_url)) as raw:
+        before = blocked_clients(raw)
+        proc = _start(redis_url, tmp_path, "task", "wait", "--queue", "q-open", "--timeout", "30")
+        until(lambda: blocked_clients(raw) > before, "the wait blocking")
+    proc.send_signal(signal.SIGHUP)
+    code, _stdout, stderr = _ended(proc)
+    assert code == 1, (code, stderr)
+    assert "error: interrupted: the wait stopped;" in stderr and "Aborted" not in stderr, stderr
+
+
+def _ignoring_sighup() -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # (as `nohup` starts it)
+
+
+def test_a_signal_ignored_at_start_stays_ignored(
+    swarm: Swarm, redis_url: str, tmp_path: Path
+) -> None:
+    """`nohup swarm task claim ...`: a SIGHUP the command was started ignoring stays so."""
+    proc = _start(
+        redis_url, tmp_path, "task", "claim", "q-nohup", "--wait", "30", "--worker", WORKER,
+        before=_ignoring_sighup,
+    )  # fmt: skip
+    waiters = KEYS.waiters("q-nohup")
+    with contextlib.closing(raw_client(redis_url, decode_responses=True)) as raw:
+        until(lambda: WORKER in raw.lrange(waiters, 0, -1), "the claim waiting")
+        proc.send_signal(signal.SIGHUP)
+        posted = swarm.post_task("q-nohup", "d")
+        code, stdout, stderr = _ended(proc)
+    assert code == 0, (code, stderr)
+    assert f"claimed {posted.id} (token " in stdout, stdout
+
+
+def _signal_then(number: int, step: Callable[..., Any]) -> Callable[..., Any]:
+    """``step`` preceded by signal ``number`` to this process, as one landing right after
+    the claim returned."""
+
+    def signalled(*args: Any, **kwargs: Any) -> Any:
+        os.kill(os.getpid(), number)
+        return step(*args, **kwargs)
+
+    return signalled
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_a_termination_once_the_claim_returned_is_held_as_ctrl_c_is(
+    cli: Cli, swarm: Swarm, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    number = getattr(signal, name)
+    monkeypatch.setattr(_task_work, "_prune_tokens", _signal_then(number, _task_work._prune_tokens))
+    before = signal.getsignal(number)
+    posted = swarm.post_task("q", "d")
+    out = cli("task", "claim", "q", "--wait", "5", "--worker", WORKER, expect=None)
+    assert out.code == 0, out
+    assert f"claimed {posted.id} (token " in out.stdout
+    assert "interrupted" not in out.stderr and "Aborted" not in out.stderr, out
+    assert swarm.get_task(posted.id).status is TaskStatus.CLAIMED
+    # (the command's handlers are put back: the signal is this process's again)
+    assert signal.getsignal(number) is before
