@@ -43,7 +43,7 @@ class LeaseRenewal:
 
     swarm: Swarm
     task: Task
-    lease_s: int | None  # asked at each renewal (None: as the claim asked, else the task's)
+    lease_s: float | None  # asked at each renewal (None: as the claim asked, else the task's)
     lost: list[str]  # why the pool stopped the agent, if it did
     token: Callable[[], str | None]  # the newest lease the pool holds of the task
     on_outage: Callable[[ConnectionFailed], None]

@@ -24,7 +24,7 @@ class RunOptions:
     max_tasks: int | None = None
     idle_exit_s: float | None = None
     until_done: bool = False  # stop when no task of the queues is pending, delayed or claimed
-    lease_s: int | None = None  # the lease asked at claim and renewal (default: the task's)
+    lease_s: float | None = None  # the lease asked at claim and renewal (default: the task's)
     timeout_s: float = DEFAULT_TIMEOUT_S  # the most a process may run, whatever lease_s is
     worker: str | None = None  # worker name prefix; slot i is PREFIX-i
     model: str | None = None  # recorded on findings (default: the one the agent's output names)

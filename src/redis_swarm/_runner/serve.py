@@ -79,7 +79,7 @@ class ServeOptions:
     # The lease claimed and renewed (None: each question's own, which its asker chose to come
     # back well within its wait, a third of it); renewed while the agent runs, so a server
     # that dies gives its questions back that soon.
-    lease_s: int | None = None
+    lease_s: float | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S  # the most one answer may take
     inline_max_tokens: int = 20_000  # a context this small is put in the prompt itself
     worker: str | None = None

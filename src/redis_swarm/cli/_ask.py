@@ -368,7 +368,7 @@ def serve(
     command: str,
     concurrency: int,
     session: bool,
-    lease_s: int | None,
+    lease_s: float | None,
     timeout_s: float,
     inline_max_tokens: int,
     worker: str | None,

@@ -118,7 +118,7 @@ def run(
     max_tasks: int | None,
     idle_exit_s: float | None,
     until_done: bool,
-    lease_s: int | None,
+    lease_s: float | None,
     timeout_s: float | None,
     worker: str | None,
     model: str | None,
