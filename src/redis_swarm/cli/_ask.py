@@ -29,7 +29,7 @@ from ._common import (
     Seconds,
     agent_option_default,
     complete_owners,
-    content,
+    echo_content,
     hold_interrupts,
     one_stdin,
     own_kept_token,
@@ -239,7 +239,7 @@ def ask(
     notes = _notes(app, target, text, answer, dedupe_key)
 
     def human() -> None:
-        click.echo(content(answer.text))
+        echo_content(answer.text)
         for note in notes:
             click.echo(printable(f"note: {note}"), err=True)
         click.echo(printable(_footer(answer)), err=True)

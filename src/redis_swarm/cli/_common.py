@@ -66,7 +66,7 @@ __all__ = [
     "complete_owners",
     "complete_queues",
     "complete_tasks",
-    "content",
+    "echo_content",
     "empty_stdin",
     "kv_table",
     "listen_options",
@@ -881,10 +881,12 @@ def on_terminal() -> bool:
     return sys.stdout.isatty()
 
 
-def content(text: str) -> str:
-    """Stored content as printed by read and search: exact into a pipe or a file (what agents
-    and scripts get), its control characters escaped on a terminal (see ``printable``)."""
-    return printable(text) if on_terminal() else text
+def echo_content(text: str, *, nl: bool = True) -> None:
+    """Print stored content (a context read or searched, an answer, a message's body): exact
+    into a pipe or a file (what agents and scripts get: ``color=True``, or click would strip
+    what looks like an ANSI escape there, changing the bytes and their offsets), its control
+    characters escaped on a terminal (see ``printable``)."""
+    click.echo(printable(text) if on_terminal() else text, nl=nl, color=True)
 
 
 def stdout_binary() -> IO[bytes]:

@@ -12,7 +12,7 @@ import click
 from .._codec import byte_size
 from .._context_records import ContextSlice, grep_groups
 from .._errors import PayloadTooLarge, ValidationError
-from .._printable import short_version
+from .._printable import printable, short_version
 from .._validate import DEFAULT_AROUND, MAX_AROUND, MAX_HITS
 from . import _common
 from ._app import App, json_option, main, pass_app
@@ -23,7 +23,7 @@ from ._common import (
     agent_option_default,
     agent_required,
     complete_owners,
-    content,
+    echo_content,
     empty_stdin,
     kv_table,
     make_table,
@@ -324,10 +324,9 @@ def read(
         )
         if not part.text:
             return
-        if _common.on_terminal():  # escaped, and a final newline for the prompt's sake
-            click.echo(content(part.text), nl=not part.text.endswith("\n"))
-        else:  # exact: a pipe or a file gets the bytes, and nothing more
-            click.echo(part.text, nl=False)
+        # (a pipe or a file gets the bytes, and nothing more; a terminal a final newline
+        # for the prompt's sake)
+        echo_content(part.text, nl=_common.on_terminal() and not part.text.endswith("\n"))
 
     app.emit(part, human)
 
@@ -411,12 +410,12 @@ def search(
         if not hits:
             cased = pattern.lower() != pattern.upper()
             hint = " (add -i to ignore case)" if cased and not ignore_case else ""
-            click.echo(f"no match for {pattern!r}{hint}", err=True)
+            click.echo(f"no match for '{printable(pattern)}'{hint}", err=True)
         for index, group in enumerate(grep_groups(hits)):
             if index and around:
                 click.echo("--")
             for line in group:
-                click.echo(content(f"{line.number}{':' if line.hit else '-'} {line.text}"))
+                echo_content(f"{line.number}{':' if line.hit else '-'} {line.text}")
         if more:
             bigger = f"raise --max-hits (up to {MAX_HITS}) or " if max_hits < MAX_HITS else ""
             click.echo(f"more lines match past these {len(hits)}: {bigger}narrow the pattern",

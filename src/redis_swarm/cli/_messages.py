@@ -23,7 +23,7 @@ from ._common import (
     agent_required,
     ago,
     complete_agents,
-    content,
+    echo_content,
     kv_table,
     make_table,
     one_stdin,
@@ -286,7 +286,7 @@ def show(app: App, message_id: str, agent: str) -> None:
             pairs.append(("data", m.data))
         print_table(app, kv_table(pairs))
         click.echo()
-        click.echo(content(m.body))
+        echo_content(m.body)
 
     app.emit(m, human)
 
