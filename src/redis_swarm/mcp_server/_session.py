@@ -1,10 +1,12 @@
 """Who is calling: one registered agent per MCP session, and the leases it holds.
 
 A session registers as an agent when its client connects (role from ``--role``, client name
-from the ``initialize`` request), heartbeats while it is connected, and on close releases the
-tasks it still holds. Then an agent whose id was made up here leaves (deregisters: nobody can
-come back as it); one whose id was given (``--name``, or SWARM_AGENT) stays registered and is
-marked stale at once, its inbox kept, so that its next start reads what it was sent meanwhile.
+from the ``initialize`` request), heartbeats while it is connected (and before each tool call
+that acts as its agent: ``present``, which registers it again at once after a sweep), and on
+close releases the tasks it still holds. Then an agent whose id was made up here leaves
+(deregisters: nobody can come back as it); one whose id was given (``--name``, or SWARM_AGENT)
+stays registered and is marked stale at once, its inbox kept, so that its next start reads
+what it was sent meanwhile.
 The record names the server that registered it last (``server_identity``: host and pid, which
 the hooks of the session check to name its MCP tools); registering builds on the record as
 stored (the core's ``join``: the hooks' keys kept, a SessionStart at the same instant never
@@ -551,12 +553,19 @@ class SessionRegistry(CoreCalls):
             await anyio.sleep(interval_s)
             await self.close_unused()
             for session in self.live:
-                async with session.beating:
-                    beat = not session.closed  # (closed while this round ran: not present)
-                    if beat:
-                        await self._beat(session)
-                    if beat and session.closed:  # (closed while it was on its way, unwaited)
-                        await self._undo_late_beat(session)
+                await self.beat(session)
+
+    async def beat(self, session: AgentSession) -> None:
+        """One heartbeat of the session's agent (the loop's, or a tool's: ``present``): its
+        presence made fresh, and the agent registered again if a sweep removed it (or if the
+        record names no server, for a given id: ``_beat``). One at a time per session; none
+        once it closed, and one that landed after it closed undone."""
+        async with session.beating:
+            beat = not session.closed  # (closed meanwhile: not present)
+            if beat:
+                await self._beat(session)
+            if beat and session.closed:  # (closed while it was on its way, unwaited)
+                await self._undo_late_beat(session)
 
     async def _undo_late_beat(self, session: AgentSession) -> None:
         """A heartbeat that landed after its session closed said the agent was alive: a named
@@ -615,22 +624,21 @@ class SessionRegistry(CoreCalls):
             log.warning("task %s of %s could not be read: %s", task_id, session.agent_id, exc)
         return True
 
-    async def rejoin_if_swept(self, session: AgentSession) -> bool:
-        """After a call found no agent (NotFound): whether the session's agent is registered
-        now, registered again at once if a sweep removed it, rather than at the next
-        heartbeat, a tool call in between told the agent it was not registered. False when
-        it cannot be (its id another server's now, the server away): the caller says the
-        error it had."""
-        if session.closed or session.displaced is not None:
-            return False
-        async with session.beating:  # (not at once with the heartbeat's own rejoin)
-            try:
-                await self.call(self.swarm.heartbeat, session.agent_id)
-            except NotFound:
-                return await self._rejoin(session)
-            except SwarmError:
-                return False
-        return True  # (there: registered again meanwhile, or the error was of another thing)
+    async def present(self, session: AgentSession) -> None:
+        """Before a tool acts as the session's agent (any tool that changes something: it
+        sends, reads its inbox, posts, claims, reports, asks, publishes as that agent): a
+        heartbeat now (``beat``; a tool call is a sign of life), so that an agent a sweep
+        removed while the session was quiet (a suspended laptop), or ``swarm agents
+        deregister`` removed, is registered again, once, as at its start, before the call
+        acts. Else, until the loop's next heartbeat, a message would go out from an agent the
+        swarm does not know, a task be posted by a parent gone, a claim register a bare
+        worker in its place (no metadata naming this server). Raises Conflict when the
+        rejoin was refused (the id is another server's live agent's now: ``displaced``); a
+        heartbeat that failed otherwise (the server away) is left to the tool's own call,
+        which says its error."""
+        await self.beat(session)
+        if session.displaced is not None:
+            raise Conflict(session.displaced)
 
     async def _rejoin(self, session: AgentSession) -> bool:
         """Register the session's agent again, as it was at its start (its server's identity

@@ -116,7 +116,7 @@ class AskTools(ToolsBase):
         your task, whose lease is renewed while you wait. On timeout the question is
         cancelled: go on without it, or ask again with a longer timeout_s. So is it when
         this call is cancelled or the session ends first (unless another asker posted it)."""
-        session = await self._session(ctx)
+        session = await self._acting(ctx)
         held = task_id
         if held is None and len(session.leases) == 1:
             held = next(iter(session.leases))
@@ -189,7 +189,7 @@ class AskTools(ToolsBase):
         """Shard: take the next question workers asked about your context (with ask), to
         answer it from what you hold. Answer it with answer_question, then take the next;
         none: the result says so (call again with wait_s to wait)."""
-        session = await self._session(ctx)
+        session = await self._acting(ctx)
         # (the owner checked as one: the queue's name would blame an argument not given)
         queue = ask_queue(check_name("context owner", session.context_owner(owner)))
         # (a wait in slices, as claim_task's: a cancelled call ends it, takes nothing; a
@@ -230,7 +230,7 @@ class AskTools(ToolsBase):
     ) -> CallToolResult:
         """Shard: answer, once, a question you took with next_question; the asker gets it
         at once, with the version of the context you read. Then take the next one."""
-        session = await self._session(ctx)
+        session = await self._acting(ctx)
         token = self._token(session, question_id, None, ANSWER)
         lease = session.leases.get(question_id)
         # The version of the asked owner's context this session read (the question's queue

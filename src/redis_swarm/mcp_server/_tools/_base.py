@@ -107,10 +107,22 @@ class ToolsBase:
         return task, dead_lettered(dead)
 
     async def _session(self, ctx: Context) -> AgentSession:
+        """The session of a read-only tool's call (it acts as no agent: ``_acting``)."""
         try:
             return await self.sessions.for_request(ctx.request_context)
         except SwarmError as exc:
             raise self._error(exc) from exc
+
+    async def _acting(self, ctx: Context) -> AgentSession:
+        """The session of a tool that changes something, which it does as the session's agent
+        (every tool not marked read_only): the agent made present first, registered again at
+        once if a sweep removed it (``SessionRegistry.present``), then the call acts."""
+        session = await self._session(ctx)
+        try:
+            await self.sessions.present(session)
+        except SwarmError as exc:
+            raise self._error(exc) from exc
+        return session
 
     async def _run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         try:

@@ -397,7 +397,7 @@ class ContextTools(ToolsBase):
         """Shard, step 1: publish the context your workers will read (give text, or a path
         to a file: the better way for big contexts). Publishing again makes a new version;
         readers see the old or the new one, never a mix. Step 2: post_task / post_tasks."""
-        session = await self._session(ctx)
+        session = await self._acting(ctx)
         if (text is None) == (path is None):
             raise ValidationError(
                 "pass exactly one of text or path (a file on this server's machine)"

@@ -9,7 +9,7 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from ..._codec import dumps
-from ..._errors import NotFound, SwarmError
+from ..._errors import SwarmError
 from ..._models import PassCosts
 from .._render import blocks, plain
 from .._roles import EVERYONE, tool
@@ -84,7 +84,7 @@ class EveryoneTools(ToolsBase):
         """Send a message to one agent's inbox, or to every agent with to='*'. The receiver
         reads it with read_inbox. A broadcast says how many agents receive it ("receivers":
         those registered now, you aside); with none, a "warning" says it reached nobody."""
-        session = await self._session(ctx)
+        session = await self._acting(ctx)
         if to == "*":
             message = await self._run(
                 self.swarm.broadcast, body, sender=session.agent_id, kind=kind, data=data
@@ -116,18 +116,9 @@ class EveryoneTools(ToolsBase):
         """Read the messages sent to you that you have not been shown, broadcasts included,
         oldest first; each is shown once (message_id: show one again). Check it between
         tasks: a coordinator may ask you for something."""
-        session = await self._session(ctx)
+        session = await self._acting(ctx)
         agent = session.agent_id
         async with self.sessions.reading_inbox(agent):  # (see there)
-            try:
-                return await self._read_inbox(agent, limit, message_id)
-            except NotFound as exc:
-                # The session's agent swept meanwhile (the heartbeat registers it again
-                # within a beat): registered again now, the read is tried once more.
-                if not await self.sessions.rejoin_if_swept(session):
-                    raise self._error(exc) from exc
-            except SwarmError as exc:
-                raise self._error(exc) from exc
             try:
                 return await self._read_inbox(agent, limit, message_id)
             except SwarmError as exc:

@@ -99,7 +99,7 @@ class PlannerTools(ToolsBase):
         """Post one task to a queue for a worker to claim. You are recorded as its parent, so
         its worker reads your context. Many tasks? post_tasks does them in one call. Then
         wait_for_pass(pass_name=...) and read the results with list_findings."""
-        session = await self._session(ctx)
+        session = await self._acting(ctx)
         task = await self._run(
             self.swarm.post_task,
             queue,
@@ -129,7 +129,7 @@ class PlannerTools(ToolsBase):
     ) -> CallToolResult:
         """Post many tasks in one round trip (all or nothing is validated first). You are
         their parent. Then wait_for_pass(pass_name=...) and read list_findings."""
-        session = await self._session(ctx)
+        session = await self._acting(ctx)
         specs = [{**t.model_dump(), "parent": session.agent_id} for t in tasks]
         posted = await self._run(self.swarm.post_tasks, specs)
         queues: dict[str, int] = {}
@@ -265,7 +265,7 @@ class PlannerTools(ToolsBase):
         finding ids it rests on (they must exist, and be of that pass or of no pass, unless
         across_passes).
         Then start the next pass."""
-        session = await self._session(ctx)
+        session = await self._acting(ctx)
         # (an empty sources without cites_none: the core's refusal, in this server's words)
         result = await self._run(
             self.swarm.synthesize,
@@ -289,7 +289,7 @@ class PlannerTools(ToolsBase):
         ctx: Context,
     ) -> CallToolResult:
         """Coordinator: ask a shard to synthesise a pass (it arrives in the shard's inbox)."""
-        session = await self._session(ctx)
+        session = await self._acting(ctx)
         message = await self._run(
             self.swarm.request_synthesis, shard, pass_name, instructions, sender=session.agent_id
         )

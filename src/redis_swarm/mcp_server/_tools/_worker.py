@@ -117,7 +117,7 @@ class WorkerTools(ToolsBase):
         with search_context, read_context_lines or get_context. Step 3: call report_finding
         once with your result, or fail_task if you cannot do it. Work longer than the lease?
         call renew_task. No task: the result says so; stop, or claim again with wait_s."""
-        session = await self._session(ctx)
+        session = await self._acting(ctx)
         task, said = await self._claim(session, queue, lease_s=lease_s, wait_s=wait_s)
         if task is None:
             return self._result({**await self._none_ready(queue), **said})
@@ -186,7 +186,7 @@ class WorkerTools(ToolsBase):
     ) -> CallToolResult:
         """Extend your lease on a task you are still working on, before it runs out (the
         claim told you its lease_deadline); otherwise the task goes back to its queue."""
-        session = await self._session(ctx)
+        session = await self._acting(ctx)
         lease_token = self._token(session, task_id, token)
         task = await self._run(self.swarm.renew, task_id, lease_token, lease_s)
         return self._result(
@@ -248,7 +248,7 @@ class WorkerTools(ToolsBase):
                 )
             )
         spent = _run_usage(usage)
-        session = await self._session(ctx)
+        session = await self._acting(ctx)
         lease_token = self._token(session, task_id, token)
         lease = session.leases.get(task_id)
         finding: dict[str, Any] = dict(extra or {})
@@ -320,7 +320,7 @@ class WorkerTools(ToolsBase):
         has failed max_attempts times), or dead-lettered with retry=false. Then claim the next
         task."""
         spent = _run_usage(usage)
-        session = await self._session(ctx)
+        session = await self._acting(ctx)
         lease_token = self._token(session, task_id, token)
         task = await self._run(
             self.swarm.fail, task_id, lease_token, error, retry=retry, usage=spent,
