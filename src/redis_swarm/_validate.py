@@ -228,6 +228,19 @@ def _in_ascii(text: str) -> str:
     return f", as {written}"
 
 
+def check_unicode(subject: str, text: str) -> None:
+    """Refuse ``text`` holding a lone surrogate (half of a character: Python takes it, UTF-8
+    and so Redis cannot), naming ``subject``."""
+    if text.isascii():
+        return
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise ValidationError(
+            f"{subject} is not valid Unicode text (it holds a lone surrogate): fix the text"
+        ) from None
+
+
 def check_label(
     kind: str, value: object, *, max_chars: int = MAX_LABEL_CHARS, new: bool = False
 ) -> str:
@@ -252,12 +265,7 @@ def check_label(
         raise ValidationError(
             f"{kind} is {len(value)} characters long; the limit is {max_chars}: shorten it"
         )
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        raise ValidationError(
-            f"{kind} is not valid Unicode text (it holds a lone surrogate): fix the text"
-        ) from None
+    check_unicode(kind, value)
     if new:
         check_printable(f"the {kind}", value, max_chars=max_chars)
     return value

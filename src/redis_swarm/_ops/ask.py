@@ -44,7 +44,7 @@ from .._models import ANSWER_KIND, QUESTION_KIND, Answer, Finding, Task, TaskSta
 from .._printable import asked_otherwise
 from .._protocol import INTERRUPTS, Batch, Cmd, OpContext, Operation
 from .._usage import Usage
-from .._validate import MAX_ASK_TIMEOUT_S, check_id, check_name
+from .._validate import MAX_ASK_TIMEOUT_S, check_id, check_name, check_unicode
 from . import findings as finding_ops
 from . import tasks as task_ops
 from ._bus import now_from
@@ -132,6 +132,7 @@ def _check_question(question: object) -> str:
             f"{MAX_QUESTION_CHARS:,}: ask briefly and pass the material in data (or publish "
             "it as a context and name it)"
         )
+    check_unicode("the question", question)
     return question
 
 

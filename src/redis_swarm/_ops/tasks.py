@@ -51,6 +51,7 @@ from .._validate import (
     check_failure_reason,
     check_id,
     check_name,
+    check_unicode,
 )
 from ._work import (
     LIST_BUDGET,
@@ -232,13 +233,7 @@ def _checked(
         )
     if not description.strip():
         raise ValidationError("description must be a non-empty string: say what to do")
-    if not description.isascii():
-        try:
-            description.encode()
-        except UnicodeEncodeError:
-            raise ValidationError(
-                "description is not valid Unicode text (it holds a lone surrogate): fix it"
-            ) from None
+    check_unicode("description", description)
     if len(description) > MAX_DESCRIPTION_CHARS:
         raise PayloadTooLarge(
             f"the description is {len(description):,} characters; the limit is "
