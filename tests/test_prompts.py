@@ -228,14 +228,15 @@ def test_every_template_section_is_used(monkeypatch: pytest.MonkeyPatch) -> None
             for client in CLIENTS:
                 render_prompt(role, settings=REMOTE, via=via, client=client)
     orphan = Task(id="t-2", queue="q", description="d", parent="shard-b")
-    for task, info in ((TASK, INFO), (orphan, None)):
+    pdf = replace(INFO, media_type="application/pdf")  # not text: written to a file
+    for task, info in ((TASK, INFO), (TASK, pdf), (orphan, None)):
         for tags in (None, finding_tags("ab12")):
             render_task_prompt(task, settings=REMOTE, context=info, finding_tags=tags)
     asker = Task(id="t-3", queue="main", description="audit", worker="w-1")
     question = Task(id="t-4", queue="ask.shard-a", description="where?", data={"data": {"a": 1}})
     for info, text, in_session, by in (
         (INFO, "the text\n", False, asker), (INFO, None, False, None), (INFO, None, True, None),
-        (None, None, False, None),
+        (pdf, None, False, None), (pdf, None, True, None), (None, None, False, None),
     ):  # fmt: skip
         asked = question if by is None else replace(question, data={"asker": "w-1"})
         render_question_prompt(

@@ -12,6 +12,27 @@ from ._codec import Record
 __all__ = ["ContextInfo", "ContextSlice", "GcReport", "GrepLine", "SearchHit", "grep_groups"]
 
 
+# The subtypes (or ``+suffix``es) of media types outside ``text/*`` that are text too
+# (``application/json``, ``image/svg+xml``): a context published as one must be UTF-8.
+TEXT_FORMATS = frozenset({"json", "xml", "yaml", "x-yaml", "toml", "javascript", "csv"})
+
+
+def says_text(media_type: str) -> bool:
+    """Whether ``media_type`` declares UTF-8 text, which ``get_context``, ``read_context``,
+    ``search_context`` and a worker's parent context read: ``text/*``, a ``charset``, or a
+    text format (``TEXT_FORMATS``); not ``charset=binary`` (what ``file -bi`` says of a
+    binary file)."""
+    kind, _, params = media_type.lower().partition(";")
+    main, _, sub = kind.strip().partition("/")
+    given = params.replace(" ", "").split(";")
+    charsets = [p.removeprefix("charset=").strip('"') for p in given if p.startswith("charset=")]
+    return (
+        main == "text"
+        or any(charset != "binary" for charset in charsets)
+        or sub.rsplit("+", 1)[-1] in TEXT_FORMATS
+    )
+
+
 @dataclass(frozen=True)
 class ContextInfo(Record):
     """One published version of an owner's context (its manifest, without the chunk list).
@@ -35,6 +56,12 @@ class ContextInfo(Record):
     created_at: int = 0
     total_lines: int = 0
     changed: bool = True
+
+    @property
+    def is_text(self) -> bool:
+        """Whether its media type declares UTF-8 text (``says_text``): read and searched as
+        text; else its bytes are fetched whole (``get``)."""
+        return says_text(self.media_type)
 
 
 @dataclass(frozen=True)

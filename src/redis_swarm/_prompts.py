@@ -275,7 +275,8 @@ def render_task_prompt(
 ) -> str:
     """The prompt ``swarm run`` gives the agent process it starts for one claimed ``task``.
 
-    ``context`` is the ContextInfo of the shard's context (``task.parent``), when there is one.
+    ``context`` is the ContextInfo of the shard's context (``task.parent``), when there is one;
+    one that is not text (``ContextInfo.is_text``) is to be written to a file, not searched.
     The process's environment pins the swarm (SWARM_URL, SWARM_NAME and SWARM_HOME: the
     runner's ``task_env``) and its PATH finds this install's ``swarm`` first, so commands are
     plain ``swarm``.
@@ -287,7 +288,17 @@ def render_task_prompt(
     paid run) for the whole of its timeout, to no answer.
     """
     owner = task.parent
-    if owner and context is not None:
+    if owner and context is not None and not context.is_text:
+        about = _fill(
+            "task",
+            "context-bytes",
+            owner=owner,
+            size=f"{context.size_bytes:,}",
+            media_type=context.media_type,
+            source=context.source,
+            version=context.version,
+        )
+    elif owner and context is not None:
         about = _fill(
             "task",
             "context",
@@ -379,8 +390,9 @@ def render_question_prompt(
 ) -> str:
     """The prompt ``swarm serve`` gives the agent for one ``question`` asked of ``owner``:
     the question, who asks (and for which task), and the context: ``text`` (the context
-    itself, when it fits the agent), how to read it, or, ``in_session``, a reminder that
-    the conversation has read it already."""
+    itself, when it fits the agent), how to read it (a context that is not text,
+    ``ContextInfo.is_text``: how to write it to a file), or, ``in_session``, a reminder that the
+    conversation has read it already."""
     qdata = question.data if isinstance(question.data, dict) else {}
     asker = qdata.get("asker")
     if asker_task is not None:
@@ -400,16 +412,25 @@ def render_question_prompt(
             "size": f"{context.size_bytes:,}",
             "source": context.source,
         }
+        text_only = context.is_text
         if in_session:
-            about = _fill("question", "context-session", owner=owner, version=context.version)
+            named = {"owner": owner, "version": context.version}
+            reread = (
+                _fill("question", "reread-text", **named)
+                if text_only
+                else _fill("question", "reread-bytes", **named, media_type=context.media_type)
+            )
+            about = _fill("question", "context-session", **named, reread=reread)
         elif text is not None:
             mark = short_version(context.version)
             about = _fill(
                 "question", "context-inline", **facts, text=text.rstrip("\n"),
                 begin=f"=== BEGIN CONTEXT {mark} ===", end=f"=== END CONTEXT {mark} ===",
             )  # fmt: skip
-        else:
+        elif text_only:
             about = _fill("question", "context-read", **facts)
+        else:
+            about = _fill("question", "context-bytes", **facts, media_type=context.media_type)
     data = qdata.get("data")
     return (
         _fill(

@@ -44,7 +44,7 @@ import zstandard
 
 from .. import _digest
 from .._codec import UNREADABLE, dumps, foreign_bom
-from .._context_records import ContextInfo, SearchHit
+from .._context_records import ContextInfo, SearchHit, says_text
 from .._errors import (
     ConfigError,
     Conflict,
@@ -83,9 +83,6 @@ ZSTD_MIN_SAVING = 0.05
 _MEDIA_TYPE = re.compile(r"[A-Za-z0-9][\w.+-]*/[\w.+-]+(\s*;\s*[\w.+-]+=[\w.+\"-]+)*")
 
 Compression = Literal["zstd", "none"] | None
-# The subtypes (or ``+suffix``es) of media types outside ``text/*`` that are text too
-# (``application/json``, ``image/svg+xml``): a context published as one must be UTF-8.
-_TEXT_FORMATS = frozenset({"json", "xml", "yaml", "x-yaml", "toml", "javascript", "csv"})
 # The bytes a publish checks as UTF-8 at a time (``_check_text``): its memory beyond the
 # payload is a piece, its copy and its text (at most ~6x 256 KiB, every character 4 bytes), not
 # the whole payload's text (up to 4x a 64 MiB one).
@@ -456,28 +453,12 @@ def _read_content(limit: int, content: str | bytes | os.PathLike[str]) -> tuple[
     return raw, _digest.digest(raw)
 
 
-def _says_text(media_type: str) -> bool:
-    """Whether ``media_type`` declares UTF-8 text, which ``get_context``, ``read_context``,
-    ``search_context`` and a worker's parent context read: ``text/*``, a ``charset``, or a
-    text format (``_TEXT_FORMATS``); not ``charset=binary`` (what ``file -bi`` says of a
-    binary file)."""
-    kind, _, params = media_type.lower().partition(";")
-    main, _, sub = kind.strip().partition("/")
-    given = params.replace(" ", "").split(";")
-    charsets = [p.removeprefix("charset=").strip('"') for p in given if p.startswith("charset=")]
-    return (
-        main == "text"
-        or any(charset != "binary" for charset in charsets)
-        or sub.rsplit("+", 1)[-1] in _TEXT_FORMATS
-    )
-
-
 def _check_text(raw: bytes, media_type: str, source: str = "") -> None:
     """Bytes published under a media type that says text must be UTF-8: else every reader
     of text refuses them later, far from the publish that could have named them. The
     refusal names the source (the file, for the CLI) and a UTF-16 or UTF-32 byte order mark
     the bytes begin with."""
-    if not _says_text(media_type):
+    if not says_text(media_type):
         return
     bad = _first_non_utf8(raw)
     if bad is not None:

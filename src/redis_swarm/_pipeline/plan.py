@@ -580,6 +580,61 @@ def context_file_text(path: Path, base: Path) -> str:
         ) from None
 
 
+def context_file_name(path: Path, base: Path) -> str:
+    """How a context names one of its files (its source, and its header among several):
+    relative to ``base`` (the plan's directory) where it is under it."""
+    try:
+        return path.relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _file_header(name: str) -> str:
+    return f"==> {name} <==\n"  # (as ``head`` heads each of several files)
+
+
+def context_text(ctx: ContextSpec, base: Path) -> str:
+    """The text a run publishes as ``ctx``: its one file's, else each file's after a header
+    naming it, each ended by a newline."""
+    if len(ctx.files) == 1:
+        return context_file_text(ctx.files[0], base)
+    return "".join(
+        f"{_file_header(context_file_name(f, base))}{context_file_text(f, base)}\n"
+        for f in ctx.files
+    )
+
+
+def _context_size(files: Sequence[Path], base: Path) -> int | None:
+    """The bytes of the text ``context_text`` makes of ``files``, from their sizes (nothing
+    read); None when one cannot be read (which ``_not_text`` says)."""
+    try:
+        sizes = [f.stat().st_size for f in files]
+    except OSError:
+        return None
+    if len(files) == 1:
+        return sizes[0]
+    headers = sum(len(_file_header(context_file_name(f, base)).encode()) + 1 for f in files)
+    return sum(sizes) + headers
+
+
+def context_too_large(size: int, files: int, limit: int) -> str:
+    """A plan's context over the core's size limit (``Limits.max_context_bytes``), said as
+    a plan problem: its publish would refuse it, after the run stored its plan."""
+    made = "its file is" if files == 1 else f"its {files:,} files make"
+    return (
+        f"{made} a context of {size:,} bytes; the limit is {limit:,}: split the files among "
+        "several [[contexts]] (each owner its own context, named by the passes that read it), "
+        "or leave some out of the paths"
+    )
+
+
+def context_label(plan: Plan, index: int) -> str:
+    """Where the plan file declares its context ``index``'s paths, as its check says it."""
+    where = ("contexts", index, "paths")
+    line = _line_of(plan.text, where)
+    return f"{plan.path}:{line}: {_label(where)}" if line else f"{plan.path}: {_label(where)}"
+
+
 # An array of tables written as something else (``[passes]``, one table, most often).
 _ARRAY_OF_TABLES = "must be an array of tables: write each one under its own [[{name}]] header"
 _ARRAYS = ("contexts", "passes")  # the plan's arrays of tables, which a [name] header breaks
@@ -618,6 +673,10 @@ def _contexts(
             problem = _not_text(path, base) if base is not None else None
             if problem is not None:
                 c.problem((*where, "paths"), problem)
+        size = _context_size(files, base) if base is not None and files else None
+        limit = Limits().max_context_bytes
+        if size is not None and size > limit:  # (so would its publish be, the plan stored)
+            c.problem((*where, "paths"), context_too_large(size, len(files), limit))
         out.append(ContextSpec(owner, paths, tuple(files)))
     return tuple(out)
 
@@ -750,7 +809,11 @@ def parse_plan(text: str, path: Path, *, match_files: bool = True, programs: boo
     base = path.parent if match_files else None
     contexts = _contexts(c, data.get("contexts", []), base, name)
     passes = _passes(c, data.get("passes"), {ctx.owner for ctx in contexts})
-    if any(p.planned for p in passes) and "planner" not in data:
+    # (Read from the tables: a pass refused for its name, say, is planned all the same.)
+    planned = isinstance(data.get("passes"), list) and any(
+        isinstance(table, dict) and "plan" in table for table in data["passes"]
+    )
+    if planned and "planner" not in data:
         c.problem((), 'a pass has "plan": add a [planner] with its exec command')
     if programs:
         agents = {"workers": workers, "planner": planner, "synthesizer": synthesizer}

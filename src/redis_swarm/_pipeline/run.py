@@ -24,7 +24,6 @@ import contextlib
 import dataclasses
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._codec import counted
@@ -55,7 +54,10 @@ from .plan import (
     PassSpec,
     Plan,
     check_programs,
-    context_file_text,
+    context_file_name,
+    context_label,
+    context_text,
+    context_too_large,
     pass_changes,
     task_label,
     unenforced_budget,
@@ -188,6 +190,7 @@ class Pipeline(OneShotAgents):
         check_programs(plan)  # every agent's program, before anything runs
         self._texts = None  # (the files as they are now: read again by this run)
         self._check_owners()  # another pipeline's context, before anything is stored
+        self._check_sizes()  # (so is a context too large to publish)
         warning = unenforced_budget(plan)
         if warning is not None:
             self._no_cost_said = True
@@ -347,17 +350,25 @@ class Pipeline(OneShotAgents):
         out = []
         base = self.plan.path.parent
         for ctx in self.plan.contexts:
-            names = [_relative(f, base) for f in ctx.files]
-            if len(ctx.files) == 1:
-                text = context_file_text(ctx.files[0], base)
-            else:
-                text = "".join(
-                    f"==> {name} <==\n{context_file_text(f, base)}\n"
-                    for name, f in zip(names, ctx.files, strict=True)
-                )
+            names = [context_file_name(f, base) for f in ctx.files]
+            text = context_text(ctx, base)
             source = names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more"
             out.append((ctx.owner, text, source[:200], len(names)))
         return out
+
+    def _check_sizes(self) -> None:
+        """Refuse (ValidationError, before anything is stored) a context over the swarm's
+        size limit, at its plan's line as the check says it: its files grew since the
+        plan was checked, or the swarm's limit is lower. Its publish would refuse it only
+        after the plan and the run's lease were stored: a pipeline never run, yet there."""
+        limit = self.swarm.limits.max_context_bytes
+        for index, (_owner, text, _source, files) in enumerate(self._context_texts()):
+            size = len(text.encode())
+            if size > limit:
+                raise ValidationError(
+                    f"{context_label(self.plan, index)}: "
+                    f"{context_too_large(size, files, limit)}; nothing was stored"
+                )
 
     def _check_owners(self) -> None:
         """Refuse (InvalidState, before anything is stored) a context owner of this plan's
@@ -894,10 +905,3 @@ def _moved(plan: Plan, moved: list[str]) -> str:
         f"over: swarm pipeline run {plan.path} --restart (a new run; the old one's records "
         "are kept)"
     )
-
-
-def _relative(path: Path, base: Path) -> str:
-    try:
-        return path.relative_to(base.resolve()).as_posix()
-    except ValueError:
-        return str(path)

@@ -240,7 +240,7 @@ class Server(Runner):
                 task,
                 READ_CONTEXT,
             )
-        except ValidationError:  # not UTF-8 text: the agent reads it with the CLI
+        except ValidationError:  # not UTF-8 text: the prompt says to write it to a file
             return info, None
         return info, text
 
