@@ -1,8 +1,9 @@
 """``swarm hook SubagentStop`` given a last message whose finding the core refuses (a JSON
-object over the finding limit, 256 KiB): the subagent's task is failed saying why (retried
-like a run of ``swarm run`` whose finding is refused), the hook answers its client's JSON
-with exit 0 and tells the user in ``systemMessage``; never exit 1 with the task left leased
-to a subagent that is gone, nor a traceback."""
+object over the finding limit, 256 KiB): the subagent's task is reported with a finding cut
+to fit (its summary, the message's start, why the whole was refused, where the whole message
+is kept on this machine: docs/live.md), the hook answers its client's JSON with exit 0 and
+tells the user in ``systemMessage``; never exit 1 with the task left leased to a subagent
+that is gone, nor a traceback, nor the subagent's work thrown away."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def subagent_stop(cli: Cli, client: str, message: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("client", ["claude", "codex"])
 @pytest.mark.parametrize("pretty", [False, True], ids=["compact", "pretty"])
-def test_a_refused_finding_fails_the_subagents_task_saying_why(
+def test_a_refused_finding_is_reported_cut_and_the_message_kept_whole(
     redis_url: str, swarm_home: Path, swarm: Swarm, client: str, pretty: bool
 ) -> None:
     me = agent_for({"session_id": SESSION}, HookOptions(client=client))
@@ -62,9 +63,12 @@ def test_a_refused_finding_fails_the_subagents_task_saying_why(
     cli = Cli(redis_url, env={"SWARM_AGENT": "", "SWARM_HOME": str(swarm_home)})
     answer = subagent_stop(cli, client, message)
     said = answer["systemMessage"]
-    assert f"{task.id} failed ({REFUSED}" in said and "the limit is 262,144" in said
+    assert f"{task.id} reported with its finding cut to fit ({REFUSED}" in said, said
+    assert "the limit is 262,144" in said
     after = swarm.get_task(task.id)
-    assert after.status in (TaskStatus.PENDING, TaskStatus.DELAYED) and after.finding_id is None
-    assert after.lease_deadline is None and after.attempts == 1
-    assert (after.last_error or "").startswith(REFUSED)
-    assert not swarm.findings().items
+    assert after.status == TaskStatus.COMPLETED and after.finding_id is not None
+    stored = swarm.get_finding(after.finding_id)
+    assert stored.summary == "found it"
+    assert str(stored.extra["finding_refused"]).startswith(REFUSED)
+    host, _, kept = str(stored.extra["last_message_kept_in"]).partition(":")
+    assert host and Path(kept).read_text() == message

@@ -46,7 +46,7 @@ import sys
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ._config import Settings
 from ._errors import ConnectionFailed, SwarmError, ValidationError
@@ -62,6 +62,8 @@ __all__ = [
     "forget",
     "forget_task",
     "is_task_id",
+    "keep_input",
+    "keep_message",
     "keep_unanswered",
     "known",
     "outlived",
@@ -138,8 +140,10 @@ def _unreadable(path: Path) -> bool:
     """Whether ``path`` exists and holds no JSON object (what ``_load`` takes for none)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, PermissionError):
-        return False  # (missing: no tokens; not ours to read: not said to be broken)
+    except OSError:
+        # (missing: no tokens; not ours to read, a name too long, a folder: none is a file
+        # another program wrote, so none is said to be broken, nor set aside)
+        return False
     except ValueError:  # (not JSON, or not UTF-8)
         return True
     return not isinstance(data, dict)
@@ -424,20 +428,30 @@ def forget_task(settings: Settings, task_id: str, token: str | None = None) -> N
 # folders 0700), beside its tokens in ``leases``: the parent session's next hook reports it
 # (``spooled``), and deletes the file once its tasks are settled; one that settled no task is
 # set aside (``set_aside_spooled``), kept for the user. One file per subagent (it stops once).
+# Beside them, kept for the user alone (no hook reads them): a last message no finding holds
+# whole (``keep_message``, ``WORKER.message.txt``), and, in the swarm's spool folder, a
+# SubagentStop input too big for the hook to read (``keep_input``).
 
 
 def _spool_folder(settings: Settings, parent: str) -> Path:
     return settings.home / "spool" / settings.swarm / parent
 
 
+def _made_spool_folder(settings: Settings, parent: str | None) -> Path:
+    """The spool folder of ``parent``'s subagents (None: the swarm's), made (0700) when
+    missing."""
+    swarm = settings.home / "spool" / settings.swarm
+    folder = swarm if parent is None else _spool_folder(settings, parent)
+    settings.home.mkdir(parents=True, exist_ok=True, mode=_PRIVATE)
+    for made in (swarm.parent, swarm, folder):  # spool, its swarm, the parent
+        made.mkdir(mode=_PRIVATE, exist_ok=True)
+    return folder
+
+
 def spool_subagent(settings: Settings, parent: str, worker: str, text: str) -> Path:
     """Keep the last message ``text`` of ``parent``'s subagent ``worker`` for a later hook;
     where it went. An OSError: it could not be kept."""
-    folder = _spool_folder(settings, parent)
-    settings.home.mkdir(parents=True, exist_ok=True, mode=_PRIVATE)
-    for made in (folder.parent.parent, folder.parent, folder):  # spool, its swarm, the parent
-        made.mkdir(mode=_PRIVATE, exist_ok=True)
-    path = folder / f"{worker}.json"
+    path = _made_spool_folder(settings, parent) / f"{worker}.json"
     data = {"worker": worker, "last_assistant_message": text, "kept_at": time.time()}
     write_whole(path, json.dumps(data).encode())  # (0600)
     return path
@@ -478,3 +492,40 @@ def set_aside_spooled(path: Path) -> Path:
     aside = path.with_name(path.name + _UNSETTLED)
     os.replace(path, aside)
     return aside
+
+
+# The suffix of a subagent's last message kept whole for the user (a finding holds only its
+# start): a name ``spooled`` does not read.
+_MESSAGE = ".message.txt"
+
+
+def keep_message(settings: Settings, parent: str, worker: str, text: str) -> Path:
+    """Keep the whole last message ``text`` of ``parent``'s subagent ``worker`` for the user
+    to read (its finding holds only the start of it), beside what the spool holds; where it
+    went. An OSError: it could not be kept."""
+    path = _made_spool_folder(settings, parent) / f"{worker}{_MESSAGE}"
+    write_whole(path, text.encode("utf-8", "replace"))  # (0600)
+    return path
+
+
+def keep_input(settings: Settings, event: str, head: bytes, rest: BinaryIO) -> Path:
+    """Keep a hook input too big to read (``head``, its first bytes read, then what is left
+    of ``rest``, copied a chunk at a time: never held whole in memory) in the swarm's spool
+    folder, as ``EVENT-input-TIME-PID.json`` (0600: no hook reads it again); where it went.
+    An OSError: it could not be kept (nothing is left of it)."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    path = _made_spool_folder(settings, None) / f"{event}-input-{stamp}-{os.getpid()}.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _SECRET)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(head)
+            while chunk := rest.read(_CHUNK):
+                out.write(chunk)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise
+    return path
+
+
+_CHUNK = 1024 * 1024  # what ``keep_input`` copies at a time

@@ -9,6 +9,12 @@ as a visible escape: ``\\x1b`` instead of ESC. Newlines and tabs stay. JSON outp
 such care (its encoder escapes control characters). Where stored text sits in a table or a
 tree, ``short`` puts it on one line, cut to fit.
 
+Text a sender wrote (a message's body, its data) that an agent is handed among the swarm's
+own lines (a hook's context, a channel notice) has every line after its first indented,
+``indented``: whatever line breaks it holds (``\\r``, U+2028 and the others
+``str.splitlines`` knows, each made one), no line of it begins where the swarm's own lines
+do, so none reads as another message, another notice, or what the swarm says of it.
+
 A context version (a 64-hex-digit hash) is shown to people as its first ``SHORT_VERSION``
 digits, ``short_version``: wherever a version is asked for, a unique prefix is taken. JSON
 keeps the whole version.
@@ -32,11 +38,13 @@ from ._models import OPEN_STATUSES as _OPEN
 from ._models import Agent
 
 __all__ = [
+    "BODY_INDENT",
     "SETTLED_SHOWN",
     "SHORT_VERSION",
     "STALE_SHOWN",
     "bounded",
     "bounded_agents",
+    "indented",
     "natural_key",
     "not_shown",
     "printable",
@@ -50,6 +58,10 @@ SHORT_VERSION = 12  # hex digits: unique among an owner's kept versions, and fit
 SETTLED_SHOWN = 10
 # The most stale agents a live view for people lists, the ones seen last (its --all: every one).
 STALE_SHOWN = 5
+
+# The indent of the continuation lines of text a sender wrote (``indented``): deeper than
+# any line the swarm writes around it (a hook's ``  data:`` line, a notice's own lines).
+BODY_INDENT = "    "
 
 T = TypeVar("T")
 
@@ -76,6 +88,13 @@ def short(text: Any, limit: int = 80) -> str:
     print: a newline in it would start a line at column 0, outside a table or a tree."""
     value = printable(" ".join(str(text or "").split()))
     return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def indented(text: str) -> str:
+    """``text`` with every line after its first indented (``BODY_INDENT``), each line break
+    (``\\r``, U+2028 and the others ``str.splitlines`` knows) made one: a sender's text
+    cannot forge a line that reads as the swarm's own (another message, its data)."""
+    return f"\n{BODY_INDENT}".join(text.splitlines()) if text else text
 
 
 def asked_otherwise(question_id: str, text: str) -> str:

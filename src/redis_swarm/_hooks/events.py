@@ -22,8 +22,10 @@
   ones).
 - SubagentStart: tells the subagent its own worker id.
 - SubagentStop: a subagent's unreported task is reported with the finding parsed from its
-  last message (like ``swarm run`` parses an agent's output), or failed: with no finding,
-  or with one the core refuses (too big to store), saying why (``_report_or_fail``); a task
+  last message (like ``swarm run`` parses an agent's output), or failed with no finding; a
+  message no finding holds whole (a long text, a finding the core refuses: too big to
+  store) is kept whole on this machine and named by the finding, one refused giving way to
+  one cut to fit (``_LastMessage``, ``_report_or_fail``): no subagent's work is lost; a task
   settled elsewhere meanwhile (its lease gone to another worker) is said, the others settled
   all the same (one Redis cannot be reached for is left to its lease); its
   record (a claim registered it) then goes when nothing of it would be lost
@@ -78,8 +80,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import MAX_PAGE
 from .. import _lease_tokens as tokens
-from .._budget import CHARS_PER_TOKEN, Budget
+from .._budget import CHARS_PER_TOKEN, Budget, client_len
 from .._codec import counted, first_few, iso
+from .._env import ENV_AGENT
 from .._errors import (
     ConfigError,
     Conflict,
@@ -100,6 +103,8 @@ from .._mcp_names import (
     settles_tasks,
 )
 from .._models import Agent, Message, Task, TaskStatus, lease_token, unknown_queues
+from .._printable import indented
+from .._validate import check_agent
 from .formats import MAX_CHARS, Answer, clip
 from .reach import not_answered
 
@@ -107,6 +112,7 @@ if TYPE_CHECKING:  # (the caller brings the shell, and redis-py with it)
     from pathlib import Path
 
     from .._client import Swarm
+    from .._config import Settings
 
 __all__ = [
     "DEFAULT_HOOK_BUDGET_TOKENS",
@@ -178,9 +184,12 @@ def _digest(text: str, size: int) -> str:
 
 def agent_for(payload: Mapping[str, Any], options: HookOptions) -> str:
     """The session's agent id: SWARM_AGENT, else one derived from the hook's ``session_id``
-    (the same for every event of the session, and after resume or compaction)."""
+    (the same for every event of the session, and after resume or compaction). A
+    SWARM_AGENT that is no name an agent may register under (too long, a character a file
+    or key cannot hold, only dots) is refused here, once, before any file is named from it
+    (its lease tokens, its subagents' spool)."""
     if options.agent:
-        return options.agent
+        return check_agent(ENV_AGENT, options.agent, new=True)
     session = payload.get("session_id")
     if session is not None and not isinstance(session, str):
         shown = json.dumps(session, ensure_ascii=False)
@@ -434,23 +443,11 @@ def _message_hint(m: Message, agent: str, options: HookOptions) -> str:
 def _message_line(m: Message, hint: str) -> str:
     """The line showing ``m``, its body and data each cut to ``BODY_CHARS``."""
     where = "broadcast" if m.to == "*" else "to you"
-    body = _indented(clip(m.body, BODY_CHARS, hint))
+    body = indented(clip(m.body, BODY_CHARS, hint))
     if m.data:
         data = clip(json.dumps(m.data, ensure_ascii=False), BODY_CHARS, hint)
-        body += "\n  data: " + _indented(data)
+        body += "\n  data: " + indented(data)
     return f"- {m.id} from {m.sender or 'someone'} ({where}, {m.kind}): {body}"
-
-
-# The indent of a message's continuation lines: deeper than its ``  data:`` line, and no
-# line of a body starts where a message's ``- ID from SENDER`` header does.
-_BODY_INDENT = "\n    "
-
-
-def _indented(text: str) -> str:
-    """``text`` with every line after its first indented (``_BODY_INDENT``), each line
-    break (``\\r``, U+2028 and the others ``str.splitlines`` knows) made one: a sender's body
-    cannot forge a line that reads as another message, or as its data."""
-    return _BODY_INDENT.join(text.splitlines()) if text else text
 
 
 def _fit(messages: Sequence[Message], agent: str, options: HookOptions, room: int) -> list[str]:
@@ -461,12 +458,12 @@ def _fit(messages: Sequence[Message], agent: str, options: HookOptions, room: in
     for m in messages:
         hint = _message_hint(m, agent, options)
         line = _message_line(m, hint)
-        if len(line) > room:
+        if client_len(line) > room:
             if lines or room < MIN_MESSAGES_ROOM:
                 break
             line = clip(line, room, hint)
         lines.append(line)
-        room -= len(line) + 1
+        room -= client_len(line) + 1
     return lines
 
 
@@ -488,7 +485,7 @@ def _show_messages(
         return ""
     q = shlex.quote
     more = f" (more: {options.command} msg inbox {q(agent)})"
-    room = budget - len(f"Messages for {agent}{more}:") - 1
+    room = budget - client_len(f"Messages for {agent}{more}:") - 1
     count = len(_fit(unread, agent, options, room))
     if not count:
         return ""
@@ -645,14 +642,15 @@ def session_start(
         "--worker / --from (or SWARM_AGENT)."
     )
     claimable = _claimable(swarm, agent, options)
-    room = options.limit - len(head) - len(claimable) - 6  # the blank lines between parts
+    # (6: the blank lines between parts)
+    room = options.limit - client_len(head) - client_len(claimable) - 6
     parts = [head]
     held = held_tasks(swarm, agent, _session_key(payload))
     if held:
         tools = mcp_tools(registered)
         tasks = _held_text("You hold these tasks; carry on with them.", held, agent, options, tools)
         parts.append(clip(tasks, max(0, room), _task_hint(options.command, "ID")))
-        room -= len(parts[-1]) + 2
+        room -= client_len(parts[-1]) + 2
     if room >= MIN_MESSAGES_ROOM:
         messages = _show_messages(swarm, agent, options, budget=min(MESSAGES_BUDGET, room))
         if messages:
@@ -704,7 +702,7 @@ def _with_messages(swarm: Swarm, agent: str, options: HookOptions, block: str) -
     if not unread:
         return Answer(block=clip(block, options.limit, hint))
     block = clip(block, options.limit - MIN_MESSAGES_ROOM - 2, hint)
-    room = options.limit - len(block) - 2
+    room = options.limit - client_len(block) - 2
     messages = _show_messages(
         swarm, agent, options, budget=min(MESSAGES_BUDGET, room), unread=unread
     )
@@ -804,7 +802,7 @@ def subagent_stop(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answe
     last = payload.get("last_assistant_message")
     text = last if isinstance(last, str) else ""
     try:
-        said, unsettled, _ = _settle_subagent(swarm, worker, text)
+        said, unsettled, _ = _settle_subagent(swarm, agent, worker, text)
     except ConnectionFailed as exc:
         said, unsettled = f"subagent {worker}: {not_answered(exc, swarm.settings) or exc}", exc
     if unsettled is None:
@@ -820,15 +818,16 @@ def subagent_stop(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answe
 
 
 def _settle_subagent(
-    swarm: Swarm, worker: str, text: str
+    swarm: Swarm, parent: str, worker: str, text: str
 ) -> tuple[str, ConnectionFailed | None, bool]:
     """Report (or fail) the tasks subagent ``worker`` left, with the finding parsed from its
     last message ``text``: those it holds a lease on, and those whose lease ran out while
     their task is open (``_ended_leases``: a report with the kept token is taken then, and
     the finding is all that is left of the subagent's work). Returns what was done, the
     error of Redis not reached for a task (None: nothing left for want of Redis), and
-    whether any task was settled. Its record goes when nothing of it would be lost
-    (``_leave_if_done``)."""
+    whether any task was settled. A message no finding holds whole is kept whole for the
+    user (``_LastMessage``: ``parent``'s spool folder). Its record goes when nothing of it
+    would be lost (``_leave_if_done``)."""
     note = _unreadable_tokens(swarm, worker)
     done: list[str] = []
     left = False  # a task left held (its token not known here)
@@ -841,6 +840,9 @@ def _settle_subagent(
     aside: list[str] = []  # the fields of the record the swarm sets that the finding gave
     found = any(t.token for t in held) or bool(ended)
     parsed = parse_finding(text, set_aside=aside) if found else None
+    message = _LastMessage(swarm.settings, parent, worker, text)
+    if parsed is not None and parsed[1] == "text" and message.cut:
+        parsed = (message.noted(parsed[0]), parsed[1])
     work = [(task.id, task.token, False) for task in held]
     work += [(task_id, token, True) for task_id, token in ended]
     for task_id, token, late in work:
@@ -858,7 +860,7 @@ def _settle_subagent(
                 swarm.fail(task_id, token, "the subagent stopped without a finding")
                 done.append(f"{task_id} failed (no finding)")
             else:
-                said = _report_or_fail(swarm, task_id, token, parsed, worker, aside)
+                said = _report_or_fail(swarm, task_id, token, parsed, message, aside)
                 done.append(f"{said} (after its lease ended)" if late else said)
             settled = True
         except ConnectionFailed as exc:
@@ -914,7 +916,7 @@ def _spooled(swarm: Swarm, agent: str) -> str:
     said: list[str] = []
     for path, worker, text in tokens.spooled(swarm.settings, agent):
         try:
-            done, unreached, settled = _settle_subagent(swarm, worker, text)
+            done, unreached, settled = _settle_subagent(swarm, agent, worker, text)
         except ConnectionFailed:
             break  # (the hook's own work says that Redis is not reached)
         except SwarmError as exc:  # (a right refused, say: the file stays, and says so)
@@ -951,30 +953,96 @@ def _unsettled_spool(path: Path, worker: str, done: str) -> str:
     )
 
 
+class _LastMessage:
+    """A stopped subagent's last message, kept whole on this machine when a finding holds
+    only its start (``tokens.keep_message``, beside the spool: once, however many of the
+    subagent's tasks it settles), so that none of its work is lost to a cut: its text past
+    the finding's ``details`` limit (``DETAILS_LIMIT``), or a finding the core refuses."""
+
+    def __init__(self, settings: Settings, parent: str, worker: str, text: str) -> None:
+        from .._finding_text import DETAILS_LIMIT  # (here: no other event parses a finding)
+
+        self.settings, self.parent, self.worker, self.text = settings, parent, worker, text
+        self.cut = len(text.strip()) > DETAILS_LIMIT
+        self.limit = DETAILS_LIMIT
+        self._kept: Path | OSError | None = None
+
+    def kept(self) -> Path | OSError:
+        """Where the whole message is kept (kept now, the first time), or why it is not."""
+        if self._kept is None:
+            try:
+                self._kept = tokens.keep_message(self.settings, self.parent, self.worker, self.text)
+            except OSError as exc:
+                self._kept = exc
+        return self._kept
+
+    def where(self) -> str:
+        """What became of the whole message, for the line that says what was done."""
+        kept = self.kept()
+        size = f"{len(self.text):,} characters"
+        if isinstance(kept, OSError):
+            return f"its whole last message ({size}) could not be kept on this machine ({kept})"
+        return f"its whole last message ({size}) is kept in {kept}"
+
+    def noted(self, finding: dict[str, Any]) -> dict[str, Any]:
+        """``finding`` naming where the whole message is kept (``last_message_kept_in``, with
+        its host: the finding is read from other machines), when it is."""
+        kept = self.kept()
+        if isinstance(kept, OSError):
+            return finding
+        return {
+            **finding,
+            "last_message_kept_in": f"{socket.gethostname()}:{kept}",
+            "last_message_chars": len(self.text),
+        }
+
+    def cut_finding(self, summary: str, why: str) -> dict[str, Any]:
+        """The finding a refused one gives way to: its ``summary``, the start of the message
+        as ``details`` (at most ``DETAILS_LIMIT`` bytes of UTF-8: a finding that fits any
+        limit the core is likely given), why the whole was refused, and where it is kept."""
+        head = self.text.encode("utf-8", "replace")[: self.limit].decode("utf-8", "ignore")
+        if len(head) < len(self.text):
+            head += f"\n\n[cut here: {self.where()}]"
+        return self.noted({"summary": summary, "details": head, "finding_refused": why})
+
+
 def _report_or_fail(
     swarm: Swarm,
     task_id: str,
     token: str,
     parsed: tuple[dict[str, Any], str],
-    worker: str,
+    message: _LastMessage,
     aside: list[str],
 ) -> str:
     """Report a stopped subagent's task with the finding ``parsed`` from its last message,
     saying what became of it. A finding the core refuses (too big to store: a JSON object
-    in the message over the finding limit) fails the task with why, as ``swarm run`` fails
-    such a run: no one is left to report it, and a lease left to run out would say nothing
-    (the hook exited 1 on the refusal, the subagent's other tasks not settled)."""
+    in the message over the finding limit; or any other refusal) gives way to one cut to
+    fit (``_LastMessage.cut_finding``: its summary and the start of the message), the whole
+    message kept on this machine, which the finding and the line name: no one is left to
+    report it again, and ``swarm run``'s way (fail the task, to be retried) would throw
+    the subagent's work away. Only a cut finding refused too fails the task, saying why
+    and where the message is."""
+    from .._finding_text import finding_refused, found_as, set_aside_note
+
+    worker = message.worker
+    noted = f"; {set_aside_note(aside)}" if aside else ""
+    if parsed[1] == "text" and message.cut:
+        noted += f"; {message.where()}"
     try:
         swarm.report(task_id, token, parsed[0], worker=worker)
     except ValidationError as exc:
-        from .._finding_text import finding_refused
-
         why = finding_refused(exc)
-        swarm.fail(task_id, token, why)
-        return f"{task_id} failed ({why})"
-    from .._finding_text import found_as, set_aside_note
-
-    noted = f"; {set_aside_note(aside)}" if aside else ""
+        try:
+            swarm.report(
+                task_id, token, message.cut_finding(parsed[0]["summary"], why), worker=worker
+            )
+        except ValidationError as again:
+            swarm.fail(task_id, token, f"{why}; cut to fit, {finding_refused(again)}")
+            return f"{task_id} failed ({why}; cut to fit, refused too); {message.where()}"
+        return (
+            f"{task_id} reported with its finding cut to fit ({why}): its summary and the "
+            f"start of the message; {message.where()}"
+        )
     return f"{task_id} reported: {found_as(parsed[1])}{noted}"
 
 

@@ -15,7 +15,8 @@ Documented shapes (docs/live.md cites them):
 - SessionEnd (all three: Claude Code's input adds ``reason``: clear, resume, logout,
   prompt_input_exit, other, ...): the session is over; its answer changes nothing.
 Every answer is JSON on stdout with exit 0; each string in it is kept under the clients'
-10,000-character cap.
+10,000-character cap, counted as they count it (the core's ``client_len``: JavaScript's
+string length, in UTF-16 code units, an emoji two).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from .._budget import clip as clip_to
 __all__ = ["CLIENTS", "MAX_CHARS", "Answer", "canonical_event", "clip", "render"]
 
 CLIENTS = ("claude", "codex", "gemini")
-# Output strings stay under the clients' 10,000-character cap.
+# Output strings stay under the clients' 10,000-character cap (in UTF-16 code units, as
+# JavaScript counts a string: ``client_len``, which ``clip`` measures with).
 MAX_CHARS = 9_500
 
 # Canonical event -> its name in each client (None: the client has no such event).
@@ -77,7 +79,8 @@ _CAP_HINT = "the rest exceeds the client's cap on a hook's output"
 
 
 def clip(text: str, limit: int = MAX_CHARS, hint: str = _CAP_HINT) -> str:
-    """``text`` cut to ``limit`` characters, saying so and ``hint`` (the core's ``clip``)."""
+    """``text`` cut to ``limit`` characters as the clients count them (UTF-16 code units),
+    saying so and ``hint`` (the core's ``clip``)."""
     return clip_to(text, limit, hint)
 
 

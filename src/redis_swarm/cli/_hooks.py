@@ -13,6 +13,7 @@ the embedded swarm (or another one) in its place.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import sys
@@ -27,7 +28,7 @@ from .._config import Settings
 from .._env import URL_FROM_ENV_OPTION, agent_from_env, require_url_in_env
 from .._errors import SwarmError
 from .._executable import swarm_command
-from .._hooks import CLIENTS, HookOptions, agent_for, canonical_event, handle, render
+from .._hooks import CLIENTS, Answer, HookOptions, agent_for, canonical_event, handle, render
 from .._hooks.events import DEFAULT_HOOK_BUDGET_TOKENS, MAX_HOOK_BUDGET_TOKENS
 from .._hooks.formats import EVENTS, client_event
 from .._hooks.reach import as_given, hook_swarm
@@ -38,7 +39,14 @@ from ._app import App, main, pass_app
 if TYPE_CHECKING:  # (`swarm hook` runs at every event: it imports only what it needs)
     from .._hooks import install as install_ops
 
-MAX_INPUT_BYTES = 4 * 1024 * 1024
+# The most of a hook input read (held in memory, with a few copies as it is decoded and
+# parsed: about five times this at most). A client's input is small but for a subagent's
+# last message (SubagentStop), which a model's output limit holds to well under 1 MB (128k
+# tokens of about 4 characters); a message of any size up to this is settled, cut to what a
+# finding holds and kept whole beside it (``_hooks.events._LastMessage``). A bigger
+# SubagentStop input is not read but kept whole, a chunk at a time, and the line says where
+# (``_too_big``): it is never dropped without a word.
+MAX_INPUT_BYTES = 16 * 1024 * 1024
 
 BUDGET_HELP = (
     f"Most estimated tokens in the context an event adds ({MIN_BUDGET_TOKENS} to "
@@ -95,6 +103,45 @@ def _payload(raw: bytes) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise ValueError(f"the hook input is not a JSON object: {_SENT_AS}")
     return payload
+
+
+def _too_big(head: bytes, event: str, settings: Settings) -> str:
+    """Why an input over ``MAX_INPUT_BYTES`` (``head``: its first bytes read) is not read.
+    A SubagentStop's holds a subagent's last message, its work: the input is kept whole
+    first (``tokens.keep_input``: the rest of stdin copied a chunk at a time, never held),
+    and the line says where, and what is left to do by hand."""
+    limit = f"the hook input is over {MAX_INPUT_BYTES // 2**20} MiB, more than it reads"
+    if event != "SubagentStop":
+        return (
+            f"{limit}: no client sends an event this big, so nothing was done; check what "
+            "runs `swarm hook` with this input"
+        )
+    from .. import _lease_tokens as tokens
+
+    try:
+        kept = tokens.keep_input(settings, event, head, sys.stdin.buffer)
+    except OSError as exc:
+        where = f"it could not be kept either ({exc})"
+    else:
+        where = f"it is kept whole in {kept}"
+    return (
+        f"{limit}: {where}. Its subagent's tasks stay claimed until their leases end, then "
+        "are retried: to keep its work (the input's last_assistant_message), report each by "
+        "hand: `swarm task report ID --worker WORKER --summary ...`, WORKER being the "
+        "subagent's id as `swarm agents` lists it (AGENT.sub-...)"
+    )
+
+
+def _named_as_given(answer: Answer, given: Settings, event: str) -> Answer:
+    """``answer`` naming the URL as given, never with the hook's own options (``as_given``,
+    as an error's line is): a SubagentStop whose tasks Redis did not answer for says so in
+    its message, and exits 0."""
+    return dataclasses.replace(
+        answer,
+        context=as_given(answer.context, given, event),
+        block=as_given(answer.block, given, event),
+        message=as_given(answer.message, given, event),
+    )
 
 
 # The roles the session's MCP server takes (`swarm mcp --role`): the hooks and the server are
@@ -202,7 +249,7 @@ def hook(
         tokens = _budget_of(budget)
         raw = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
         if len(raw) > MAX_INPUT_BYTES:
-            raise ValueError("the hook input is over 4 MiB")
+            raise ValueError(_too_big(raw, name, app.settings))
         if not raw.strip():
             raise ValueError(
                 "the hook got no input: the agent's CLI (Claude Code, Codex, Gemini CLI) runs it "
@@ -219,6 +266,7 @@ def hook(
         _warn_of_role(event, role)  # (all it was given is checked: the warning is true)
         with hook_swarm(given, name) as swarm:  # (fails fast: _hooks.reach)
             answer = handle(swarm, name, payload, options)
+        answer = _named_as_given(answer, given, name)
     except (ValueError, SwarmError) as exc:
         # exit 1: the clients show it and carry on (exit 2 would block the session)
         said = str(exc) if given is None else as_given(str(exc), given, name)

@@ -31,6 +31,8 @@ from .._budget import (
     DEFAULT_BUDGET_TOKENS,
     MIN_BUDGET_TOKENS,
     Budget,
+    client_end,
+    client_len,
     clip,
     estimate_tokens,
 )
@@ -43,6 +45,7 @@ __all__ = [
     "MIN_BUDGET_TOKENS",
     "Budget",
     "Spill",
+    "client_len",
     "clip",
     "cut",
     "decode_cursor",
@@ -53,15 +56,17 @@ __all__ = [
 
 
 def cut(text: str, start: int, max_chars: int) -> int:
-    """Where a page of ``text`` that begins at ``start`` should end (exclusive).
+    """Where a page of ``text`` that begins at ``start`` should end (exclusive): at most
+    ``max_chars`` characters as clients count them (``client_len``: an emoji is two).
 
     Pages end after a newline when one falls in the second half of the page, so that a
-    page holds whole lines; a single line longer than a page is split where it must be.
+    page holds whole lines; a single line longer than a page is split where it must be
+    (between two characters, never inside one).
     """
-    end = start + max_chars
+    end = client_end(text, max_chars, start)
     if end >= len(text):
         return len(text)
-    newline = text.rfind("\n", start + max_chars // 2, end)
+    newline = text.rfind("\n", start + (end - start) // 2, end)
     return newline + 1 if newline >= 0 else end
 
 

@@ -42,6 +42,11 @@ Only handshake-era connections get events: Claude Code registers channel servers
 the initialize handshake; the 2026-07-28 era has no connection to push on, is never told of
 the capability and is never sent an event.
 
+A notice showing a message puts the sender's text on lines of its own, each indented
+(``indented``, as the hooks do): the notice's own lines (its first, the data's, what it
+says of the message's read state) begin at the margin, and no line of a body does, so no
+body reads as another sender's notice.
+
 A message a notice shows whole (its text and data, each within ``BODY_CHARS``) has been shown,
 as a read shows it, so the channel marks it read (``mark_read``), that the session's hooks and
 ``read_inbox`` do not show it again: once the session has received the notice, which it says
@@ -76,8 +81,9 @@ from .._config import Settings
 from .._errors import SwarmError, needs_a_fix
 from .._mcp_names import EVERY_TOOL_ROLE
 from .._models import SYNTHESIS_REQUEST_KIND, Event, EventType, Message, event_order
+from .._printable import BODY_INDENT, indented
 from .._validate import READ_DEFAULT
-from ._budget import clip
+from ._budget import client_len, clip
 from ._session import SessionRegistry, connection_of
 from ._tools import SwarmTools, offers
 
@@ -254,7 +260,8 @@ def _data_text(message: Message) -> str:
 
 def _whole(message: Message) -> bool:
     """Whether a notice shows all of ``message``: its text and its data each fit."""
-    return len(message.body) <= BODY_CHARS and len(_data_text(message)) <= BODY_CHARS
+    # (measured as ``clip`` cuts: one it cut is not shown whole)
+    return client_len(message.body) <= BODY_CHARS and client_len(_data_text(message)) <= BODY_CHARS
 
 
 def _single(group: _Group, bodies: dict[str, Message]) -> Message | None:
@@ -289,9 +296,11 @@ def _message_notice(group: _Group, bodies: dict[str, Message], read: Collection[
     meta = {"kind": group.kind, "message_id": f.get("message", ""), "from": sender}
     message = _single(group, bodies)
     more = f"{_READ_INBOX} shows all of it"
-    body = f":\n{clip(message.body, BODY_CHARS, more)}" if message else ""
+    # (every line of the sender's text indented, the first too, since it begins a line: no
+    # line of it reads as a notice's own line, nor as another notice)
+    body = f":\n{BODY_INDENT}{indented(clip(message.body, BODY_CHARS, more))}" if message else ""
     if message and message.data:
-        body += f"\ndata: {clip(_data_text(message), BODY_CHARS, more)}"
+        body += f"\ndata: {indented(clip(_data_text(message), BODY_CHARS, more))}"
     whole = message is not None and _whole(message)
     after = (
         f"Shown whole, so it is marked read ({_READ_INBOX} does not show it again)."

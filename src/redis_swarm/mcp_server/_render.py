@@ -24,7 +24,7 @@ from .._errors import (
     login_refused,
 )
 from .._mcp_names import EVERY_TOOL_ROLE
-from ._budget import clip
+from ._budget import client_len, clip
 from ._roles import declared_tool_names, roles_offering
 
 __all__ = [
@@ -281,16 +281,17 @@ def render_group(group: Sequence[GrepLine]) -> str:
 
 
 def fit(items: list[dict[str, Any]], max_chars: int) -> list[dict[str, Any]]:
-    """As many records as fit in ``max_chars``; a first record too big alone is clipped."""
+    """As many records as fit in ``max_chars`` (as clients count them: ``client_len``); a
+    first record too big alone is clipped."""
     shown: list[dict[str, Any]] = []
     used = 400  # the rest of the payload: counts, cursor, next
     for item in items:
-        size = len(dumps(item)) + 1
+        size = client_len(dumps(item)) + 1
         if used + size > max_chars:
             if shown:
                 break
             item = _clip_record(item, max_chars - used)
-            size = len(dumps(item)) + 1
+            size = client_len(dumps(item)) + 1
         shown.append(item)
         used += size
     return shown
@@ -298,17 +299,16 @@ def fit(items: list[dict[str, Any]], max_chars: int) -> list[dict[str, Any]]:
 
 def _clip_record(item: dict[str, Any], max_chars: int) -> dict[str, Any]:
     """Shorten the long text fields of one record until it fits ``max_chars``."""
-    if len(dumps(item)) <= max_chars:
+    if client_len(dumps(item)) <= max_chars:
         return item
     out = dict(item)
-    for key in sorted(out, key=lambda k: -len(dumps(out[k]))):
-        over = len(dumps(out)) - max_chars
+    for key in sorted(out, key=lambda k: -client_len(dumps(out[k]))):
+        over = client_len(dumps(out)) - max_chars
         if over <= 0:
             break
         value = out[key]
-        if isinstance(value, str):
-            out[key] = clip(value, max(80, len(value) - over - 80), "too long for one result")
-        elif isinstance(value, dict | list):
-            text = dumps(value)
-            out[key] = clip(text, max(80, len(text) - over - 80), "too long for one result")
+        text = value if isinstance(value, str) else dumps(value)
+        if isinstance(value, str | dict | list):
+            most = max(80, client_len(text) - over - 80)
+            out[key] = clip(text, most, "too long for one result")
     return out
