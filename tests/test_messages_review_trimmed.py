@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from redis_swarm import Swarm
+from redis_swarm import BroadcastsTrimmed, Swarm
 from redis_swarm._keys import Keys
 
 from ._raw import raw_client
@@ -19,10 +19,10 @@ def test_trimmed_broadcasts_are_said_and_not_read(swarm: Swarm, redis_url: str) 
     sent = [swarm.broadcast(f"b{i}", sender="bc") for i in range(5)]
     with raw_client(redis_url) as r:  # (as message_send's MAXLEN trims the oldest)
         r.xtrim(KEYS.broadcast, minid=sent[3].seq, approximate=False)
-    with pytest.warns(UserWarning, match="lag had not read, through .* were trimmed"):
+    with pytest.warns(BroadcastsTrimmed, match="lag had not read, through .* were trimmed"):
         peeked = swarm.inbox("lag", ack=False)
     assert peeked.trimmed is not None and sent[3].seq in peeked.trimmed
-    with pytest.warns(UserWarning, match="trimmed"):
+    with pytest.warns(BroadcastsTrimmed, match="trimmed"):
         got = swarm.inbox("lag")
     assert [m.body for m in got] == ["b3", "b4"]
     assert got.trimmed is not None

@@ -20,6 +20,7 @@ from ._config import Settings
 from ._context_records import ContextInfo, ContextSlice, GcReport, GrepLine, SearchHit
 from ._errors import (
     AlreadyCompleted,
+    BroadcastsTrimmed,
     ConfigError,
     Conflict,
     ConnectionFailed,
@@ -141,6 +142,7 @@ __all__ = [
     "Answer",
     "AppliedRole",
     "AsyncSwarm",
+    "BroadcastsTrimmed",
     "ClusterView",
     "ConfigError",
     "Conflict",

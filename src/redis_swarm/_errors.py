@@ -20,7 +20,8 @@
     └── Timeout                     a bounded wait ended before its condition held
 
 ``TaskDeadLettered`` is a warning (a UserWarning), not an error: a claim that dead-lettered a
-task stored damaged instead of handing it out says so with it. ``LibraryReplaced`` too: an
+task stored damaged instead of handing it out says so with it; so is ``BroadcastsTrimmed``: an
+inbox read whose reader missed broadcasts trimmed before it read them. ``LibraryReplaced`` too: an
 admin handle loaded its function library over another redis-swarm version's. And
 ``TlsNotVerified``: a handle whose URL turns off the check of the server's certificate or
 host name (``ssl_cert_reqs=none`` or ``optional``) says so as it connects.
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AlreadyCompleted",
+    "BroadcastsTrimmed",
     "ConfigError",
     "Conflict",
     "ConnectionFailed",
@@ -367,6 +369,16 @@ def needs_a_fix(exc: SwarmError) -> bool:
     if isinstance(exc, ConnectionFailed):
         return not exc.retryable
     return isinstance(exc, PermissionDenied | ConfigError)
+
+
+class BroadcastsTrimmed(UserWarning):
+    """An inbox read (``inbox``, a peek as well) found that broadcasts after its reader's
+    cursor were trimmed from the swarm's broadcast stream before the reader was shown them
+    (it fell more than ``BROADCAST_MAXLEN`` behind): it never gets them. The read returns
+    what it returns otherwise, its ``Inbox.trimmed`` in the same words as this warning
+    (``str``). A notice of the operation, said as ``TaskDeadLettered`` is (``_protocol.tell``):
+    at the caller's line; made an error by a warnings filter, the read gives back what it
+    took (the next read returns it) and raises it."""
 
 
 class LibraryReplaced(UserWarning):

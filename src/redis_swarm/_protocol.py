@@ -201,14 +201,16 @@ def raise_first(replies: list[Any], items: tuple[Cmd | Call, ...] = ()) -> list[
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """What an operation tells its caller besides its result (a claim: the tasks it met
-    stored damaged and dead-lettered, one ``TaskDeadLettered`` each). The operation only
-    yields it: its shell says it (``tell``), to the list of a face that collects them
-    (``TaskDeadLettered.collected``), else as warnings at the caller's line. Its reply: None
-    once said, or the warning a warnings filter made an error, which the operation raises
-    once it has undone what its caller would not see (a claim gives back its good leases)."""
+    """What an operation tells its caller besides its result, as warnings: a claim, the tasks
+    it met stored damaged and dead-lettered (one ``TaskDeadLettered`` each); an inbox read,
+    the broadcasts trimmed before its reader read them (``BroadcastsTrimmed``). The
+    operation only yields it: its shell says it (``tell``), a ``TaskDeadLettered`` to the
+    list of a face that collects them (``TaskDeadLettered.collected``), else each as a
+    warning at the caller's line. Its reply: None once said, or the warning a warnings
+    filter made an error, which the operation raises once it has undone what its caller
+    would not see (a claim gives back its good leases, an inbox read what it took)."""
 
-    said: tuple[TaskDeadLettered, ...]
+    said: tuple[UserWarning, ...]
 
 
 Operation = Generator[Request | Fetch | Compute | Notice, Any, T]
@@ -363,22 +365,24 @@ _NOT_THE_CALLER = (
 )
 
 
-def tell(notice: Notice) -> TaskDeadLettered | None:
-    """Say a ``Notice`` (the shells' part, both of them): to the list of a face collecting
-    them in this context (``TaskDeadLettered.collected``), else each as a warning at the
-    first line outside redis-swarm (and outside an event loop or thread pool running the
-    call), worked out only then: a claim that met no damaged task pays nothing. Returns the
-    warning a warnings filter made an error, for the operation to raise (see ``Notice``),
-    else None."""
+def tell(notice: Notice) -> UserWarning | None:
+    """Say a ``Notice`` (the shells' part, both of them): a ``TaskDeadLettered`` to the list
+    of a face collecting them in this context (``TaskDeadLettered.collected``), else each as
+    a warning at the first line outside redis-swarm (and outside an event loop or thread
+    pool running the call), worked out only then: an operation that has nothing to say pays
+    nothing. Returns the warning a warnings filter made an error, for the operation to raise
+    (see ``Notice``), else None."""
     collecting = TaskDeadLettered.collector()
-    if collecting is not None:
-        collecting.extend(notice.said)
-        return None
-    try:
-        for warning in notice.said:
+    for warning in notice.said:
+        if collecting is not None and isinstance(warning, TaskDeadLettered):
+            collecting.append(warning)
+            continue
+        try:
             warn_outside(warning)
-    except TaskDeadLettered as raised:
-        return raised
+        except UserWarning as raised:
+            if raised is not warning:  # (a showwarning's own error: not the filter's)
+                raise
+            return raised
     return None
 
 

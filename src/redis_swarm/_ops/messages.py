@@ -22,12 +22,12 @@ from __future__ import annotations
 import re
 import shlex
 import time
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
 from .._codec import UNREADABLE, loads
 from .._errors import (
+    BroadcastsTrimmed,
     Conflict,
     CorruptRecord,
     NotFound,
@@ -43,7 +43,7 @@ from .._models import (
     MessageStatus,
     event_order,
 )
-from .._protocol import INTERRUPTS, Batch, Call, Cmd, OpContext, Operation
+from .._protocol import INTERRUPTS, Batch, Call, Cmd, Notice, OpContext, Operation
 from .._replies import reply_fields
 from .._validate import MAX_READ, MAX_WAIT_S, READ_DEFAULT, check_agent, check_id, check_name
 from ._bus import check_data, new_id, text
@@ -434,7 +434,12 @@ def inbox(
 
     An acknowledged read interrupted before it returns (its asyncio task cancelled, Ctrl-C)
     gives back what it took, before the interrupt goes on: the next read returns those
-    messages again (unless another reader of the inbox took a batch in that instant)."""
+    messages again (unless another reader of the inbox took a batch in that instant).
+
+    Broadcasts after the agent's cursor trimmed before it read them (it fell more than
+    ``BROADCAST_MAXLEN`` behind) are said: the result's ``trimmed``, and a ``BroadcastsTrimmed``
+    notice in the same words (``Notice``: a warning at the caller's line; made an error by
+    a warnings filter, the read gives back what it took and raises it)."""
     agent = check_agent("agent id", agent)
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_READ:
         # (a bool is an int to Python, not to Redis: refused here, not by the server)
@@ -481,8 +486,12 @@ def inbox(
             yield from await_events(ctx, last_id, min(remaining, block_chunk_s(ctx)), wakes_me)
         messages = [_message(text(seq), reply_fields(fields)) for seq, fields in entries[:limit]]
         taken = rid if ack and messages else None
-        if trimmed is not None:
-            warnings.warn(trimmed, UserWarning, stacklevel=2)
+        if trimmed is not None:  # (said by the shell, as every notice: ``Notice``)
+            raised = yield Notice((BroadcastsTrimmed(trimmed),))
+            if raised is not None:  # (a warnings filter's error: what was taken goes back)
+                if taken is not None:
+                    yield from _give_back(ctx, agent, taken, raised)
+                raise raised
         if not ack or len(messages) < limit:
             return Inbox(messages, more=len(entries) > limit, read_id=taken, trimmed=trimmed)
         # A peek after the acknowledged read, under its read id: it looks past the batch,

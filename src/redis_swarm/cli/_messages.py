@@ -6,12 +6,13 @@ import contextlib
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import click
 
-from .._errors import NotFound
+from .._errors import BroadcastsTrimmed, NotFound
 from .._models import Inbox
 from .._printable import printable, short
 from .._validate import MAX_READ, MAX_WAIT_S, READ_DEFAULT, begins_like_option
@@ -149,6 +150,15 @@ def inbox(app: App, agent: str | None, peek: bool, limit: int, wait_s: float) ->
         agent = agent_option_default()
     if agent is None:
         raise click.UsageError("name the agent whose inbox to read (or set SWARM_AGENT)")
+    with warnings.catch_warnings():
+        # (said once, by ``_show``, from the read it shows: the look and the take below both
+        # meet broadcasts trimmed unread, and both would warn)
+        warnings.simplefilter("ignore", BroadcastsTrimmed)
+        _read(app, agent, peek, limit, wait_s)
+
+
+def _read(app: App, agent: str, peek: bool, limit: int, wait_s: float) -> None:
+    """``inbox``'s reads, each shown (``_show``) as it is read."""
     if peek:
         _show(
             app, agent, app.swarm.inbox(agent, ack=False, limit=limit, wait_s=wait_s), limit, peek
@@ -165,7 +175,7 @@ def inbox(app: App, agent: str | None, peek: bool, limit: int, wait_s: float) ->
             agent, ack=False, limit=1, wait_s=max(0.0, deadline - time.monotonic())
         )
         if not waiting:
-            _show(app, agent, Inbox(), limit, peek)
+            _show(app, agent, waiting, limit, peek)
             return
         with _interruptions_held():
             items = app.swarm.inbox(agent, limit=limit)
@@ -178,7 +188,10 @@ def inbox(app: App, agent: str | None, peek: bool, limit: int, wait_s: float) ->
 
 
 def _show(app: App, agent: str, items: Inbox, limit: int, peek: bool) -> None:
-    """The messages read; when more wait than --limit let through, says so (JSON: more)."""
+    """The messages read; when more wait than --limit let through, says so (JSON: more).
+    Broadcasts trimmed before the agent read them are said first, on stderr (``trimmed``)."""
+    if items.trimmed is not None:
+        click.echo(f"warning: {printable(items.trimmed)}", err=True)
 
     def human() -> None:
         if not items:
