@@ -63,7 +63,6 @@ def test_a_shared_context_owner_is_told_by_its_hash_not_read(
     the published version (the content hash of this plan's text), not by downloading the
     context; its files are read once, for the check and the publishing both."""
     from redis_swarm._pipeline import plan as plan_module
-    from redis_swarm._pipeline import run as run_module
     from redis_swarm._pipeline.plan import load_plan
     from redis_swarm._pipeline.run import Pipeline
 
@@ -87,7 +86,7 @@ def test_a_shared_context_owner_is_told_by_its_hash_not_read(
     with Swarm(redis_url, swarm="test") as publisher:  # (its cache of contexts: not ours)
         Pipeline(publisher, load_plan(a)).publish_contexts()  # "audit" publishes "notes"
     with Swarm(redis_url, swarm="test") as swarm:
-        monkeypatch.setattr(f"{run_module.__name__}.context_file_text", counted)
+        monkeypatch.setattr(f"{plan_module.__name__}.context_file_text", counted)
         other = Pipeline(swarm, load_plan(b))
         sent = _sent_bytes(raw)
         other._check_owners()  # the same material: no clash
