@@ -77,6 +77,7 @@ def test_parse_reads_the_json_a_worker_gives() -> None:
     with pytest.raises(ValidationError) as caught:
         Usage.parse({"tokens_in": -1, "cost_usd": -1})
     assert str(caught.value) == (
-        "usage cost_usd is -1: give a number of US dollars from 0 to 1e15, or leave it out; "
+        "usage cost_usd is -1: give a number of US dollars, 0 or from 1e-12 to 1e15, or leave "
+        "it out; "
         "usage tokens_in is -1: give a whole number of tokens from 0 to 1e15, or leave it out"
     )

@@ -17,6 +17,7 @@ from ._errors import ValidationError
 __all__ = [
     "FIGURES",
     "MONEY_DIGITS",
+    "USD_MAX_PLACES",
     "USD_PLACES",
     "Money",
     "Sum",
@@ -39,19 +40,26 @@ __all__ = [
 # The decimals of every cost shown, in every view: the same cost reads alike wherever it is
 # (a pass's in ``swarm status --pass``, ``swarm pipeline status``, the budget's stop line).
 USD_PLACES = 4
+# The most decimals a cost is shown with ($0.000000000001); a smaller one, which no run costs
+# (``Usage.cost_fault`` refuses it), reads in exponent form ($1.0e-13), never as zero.
+USD_MAX_PLACES = 12
 
 
 def usd(cost: float | None, unknown: str = "-") -> str:
     """A cost in US dollars as every face shows it, the one rule: ``USD_PLACES`` decimals,
-    or as many more as a cost under half a hundredth of a cent needs not to read as zero;
+    or as many more as a cost under half a hundredth of a cent needs not to read as zero (up
+    to ``USD_MAX_PLACES``; a cost too small for them in exponent form: ``$1.0e-13``);
     ``unknown`` when no agent said what it cost (never "$0.0000", which would claim it was
     free)."""
     if cost is None:
         return unknown
     places = USD_PLACES
     if 0 < abs(cost) < 0.00005:
-        places = max(places, min(12, 1 - math.floor(math.log10(abs(cost)))))
-    return f"${cost:,.{places}f}"
+        places = max(places, min(USD_MAX_PLACES, 1 - math.floor(math.log10(abs(cost)))))
+    shown = f"{cost:,.{places}f}"
+    if cost and not shown.strip("-0.,"):  # (under $5e-13: two digits, as the decimals give)
+        shown = f"{cost:.1e}"
+    return "$" + shown
 
 
 def unpriced_note(runs: int, unpriced: int, *, when_none: bool = False) -> str:
@@ -101,9 +109,9 @@ def usage_line(usage: Usage | Mapping[str, Any] | None, /) -> str:
 
 USAGE_MAX = 1e15  # no agent run costs this many USD or tokens: a bigger number is a misreading
 USAGE_MAX_MODELS = 64  # the models one usage breaks its figures down by
-_COST_RULE = "a number of US dollars from 0 to 1e15"
+USAGE_MIN_COST = 1e-12  # no run costs less but nothing: a smaller cost is a misreading too
+_COST_RULE = "a number of US dollars, 0 or from 1e-12 to 1e15"
 _COUNT_RULE = "a whole number of tokens from 0 to 1e15"
-_NUMBER_RULE = "a number from 0 to 1e15"
 USAGE_COUNTS = ("tokens_in", "tokens_out", "cached_in")  # the figures that count tokens
 LABEL_CHARS = 128  # the longest model name, session id or context version a record keeps
 
@@ -126,9 +134,11 @@ class Usage(Record):
     names the format it was read from. None is unknown.
 
     What no run could report (``faults``: a negative, fractional or huge count, a cost that
-    is no finite number, more cached tokens than input tokens) is refused wherever a caller
-    gives it (ValidationError); the runner, reading an agent's output, which no user
-    controls, keeps such a figure as unknown instead."""
+    is no finite number, more cached tokens than input tokens; in ``models`` the same, an
+    unknown field, and figures adding up to more than the run's) is refused wherever a
+    caller gives it (ValidationError); the runner, reading an agent's output, which no user
+    controls, keeps such a figure as unknown instead, and makes models that say more than
+    the run agree with it (``reconciled``)."""
 
     source: str
     cost_usd: float | None = None
@@ -141,7 +151,10 @@ class Usage(Record):
     @staticmethod
     def cost_fault(value: object) -> str | None:
         """None when ``value`` can be what a run cost; else what a cost must be."""
-        return _COST_RULE if _misfit(value, whole=False) else None
+        if _misfit(value, whole=False):
+            return _COST_RULE
+        small = isinstance(value, int | float) and 0 < value < USAGE_MIN_COST
+        return _COST_RULE if small else None
 
     @staticmethod
     def count_fault(value: object) -> str | None:
@@ -209,25 +222,107 @@ class Usage(Record):
                 f"usage cached_in ({cached:,}) is more than tokens_in ({total:,}): tokens_in "
                 "counts every input token, the cached ones included"
             )
+        return out + self.model_faults()
+
+    def model_faults(self) -> list[str]:
+        """What no run could report in ``models``, each naming the model, the figure and
+        what to give instead ([] when nothing): a figure as ``faults`` checks the run's, a
+        field that is none of ``FIGURES``, more cached tokens than input tokens, and figures
+        that contradict the run's (``models_beyond``)."""
+        out: list[str] = []
         models: object = self.models
         if not isinstance(models, dict):
-            out.append("usage models must be an object: model -> {cost_usd, tokens_in, ...}")
-            return out
+            return ["usage models must be an object: model -> {cost_usd, tokens_in, ...}"]
         if len(models) > USAGE_MAX_MODELS:
             out.append(f"usage names {len(models)} models; the limit is {USAGE_MAX_MODELS}")
+        fields = ", ".join(FIGURES)
         for model, figures in models.items():
             if not isinstance(figures, dict):
-                out.append(f"usage of {model} must be an object: {{cost_usd, tokens_in, ...}}")
+                out.append(f"usage of {model} must be an object: {{{fields}}}")
                 continue
-            for key, value in figures.items():
-                if key == "cost_usd":
-                    rule = self.cost_fault(value)
-                elif key in USAGE_COUNTS:
-                    rule = self.count_fault(value)
-                else:
-                    rule = _NUMBER_RULE if _misfit(value, whole=False) else None
-                check(f"of {model}: {key}", value, rule)
+            unknown = sorted(str(key) for key in figures if key not in FIGURES)
+            if unknown:
+                out.append(
+                    f"usage of {model} has no field {', '.join(unknown)}: give any of {fields}"
+                )
+            for key in FIGURES:
+                value = figures.get(key)
+                rule = self.cost_fault(value) if key == "cost_usd" else self.count_fault(value)
+                if value is not None and rule is not None:
+                    out.append(
+                        f"usage of {model}: {key} is {self.shown(value)}: give {rule}, or "
+                        "leave it out"
+                    )
+            cached, given = figures.get("cached_in"), figures.get("tokens_in")
+            counted = not self.count_fault(cached) and not self.count_fault(given)
+            if cached is not None and given is not None and counted and cached > given:
+                out.append(
+                    f"usage of {model}: cached_in ({cached:,}) is more than tokens_in "
+                    f"({given:,}): tokens_in counts every input token, the cached ones included"
+                )
+        if not out:
+            for key, (parts, total) in self.models_beyond().items():
+                out.append(
+                    f"usage models' {key} add up to {self.shown(parts)}, more than the run's "
+                    f"{key} ({self.shown(total)}): a model's figures are part of the run's; "
+                    f"give the run's whole {key} (at least its models' sum)"
+                )
         return out
+
+    def models_beyond(self) -> dict[str, tuple[float, float]]:
+        """The ``FIGURES`` whose sum over ``models`` says more than the run's figure (where
+        the run's is known): figure -> (the models' sum, the run's). The
+        breakdown of a run by model is part of it: beyond it, one of them is wrong, and a
+        view showing both (a pass's cost, its cost per model) would contradict itself. A
+        sum of costs is allowed the float noise of adding them (0.1 + 0.2 is not 0.3)."""
+        out: dict[str, tuple[float, float]] = {}
+        for key in FIGURES:
+            total = getattr(self, key)
+            given = [
+                figures[key]
+                for figures in self.models.values()
+                if isinstance(figures, dict) and figures.get(key) is not None
+            ]
+            if total is None or not given:  # (unknown: the views say so, a lower bound)
+                continue
+            parts = sum(given)
+            if parts > total * (1 + 1e-9 if key == "cost_usd" else 1):
+                out[key] = (parts, total)
+        return out
+
+    def reconciled(self) -> tuple[Usage, list[str]]:
+        """This usage as an agent's CLI printed it, made one a report takes (no
+        ``model_faults``), and what was changed, a ``KIND: DETAILS`` line each (the runner
+        keeps a run over the figures its CLI prints: no user controls them). A run's figure
+        below its models' sum is raised to the sum: the run cost at least what its parts
+        did (a budget counts the larger, and the pass's cost and its cost per model then
+        agree). Anything else amiss in the models (an unknown field, more cached tokens than
+        input ones) is left out of them."""
+        notes: list[str] = []
+        models = {
+            name: {key: figures[key] for key in FIGURES if figures.get(key) is not None}
+            for name, figures in self.models.items()
+        }
+        for name, figures in models.items():
+            cached, given = figures.get("cached_in"), figures.get("tokens_in")
+            if cached is not None and given is not None and cached > given:
+                del figures["cached_in"]
+                notes.append(f"usage of a model left out: {name}'s cached_in above its tokens_in")
+        usage = dataclasses.replace(self, models=models)
+        changed: dict[str, Any] = {}
+        for key, (parts, total) in usage.models_beyond().items():
+            figure = int(parts) if key in USAGE_COUNTS else float(parts)
+            changed[key] = figure
+            notes.append(
+                f"usage figures below their models' sum, the sum taken: {key} "
+                f"{self.shown(total)} under the models' {self.shown(figure)}"
+            )
+        usage = dataclasses.replace(usage, **changed)
+        if usage.model_faults() or (usage.faults() and not self.faults()):
+            # (what no run reports, found anyway: the run's figures as printed, no breakdown)
+            notes.append("usage by model left out: it contradicts the run's figures")
+            usage = dataclasses.replace(self, models={})
+        return usage, notes
 
 
 # What a usage sums to (``cached_in``: of the input tokens, those read from a prompt cache).
@@ -294,8 +389,14 @@ def add_model_figures(
     known) to ``by_model``'s sums per model: the per-model figures where the CLI gave them
     (their cached tokens too, where it split them: Claude's, Gemini's; else a run of one
     model has them all), else all of it under ``model`` (``unknown`` when none is known).
-    The one rule of every cost per model: a pipeline's, a pass's (``Swarm.pass_costs``)."""
+    The one rule of every cost per model: a pipeline's, a pass's (``Swarm.pass_costs``).
+    A breakdown that contradicts its run's figures (``Usage.model_faults``: a record stored
+    before they were checked) is not summed: all of it goes under its one model, if it names
+    one, else as if it named none; the costs per model never say more than the total."""
     models = usage.models
+    if models and usage.model_faults():
+        model = next(iter(models)) if len(models) == 1 else model
+        models = {}
     if not models:
         add_figures(by_model.setdefault(model or "unknown", no_figures()), usage_figures(usage))
         return

@@ -29,7 +29,7 @@ from ._acl import MIN_PASSWORD_LEN
 from ._codec import dumps
 from ._config import url_host
 from ._errors import ConfigError
-from ._net import Listening, is_loopback, loopback_only, shown_host
+from ._net import Listening, is_loopback, listen, loopback_only, shown_host
 
 __all__ = [
     "MAKE_TOKEN",
@@ -79,8 +79,9 @@ def new_token() -> str:
 def require_token_off_loopback(host: str, token: str | None, *, what: str, env: str) -> None:
     """Refuse an empty host, an empty token, no token on an address other machines can
     reach (any but a loopback address, or a name that resolves to loopback alone:
-    ``_net.loopback_only``), and a token there too short to be a secret
-    (``require_strong_token``)."""
+    ``_net.loopback_only``; one this machine cannot listen on, a name that does not resolve,
+    is refused saying so, as ``listen`` does with a token), and a token there too short to
+    be a secret (``require_strong_token``)."""
     if not host.strip():  # (an empty host would listen on every interface)
         raise ConfigError(
             "--host is empty: give the address to listen on, 127.0.0.1 (this machine only, "
@@ -89,6 +90,11 @@ def require_token_off_loopback(host: str, token: str | None, *, what: str, env: 
     if token is not None and not token.strip():
         raise ConfigError(f"--token is empty: give a secret, e.g. {give_token(env)}")
     if not loopback_only(host) and not token:
+        # A host this machine cannot listen on (a name that does not resolve, an address
+        # not its own) is refused for that, as it is with a token (``listen``'s words):
+        # "reachable from other machines" would send its user after a token in vain.
+        with listen(host, 0):
+            pass
         raise ConfigError(
             f"--host {shown_host(host)} is reachable from other machines: {what}, so it needs "
             f"a token there: {give_token(env)}"

@@ -44,7 +44,10 @@ The answer is the work; the usage is what it cost, read as far as it can be trus
 no run could report (``Usage.cost_fault``, ``Usage.count_fault``: negative, fractional,
 huge, not a number, more cached tokens than input tokens) is kept as unknown (None), and so
 is a total any of whose parts is: never a wrong number, and never a refused finding. What was
-left out is named in ``AgentOutput.dropped``, for the runner's log line.
+left out is named in ``AgentOutput.dropped``, for the runner's log line. Figures by model
+that contradict the run's (Claude's ``total_cost_usd`` under its ``modelUsage`` costs added
+up) are made to agree by ``Usage.reconciled`` (the run's raised to its models' sum), said in
+``AgentOutput.notes``: a pass's cost never reads less than its cost per model.
 """
 
 from __future__ import annotations
@@ -766,7 +769,7 @@ def _claude(result: dict[str, Any]) -> AgentOutput:
     cost = read.cost("total_cost_usd", result.get("total_cost_usd"))
     models, whole = _claude_models(read, result.get("modelUsage"))
     counts = whole if whole is not None else _claude_usage(read, result.get("usage"))
-    record = Usage(
+    record, fixed = Usage(
         source=CLAUDE,
         cost_usd=cost,
         tokens_in=counts["tokens_in"],
@@ -774,7 +777,7 @@ def _claude(result: dict[str, Any]) -> AgentOutput:
         cached_in=counts["cached_in"],
         session_id=_session(result.get("session_id")),
         models=models,
-    )
+    ).reconciled()
     answer = result.get("result")
     answer = answer if isinstance(answer, str) else ""
     error = None
@@ -786,7 +789,7 @@ def _claude(result: dict[str, Any]) -> AgentOutput:
         error = f"the agent CLI reported an error: {why[:500]}{cost_note(record)}"
     main = max(models, key=lambda m: models[m].get("cost_usd", 0.0), default=None)
     ended = subtype if subtype not in (None, "success") else None
-    return AgentOutput(answer, record, error, main, tuple(read.dropped), ended)
+    return AgentOutput(answer, record, error, main, tuple(read.dropped), ended, notes=(*fixed,))
 
 
 _COUNTS = ("tokens_in", "cached_in", "tokens_out")
@@ -884,14 +887,14 @@ def _gemini(result: dict[str, Any]) -> AgentOutput:
         totals = dict.fromkeys(names)
     for key in names:  # many models can add up to more than any run uses
         totals[key] = read.count(f"stats.models {key}, added up over the models,", totals[key])
-    record = Usage(
+    record, fixed = Usage(
         source=GEMINI,
         tokens_in=totals["tokens_in"],
         tokens_out=totals["tokens_out"],
         cached_in=totals["cached_in"],
         session_id=_session(result.get("session_id")),
         models=models,
-    )
+    ).reconciled()
     answer = result.get("response")
     answer = answer if isinstance(answer, str) else ""
     error = None
@@ -900,7 +903,7 @@ def _gemini(result: dict[str, Any]) -> AgentOutput:
         message = raw_error.get("message")
         why = message if isinstance(message, str) and message.strip() else "no reason given"
         error = f"the agent CLI reported an error: {why[:500]}"
-    notes = _gemini_warnings(result.get("warnings"))
+    notes = (*fixed, *_gemini_warnings(result.get("warnings")))
     main = max(
         models,
         key=lambda m: models[m].get("tokens_in", 0) + models[m].get("tokens_out", 0),

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from .._codec import dumps, iso
+from .._codec import counted, dumps, iso
 from .._errors import ConnectionFailed, ValidationError
 from .._models import EventsTrimmed, EventType, type_filter
 from .._printable import printable
@@ -144,8 +144,8 @@ def _more_hint(app: App, last_id: str, types: list[str] | None, limit: int) -> N
     if not app.swarm.events(since=last_id, types=types, limit=1):
         return
     click.echo(
-        f"(the first {limit} events; more follow: --since {last_id} lists the next ones, "
-        "--last N the newest N)",
+        f"(the first {counted(limit, 'event')}; more follow: --since {last_id} lists the next "
+        "ones, --last N the newest N)",
         err=True,
     )
 

@@ -46,7 +46,7 @@ class EventFeed:
         self,
         swarm: AsyncSwarm,
         since: str | int | None = None,
-        types: Sequence[EventType] | None = None,
+        types: Sequence[EventType | str] | None = None,
         *,
         buffer: int = 1000,
     ) -> None:
@@ -167,7 +167,9 @@ class EventHub(EventFanout):
     def full(self) -> bool:
         return self.listening >= self.most
 
-    async def open(self, since: str | int | None, types: Sequence[EventType] | None) -> Stream:
+    async def open(
+        self, since: str | int | None, types: Sequence[EventType | str] | None
+    ) -> Stream:
         """A stream of the events after ``since`` (an event id; a time in epoch ms: from
         then on, inclusive; None: from now on), of ``types`` (None: all). Raises
         ``TooManyStreams`` when ``most`` are open, ``HubStopped`` once closed, and what

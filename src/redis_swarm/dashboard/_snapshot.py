@@ -12,11 +12,17 @@ counting the rest; a swarm run daily for a year holds a thousand settled passes,
 and drawing them all on every change buried today's. Asked with ``stale`` (``STALE_SHOWN``),
 its agents are every live one and the stale ones seen last (``bounded_agents``), as ``swarm
 watch`` draws them. ``totals`` still counts them all.
+
+Its findings are as the page and ``swarm watch`` show them (``shown_finding``): without their
+``details`` and ``extra`` (but its ``kind``), which neither shows and which can be 250 KB a
+finding: 60 of them made each read of the page 12.5 MB. ``swarm findings ID`` and
+``/api/findings`` give a finding whole.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass, field
 
 from .._client import AsyncSwarm
@@ -27,7 +33,7 @@ from .._keys import is_ask_queue
 from .._models import ANSWER_KIND, STALE_AFTER_S, Agent, Finding, PassProgress, Synthesis, Task
 from .._printable import bounded, bounded_agents
 
-__all__ = ["CALLS_AT_ONCE", "PassProgress", "Snapshot", "snapshot"]
+__all__ = ["CALLS_AT_ONCE", "PassProgress", "Snapshot", "shown_finding", "snapshot"]
 
 # The most Redis calls one snapshot makes at once (its contexts' versions, read side by side):
 # each holds one of the handle's connections while it runs, and a swarm with hundreds of
@@ -100,7 +106,7 @@ async def snapshot(
         agents=tuple(agent_rows),
         queues=dict(queue_rows),
         passes=tuple(pass_rows),
-        findings=recent.findings,
+        findings=tuple(shown_finding(f) for f in recent.findings),
         syntheses=recent.syntheses,
         dead=recent.dead,
         contexts=tuple(info for owner in versions for info in owner),
@@ -115,7 +121,9 @@ async def snapshot(
         },
         corrupt=recent.corrupt,
         questions=dict(question_rows),
-        answers=tuple(f for f in recent.findings if f.extra.get("kind") == ANSWER_KIND),
+        answers=tuple(
+            shown_finding(f) for f in recent.findings if f.extra.get("kind") == ANSWER_KIND
+        ),
         settled_shown=settled,
         not_shown=dict(
             zip(
@@ -123,6 +131,15 @@ async def snapshot(
             )
         ),
     )
+
+
+def shown_finding(finding: Finding) -> Finding:
+    """``finding`` as a snapshot holds it: its ``details`` left out (None) and of its
+    ``extra`` only its ``kind`` (an answer's: a short name, else left out too), what the
+    page and ``swarm watch`` show of it."""
+    kind = finding.extra.get("kind")
+    extra = {"kind": kind} if isinstance(kind, str) and len(kind) <= 64 else {}
+    return dataclasses.replace(finding, details=None, extra=extra)
 
 
 def _name(queue: tuple[str, dict[str, int]]) -> str:

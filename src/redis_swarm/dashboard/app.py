@@ -56,7 +56,7 @@ from starlette.types import Receive, Scope, Send
 from .._client import AsyncSwarm
 from .._codec import dumps
 from .._errors import ConnectionFailed, NotFound, PermissionDenied, SwarmError, ValidationError
-from .._models import STALE_AFTER_S, EventType, Page, TaskStatus
+from .._models import STALE_AFTER_S, EventType, Page, TaskStatus, type_filter
 from .._net import is_loopback
 from .._printable import SETTLED_SHOWN, STALE_SHOWN
 from .._stopping import EndWhenStopping, Stopping
@@ -483,17 +483,20 @@ def _since(raw: str | None) -> str | int | None:
     return int(raw) if raw.isascii() and raw.isdigit() else raw
 
 
-def _types(raw: str | None) -> list[EventType] | None:
-    if not raw:
+def _types(raw: str | None) -> list[str] | None:
+    """``?types=``: event types or areas (``task``, ``task.*``), comma-separated, checked by
+    the rule ``swarm events --type`` follows (``type_filter``); None when not given. Given
+    empty (``?types=``, ``?types=,``) it is refused: never read as every type."""
+    if raw is None:
         return None
-    known = {t.value: t for t in EventType}
     names = [name.strip() for name in raw.split(",") if name.strip()]
-    unknown = [name for name in names if name not in known]
-    if unknown:
+    if not names:
         raise _BadRequest(
-            f"unknown event type {unknown[0]!r}: use one of {', '.join(sorted(known))}"
+            "types names no event type: give one or more, comma-separated (task.completed, "
+            "or an area: task, task.*), or leave types out for every type"
         )
-    return [known[name] for name in names]
+    type_filter(names)  # (a ValidationError: a 400 saying what to give)
+    return names
 
 
 async def _bad_request(_request: Request, exc: Exception) -> Response:

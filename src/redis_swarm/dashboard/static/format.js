@@ -6,7 +6,7 @@
 
 (function (root) {
   const USD_PLACES = 4; // as _usage.USD_PLACES
-  const MAX_PLACES = 12;
+  const MAX_PLACES = 12; // as _usage.USD_MAX_PLACES
 
   // |x| as Python's format(x, ".Nf") writes it: the double's exact value (toFixed(100) has
   // every digit of a cost's) rounded half to even, where toFixed and Intl round half up.
@@ -35,13 +35,16 @@
   }
 
   // As _usage.usd: four decimals, or as many more as a cost under half a hundredth of a
-  // cent needs not to read as zero; `unknown` when no agent said (never "$0.0000").
+  // cent needs not to read as zero (up to MAX_PLACES; a cost too small for them in exponent
+  // form, two digits: $1.0e-13); `unknown` when no agent said (never "$0.0000").
   function usd(cost, unknown) {
     if (typeof cost !== "number" || !Number.isFinite(cost)) return unknown === undefined ? "-" : unknown;
     let places = USD_PLACES;
     if (cost !== 0 && Math.abs(cost) < 0.00005)
       places = Math.max(places, Math.min(MAX_PLACES, 1 - Math.floor(Math.log10(Math.abs(cost)))));
-    return "$" + (cost < 0 ? "-" : "") + fixed(cost, places);
+    const shown = fixed(cost, places);
+    if (cost !== 0 && !/[1-9]/.test(shown)) return "$" + cost.toExponential(1);
+    return "$" + (cost < 0 ? "-" : "") + shown;
   }
 
   function count(n) {
