@@ -20,7 +20,10 @@ TYPES = [t.value for t in EventType]
 def _line(event: Any) -> str:
     fields = " ".join(f"{k}={v}" for k, v in event.fields.items())
     kind = getattr(event.type, "value", event.type)
-    return printable(f"{iso(event.at)}  {event.id}  {kind:<20} {fields}".rstrip())
+    # One line per event, whatever its fields hold (any writer of the stream may add one: a
+    # line break in a field would print what reads as another event).
+    line = printable(f"{iso(event.at)}  {event.id}  {kind:<20} {fields}".rstrip())
+    return line.replace("\n", "\\n")
 
 
 def _types(types: tuple[str, ...]) -> list[str] | None:
