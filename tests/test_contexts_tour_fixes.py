@@ -219,12 +219,16 @@ def test_every_text_reader_refuses_a_context_that_is_not_utf8(
     async def body() -> None:
         async with connect(build_server(swarm, role="worker")) as worker:
             for tool, args in (
-                ("get_context", {"owner": "blob"}),
                 ("search_context", {"owner": "blob", "pattern": "more"}),
                 ("read_context_lines", {"owner": "blob", "start": 1}),
             ):
                 message = await worker.error(tool, **args)
                 assert "not UTF-8 text" in message, (tool, message)
+            # (get_context says what it is and how to write its bytes to a file, as the
+            # prompts do: tests/test_mcp_walk5_fixes.py)
+            head, _ = await worker("get_context", owner="blob")
+            assert head["media_type"] == "application/octet-stream", head
+            assert "swarm context get blob" in str(head), head
 
     anyio.run(body)
 

@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from redis_swarm import Inbox, Settings, Swarm, Task, TaskStatus
-from redis_swarm._budget import Budget, estimate_tokens
+from redis_swarm._budget import Budget, client_len, estimate_tokens
 from redis_swarm._hooks import CLIENTS, HookOptions, agent_for, handle
 from redis_swarm._hooks.events import DEFAULT_HOOK_BUDGET_TOKENS, subagent_for
 from redis_swarm._hooks.formats import EVENTS, client_event
@@ -125,7 +125,7 @@ class Hooks:
         )
         answer: dict[str, Any] = json.loads(out.stdout)
         for value in _strings(answer):
-            assert len(value) < 10_000
+            assert client_len(value) < 10_000
         if client == "codex":
             jsonschema.validate(
                 answer, {"type": "object", "additionalProperties": False} | CODEX_OUTPUT[event]

@@ -72,7 +72,11 @@ _LINE_BELOW = [re.compile(rf"\n([ \t]{{0,{n}}})([^ \t\r\n])") for n in range(PRE
 _LINE_ABOVE = [
     re.compile(rf"(?:.*\n)?[ \t]{{0,{n}}}([^ \t\r\n])", re.S) for n in range(PRETTY_INDENT + 1)
 ]
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)\n[ \t]*```", re.S)
+# A fenced block is "```", a language (after blanks), the rest of that line, then the text up
+# to the first line that begins "```" after blanks (``_fences``): the closing line, and the
+# language word, looked for by these two.
+_FENCE_CLOSE = re.compile(r"\n[ \t]*```")
+_FENCE_LANGUAGE = re.compile(r"[ \t]*([A-Za-z0-9_+-]*)")
 # Envelopes of agent CLIs' JSON output: claude -p --output-format json ("result"),
 # gemini -o json ("response"). The finding is inside the text they carry.
 _ENVELOPE_KEYS = ("result", "response")
@@ -243,11 +247,43 @@ def _early_starts(text: str, window: int) -> set[int]:
     return found
 
 
+def _fences(text: str) -> list[tuple[str, str]]:
+    """The fenced blocks of ``text`` (language, body), first to last: what
+    ``re.finditer(r"```[ \\t]*([A-Za-z0-9_+-]*)[^\\n]*\\n(.*?)\\n[ \\t]*```", text, re.S)``
+    finds, in linear time. That regex looked for the closing line again from each "```" left
+    open, so a message of many such openers took minutes (a hook killed, the work lost). An
+    opener that finds no closing line is the last tried: a later one opens no earlier."""
+    blocks: list[tuple[str, str]] = []
+    at = 0
+    while (opener := text.find("```", at)) >= 0:
+        line_end = text.find("\n", opener + 3)
+        close = None if line_end < 0 else _FENCE_CLOSE.search(text, line_end + 1)
+        if close is None:
+            break
+        language = _FENCE_LANGUAGE.match(text, opener + 3, line_end)
+        blocks.append((language.group(1) if language else "", text[line_end + 1 : close.start()]))
+        at = close.end()
+    return blocks
+
+
+def _tagged(text: str, start: str, end: str) -> list[str]:
+    """The text between each ``start`` and the first ``end`` after it, first to last: what
+    ``re.finditer(f"{start}(.*?){end}", text, re.S)`` finds (escaped), in linear time."""
+    blocks: list[str] = []
+    at = 0
+    while (opened := text.find(start, at)) >= 0:
+        closed = text.find(end, opened + len(start))
+        if closed < 0:
+            break
+        blocks.append(text[opened + len(start) : closed])
+        at = closed + len(end)
+    return blocks
+
+
 def _marked(text: str, depth: int, mark: str) -> tuple[dict[str, Any], str] | None:
     """The finding in the last block between the run's tags that holds one."""
-    start, end = (re.escape(tag) for tag in finding_tags(mark))
-    for match in reversed(list(re.finditer(f"{start}(.*?){end}", text, re.S))):
-        found = _search(match.group(1), depth)
+    for block in reversed(_tagged(text, *finding_tags(mark))):
+        found = _search(block, depth)
         if found is not None:
             return found[0], "marked"
     return None
@@ -260,11 +296,11 @@ def _search(
         marked = _marked(text, depth, mark)
         if marked is not None:
             return marked
-    for match in reversed(list(_FENCE.finditer(text))):
-        if match.group(1).lower() not in ("", "json", "jsonc", "json5"):
+    for language, body in reversed(_fences(text)):
+        if language.lower() not in ("", "json", "jsonc", "json5"):
             continue
         try:
-            value = _AGENT_JSON.decode(match.group(2))
+            value = _AGENT_JSON.decode(body)
         except ValueError:
             continue
         found = _as_finding(value, depth, mark)

@@ -173,6 +173,21 @@ def no_context_note(owner: str) -> str:
     return _fill("task", "no-context", owner=owner)
 
 
+def context_bytes_note(info: ContextInfo) -> str:
+    """What an agent is told of a context that is not text (``ContextInfo.is_text``): its
+    media type, its size and how to write its bytes to a file (the question prompt's
+    section ``context-bytes``, which the MCP tools repeat)."""
+    return _fill(
+        "question",
+        "context-bytes",
+        owner=info.owner,
+        version=info.version,
+        size=f"{info.size_bytes:,}",
+        media_type=info.media_type,
+        source=info.source,
+    )
+
+
 def _json_block(value: Any) -> str:
     return "```json\n" + json.dumps(value, indent=2, ensure_ascii=False) + "\n```"
 
@@ -430,7 +445,7 @@ def render_question_prompt(
         elif text_only:
             about = _fill("question", "context-read", **facts)
         else:
-            about = _fill("question", "context-bytes", **facts, media_type=context.media_type)
+            about = context_bytes_note(context)
     data = qdata.get("data")
     return (
         _fill(

@@ -266,6 +266,10 @@ def _kind(node: dict[str, Any], root: dict[str, Any], *, plural: bool = False) -
 
 
 def _number(value: Any) -> str:
+    """A schema's bound as written: a whole float as an integer (a lease's 2592000, not
+    2.592e+06), another float in the short form."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 

@@ -49,7 +49,7 @@ class CoreCalls:
         return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
 
     async def claim(
-        self, queue: str | list[str], *, worker: str, lease_s: int | None, wait_s: float
+        self, queue: str | list[str], *, worker: str, lease_s: float | None, wait_s: float
     ) -> Task | None:
         """A claim that may wait, on a worker thread. It waits in slices of a second, so that
         a cancelled request (``notifications/cancelled``) or the server's leaving ends it

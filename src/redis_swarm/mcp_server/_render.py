@@ -12,7 +12,7 @@ from mcp_types import CallToolResult, ContentBlock, TextContent
 
 from .. import _hints as hints
 from .._codec import dumps, iso
-from .._context_records import GrepLine
+from .._context_records import ContextInfo, GrepLine
 from .._errors import (
     AlreadyCompleted,
     ConnectionFailed,
@@ -24,6 +24,7 @@ from .._errors import (
     login_refused,
 )
 from .._mcp_names import EVERY_TOOL_ROLE
+from .._prompts import context_bytes_note
 from ._budget import client_len, clip
 from ._roles import declared_tool_names, roles_offering
 
@@ -34,6 +35,7 @@ __all__ = [
     "described",
     "failed_call",
     "fit",
+    "not_text",
     "plain",
     "render_group",
     "tool_error",
@@ -272,6 +274,27 @@ def cursor_offset(state: dict[str, Any], key: str) -> int:
 def blocks(*texts: str) -> CallToolResult:
     content: list[ContentBlock] = [TextContent(type="text", text=t) for t in texts]
     return CallToolResult(content=content)
+
+
+def not_text(info: ContextInfo) -> dict[str, Any]:
+    """What a tool says of a context that is not text (``ContextInfo.is_text``), which no
+    tool reads or searches: its media type, its size, and how to write its bytes to a file,
+    in the words of the prompts (prompts/question.md, section context-bytes) on one line,
+    its command in backticks."""
+    said = context_bytes_note(info)
+    words, fenced = [], False
+    for line in said.split("\n"):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif line and not line.startswith("#"):
+            words.append(f"`{line}`" if fenced else line)
+    return {
+        "owner": info.owner,
+        "version": info.version,
+        "media_type": info.media_type,
+        "size_bytes": info.size_bytes,
+        "next": " ".join(words),
+    }
 
 
 def render_group(group: Sequence[GrepLine]) -> str:

@@ -16,6 +16,7 @@ from ..._client import Swarm
 from ..._codec import dumps
 from ..._errors import AlreadyCompleted, SwarmError, TaskDeadLettered
 from ..._models import Task
+from ..._validate import MAX_LEASE_S, MIN_LEASE_S
 from .._agent_session import REPORT, AgentSession, Settling
 from .._budget import Budget, Spill, decode_cursor, encode_cursor
 from .._files import FileAccess
@@ -28,6 +29,7 @@ __all__ = [
     "ClaimedTaskId",
     "ContextOwner",
     "ContextVersion",
+    "LeaseSeconds",
     "LeaseToken",
     "PageCursor",
     "ToolsBase",
@@ -49,6 +51,9 @@ LeaseToken = Annotated[
         description="Only if this server restarted since the claim: the token claim_task returned."
     ),
 ]
+# A lease's length: the core's range (a fraction of a second too), as the Python API, --jsonl
+# and the CLI's --lease take it.
+LeaseSeconds = Annotated[float, Field(ge=MIN_LEASE_S, le=MAX_LEASE_S, allow_inf_nan=False)]
 ContextOwner = Annotated[
     str | None, Field(description="Whose context; default: your task's shard, else your own.")
 ]
@@ -92,7 +97,7 @@ class ToolsBase:
         return tool_error(exc, self.sessions.role)
 
     async def _claim(
-        self, session: AgentSession, queue: str | list[str], *, lease_s: int | None, wait_s: float
+        self, session: AgentSession, queue: str | list[str], *, lease_s: float | None, wait_s: float
     ) -> tuple[Task | None, dict[str, Any]]:
         """The session's claim (``sessions.claim``: claim_task, next_question), and what it
         adds to the tool's result of the tasks it met stored damaged and dead-lettered

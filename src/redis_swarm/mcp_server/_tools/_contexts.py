@@ -16,8 +16,8 @@ from ..._codec import dumps
 from ..._context_records import ContextSlice, GrepLine, SearchHit, grep_groups
 from ..._errors import NotFound, SwarmError, ValidationError
 from ..._validate import DEFAULT_AROUND, MAX_AROUND, MAX_HITS, check_name
-from .._budget import clip, encode_cursor, same_filters
-from .._render import cursor_offset, plain, render_group
+from .._budget import client_len, clip, encode_cursor, same_filters
+from .._render import cursor_offset, not_text, plain, render_group
 from .._roles import EVERYONE, SHARD, tool
 from ._base import ContextOwner, ContextVersion, ToolsBase
 
@@ -87,6 +87,10 @@ class ContextTools(ToolsBase):
                 raise ValidationError(_DAMAGED)
             offset, inside = at, state.get("l")
         owner = session.context_owner(owner)
+        if not cursor:  # (a cursor pages a context that is text)
+            info = await self._read(self.swarm.context_info, owner, version)
+            if not info.is_text:  # (its bytes are no page of text: where to write them)
+                return self._result(not_text(info))
         size = self.budget.body_chars
         read = self._read if not cursor else self._paged("get_context")
         # From a cursor, the character before its offset too: it says where the page starts.
@@ -346,7 +350,7 @@ class ContextTools(ToolsBase):
             return [render_group(group) for group in groups(n)]
 
         def fits(n: int) -> bool:  # 3: the "--" line between blocks
-            return sum(len(block) + 3 for block in rendered(n)) <= self.budget.body_chars
+            return sum(client_len(block) + 3 for block in rendered(n)) <= self.budget.body_chars
 
         # The most hits that fit (a hit more never shortens the text): a binary search.
         shown, most = 0, len(hits)

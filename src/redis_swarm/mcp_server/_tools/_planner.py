@@ -17,13 +17,12 @@ from ..._validate import (
     DEFAULT_TASK_LEASE_S,
     MAX_ATTEMPTS,
     MAX_DELAY_S,
-    MAX_LEASE_S,
 )
 from .._arguments import NoFlagForANumber
 from .._budget import encode_cursor, same_filters
 from .._render import cursor_offset, fit, plain
 from .._roles import COORDINATOR, PLANNERS, SHARD, tool
-from ._base import MAX_PASS_WAIT_S, PageCursor, ToolsBase
+from ._base import MAX_PASS_WAIT_S, LeaseSeconds, PageCursor, ToolsBase
 
 __all__ = ["PlannerTools", "TaskInput"]
 
@@ -39,11 +38,7 @@ Priority = Annotated[int, Field(description="Higher is claimed first.")]
 MaxAttempts = Annotated[
     int, Field(ge=1, le=MAX_ATTEMPTS, description="Attempts before it is dead-lettered.")
 ]
-LeaseSeconds = Annotated[
-    int, Field(ge=1, le=int(MAX_LEASE_S), description="Seconds a worker holds it per claim.")
-]
-# A task's lease_s unless given: the core's default, in the whole seconds LeaseSeconds takes.
-DEFAULT_LEASE = int(DEFAULT_TASK_LEASE_S)
+TaskLease = Annotated[LeaseSeconds, Field(description="Seconds a worker holds it per claim.")]
 DedupeKey = Annotated[str | None, Field(description="Posting the same key twice makes one task.")]
 DelaySeconds = Annotated[
     float | None,
@@ -69,7 +64,7 @@ class TaskInput(NoFlagForANumber):
     pass_name: PassName = None
     priority: Priority = 0
     max_attempts: MaxAttempts = DEFAULT_MAX_ATTEMPTS
-    lease_s: LeaseSeconds = DEFAULT_LEASE
+    lease_s: TaskLease = DEFAULT_TASK_LEASE_S
     dedupe_key: DedupeKey = None
     delay_s: DelaySeconds = None
 
@@ -92,7 +87,7 @@ class PlannerTools(ToolsBase):
         pass_name: PassName = None,
         priority: Priority = 0,
         max_attempts: MaxAttempts = DEFAULT_MAX_ATTEMPTS,
-        lease_s: LeaseSeconds = DEFAULT_LEASE,
+        lease_s: TaskLease = DEFAULT_TASK_LEASE_S,
         dedupe_key: DedupeKey = None,
         delay_s: DelaySeconds = None,
     ) -> CallToolResult:

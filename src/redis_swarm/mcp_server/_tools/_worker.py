@@ -17,13 +17,14 @@ from ..._hints import LIST_PASSES
 from ..._models import Finding, Task, TaskStatus, unknown_queues
 from ..._prompts import no_context_note
 from ..._usage import Usage
-from ..._validate import MAX_LEASE_S, MAX_RETRY_AFTER_S
+from ..._validate import MAX_RETRY_AFTER_S
 from .._agent_session import REPORT, AgentSession
-from .._render import TOOL_WORDS, plain, tool_error
+from .._render import TOOL_WORDS, not_text, plain, tool_error
 from .._roles import WORKER, tool
 from ._base import (
     MAX_CLAIM_WAIT_S,
     ClaimedTaskId,
+    LeaseSeconds,
     LeaseToken,
     ToolsBase,
     dead_lettered,
@@ -98,12 +99,8 @@ class WorkerTools(ToolsBase):
         ],
         ctx: Context,
         lease_s: Annotated[
-            int | None,
-            Field(
-                ge=1,
-                le=int(MAX_LEASE_S),
-                description="Seconds you hold the task; default: the task's own.",
-            ),
+            LeaseSeconds | None,
+            Field(description="Seconds you hold the task; default: the task's own."),
         ] = None,
         wait_s: Annotated[
             float,
@@ -161,7 +158,11 @@ class WorkerTools(ToolsBase):
                     "tokens_est": info.tokens_est,
                 }
         report = f"report_finding(task_id={dumps(task.id)}, summary=...) once"
-        if info is not None:
+        if info is not None and not info.is_text:  # (no tool reads it: the prompts' words)
+            bytes_note = not_text(info)
+            payload["context"] = {k: v for k, v in bytes_note.items() if k != "next"}
+            payload["next"] = f"do the task; {bytes_note['next']} Then {report}."
+        elif info is not None:
             owner = f"owner={dumps(task.parent)}"
             payload["next"] = (
                 f"do the task; read its shard's context with search_context({owner}, "
@@ -180,7 +181,7 @@ class WorkerTools(ToolsBase):
         task_id: ClaimedTaskId,
         ctx: Context,
         lease_s: Annotated[
-            int | None, Field(ge=1, le=int(MAX_LEASE_S), description="New lease length.")
+            LeaseSeconds | None, Field(description="New lease length, in seconds.")
         ] = None,
         token: LeaseToken = None,
     ) -> CallToolResult:
