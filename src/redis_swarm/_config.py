@@ -342,6 +342,14 @@ class Settings:
         what logs in, never printed."""
         return shown_user(self.username, self.password)
 
+    @property
+    def holds_secret(self) -> bool:
+        """Whether the URL holds a secret: a password, or a user name that may be one
+        (``user_may_be_secret``: redis://SECRET@HOST, redis://USER%3ASECRET@HOST), which
+        ``url`` shows as ``***``. The one rule of it: no file or command written for another
+        process holds such a URL (``_executable.reach_options``, ``swarm mcp install``)."""
+        return bool(self.password) or user_may_be_secret(self.username, self.password)
+
     def render_url(self, *, mask: bool = True) -> str:
         """The URL of these settings, every option it can carry included (those left at
         their default are left out); ``Settings.from_url`` of the unmasked one gives them

@@ -50,9 +50,10 @@ def reach_options(
     process's environment may name another (SWARM_URL, SWARM_NAME, SWARM_HOME, of another
     project), which an option left out would let it follow:
 
-    - ``--url``: the server. A URL holding a password is left out (settings files are often
-      shared, commands end up in transcripts and the process list; that process reads
-      SWARM_URL from its environment) unless ``password`` says to write it in clear. An
+    - ``--url``: the server. A URL holding a secret (``Settings.holds_secret``: a password,
+      or a user name that may be one) is left out (settings files are often shared, commands
+      end up in transcripts and the process list; that process reads SWARM_URL from its
+      environment) unless ``password`` says to write it in clear. An
       embedded server's URL is ``embedded``: ``--home`` says which one.
     - ``--swarm``: the swarm's name.
     - ``--home``: the embedded server's home, and where this machine keeps the lease tokens
@@ -62,7 +63,7 @@ def reach_options(
       be writable; that process keeps its tokens in its own home then.
     """
     url: list[str] = []
-    if not settings.password or password == "show":
+    if not settings.holds_secret or password == "show":
         written = handed_url(settings.render_url(mask=False))
         if settings.kind == "embedded":  # (its home, percent-encoded, holds no "?")
             _, mark, query = written.partition("?")

@@ -15,6 +15,12 @@ own lines (a hook's context, a channel notice) has every line after its first in
 ``str.splitlines`` knows, each made one), no line of it begins where the swarm's own lines
 do, so none reads as another message, another notice, or what the swarm says of it.
 
+A name or an id shown among those lines (a task id, a queue, a pass, an agent, a message id,
+a kind) comes from an event or an inbox entry, which anyone who may write there may have
+forged with any text: ``shown_name`` shows it as it is when it is a valid name (the core's
+rule, ``_validate.is_name``), else quoted and escaped on one line, so that no line break in
+it starts a line that reads as the swarm's own.
+
 A context version (a 64-hex-digit hash) is shown to people as its first ``SHORT_VERSION``
 digits, ``short_version``: wherever a version is asked for, a unique prefix is taken. JSON
 keeps the whole version.
@@ -36,6 +42,7 @@ from typing import Any, TypeVar
 from ._codec import counted
 from ._models import OPEN_STATUSES as _OPEN
 from ._models import Agent
+from ._validate import MAX_LABEL_CHARS, is_name
 
 __all__ = [
     "BODY_INDENT",
@@ -50,6 +57,7 @@ __all__ = [
     "printable",
     "short",
     "short_version",
+    "shown_name",
     "stale_not_shown",
 ]
 
@@ -88,6 +96,20 @@ def short(text: Any, limit: int = 80) -> str:
     print: a newline in it would start a line at column 0, outside a table or a tree."""
     value = printable(" ".join(str(text or "").split()))
     return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def shown_name(value: object, *, label: bool = False, limit: int = 80) -> str:
+    """A name or an id read from an event or an inbox entry (see the module), to show among
+    the swarm's own lines: as it is when it is a valid name (``is_name``; with ``label``, a
+    free-text label such as a pass name, when it is printable on one line and within
+    ``MAX_LABEL_CHARS``), else quoted with every line break and control character escaped
+    (``\\n``, ``\\x1b``, ``\\u2028``), cut at ``limit`` characters: never a raw line break."""
+    if is_name(value):
+        return str(value)
+    text = value if isinstance(value, str) else str(value)
+    if label and text.strip() and len(text) <= MAX_LABEL_CHARS and text.isprintable():
+        return text
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 def indented(text: str) -> str:

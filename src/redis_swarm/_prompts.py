@@ -217,7 +217,7 @@ def render_prompt(
 
     queue = queue or DEFAULT_QUEUE
     url = handed_url(settings.render_url(mask=not show_password))
-    from_env = bool(settings.password) and not show_password
+    from_env = settings.holds_secret and not show_password
     sw = swarm_command(settings, show_password=show_password)
     common: dict[str, object] = {
         "sw": sw,

@@ -59,6 +59,7 @@ __all__ = [
     "check_printable",
     "check_queues",
     "check_swarm_name",
+    "is_name",
     "not_ascii_number",
     "only_dots",
     "option_like",
@@ -161,6 +162,13 @@ def check_name(kind: str, value: object, *, max_len: int = MAX_NAME, new: bool =
     if new and begins_like_option(value):
         raise option_like(kind, value)
     return value
+
+
+def is_name(value: object, *, max_len: int = MAX_NAME) -> bool:
+    """Whether ``value`` is a valid name (``check_name``'s rule, without the error): for a
+    name read from where anyone who may write it could have put any text (an event's
+    fields, an inbox entry), to show it only when it is one (``_printable.shown_name``)."""
+    return isinstance(value, str) and 0 < len(value) <= max_len and bool(_NAME.fullmatch(value))
 
 
 def begins_like_option(name: str) -> bool:
@@ -327,11 +335,16 @@ def check_queues(queues: str | Sequence[str], *, what: str = "claim") -> tuple[s
         raise ValidationError(f"{what} takes a queue name or a list of queue names")
     if not names:
         raise ValidationError(f"{what} needs at least one queue")
-    if len(names) > MAX_QUEUES:
+    # (the distinct ones are counted: a name given twice is one queue, claimed from once)
+    distinct = tuple(dict.fromkeys(check_name("queue", q) for q in names))
+    if len(distinct) > MAX_QUEUES:
+        twice = ""
+        if len(names) > len(distinct):
+            twice = f" ({len(names)} names, some given more than once)"
         raise ValidationError(
-            f"{what} got {len(names)} queues; the limit is {MAX_QUEUES}: split them"
+            f"{what} got {len(distinct)} queues{twice}; the limit is {MAX_QUEUES}: split them"
         )
-    return tuple(dict.fromkeys(check_name("queue", q) for q in names))
+    return distinct
 
 
 def check_swarm_name(value: object) -> str:

@@ -103,7 +103,7 @@ from .._mcp_names import (
     settles_tasks,
 )
 from .._models import Agent, Message, Task, TaskStatus, lease_token, unknown_queues
-from .._printable import indented
+from .._printable import indented, shown_name
 from .._validate import check_agent
 from .formats import MAX_CHARS, Answer, clip
 from .reach import not_answered
@@ -437,17 +437,21 @@ def _held_text(
 
 def _message_hint(m: Message, agent: str, options: HookOptions) -> str:
     q = shlex.quote
-    return f"the whole message: {options.command} msg show {q(m.id)} --agent {q(agent)}"
+    shown = q(shown_name(m.id))  # (a forged id, not a name, on one line: no command shows it)
+    return f"the whole message: {options.command} msg show {shown} --agent {q(agent)}"
 
 
 def _message_line(m: Message, hint: str) -> str:
-    """The line showing ``m``, its body and data each cut to ``BODY_CHARS``."""
+    """The line showing ``m``, its body and data each cut to ``BODY_CHARS``; its id, sender
+    and kind as valid names, else quoted on one line (``shown_name``: an inbox entry's fields
+    are anyone's who may write the inbox, and a line break in one forged the swarm's lines)."""
     where = "broadcast" if m.to == "*" else "to you"
     body = indented(clip(m.body, BODY_CHARS, hint))
     if m.data:
         data = clip(json.dumps(m.data, ensure_ascii=False), BODY_CHARS, hint)
         body += "\n  data: " + indented(data)
-    return f"- {m.id} from {m.sender or 'someone'} ({where}, {m.kind}): {body}"
+    sender = shown_name(m.sender) if m.sender else "someone"
+    return f"- {shown_name(m.id)} from {sender} ({where}, {shown_name(m.kind)}): {body}"
 
 
 def _fit(messages: Sequence[Message], agent: str, options: HookOptions, room: int) -> list[str]:

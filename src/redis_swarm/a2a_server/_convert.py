@@ -22,7 +22,10 @@
   is when the task took that status, as its record says it (``Task.status_since``:
   cancelled and dead-lettered tasks too); where a record stored by an older version does
   not say, the status has no timestamp rather than a wrong one.
-- A task event becomes the A2A updates a stream or a webhook gets (``updates``).
+- A task event becomes the A2A updates a stream or a webhook gets (``updates``). An event
+  that says the task settled (completed, dead-lettered, cancelled) when its record says
+  otherwise makes none (``belied``): any writer of the event stream may add one (a worker's
+  user may), and the final state a client is told ends its stream and its pushes.
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ __all__ = [
     "a2a_task",
     "alone_in",
     "artifact_of",
+    "belied",
     "context_of",
     "new_context",
     "posting",
@@ -383,13 +387,25 @@ def a2a_task(task: SwarmTask, finding: Finding | None, *, at: int | None = None)
     return out
 
 
+def belied(event: Event, task: SwarmTask) -> SwarmStatus | None:
+    """The settled status (completed, dead, cancelled) ``event`` says ``task`` took, when
+    the task's record says another (a forged event, or one a later change undid: a dead
+    task requeued since); else None. The record says the task's state: a client told a
+    final state stops following the task."""
+    status = STATUS_AFTER.get(event.type)
+    if status is None or not status.settled or status == task.status:
+        return None
+    return status
+
+
 def updates(
     event: Event, task: SwarmTask, finding: Finding | None
 ) -> list[TaskStatusUpdateEvent | TaskArtifactUpdateEvent]:
-    """What an A2A client hears of one task event: nothing (a renewal, say), a status
-    update, or, for the completion, the finding as an artifact and then the status."""
+    """What an A2A client hears of one task event: nothing (a renewal, say, or an event
+    the task's record belies: ``belied``), a status update, or, for the completion, the
+    finding as an artifact and then the status."""
     status = STATUS_AFTER.get(event.type)
-    if status is None:
+    if status is None or belied(event, task) is not None:
         return []
     if status == SwarmStatus.PENDING and task.status == SwarmStatus.DELAYED:
         status = SwarmStatus.DELAYED

@@ -18,8 +18,11 @@ does every later one's.
 of the event stream may add a task event (a worker's user may): a completion naming a
 finding that does not exist ended every open stream of its task, and each resume of it,
 with "task not found", though the task was there; one naming another task's finding gave
-the task that finding as its artifact. Such an event is not believed: the task's record says
-its state (see ``updates_of``), and the log says so in one line.
+the task that finding as its artifact; one naming no finding, or a ``task.dead`` or
+``task.cancelled``, ended every stream and the pushes with a final state the task did not
+have (completed without an artifact, failed while the task was still submitted). Such an
+event is not believed: the task's record says its state (see ``updates_of``), and the log
+says so in one line.
 """
 
 from __future__ import annotations
@@ -35,8 +38,8 @@ from .._errors import NotFound, ValidationError
 from .._event_fanout import BUFFER, Closed, EventFanout
 from .._models import Event, EventType, Finding
 from .._models import Task as SwarmTask
-from .._models import TaskStatus as SwarmStatus
-from ._convert import updates
+from .._printable import short
+from ._convert import belied, updates
 
 __all__ = ["TaskFeed", "updates_of"]
 
@@ -71,23 +74,34 @@ async def updates_of(
     swarm: AsyncSwarm, event: Event, task: SwarmTask
 ) -> list[TaskStatusUpdateEvent | TaskArtifactUpdateEvent]:
     """What a client hears of ``event`` of ``task`` (``_convert.updates``), a completion's
-    finding read. A completion naming a finding that does not exist or is another task's
-    (see the module) is the task's record's word: an update with the record's own finding
-    when the task is completed, else none (skipped); either way one line in the log."""
+    finding read. The task's record says its state (see the module): an event saying the
+    task settled (completed, dead, cancelled) while the record says otherwise is skipped
+    (``belied``); a completion of a completed task naming no finding, one that does not
+    exist or another task's, carries the record's own finding. Either way one line in the
+    log."""
+    said = belied(event, task)
+    if said is not None:
+        log.warning(
+            "task event %s says task %s is %s, but the task is %s: the event is skipped",
+            event.id, task.id, said.value, task.status.value,
+        )  # fmt: skip
+        return []
     finding = None
-    named = event.fields.get("finding")
-    if event.type == EventType.TASK_COMPLETED and named:
+    if event.type == EventType.TASK_COMPLETED:  # (the task is completed: not belied)
+        named = event.fields.get("finding")
         finding = await _finding_of(swarm, named, task)
         if finding is None:
-            said = (
-                f"task event {event.id} says task {task.id} completed with finding "
-                f"{named[:80]!r}, which does not exist or is another task's"
-            )
-            if task.status != SwarmStatus.COMPLETED:
-                log.warning("%s, and the task is %s: the event is skipped", said, task.status.value)
-                return []
             finding = await _finding_of(swarm, task.finding_id, task)
-            log.warning("%s: its update carries the task's own finding", said)
+            what = (
+                f"finding {short(named)!r}, which does not exist or is another task's"
+                if named
+                else "no finding"
+            )
+            log.warning(
+                "task event %s says task %s completed with %s: its update carries the task's "
+                "own finding",
+                event.id, task.id, what,
+            )  # fmt: skip
     return updates(event, task, finding)
 
 

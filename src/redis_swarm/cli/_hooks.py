@@ -329,7 +329,7 @@ def install(
     base = swarm_command()
     command = [*base, *app.reach()]
     options = ["--role", role, *[a for q in queues for a in ("--queue", q)]]
-    if app.settings.password:
+    if app.settings.holds_secret:
         options.append(URL_FROM_ENV_OPTION)
         click.echo(
             "the URL holds a password, which the entries leave out (settings files are often "

@@ -427,7 +427,7 @@ def install(
             server_name=server_name,
             channel=watch_queues if channel else None,
         )
-    secret = isinstance(spec, LaunchSpec) and url_in_config and bool(app.settings.password)
+    secret = isinstance(spec, LaunchSpec) and url_in_config and app.settings.holds_secret
     # (read before the write: `claude mcp add` may tidy its file)
     others = elsewhere(client, spec.name, scope)
     done = _write_config(client, spec, scope, secret) if write else None
@@ -580,8 +580,9 @@ _FORWARDED = {
 def _url_for(client: Client, scope: str | None, app: App, url_in_config: bool) -> str:
     """SWARM_URL as the configuration holds it: the URL, but where it holds a password a
     reference to the client's environment, unless ``url_in_config`` (refused for a project's
-    file, which is often committed)."""
-    if not app.settings.password:
+    file, which is often committed). A user name that may be a password is one
+    (``Settings.holds_secret``: redis://SECRET@HOST)."""
+    if not app.settings.holds_secret:
         return app.url
     if url_in_config:
         if _shared(client, scope):

@@ -45,7 +45,10 @@ the capability and is never sent an event.
 A notice showing a message puts the sender's text on lines of its own, each indented
 (``indented``, as the hooks do): the notice's own lines (its first, the data's, what it
 says of the message's read state) begin at the margin, and no line of a body does, so no
-body reads as another sender's notice.
+body reads as another sender's notice. The names and ids a notice shows (the task, the queue,
+the pass, the sender, the message's id and kind) come from the event, which anyone who may
+write the stream may forge: each is shown as it is when it is a valid name, else quoted and
+escaped on one line (``shown_name``), so none of them starts a line of its own either.
 
 A message a notice shows whole (its text and data, each within ``BODY_CHARS``) has been shown,
 as a read shows it, so the channel marks it read (``mark_read``), that the session's hooks and
@@ -81,7 +84,7 @@ from .._config import Settings
 from .._errors import SwarmError, needs_a_fix
 from .._mcp_names import EVERY_TOOL_ROLE
 from .._models import SYNTHESIS_REQUEST_KIND, Event, EventType, Message, event_order
-from .._printable import BODY_INDENT, indented
+from .._printable import BODY_INDENT, indented, shown_name
 from .._validate import READ_DEFAULT
 from ._budget import client_len, clip
 from ._session import SessionRegistry, connection_of
@@ -249,8 +252,18 @@ def _groups(events: Iterable[Event], agent: str, queues: Sequence[str]) -> list[
     return list(groups.values())
 
 
+def _shown(value: str, *, label: bool = False) -> str:
+    """A name or id of an event as a notice shows it (``shown_name``), an empty one empty."""
+    return shown_name(value, label=label) if value else ""
+
+
+def _sender(fields: dict[str, str]) -> str:
+    """Who sent the message an event tells of, as a notice shows it."""
+    return _shown(fields.get("from", "")) or "someone"
+
+
 def _senders(events: Sequence[Event]) -> str:
-    names = list(dict.fromkeys(e.fields.get("from") or "someone" for e in events))
+    names = list(dict.fromkeys(_sender(e.fields) for e in events))
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
@@ -292,8 +305,9 @@ def _message_notice(group: _Group, bodies: dict[str, Message], read: Collection[
             {"kind": group.kind, "count": str(len(events))},
         )
     f = events[0].fields
-    sender = f.get("from") or "someone"
-    meta = {"kind": group.kind, "message_id": f.get("message", ""), "from": sender}
+    sender = _sender(f)
+    message_id = f.get("message", "")
+    meta = {"kind": group.kind, "message_id": _shown(message_id), "from": sender}
     message = _single(group, bodies)
     more = f"{_READ_INBOX} shows all of it"
     # (every line of the sender's text indented, the first too, since it begins a line: no
@@ -304,13 +318,14 @@ def _message_notice(group: _Group, bodies: dict[str, Message], read: Collection[
     whole = message is not None and _whole(message)
     after = (
         f"Shown whole, so it is marked read ({_READ_INBOX} does not show it again)."
-        if whole and meta["message_id"] in read
+        if whole and message_id in read
         else f"{_READ_INBOX} shows it and marks it read."
     )
+    kind = shown_name(f.get("kind", "text"))
     return Notice(
-        f"New {what} {meta['message_id']} from {sender} ({f.get('kind', 'text')}){body}\n{after}",
+        f"New {what} {meta['message_id']} from {sender} ({kind}){body}\n{after}",
         {k: v for k, v in meta.items() if v},
-        shows=meta["message_id"] if whole else "",
+        shows=message_id if whole else "",
     )
 
 
@@ -338,12 +353,12 @@ def _synthesis_notice(group: _Group, role: str) -> list[Notice]:
     out = []
     for event in group.events:
         f = event.fields
-        sender = f.get("from") or "someone"
-        meta = {"kind": group.kind, "message_id": f.get("message", ""), "from": sender,
-                "pass_name": f.get("pass", "")}  # fmt: skip
+        sender = _sender(f)
+        meta = {"kind": group.kind, "message_id": _shown(f.get("message", "")), "from": sender,
+                "pass_name": _shown(f.get("pass", ""), label=True)}  # fmt: skip
         out.append(
             Notice(
-                f"{sender} asks you to synthesize the findings of {f.get('pass', '?')}"
+                f"{sender} asks you to synthesize the findings of {meta['pass_name'] or '?'}"
                 + _synthesis_steps(sender, role),
                 {k: v for k, v in meta.items() if v},
             )
@@ -359,14 +374,14 @@ def _claim_said(queue: str, role: str) -> str:
 
 
 def _task_notice(group: _Group, role: str) -> Notice:
-    events, queue = group.events, group.queue
-    claim = _claim_said(queue, role)
+    events, queue = group.events, shown_name(group.queue)
+    claim = _claim_said(group.queue, role)
     if len(events) > 1:
         return Notice(
             f"{len(events)} tasks are claimable in queue {queue}{claim}",
             {"kind": "task", "queue": queue, "count": str(len(events))},
         )
-    task = events[0].fields.get("task", "")
+    task = _shown(events[0].fields.get("task", ""))
     return Notice(
         f"Task {task} is claimable in queue {queue}{claim}",
         {"kind": "task", "task_id": task, "queue": queue},

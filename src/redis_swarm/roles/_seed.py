@@ -431,7 +431,7 @@ def _location(settings: Settings, owner: str) -> str:
     URL refused when unset: never the embedded server, which the option left out would
     reach)."""
     command = f"{swarm_command(settings)} context get {shlex.quote(owner)}"
-    if not settings.password:
+    if not settings.holds_secret:
         return command
     program, _, rest = command.partition(" --swarm ")
     return f'{program} --url "${ENV_URL}" --swarm {rest}'
