@@ -35,13 +35,21 @@ def swarm(redis_url: str) -> Iterator[Swarm]:
         yield s
 
 
+def _at_defaults() -> None:
+    """The signals as a terminal's shell starts a command: at their defaults, whatever the
+    test run inherited (a suite started under ``nohup`` ignores SIGHUP, and so would the
+    command)."""
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_DFL)
+
+
 def _start(
     redis_url: str, tmp_path: Path, *args: str, before: Callable[[], None] | None = None
 ) -> subprocess.Popen[bytes]:
     env = subprocess_env(redis_url, "test", swarm_bin(tmp_path / "bin").parent)
     return subprocess.Popen(
         [sys.executable, "-m", "redis_swarm", *args], env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, preexec_fn=before,
+        stderr=subprocess.PIPE, preexec_fn=before or _at_defaults,
     )  # fmt: skip
 
 
@@ -93,6 +101,7 @@ def test_a_hung_up_task_wait_says_the_wait_stopped(
 
 
 def _ignoring_sighup() -> None:
+    _at_defaults()
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # (as `nohup` starts it)
 
 
