@@ -26,6 +26,7 @@ from redis_swarm.mcp_server._channel import BODY_CHARS, notices
 from redis_swarm.mcp_server._render import fit
 
 from ._cli import Cli
+from .test_hooks import _strings
 
 SESSION = "5b1e7c3a-2f4d-4a8e-9b61-0c7d2e1f6a00"
 ME = agent_for({"session_id": SESSION}, HookOptions(client="claude"))
@@ -36,14 +37,6 @@ CLIENTS_CAP = 10_000  # what Claude Code and Gemini CLI keep of a hook's output 
 def units(text: str) -> int:
     """``text``'s length as JavaScript counts it: UTF-16 code units."""
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _strings(v)
 
 
 @pytest.fixture
