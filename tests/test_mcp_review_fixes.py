@@ -129,7 +129,7 @@ def test_an_http_url_without_the_mcp_path_is_refused_naming_the_right_one(
                          ("https://proxy/team/", "https://proxy/team/mcp")):  # fmt: skip
         out = cli("mcp", "install", "--client", "json", "--http", given, expect=None)
         assert out.code != 0 and f"pass {right}, the address it printed" in out.stderr, out
-    for fine in ("http://h:8765/mcp", "https://proxy/team/mcp/"):
+    for fine in ("http://h:8765/mcp", "https://proxy/team/mcp"):  # (/mcp/: test_mcp_walk6_fixes)
         cli("mcp", "install", "--client", "json", "--http", fine)
 
 

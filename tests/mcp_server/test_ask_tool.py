@@ -89,7 +89,7 @@ def test_a_late_answer_is_kept_and_told_once(core: Swarm) -> None:
             assert "AlreadyCompleted: " in late and "superseded" in late, late
             assert "next_question" in late and "claim_task" not in late
             again = await shard.error("answer_question", question_id=question.id, text="The cook.")
-            assert "this session answered it" in again, again
+            assert "was settled before your answer arrived" in again, again
 
     anyio.run(body)
     (kept,) = core.findings().items

@@ -237,7 +237,7 @@ def test_the_session_keeps_the_lease_token(core: Swarm) -> None:
             # Told once: the session remembers it, and a retry stores nothing more.
             again = await crashed.error("report_finding", task_id=task.id, summary="late")
             kept = re.search(r"superseded \((f-\w+)\)", message)
-            assert kept is not None and f"this session reported it ({kept[1]})" in again
+            assert kept is not None and f"kept as superseded ({kept[1]})" in again
         assert len(core.findings().items) == 2  # the report, and the late one kept superseded
 
     run(body)

@@ -35,6 +35,16 @@ nested deeper is refused before anything parses it. ``unreadable`` says what is 
 such a body: ``RpcChecks`` answers it on the JSON-RPC path (-32700, a parse error),
 ``ReadableBodies`` on the others (400, the SDK's answer to a body it cannot parse); each is
 one line in the log.
+
+**HTTP+JSON bodies that are no JSON object.** The SDK's cancel route (and the POST of a
+subscription) reads no body: ``POST /tasks/ID:cancel`` with ``{not json``, ``[1,2]``,
+``null`` or ``"str"`` cancelled the task, while ``check_members`` skipped what did not parse
+(it refuses ``{"metadata": "x"}``). The routes that parse one answered ``null`` with
+"TypeError: 'NoneType' object is not iterable" and took ``"str"`` for ``{}``. A body sent to
+an HTTP+JSON route (a POST: the others read none) must be a JSON object
+(``not_an_object``): ``ReadableBodies`` answers any other 400, as the SDK answers a body it
+cannot parse, saying what to send. No body (the cancel route's usual call) is no
+parameters, as before.
 """
 
 from __future__ import annotations
@@ -80,6 +90,7 @@ __all__ = [
     "check_members",
     "json_name",
     "max_body_bytes",
+    "not_an_object",
     "raw_param",
     "send_json",
     "unreadable",
@@ -207,23 +218,6 @@ def unreadable(body: bytes) -> str | None:
     return None
 
 
-class ReadableBodies:
-    """ASGI wrapper (inside ``BodyLimit``, which read the body): a body that is not UTF-8,
-    or nested too deep, is answered 400 as the SDK answers one it cannot parse, with what
-    to send, and logged as one line (see the module)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        refusal = unreadable(body_of(scope)) if scope["type"] == "http" else None
-        if refusal is None:
-            await self.app(scope, receive, send)
-            return
-        log.warning("Parse error: %s", refusal)  # (as the SDK logs a body it cannot parse)
-        await send_json(send, 400, build_rest_error_payload(ParseError(refusal)))
-
-
 def body_of(scope: Scope) -> bytes:
     """The body ``BodyLimit`` read of the request of ``scope`` (empty outside it)."""
     body: bytes = scope.get(_BODY_KEY, b"")
@@ -256,13 +250,14 @@ class RawRequest:
 
 
 class RawContextBuilder(DefaultServerCallContextBuilder):
-    """The SDK's call context, with the raw request kept in its state (see ``raw_param``)."""
+    """The SDK's call context, with the raw request kept in its state (see ``raw_param``):
+    the body of a POST, the query of the others, whose routes read no body (a GET /tasks
+    with a body of ``{}`` had its query's status read as left out: every task listed)."""
 
     def build(self, request: Request) -> ServerCallContext:
         context = super().build(request)
-        context.state[_RAW_KEY] = RawRequest(
-            request.scope.get(_BODY_KEY, b""), dict(request.query_params)
-        )
+        body = request.scope.get(_BODY_KEY, b"") if request.method == "POST" else b""
+        context.state[_RAW_KEY] = RawRequest(body, dict(request.query_params))
         return context
 
 
@@ -312,6 +307,41 @@ class HttpJsonOnly:
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         raise NotImplementedError
+
+
+def not_an_object(body: bytes) -> str | None:
+    """What is wrong with ``body``, sent to an HTTP+JSON route, if it is no JSON object (see
+    the module); None for one, or for no body at all. (A body ``unreadable`` refuses is
+    refused before.)"""
+    if not body.strip():
+        return None
+    try:
+        sent = json.loads(body)
+    except ValueError as exc:
+        return f"the request body is not JSON ({exc}): send a JSON object of the request's members"
+    if isinstance(sent, dict):
+        return None
+    return (
+        f"the request body is {json_name(sent)}; it must be a JSON object of the request's members"
+    )
+
+
+class ReadableBodies(HttpJsonOnly):
+    """ASGI wrapper of the HTTP+JSON binding (inside ``BodyLimit``, which read the body;
+    ``RpcChecks`` says the same on JSON-RPC's path): a body that is not UTF-8, is nested too
+    deep or is no JSON object is answered 400 as the SDK answers one it cannot parse, with
+    what to send, and logged as one line (see the module)."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = body_of(scope)
+        refusal = unreadable(body)
+        if refusal is None and scope["method"] == "POST":  # (the other routes read no body)
+            refusal = not_an_object(body)
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        log.warning("Parse error: %s", refusal)  # (as the SDK logs a body it cannot parse)
+        await send_json(send, 400, build_rest_error_payload(ParseError(refusal)))
 
 
 class QueryChecks(HttpJsonOnly):
@@ -364,8 +394,8 @@ def _body_params(body: bytes) -> tuple[Any, str]:
     or the body's)."""
     try:
         sent = json.loads(body)
-    except ValueError:
-        return None, ""  # (the SDK refused such a body before the handler ran)
+    except ValueError:  # (refused before the handler runs: ReadableBodies, on HTTP+JSON;
+        return None, ""  # the SDK's route, on JSON-RPC)
     if not isinstance(sent, dict):
         return None, ""
     if "jsonrpc" in sent:

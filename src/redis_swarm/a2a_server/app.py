@@ -395,9 +395,9 @@ def create_app(
         # Bodies not UTF-8 or nested too deep, array params, unknown methods, notifications:
         # before the SDK's route.
         Middleware(RpcChecks, path=DEFAULT_RPC_URL),
-        # Bodies not UTF-8 or nested too deep on the other paths (RpcChecks answered
-        # JSON-RPC's).
-        Middleware(ReadableBodies),
+        # Bodies not UTF-8, nested too deep or no JSON object on HTTP+JSON (RpcChecks
+        # answered JSON-RPC's).
+        Middleware(ReadableBodies, rpc_path=DEFAULT_RPC_URL),
         # A query parameter given twice, a statusTimestampAfter that is no time: refused,
         # named (HTTP+JSON; RpcChecks says the latter on JSON-RPC).
         Middleware(QueryChecks, rpc_path=DEFAULT_RPC_URL),

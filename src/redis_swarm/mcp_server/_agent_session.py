@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 import anyio
 
 from .. import _lease_tokens as tokens
+from .._codec import dumps
 from .._config import Settings
-from .._errors import AlreadyCompleted, LeaseLost
+from .._errors import AlreadyCompleted, LeaseLost, ValidationError
 from .._models import Task
 
 __all__ = [
@@ -53,9 +54,19 @@ class Settling:
     acted: str  # "reported": this session reported it
     then: str  # what to do instead of settling it again
     unheld: str  # what to do when this session holds no lease on it
+    argument: str  # the tools' argument that names it: "task_id"
 
-    def again(self, task_id: str, finding_id: str) -> AlreadyCompleted:
-        """This session settled ``task_id`` (as ``finding_id``) already: nothing is stored."""
+    def again(self, task_id: str, finding_id: str, *, superseded: bool = False) -> AlreadyCompleted:
+        """This session settled ``task_id`` (as ``finding_id``) already: nothing is stored.
+        ``superseded``: its finding came after the task was settled (``late``), and was kept
+        superseded: the session did not complete it, and is told so again."""
+        if superseded:
+            return AlreadyCompleted(
+                f"{self.noun} {task_id} was settled before your {self.act} arrived "
+                f"({self._settled_by}): your {self.act} was kept as superseded ({finding_id}), "
+                f"not as the {self.noun}'s result; {self.then}",
+                finding_id=finding_id,
+            )
         return AlreadyCompleted(
             f"{self.noun} {task_id} was already {self.done}: this session {self.acted} it "
             f"({finding_id}); {self.then}",
@@ -66,11 +77,15 @@ class Settling:
         """``task_id`` was settled before this session's finding arrived, which the core kept
         as superseded (``finding_id``)."""
         return AlreadyCompleted(
-            f"{self.noun} {task_id} was already settled (another {self.act} came first, or it "
-            f"was cancelled); your {self.act} was kept as superseded ({finding_id}), nothing "
-            f"is lost: {self.then}",
+            f"{self.noun} {task_id} was already settled ({self._settled_by}); your {self.act} "
+            f"was kept as superseded ({finding_id}), nothing is lost: {self.then}",
             finding_id=finding_id,
         )
+
+    @property
+    def _settled_by(self) -> str:
+        """What settles a task before a session's finding (the core does not say which)."""
+        return f"another {self.act} came first, or it was cancelled"
 
 
 REPORT = Settling(
@@ -78,12 +93,14 @@ REPORT = Settling(
     "do not report, renew or fail it again, claim the next task with claim_task",
     "claim a task with claim_task and use the task id it returns; if this MCP server "
     "restarted since your claim, pass the token that claim_task returned",
+    "task_id",
 )  # fmt: skip
 ANSWER = Settling(
     "question", "answered", "answer", "answered",
     "do not answer it again, take the next question with next_question",
     "take a question with next_question and answer the question_id it returns (a "
     "question taken before this MCP server restarted is asked again once its lease ends)",
+    "question_id",
 )  # fmt: skip
 
 
@@ -107,10 +124,11 @@ class AgentSession:
     leases: dict[str, Lease] = field(default_factory=dict)
     # owner -> the context version this agent last read: the lineage a finding records.
     read_versions: dict[str, str] = field(default_factory=dict)
-    # task id -> how this session settled it and the finding it stored (kept, or kept
-    # superseded), oldest first: a task reported (or a question answered) twice is refused
-    # here, before a duplicate finding is stored.
-    reported: OrderedDict[str, tuple[Settling, str]] = field(default_factory=OrderedDict)
+    # task id -> how this session settled it, the finding it stored and whether that was
+    # kept superseded (the task settled first: cancelled, or another's finding), oldest
+    # first: a task reported (or a question answered) twice is refused here, before a
+    # duplicate finding is stored, saying which.
+    reported: OrderedDict[str, tuple[Settling, str, bool]] = field(default_factory=OrderedDict)
     closed: bool = False
     # Its agent kept at close, marked stale, as a named one's: closed for idleness
     # (``stale``), or a direct message sent to it waited unread (``close``'s ``if_read``).
@@ -165,10 +183,13 @@ class AgentSession:
             store = self.token_store
             _keep_tokens(lambda: tokens.forget_task(store, task_id, lease.token))
 
-    def report_done(self, task_id: str, finding_id: str, how: Settling) -> None:
-        """The session settled ``task_id`` (``how``) as ``finding_id``: its lease is over."""
+    def report_done(
+        self, task_id: str, finding_id: str, how: Settling, *, superseded: bool = False
+    ) -> None:
+        """The session settled ``task_id`` (``how``) as ``finding_id``, or tried to: the task
+        was settled first and ``finding_id`` kept ``superseded``. Its lease is over."""
         self.let_go(task_id)
-        self.reported[task_id] = (how, finding_id)
+        self.reported[task_id] = (how, finding_id, superseded)
         self.reported.move_to_end(task_id)
         while len(self.reported) > REMEMBERED_REPORTS:
             self.reported.popitem(last=False)
@@ -178,10 +199,15 @@ class AgentSession:
 
         A task this session has settled is refused even with a token: its lease is over, and
         settling it again would only store a superseded duplicate."""
+        if not task_id.strip():
+            given = dumps(task_id)
+            raise ValidationError(
+                f"{how.argument}: must be the id of a {how.noun} (got {given}): {how.unheld}"
+            )
         settled = self.reported.get(task_id)
         if settled is not None:
-            how, finding_id = settled
-            raise how.again(task_id, finding_id)
+            how, finding_id, superseded = settled
+            raise how.again(task_id, finding_id, superseded=superseded)
         lease = self.leases.get(task_id)
         if lease is not None:
             return lease.token

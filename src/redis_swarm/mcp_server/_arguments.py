@@ -6,15 +6,21 @@ not know, so ``claim_task(queue="q", leas_s=10)`` claimed with the default lease
 it reports a bad value as pydantic's dump (model name, error type, a link); and it took a
 boolean for a number, so ``read_inbox(limit=true)`` read one message. Every tool is
 registered as a ``StrictTool``: its model forbids unknown arguments (its input schema says so
-too, ``additionalProperties: false``) and refuses true or false for a number
-(``NoFlagForANumber``; a number written as a string, ``"10"``, is still taken: the MCP
-inspector's CLI sends every ``--tool-arg`` so), and a call's problems come back as the
-server's other errors do, one line per problem: ``wait_s: must be at most 60 (got 100000)``.
+too, ``additionalProperties: false``), refuses true or false for a number and takes only
+true or false for a boolean (``NoFlagForANumber``: pydantic took ``"yes"``, ``"on"``, ``1``
+and ``0`` for a flag, so ``list_agents(alive="no")`` listed the stale agents), and a call's
+problems come back as the server's other errors do, one line per problem: ``wait_s: must be
+at most 60 (got 100000)``. The MCP inspector's CLI sends every ``--tool-arg`` as a string:
+a number written as one (``"10"``) is still taken, and so are the strings ``"true"`` and
+``"false"`` for a boolean (no other). A whole number too big for pydantic's integers
+(``1e300``) is handed on as the integer it is, so that the check of its range says the
+range (pydantic said "Unable to parse input string as an integer, exceeded maximum size").
 """
 
 from __future__ import annotations
 
 import inspect
+import types
 import typing
 from collections.abc import Callable, Sequence
 from typing import Any, cast
@@ -43,19 +49,53 @@ def _takes_a_number(annotation: Any) -> bool:
     return any(_takes_a_number(arg) for arg in typing.get_args(annotation))
 
 
+def _takes_an_integer(annotation: Any) -> bool:
+    """Whether a field of this type takes an integer (optional or annotated)."""
+    if annotation is int:
+        return True
+    return any(_takes_an_integer(arg) for arg in typing.get_args(annotation))
+
+
+def _only_a_flag(annotation: Any) -> bool:
+    """Whether a field of this type takes a boolean and nothing else but null."""
+    if annotation is bool:
+        return True
+    members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType) and all(
+        _only_a_flag(arg) for arg in members
+    )
+
+
+# The strings a boolean argument takes (the MCP inspector's CLI sends every argument as a
+# string): JSON's words, nothing looser.
+_FLAG_WORDS = {"true": True, "false": False}
+
+
 class NoFlagForANumber(BaseModel):
     """A model that refuses true or false given for a number (pydantic takes them for 1 and
-    0): every tool's arguments (``StrictTool``) and the records a tool takes
-    (``TaskInput``), one rule."""
+    0), takes only true or false (or the strings "true" and "false") for a boolean, and hands
+    a whole number too big for pydantic's integers on as an integer (see the module): every
+    tool's arguments (``StrictTool``) and the records a tool takes (``TaskInput``), one
+    rule."""
 
     @field_validator("*", mode="before")
     @classmethod
     def _no_flag_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
-        if not isinstance(value, bool):  # (every argument of every call: the cheap test first)
+        if value is None or isinstance(value, list | dict):  # (the cheap tests first)
             return value
         field = cls.model_fields.get(info.field_name or "")
-        if field is not None and _takes_a_number(field.annotation):
-            raise PydanticCustomError("flag_for_number", "must be a number, not true or false")
+        if field is None:
+            return value
+        if isinstance(value, bool):
+            if _takes_a_number(field.annotation) and not _only_a_flag(field.annotation):
+                raise PydanticCustomError("flag_for_number", "must be a number, not true or false")
+            return value
+        if _only_a_flag(field.annotation):
+            if isinstance(value, str) and value in _FLAG_WORDS:
+                return _FLAG_WORDS[value]
+            raise PydanticCustomError("flag", "must be true or false")
+        if isinstance(value, float) and value.is_integer() and _takes_an_integer(field.annotation):
+            return int(value)  # (exact: 1e300 is a whole number; pydantic refused it unranged)
         return value
 
 

@@ -22,6 +22,7 @@ dead session id): its user restarts it, which is why only a session left long un
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 from collections import Counter
 from typing import Any
@@ -40,7 +41,7 @@ from .._web import AccessGuard, redact_access_log
 from . import DEFAULT_MAX_SESSIONS
 from ._session import SessionRegistry, sessions_full
 
-__all__ = ["STOPPED_MID_CALL", "SessionsFull", "StoppedCalls", "serve_http"]
+__all__ = ["STOPPED_MID_CALL", "SessionsFull", "StoppedCalls", "serve_http", "stderr_logging"]
 
 
 def serve_http(
@@ -78,11 +79,25 @@ def serve_http(
     # those three names, as the guard does there): on any other host, the guard's check alone.
     guarded = AccessGuard(ending, token, "this MCP server", query_token=False, own_host=host)
     app: ASGIApp = HearSignals(guarded, stopping)
-    config = uvicorn.Config(app, log_level=server.settings.log_level.lower())
+    config = uvicorn.Config(
+        app, log_level=server.settings.log_level.lower(), log_config=stderr_logging()
+    )
     redact_access_log()  # (its access lines are logged at INFO: a token in a URL is cut out)
     # uvicorn stops on Ctrl-C, then raises it again: the normal way out, not an error.
     with listening, contextlib.suppress(KeyboardInterrupt):
         uvicorn.Server(config).run(sockets=list(listening.sockets))
+
+
+def stderr_logging() -> dict[str, Any]:
+    """uvicorn's logging configuration with every line on stderr: its default writes the
+    access log (``INFO: 127.0.0.1:... "POST /mcp ..." 401``) to stdout, where nothing but
+    the protocol belongs (docs/mcp.md)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    for handler in config["handlers"].values():
+        handler["stream"] = "ext://sys.stderr"
+    return config
 
 
 class SessionsFull:

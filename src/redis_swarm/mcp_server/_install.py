@@ -168,24 +168,59 @@ def remote_spec(
     """The configuration for a ``swarm mcp --transport http`` server at ``url``: an http(s)
     URL whose path ends with ``HTTP_PATH`` (the server answers nothing else: a client given
     ``http://host:8765`` gets 404 at every start, which it reports as a server that failed;
-    a reverse proxy's ``https://proxy/team/mcp`` is taken)."""
+    a reverse proxy's ``https://proxy/team/mcp`` is taken). Its scheme is taken in any case
+    and written lower-case (``HTTP://`` is ``http://``); a port outside 1-65535, a
+    ``#fragment`` (never sent to a server) and a path ending ``/mcp/`` are refused: the
+    server answers ``/mcp/`` with a redirect to ``/mcp`` (307, a round trip per request,
+    which names the server's own host and scheme behind a proxy), so the URL to pass is
+    named rather than one written in its place."""
     _check_server_name(server_name)
-    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url, re.IGNORECASE):
         raise ConfigError(
             f"{mask_url(url)!r} is not an http(s) URL: pass the address `swarm mcp --transport "
             f"http` printed, e.g. http://host:8765{HTTP_PATH}"
         )
+    scheme, rest = url.split(":", 1)
+    url = scheme.lower() + ":" + rest
     _check_no_secret_in(url)
     parts = urlsplit(url)
+    _check_port(url, parts.netloc)
+    if "#" in url:
+        raise ConfigError(
+            f"{mask_url(url)!r} has a fragment (#{parts.fragment}), which a client never sends "
+            f"to the server: pass the URL without it ({urlunsplit(parts._replace(fragment=''))})"
+        )
     if not parts.path.rstrip("/").endswith(HTTP_PATH):
         right = urlunsplit(parts._replace(path=parts.path.rstrip("/") + HTTP_PATH))
         raise ConfigError(
             f"{mask_url(url)!r} does not end with {HTTP_PATH}, where `swarm mcp --transport "
             f"http` serves MCP (it answers 404 elsewhere): pass {right}, the address it printed"
         )
+    if not parts.path.endswith(HTTP_PATH):
+        right = urlunsplit(parts._replace(path=parts.path.rstrip("/")))
+        raise ConfigError(
+            f"{mask_url(url)!r} ends with {HTTP_PATH}/, which `swarm mcp --transport http` "
+            f"answers with a redirect to {HTTP_PATH} (one more round trip per request, to its "
+            f"own host and scheme, which a client behind a proxy cannot follow): pass {right}, "
+            "the address it printed"
+        )
     if token_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", token_env):
         raise ConfigError(f"--token-env {token_env!r} is not an environment variable name")
     return RemoteSpec(server_name, url, token_env, token_in_config and token_env is not None)
+
+
+def _check_port(url: str, netloc: str) -> None:
+    """Refuse a URL whose port is no TCP port (1-65535): ``http://h:99999/mcp`` was written
+    to the client's configuration, which then failed to connect at every start."""
+    after_host = netloc.rpartition("@")[2].rpartition("]")[2]  # (an IPv6 address's brackets)
+    port = after_host.rpartition(":")[2]
+    if ":" not in after_host or not port:  # (none, or empty: the scheme's own)
+        return
+    if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        raise ConfigError(
+            f"{mask_url(url)!r} names port {port[:20]!r}, which is no TCP port: pass the port "
+            "`swarm mcp --transport http` printed (1 to 65535), or none for the scheme's own"
+        )
 
 
 def _check_no_secret_in(url: str) -> None:

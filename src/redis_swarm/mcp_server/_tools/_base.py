@@ -172,7 +172,7 @@ class ToolsBase:
         session.let_go(task_id)
         if exc.finding_id is None:  # (the core always names it)
             return exc
-        session.report_done(task_id, exc.finding_id, how)
+        session.report_done(task_id, exc.finding_id, how, superseded=True)
         return how.late(task_id, exc.finding_id)
 
     @staticmethod
