@@ -13,6 +13,7 @@ or with one shorter than ``swarm acl``'s passwords (``require_token_off_loopback
 from __future__ import annotations
 
 import contextlib
+import copy
 import hmac
 import logging
 import secrets
@@ -157,12 +158,26 @@ def redact_access_log() -> None:
         access.addFilter(_RedactedTokens())
 
 
+def stderr_logging() -> dict[str, Any]:
+    """uvicorn's logging configuration with every line on stderr: its default writes the
+    access log (``INFO: 127.0.0.1:... "POST /mcp ..." 401``) to stdout, where nothing but
+    the protocol belongs (docs/mcp.md), nor a face's own output (``swarm a2a``, ``swarm
+    dashboard``: their lines at a raised log level)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    for handler in config["handlers"].values():
+        handler["stream"] = "ext://sys.stderr"
+    return config
+
+
 def serve(app: ASGIApp, listening: Listening) -> None:
     """Serve ``app`` with uvicorn on the sockets of ``_net.listen`` until Ctrl-C (which is
     the normal way out, not an error); closes them."""
     config = uvicorn.Config(
         app,
         log_level="warning",
+        log_config=stderr_logging(),
         ws="none",
         lifespan="on",
         # Open event streams would hold a shutdown forever: give them a second.

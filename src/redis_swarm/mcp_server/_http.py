@@ -22,7 +22,6 @@ dead session id): its user restarts it, which is why only a session left long un
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 from collections import Counter
 from typing import Any
@@ -37,11 +36,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._net import Listening, listen
 from .._stopping import EndWhenStopping, HearSignals, Stopping
-from .._web import AccessGuard, redact_access_log
+from .._web import AccessGuard, redact_access_log, stderr_logging
 from . import DEFAULT_MAX_SESSIONS
 from ._session import SessionRegistry, sessions_full
 
-__all__ = ["STOPPED_MID_CALL", "SessionsFull", "StoppedCalls", "serve_http", "stderr_logging"]
+__all__ = ["STOPPED_MID_CALL", "SessionsFull", "StoppedCalls", "serve_http"]
 
 
 def serve_http(
@@ -86,18 +85,6 @@ def serve_http(
     # uvicorn stops on Ctrl-C, then raises it again: the normal way out, not an error.
     with listening, contextlib.suppress(KeyboardInterrupt):
         uvicorn.Server(config).run(sockets=list(listening.sockets))
-
-
-def stderr_logging() -> dict[str, Any]:
-    """uvicorn's logging configuration with every line on stderr: its default writes the
-    access log (``INFO: 127.0.0.1:... "POST /mcp ..." 401``) to stdout, where nothing but
-    the protocol belongs (docs/mcp.md)."""
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    for handler in config["handlers"].values():
-        handler["stream"] = "ext://sys.stderr"
-    return config
 
 
 class SessionsFull:
