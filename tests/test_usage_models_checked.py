@@ -148,3 +148,18 @@ def test_a_cost_no_run_costs_is_refused(cli: Cli, handle: Swarm) -> None:
         "--usage", '{"cost_usd":1e-320}', expect=2,
     )  # fmt: skip
     assert "usage cost_usd is 1e-320" in out.stderr, out
+
+
+def test_a_reconciliation_the_core_would_refuse_keeps_the_runs_figures() -> None:
+    """Raising a run's figures to its models' sum may make what no report takes (cached
+    tokens above the input ones, a cost past the bound): the run's figures as printed are
+    kept, without the breakdown, never a usage the report then refuses (the finding lost)."""
+    cached = Usage("claude-json", tokens_in=100, cached_in=10, models={"a": {"cached_in": 200}})
+    kept, notes = cached.reconciled()
+    assert kept.faults() == [] and kept.models == {} and kept.cached_in == 10
+    assert notes == ["usage by model left out: it contradicts the run's figures"]
+    huge = Usage(
+        "claude-json", cost_usd=1.0, models={"a": {"cost_usd": 9e14}, "b": {"cost_usd": 9e14}}
+    )
+    kept, notes = huge.reconciled()
+    assert kept.faults() == [] and kept.models == {} and kept.cost_usd == 1.0

@@ -318,9 +318,11 @@ class Usage(Record):
                 f"{self.shown(total)} under the models' {self.shown(figure)}"
             )
         usage = dataclasses.replace(usage, **changed)
-        if usage.model_faults() or (usage.faults() and not self.faults()):
-            # (what no run reports, found anyway: the run's figures as printed, no breakdown)
-            notes.append("usage by model left out: it contradicts the run's figures")
+        if usage.faults():
+            # What no report takes, even so (the models' cached tokens above the run's input
+            # ones once summed, a sum past the bounds): the run's figures as printed, no
+            # breakdown, and no word of a sum taken. (``faults`` covers the models too.)
+            notes = ["usage by model left out: it contradicts the run's figures"]
             usage = dataclasses.replace(self, models={})
         return usage, notes
 
