@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from redis_swarm import Swarm, TaskStatus
@@ -149,3 +152,61 @@ def test_a_termination_once_the_claim_returned_is_held_as_ctrl_c_is(
     assert swarm.get_task(posted.id).status is TaskStatus.CLAIMED
     # (the command's handlers are put back: the signal is this process's again)
     assert signal.getsignal(number) is before
+
+
+def _serving(proc: subprocess.Popen[bytes], words: bytes) -> None:
+    """Wait until the server's stderr says ``words`` (its ready line, which names its URL),
+    then until it answers HTTP there (its sockets listen before uvicorn runs: a signal in
+    between is a Ctrl-C at start, "Aborted!")."""
+    assert proc.stderr is not None
+    line = b""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and words not in line:
+        line = proc.stderr.readline()
+    found = re.search(rb"http://[^ /]+", line)
+    assert found is not None, line
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(found[0].decode() + "/", timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise AssertionError(f"the server never answered at {found[0]!r}")
+
+
+@pytest.mark.parametrize(
+    ("args", "ready"),
+    [
+        (("dashboard", "--port", "0"), b"dashboard of swarm"),
+        (("a2a", "--queue", "q-hup", "--port", "0"), b"A2A server of swarm"),
+        (("mcp", "--transport", "http", "--port", "0"), b"http://"),
+    ],
+    ids=["dashboard", "a2a", "mcp-http"],
+)
+def test_a_hung_up_web_server_stops_as_on_sigterm(
+    redis_url: str, tmp_path: Path, args: tuple[str, ...], ready: bytes
+) -> None:
+    """uvicorn hears SIGINT and SIGTERM only: a SIGHUP raised KeyboardInterrupt inside its
+    loop (a traceback, the lifespan's shutdown skipped)."""
+    proc = _start(redis_url, tmp_path, *args)
+    _serving(proc, ready)
+    proc.send_signal(signal.SIGHUP)
+    code, _stdout, stderr = _ended(proc)
+    assert code == 0 and "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+
+
+def test_a_hung_up_stdio_mcp_server_leaves_at_once(redis_url: str, tmp_path: Path) -> None:
+    """It waited for stdin to close (the SDK reads it on a thread no cancellation reaches)."""
+    env = subprocess_env(redis_url, "test", swarm_bin(tmp_path / "bin").parent)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "redis_swarm", "mcp"], env=env, stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_at_defaults,
+    )  # fmt: skip
+    try:
+        time.sleep(3)  # (its imports: nothing is said before a client's first request)
+        proc.send_signal(signal.SIGHUP)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert proc.returncode == 0

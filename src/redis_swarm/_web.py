@@ -17,7 +17,9 @@ import copy
 import hmac
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -168,7 +170,32 @@ def stderr_logging() -> dict[str, Any]:
     config = copy.deepcopy(LOGGING_CONFIG)
     for handler in config["handlers"].values():
         handler["stream"] = "ext://sys.stderr"
+    for formatter in config["formatters"].values():
+        # (coloured when stderr is a terminal: uvicorn's default asks stdout)
+        formatter["use_colors"] = sys.stderr.isatty()
     return config
+
+
+@contextlib.contextmanager
+def hangup_stops() -> Iterator[None]:
+    """While a web server runs: SIGHUP (its terminal closed) stops it as SIGTERM does, its
+    lifespan's shutdown run (MCP sessions released, the swarm closed). uvicorn hears only
+    SIGINT and SIGTERM: a SIGHUP, which the CLI makes stop a command as Ctrl-C does, raised
+    KeyboardInterrupt inside its event loop (a traceback, the shutdown skipped). Ignored at
+    start (``nohup``), it stays ignored."""
+    number = getattr(signal, "SIGHUP", None)  # (no SIGHUP on Windows)
+    try:
+        if number is None or signal.getsignal(number) is signal.SIG_IGN:
+            before = None
+        else:
+            before = signal.signal(number, lambda *_: signal.raise_signal(signal.SIGTERM))
+    except ValueError:  # not the main thread: no signal handling
+        before = None
+    try:
+        yield
+    finally:
+        if number is not None and before is not None:
+            signal.signal(number, before)
 
 
 def serve(app: ASGIApp, listening: Listening) -> None:
@@ -185,7 +212,7 @@ def serve(app: ASGIApp, listening: Listening) -> None:
     )
     redact_access_log()  # (warning level logs no access line: in case it is raised)
     # uvicorn stops on Ctrl-C, then raises it again.
-    with listening, contextlib.suppress(KeyboardInterrupt):
+    with listening, contextlib.suppress(KeyboardInterrupt), hangup_stops():
         uvicorn.Server(config).run(sockets=list(listening.sockets))
 
 

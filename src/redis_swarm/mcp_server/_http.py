@@ -36,7 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._net import Listening, listen
 from .._stopping import EndWhenStopping, HearSignals, Stopping
-from .._web import AccessGuard, redact_access_log, stderr_logging
+from .._web import AccessGuard, hangup_stops, redact_access_log, stderr_logging
 from . import DEFAULT_MAX_SESSIONS
 from ._session import SessionRegistry, sessions_full
 
@@ -83,7 +83,7 @@ def serve_http(
     )
     redact_access_log()  # (its access lines are logged at INFO: a token in a URL is cut out)
     # uvicorn stops on Ctrl-C, then raises it again: the normal way out, not an error.
-    with listening, contextlib.suppress(KeyboardInterrupt):
+    with listening, contextlib.suppress(KeyboardInterrupt), hangup_stops():
         uvicorn.Server(config).run(sockets=list(listening.sockets))
 
 

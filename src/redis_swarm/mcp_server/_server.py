@@ -343,13 +343,25 @@ def serve(
         raise ValueError(f"transport must be stdio or http, not {transport!r}")
 
 
+def _stop_signals() -> tuple[signal.Signals, ...]:
+    """What stops the stdio server: SIGTERM, SIGINT and SIGHUP, but a SIGHUP ignored at
+    start (``nohup``) stays ignored, as in every command (a name Windows lacks left out)."""
+    out = [signal.SIGTERM, signal.SIGINT]
+    hangup: signal.Signals | None = getattr(signal, "SIGHUP", None)
+    if hangup is not None and signal.getsignal(hangup) is not signal.SIG_IGN:
+        out.append(hangup)
+    return tuple(out)
+
+
 async def _serve_stdio(server: MCPServer[Any]) -> None:
-    """Serve stdio until stdin closes; on SIGTERM or SIGINT deregister, then exit at once."""
+    """Serve stdio until stdin closes; on SIGTERM, SIGINT or SIGHUP (its terminal closed)
+    deregister, then exit at once. (SIGHUP, which the CLI makes stop a command as Ctrl-C
+    does, raised KeyboardInterrupt in the loop, whose shutdown then waited for stdin.)"""
     sessions = _SESSIONS.get(server)
     async with anyio.create_task_group() as tg:
 
         async def on_signal() -> None:
-            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            with anyio.open_signal_receiver(*_stop_signals()) as signals:
                 async for signum in signals:
                     log.info("signal %s: leaving", signum)
                     if sessions is not None:
