@@ -14,8 +14,11 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -136,6 +139,24 @@ def test_an_input_over_the_cap_is_kept_whole_and_said(
     assert kept.read_bytes() == raw and kept.stat().st_mode & 0o077 == 0
     # (nowhere a hook would read it as a subagent's spooled message)
     assert tokens.spooled(swarm.settings, LEAD) == []
+
+
+def test_a_kept_input_is_bounded_json_and_old_ones_pruned(
+    redis_url: str, swarm_home: Path, swarm: Swarm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An endless stdin filled the disk: what is kept is at most MAX_KEPT_INPUT, only an
+    input that is a JSON object is kept, and kept messages and inputs older than KEPT_DAYS
+    go as the next is kept (the spool grew without bound)."""
+    monkeypatch.setattr(tokens, "MAX_KEPT_INPUT", 3 * 1024 * 1024)
+    head = b'{"hook_event_name": "SubagentStop", "last_assistant_message": "'
+    kept = tokens.keep_input(swarm.settings, "SubagentStop", head, io.BytesIO(b"x" * 10**7))
+    assert kept is not None and kept[1] is True
+    assert kept[0].stat().st_size == tokens.MAX_KEPT_INPUT
+    assert tokens.keep_input(swarm.settings, "SubagentStop", b"xxxx", io.BytesIO(b"y")) is None
+    old = time.time() - (tokens.KEPT_DAYS + 1) * 86400
+    os.utime(kept[0], (old, old))
+    message = tokens.keep_message(swarm.settings, LEAD, "w-1", "the whole message")
+    assert not kept[0].exists() and message.exists()
 
 
 def test_another_events_input_over_the_cap_is_refused_in_one_line(

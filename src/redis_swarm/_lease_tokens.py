@@ -503,29 +503,63 @@ def keep_message(settings: Settings, parent: str, worker: str, text: str) -> Pat
     """Keep the whole last message ``text`` of ``parent``'s subagent ``worker`` for the user
     to read (its finding holds only the start of it), beside what the spool holds; where it
     went. An OSError: it could not be kept."""
+    _prune_kept(settings)
     path = _made_spool_folder(settings, parent) / f"{worker}{_MESSAGE}"
     write_whole(path, text.encode("utf-8", "replace"))  # (0600)
     return path
 
 
-def keep_input(settings: Settings, event: str, head: bytes, rest: BinaryIO) -> Path:
+def keep_input(
+    settings: Settings, event: str, head: bytes, rest: BinaryIO
+) -> tuple[Path, bool] | None:
     """Keep a hook input too big to read (``head``, its first bytes read, then what is left
     of ``rest``, copied a chunk at a time: never held whole in memory) in the swarm's spool
-    folder, as ``EVENT-input-TIME-PID.json`` (0600: no hook reads it again); where it went.
-    An OSError: it could not be kept (nothing is left of it)."""
+    folder, as ``EVENT-input-TIME-PID.json`` (0600: no hook reads it again); where it went,
+    and whether it was cut at ``MAX_KEPT_INPUT`` (an endless stdin must not fill the disk).
+    None when it is no JSON object (no client sends one: nothing to keep). An OSError: it
+    could not be kept (nothing is left of it)."""
+    if head.lstrip()[:1] != b"{":
+        return None
+    _prune_kept(settings)
+    folder = _made_spool_folder(settings, None)
     stamp = time.strftime("%Y%m%dT%H%M%S")
-    path = _made_spool_folder(settings, None) / f"{event}-input-{stamp}-{os.getpid()}.json"
+    path = folder / f"{event}-input-{stamp}-{os.getpid()}.json"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _SECRET)
+    kept, cut = 0, False
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(head)
+            kept = len(head)
             while chunk := rest.read(_CHUNK):
+                if kept + len(chunk) > MAX_KEPT_INPUT:
+                    out.write(chunk[: MAX_KEPT_INPUT - kept])
+                    cut = True
+                    break
                 out.write(chunk)
+                kept += len(chunk)
     except BaseException:
         with contextlib.suppress(OSError):
             path.unlink()
         raise
-    return path
+    return path, cut
 
 
 _CHUNK = 1024 * 1024  # what ``keep_input`` copies at a time
+# The most of one hook input kept (``keep_input``): a model's message is well under 1 MB.
+MAX_KEPT_INPUT = 256 * 1024 * 1024
+# How long a kept message or input stays (``_prune_kept``): a user reads it within days.
+KEPT_DAYS = 30
+
+
+def _prune_kept(settings: Settings) -> None:
+    """Delete the messages and inputs kept in the swarm's spool (``keep_message``,
+    ``keep_input``: its folder and its agents') more than ``KEPT_DAYS`` old, as the next is
+    kept: the spool does not grow without bound. (Spooled messages, ``*.json`` and
+    ``*.json.unsettled``, are not theirs to delete.)"""
+    swarm = settings.home / "spool" / settings.swarm
+    before = time.time() - KEPT_DAYS * 86400
+    for pattern in (f"*/*{_MESSAGE}", "*-input-*.json"):
+        for path in swarm.glob(pattern):
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < before:
+                    path.unlink()

@@ -123,7 +123,11 @@ def _too_big(head: bytes, event: str, settings: Settings) -> str:
     except OSError as exc:
         where = f"it could not be kept either ({exc})"
     else:
-        where = f"it is kept whole in {kept}"
+        if kept is None:
+            return f"{limit}, and it is no JSON object: nothing was kept or done"
+        path, cut = kept
+        most = f"its first {tokens.MAX_KEPT_INPUT // 2**20} MiB" if cut else "whole"
+        where = f"it is kept {most} in {path}"
     return (
         f"{limit}: {where}. Its subagent's tasks stay claimed until their leases end, then "
         "are retried: to keep its work (the input's last_assistant_message), report each by "
