@@ -88,10 +88,12 @@ def test_a_field_holding_a_line_break_prints_on_the_events_own_line(
 ) -> None:
     """Any writer of the stream may add an event (a worker's user may): a line break in a
     field printed what read as another event."""
+    from redis_swarm._keys import Keys
+
     from ._raw import raw_client
 
     forged = "t-1\n2026-12-07T00:00:00Z  1-0  task.completed      task=t-2"
     with raw_client(redis_url) as raw:
-        raw.xadd("rs:{test}:events", {"type": "task.posted", "task": forged, "queue": "q"})
+        raw.xadd(Keys("test").events, {"type": "task.posted", "task": forged, "queue": "q"})
     lines = cli("events").stdout.splitlines()
     assert len(lines) == 1 and "task=t-1\\n2026" in lines[0], lines
