@@ -200,6 +200,10 @@ def _translated(
             info = _asked_again(where)  # (on this error path only: where its master is)
             master = replica_master(info) if info is not None else None
             return e.ConnectionFailed(read_only_replica(where, master), sent=before)
+        if isinstance(exc, rex.ClusterDownError) or text.startswith(_CLUSTER_DOWN):
+            # An outage like a server away (the runner keeps its work and retries; a CLI
+            # call says it and what to do), not a refusal of the request: it ran nothing.
+            return e.ConnectionFailed(_cluster_down(where), sent=before)
         if isinstance(exc, rex.AskError | rex.ClusterCrossSlotError) or text.startswith(_REDIRECTS):
             return _cluster_redirect(exc, text, where)
         if _DB_OUT_OF_RANGE in text:
@@ -297,6 +301,21 @@ def _no_such_database(where: str) -> str:
 # BusyLoadingError, a ConnectionError: it is retried as an outage is, and would otherwise be
 # said as a server that cannot be reached); a reply it did not class keeps the code.
 _LOADING = "LOADING"
+
+
+# What a cluster node answers while the cluster refuses commands (``CLUSTERDOWN``): a master
+# of some slots failed and no replica took over yet (cluster-require-full-coverage).
+_CLUSTER_DOWN = ("CLUSTERDOWN", "The cluster is down")
+
+
+def _cluster_down(where: str) -> str:
+    """The cluster answered, refusing every command until all its slots are served again."""
+    return (
+        f"the Redis Cluster at {where} is down: a master of some of its slots failed and no "
+        "replica has taken over yet (or none is up); it ran nothing. A replica is usually "
+        "promoted within the cluster's node timeout; if not, start the failed node or its "
+        "replica ('swarm doctor' names it). The nodes were reached: this is not a wrong URL"
+    )
 
 
 def _loading(where: str) -> str:
