@@ -76,6 +76,9 @@ if _typing.TYPE_CHECKING:
     from ._acl_revoke import RevokedUser, revoke_user
     from ._cache import ContextCache
     from ._client import AsyncSwarm, Swarm
+    from ._ops.counters import CounterCheck, Recounted
+    from ._ops.server import ServerInfo
+    from ._ops.tasks import ShardStats
     from ._protocol import Limits
     from ._topology import ClusterView, SentinelView, Topology, topology
     from ._validate import MAX_PAGE  # the most items one page of a listing holds (its limit)
@@ -102,6 +105,10 @@ _LAZY_FROM: dict[str, str] = {
     **dict.fromkeys(("AsyncSwarm", "Swarm"), "._client"),
     "MAX_PAGE": "._validate",
     "Limits": "._protocol",
+    # The results of operations defined beside them (doctor's checks, shard_stats).
+    **dict.fromkeys(("CounterCheck", "Recounted"), "._ops.counters"),
+    "ServerInfo": "._ops.server",
+    "ShardStats": "._ops.tasks",
     **dict.fromkeys(("ClusterView", "SentinelView", "Topology", "topology"), "._topology"),
     **dict.fromkeys(
         (
@@ -152,6 +159,7 @@ __all__ = [
     "ContextSlice",
     "Coordinator",
     "CorruptRecord",
+    "CounterCheck",
     "EmbeddedServerError",
     "EphemeralWorker",
     "Event",
@@ -179,6 +187,7 @@ __all__ = [
     "PermissionDenied",
     "Recent",
     "RecordDamage",
+    "Recounted",
     "RedisSwarmCoordinator",
     "RetiredAsk",
     "RetiredPass",
@@ -186,7 +195,9 @@ __all__ = [
     "RevokedUser",
     "SearchHit",
     "SentinelView",
+    "ServerInfo",
     "Settings",
+    "ShardStats",
     "SonnetCoordinator",
     "Swarm",
     "SwarmError",

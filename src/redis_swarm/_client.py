@@ -39,7 +39,7 @@ from ._connect import AsyncClient, SyncClient, async_client, sync_client
 from ._direct import direct_sender
 from ._durability import Plan, confirm, is_write, wrap
 from ._env import settings_from_env
-from ._errors import SwarmError, closed
+from ._errors import SwarmError, ValidationError, closed
 from ._keys import Keys
 from ._models import Event, EventType, type_filter
 from ._ops._work import new_id
@@ -410,10 +410,24 @@ class _Shell:
         clock: Callable[[], int] | None = None,
         cache: ContextCache | None = None,
     ) -> None:
+        from ._ops.contexts import check_limits  # (here: as the operations, ``_Later``)
+
+        # Checked now, not at the first call that goes by them (a raw TypeError there).
+        limits = Limits() if limits is None else check_limits(limits)
+        if clock is not None and not callable(clock):
+            raise ValidationError(
+                f"clock must be a function returning the time in milliseconds since the "
+                f"epoch (None: the server's clock), not {type(clock).__name__}"
+            )
+        if cache is not None and not isinstance(cache, ContextCache):
+            raise ValidationError(
+                f"cache must be a ContextCache (redis_swarm.ContextCache()), not "
+                f"{type(cache).__name__}"
+            )
         self.settings = _settings(url, swarm)
         self._ctx = OpContext(
             self.settings,
-            limits or Limits(),
+            limits,
             clock=clock,
             cache=cache if cache is not None else ContextCache(),
         )
@@ -645,6 +659,7 @@ class Swarm(_Shell):
         cache: ContextCache | None = None,
         client: SyncClient | None = None,
     ) -> None:
+        _check_client(client, (redis.Redis, RedisCluster), "redis.Redis or RedisCluster")
         super().__init__(url, swarm=swarm, limits=limits, clock=clock, cache=cache)
         self._redis: SyncClient = client if client is not None else self._connect()
         # Commands go this way, one (most operations send one script call) or several in one
@@ -843,6 +858,16 @@ class Swarm(_Shell):
             yield from batch
 
 
+def _check_client(client: object, kinds: tuple[type[Any], ...], named: str) -> None:
+    """A handle's ``client``: None (the handle makes its own) or one of redis-py's
+    ``kinds``; else a ValidationError now, not a raw error at the first call."""
+    if client is not None and not isinstance(client, kinds):
+        raise ValidationError(
+            f"client must be a {named} client (None: the handle connects to its URL), not "
+            f"{type(client).__name__}"
+        )
+
+
 class AsyncSwarm(_Shell):
     """The asyncio handle on one swarm: the same operations as ``Swarm``, awaited."""
 
@@ -856,6 +881,11 @@ class AsyncSwarm(_Shell):
         cache: ContextCache | None = None,
         client: AsyncClient | None = None,
     ) -> None:
+        _check_client(
+            client,
+            (redis.asyncio.Redis, AsyncRedisCluster),
+            "redis.asyncio.Redis or redis.asyncio.RedisCluster",
+        )
         super().__init__(url, swarm=swarm, limits=limits, clock=clock, cache=cache)
         self._redis: AsyncClient = client if client is not None else self._connect()
         self._cluster = isinstance(self._redis, AsyncRedisCluster)

@@ -3,7 +3,9 @@
 check that takes any answer for one (``AnswerMeansAlive``: a server that cannot persist
 refuses the check's PING with MISCONF, and still serves reads), and a TLS handshake that
 waits ``connect_timeout`` at most, on every redis-py (``HandshakeWithinConnectTimeout``;
-asyncio's, apart from the TCP connect, says it timed out: ``AsyncHandshakeApart``).
+asyncio's, apart from the TCP connect, says it timed out: ``AsyncHandshakeApart``), and an
+asyncio connection used only on the event loop that opened it (``AsyncOnItsLoop``: a handle
+used under one ``asyncio.run`` after another reopens it rather than fail mid-request).
 The Sentinel and Cluster clients' own connections build on these (``_sentinel``,
 ``_cluster``).
 """
@@ -31,6 +33,7 @@ __all__ = [
     "AnswerMeansAlive",
     "AsyncAnswerMeansAlive",
     "AsyncHandshakeApart",
+    "AsyncOnItsLoop",
     "HandshakeWithinConnectTimeout",
     "alive_on_any_answer",
     "common",
@@ -107,8 +110,89 @@ class AnswerMeansAlive:
             super().check_health()  # type: ignore[misc]
 
 
-class AsyncAnswerMeansAlive:
-    """The asyncio twin of ``AnswerMeansAlive``."""
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # (no loop runs here: a close from a finalizer)
+        return None
+
+
+def _close_stranded(writer: Any, loop: asyncio.AbstractEventLoop | None) -> None:
+    """Close the socket of ``writer``, a stream of ``loop``, not the running loop. A loop
+    still open closes it at its next turn (``abort``). A closed one (its ``asyncio.run``
+    ended) never runs the close a transport schedules on it: the socket is closed here, as
+    that close would have done (``_call_connection_lost``), else it stays open to the
+    server until the garbage collector finds it, with a ResourceWarning."""
+    transport = writer.transport
+    if loop is not None and not loop.is_closed():
+        with contextlib.suppress(RuntimeError):  # (closed in between: as below)
+            transport.abort()
+            return
+    # Under a TLS stream, the socket's own transport (the one a plain stream has).
+    inner = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None) or transport
+    with contextlib.suppress(RuntimeError, AttributeError, OSError):
+        transport.abort()  # (marks it closed; what it schedules cannot run)
+    lost = getattr(inner, "_call_connection_lost", None)
+    if lost is not None and getattr(inner, "_sock", None) is not None:
+        # (it closes the socket, then tells the protocol, which may try to schedule on the
+        # closed loop: the socket is closed by then)
+        with contextlib.suppress(RuntimeError):
+            lost(None)
+    else:  # (not a transport of asyncio's selector loop: the server hears the end)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class AsyncOnItsLoop:
+    """Mixin for redis-py's asyncio connection classes: a connection is used on the event
+    loop that opened it, or reopened. Its streams belong to that loop: an ``AsyncSwarm``
+    used under a second ``asyncio.run`` (the first loop closed) sent its request on the old
+    socket, then failed to read the reply ("Event loop is closed"), the request applied
+    and its result lost. A connection opened on another loop reads as not connected: it is
+    closed (``_close_stranded``) and opened again on the running loop before anything is
+    written to it, and ``disconnect`` (``aclose``) closes it too."""
+
+    _reader: Any
+    _writer: Any
+    _opened_on: asyncio.AbstractEventLoop | None = None
+
+    def _stranded(self) -> bool:
+        """Opened on a loop that is not the running one (none running, as in a finalizer:
+        not known, so not)."""
+        running = _running_loop()
+        return self._writer is not None and running is not None and self._opened_on is not running
+
+    def _drop_stranded(self) -> None:
+        if self._stranded():
+            writer, loop = self._writer, self._opened_on
+            self._reader = self._writer = None
+            self._opened_on = None
+            _close_stranded(writer, loop)
+
+    @property
+    def is_connected(self) -> bool:
+        return self._reader is not None and self._writer is not None and not self._stranded()
+
+    async def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
+        self._drop_stranded()
+        await super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
+
+    async def _connect(self) -> None:
+        await super()._connect()  # type: ignore[misc]
+        self._opened_on = _running_loop()
+
+    async def disconnect(self, *args: Any, **kwargs: Any) -> None:
+        self._drop_stranded()
+        await super().disconnect(*args, **kwargs)  # type: ignore[misc]
+        if self._writer is None:
+            self._opened_on = None
+
+
+class AsyncAnswerMeansAlive(AsyncOnItsLoop):
+    """The asyncio twin of ``AnswerMeansAlive`` (and a connection on its loop:
+    ``AsyncOnItsLoop``)."""
 
     async def check_health(self) -> None:
         with contextlib.suppress(redis.ResponseError):

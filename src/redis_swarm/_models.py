@@ -11,12 +11,15 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import re
 import typing
 from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypeVar, overload
+from urllib.parse import unquote_plus
 
 from ._codec import Record, counted, dumps, first_few, iso, loads
+from ._config import mask_url
 from ._context_records import ContextInfo
 from ._errors import ValidationError
 from ._hints import LIST_PASSES
@@ -326,9 +329,10 @@ class TaskSpec(Record):
 @dataclass(frozen=True)
 class Task(Record):
     """A unit of work in a queue. ``attempts`` counts its claims. ``token`` is set only on the
-    task ``claim`` returned: the lease's fencing token ``ATTEMPT.SECRET``, which renew, fail,
-    release and report must present. Only a hash of the secret is stored, so a task read any
-    other way has no token, and no one but the lease's holder can act on the lease.
+    task ``claim`` returned (and ``renew``, given it): the lease's fencing token
+    ``ATTEMPT.SECRET``, which renew, fail, release and report must present. Only a hash of
+    the secret is stored, so a task read any other way has no token, and no one but the
+    lease's holder can act on the lease.
 
     Two budgets are counted apart: ``failures`` (``fail``: the work was tried and failed)
     against ``max_attempts``, and ``abandons`` (a lease expired with no report, fail or
@@ -1151,11 +1155,40 @@ class Webhook(Record):
     id: str
     task_id: str
     url: str
-    # Secrets (the receiver's): kept out of repr, which logs show; to_dict keeps them.
+    # Secrets (the receiver's): kept out of repr, which logs show; to_dict keeps them. The
+    # url is shown masked there (``shown_webhook_url``).
     token: str | None = dataclasses.field(default=None, repr=False)
     auth_scheme: str | None = None
     auth_credentials: str | None = dataclasses.field(default=None, repr=False)
     created_at: int = 0
+
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.repr}
+        shown["url"] = shown_webhook_url(self.url)
+        return f"Webhook({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
+
+
+# The query parameters of an http URL that hold a secret beyond those a Redis URL's masking
+# knows (``_config.mask_url``: pass, secret, token, cred, auth): an API key, a signature.
+_HTTP_SECRET_NAME = re.compile(r"key|sig", re.IGNORECASE)
+
+
+def shown_webhook_url(url: str) -> str:
+    """A webhook's ``url`` as a repr or a message shows it: its user and password, and the
+    value of every query parameter that holds a secret (``?token=``, ``?api_key=``,
+    ``?sig=``), as ``***``. The stored url is the whole one."""
+    shown = mask_url(url)
+    where, mark, query = shown.partition("?")
+    if not mark:
+        return shown
+    query, hash_mark, fragment = query.partition("#")
+    kept = []
+    for part in query.split("&"):
+        name, equals, value = part.partition("=")
+        if equals and value != "***" and _HTTP_SECRET_NAME.search(unquote_plus(name)):
+            part = f"{name}=***"
+        kept.append(part)
+    return f"{where}?{'&'.join(kept)}{hash_mark}{fragment}"
 
 
 @dataclass(frozen=True)
@@ -1207,9 +1240,11 @@ class PassProgress(Record):
 
     @property
     def fraction(self) -> float:
+        """The share of the pass's tasks settled, 0 to 1 (0 for a pass of no task)."""
         return self.settled / self.total if self.total else 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        """``Record.to_dict``, with ``fraction`` (rounded to 4 places) beside the counts."""
         return {**super().to_dict(), "fraction": round(self.fraction, 4)}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ._errors import ValidationError
@@ -55,6 +55,7 @@ __all__ = [
     "check_json_depth",
     "check_json_keys",
     "check_label",
+    "check_list",
     "check_name",
     "check_printable",
     "check_queues",
@@ -345,6 +346,20 @@ def check_queues(queues: str | Sequence[str], *, what: str = "claim") -> tuple[s
             f"{what} got {len(distinct)} queues{twice}; the limit is {MAX_QUEUES}: split them"
         )
     return distinct
+
+
+def check_list(kind: str, value: object, *, of: str) -> list[Any]:
+    """``value``, a list (or a tuple, a set, a generator) of ``of``, as a list; else a
+    ValidationError naming ``kind``: None, a number, one string (iterated, it would be its
+    characters) or one mapping (its keys) is no list of them."""
+    if isinstance(value, str | bytes | bytearray | Mapping) or not isinstance(value, Iterable):
+        one = ""
+        if isinstance(value, str):
+            one = f": [{value!r}] for one" if len(value) <= 40 else ": put it in a list"
+        elif isinstance(value, Mapping):
+            one = ": put it in a list ([...]) for one"
+        raise ValidationError(f"{kind} must be a list of {of}, not {type(value).__name__}{one}")
+    return list(value)
 
 
 def check_swarm_name(value: object) -> str:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from .._errors import CorruptRecord, NotFound, ValidationError
 from .._protocol import Call, Cmd, OpContext, Operation
+from .._validate import check_unicode
 from ._work import text
 
 __all__ = [
@@ -100,6 +101,7 @@ class A2AEvent:
 def _check_text(what: str, value: object) -> str:
     if not isinstance(value, str):
         raise ValidationError(f"{what} must be a string, not {type(value).__name__}")
+    check_unicode(what, value)
     return value
 
 
@@ -107,6 +109,11 @@ def _check_id(task_id: object) -> str:
     if not _check_text("a task id", task_id):
         raise ValidationError("a task id must not be empty")
     return str(task_id)
+
+
+def _check_owner(owner: object) -> str:
+    """The owner of a2a tasks (the SDK's scope of a caller): text, its keys made from it."""
+    return _check_text("the owner", owner)
 
 
 def _version(value: object) -> int:
@@ -140,7 +147,7 @@ def a2a_save(
     if mode not in _MODES:
         raise ValidationError(f"mode must be one of {sorted(_MODES)}, not {mode!r}")
     k = ctx.keys
-    task_id = _check_id(task_id)
+    owner, task_id = _check_owner(owner), _check_id(task_id)
     reply = yield Call(
         "a2a_task_save",
         (k.a2a_records(owner), k.a2a_index(owner), k.a2a_events(task_id)),
@@ -164,7 +171,7 @@ def a2a_save(
 
 def a2a_get(ctx: OpContext, owner: str, task_id: str) -> Operation[A2AStored | None]:
     """A task of ``owner`` and its version, or None (one command: both fields at once)."""
-    task_id = _check_id(task_id)
+    owner, task_id = _check_owner(owner), _check_id(task_id)
     data, meta = yield Cmd("HMGET", ctx.keys.a2a_records(owner), f"t|{task_id}", f"m|{task_id}")
     if data is None or meta is None:
         return None
@@ -195,6 +202,7 @@ def a2a_list(
     legacy page token; NotFound when it does not exist). ``total`` counts every match."""
     if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
         raise ValidationError(f"page_size must be an integer >= 1, not {page_size!r}")
+    owner = _check_owner(owner)
     listing = ("x" if state else "c") if context_id else ("s" if state else "a")
     cursor = ""
     if after is not None:
@@ -228,7 +236,7 @@ def a2a_list(
 def a2a_delete(ctx: OpContext, owner: str, task_id: str) -> Operation[bool]:
     """Delete a task of ``owner``, its index entries and its event stream (one script);
     True when it existed."""
-    task_id = _check_id(task_id)
+    owner, task_id = _check_owner(owner), _check_id(task_id)
     k = ctx.keys
     deleted = yield Call(
         "a2a_task_delete",

@@ -31,6 +31,7 @@ from .._validate import (
     begins_like_option,
     check_agent,
     check_id,
+    check_list,
     check_name,
     check_printable,
     option_like,
@@ -228,8 +229,7 @@ def leases_of(
     known. In the order of ``task_ids``, then newest lease first; never a cursor. One round
     trip with ``newest_leases=0``, else four."""
     worker = check_agent("worker", worker)
-    if isinstance(task_ids, str):
-        raise ValidationError("task_ids must be a list of task ids, not one string")
+    task_ids = check_list("task_ids", task_ids, of="task ids")
     if len(task_ids) > MAX_PAGE:
         raise ValidationError(
             f"{len(task_ids):,} task ids asked for at once; the limit is {MAX_PAGE:,}: ask in "

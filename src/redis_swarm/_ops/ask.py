@@ -826,6 +826,12 @@ def answer(
     ``(finding, next task or None)``."""
     if not isinstance(text, str) or not text.strip():
         raise ValidationError("an answer must be a non-empty text: say what you found")
+    if extra is not None and not isinstance(extra, Mapping):
+        raise ValidationError(
+            f"extra must be a dict of further fields to keep with the answer, or None; got "
+            f"{type(extra).__name__}"
+        )
+    checked = finding_ops.checked_sources(sources)
     if not isinstance(question, Task):
         question = yield from task_ops.get_task(ctx, question)
     first = text.strip().splitlines()[0]
@@ -835,7 +841,7 @@ def answer(
     finding.update(answer_fields(question))
     if summary != text.strip():
         finding["details"] = text
-    finding["sources"] = list(sources)
+    finding["sources"] = checked
     stored = yield from finding_ops.report(
         ctx, question.id, token, finding, worker=worker, model=model,
         context_version=context_version, finding_id=finding_id, usage=usage,

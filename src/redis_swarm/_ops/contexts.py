@@ -54,7 +54,7 @@ from .._errors import (
     SwarmError,
     ValidationError,
 )
-from .._protocol import Batch, Call, Cmd, Compute, OpContext, Operation
+from .._protocol import Batch, Call, Cmd, Compute, Limits, OpContext, Operation
 from .._validate import DEFAULT_AROUND, check_name
 from . import _context_gc as gcops
 from . import _context_store as store
@@ -129,7 +129,7 @@ def publish_context(
     owner = check_name("owner", owner)
     source = _check_source(source)
     media_type = _check_media_type(media_type)
-    check_limits(ctx)
+    check_limits(ctx.limits)
     for name, flag in (("repair", repair), ("allow_empty", allow_empty)):
         if not isinstance(flag, bool):
             raise ValidationError(f"{name} must be true or false, not {flag!r}")
@@ -177,21 +177,28 @@ def publish_context(
     return published
 
 
-def check_limits(ctx: OpContext) -> None:
-    """The context limits a publish and a reader go by, refused (ConfigError) when they
-    could only break it: no version kept, chunks of no bytes, a copy bound below 0."""
-    limits = ctx.limits
-    for name, least in (
-        ("context_versions_kept", 1),
-        ("context_chunk_bytes", 1),
-        ("context_copy_bytes", 0),
-    ):
-        value = getattr(limits, name)
+# The least value of a field of Limits: 1 but for the copy's bound (0: no copy kept).
+_LEAST = {"context_copy_bytes": 0}
+
+
+def check_limits(limits: object) -> Limits:
+    """``limits``, refused (ConfigError) unless every size and count of it is an integer of
+    at least 1 (``context_copy_bytes`` at least 0): a limit of -1 or NaN refused every
+    finding, no version kept or chunks of no bytes broke every publish. A handle checks its
+    own when it is made; a publish and a reader go by them."""
+    if not isinstance(limits, Limits):
+        raise ConfigError(
+            f"limits must be a Limits (redis_swarm.Limits(max_finding_bytes=...)), not "
+            f"{type(limits).__name__}"
+        )
+    for item in dataclasses.fields(limits):
+        value, least = getattr(limits, item.name), _LEAST.get(item.name, 1)
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             raise ConfigError(
-                f"Limits.{name} must be an integer of at least {least}, not {value!r}"
+                f"Limits.{item.name} must be an integer of at least {least}, not {value!r}"
                 + (" (0 keeps no copy)" if least == 0 else "")
             )
+    return limits
 
 
 def _labels(info: ContextInfo) -> tuple[str, str]:

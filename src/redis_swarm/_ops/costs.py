@@ -52,6 +52,7 @@ from .._models import (
 )
 from .._protocol import Batch, Cmd, OpContext, Operation, together
 from .._usage import add_figures, add_model_figures, no_figures, shown_figures, usage_figures
+from .._validate import check_list
 from ._work import LIST_BUDGET, check_label, finding_from, page, synthesis_from, task_from
 from .unrecorded import unrecorded_runs
 from .views import pass_counts
@@ -144,7 +145,9 @@ def priced_findings(
     count it; every other as it is. ``runs``: the runs kept already read (a pass's reader
     holds them: nothing is read); None: each owner's runs these findings need are read, once
     per owner, all in one round trip (none when no finding needs one)."""
-    wanted = [(f, own_report_run(f)) for f in findings]
+    wanted = [(f, own_report_run(f)) for f in check_list("findings", findings, of="Findings")]
+    if runs is not None:
+        runs = check_list("runs", runs, of="UnrecordedRuns (None: read them)")
     if runs is None:
         needed: dict[str, set[str]] = {}
         for _, where in wanted:

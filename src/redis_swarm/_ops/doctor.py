@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .._codec import UNREADABLE, loads
-from .._errors import REAPPLY_OLDER_USER, PermissionDenied
+from .._errors import REAPPLY_OLDER_USER, PermissionDenied, ValidationError
 from .._keys import Keys
 from .._models import (
     RECORD_KINDS,
@@ -358,6 +358,11 @@ def finding_lost(ctx: OpContext, task: Task | TaskCosts) -> Operation[str | None
     (``task_costs``, read already: ``swarm task show``), nothing is read; given the task,
     whether its finding is stored (one round trip, none for a task not completed), and only
     when it is not, its late reports (``task_costs``)."""
+    if not isinstance(task, (Task, TaskCosts)):
+        raise ValidationError(
+            f"finding_lost takes a Task (get_task) or its TaskCosts (task_costs), not "
+            f"{type(task).__name__}: read the task first"
+        )
     if isinstance(task, Task):
         finding_id = _result_of(task)
         if finding_id is None:

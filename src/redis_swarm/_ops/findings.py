@@ -79,6 +79,24 @@ def _plainly_small(finding: Mapping[str, Any], max_bytes: int) -> bool:
     return size <= max_bytes
 
 
+def checked_sources(sources: object) -> list[str]:
+    """A finding's ``sources`` as stored: a list of non-blank strings (None: none). A string
+    is refused, not read as its characters."""
+    if sources is None:
+        return []
+    if isinstance(sources, str) or not isinstance(sources, Sequence):
+        raise ValidationError(
+            '"sources" must be a list of strings (urls, paths, line refs), got '
+            f"{type(sources).__name__}: put a single source in a list"
+        )
+    for source in sources:
+        if not isinstance(source, str):
+            raise ValidationError(f"every source must be a string, got {type(source).__name__}")
+        if not source.strip():
+            raise ValidationError("a source is blank: give each a url, path or line ref")
+    return list(sources)
+
+
 def _finding_body(ctx: OpContext, finding: object) -> dict[str, Any]:
     """Validate a finding; return its summary, details, sources, confidence and extra."""
     if not isinstance(finding, Mapping):
@@ -115,17 +133,7 @@ def _finding_body(ctx: OpContext, finding: object) -> dict[str, Any]:
                 "data under other keys (they are kept in extra)"
             )
         body["details"] = details
-    sources = finding.get("sources")
-    if sources is None:
-        sources = []
-    if isinstance(sources, str) or not isinstance(sources, Sequence):
-        raise ValidationError('"sources" must be a list of strings (urls, paths, line refs)')
-    for source in sources:
-        if not isinstance(source, str):
-            raise ValidationError(f"every source must be a string, got {type(source).__name__}")
-        if not source.strip():
-            raise ValidationError("a source is blank: give each a url, path or line ref")
-    body["sources"] = list(sources)
+    body["sources"] = checked_sources(finding.get("sources"))
     confidence = finding.get("confidence")
     if confidence is not None:
         body["confidence"] = check_number("confidence", confidence, 0, 1)

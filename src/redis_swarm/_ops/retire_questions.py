@@ -35,7 +35,7 @@ from .._hints import CANCEL_TASK
 from .._keys import Keys, ask_queue, askable, is_ask_queue
 from .._models import OPEN_STATUSES, RetiredAsk, RetiredQuestions, TaskStatus, listed_names
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
-from .._validate import MAX_DURATION_S, check_id, check_name
+from .._validate import MAX_DURATION_S, check_id, check_list, check_name
 from ._bus import now_from
 from ._work import STATUSES, check_number, text
 from .ask import MAX_ANSWERS_LISTED
@@ -189,7 +189,8 @@ def retire_queues(
     later ones are kept (``recent``): how a pipeline keeps its newest lease task, the one
     its next run numbers its own from."""
     older = check_number("older_than_s", older_than_s, 0, MAX_OLDER_THAN_S)
-    if isinstance(queues, str) or not 0 < len(queues) <= MAX_QUEUES:
+    queues = check_list("queues", queues, of=f"1 to {MAX_QUEUES} queue names")
+    if not 0 < len(queues) <= MAX_QUEUES:
         raise ValidationError(f"queues must be a list of 1 to {MAX_QUEUES} queue names")
     names = list(dict.fromkeys(check_name("queue", q) for q in queues))
     holding = "" if unless_open is None else check_name("unless_open", unless_open)

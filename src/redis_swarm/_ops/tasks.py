@@ -11,6 +11,7 @@ counters of ``Keys.counts`` and ``Keys.pass_counts`` exact and appends an event.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -50,6 +51,7 @@ from .._validate import (
     check_agent,
     check_failure_reason,
     check_id,
+    check_list,
     check_name,
     check_unicode,
 )
@@ -189,7 +191,8 @@ def _one_each(kind: str, values: Sequence[str] | None, count: int) -> Sequence[s
     """``task_ids`` or ``labels`` of post_tasks: None, or one string per spec."""
     if values is None:
         return None
-    if isinstance(values, str) or len(values) != count:
+    values = check_list(kind, values, of="strings, one per task")
+    if len(values) != count:
         raise ValidationError(f"{kind} must be a list of one string per task ({count})")
     return values
 
@@ -508,7 +511,7 @@ def post_tasks(
     once the batch's others are posted (as ``post_task``). ``labels``: what an error calls
     each spec (default ``task #INDEX``, its index in ``specs``; a file's reader passes
     ``line N``)."""
-    items = list(specs)
+    items = check_list("specs", specs, of="task specs (TaskSpec, or dicts of its fields)")
     ids = _one_each("task_ids", task_ids, len(items))
     names = _one_each("labels", labels, len(items))
     prepared: list[_Post] = []
@@ -647,8 +650,12 @@ def renew(
     ctx: OpContext, task_id: str, token: str | None, lease_s: float | None = None
 ) -> Operation[Task]:
     """Extend the lease held with ``token`` to ``lease_s`` from now (default: the length
-    the claim asked for, else the task's ``lease_s``)."""
-    return (yield from _update(ctx, task_id, "renew", check_token(token), asked_lease_ms(lease_s)))
+    the claim asked for, else the task's ``lease_s``). The task returned carries ``token``,
+    as the claim's did: the lease is still that token's, and the next renew or the report
+    presents it."""
+    held = check_token(token)
+    renewed = yield from _update(ctx, task_id, "renew", held, asked_lease_ms(lease_s))
+    return dataclasses.replace(renewed, token=held)
 
 
 def fail(
@@ -783,9 +790,8 @@ def task_statuses(
     machine asks to tell the tokens still worth keeping (``_lease_tokens.outlived``) without
     a read per token. A task stored unreadable is left out (whether it is open is not
     known)."""
-    if isinstance(task_ids, str):
-        raise ValidationError("task_ids must be a list of task ids, not one string")
-    ids = list(dict.fromkeys(check_id("task", t) for t in task_ids))
+    given = check_list("task_ids", task_ids, of="task ids")
+    ids = list(dict.fromkeys(check_id("task", t) for t in given))
     if len(ids) > MAX_PAGE:
         raise ValidationError(
             f"{len(ids):,} task ids asked for at once; the limit is {MAX_PAGE:,}: ask in batches"
@@ -1034,12 +1040,8 @@ def shard_stats(ctx: OpContext, shards: Sequence[str]) -> Operation[dict[str, Sh
     """``{shard: {"findings": n, status: count, ...}}``: the findings reported to each shard
     and its posted tasks by status, in one round trip (a counter per shard and status, kept
     exact by the task scripts, and one ZCARD per shard)."""
-    if isinstance(shards, str | bytes):  # (iterated, a name would be its characters)
-        raise ValidationError(
-            f"shards must be a list of shard names, not {type(shards).__name__}: "
-            f"[{shards!r}] for one"
-        )
-    names = list(dict.fromkeys(check_agent("shard", s) for s in shards))
+    given = check_list("shards", shards, of="shard names")
+    names = list(dict.fromkeys(check_agent("shard", s) for s in given))
     if not names:
         return {}
     k = ctx.keys

@@ -25,6 +25,7 @@ from .._errors import ValidationError
 from .._models import UnrecordedRun
 from .._protocol import Batch, Cmd, OpContext, Operation
 from .._usage import Usage
+from .._validate import check_list
 from ._work import check_label, text, usage_body
 
 __all__ = [
@@ -108,8 +109,8 @@ def drop_unrecorded_runs(
 ) -> Operation[int]:
     """Delete the runs every one of ``owners`` kept (or, ``dry_run``, only count them): how
     many there were. One round trip, two without ``dry_run``."""
-    named = [] if isinstance(owners, str) else list(owners)  # (a generator too)
-    if isinstance(owners, str) or len(named) > MAX_OWNERS:
+    named = check_list("owners", owners, of=f"at most {MAX_OWNERS:,} names")
+    if len(named) > MAX_OWNERS:
         raise ValidationError(f"owners must be a list of at most {MAX_OWNERS:,} names")
     keys = [ctx.keys.unrecorded_runs(check_label("an owner", owner)) for owner in named]
     if not keys:

@@ -49,6 +49,7 @@ from . import tasks as task_ops
 from ._work import (
     LIST_BUDGET,
     STATUSES,
+    check_number,
     counter,
     decoded,
     finding_from,
@@ -68,8 +69,10 @@ MAX_VIEW = 500
 _SETTLED = frozenset(s.value for s in TaskStatus if s.settled)
 
 
-def _bounded(value: int) -> int:
-    return max(1, min(int(value), MAX_VIEW))
+def _bounded(kind: str, value: object) -> int:
+    """A count of ``recent``: an integer from 1 to ``MAX_VIEW``, else a ValidationError (a
+    count out of range was clamped: 0 read as 1, 10**30 as 500)."""
+    return int(check_number(kind, value, 1, MAX_VIEW, integer=True))
 
 
 # --- the status
@@ -161,7 +164,10 @@ def recent(
     """The newest ``findings``, ``syntheses`` and dead-lettered tasks (newest first; the
     tasks without their data; each count 1 to 500), in two or three round trips."""
     found, made, dead_tasks, corrupt = yield from _newest_records(
-        ctx, _bounded(findings), _bounded(syntheses), _bounded(dead)
+        ctx,
+        _bounded("findings", findings),
+        _bounded("syntheses", syntheses),
+        _bounded("dead", dead),
     )
     return Recent(findings=found, syntheses=made, dead=dead_tasks, corrupt=corrupt)
 

@@ -16,10 +16,9 @@ import re
 from typing import Any
 
 from .._codec import dumps, loads
-from .._config import mask_url
 from .._errors import NotFound, ValidationError
 from .._hints import CHECK_TASK_ID
-from .._models import Webhook
+from .._models import Webhook, shown_webhook_url
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._replies import reply_fields
 from .._validate import check_id
@@ -52,8 +51,8 @@ MAX_SECRET_CHARS = 4096  # (a token, an authentication's scheme or credentials)
 def _check_url(url: object) -> str:
     if not isinstance(url, str) or not re.match(r"https?://[^\s/]+", url):
         raise ValidationError(
-            f"webhook url {mask_url(str(url))[:80]!r} is not an http(s) URL: give an http(s) URL "
-            "(https for a server on a public network)"
+            f"webhook url {shown_webhook_url(str(url))[:80]!r} is not an http(s) URL: give an "
+            "http(s) URL (https for a server on a public network)"
         )
     if len(url) > MAX_URL_CHARS:
         raise ValidationError(
@@ -62,8 +61,8 @@ def _check_url(url: object) -> str:
         )
     if not _VISIBLE_ASCII.fullmatch(url):
         raise ValidationError(
-            f"webhook url {mask_url(url)[:80]!r} holds a space, a control character or a non-ASCII "
-            "one: percent-encode them (a non-ASCII host name in its IDNA form, xn--...)"
+            f"webhook url {shown_webhook_url(url)[:80]!r} holds a space, a control character or "
+            "a non-ASCII one: percent-encode them (a non-ASCII host name in its IDNA form, xn--...)"
         )
     return url
 

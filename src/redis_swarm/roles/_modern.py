@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import time
 import warnings
 from collections.abc import Generator, Mapping, Sequence
@@ -49,6 +51,29 @@ class _Agent(_Role):
         return self.swarm.inbox(self.agent_id, ack=ack, limit=limit, wait_s=wait_s)
 
 
+# What is a server's address, not a specialization: an IP address, host:port, a URL, localhost.
+_ADDRESS = re.compile(r"localhost|[^\s:/]+:\d{1,5}|[a-z][a-z0-9+.-]*://.*", re.IGNORECASE)
+
+
+def _no_address(specialization: str) -> str:
+    """``MemoryShard``'s specialization, refused when it is a server's address: the seed's
+    classes and ``Worker`` / ``Coordinator`` take ``redis_host`` first, this one its
+    specialization, so ``MemoryShard("10.0.0.5")`` registered a shard specialised in
+    "10.0.0.5" on the default server."""
+    text = specialization.strip()
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        if not _ADDRESS.fullmatch(text):
+            return specialization
+    raise ValidationError(
+        f"specialization {specialization!r} is a server's address: MemoryShard takes its "
+        f'specialization first and the server by name: MemoryShard("general", '
+        f'redis_host={text!r}) or url="redis://..." (SwarmMemoryShard takes redis_host, '
+        "redis_port first, as the seed's class did)"
+    )
+
+
 class MemoryShard(_Agent):
     """A long-lived agent that holds a big context, posts tasks and synthesises findings;
     ``inbox()`` reads what coordinators send it (a ``synthesis_request``, ...)."""
@@ -64,7 +89,7 @@ class MemoryShard(_Agent):
         agent_id: str | None = None,
         **connect: Unpack[ConnectByName],
     ) -> None:
-        self.specialization = _check_text("specialization", specialization)
+        self.specialization = _no_address(_check_text("specialization", specialization))
         if agent_id is not None:  # (checked before connecting; "" is refused, not replaced)
             check_agent("agent_id", agent_id)
         super().__init__(**connect)
@@ -82,9 +107,14 @@ class MemoryShard(_Agent):
             raise
 
     def publish(self, content: str | bytes | os.PathLike[str], source: str) -> ContextInfo:
+        """Publish ``content`` (text, bytes, or a file's path) as this shard's context, a new
+        version that workers of its tasks read; ``source`` says where it came from."""
         return self.swarm.publish_context(self.agent_id, content, source=source)
 
     def post(self, queue: str, description: str, data: Any = None, **options: Any) -> Task:
+        """Post a task to ``queue`` (``NAME`` or the seed's ``queue:NAME``) with this shard
+        as its parent, so that its worker reads this shard's context and its finding is
+        reported to it; ``options`` are ``Swarm.post_task``'s (priority, pass_name, ...)."""
         if data is not None:
             check_json_keys("task data", data)
         return self.swarm.post_task(
@@ -109,6 +139,8 @@ class MemoryShard(_Agent):
                 return out
 
     def synthesize(self, pass_name: str, text: str, sources: Sequence[str]) -> Synthesis:
+        """Store this shard's synthesis of ``pass_name``, citing ``sources`` (ids of stored
+        findings of that pass: ``NotFound`` for one that is not stored)."""
         return self.swarm.synthesize(self.agent_id, pass_name, text, _finding_ids(sources))
 
     def heartbeat(self) -> None:
@@ -534,6 +566,8 @@ class Coordinator(_Agent):
         self.agent = self._present(self.agent)
 
     def status(self) -> CoordinatorStatus:
+        """This coordinator's id, the task counts of every queue, and the registered
+        shards (each as a dict)."""
         shards = self.swarm.agents(role="shard")
         return {
             "coordinator_id": self.agent_id,
@@ -541,7 +575,10 @@ class Coordinator(_Agent):
             "shards": [a.to_dict() for a in shards],
         }
 
-    def request_synthesis(self, shard_id: str, pass_name: str, instructions: str) -> Message:
+    def request_synthesis(self, shard_id: str, pass_name: str, instructions: str = "") -> Message:
+        """Put a ``synthesis_request`` for ``pass_name`` in the shard's inbox, with
+        ``instructions`` (none by default, as the seed's class); the shard reads it with
+        ``inbox()`` and answers with ``synthesize``."""
         return self.swarm.request_synthesis(shard_id, pass_name, instructions, sender=self.agent_id)
 
     def send(

@@ -321,6 +321,8 @@ class SwarmMemoryShard(MemoryShard):
         return fid
 
     def get_all_findings(self, task_type: str | None = None) -> list[SeedFinding]:
+        """Every finding reported to this shard, oldest first, as the seed's dicts; those of
+        the tasks of queue ``task_type`` only, when given."""
         return [_finding_dict(f) for f in self.findings(queue=task_type)]
 
     def synthesize_findings(self, pass_name: str, synthesis: str, sources: Sequence[str]) -> str:
@@ -461,10 +463,13 @@ class EphemeralWorker(Worker):
 
     @property
     def task_id(self) -> str | None:
+        """The id of the task this worker holds; None before its first claim."""
         return self.task.id if self.task is not None else None
 
     @property
     def parent_shard_id(self) -> str | None:
+        """The shard that posted the task this worker holds (its parent); None when it holds
+        none, or the task names no shard."""
         return self.task.parent if self.task is not None else None
 
     def claim_task(self, queue_name: str) -> SeedTask | None:

@@ -352,12 +352,15 @@ class RedisSwarmCoordinator(_Role):
         return str(info.version)
 
     def get_context(self, agent_id: str) -> str | None:
+        """The current context ``agent_id`` published, as text; None when it has none."""
         try:
             return self.swarm.get_context(agent_id)
         except NotFound:
             return None
 
     def post_task(self, queue_name: str, task_type: str, task_data: Any, priority: int = 0) -> str:
+        """Post a task to ``queue:NAME`` (or ``NAME``), ``task_type`` its description and
+        ``task_data`` its data, with this agent as its parent; returns the task's id."""
         if task_data is not None:
             check_json_keys("task_data", task_data)
         task = self.swarm.post_task(
@@ -455,6 +458,8 @@ class RedisSwarmCoordinator(_Role):
         return [_v1_agent(a) for a in agents if include_subagents or not a.parent]
 
     def get_queue_status(self, queue_name: str) -> V1QueueStatus:
+        """The task counts of ``queue:NAME`` (or ``NAME``) by status, every status at zero
+        for a queue never posted to, and the ids of its first 10 pending tasks."""
         queue = _queue(queue_name)
         # A queue never posted to has no counters: its counts are every status at zero, the
         # shape a known queue's have.
@@ -468,6 +473,8 @@ class RedisSwarmCoordinator(_Role):
         }
 
     def cleanup_stale_agents(self, max_age_seconds: int = 300) -> list[str]:
+        """Deregister the agents not seen for ``max_age_seconds`` (``Swarm.sweep``); returns
+        their ids."""
         try:
             return list(self.swarm.sweep(max_age_seconds))
         except ValidationError as exc:
