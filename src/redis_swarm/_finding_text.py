@@ -3,8 +3,8 @@ block, a bare JSON object, or the text.
 
 Each run's prompt asks the agent to put its finding between two tags holding a mark made for
 that run (``finding_tags``). Text the agent quotes after its answer (a context, a file) cannot
-hold the mark, so it cannot take the finding's place; the older rules apply only to an output
-without a marked block.
+hold the mark, so it cannot take the finding's place: a block between the tags is the answer,
+a JSON finding or else its text; the older rules apply only to an output without one.
 
 The runner (``_runner``) reads a finding from an agent's output with it, and the hooks
 (``_hooks``) from a session's last answer: it imports nothing of either.
@@ -96,6 +96,8 @@ def finding_tags(mark: str) -> tuple[str, str]:
 # from object output" learned nothing): what the agent printed, and what was taken of it.
 _FOUND_AS = {
     "marked": "the agent printed its finding between the tags its prompt gave",
+    "marked-text": "the agent printed text, not a JSON finding with a summary, between the tags "
+    "its prompt gave: that text was taken as the finding's summary",
     "fenced": "the agent printed a JSON block in ``` fences, taken as its finding",
     "object": "the agent printed a JSON object, taken as its finding",
     "text": "the agent printed no JSON finding: its text was taken as the finding's summary",
@@ -103,8 +105,9 @@ _FOUND_AS = {
 
 
 def found_as(how: str) -> str:
-    """What ``parse_finding``'s ``how`` ("marked", "fenced", "object", "text") means, in
-    plain words: the one wording of it, for every line that says how a finding was read."""
+    """What ``parse_finding``'s ``how`` ("marked", "marked-text", "fenced", "object",
+    "text") means, in plain words: the one wording of it, for every line that says how a
+    finding was read."""
     return _FOUND_AS.get(how, f"the finding was read from the agent's output ({how})")
 
 
@@ -130,9 +133,9 @@ def finding_refused(error: Exception) -> str:
 
 def _as_finding(
     value: Any, depth: int = 0, mark: str | None = None
-) -> tuple[dict[str, Any], str | None] | None:
+) -> tuple[dict[str, Any] | str, str | None] | None:
     """``value`` if it is a finding; or the finding inside an agent CLI's JSON envelope (with
-    how it was found there)."""
+    how it was found there: the text between the run's tags, too)."""
     if not isinstance(value, dict):
         return None
     summary = value.get("summary")
@@ -156,7 +159,7 @@ _AGENT_JSON = json.JSONDecoder(parse_constant=str)
 
 def _last_object(
     text: str, depth: int, mark: str | None
-) -> tuple[dict[str, Any], str | None] | None:
+) -> tuple[dict[str, Any] | str, str | None] | None:
     """The JSON object with a summary that ends last in ``text`` (the outermost one).
 
     Its start is searched for in the last ``OBJECT_SEARCH`` characters, and before them only
@@ -176,7 +179,7 @@ def _last_object(
     starts = [m.start() for m in _OBJECT_START.finditer(text, window)][-OBJECT_TRIES:]
     if window:
         starts = sorted(_early_starts(text, window)) + starts
-    best: tuple[dict[str, Any], str | None] | None = None
+    best: tuple[dict[str, Any] | str, str | None] | None = None
     best_end = -1
     deep = 0
     run = len(text)  # where the run of '{' the last start nested too deep is in begins
@@ -280,22 +283,44 @@ def _tagged(text: str, start: str, end: str) -> list[str]:
     return blocks
 
 
-def _marked(text: str, depth: int, mark: str) -> tuple[dict[str, Any], str] | None:
-    """The finding in the last block between the run's tags that holds one."""
-    for block in reversed(_tagged(text, *finding_tags(mark))):
+# A finding: the JSON object found, or the text of an answer that holds none (taken as a
+# text answer is: ``_text_finding``).
+_Found = tuple[dict[str, Any] | str, str]
+
+
+def _marked(text: str, depth: int, mark: str) -> _Found | None:
+    """The finding between the run's tags: that of the last block holding one; else the
+    text of the last block that is not blank, a text answer (``"marked-text"``), but for
+    the prompt's words naming the tags (``_names_the_tags``). None when no block holds
+    anything: the output has no answer between the tags."""
+    blocks = _tagged(text, *finding_tags(mark))
+    for block in reversed(blocks):
         found = _search(block, depth)
-        if found is not None:
+        if found is not None and not isinstance(found[0], str):
             return found[0], "marked"
+    for block in reversed(blocks):
+        if block.strip() and not _names_the_tags(block):
+            return block, "marked-text"
     return None
 
 
-def _search(
-    text: str, depth: int = 0, mark: str | None = None
-) -> tuple[dict[str, Any], str] | None:
+def _names_the_tags(block: str) -> bool:
+    """Whether ``block`` is what lies between the tags named in backticks, as the prompt
+    names them (`` `<finding-MARK>` and a line `</finding-MARK>` ``: an agent that prints
+    its prompt back), not an answer."""
+    return len(block) > 1 and block.startswith("`") and block.endswith("`")
+
+
+def _search(text: str, depth: int = 0, mark: str | None = None) -> _Found | None:
     if mark is not None:
         marked = _marked(text, depth, mark)
+        if marked is not None and isinstance(marked[0], str):
+            # Text between the tags: of an agent CLI's JSON envelope, the tags in its
+            # answer's string (escaped), that answer is read (its own tags unescaped).
+            envelope = _envelope(text, depth, mark)
+            return marked if envelope is None else envelope
         if marked is not None:
-            return marked
+            return marked  # (the answer, whatever JSON is quoted after it)
     for language, body in reversed(_fences(text)):
         if language.lower() not in ("", "json", "jsonc", "json5"):
             continue
@@ -312,6 +337,27 @@ def _search(
     return None
 
 
+def _envelope(text: str, depth: int, mark: str) -> _Found | None:
+    """The finding in ``text`` when the whole of it is an agent CLI's JSON envelope."""
+    try:
+        value = _AGENT_JSON.decode(text.strip())
+    except (ValueError, RecursionError):
+        return None
+    found = _as_finding(value, depth, mark)
+    return None if found is None else (found[0], found[1] or "object")
+
+
+def _text_finding(text: str, summary_limit: int) -> dict[str, Any] | None:
+    """An answer that holds no JSON finding, as its finding: its text is the summary (cut to
+    ``summary_limit`` characters, the whole text kept in ``details``); None when blank."""
+    stripped = text.strip()
+    if not stripped:
+        return None
+    if len(stripped) <= summary_limit:
+        return {"summary": stripped}
+    return {"summary": _cut(stripped, summary_limit), "details": _cut(stripped, DETAILS_LIMIT)}
+
+
 def parse_finding(
     text: str,
     *,
@@ -322,25 +368,25 @@ def parse_finding(
     """The finding in an agent's output, and how it was found.
 
     The last block between the tags of ``mark`` (``finding_tags``) holding a JSON object with
-    a ``summary`` (fenced or not); else the last fenced JSON block holding one; else the last
-    such JSON object in the text; else the text itself becomes the summary (cut to
-    ``summary_limit`` characters, the whole text kept in ``details``). An agent CLI's JSON
-    envelope is looked into the same way. Returns ``(finding, "marked" | "fenced" | "object"
-    | "text")``, or None when the output is empty. A JSON finding is made acceptable where
+    a ``summary`` (fenced or not); else, when a block between them holds anything, the last
+    such block's text, taken as a text answer is (``"marked-text"``): the tags say where the
+    answer is, so JSON quoted after it never takes its place. Without such a block, the last
+    fenced JSON block holding one; else the last such JSON object in the text; else the text
+    itself becomes the summary (cut to ``summary_limit`` characters, the whole text, up to
+    ``DETAILS_LIMIT``, kept in ``details``). An agent CLI's JSON envelope is looked into the
+    same way. Returns ``(finding, "marked" | "marked-text" | "fenced" | "object" |
+    "text")``, or None when the output is empty. A JSON finding is made acceptable where
     that loses nothing (see ``normalize_finding``); ``set_aside`` gets the fields of the
     record it held that the swarm sets (``SET_BY_SWARM``: ``set_aside_note`` says them).
     """
     found = _search(text, 0, mark)
-    if found is not None:
-        return normalize_finding(found[0], summary_limit, set_aside), found[1]
-    stripped = text.strip()
-    if not stripped:
-        return None
-    if len(stripped) <= summary_limit:
-        return {"summary": stripped}, "text"
-    return {"summary": _cut(stripped, summary_limit), "details": _cut(stripped, DETAILS_LIMIT)}, (
-        "text"
-    )
+    if found is None:
+        found = text, "text"
+    answer, how = found
+    if isinstance(answer, str):
+        finding = _text_finding(answer, summary_limit)
+        return None if finding is None else (finding, how)
+    return normalize_finding(answer, summary_limit, set_aside), how
 
 
 def _cut(text: str, limit: int) -> str:

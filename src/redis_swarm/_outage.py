@@ -8,10 +8,12 @@ an outage (the server down, paused, out of memory, read-only, unable to persist)
 for up to ``OUTAGE_PATIENCE_S`` or until its caller is stopped, pausing longer after each
 failed try (up to ``RETRY_PAUSE_MAX_S``), and renewing what the caller holds between tries
 (the lease of the task the write is for). A stopped caller waits for no outage: a try made
-then, or under way, is given up ``STOP_GRACE_S`` later (``until_stopped``). Such a call
-must be safe to make twice: a paused server runs, when it wakes up, the requests it received
-meanwhile, so a try whose reply was lost may have been applied (a report passes the same
-finding id each time, a synthesis its deterministic id).
+then, or under way, is given up once Redis has answered nothing for ``STOP_GRACE_S`` since
+the stop (``until_stopped``), a budget every request of that caller's exit shares
+(``StopBudget``), so that requests made one after another through a stall do not each wait
+it. Such a call must be safe to make twice: a paused server runs, when it wakes up, the
+requests it received meanwhile, so a try whose reply was lost may have been applied (a
+report passes the same finding id each time, a synthesis its deterministic id).
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ from typing import TypeVar
 
 from ._errors import ConnectionFailed
 
-__all__ = ["OUTAGE_PATIENCE_S", "RETRY_PAUSE_MAX_S", "STOP_GRACE_S", "ride_out", "until_stopped"]
+__all__ = [
+    "OUTAGE_PATIENCE_S",
+    "RETRY_PAUSE_MAX_S",
+    "STOP_GRACE_S",
+    "StopBudget",
+    "ride_out",
+    "until_stopped",
+]
 
 T = TypeVar("T")
 
@@ -38,19 +47,68 @@ RETRY_PAUSE_MAX_S = 5.0  # the longest pause between two tries of such a write
 STOP_GRACE_S = 2.0
 
 
+class StopBudget:
+    """The silence a stopped caller still gives Redis, once for all its requests: a request
+    waited for once the caller is stopped is given up when Redis has answered none of the
+    budget's requests for ``grace_s``, counted from the stop (as the budget first hears of
+    it), from Redis's last answer, or from the sending of the oldest request still
+    unanswered (a request given up still waits in its thread), whichever is latest. So
+    requests made one after another through a stall share one wait: each waited
+    ``STOP_GRACE_S`` of its own before, a stop during a stall took one per request of the
+    exit (a renewal, a report, the workers' deregistration, the count of what is left), 10 s
+    where "about 2 seconds" was said. A Redis that answers, however slowly, is waited for."""
+
+    def __init__(self, grace_s: float = STOP_GRACE_S) -> None:
+        self.grace_s = grace_s
+        self._stopped: float | None = None  # when a request first waited on the stop
+        self._answered = 0.0  # when Redis last answered one of the requests
+        self._pending: dict[object, float] = {}  # the requests unanswered -> when sent
+        self._lock = threading.Lock()
+
+    def sent(self, request: object) -> None:
+        with self._lock:
+            self._pending[request] = time.monotonic()
+
+    def settled(self, request: object, *, answered: bool) -> None:
+        """``request`` returned: with Redis's answer, or with none (the client gave up)."""
+        with self._lock:
+            self._pending.pop(request, None)
+            if answered:
+                self._answered = time.monotonic()
+
+    def left(self) -> float:
+        """The seconds left before a request waited on the stop is given up (the budget
+        counts from the stop the first time it is asked)."""
+        with self._lock:
+            now = time.monotonic()
+            if self._stopped is None:
+                self._stopped = now
+            oldest = min(self._pending.values(), default=now)
+            return max(self._stopped, self._answered, oldest) + self.grace_s - now
+
+
 class _GivenUp(ConnectionFailed):
     """A request ``until_stopped`` gave up: its message says so whole."""
 
 
-def until_stopped(call: Callable[[], T], stop: threading.Event, *, what: str) -> T:
+def until_stopped(
+    call: Callable[[], T],
+    stop: threading.Event,
+    *,
+    what: str,
+    budget: StopBudget | None = None,
+) -> T:
     """``call()``, made in a thread of its own and waited for until it returns, or, once
-    ``stop`` is set (before or during the call), for ``STOP_GRACE_S`` more: then given up,
+    ``stop`` is set (before or during the call), as long as ``budget`` allows (the stop's,
+    shared by the caller's requests; None: ``STOP_GRACE_S`` of this call's own): then given up,
     raising a ``ConnectionFailed`` that says Redis did not ``what`` ("answer") in time
     (``sent``: the request may still reach the server, so the call must be safe to make
     twice, as every call ridden out is). The thread left waiting ends with its request; it
     holds no lock of its caller's."""
     outcome: list[tuple[bool, object]] = []
     done = threading.Event()
+    if budget is not None:
+        budget.sent(done)
 
     def run() -> None:
         try:
@@ -58,16 +116,19 @@ def until_stopped(call: Callable[[], T], stop: threading.Event, *, what: str) ->
         except BaseException as exc:  # (handed to the caller, raised in its thread)
             outcome.append((False, exc))
         finally:
+            if budget is not None:  # (a reply, even a refusal, is Redis answering)
+                budget.settled(done, answered=not isinstance(outcome[-1][1], ConnectionFailed))
             done.set()
 
     context = contextvars.copy_context()  # (the caller's, as made in its own thread)
     threading.Thread(target=context.run, args=(run,), name="swarm-request", daemon=True).start()
     while not done.wait(0.05):
         if stop.is_set():
-            if done.wait(STOP_GRACE_S):
+            if _waited(done, budget):
                 break
+            grace_s = STOP_GRACE_S if budget is None else budget.grace_s
             raise _GivenUp(
-                f"Redis did not {what} within {STOP_GRACE_S:g}s of the stop (a stop waits "
+                f"Redis did not {what} within {grace_s:g}s of the stop (a stop waits "
                 "for no outage): it may have been taken all the same (swarm task show says); "
                 "if not, nothing here tries it again, and a task leased goes back to its "
                 "queue when its lease runs out",
@@ -80,6 +141,17 @@ def until_stopped(call: Callable[[], T], stop: threading.Event, *, what: str) ->
     return value  # type: ignore[return-value]
 
 
+def _waited(done: threading.Event, budget: StopBudget | None) -> bool:
+    """Wait for ``done`` as long as ``budget`` allows (None: ``STOP_GRACE_S``); True once set.
+    (Looked at again and again: an answer to another request of the budget extends it.)"""
+    if budget is None:
+        return done.wait(STOP_GRACE_S)
+    while (left := budget.left()) > 0:
+        if done.wait(min(left, 0.05)):
+            return True
+    return done.is_set()
+
+
 def ride_out(
     call: Callable[[], T],
     *,
@@ -90,11 +162,12 @@ def ride_out(
     between: Callable[[], None] | None = None,
     on_back: Callable[[], None] | None = None,
     patience_s: float = OUTAGE_PATIENCE_S,
+    budget: StopBudget | None = None,
 ) -> T:
     """``call()``, tried again while it fails with ``ConnectionFailed``: ``on_outage`` hears
     the first such failure, ``between`` runs before each pause, and ``on_back`` once the
     wait is over (taken or given up). Given up after ``patience_s`` or once ``stop`` is set
-    (then a try waits ``STOP_GRACE_S`` at most, ``until_stopped``, and a failed one is not
+    (then a try waits as long as ``budget`` allows, ``until_stopped``, and a failed one is not
     tried again), raising a ``ConnectionFailed`` that says Redis did not ``what`` ("take the
     report of t-1") in the longest ``who`` ("the pool") waits, or that ``who`` was stopped:
     ``sent`` when any try's was, ``retryable`` as the last try's.
@@ -112,7 +185,7 @@ def ride_out(
     try:
         while True:
             try:
-                return until_stopped(call, stop, what=what)
+                return until_stopped(call, stop, what=what, budget=budget)
             except ConnectionFailed as exc:
                 now = time.monotonic()
                 sent = sent or exc.sent

@@ -3,6 +3,7 @@ lease renewed meanwhile, and the agent stopped when the task is cancelled or los
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from .._config import Settings
 from .._context_records import ContextInfo
-from .._errors import NotFound
+from .._errors import ConnectionFailed, NotFound
 from .._executable import reach_env
 from .._models import Task
 from .cancels import CancelWatch
@@ -62,8 +63,10 @@ class AgentRuns(PoolState):
     def _slot_idle(self, worker: str) -> None:
         """Slot ``worker`` runs no agent now: its record names no task (not tried while a
         task of the pool waits for Redis: the slot's next look tries again)."""
-        if not self._holding():
-            self._presence(worker).idle()
+        presence = self._presence(worker)
+        if not self._holding() and presence.said is not None:  # (else no beat to make)
+            with contextlib.suppress(ConnectionFailed):  # (given up at an abort: best effort)
+                self.unless_aborted(presence.idle)
 
     def _context(self, task: Task) -> ContextInfo | None:
         parent = task.parent
@@ -106,9 +109,18 @@ class AgentRuns(PoolState):
         presence = self._presence(worker)
 
         def tick() -> str | None:
-            why = self._told_if_unanswered(task.id, RENEW_LEASE, renew)
-            if why is None and not self._holding():  # (no beat to wait on through an outage)
-                presence.running(task.id, renew.every_s)
+            # (bounded by an abort: a stop during a stall must not wait out a renewal or a
+            # beat, then the exit's own requests, in turn)
+            try:
+                why = self.unless_aborted(
+                    lambda: self._told_if_unanswered(task.id, RENEW_LEASE, renew)
+                )
+                if why is None and not self._holding():  # (no beat to wait on in an outage)
+                    self.unless_aborted(lambda: presence.running(task.id, renew.every_s))
+            except ConnectionFailed:
+                if not self._aborting.is_set():
+                    raise
+                return None  # (given up at the abort: the agent is stopped next)
             return why
 
         workdir = Path(tempfile.mkdtemp(prefix="swarm-run-"))

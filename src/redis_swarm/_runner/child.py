@@ -19,13 +19,13 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from .._errors import ConfigError, ValidationError
-from .guardian import GUARDIAN
+from .guardian import GUARDIAN, group_alive
 from .reaper import MARK, kill_marked, new_mark, reaped, spawning
 
 __all__ = [
@@ -281,7 +281,7 @@ def run_child(
 def _terminate(pgid: int, grace_s: float) -> None:
     _killpg(pgid, signal.SIGTERM)
     limit = time.monotonic() + grace_s
-    while time.monotonic() < limit and not _exited(pgid):
+    while time.monotonic() < limit and group_alive(pgid):
         time.sleep(0.02)
     _killpg(pgid, signal.SIGKILL)
 
@@ -301,33 +301,59 @@ class Command:
     env: dict[str, str]
 
 
-def check_command(command: str) -> None:
-    """Refuse a placeholder written inside quotes in ``command``.
+# A word in braces, as a placeholder is written: one that is no placeholder is refused (a typo
+# such as ``{PROMPT}``, or ``swarm serve``'s ``{session}`` given to ``swarm run``), as it would
+# reach the agent as its literal text. ``${NAME}`` is the shell's, never one.
+_BRACED_WORD = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+
+
+def check_command(
+    command: str, placeholders: Collection[str] = (), *, where: str = "--exec"
+) -> None:
+    """Refuse a placeholder written inside quotes in ``command``, and a ``{word}`` that is no
+    placeholder (``PLACEHOLDERS``, and ``placeholders``: those the caller fills itself, as
+    ``swarm serve`` its ``{session}``), written bare or inside double quotes. ``where``:
+    where the user wrote the command, for the message.
 
     A placeholder stands for one whole shell word; inside quotes it would not be one (in
     single quotes the shell would pass its name, in double quotes split the prompt into
     words), and a command built by pasting text into quotes is how task text ends up run as
-    shell code. The message shows how to write it instead.
+    shell code. The message shows how to write it instead. A ``{word}`` that is no
+    placeholder would reach the agent as it is written (a typo of one, never filled): it is
+    refused, naming the placeholders known, unless it is the shell's own text, written in
+    single quotes (``'{word}'``) or its brace escaped (``\\{word}``).
     """
-    for placeholder, quotes in _quoted_placeholders(command):
-        raise ValidationError(
-            f"--exec has {placeholder} inside {quotes} quotes; write it bare, as in "
-            f"`agent --prompt {placeholder}`: it already stands for one shell word"
-        )
+    known = [*PLACEHOLDERS, *placeholders]
+    for word, quotes in _braced_words(command):
+        if word in known and quotes:
+            raise ValidationError(
+                f"{where} has {word} inside {quotes} quotes; write it bare, as in "
+                f"`agent --prompt {word}`: it already stands for one shell word"
+            )
+        if word not in known and quotes != "single":
+            names = ", ".join(known[:-1]) + f" and {known[-1]}"
+            raise ValidationError(
+                f"{where} has {word}, which is no placeholder: the ones known here are "
+                f"{names} (written bare). Fix its spelling; or, if it is text for the agent "
+                f"to get as it is, put it in single quotes ('{word}') or escape its brace "
+                f"(\\{word})"
+            )
 
 
-def _quoted_placeholders(command: str) -> Iterator[tuple[str, str]]:
-    """Each placeholder written inside single or double quotes (a small shell lexer: quotes,
-    backslashes, backticks and ``$(...)``, which open a new quoting level inside quotes)."""
+def _braced_words(command: str) -> Iterator[tuple[str, str]]:
+    """Each ``{word}`` of ``command`` (``_BRACED_WORD``) that the shell does not take as
+    its own (escaped with a backslash, or ``${NAME}``), with the quotes it is written in:
+    "single", "double" or "" (a small shell lexer: quotes, backslashes, backticks and
+    ``$(...)``, which open a new quoting level inside quotes)."""
     stack: list[str] = []  # the open constructs: ' " ` (
     i = 0
     while i < len(command):
         top = stack[-1] if stack else ""
-        if top in ("'", '"'):
-            for placeholder in PLACEHOLDERS:
-                if command.startswith(placeholder, i):
-                    yield placeholder, "single" if top == "'" else "double"
         c = command[i]
+        if c == "{" and (i == 0 or command[i - 1] != "$"):
+            braced = _BRACED_WORD.match(command, i)
+            if braced is not None:
+                yield braced.group(), {"'": "single", '"': "double"}.get(top, "")
         if top == "'":
             if c == "'":
                 stack.pop()

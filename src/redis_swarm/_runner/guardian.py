@@ -49,7 +49,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-__all__ = ["GRACE_S", "GUARDIAN", "Guardian", "guard"]
+__all__ = ["GRACE_S", "GUARDIAN", "Guardian", "group_alive", "guard"]
 
 GRACE_S = 2.0  # between the SIGTERM and the SIGKILL the guardian sends to orphaned agents
 POLL_S = 0.02  # how often it looks whether the groups it sent SIGTERM to have ended
@@ -117,6 +117,34 @@ def _signal(pgid: int, sig: int) -> bool:
     return True
 
 
+def group_alive(pgid: int) -> bool:
+    """Whether process group ``pgid`` still has a process that is ours and runs: the one
+    rule by which a group sent SIGTERM is waited for, here and by the runner
+    (``child.run_child``). Its leader alone says nothing: ``/bin/sh -c CMD`` leads the group
+    and dies at SIGTERM at once, while CMD, its child, may be catching it to end in order.
+    A zombie runs nothing: the runner keeps its agent's leader unreaped until the group is
+    killed, and an orphan of a subreaper waits to be reaped, yet the signal reaches their
+    group. Without ``/proc`` (not Linux) a group that takes a signal is taken as alive."""
+    if not _signal(pgid, 0):
+        return False
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return True
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                # (after the name in parentheses: state, ppid, pgrp)
+                state, _, pgrp = f.read().rsplit(b")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue  # (gone meanwhile)
+        if int(pgrp) == pgid and state != b"Z":
+            return True
+    return False
+
+
 def _kill_groups(groups: set[int], grace_s: float) -> None:
     """SIGTERM, a grace to exit, then SIGKILL.
 
@@ -133,7 +161,7 @@ def _kill_groups(groups: set[int], grace_s: float) -> None:
     deadline = time.monotonic() + grace_s
     while live and time.monotonic() < deadline:
         time.sleep(POLL_S)
-        live = {pgid for pgid in live if _signal(pgid, 0)}
+        live = {pgid for pgid in live if group_alive(pgid)}
     for pgid in live:
         _signal(pgid, signal.SIGKILL)
 

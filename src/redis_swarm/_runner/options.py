@@ -37,6 +37,10 @@ class RunOptions:
     # Where the user gave the agent command, as an error telling them to fix it names it (a
     # pipeline's: its plan's ``[workers] exec``).
     exec_named: str = "--exec"
+    # The placeholders the face fills in the command itself, besides ``{prompt}`` and
+    # ``{prompt_file}`` (``swarm serve --session``'s ``{session}``): any other ``{word}`` is
+    # refused (``child.check_command``).
+    placeholders: tuple[str, ...] = ()
 
 
 def default_worker_prefix() -> str:

@@ -43,7 +43,7 @@ from .._errors import (
     ValidationError,
 )
 from .._models import lease_token
-from .._outage import OUTAGE_PATIENCE_S, ride_out, until_stopped
+from .._outage import OUTAGE_PATIENCE_S, StopBudget, ride_out, until_stopped
 from .._translate import said_retrying
 from .._usage import summed_figures
 from .._validate import MAX_POLL_S
@@ -181,7 +181,7 @@ class PoolState:
                 f"poll_s is {options.poll_s!r}: give seconds above 0, at most {MAX_POLL_S:g} "
                 "(how long a waiting claim blocks before it looks again: --poll)"
             )
-        check_command(options.command)
+        check_command(options.command, options.placeholders, where=options.exec_named)
         check_program(options.command, shell=options.shell, where=options.exec_named)
         self.swarm = swarm
         self.options = options
@@ -194,6 +194,8 @@ class PoolState:
         self._lock = threading.Lock()
         self._draining = threading.Event()
         self._aborting = threading.Event()
+        # What a stopped pool still gives Redis, once for its whole exit (``_outage``).
+        self._stop_budget = StopBudget()
         self._done = threading.Event()  # until_done: a claimer found the queues settled
         # A slot let go of a task (reported, failed or gave it back): a claimer waiting on the
         # pool's own tasks looks again at once (``Claiming._claim_until_done``).
@@ -660,7 +662,7 @@ class PoolState:
         """Make a call the pool must not lose ride out an outage (``_outage.ride_out``: the
         client itself retries for a few seconds only): tried again until Redis takes it, for
         up to ``OUTAGE_PATIENCE_S`` or until the pool is aborted, then the
-        ``ConnectionFailed`` raised says so (within ``STOP_GRACE_S`` of the abort, and at
+        ``ConnectionFailed`` raised says so (within the stop's budget, ``_stop_budget``, and at
         once once a request went unanswered since: ``_stopped_short``). For ``task`` (the
         progress line says the pool waits for Redis to ``what`` of it), the pool claims
         nothing meanwhile, and the lease is renewed between tries. Its tries are watched
@@ -673,6 +675,7 @@ class PoolState:
                     lambda: ride_out(
                         lambda: self._told_if_unanswered(None, "answer", call, mine),
                         what="answer", who="the pool", stop=self._aborting,
+                        budget=self._stop_budget,
                         on_outage=lambda exc: self._note(
                             f"waiting for Redis to answer: {said_retrying(exc)}; retrying"
                         ),
@@ -684,6 +687,7 @@ class PoolState:
                 lambda: ride_out(
                     lambda: self._told_if_unanswered(held.id, what, call, mine),
                     what=f"{what} of {held.id}", who="the pool", stop=self._aborting,
+                    budget=self._stop_budget,
                     on_outage=lambda exc: self._wait_for_redis(held.id, what, exc),
                     between=lambda: self._renew_waiting(held),
                     on_back=lambda: self._redis_back(held.id),
@@ -695,12 +699,22 @@ class PoolState:
 
     def unless_stopped(self, call: Callable[[], T]) -> T:
         """``call()``, a request that is no write to keep (a count, a deregistration), given
-        up ``STOP_GRACE_S`` after the pool was told to stop (drained or aborted) if Redis
+        up once the pool was told to stop (drained or aborted) and the stop's budget
+        (``_stop_budget``: ``STOP_GRACE_S``, one for the whole exit) has run out, if Redis
         has not answered it by then (``_outage.until_stopped``: a ``ConnectionFailed``), and
         not even tried once a request went unanswered since (``_stopped_short``), so that a
         stop in an outage ends the run within seconds, not a client timeout per request."""
+        return self._bounded(call, self._draining)
+
+    def unless_aborted(self, call: Callable[[], T]) -> T:
+        """``call()``, a request made while an agent runs (its lease's renewal, its slot's
+        heartbeat), given up as ``unless_stopped`` gives one up, once the pool was aborted:
+        a drain lets the agents finish, and their leases must hold meanwhile."""
+        return self._bounded(call, self._aborting)
+
+    def _bounded(self, call: Callable[[], T], stop: threading.Event) -> T:
         return self._stopped_short(
-            lambda: until_stopped(call, self._draining, what="answer"), self._draining
+            lambda: until_stopped(call, stop, what="answer", budget=self._stop_budget), stop
         )
 
     def _stopped_short(self, call: Callable[[], T], stop: threading.Event) -> T:

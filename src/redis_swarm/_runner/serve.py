@@ -119,6 +119,7 @@ class Server(Runner):
             worker=options.worker or f"serve-{owner}",
             model=options.model,
             poll_s=options.poll_s,
+            placeholders=(SESSION,) if options.session else (),
         )
         super().__init__(swarm, run, on_outcome=on_outcome, on_progress=on_progress)
         self.serve = options

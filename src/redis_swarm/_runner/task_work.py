@@ -206,6 +206,10 @@ class TaskWork(Claiming, AgentRuns):
         if self._reported_itself(task, worker, current):
             said = "the agent reported it itself" + self._self_reported_usage(output.usage)
             return end(OutcomeStatus.COMPLETED, said, current.finding_id)
+        gave_back = self._gave_back_itself(task, current)
+        if gave_back is not None:  # its own fail or release stands: its output is not a finding
+            status, said = gave_back
+            return end(status, said + self._self_reported_usage(output.usage))
         noted = f"; {output.warning}" if output.warning else ""  # (the task's own line says it)
         failure = cli_failure(end.result, output) if end.result is not None else None
         if failure is not None:  # the CLI says the run failed: a failed attempt
@@ -267,6 +271,30 @@ class TaskWork(Claiming, AgentRuns):
         if finding.attempt is None:
             return finding.worker == worker
         return finding.attempt in (task.attempts, self._lease(task).attempts)
+
+    def _gave_back_itself(self, task: Task, current: Task) -> tuple[OutcomeStatus, str] | None:
+        """What this run's agent did when ``current`` (``task`` read after its agent exited 0,
+        the read ``_reported_itself`` made) shows that it failed or released its own task
+        (``swarm task fail`` or ``release`` with the run's token): the outcome and its
+        words. Its task is then back in its queue (pending, delayed) or dead, still at this
+        run's attempt (that of the claim, or of a newer lease handed to it: ``_lease``),
+        by a failure of that attempt or by a release, not an abandon: a lease that ran out
+        (an outage) is no act of the agent's, and its finding is reported all the same.
+        None when it did neither: its output is the finding."""
+        if current.status not in (TaskStatus.PENDING, TaskStatus.DELAYED, TaskStatus.DEAD):
+            return None
+        held = self._lease(task)
+        attempts = (task.attempts, held.attempts)
+        if current.attempts not in attempts:
+            return None
+        if current.failed_attempt in attempts and current.failures > held.failures:
+            said = f"the agent failed its task itself: {printable(current.last_error or '')}"
+            if current.status is TaskStatus.DEAD:
+                return OutcomeStatus.FAILED, f"{said}; {dead_now(task.id)}"
+            return OutcomeStatus.FAILED, f"{said}; its queue retries it"
+        if current.status is not TaskStatus.DEAD and current.abandons == held.abandons:
+            return OutcomeStatus.RELEASED, "the agent released its task itself: back to its queue"
+        return None
 
     def _interrupted(self, task: Task, end: Ending, said: str) -> TaskOutcome:
         """Give back ``task``, whose agent the pool killed when it was stopped (``said``: the
