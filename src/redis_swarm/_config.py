@@ -41,7 +41,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
-from urllib.parse import parse_qs, quote, unquote, unquote_plus, urlsplit
+from urllib.parse import parse_qs, parse_qsl, quote, unquote, unquote_plus, urlsplit
 
 from ._errors import ConfigError
 from ._validate import check_swarm_name, not_ascii_number
@@ -61,6 +61,7 @@ __all__ = [
     "check_sentinel_service",
     "handed_url",
     "mask_options",
+    "mask_query",
     "mask_url",
     "retry_window",
     "shown_user",
@@ -488,6 +489,25 @@ def mask_url(url: str) -> str:
     the value of every option whose name says it holds a secret (``mask_options``: a
     password given as ?password=..., which the URL refuses)."""
     return mask_options(_without_userinfo(url))
+
+
+def mask_query(url: str, secret: Callable[[str], bool]) -> str:
+    """``url`` (or a path with its query) with the value of every query parameter whose
+    name ``secret`` says holds one shown as ``***``: the name matched decoded, as a server
+    reads it (``parse_qsl``, blank values kept: a ``?%74oken=`` is a token too). The rest as
+    it came, a fragment kept. (An access line's tokens, a webhook's keys.)"""
+    where, mark, query = url.partition("?")
+    if not mark:
+        return url
+    query, hash_mark, fragment = query.partition("#")
+    kept = []
+    for part in query.split("&"):
+        # (a part without '=' has no value to cut; parse_qsl of one part: its decoded name)
+        named = parse_qsl(part, keep_blank_values=True)
+        if "=" in part and named and secret(named[0][0]):
+            part = part.partition("=")[0] + "=***"
+        kept.append(part)
+    return f"{where}?{'&'.join(kept)}{hash_mark}{fragment}"
 
 
 def _without_userinfo(url: str) -> str:

@@ -16,10 +16,9 @@ import typing
 from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypeVar, overload
-from urllib.parse import unquote_plus
 
 from ._codec import Record, counted, dumps, first_few, iso, loads
-from ._config import mask_url
+from ._config import mask_query, mask_url
 from ._context_records import ContextInfo
 from ._errors import ValidationError
 from ._hints import LIST_PASSES
@@ -1177,18 +1176,7 @@ def shown_webhook_url(url: str) -> str:
     """A webhook's ``url`` as a repr or a message shows it: its user and password, and the
     value of every query parameter that holds a secret (``?token=``, ``?api_key=``,
     ``?sig=``), as ``***``. The stored url is the whole one."""
-    shown = mask_url(url)
-    where, mark, query = shown.partition("?")
-    if not mark:
-        return shown
-    query, hash_mark, fragment = query.partition("#")
-    kept = []
-    for part in query.split("&"):
-        name, equals, value = part.partition("=")
-        if equals and value != "***" and _HTTP_SECRET_NAME.search(unquote_plus(name)):
-            part = f"{name}=***"
-        kept.append(part)
-    return f"{where}?{'&'.join(kept)}{hash_mark}{fragment}"
+    return mask_query(mask_url(url), lambda name: bool(_HTTP_SECRET_NAME.search(name)))
 
 
 @dataclass(frozen=True)

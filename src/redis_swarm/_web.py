@@ -21,7 +21,6 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any
-from urllib.parse import parse_qsl
 
 import uvicorn
 from starlette.requests import Request
@@ -30,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._acl import MIN_PASSWORD_LEN
 from ._codec import dumps
-from ._config import url_host
+from ._config import mask_query, url_host
 from ._errors import ConfigError
 from ._net import Listening, is_loopback, listen, loopback_only, shown_host
 
@@ -121,21 +120,9 @@ def require_strong_token(host: str, token: str | None, *, env: str) -> None:
 
 def _redacted(path: str) -> str:
     """``path`` (an access line's, its query included) with the value of every query
-    parameter whose name says it holds a token (token, access_token, ...) as ``***``. The
-    name is matched decoded, as Starlette reads it (``parse_qsl``, blank values kept): a
-    ``?%74oken=`` is the dashboard's token too. The rest is logged as it came."""
-    where, mark, query = path.partition("?")
-    if not mark:
-        return path
-    query, hash_mark, fragment = query.partition("#")
-    kept = []
-    for part in query.split("&"):
-        # (a part without '=' has no value to cut; parse_qsl of one part: its decoded name)
-        named = parse_qsl(part, keep_blank_values=True)
-        if "=" in part and named and "token" in named[0][0].lower():
-            part = part.partition("=")[0] + "=***"
-        kept.append(part)
-    return f"{where}?{'&'.join(kept)}{hash_mark}{fragment}"
+    parameter whose name says it holds a token (token, access_token, ...) as ``***``
+    (``mask_query``). The rest is logged as it came."""
+    return mask_query(path, lambda name: "token" in name.lower())
 
 
 class _RedactedTokens(logging.Filter):
