@@ -57,6 +57,7 @@ from ._protocol import (
     Request,
     adrive,
     async_op,
+    check_limits,
     drive,
     is_wake_wait,
     items_of,
@@ -410,8 +411,6 @@ class _Shell:
         clock: Callable[[], int] | None = None,
         cache: ContextCache | None = None,
     ) -> None:
-        from ._ops.contexts import check_limits  # (here: as the operations, ``_Later``)
-
         # Checked now, not at the first call that goes by them (a raw TypeError there).
         limits = Limits() if limits is None else check_limits(limits)
         if clock is not None and not callable(clock):

@@ -46,7 +46,6 @@ from .. import _digest
 from .._codec import UNREADABLE, dumps, foreign_bom
 from .._context_records import ContextInfo, SearchHit, says_text
 from .._errors import (
-    ConfigError,
     Conflict,
     ConnectionFailed,
     CorruptRecord,
@@ -54,7 +53,15 @@ from .._errors import (
     SwarmError,
     ValidationError,
 )
-from .._protocol import Batch, Call, Cmd, Compute, Limits, OpContext, Operation
+from .._protocol import (
+    Batch,
+    Call,
+    Cmd,
+    Compute,
+    OpContext,
+    Operation,
+    check_limits,
+)
 from .._validate import DEFAULT_AROUND, check_name
 from . import _context_gc as gcops
 from . import _context_store as store
@@ -175,30 +182,6 @@ def publish_context(
     )
     yield store.keep(ctx, version, raw)
     return published
-
-
-# The least value of a field of Limits: 1 but for the copy's bound (0: no copy kept).
-_LEAST = {"context_copy_bytes": 0}
-
-
-def check_limits(limits: object) -> Limits:
-    """``limits``, refused (ConfigError) unless every size and count of it is an integer of
-    at least 1 (``context_copy_bytes`` at least 0): a limit of -1 or NaN refused every
-    finding, no version kept or chunks of no bytes broke every publish. A handle checks its
-    own when it is made; a publish and a reader go by them."""
-    if not isinstance(limits, Limits):
-        raise ConfigError(
-            f"limits must be a Limits (redis_swarm.Limits(max_finding_bytes=...)), not "
-            f"{type(limits).__name__}"
-        )
-    for item in dataclasses.fields(limits):
-        value, least = getattr(limits, item.name), _LEAST.get(item.name, 1)
-        if not isinstance(value, int) or isinstance(value, bool) or value < least:
-            raise ConfigError(
-                f"Limits.{item.name} must be an integer of at least {least}, not {value!r}"
-                + (" (0 keeps no copy)" if least == 0 else "")
-            )
-    return limits
 
 
 def _labels(info: ContextInfo) -> tuple[str, str]:
