@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -61,6 +62,20 @@ def test_a_cluster_node_through_redis_url_says_use_a_cluster_url(
     assert "is a node of a Redis Cluster" in message and "MOVED" in message, message
     # The same node, user and options as a cluster URL (a cluster has no database number).
     assert message.endswith(f"redis+cluster://127.0.0.1:{port}?retries=1"), message
+
+
+def test_a_redirect_met_in_a_pipeline_is_said_plainly(redis_cluster: LocalCluster) -> None:
+    """A context read pipelines its commands: redis-py put "Command # 1 (...) of pipeline
+    caused error:" inside the redirect's words (said "MOVED Command # 1 ...")."""
+    port = _a_node_without_the_swarm(redis_cluster)
+    with (
+        Swarm(f"redis://127.0.0.1:{port}/0?retries=1", swarm=SWARM) as swarm,
+        pytest.raises(ConfigError) as info,
+    ):
+        swarm.get_context_bytes("shard-moved")
+    message = str(info.value)
+    assert re.search(r"it answered MOVED \d+ 127\.0\.0\.1:\d+: the swarm", message), message
+    assert "pipeline" not in message and "Command #" not in message, message
 
 
 # --- 2. a client certificate refused with an EOF

@@ -397,6 +397,10 @@ PASSWORD_AS_USER = (
 _REDIRECTS = ("MOVED ", "ASK ", "CROSSSLOT ")
 
 
+# A redirect's slot and node, at the end of its words (``_cluster_redirect``).
+_REDIRECT = re.compile(r"(\d+ \S+:\d+)\s*$")
+
+
 def _cluster_redirect(exc: BaseException, text: str, where: str) -> e.SwarmError:
     """A cluster node sent the request elsewhere. Through a redis+cluster:// URL the client
     follows redirects itself, so one that still arrives is a slot moving under the request
@@ -412,8 +416,12 @@ def _cluster_redirect(exc: BaseException, text: str, where: str) -> e.SwarmError
     if isinstance(exc, rex.ClusterCrossSlotError) or text.startswith("CROSSSLOT"):
         said = "that the keys of one request are on several of its nodes (CROSSSLOT)"
     else:
+        # (the redirect's own words: redis-py puts a pipeline's "Command # 1 (...) of
+        # pipeline caused error: " before them)
+        found = _REDIRECT.search(text)
         code = "ASK" if type(exc) is rex.AskError or text.startswith("ASK ") else "MOVED"
-        said = f"{code} {text.removeprefix(code + ' ')}: the swarm's keys are on another node"
+        where_to = f"{code} {found[1]}" if found else f"{code} {text.removeprefix(code + ' ')}"
+        said = f"{where_to}: the swarm's keys are on another node"
     return e.ConfigError(
         f"Redis at {where} is a node of a Redis Cluster (it answered {said}): use a cluster "
         f"URL, which follows the keys to every node: {_as_cluster_url(where)}"
