@@ -134,6 +134,14 @@ def test_a_sentinels_address_is_said_to_be_one(
     assert repr(SERVICE) in out.stderr and "unknown command" not in out.stderr
 
 
+def test_a_cluster_url_naming_a_sentinel_is_said_to_be_one(sentinel: LocalSentinel) -> None:
+    """It was told to use redis://, which then said "a Sentinel": one step lost."""
+    port = sentinel.sentinels[0].port
+    out = Cli(f"redis+cluster://127.0.0.1:{port}?retries=0")("status", expect=1)
+    assert "is a Redis Sentinel, not a data server" in out.stderr, out
+    assert f"redis+sentinel://127.0.0.1:{port}/SERVICE" in out.stderr, out
+
+
 # --- 3. a worker, the library missing
 
 

@@ -209,18 +209,30 @@ def _translated(
         if _DB_OUT_OF_RANGE in text:
             return e.ConfigError(_no_such_database(where))
         if _NOT_A_CLUSTER in text:
+            sentinel = _sentinel_said(_as_server_url(where))
+            if sentinel is not None:  # (told to use redis://, it met "a Sentinel" next)
+                return sentinel
             return e.ConfigError(
                 f"Redis at {where} is not a Redis Cluster (cluster mode is not enabled on it): "
                 f"for a single server use a redis:// URL: {_as_server_url(where)}"
             )
         if text.lower().startswith("unknown command") and not _older_server(text):
             # A command every data server knows, refused: a sentinel's port? (asked only here)
-            from ._ops.server import not_a_data_server, sentinel_services  # (here: see the top)
-
-            info = _asked_again(where)
-            if info is not None and info.get("redis_mode") == "sentinel":
-                return e.ConfigError(not_a_data_server(where, sentinel_services(info)))
+            sentinel = _sentinel_said(where)
+            if sentinel is not None:
+                return sentinel
     return e.SwarmError(f"Redis at {where} answered an error: {text or type(exc).__name__}")
+
+
+def _sentinel_said(where: str) -> e.ConfigError | None:
+    """That the plain URL ``where`` names a Redis Sentinel, when its server says it is one
+    (asked only on an error it explains); None when not, or when it does not answer."""
+    from ._ops.server import not_a_data_server, sentinel_services  # (here: see the top)
+
+    info = _asked_again(where)
+    if info is None or info.get("redis_mode") != "sentinel":
+        return None
+    return e.ConfigError(not_a_data_server(where, sentinel_services(info)))
 
 
 # WAITAOF, which a data server before Redis 7.2 lacks (durability='strict' asks it).
