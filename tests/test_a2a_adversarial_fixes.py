@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -183,6 +183,32 @@ def test_a_rest_subscription_cut_by_an_outage_says_unavailable_without_a_traceba
     assert "a request failed" in err
 
 
+def _forged_then_completed(
+    a2a_redis: RedisServer,
+    a2a_worker: Swarm,
+    task_id: str,
+    finding: str,
+    subscribe: Callable[[], None],
+) -> None:
+    """While ``subscribe`` reads the task's stream (in a thread), a completion naming
+    ``finding`` is forged (a worker's user may write the event stream), then the task is
+    claimed and reported for real ("found it"); returns once the stream has ended."""
+    reading = threading.Thread(target=subscribe)
+    reading.start()
+    time.sleep(1.0)
+    a2a_redis.client().xadd(
+        f"rs:{{{SWARM}}}:events",
+        {"type": "task.completed", "task": task_id, "queue": QUEUE, "worker": "x",
+         "finding": finding},
+    )  # fmt: skip
+    time.sleep(0.5)
+    claimed = a2a_worker.claim(QUEUE, worker="w", wait_s=5)
+    assert claimed is not None and claimed.id == task_id
+    a2a_worker.report(claimed.id, claimed.token, {"summary": "found it"})
+    reading.join(30)
+    assert not reading.is_alive()
+
+
 # --- 3. a completion naming a finding that does not exist
 
 
@@ -203,20 +229,9 @@ def test_a_completion_naming_no_finding_keeps_streams_and_pushes(
         with httpx.stream("GET", url, headers=headers, timeout=30) as answer:
             events.extend(_sse_events(answer.read().decode()))
 
-    reading = threading.Thread(target=subscribe, args=(HEADERS,))
-    reading.start()
-    time.sleep(1.0)
-    a2a_redis.client().xadd(
-        f"rs:{{{SWARM}}}:events",
-        {"type": "task.completed", "task": task["id"], "queue": QUEUE, "worker": "x",
-         "finding": "f-nonexistent"},
-    )  # fmt: skip
-    time.sleep(0.5)
-    claimed = a2a_worker.claim(QUEUE, worker="w", wait_s=5)
-    assert claimed is not None and claimed.id == task["id"]
-    a2a_worker.report(claimed.id, claimed.token, {"summary": "found it"})
-    reading.join(30)
-    assert not reading.is_alive()
+    _forged_then_completed(
+        a2a_redis, a2a_worker, task["id"], "f-nonexistent", lambda: subscribe(HEADERS)
+    )
     assert [name for name, _ in events if name == "error"] == [], events
     last = events[-1][1]
     assert last["statusUpdate"]["status"]["state"] == "TASK_STATE_COMPLETED", events
@@ -325,20 +340,7 @@ def test_a_completion_naming_another_tasks_finding_is_not_believed(
         with httpx.stream("GET", url, headers=HEADERS, timeout=30) as answer:
             events.extend(_sse_events(answer.read().decode()))
 
-    reading = threading.Thread(target=subscribe)
-    reading.start()
-    time.sleep(1.0)
-    a2a_redis.client().xadd(
-        f"rs:{{{SWARM}}}:events",
-        {"type": "task.completed", "task": task["id"], "queue": QUEUE, "worker": "x",
-         "finding": foreign.id},
-    )  # fmt: skip
-    time.sleep(0.5)
-    claimed = a2a_worker.claim(QUEUE, worker="w", wait_s=5)
-    assert claimed is not None and claimed.id == task["id"]
-    a2a_worker.report(claimed.id, claimed.token, {"summary": "found it"})
-    reading.join(30)
-    assert not reading.is_alive()
+    _forged_then_completed(a2a_redis, a2a_worker, task["id"], foreign.id, subscribe)
     assert "the other task's secret" not in json.dumps(events), events
     assert events[-1][1]["statusUpdate"]["status"]["state"] == "TASK_STATE_COMPLETED", events
     assert "found it" in json.dumps([d for _, d in events if "artifactUpdate" in d]), events
