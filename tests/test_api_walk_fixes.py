@@ -5,6 +5,7 @@ bad input refused with ValidationError instead of raw Python errors."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 from collections.abc import Callable
 from typing import Any
@@ -207,13 +208,11 @@ def test_a_list_argument_refuses_none_or_a_number(
     "options",
     [
         {"limits": {"max_finding_bytes": 10}},
-        {"limits": Limits(max_finding_bytes=-1)},
-        {"limits": Limits(max_finding_bytes=float("nan"))},  # type: ignore[arg-type]
         {"clock": "x"},
         {"cache": 5},
         {"client": 5},
     ],
-    ids=["limits-dict", "limits-negative", "limits-nan", "clock", "cache", "client"],
+    ids=["limits-dict", "clock", "cache", "client"],
 )
 @pytest.mark.parametrize("shell", [Swarm, AsyncSwarm])
 def test_a_handle_refuses_bad_options_when_made(
@@ -221,6 +220,33 @@ def test_a_handle_refuses_bad_options_when_made(
 ) -> None:
     with pytest.raises((ValidationError, ConfigError), match=f"(?i){next(iter(options))}"):
         shell(redis_url, swarm="test", **options)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_finding_bytes", -1),
+        ("max_finding_bytes", float("nan")),
+        ("max_task_data_bytes", True),
+        ("context_chunk_bytes", 0),
+        ("events_maxlen", "100"),
+        ("context_versions_kept", 0),
+        ("context_copy_bytes", -1),
+    ],
+)
+def test_limits_refuse_a_bad_value_as_they_are_made(field: str, value: object) -> None:
+    """Refused where the mistake is made, not at the handle or publish that first uses it."""
+    with pytest.raises(ConfigError, match=f"Limits.{field} must be an integer of at least"):
+        Limits(**{field: value})  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=f"Limits.{field} must be"):
+        dataclasses.replace(Limits(), **{field: value})  # type: ignore[arg-type]
+
+
+def test_limits_take_their_least_values() -> None:
+    least = Limits(
+        max_finding_bytes=1, context_chunk_bytes=1, context_versions_kept=1, context_copy_bytes=0
+    )
+    assert least.context_copy_bytes == 0 and least.context_versions_kept == 1
 
 
 # --- the records operations return are exported

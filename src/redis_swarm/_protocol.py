@@ -301,28 +301,32 @@ class Limits:
     context_versions_kept: int = 3
     events_maxlen: int = 100_000
 
+    def __post_init__(self) -> None:
+        # Refused as it is made (ConfigError), not at the first handle or publish that uses
+        # it: a limit of -1 or NaN refused every finding, no version kept or chunks of no
+        # bytes broke every publish.
+        for item in dataclasses.fields(self):
+            value, least = getattr(self, item.name), _LEAST.get(item.name, 1)
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ConfigError(
+                    f"Limits.{item.name} must be an integer of at least {least}, not {value!r}"
+                    + (" (0 keeps no copy)" if least == 0 else "")
+                )
+
 
 # The least value of a field of Limits: 1 but for the copy's bound (0: no copy kept).
 _LEAST = {"context_copy_bytes": 0}
 
 
 def check_limits(limits: object) -> Limits:
-    """``limits``, refused (ConfigError) unless every size and count of it is an integer of
-    at least 1 (``context_copy_bytes`` at least 0): a limit of -1 or NaN refused every
-    finding, no version kept or chunks of no bytes broke every publish. A handle checks its
-    own when it is made; a publish and a reader go by them."""
+    """``limits``, refused (ConfigError) unless it is a ``Limits``, whose every size and count
+    is an integer of at least 1 (``context_copy_bytes`` at least 0): checked as it is made.
+    A handle checks the one it is given; a publish and a reader go by them."""
     if not isinstance(limits, Limits):
         raise ConfigError(
             f"limits must be a Limits (redis_swarm.Limits(max_finding_bytes=...)), not "
             f"{type(limits).__name__}"
         )
-    for item in dataclasses.fields(limits):
-        value, least = getattr(limits, item.name), _LEAST.get(item.name, 1)
-        if not isinstance(value, int) or isinstance(value, bool) or value < least:
-            raise ConfigError(
-                f"Limits.{item.name} must be an integer of at least {least}, not {value!r}"
-                + (" (0 keeps no copy)" if least == 0 else "")
-            )
     return limits
 
 
