@@ -979,6 +979,10 @@ def _unreachable(exc: BaseException, text: str, where: str) -> e.ConnectionFaile
         # however far redis-py had got (a TLS 1.3 server's alert comes at the first read).
         return e.ConnectionFailed(tls.message, sent=sent and (not tls.refused or _sent_before(exc)))
     tls_port = _tls_port_hint(where, text)
+    node = _cluster_node(where, text)
+    if node is not None:
+        # One node of a cluster that others of the URL serve: the URL is not what is wrong.
+        return e.ConnectionFailed(_node_unreachable(where, node, text, tls_port), sent=sent)
     if tls_port and not text.startswith(_CLUSTER_UNREACHABLE):
         # A reset on a plain connection: the server closed it with what it was sent unread
         # (a TLS port, on the client's first bytes): it ran none of it.
@@ -1077,6 +1081,33 @@ def _sentinel_failures(text: str) -> list[tuple[str, str]]:
         if match is not None:
             failures.append((f"{match[1]}:{match[2]}", match[3]))
     return failures
+
+
+# The node redis-py names when a connection to it failed: "Error 111 connecting to HOST:PORT."
+# or "Error while reading from HOST:PORT : (104, ...)" (the host may be an IPv6 address).
+_NODE_NAMED = re.compile(r"(?:connecting to|reading from|writing to) (\S+):(\d+)\b")
+
+
+def _cluster_node(where: str, text: str) -> str | None:
+    """``HOST:PORT`` of the cluster node a failed connection was to, when ``where`` is a
+    cluster URL and the error names one (a command routed to the node that holds its keys'
+    slot: not "no node of the URL answered", which is said apart)."""
+    if not _CLUSTER_URL.match(where) or text.startswith(_CLUSTER_UNREACHABLE):
+        return None
+    found = _NODE_NAMED.search(text)
+    return None if found is None else f"{found[1]}:{found[2]}"
+
+
+def _node_unreachable(where: str, node: str, text: str, tls_port: str) -> str:
+    """A cluster node that refused, reset or timed out a connection while its cluster is
+    reachable: what it means for the swarm, and what to check."""
+    return (
+        f"cannot reach the Redis Cluster node {node} of {where} ({text.rstrip('.')}): it "
+        "serves the slot of what was asked, so this swarm is not served until the node is "
+        "back or a replica of it takes over (a master down with no replica leaves its slots "
+        "unserved); check that node and the cluster's state (CLUSTER INFO, CLUSTER NODES; "
+        f"{DOCTOR_TELLS_MORE})" + (f"; {tls_port}" if tls_port else "")
+    )
 
 
 def _tls_port_hint(where: str, text: str) -> str:
