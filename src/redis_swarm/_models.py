@@ -250,10 +250,12 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Page(Generic[T]):
+class Page(Record, Generic[T]):
     """One page of a listing; pass ``cursor`` back to get the next (None: no more).
     ``corrupt`` names the records of the page that are stored unreadable (not JSON, or a
-    value out of range): they are left out of ``items``; ``swarm doctor`` counts them."""
+    value out of range): they are left out of ``items``; ``swarm doctor`` counts them.
+    A record as every other (``to_dict``: ``{"items": [each item's to_dict()], "cursor",
+    "corrupt"}``, ``to_json``), so that a face renders it as it renders them."""
 
     items: tuple[T, ...]
     cursor: str | None = None
@@ -1127,6 +1129,20 @@ class Inbox(list[Message]):
         self.more = more
         self.read_id = read_id
         self.trimmed = trimmed
+
+    def to_dict(self) -> dict[str, Any]:
+        """As a record's (``Record.to_dict``, a ``Page``'s): ``{"items": [each message's
+        to_dict()], "more", "read_id", "trimmed"}``. (As a list, ``dumps`` of it is the
+        messages alone: JSON's encoder takes a list as it is.)"""
+        return {
+            "items": [message.to_dict() for message in self],
+            "more": self.more,
+            "read_id": self.read_id,
+            "trimmed": self.trimmed,
+        }
+
+    def to_json(self) -> str:
+        return dumps(self.to_dict())
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,10 @@ counts all the same, kept in the swarm as such (``_unrecorded``).
 
 What a run of theirs leaves (the planner's task list, the synthesis, a refused or failed
 run's record) rides out an outage as the worker pool's reports do (``_persist``): paid for,
-it is not thrown away because Redis was paused, restarting or full for a while."""
+it is not thrown away because Redis was paused, restarting or full for a while. A hard stop
+waits for no outage: what they still ask of Redis then (that write, their task's release or
+lease renewal, their name's deregistration) shares one stop budget, as the worker pool's
+exit does (``_bounded``)."""
 
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ from .._errors import (
 )
 from .._executable import reach_env
 from .._models import SYNTHESIS_NAMED, Finding, Synthesis, Task, TaskStatus
-from .._outage import ride_out
+from .._outage import StopBudget, ride_out, until_stopped
 from .._printable import short
 from .._runner import (
     AgentOutput,
@@ -261,6 +264,21 @@ class OneShotAgents:
     def stopped(self) -> bool:
         return self._stopping.is_set()
 
+    @functools.cached_property
+    def _stop_budget(self) -> StopBudget:
+        """What a hard stop still gives Redis, once for every request of the planner's and
+        synthesizer's exit (``_outage.StopBudget``, the worker pool's rule): a request in
+        flight at the stop, or made after it, is given up once Redis has answered none for
+        ``STOP_GRACE_S``, so that requests made one after another through a stall do not
+        each wait that long (a write ridden out, then the deregistration of its agent's name)."""
+        return StopBudget()
+
+    def _bounded(self, call: Callable[[], T]) -> T:
+        """``call()``, a request given up once a hard stop's budget has run out
+        (``_stop_budget``) if Redis has not answered it by then: a ``ConnectionFailed``
+        (``_outage.until_stopped``)."""
+        return until_stopped(call, self._aborting, what="answer", budget=self._stop_budget)
+
     def _warn_once(self, role: str, warnings: Sequence[str]) -> None:
         """Say what was amiss in the output of a run of ``role``'s agent (``warnings``,
         ``AgentOutput.warnings``: its cost unknown, a JSON output asked for and not printed,
@@ -298,7 +316,7 @@ class OneShotAgents:
         worker pool's workers leave: a name left registered only goes stale."""
         name = self._agent_name(role)
         try:
-            self.swarm.deregister(name)
+            self._bounded(lambda: self.swarm.deregister(name))
         except NotFound:  # it claimed nothing (an earlier run did the work)
             return
         except SwarmError as exc:
@@ -316,8 +334,9 @@ class OneShotAgents:
         outage as the worker pool's reports do (``_outage.ride_out``): one progress line
         saying the run waits for Redis to ``what``, the lease of ``held`` (the task the
         write is for) renewed between tries (``waited`` set once it waited). Given up after
-        ``OUTAGE_PATIENCE_S`` or a hard stop (Ctrl-C twice, SIGTERM, SIGHUP), not when the run
-        loses its lease on the pipeline meanwhile: every such write is safe to make twice."""
+        ``OUTAGE_PATIENCE_S`` or a hard stop (Ctrl-C twice, SIGTERM, SIGHUP: within the stop's
+        budget, ``_stop_budget``, which its renewals share), not when the run loses its lease
+        on the pipeline meanwhile: every such write is safe to make twice."""
 
         def outage(exc: ConnectionFailed) -> None:
             if waited is not None:
@@ -328,12 +347,12 @@ class OneShotAgents:
         def renew() -> None:
             if held is not None:  # best effort: a lease run out loses nothing (docs/tasks.md)
                 with contextlib.suppress(SwarmError):
-                    self.swarm.renew(held.id, held.token, lease_s=lease_s)
+                    self._bounded(lambda: self.swarm.renew(held.id, held.token, lease_s=lease_s))
 
         try:
             return ride_out(
                 call, what=what, who="the pipeline run", stop=self._aborting,
-                on_outage=outage, between=renew,
+                on_outage=outage, between=renew, budget=self._stop_budget,
             )  # fmt: skip
         except ConnectionFailed as exc:  # (given up: ride_out retries every other)
             raise ConnectionFailed(
@@ -585,8 +604,8 @@ class OneShotAgents:
         if lost:
             return None, self._planning_lost(index, held, lost[0], run.usage, "planner stopped")
         if run.stopped:  # killed by a hard stop: the next run tries again, no attempt used
-            with contextlib.suppress(SwarmError):
-                self.swarm.release(held.id, held.token)
+            with contextlib.suppress(SwarmError):  # (else its lease runs out: the same)
+                self._bounded(lambda: self.swarm.release(held.id, held.token))
             return None, held
         if run.output is None:
             reason, last, complaint = run.why, run.printed, ""

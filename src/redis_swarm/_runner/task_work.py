@@ -209,6 +209,8 @@ class TaskWork(Claiming, AgentRuns):
         gave_back = self._gave_back_itself(task, current)
         if gave_back is not None:  # its own fail or release stands: its output is not a finding
             status, said = gave_back
+            if status is OutcomeStatus.FAILED:
+                return end(status, said + self._self_failed_usage(output.usage, task, current))
             return end(status, said + self._self_reported_usage(output.usage))
         noted = f"; {output.warning}" if output.warning else ""  # (the task's own line says it)
         failure = cli_failure(end.result, output) if end.result is not None else None
@@ -328,6 +330,23 @@ class TaskWork(Claiming, AgentRuns):
             return ""
         spent = usage_line(usage)  # (its cached tokens too, as every view says a usage)
         return f"; its run cost {spent}, counted in this run's total, not on its finding"
+
+    def _self_failed_usage(self, usage: Usage | None, task: Task, current: Task) -> str:
+        """What the outcome's line says of the run of an agent that failed its task itself
+        (``current``, as the read after its exit shows it; ``""`` when its CLI said nothing
+        of its cost): counted in the run's total; in its task's ``failed_usage`` only when
+        the agent's own fail gave one (``swarm task fail --usage``), which its task then
+        shows changed. The pool adds none to a failure already taken: its only way, a
+        ``fail`` of its own, would be a second failure over the agent's last word."""
+        if usage is None:
+            return ""
+        spent = usage_line(usage)
+        if current.failed_usage != self._lease(task).failed_usage:
+            return f"; its run cost {spent}, counted in this run's total"
+        return (
+            f"; its run cost {spent}, counted in this run's total, not in the cost its task "
+            "records (its own fail gave none: swarm task fail --usage)"
+        )
 
     def _fail(
         self,

@@ -14,7 +14,7 @@ import sys
 import unicodedata
 import warnings
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, TypeVar
 from urllib.parse import quote
 
 from .._client import Swarm
@@ -352,6 +352,21 @@ class _Role:
         init = cls.__dict__.get("__init__")
         if init is not None and init.__module__.startswith(__package__ + "."):
             init.__signature__ = _spelt_out(init)
+
+    # The attribute naming the agent this role acts as (a worker's is ``worker_id``).
+    _id_named: ClassVar[str] = "agent_id"
+
+    def __repr__(self) -> str:
+        """The class, the agent it acts as (None: none yet, V1's before ``register_agent``)
+        and its swarm, with the server's URL as ``Swarm``'s repr shows it (``Settings.url``:
+        its password masked). Never raises, on a role half made or closed."""
+        shown = [f"{self._id_named}={getattr(self, self._id_named, None)!r}"]
+        swarm: Swarm | None = getattr(self, "_swarm", None)
+        if swarm is not None:
+            shown += [f"swarm={swarm.name!r}", f"url={swarm.settings.url!r}"]
+        if getattr(self, "_closed", False):
+            shown.append("closed=True")
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     @property
     def swarm(self) -> Swarm:

@@ -230,6 +230,7 @@ class Worker(_Role):
     With a ``model``, the worker registers itself (role ``worker``, its model) at its first
     claim, since a claim registers a worker without one: one round trip more, once."""
 
+    _id_named = "worker_id"  # (its repr's)
     # How the refusals name the methods that settle a held task (the seed's class renames).
     _settle = "report() or release()"
     _report_call, _claim_call = "report()", "claim()"

@@ -1,0 +1,56 @@
+"""``swarm run`` when its agent failed its own task (``swarm task fail`` with the run's token)
+and then printed what the run cost: the agent's fail stands (its last word), and the run's
+line says where that cost went. Before, it said "not on its finding" (a failed task has
+none) whether or not the agent's fail recorded a cost. Real server, scripted agents."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from redis_swarm import Swarm
+from redis_swarm._runner import OutcomeStatus, Runner, RunOptions
+
+from ._cli import subprocess_env, swarm_bin
+
+QUEUE = "work"
+# Claude's JSON result, printed after the agent failed its task itself.
+RESULT = '{"type": "result", "is_error": false, "result": "done", "total_cost_usd": 0.25}'
+
+
+@pytest.mark.parametrize("given", [None, '{"cost_usd": 0.25}'])
+def test_a_self_failed_run_says_where_its_cost_went(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str | None
+) -> None:
+    """Without ``--usage`` on its fail, the task records no cost of the run, and the line
+    says so (and how to give one); with it, the task records it, and the line says only
+    that the run's total counts it. Either way the outcome is the agent's: FAILED, retried."""
+    name = f"selffail-{time.monotonic_ns()}"
+    swarm = Swarm(redis_url, swarm=name)
+    (posted,) = swarm.post_tasks([{"queue": QUEUE, "description": "one", "max_attempts": 3}])
+    for key, value in subprocess_env(redis_url, name, swarm_bin(tmp_path / "bin").parent).items():
+        monkeypatch.setenv(key, value)
+    usage = f" --usage '{given}'" if given else ""
+    agent = (
+        f'cat >/dev/null; swarm task fail "$SWARM_TASK_ID" --token "$SWARM_TASK_TOKEN" '
+        f"--error boom{usage} >/dev/null; echo '{RESULT}'"
+    )
+    with swarm:
+        pool = Runner(swarm, RunOptions(queues=(QUEUE,), command=agent, max_tasks=1))
+        pool.run()
+        (outcome,) = pool.outcomes
+        task = swarm.get_task(posted.id)
+    assert outcome.status is OutcomeStatus.FAILED, outcome
+    assert "the agent failed its task itself: boom; its queue retries it" in outcome.detail
+    assert "finding" not in outcome.detail, outcome.detail
+    assert "its run cost $0.2500, counted in this run's total" in outcome.detail
+    assert task.failures == 1 and task.last_error == "boom", task
+    if given is None:
+        assert task.failed_usage is None, task
+        assert "not in the cost its task records" in outcome.detail, outcome.detail
+        assert "swarm task fail --usage" in outcome.detail, outcome.detail
+    else:
+        assert task.failed_usage is not None and task.failed_usage.cost_usd == 0.25, task
+        assert outcome.detail.endswith("counted in this run's total"), outcome.detail
