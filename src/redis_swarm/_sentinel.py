@@ -9,6 +9,7 @@ replicas (``SentinelConnection``); each with its asyncio twin.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import redis
@@ -39,6 +40,8 @@ __all__ = [
     "SentinelMaster",
     "SentinelSSLConnection",
     "address_of",
+    "note_unanswered",
+    "unanswered_lately",
 ]
 
 
@@ -91,6 +94,40 @@ class AsyncSentinelMaster(redis.asyncio.Redis):
 # it never answers (a TimeoutError), or it is no sentinel (an error reply, which redis-py
 # before 8.2 let end the whole lookup, not saying which server it came from).
 _SENTINEL_FAILURES = (redis.ConnectionError, redis.TimeoutError, redis.ResponseError)
+
+# The sentinels of this process's clients that did not answer lately (host:port -> when, by
+# the monotonic clock, and what they met): a lookup asks them last, and the doctor's view of
+# the deployment names them without waiting for them again. Each client starts with the
+# URL's order, so one hung sentinel first in it cost every new client of a process (the
+# doctor makes several) a whole socket timeout before the next sentinel was asked.
+UNANSWERED_FOR_S = 30.0
+_unanswered: dict[str, tuple[float, str]] = {}
+
+
+def note_unanswered(sentinel: Any, error: BaseException) -> None:
+    """Remember that ``sentinel`` (a client of one) did not answer (down, or no reply within
+    its timeout); an error reply is an answer, not remembered."""
+    if isinstance(error, (redis.ConnectionError, redis.TimeoutError)):
+        _unanswered[address_of(sentinel)] = (time.monotonic(), str(error))
+
+
+def unanswered_lately(sentinel: Any, within_s: float = UNANSWERED_FOR_S) -> str | None:
+    """What ``sentinel`` met when it last did not answer, if that was within ``within_s``,
+    with how long ago; None when it answered since or was not asked."""
+    seen = _unanswered.get(address_of(sentinel))
+    if seen is None or time.monotonic() - seen[0] > within_s:
+        return None
+    return f"{seen[1]}, {time.monotonic() - seen[0]:.0f} s ago"
+
+
+def _asking_order(sentinels: list[Any]) -> list[tuple[int, Any]]:
+    """The sentinels (with their index) in the order to ask them: as they stand, but those
+    that did not answer lately last (a stable sort)."""
+    return sorted(enumerate(sentinels), key=lambda pair: unanswered_lately(pair[1]) is not None)
+
+
+def _answered(sentinel: Any) -> None:
+    _unanswered.pop(address_of(sentinel), None)
 
 
 def _master_given(
@@ -222,12 +259,14 @@ class Sentinel(redis.sentinel.Sentinel):
     def discover_master(self, service_name: str) -> Any:
         answered: list[tuple[Any, Any]] = []
         failed: list[tuple[Any, Exception]] = []
-        for number, sentinel in enumerate(self.sentinels):
+        for number, sentinel in _asking_order(self.sentinels):
             try:
                 masters = sentinel.sentinel_masters()
             except _SENTINEL_FAILURES as error:
+                note_unanswered(sentinel, error)
                 failed.append((sentinel, error))
                 continue
+            _answered(sentinel)
             address = _master_given(self, number, masters, service_name)
             if address is not None:
                 return address
@@ -247,12 +286,14 @@ class AsyncSentinel(redis.asyncio.sentinel.Sentinel):
     async def discover_master(self, service_name: str) -> Any:
         answered: list[tuple[Any, Any]] = []
         failed: list[tuple[Any, Exception]] = []
-        for number, sentinel in enumerate(self.sentinels):
+        for number, sentinel in _asking_order(self.sentinels):
             try:
                 masters = await sentinel.sentinel_masters()
             except _SENTINEL_FAILURES as error:
+                note_unanswered(sentinel, error)
                 failed.append((sentinel, error))
                 continue
+            _answered(sentinel)
             address = _master_given(self, number, masters, service_name)
             if address is not None:
                 return address

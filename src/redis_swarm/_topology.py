@@ -27,7 +27,7 @@ from ._codec import counted
 from ._config import Kind, Settings
 from ._connect import sync_client
 from ._replies import cluster_shards, reply_fields, text
-from ._sentinel import address_of
+from ._sentinel import address_of, note_unanswered, unanswered_lately
 from ._translate import translate
 
 __all__ = ["ClusterView", "SentinelView", "Topology", "topology"]
@@ -190,6 +190,17 @@ def topology(settings: Settings) -> Topology:
 # --- replies
 
 
+SILENT_SAID_FOR_S = 10.0
+
+
+def _sentinel_silent(where: str, met: str) -> str:
+    return (
+        f"sentinel {where} of the URL does not answer ({met}): start it again (taking it "
+        "out of the URL only stops this client asking it: a failover still needs a majority "
+        "of all the sentinels configured)"
+    )
+
+
 def sentinel_down(fields: Mapping[str, str]) -> list[str]:
     """The ``SENTINEL_DOWN`` flags (in its order) of a server as a sentinel lists it
     (SENTINEL MASTER's or REPLICAS' fields, ``reply_fields``): [] for one up."""
@@ -257,6 +268,12 @@ def _sentinel_state(settings: Settings) -> tuple[SentinelView, list[str]]:
     try:
         for sentinel in client.connection_pool.sentinel_manager.sentinels:
             where = address_of(sentinel)
+            # One that did not answer this client's lookup moments ago is not asked again (it
+            # would hold the doctor a socket timeout more); one of longer ago is.
+            lately = unanswered_lately(sentinel, within_s=SILENT_SAID_FOR_S)
+            if lately is not None:
+                warnings.append(_sentinel_silent(where, lately))
+                continue
             try:
                 views[where] = _sentinel_view(sentinel, service)
             except redis.exceptions.NoPermissionError as exc:
@@ -271,11 +288,8 @@ def _sentinel_state(settings: Settings) -> tuple[SentinelView, list[str]]:
                     "name in the URL, or make it watch the master (SENTINEL MONITOR)"
                 )
             except (redis.RedisError, OSError) as exc:
-                warnings.append(
-                    f"sentinel {where} of the URL does not answer ({exc}): start it again "
-                    "(taking it out of the URL only stops this client asking it: a failover "
-                    "still needs a majority of all the sentinels configured)"
-                )
+                note_unanswered(sentinel, exc)
+                warnings.append(_sentinel_silent(where, str(exc)))
     finally:
         client.close()
     if not views:
