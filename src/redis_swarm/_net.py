@@ -1,5 +1,6 @@
 """Network facts the faces share (the dashboard, ``swarm a2a``, the MCP server's HTTP
-transport)."""
+transport), and what a bare connection to each address of a URL meets (``knock``: the
+doctor's report of a server it cannot reach)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._config import url_host
+from ._config import Settings, url_host
 from ._errors import ConfigError
 from ._printable import printable
 
@@ -22,6 +23,7 @@ __all__ = [
     "every_interface",
     "http_url",
     "is_loopback",
+    "knock",
     "listen",
     "loopback_only",
     "shown_host",
@@ -232,3 +234,63 @@ def announced_host(host: str) -> tuple[str, bool]:
 def every_interface(host: str) -> str:
     """What a served URL's line adds for IPv4's wildcard ``host`` (else nothing)."""
     return f"listening on every interface ({host}); " if _every_ipv4_interface(host) else ""
+
+
+# How long ``knock`` waits for each address: it says whether anything listens, not how fast.
+KNOCK_TIMEOUT_S = 1.0
+
+
+def knock(settings: Settings, timeout_s: float = KNOCK_TIMEOUT_S) -> dict[str, str]:
+    """What a bare connection to each address of ``settings``' URL meets (its server, the
+    sentinels or the cluster's nodes it names, its unix socket), in words: for a server that
+    could not be reached, where the trouble starts (nothing listening, no answer, a name
+    that does not resolve, a socket file missing or not the user's), or that it is past the
+    connection (TLS, a password, the server's answer). Nothing is sent. The embedded server:
+    {} (its own error says whether it runs)."""
+    if settings.kind == "embedded":
+        return {}
+    if settings.kind == "unix":
+        return {settings.path or "": _knock_unix(settings.path or "", timeout_s)}
+    nodes = settings.nodes or ((settings.host, settings.port),)
+    return {f"{url_host(host)}:{port}": _knock_tcp(host, port, timeout_s) for host, port in nodes}
+
+
+_REACHED = (
+    "accepts connections: the trouble is past the connection (TLS, a user or password, or "
+    "the server's answer)"
+)
+
+
+def _knock_tcp(host: str, port: int, timeout_s: float) -> str:
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return _REACHED
+    except socket.gaierror as exc:
+        return f"the host name does not resolve ({exc.strerror}): check its spelling and DNS"
+    except ConnectionRefusedError:
+        return "refuses connections: nothing listens on that port (is the server started?)"
+    except TimeoutError:
+        return (
+            f"no answer within {timeout_s:g} s: a firewall, a host that is down or unreachable, "
+            "or a wrong address"
+        )
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
+def _knock_unix(path: str, timeout_s: float) -> str:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout_s)
+        try:
+            sock.connect(path)
+            return _REACHED
+        except FileNotFoundError:
+            return "no such socket file: the server is not running there (or the path is wrong)"
+        except PermissionError:
+            return "the socket is not yours to open: run as its owner, or fix its unixsocketperm"
+        except ConnectionRefusedError:
+            return "refuses connections: the socket file is left from a server that stopped"
+        except TimeoutError:
+            return f"no answer within {timeout_s:g} s: the server is paused or overloaded"
+        except OSError as exc:
+            return exc.strerror or str(exc)

@@ -1004,7 +1004,7 @@ def _unreachable(exc: BaseException, text: str, where: str) -> e.ConnectionFaile
     # (a TLS handshake that timed out is said above, the asyncio client's too: its TLS
     # connections make it apart from the TCP connect, ``_connections.AsyncHandshakeApart``)
     return e.ConnectionFailed(
-        f"cannot reach Redis at {where}: {text or type(exc).__name__}; "
+        f"cannot reach Redis at {where}: {text.rstrip('.') or type(exc).__name__}; "
         f"check that the server runs and the URL is right ({DOCTOR_TELLS_MORE})",
         sent=sent,
     )
@@ -1105,8 +1105,8 @@ def _node_unreachable(where: str, node: str, text: str, tls_port: str) -> str:
         f"cannot reach the Redis Cluster node {node} of {where} ({text.rstrip('.')}): it "
         "serves the slot of what was asked, so this swarm is not served until the node is "
         "back or a replica of it takes over (a master down with no replica leaves its slots "
-        "unserved); check that node and the cluster's state (CLUSTER INFO, CLUSTER NODES; "
-        f"{DOCTOR_TELLS_MORE})" + (f"; {tls_port}" if tls_port else "")
+        "unserved); check that node and the cluster's state (CLUSTER INFO, CLUSTER NODES) "
+        f"({DOCTOR_TELLS_MORE})" + (f"; {tls_port}" if tls_port else "")
     )
 
 

@@ -301,12 +301,15 @@ def _unreachable(app: App, exc: ConnectionFailed) -> None:
     reason = str(exc)
     for said in (f" ({DOCTOR_TELLS_MORE})", f" {DOCTOR_TELLS_MORE}"):
         reason = reason.replace(said, "")
+    from .._net import knock  # (here: `swarm --help` imports this module)
+
     report: dict[str, Any] = {
         "url": settings.url,
         "swarm": settings.swarm,
         "user": settings.shown_user,
         "kind": settings.kind,
         "ok": False,
+        "reached": knock(settings),
         "warnings": [reason],
     }
 
@@ -316,7 +319,10 @@ def _unreachable(app: App, exc: ConnectionFailed) -> None:
 
         table = Table(show_header=False, box=None)
         for key, value in report.items():
-            if key != "warnings":
+            if key == "reached":  # (a row per address: what a bare connection met)
+                for address, met in value.items():
+                    table.add_row(f"[bold]{escape(address)}[/]", escape(met))
+            elif key != "warnings":
                 table.add_row(f"[bold]{key}[/]", escape(str(value)))
         app.out.print(table)
         click.echo(f"error: {printable(reason)}", err=True)  # (as every error: on stderr)
