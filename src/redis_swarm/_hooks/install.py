@@ -45,7 +45,7 @@ from .._client_files import (
 from .._config import mask_url
 from .._errors import ConfigError
 from .._printable import printable
-from .formats import client_event
+from .formats import EVENTS, client_event
 
 __all__ = [
     "HOOK_TIMEOUT_S",
@@ -70,8 +70,6 @@ __all__ = [
 ]
 
 HOOK_TIMEOUT_S = 30
-_EVENTS = ("SessionStart", "UserPromptSubmit", "Stop", "SubagentStart", "SubagentStop",
-           "PreCompact", "SessionEnd")  # fmt: skip
 # A session's end is given little time by the clients (Codex clamps its hooks' timeout to
 # 3 s, warning of a longer one; Claude Code waits 1.5 s for them all): asked for no more.
 _SESSION_END_TIMEOUT_S = 3
@@ -104,7 +102,7 @@ def settings_path(
 # Every name a client gives an event (any case, as ``swarm hook`` takes it): a command that
 # runs ``... hook NAME`` with one of these is a hook of ours.
 _EVENT_NAMES = frozenset(
-    name.lower() for event in _EVENTS for c in _FILE if (name := client_event(event, c))
+    name.lower() for event in EVENTS for c in _FILE if (name := client_event(event, c))
 )
 # The module a ``python -m`` runs the CLI as.
 _MODULES = ("redis_swarm", "redis_swarm.cli")
@@ -161,7 +159,7 @@ def _split(group: Any) -> tuple[Any, list[Any]]:
 def entries(client: str, command: list[str], options: list[str]) -> dict[str, list[Any]]:
     """Event name -> our one group, for every event ``client`` has."""
     out: dict[str, list[Any]] = {}
-    for event in _EVENTS:
+    for event in EVENTS:
         name = client_event(event, client)
         if name is None:
             continue

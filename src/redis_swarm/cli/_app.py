@@ -445,6 +445,8 @@ class _JsonUsageErrorExit1(_JsonUsageError):
 
 # (click 8.2+ shows a group's help, given no subcommand, as a usage error of this class)
 _NO_ARGS_IS_HELP: type[Exception] | tuple[()] = getattr(click.exceptions, "NoArgsIsHelpError", ())
+# (click 8.4+ raises an unknown subcommand as this class, with its "Did you mean" hint)
+_NO_SUCH_COMMAND: type[click.NoSuchCommand] | tuple[()] = getattr(click, "NoSuchCommand", ())
 
 
 def _json_usage_error(ctx: click.Context, exc: click.ClickException) -> click.ClickException:
@@ -507,6 +509,20 @@ class _Group(click.Group):
         if cmd_name not in self.commands and cmd_name in self.lazy:
             importlib.import_module(self.lazy[cmd_name])
         return super().get_command(ctx, cmd_name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            if not isinstance(exc, _NO_SUCH_COMMAND):
+                raise
+            # click draws its "Did you mean" from the commands imported so far: every name
+            # instead, the lazy ones too (naming them imports nothing)
+            raise type(exc)(
+                exc.command_name, possibilities=self.list_commands(ctx), ctx=exc.ctx
+            ) from None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = []
