@@ -27,7 +27,16 @@ from typing import Any
 
 from .._budget import clip as clip_to
 
-__all__ = ["CLIENTS", "MAX_CHARS", "Answer", "canonical_event", "clip", "render"]
+__all__ = [
+    "CLIENTS",
+    "EVENTS",
+    "MAX_CHARS",
+    "Answer",
+    "canonical_event",
+    "client_event",
+    "clip",
+    "render",
+]
 
 CLIENTS = ("claude", "codex", "gemini")
 # Output strings stay under the clients' 10,000-character cap (in UTF-16 code units, as
