@@ -910,6 +910,9 @@ class PassCosts(Record):
     unrecorded_runs: int = 0
     retired_bookkeeping: dict[str, Any] = dataclasses.field(default_factory=dict)
     retired_bookkeeping_runs: int = 0
+    # Per model of ``by_model``: ``{"runs", "runs_without_cost"}``, the runs summed under it
+    # and how many of them reported no cost (its line's cost is then less than was spent).
+    model_runs: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
 
     def shown(self) -> dict[str, Any]:
         """The costs as every face gives them as data (``swarm status --pass --json``, the

@@ -26,6 +26,7 @@ __all__ = [
     "add_model_figures",
     "adds_up",
     "figure_json",
+    "model_names",
     "no_figures",
     "plus",
     "shown_figures",
@@ -384,6 +385,24 @@ def summed_figures(usages: Iterable[Usage | None]) -> dict[str, Any]:
     return shown_figures(total)
 
 
+def _breakdown(usage: Usage) -> dict[str, dict[str, Any]]:
+    """``usage``'s per-model figures, where they are to be summed: none when its CLI gave
+    none, or a breakdown that contradicts its run's figures (``Usage.model_faults``)."""
+    return {} if not usage.models or usage.model_faults() else dict(usage.models)
+
+
+def model_names(usage: Usage | None, model: str | None) -> list[str]:
+    """The models under which a record's runs are summed (``add_model_figures``' rule): those
+    of its usage's per-model figures, else its one model (a faulty breakdown of one model
+    names it), else ``unknown``."""
+    if usage is not None:
+        if models := _breakdown(usage):
+            return list(models)
+        if usage.models and len(usage.models) == 1:
+            return list(usage.models)
+    return [model or "unknown"]
+
+
 def add_model_figures(
     by_model: dict[str, dict[str, float | None]], usage: Usage, model: str | None
 ) -> None:
@@ -395,12 +414,10 @@ def add_model_figures(
     A breakdown that contradicts its run's figures (``Usage.model_faults``: a record stored
     before they were checked) is not summed: all of it goes under its one model, if it names
     one, else as if it named none; the costs per model never say more than the total."""
-    models = usage.models
-    if models and usage.model_faults():
-        model = next(iter(models)) if len(models) == 1 else model
-        models = {}
+    models = _breakdown(usage)
     if not models:
-        add_figures(by_model.setdefault(model or "unknown", no_figures()), usage_figures(usage))
+        only = model_names(usage, model)[0]
+        add_figures(by_model.setdefault(only, no_figures()), usage_figures(usage))
         return
     for name, figures in models.items():
         shown: dict[str, Any] = dict(figures)

@@ -51,7 +51,15 @@ from .._models import (
     unrecorded_run_key,
 )
 from .._protocol import Batch, Cmd, OpContext, Operation, together
-from .._usage import add_figures, add_model_figures, no_figures, shown_figures, usage_figures
+from .._usage import (
+    Usage,
+    add_figures,
+    add_model_figures,
+    model_names,
+    no_figures,
+    shown_figures,
+    usage_figures,
+)
 from .._validate import check_list
 from ._work import LIST_BUDGET, check_label, finding_from, page, synthesis_from, task_from
 from .unrecorded import unrecorded_runs
@@ -302,6 +310,8 @@ class _Tally:
         self.synthesis = no_figures()
         self.unrecorded = no_figures()
         self.by_model: dict[str, dict[str, float | None]] = {}
+        # Per model: the runs summed under it, and how many of them reported no cost.
+        self.model_runs: dict[str, list[int]] = {}
         self.runs = self.unpriced = self.planning_runs = self.synthesis_runs = 0
         self.unrecorded_runs = 0
         self.retired = no_figures()
@@ -344,13 +354,18 @@ class _Tally:
         finding = self.own_reports.pop(run.key, None)
         if finding is not None:
             if run.usage is not None:
-                self.unpriced -= run.usage.cost_usd is not None  # (it was counted unpriced)
+                priced = run.usage.cost_usd is not None
+                self.unpriced -= priced  # (it was counted unpriced)
+                self._count_models(None, finding.model, 0, -priced)
+                self._count_models(run.usage, finding.model, 0, 0)
                 add_figures(self.total, usage_figures(run.usage))
                 add_model_figures(self.by_model, run.usage, finding.model)
             return
         self.runs += 1
         self.unrecorded_runs += 1
-        self.unpriced += run.usage is None or run.usage.cost_usd is None
+        unpriced = run.usage is None or run.usage.cost_usd is None
+        self.unpriced += unpriced
+        self._count_models(run.usage, None, 1, int(unpriced))
         if run.usage is not None:
             figures = usage_figures(run.usage)
             for part in (self.total, self.failed, self.unrecorded):
@@ -368,16 +383,19 @@ class _Tally:
             self.synthesis_runs += run.runs
         else:
             self.planning_runs += run.runs
-        if run.usage is None or run.usage.cost_usd is None:
+        usage = run.usage
+        unpriced = usage is None or usage.cost_usd is None
+        self._count_models(usage, None, run.runs, run.runs if unpriced else 0)
+        if unpriced:
             self.unpriced += run.runs
-            if run.usage is None:
-                return
-        figures = usage_figures(run.usage)
+        if usage is None:
+            return
+        figures = usage_figures(usage)
         part = self.synthesis if synthesis else self.planning
         for sums in (self.total, part, self.retired, *((self.failed,) if run.failed else ())):
             add_figures(sums, figures)
         # (its record's model is in its usage: the pipeline kept it so)
-        add_model_figures(self.by_model, run.usage, None)
+        add_model_figures(self.by_model, usage, None)
 
     def _sum(
         self, record: Finding | Task | Synthesis, part: dict[str, float | None] | None = None
@@ -397,12 +415,28 @@ class _Tally:
             usage, model = record.usage, record.model
             if isinstance(record, Finding) and (where := own_report_run(record)) is not None:
                 self.own_reports[where[1]] = record
+        self._count_models(usage, model, runs, unpriced)
         if usage is not None:
             add_figures(self.total, usage_figures(usage))
             add_model_figures(self.by_model, usage, model)
             if part is not None:
                 add_figures(part, usage_figures(usage))
         return runs
+
+    def _count_models(
+        self, usage: Usage | None, model: str | None, runs: int, unpriced: int
+    ) -> None:
+        """Count ``runs`` (``unpriced`` of them without a cost) under each model their
+        figures are summed under (``model_names``): a model's line that sums runs some of
+        which reported no cost says so, as the total does."""
+        for name in model_names(usage, model):
+            counts = self.model_runs.setdefault(name, [0, 0])
+            counts[0] += runs
+            counts[1] += unpriced
+
+    def _runs_of(self, model: str) -> dict[str, int]:
+        runs, unpriced = self.model_runs.get(model, (0, 0))
+        return {"runs": runs, "runs_without_cost": unpriced}
 
     def costs(
         self, name: str, *, searched_all: bool, corrupt: int, retired: RetiredPass | None
@@ -412,6 +446,7 @@ class _Tally:
             total=shown_figures(self.total),
             failed=shown_figures(self.failed),
             by_model={model: shown_figures(f) for model, f in sorted(self.by_model.items())},
+            model_runs={model: self._runs_of(model) for model in sorted(self.by_model)},
             runs=self.runs,
             runs_without_cost=self.unpriced,
             findings=self.findings,

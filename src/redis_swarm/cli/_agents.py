@@ -150,13 +150,17 @@ def _pass_cost_lines(costs: PassCosts) -> list[str]:
         none = "no agent run recorded yet" if costs.retired is None else RETIRED_RUNS
         lines = [f"pass cost: {none} ({costs.COVERS})"]
     else:
-        models = {printable(model): figures for model, figures in costs.by_model.items()}
-        parts = [figures["cost_usd"] for figures in models.values()]
+        shown = {model: printable(model) for model in costs.by_model}
+        parts = [figures["cost_usd"] for figures in costs.by_model.values()]
         money = Money()
         note = unpriced_note(costs.runs, costs.runs_without_cost)
         lines = [f"pass cost: {money.line(total, parts)}{note} ({costs.COVERS})"]
-        width = max(map(len, models), default=0)
-        lines += [f"  {model.ljust(width)}  {money.line(f)}" for model, f in models.items()]
+        width = max(map(len, shown.values()), default=0)
+        for model, figures in costs.by_model.items():
+            # (a model's line summing runs that reported no cost says so, as the total does)
+            of_model = costs.model_runs.get(model, {})
+            said = unpriced_note(of_model.get("runs", 0), of_model.get("runs_without_cost", 0))
+            lines.append(f"  {shown[model].ljust(width)}  {money.line(figures)}{said}")
         if any(value is not None for value in costs.failed.values()):
             lines.append(f"  of it, failed and refused runs: {money.line(costs.failed)}")
         # (what a demanding reader asks next: how much of it was planning and synthesis)
