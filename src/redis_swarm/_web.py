@@ -313,20 +313,28 @@ class AccessGuard:
         """A 403's words for a request a page of another site sent (``origin``): without a
         token, a web page anyone's browser opens could otherwise post to a face on its
         loopback (a form's POST needs no permission of the browser's)."""
+        # (said once, "has no token": it once ended with ``_local_only``'s sentence whole)
         return (
             f"{self.what} has no token and takes no request from a page of another site "
-            f"(Origin {origin[:80]!r}); {self._local_only()}"
+            f"(Origin {origin[:80]!r}): send it from a page of its own ({self._own_urls()}) "
+            "or from a program (which sends no Origin), or start it with --token, which "
+            "the page must then send"
         )
 
     def _local_only(self) -> str:
         """A 403's words: the addresses a face without a token answers to."""
-        name, url = "", ""
-        if self.own_name is not None:
-            name, url = f" and {self.own_name}", f" or http://{url_host(self.own_name)}"
+        name = "" if self.own_name is None else f" and {self.own_name}"
         return (
             f"{self.what} has no token and answers only to localhost{name}: open it as "
-            f"http://127.0.0.1{url}, or start it with --token"
+            f"{self._own_urls()}, or start it with --token"
         )
+
+    def _own_urls(self) -> str:
+        """The URLs a face without a token is served at: ``http://127.0.0.1``, and its own
+        ``--host``'s name when it has one."""
+        if self.own_name is None:
+            return "http://127.0.0.1"
+        return f"http://127.0.0.1 or http://{url_host(self.own_name)}"
 
 
 def _json(data: Any, status: int) -> Response:

@@ -51,15 +51,18 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from a2a.server.context import ServerCallContext
 from a2a.server.routes.common import DefaultServerCallContextBuilder
+from a2a.utils.constants import DEFAULT_LIST_TASKS_PAGE_SIZE, MAX_LIST_TASKS_PAGE_SIZE
 from a2a.utils.error_handlers import build_rest_error_payload
 from a2a.utils.errors import JSON_RPC_ERROR_CODE_MAP, InvalidParamsError
-from google.protobuf.descriptor import Descriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.json_format import ParseError
 from google.protobuf.message import Message as ProtoMessage
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -82,14 +85,19 @@ __all__ = [
     "TIMESTAMP_NAMES",
     "BodyLimit",
     "HttpJsonOnly",
+    "NumberTooLong",
     "QueryChecks",
     "RawContextBuilder",
     "ReadableBodies",
+    "bad_integers",
     "bad_timestamp",
     "body_of",
     "check_members",
+    "is_integer",
     "json_name",
+    "json_of",
     "max_body_bytes",
+    "not_an_integer",
     "not_an_object",
     "raw_param",
     "send_json",
@@ -309,6 +317,30 @@ class HttpJsonOnly:
         raise NotImplementedError
 
 
+class NumberTooLong(ValueError):
+    """A JSON number of more digits than Python reads (``json_of``), said in words."""
+
+
+def _read_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    most = sys.get_int_max_str_digits()
+    if most and digits > most:
+        raise NumberTooLong(
+            f"the request body holds a number of {digits:,} digits, over the {most:,} this "
+            "A2A server reads: send a whole number in its member's range (or, in a data "
+            "part or metadata, a long number as a string)"
+        )
+    return int(text)
+
+
+def json_of(body: bytes) -> Any:
+    """``body`` parsed as JSON, a number of more digits than Python reads refused in words
+    (``NumberTooLong``; Python's own said "Exceeds the limit (4300 digits) for integer
+    string conversion", and the SDK's JSON-RPC route answered it -32603, an internal
+    error, with a traceback in the log); other ValueErrors as ``json.loads`` raises them."""
+    return json.loads(body, parse_int=_read_int)
+
+
 def not_an_object(body: bytes) -> str | None:
     """What is wrong with ``body``, sent to an HTTP+JSON route, if it is no JSON object (see
     the module); None for one, or for no body at all. (A body ``unreadable`` refuses is
@@ -316,7 +348,9 @@ def not_an_object(body: bytes) -> str | None:
     if not body.strip():
         return None
     try:
-        sent = json.loads(body)
+        sent = json_of(body)
+    except NumberTooLong as exc:
+        return str(exc)
     except ValueError as exc:
         return f"the request body is not JSON ({exc}): send a JSON object of the request's members"
     if isinstance(sent, dict):
@@ -352,7 +386,11 @@ class QueryChecks(HttpJsonOnly):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         query = QueryParams(scope.get("query_string", b""))
-        refusal = first_given_twice(query.multi_items()) or bad_timestamp(query, "query parameter ")
+        refusal = (
+            first_given_twice(query.multi_items())
+            or bad_timestamp(query, "query parameter ")
+            or bad_integers(query, "query parameter ")
+        )
         if refusal is None:
             await self.app(scope, receive, send)
             return
@@ -427,16 +465,102 @@ def check_members(context: ServerCallContext, params: ProtoMessage) -> None:
 
 def wrong_member(sent: dict[str, Any], message: Descriptor, named: str) -> str | None:
     """Why parameters ``sent`` (of type ``message``) are refused, if they hold a member
-    that A2A makes an object as another JSON value (see ``check_members``); ``named``: how
-    the client names a member of them (``params.``)."""
+    that A2A makes an object as another JSON value (see ``check_members``), or a member
+    that A2A makes an integer as anything but a whole number in its range
+    (``not_an_integer``); ``named``: how the client names a member of them (``params.``)."""
     found = _not_an_object(sent, message)
-    if found is None:
-        return None
-    path, value, kind = found
-    return (
-        f"{named}{path} is {json_name(value)}; it must be an object (A2A's {kind}, of named "
-        "members)"
-    )
+    if found is not None:
+        path, value, kind = found
+        return (
+            f"{named}{path} is {json_name(value)}; it must be an object (A2A's {kind}, of "
+            "named members)"
+        )
+    number = _not_an_integer(sent, message)
+    if number is not None:
+        return not_an_integer(f"{named}{number[0]}", number[1])
+    return None
+
+
+# The integers A2A's requests hold (int32: pageSize, historyLength), as protobuf reads them
+# from JSON: a number or a string of one. Anything else, or one past the range, protobuf
+# refused in its own words ("Failed to parse pageSize field: invalid literal for int() with
+# base 10: 'abc'", "Couldn't parse non-integer string", Python's "Exceeds the limit (4300
+# digits)" for a longer one), naming no value to send.
+_INT32 = (-(2**31), 2**31 - 1)
+_INTEGER = re.compile(r"-?[0-9]{1,10}", re.ASCII)  # (longer is out of range: never read)
+# What each integer member is, said with its refusal (its name as JSON and as protobuf).
+_INTEGER_WORDS = {
+    "pageSize": (
+        f"how many tasks a page holds, 1 to {MAX_LIST_TASKS_PAGE_SIZE} (left out: "
+        f"{DEFAULT_LIST_TASKS_PAGE_SIZE})"
+    ),
+    "historyLength": (
+        "how many of the task's newest messages to return, 0 for none (left out: all)"
+    ),
+}
+_INTEGER_WORDS |= {"page_size": _INTEGER_WORDS["pageSize"]}
+_INTEGER_WORDS |= {"history_length": _INTEGER_WORDS["historyLength"]}
+
+
+def is_integer(value: Any) -> bool:
+    """Whether ``value`` (decoded JSON, or a query's text) is a whole number of int32's
+    range as protobuf reads one: a JSON number, or a string of ASCII digits."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, float):
+        return value.is_integer() and _INT32[0] <= value <= _INT32[1]
+    if isinstance(value, str):
+        if _INTEGER.fullmatch(value) is None:
+            return False
+        value = int(value)
+    return isinstance(value, int) and _INT32[0] <= value <= _INT32[1]
+
+
+def not_an_integer(named: str, value: Any) -> str:
+    """What a member that A2A makes an integer (``named``: as the client names it) is told
+    when ``value`` is none (``is_integer``): what it got, and what to give."""
+    name = named.rpartition(".")[2].removeprefix("query parameter ")
+    if isinstance(value, str):
+        shown = (
+            repr(value) if len(value) <= 45 else f"{value[:45]!r}... ({len(value):,} characters)"
+        )
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        shown = json_name(value)
+    elif isinstance(value, float) and not value.is_integer():
+        shown = f"{value:g}, not a whole number"
+    else:
+        shown = "out of range"
+    what = _INTEGER_WORDS.get(name, f"a whole number, {_INT32[0]:,} to {_INT32[1]:,}")
+    return f"{named} is {shown}: give a whole number in ASCII digits: {what}"
+
+
+def _not_an_integer(params: dict[str, Any], message: Descriptor) -> tuple[str, Any] | None:
+    """The first member of ``params`` that ``message`` makes an integer but is no whole
+    number of its range (``is_integer``), at any depth: its path, its value. null is no
+    value (as protobuf reads it)."""
+    for name, value in params.items():
+        field = message.fields_by_camelcase_name.get(name) or message.fields_by_name.get(name)
+        if field is None or value is None or field.is_repeated:
+            continue
+        kind = field.message_type
+        if kind is None:
+            if field.type == FieldDescriptor.TYPE_INT32 and not is_integer(value):
+                return name, value
+            continue
+        if isinstance(value, dict) and not kind.full_name.startswith("google.protobuf."):
+            inner = _not_an_integer(value, kind)
+            if inner is not None:
+                return f"{name}.{inner[0]}", inner[1]
+    return None
+
+
+def bad_integers(params: Mapping[str, Any], named: str) -> str | None:
+    """Why a query's integer parameter (``pageSize``, ``historyLength``) is refused, if one
+    is (``not_an_integer``); ``named``: how the client names one (``query parameter ``)."""
+    for name, value in params.items():
+        if name in _INTEGER_WORDS and not is_integer(value):
+            return not_an_integer(f"{named}{name}", value)
+    return None
 
 
 # JSON's names of the values a JSON object decodes to, but an object.

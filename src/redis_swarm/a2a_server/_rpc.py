@@ -24,7 +24,6 @@ last the task's whole run), and a ``SubscribeToTask`` not at all (it only reads)
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -33,9 +32,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._codec import dumps
 from ._request import (
+    NumberTooLong,
     bad_timestamp,
     body_of,
     json_name,
+    json_of,
     send_json,
     unreadable,
     with_body,
@@ -87,7 +88,11 @@ class RpcChecks:
         if not_json is not None:  # (no id can be read: null, as JSON-RPC 2.0 says)
             await _rpc_error(send, None, _PARSE_ERROR, f"Parse error: {not_json}")
             return
-        request = _request_of(body_of(scope))
+        try:
+            request = _request_of(body_of(scope))
+        except NumberTooLong as exc:  # (no id can be read: null)
+            await _rpc_error(send, None, _PARSE_ERROR, f"Parse error: {exc}")
+            return
         if request is None:  # not valid JSON-RPC 2.0: the SDK says what is wrong
             await self.app(scope, receive, send)
             return
@@ -114,9 +119,12 @@ class RpcChecks:
 
 def _request_of(body: bytes) -> dict[str, Any] | None:
     """The body as a JSON-RPC 2.0 request with a method name and a valid id (or none); None
-    when it is not one."""
+    when it is not one. Raises NumberTooLong for a body holding a number too long to read
+    (``json_of``)."""
     try:
-        request = json.loads(body)
+        request = json_of(body)
+    except NumberTooLong:
+        raise
     except ValueError:
         return None
     if not isinstance(request, dict) or not isinstance(request.get("method"), str):

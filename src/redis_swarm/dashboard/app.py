@@ -449,12 +449,23 @@ def _params(request: Request, *names: str) -> dict[str, str]:
     return given
 
 
+def _given_empty(name: str, said: str, give: str, left_out: str) -> _BadRequest:
+    """The refusal of parameter ``name`` given with no value (``?limit=``, ``?types=,``):
+    never read as left out, which the request did not do. Every parameter so refused says
+    it so: what it ``said``, what to ``give``, and what leaving it out is."""
+    return _BadRequest(f"{name} {said}: give {give}, or leave {name} out for {left_out}")
+
+
 def _limit(params: dict[str, str], name: str, default: int) -> int:
     """The count parameter ``name``: 1 to MAX_LIMIT in ASCII digits, ``default`` when
-    absent; a bad one is refused naming it."""
+    absent; a bad one, an empty one included, is refused naming it."""
     raw = params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
+    if raw == "":
+        raise _given_empty(
+            name, "is empty", f"a count, 1 to {MAX_LIMIT} in ASCII digits", str(default)
+        )
     if not (raw.isascii() and raw.isdigit()):  # (int() also takes '１', ' 5', '+5', '1_0')
         raise _BadRequest(
             f"{name} {raw[:45]!r} is not a number: use 1 to {MAX_LIMIT}, in ASCII digits"
@@ -475,12 +486,34 @@ def _flag(params: dict[str, str], name: str) -> bool:
     return _FLAGS[raw]
 
 
+# The most digits of a ``?since=`` time read as a number: a time in epoch ms has 13 today,
+# and the core says of any up to 20 (a 64-bit integer) that is after the year 9999 that it
+# is in the future. Python reads no integer of over 4,300 digits (its words were a 500).
+_MAX_SINCE_DIGITS = 20
+
+
 def _since(raw: str | None) -> str | int | None:
     """``?since=`` as the core takes it: digits are a time in epoch ms (a query string is
-    always text; the core reads a str as an event id), anything else an event id."""
-    if not raw:
+    always text; the core reads a str as an event id), anything else an event id. Given
+    empty, or as more digits than any time has, it is refused."""
+    if raw is None:
         return None
-    return int(raw) if raw.isascii() and raw.isdigit() else raw
+    if raw == "":
+        raise _given_empty(
+            "since",
+            "is empty",
+            "an event id this stream sent (like '1717000000000-0') or a time in epoch ms",
+            "the events from now on",
+        )
+    if not (raw.isascii() and raw.isdigit()):
+        return raw
+    if len(raw) > _MAX_SINCE_DIGITS:
+        raise _BadRequest(
+            f"since {raw[:45]}... ({len(raw):,} digits) is no time: a time in epoch ms has 13 "
+            "digits (give one up to now, or an event id this stream sent, like "
+            "'1717000000000-0'), or leave since out for the events from now on"
+        )
+    return int(raw)
 
 
 def _types(raw: str | None) -> list[str] | None:
@@ -491,9 +524,11 @@ def _types(raw: str | None) -> list[str] | None:
         return None
     names = [name.strip() for name in raw.split(",") if name.strip()]
     if not names:
-        raise _BadRequest(
-            "types names no event type: give one or more, comma-separated (task.completed, "
-            "or an area: task, task.*), or leave types out for every type"
+        raise _given_empty(
+            "types",
+            "names no event type",
+            "one or more, comma-separated (task.completed, or an area: task, task.*)",
+            "every type",
         )
     type_filter(names)  # (a ValidationError: a 400 saying what to give)
     return names

@@ -15,16 +15,25 @@ a number written as one (``"10"``) is still taken, and so are the strings ``"tru
 ``"false"`` for a boolean (no other). A whole number too big for pydantic's integers
 (``1e300``) is handed on as the integer it is, so that the check of its range says the
 range (pydantic said "Unable to parse input string as an integer, exceeded maximum size").
+An integer longer than ``_MAX_INT_DIGITS`` digits, as a number or as a string, is refused
+by its range without being read (Python reads no integer of over 4,300 digits, and said
+"Exceeds the limit (4300 digits) for integer string conversion" where the range belonged),
+or, for an argument whose range the tool checks itself (a priority), by its digits (the
+tool, which reads it as a float, failed on one of over 308). A float (``1e300``) is read as
+before.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
+import re
 import types
 import typing
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
+from annotated_types import Ge, Le
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
@@ -70,6 +79,47 @@ def _only_a_flag(annotation: Any) -> bool:
 # string): JSON's words, nothing looser.
 _FLAG_WORDS = {"true": True, "false": False}
 
+# The most digits an integer argument is read with: any argument's range is far narrower,
+# and Python reads none of over 4,300 digits (see the module). A longer one is refused by
+# its range (``_too_long``), unread.
+_MAX_INT_DIGITS = 100
+_TOO_BIG: int = 10**_MAX_INT_DIGITS
+# An integer written as a string, as pydantic reads one (a sign, digits, underscores).
+_INT_TEXT = re.compile(r"\s*[+-]?[0-9_]+\s*")
+
+
+def _too_long(value: Any) -> bool:
+    """Whether ``value`` is an integer, or a string of one, of over ``_MAX_INT_DIGITS``
+    digits."""
+    if isinstance(value, int):
+        return abs(value) >= _TOO_BIG
+    return (
+        isinstance(value, str)
+        and len(value) > _MAX_INT_DIGITS
+        and _INT_TEXT.fullmatch(value) is not None
+        and sum(c.isdigit() for c in value) > _MAX_INT_DIGITS
+    )
+
+
+def _out_of_range(field: Any, value: Any) -> PydanticCustomError:
+    """The refusal of an integer too long to read (``_too_long``) given for ``field``: by
+    the bound of its range it is past, as pydantic would say it (``_MUST``), else (a range
+    the tool checks itself: a priority's) by the digits an integer may have. (A float is
+    no such integer: ``1e300`` is handed on, and its range said by the tool.)"""
+    negative = value < 0 if isinstance(value, int) else value.strip().startswith("-")
+    for bound in field.metadata:
+        if negative and isinstance(bound, Ge):
+            return PydanticCustomError(
+                "greater_than_equal", "must be at least {ge}", {"ge": bound.ge}
+            )
+        if not negative and isinstance(bound, Le):
+            return PydanticCustomError("less_than_equal", "must be at most {le}", {"le": bound.le})
+    return PydanticCustomError(
+        "int_too_long",
+        "must be an integer of at most {digits} digits",
+        {"digits": _MAX_INT_DIGITS},
+    )
+
 
 class NoFlagForANumber(BaseModel):
     """A model that refuses true or false given for a number (pydantic takes them for 1 and
@@ -96,6 +146,8 @@ class NoFlagForANumber(BaseModel):
             raise PydanticCustomError("flag", "must be true or false")
         if isinstance(value, float) and value.is_integer() and _takes_an_integer(field.annotation):
             return int(value)  # (exact: 1e300 is a whole number; pydantic refused it unranged)
+        if _too_long(value) and _takes_an_integer(field.annotation):
+            raise _out_of_range(field, value)
         return value
 
 
@@ -314,4 +366,12 @@ def _number(value: Any) -> str:
 
 
 def _shown(value: Any) -> str:
+    if isinstance(value, int) and abs(value) >= _TOO_BIG:  # (maybe no str(): see the module)
+        return f"a number of {_digits(abs(value)):,} digits"
     return clip(dumps(value), 80, "too long to show")
+
+
+def _digits(value: int) -> int:
+    """How many digits positive ``value`` has, counted without writing it."""
+    digits = int(value.bit_length() * math.log10(2)) + 1  # (this, or one more)
+    return digits if value >= 10 ** (digits - 1) else digits - 1

@@ -103,7 +103,9 @@ class SessionsFull:
     The SDK's own refusal
     (503, a request that names no session: nothing else of the SDK answers 503) says the
     bound and what to do too, where the SDK's says only "Too many open sessions": its
-    JSON-RPC error is kept (its code, ``id`` null), only its message changes."""
+    JSON-RPC error is kept (its code), only its message changes. Either refusal answers
+    with the request's ``id``, as JSON-RPC asks, when its body can be read (``_request_id``;
+    the SDK's said null); null when not."""
 
     def __init__(
         self, app: ASGIApp, max_sessions: int, sessions: SessionRegistry | None = None
@@ -174,10 +176,12 @@ class SessionsFull:
             version is None or version.decode("latin-1") in HANDSHAKE_PROTOCOL_VERSIONS
         )
         if opening and self.sessions is not None and not await self.sessions.has_room():
-            await self._refuse(send, _REFUSAL, _REFUSAL_BODY)
+            sent = await _read_body(receive)
+            await self._refuse(send, _REFUSAL, _REFUSAL_BODY, _request_id(sent))
             return
         refusal: Message | None = None
         body = b""
+        request = _Body(receive)
 
         async def say(message: Message) -> None:
             nonlocal refusal, body
@@ -189,14 +193,17 @@ class SessionsFull:
                 return
             body += message.get("body", b"")
             if not message.get("more_body", False):
-                await self._refuse(send, refusal, body)
+                await self._refuse(send, refusal, body, _request_id(request.read()))
 
-        await self.app(scope, receive, say)
+        await self.app(scope, request.receive, say)
 
-    async def _refuse(self, send: Send, start: Message, body: bytes) -> None:
+    async def _refuse(
+        self, send: Send, start: Message, body: bytes, request_id: RequestId | None
+    ) -> None:
         try:
             reply = json.loads(body)
             reply["error"]["message"] = self.message
+            reply["id"] = request_id
             body = json.dumps(reply).encode()
         except (ValueError, KeyError, TypeError):  # (not the SDK's JSON-RPC error: as sent)
             pass
@@ -206,7 +213,8 @@ class SessionsFull:
         await send({"type": "http.response.body", "body": body})
 
 
-# A refusal of ours, made as the SDK makes its own (``_refuse`` fills in the message).
+# A refusal of ours, made as the SDK makes its own (``_refuse`` fills in the message and the
+# request's id).
 _REFUSAL: Message = {
     "type": "http.response.start",
     "status": 503,
@@ -318,6 +326,68 @@ class _Call:
         return "".join(events).encode()
 
 
+# The most of a request's body kept to read its id when it is refused (an ``initialize`` is a
+# few hundred bytes): past it, the refusal's id is null, as of a body that cannot be read.
+_ID_READ_BYTES = 64 * 1024
+
+
+class _Body:
+    """A request's body as the app receives it, kept (up to ``_ID_READ_BYTES``) to read
+    its id should the app's answer be refused."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._chunks: list[bytes] = []
+        self._kept = 0
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request" and not self.over:
+            chunk = message.get("body", b"")
+            self._chunks.append(chunk)
+            self._kept += len(chunk)
+        return message
+
+    @property
+    def over(self) -> bool:
+        return self._kept > _ID_READ_BYTES
+
+    def read(self) -> bytes:
+        """The body received, b"" when over ``_ID_READ_BYTES`` (no id read then)."""
+        return b"" if self.over else b"".join(self._chunks)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    """A request's body, read here (the app never sees the request), b"" when over
+    ``_ID_READ_BYTES`` or gone before its end."""
+    body = _Body(receive)
+    while True:
+        message = await body.receive()
+        if message["type"] != "http.request":
+            return b""
+        if not message.get("more_body", False) or body.over:
+            return body.read()
+
+
+def _is_id(value: object) -> bool:
+    """Whether ``value`` is a JSON-RPC request id: a string or an integer (not true or
+    false, which Python counts as integers)."""
+    return isinstance(value, str | int) and not isinstance(value, bool)
+
+
+def _request_id(body: bytes) -> RequestId | None:
+    """The id of the one JSON-RPC request ``body`` holds; None when it holds none, or a
+    batch, or is no JSON (an integer too long for Python's parser included)."""
+    try:
+        sent = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(sent, dict) and _is_id(sent.get("id")):
+        request_id: RequestId = sent["id"]
+        return request_id
+    return None
+
+
 def _request_ids(body: bytes) -> list[RequestId]:
     """The ids of the JSON-RPC requests a POST carries (one, or a batch of an older
     revision); none when it is no JSON-RPC the SDK would serve (it answers that itself)."""
@@ -327,7 +397,5 @@ def _request_ids(body: bytes) -> list[RequestId]:
         return []
     messages = sent if isinstance(sent, list) else [sent]
     return [
-        m["id"]
-        for m in messages
-        if isinstance(m, dict) and "method" in m and isinstance(m.get("id"), (str, int))
+        m["id"] for m in messages if isinstance(m, dict) and "method" in m and _is_id(m.get("id"))
     ]

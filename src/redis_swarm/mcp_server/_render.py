@@ -13,6 +13,7 @@ from mcp_types import CallToolResult, ContentBlock, TextContent
 from .. import _hints as hints
 from .._codec import dumps, iso
 from .._context_records import ContextInfo, GrepLine
+from .._env import DOCTOR_TELLS_MORE
 from .._errors import (
     AlreadyCompleted,
     ConnectionFailed,
@@ -83,6 +84,12 @@ _LOGIN_REFUSED = (
     "this MCP server with the new SWARM_URL"
 )
 
+# How the hint of a ConnectionFailed names the doctor. The core's message may name it too
+# (``DOCTOR_TELLS_MORE``, which this server words its own way: it is cut out of the message)
+# or say it another way (an embedded server that does not answer: "'swarm doctor' checks
+# it"): the hint is then left out, never saying the doctor twice (``_said_once``).
+_DOCTOR = "run `swarm doctor`"
+
 _HINTS: tuple[tuple[type[SwarmError], str], ...] = (
     (AlreadyCompleted, "do not report again; claim the next task with claim_task"),
     (LeaseLost, "stop working on this task; claim another with claim_task"),
@@ -90,10 +97,7 @@ _HINTS: tuple[tuple[type[SwarmError], str], ...] = (
     (ValidationError, "fix that argument and call again"),
     (PermissionDenied, "this MCP server's Redis user may not do this: ask the swarm's operator"),
     # (Also a full server, or a read-only replica: the message says which.)
-    (
-        ConnectionFailed,
-        "the swarm's Redis cannot take this now: check SWARM_URL, run `swarm doctor`",
-    ),
+    (ConnectionFailed, f"the swarm's Redis cannot take this now: check SWARM_URL, {_DOCTOR}"),
 )
 
 
@@ -238,6 +242,8 @@ def tool_error(exc: SwarmError, role: str = EVERY_TOOL_ROLE) -> ToolError:
     translated by ``TOOL_WORDS`` as ``role``'s server says them, or one added when it names
     no tool)."""
     said = hints.reworded(str(exc) or type(exc).__name__, tool_words(role))
+    if isinstance(exc, ConnectionFailed):
+        said = _said_once(said)
     message = f"{type(exc).__name__}: {said}"
     if login_refused(exc):  # (not a right its user lacks: no call passes until a restart)
         return ToolError(f"{message} ({_LOGIN_REFUSED})")
@@ -249,10 +255,20 @@ def tool_error(exc: SwarmError, role: str = EVERY_TOOL_ROLE) -> ToolError:
         return ToolError(message)
     for kind, hint in _HINTS:
         if isinstance(exc, kind):
+            if kind is ConnectionFailed and "swarm doctor" in said:
+                return ToolError(message)  # (the core named the doctor its own way)
             if "claim_task" in hint and not _offers(role, "claim_task"):
                 hint = hint.partition(";")[0]  # (the rest sends it to a tool it lacks)
             return ToolError(f"{message} ({hint})")
     return ToolError(message)
+
+
+def _said_once(said: str) -> str:
+    """A ConnectionFailed's words without the core's pointer to the doctor
+    (``DOCTOR_TELLS_MORE``), which this server's hint says (``_DOCTOR``)."""
+    for pointer in (f" ({DOCTOR_TELLS_MORE})", f" {DOCTOR_TELLS_MORE}"):
+        said = said.replace(pointer, "")
+    return said
 
 
 def failed_call(tool: str, said: object) -> str:
