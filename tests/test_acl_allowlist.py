@@ -289,6 +289,9 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     second = worker.claim(["q"], worker=me.id)
     assert second is not None
     worker.fail(second.id, second.token, "no", retry=False)
+    # (what the failed run cost, told after its failure: the worker that failed it may)
+    costed = worker.add_failed_usage(second.id, second.token, Usage("reported", cost_usd=0.1))
+    assert costed.failed_usage is not None and costed.failed_usage.cost_usd == 0.1
     third = worker.claim("q", worker=me.id)
     assert third is not None
     worker.release(third.id, third.token)

@@ -88,7 +88,8 @@ def test_claudes_total_under_its_models_keeps_the_run_and_takes_the_larger(
     assert read.usage is not None and read.usage.faults() == []
     assert read.usage.cost_usd == 0.9 and read.usage.models["claude-opus"]["cost_usd"] == 0.9
     assert read.warning == (
-        "usage figures below their models' sum, the sum taken: cost_usd 0.5 under the models' 0.9"
+        "usage figures below their models' sum, the sum taken: cost_usd $0.5000 under the "
+        "models' $0.9000"
     )
     # (0.1 + 0.2 is not 0.3 in floats: models adding up to the run's are taken, unsaid)
     noise = claude("done", 0.3, modelUsage={"a": {"costUSD": 0.1}, "b": {"costUSD": 0.2}})

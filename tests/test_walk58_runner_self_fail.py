@@ -1,7 +1,9 @@
 """``swarm run`` when its agent failed its own task (``swarm task fail`` with the run's token)
-and then printed what the run cost: the agent's fail stands (its last word), and the run's
-line says where that cost went. Before, it said "not on its finding" (a failed task has
-none) whether or not the agent's fail recorded a cost. Real server, scripted agents."""
+and then printed what the run cost: the agent's fail stands (its last word), the run's cost
+reaches the task's ``failed_usage`` (added to that failure when its fail gave none:
+``add_failed_usage``), and the run's line says where that cost went. Before, it said "not
+on its finding" (a failed task has none) whether or not the agent's fail recorded a cost,
+and then that the cost was not in the task's. Real server, scripted agents."""
 
 from __future__ import annotations
 
@@ -24,9 +26,10 @@ RESULT = '{"type": "result", "is_error": false, "result": "done", "total_cost_us
 def test_a_self_failed_run_says_where_its_cost_went(
     redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str | None
 ) -> None:
-    """Without ``--usage`` on its fail, the task records no cost of the run, and the line
-    says so (and how to give one); with it, the task records it, and the line says only
-    that the run's total counts it. Either way the outcome is the agent's: FAILED, retried."""
+    """Without ``--usage`` on its fail, the pool adds the run's cost to that failure, and
+    the line says it is in the task's failed cost; with it, the task records what the fail
+    gave, and the line says only that the run's total counts it. Either way the outcome is
+    the agent's: FAILED, retried, one failure."""
     name = f"selffail-{time.monotonic_ns()}"
     swarm = Swarm(redis_url, swarm=name)
     (posted,) = swarm.post_tasks([{"queue": QUEUE, "description": "one", "max_attempts": 3}])
@@ -47,10 +50,12 @@ def test_a_self_failed_run_says_where_its_cost_went(
     assert "finding" not in outcome.detail, outcome.detail
     assert "its run cost $0.2500, counted in this run's total" in outcome.detail
     assert task.failures == 1 and task.last_error == "boom", task
+    assert task.failed_run_count == 1 and task.status.value == "delayed", task
     if given is None:
-        assert task.failed_usage is None, task
-        assert "not in the cost its task records" in outcome.detail, outcome.detail
-        assert "swarm task fail --usage" in outcome.detail, outcome.detail
+        assert task.failed_usage is not None and task.failed_usage.cost_usd == 0.25, task
+        assert outcome.detail.endswith(
+            "counted in this run's total and in its task's failed cost (failed_usage)"
+        ), outcome.detail
     else:
         assert task.failed_usage is not None and task.failed_usage.cost_usd == 0.25, task
         assert outcome.detail.endswith("counted in this run's total"), outcome.detail

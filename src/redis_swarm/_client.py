@@ -551,6 +551,7 @@ class _Shell:
     claim: _Overloaded[SyncClaim, AsyncClaim] = _Overloaded(claiming.claim)
     renew = _Op(tasks.renew)
     fail = _Op(tasks.fail)
+    add_failed_usage = _Op(tasks.add_failed_usage)
     release = _Op(tasks.release)
     cancel = _Op(tasks.cancel)
     requeue_dead = _Op(tasks.requeue_dead)

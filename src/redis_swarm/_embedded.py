@@ -31,20 +31,38 @@ from pathlib import Path
 from ._config import DEFAULT_HOME
 from ._errors import EmbeddedServerError
 
-__all__ = ["Binary", "EmbeddedServer", "find_redis_server", "same_file", "swarm_command"]
+__all__ = [
+    "Binary",
+    "EmbeddedServer",
+    "find_redis_server",
+    "same_file",
+    "stops_it",
+    "swarm_command",
+]
 
 MIN_VERSION = (6, 2)
 ENV_VAR = "SWARM_REDIS_SERVER"
 _VERSION = re.compile(r"v=(\d+)\.(\d+)\.(\d+)")
 
 
-def swarm_command(home: Path | str, words: str) -> str:
+def swarm_command(home: Path | str, words: str, *, named: bool = False) -> str:
     """``swarm WORDS`` as typed for the embedded server under ``home``: with ``--home`` when
-    it is not the default home (a plain ``swarm WORDS`` would reach the default one)."""
+    it is not the default home (a plain ``swarm WORDS`` would reach the default one), or
+    when ``named`` (see ``stops_it``)."""
     given = Path(home).expanduser()
-    if {given.absolute(), given.resolve()} & {DEFAULT_HOME.absolute(), DEFAULT_HOME.resolve()}:
+    default = {DEFAULT_HOME.absolute(), DEFAULT_HOME.resolve()}
+    if not named and {given.absolute(), given.resolve()} & default:
         return f"swarm {words}"
     return f"swarm --home {shlex.quote(str(given))} {words}"
+
+
+def stops_it(home: Path | str) -> str:
+    """How every note of the embedded server under ``home`` says what stops it: ``'swarm
+    --home DIR down' stops it``, its home always named, the default one too. A note may be
+    read in a shell whose ``SWARM_HOME`` names another home (a library reads no environment:
+    ``Swarm("embedded")`` starts the default one), where a bare ``swarm down`` would stop
+    that other server."""
+    return f"'{swarm_command(home, 'down', named=True)}' stops it"
 
 
 @dataclass(frozen=True)
@@ -361,22 +379,19 @@ class EmbeddedServer:
         """Why the server does not answer, that it was left as it is, and what to do."""
         pid = self.pid()
         who = f"the embedded redis-server (pid {pid}) under {self.home}"
-        down = swarm_command(self.home, "down")
-        kept = (
-            f"it was left as it is and nothing stored is lost; its log: {self.logfile}; "
-            f"'{down}' stops it cleanly (its data kept)"
-        )
+        down = f"{stops_it(self.home)} cleanly (its data kept)"
+        kept = f"it was left as it is and nothing stored is lost; its log: {self.logfile}; {down}"
         if pid is None:
             return (
                 f"something holds the embedded server's socket {self.socket_path} but "
                 f"answered nothing within {STALL_WAIT:.0f}s, and {self.pidfile} names no "
                 f"running redis-server: retry in a moment; 'swarm doctor' checks it, and "
-                f"'{down}' stops it cleanly (its data kept); its log: {self.logfile}"
+                f"{down}; its log: {self.logfile}"
             )
         if not socket_held:
             return (
                 f"{who} runs but its socket {self.socket_path} is gone (removed by hand?), "
-                f"so no command can reach it: '{down}' stops it cleanly (its data kept), "
+                f"so no command can reach it: {down}, "
                 f"then the next command starts it again; its log: {self.logfile}"
             )
         if _state(pid) in ("T", "t"):
@@ -399,7 +414,7 @@ class EmbeddedServer:
             )
         return (
             f"started the embedded redis-server under {self.home} (pid {self.pid()}); it "
-            f"stays up for every local agent: '{swarm_command(self.home, 'down')}' stops it"
+            f"stays up for every local agent: {stops_it(self.home)}"
         )
 
     def _clear_stale(self) -> bool:
@@ -555,6 +570,6 @@ class EmbeddedServer:
             "it holds acknowledged writes in memory that stopping it now would lose, so it "
             f"was left running: free space where it keeps its data ({self.data_dir}); it "
             f"then writes them by itself (its log {self.logfile} says so), and "
-            f"'{swarm_command(self.home, 'down')}' stops it. To stop it anyway, losing those "
+            f"{stops_it(self.home)}. To stop it anyway, losing those "
             f"writes: kill {pid}"
         )

@@ -312,11 +312,17 @@ class Usage(Record):
         usage = dataclasses.replace(self, models=models)
         changed: dict[str, Any] = {}
         for key, (parts, total) in usage.models_beyond().items():
-            figure = int(parts) if key in USAGE_COUNTS else float(parts)
+            # (a sum of money kept as every total keeps it, without the float noise of the
+            # adding: $0.6 + $0.3 is 0.9, not 0.8999999999999999; a count as an integer)
+            figure = figure_json(key, float(parts))
             changed[key] = figure
+            if key == "cost_usd":  # (as every view says a cost, and a count)
+                was, taken = usd(total), usd(figure)
+            else:
+                was, taken = f"{int(total):,}", f"{int(figure):,}"
             notes.append(
-                f"usage figures below their models' sum, the sum taken: {key} "
-                f"{self.shown(total)} under the models' {self.shown(figure)}"
+                f"usage figures below their models' sum, the sum taken: {key} {was} under "
+                f"the models' {taken}"
             )
         usage = dataclasses.replace(usage, **changed)
         if usage.faults():

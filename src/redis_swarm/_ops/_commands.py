@@ -87,6 +87,7 @@ OPERATIONS: dict[str, Uses] = {
     "give_up_damaged": _uses("", "task_update", worker=True),
     "renew": _uses("hget", "task_update", worker=True),
     "fail": _uses("hget", "task_update", worker=True),
+    "add_failed_usage": _uses("hget", "task_update", worker=True),
     "release": _uses("hget", "task_update", worker=True),
     # (a cancelled claim or report releases what its reply leased)
     "give_back": _uses("hget", "task_update", worker=True),

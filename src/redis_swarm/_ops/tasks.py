@@ -689,6 +689,22 @@ def fail(
     )  # fmt: skip
 
 
+def add_failed_usage(
+    ctx: OpContext, task_id: str, token: str | None, usage: Usage
+) -> Operation[Task]:
+    """Add what a failed run cost to its task's ``failed_usage`` after its failure, which
+    said nothing of it (a ``fail`` without ``usage``: an agent that failed its own task, then
+    printed its cost). Only the lease of the attempt that failed last may (``token``), and
+    only while that failure's cost is unknown; sent again (a retry after a lost reply), it
+    adds nothing more and returns the task. Neither its status nor its counters change.
+    Refused (InvalidState, nothing added) for another attempt's token, a task that has not
+    failed since, or a failure that gave its usage; LeaseLost for a token the task never
+    issued."""
+    spent = dumps(usage_body(usage))
+    held = check_token(token)
+    return (yield from _update(ctx, task_id, "add_failed_usage", held, "", "", "", "", spent))
+
+
 def give_up_damaged(ctx: OpContext, lease: DamagedLease) -> Operation[str]:
     """Dead-letter a task a claim just leased whose record or data cannot be read here
     (``claiming.claimed``): a fail without retry under the claim's own lease, its error

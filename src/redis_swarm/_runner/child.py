@@ -166,6 +166,14 @@ class ChildResult:
     killed: str | None = None  # why the pool killed it: timeout, cancelled, lease lost, ...
     left_behind: int = 0  # processes it started outside its group, killed when it ended
 
+    @property
+    def cannot_run(self) -> str | None:
+        """What the shell said by its exit code when it could not run the agent command at
+        all (``CANNOT_RUN``'s words: 127 not found, 126 not executable): no agent ran. None
+        when it ran it (or the pool killed it). The one rule of it: the pool's release and
+        stop (``TaskWork._cannot_run``), and what an outcome counts as an agent run."""
+        return None if self.killed else CANNOT_RUN.get(self.returncode)
+
 
 def _exited(pid: int) -> bool:
     """True once ``pid`` has exited; it stays a zombie (not reaped), so its group id is safe."""

@@ -42,7 +42,10 @@ class TaskOutcome:
     """What became of one claimed task, and why; ``usage``: what its agent run cost, as the
     CLI printed it (None: it did not say), whether or not the swarm recorded it;
     ``warnings``: what was amiss in its output (``AgentOutput.warnings``; ``detail`` says
-    them where the run's line does), for a view that says each kind once (a pipeline)."""
+    them where the run's line does), for a view that says each kind once (a pipeline);
+    ``agent_ran``: an agent run stands behind it (not one the shell could not start,
+    ``ChildResult.cannot_run``, or one given up before its agent ran), which the pool's
+    count of agent runs counts."""
 
     task_id: str
     worker: str
@@ -53,6 +56,7 @@ class TaskOutcome:
     returncode: int | None = None
     usage: Usage | None = None
     warnings: tuple[str, ...] = ()
+    agent_ran: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -96,6 +100,7 @@ class Ending:
             result.returncode if result is not None else None,
             self.usage,
             self.warnings,
+            result is not None and result.cannot_run is None,
         )
 
 

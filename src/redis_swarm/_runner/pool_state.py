@@ -95,6 +95,7 @@ _KEPT = (
 TAKE_REPORT = "take the report"
 TAKE_FAILURE = "take the failure"
 TAKE_RELEASE = "take the release"
+TAKE_COST = "take the failed run's cost"  # (its agent failed its task itself: add_failed_usage)
 RENEW_LEASE = "renew the lease"
 READ_FINDING = "read the finding"  # (a finding stored meanwhile: this run's?)
 READ_FAILURE = "read the failure"  # (the task read back once a failure's reply was lost)
@@ -331,10 +332,11 @@ class PoolState:
     def spent(self) -> dict[str, Any]:
         """What the pool's agent runs cost, as their CLIs printed it: the ``FIGURES`` every
         total sums (``summed_figures``: None where no run reported one, never 0 for
-        unknown), ``runs`` the outcomes so far and ``runs_without_cost`` those whose run
+        unknown), ``runs`` the outcomes so far whose agent ran (``TaskOutcome.agent_ran``:
+        not one the shell could not start) and ``runs_without_cost`` those whose run
         reported no cost."""
         with self._lock:
-            usages = [o.usage for o in self.outcomes]
+            usages = [o.usage for o in self.outcomes if o.agent_ran]
         priced = sum(1 for u in usages if u is not None and u.cost_usd is not None)
         return {
             **summed_figures(usages),

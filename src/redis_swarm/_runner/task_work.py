@@ -26,7 +26,7 @@ from .._printable import printable
 from .._prompts import answered_targets, render_task_prompt, repeats_finding_example
 from .._usage import Usage, usage_line
 from .agent_runs import AgentRuns
-from .child import CANNOT_RUN, ERROR_TAIL, ChildResult
+from .child import ERROR_TAIL, ChildResult
 from .claiming import Claiming
 from .outcomes import (
     Ending,
@@ -40,7 +40,14 @@ from .outcomes import (
     task_gone,
 )
 from .output import AgentOutput, cost_note, quote_tail, read_output
-from .pool_state import READ_FAILURE, READ_FINDING, READ_TASK, TAKE_FAILURE, TAKE_RELEASE
+from .pool_state import (
+    READ_FAILURE,
+    READ_FINDING,
+    READ_TASK,
+    TAKE_COST,
+    TAKE_FAILURE,
+    TAKE_RELEASE,
+)
 
 __all__ = [
     "TaskWork",
@@ -171,7 +178,7 @@ class TaskWork(Claiming, AgentRuns):
         126: not executable), give the task back, not counted as a failure, and stop the
         pool: every task would fail the same way, in seconds (a typo in --exec once
         dead-lettered a whole queue). None when it could."""
-        what = None if result.killed else CANNOT_RUN.get(result.returncode)
+        what = result.cannot_run
         if what is None:
             return None
         # (its last line: split on "\n" alone, as every quote of an agent's output is; of a
@@ -334,18 +341,31 @@ class TaskWork(Claiming, AgentRuns):
     def _self_failed_usage(self, usage: Usage | None, task: Task, current: Task) -> str:
         """What the outcome's line says of the run of an agent that failed its task itself
         (``current``, as the read after its exit shows it; ``""`` when its CLI said nothing
-        of its cost): counted in the run's total; in its task's ``failed_usage`` only when
-        the agent's own fail gave one (``swarm task fail --usage``), which its task then
-        shows changed. The pool adds none to a failure already taken: its only way, a
-        ``fail`` of its own, would be a second failure over the agent's last word."""
+        of its cost): counted in the run's total, and in its task's ``failed_usage``: given
+        by the agent's own fail (``swarm task fail --usage``), which its task then shows
+        changed, else added now to that failure (``add_failed_usage``, under the lease whose
+        attempt failed, once however often it is sent), under ``--model`` when its CLI names
+        none, as ``_fail`` keeps it. The agent's failure stands as it was: no second one."""
         if usage is None:
             return ""
         spent = usage_line(usage)
-        if current.failed_usage != self._lease(task).failed_usage:
+        held = self._lease(task)
+        if current.failed_usage != held.failed_usage:
             return f"; its run cost {spent}, counted in this run's total"
+        failed = held if current.failed_attempt == held.attempts else task
+        cost = usage.of_model(self.options.model)
+        try:
+            self._persist(
+                lambda: self.swarm.add_failed_usage(task.id, failed.token, cost), task, TAKE_COST
+            )
+        except SwarmError as exc:
+            return (
+                f"; its run cost {spent}, counted in this run's total, not in its task's "
+                f"failed cost (failed_usage): {exc}"
+            )
         return (
-            f"; its run cost {spent}, counted in this run's total, not in the cost its task "
-            "records (its own fail gave none: swarm task fail --usage)"
+            f"; its run cost {spent}, counted in this run's total and in its task's failed cost "
+            "(failed_usage)"
         )
 
     def _fail(

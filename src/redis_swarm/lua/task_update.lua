@@ -1,5 +1,6 @@
 --#include _tasks
--- task_update: one lifecycle change of one task: renew, release, fail, cancel or requeue.
+-- task_update: one lifecycle change of one task: renew, release, fail, cancel or requeue; or
+-- add_failed_usage, what a failed run cost told after its failure (no change of status).
 -- Each request carries an op id: a retried request (after a lost reply) finds its op id in
 -- the task and returns the task as it left it, instead of applying twice.
 -- KEYS[1] tasks  KEYS[2] counts  KEYS[3] pass_counts  KEYS[4] events
@@ -7,14 +8,16 @@
 -- KEYS[10] wake(q)  KEYS[11] queue_settings (a fail reads its queue's QUEUE|retry_backoff_ms)
 -- KEYS[12] presence (ZSET agent -> last sign of life): a renewal marks its worker present
 -- ARGV[1] now (0 = server time)  ARGV[2] events maxlen  ARGV[3] action: renew | release |
---   fail | cancel | requeue  ARGV[4] task id  ARGV[5] the task's queue (as the client knows it)
--- ARGV[6] op id  ARGV[7] token 'ATTEMPT.SECRET' (renew, release, fail)
+--   fail | cancel | requeue | add_failed_usage  ARGV[4] task id  ARGV[5] the task's queue (as
+--   the client knows it)  ARGV[6] op id  ARGV[7] token 'ATTEMPT.SECRET' (renew, release,
+--   fail, add_failed_usage)
 -- ARGV[8] the ranges a post accepts for a task's numbers (lua/_tasks: record_limits)
 -- ARGV[9] renew: lease ms (0 = the length the claim asked for); fail: '1' to retry, '0' not to;
 --   cancel: '1' to drop a dead task for good (else a dead task is refused)
 -- ARGV[10] fail: error text  ARGV[11] fail: backoff base ms, unless the queue sets its own
 --   (QUEUE|retry_backoff_ms in KEYS[11])  ARGV[12] fail: backoff cap ms
--- ARGV[13] fail: the failed run's usage JSON ('' = none), added to the task's failed_usage
+-- ARGV[13] fail, add_failed_usage: the failed run's usage JSON (fail: '' = none), added to
+--   the task's failed_usage
 -- ARGV[14] fail: ms before the retry may run, instead of the backoff ('' = the backoff)
 -- Every change of status but renew's (none) records its time: status_at (lua/_tasks).
 -- What the action reads of the record is checked before its first write (update_lacking): a
@@ -75,8 +78,12 @@ local function update_lacking(t, lease)
     if t.seals ~= nil and type(t.seals) ~= 'table' then return 'seals', 'an object' end
     return nil
   end
-  -- (what the action reads before refusing a task of another status is checked above)
-  if action == 'cancel' or (action == 'requeue' and status ~= 'dead') then return nil end
+  -- (what the action reads before refusing a task of another status is checked above;
+  -- add_failed_usage moves nothing, and sums failed_usage guarded: refused when damaged)
+  if action == 'cancel' or action == 'add_failed_usage'
+      or (action == 'requeue' and status ~= 'dead') then
+    return nil
+  end
   local L = K.limits
   if action == 'renew' then
     -- (the lease its claim gave, lease_ms; a task claimed before that field existed: lease_s)
@@ -198,11 +205,15 @@ elseif action == 'fail' then
     runs = t.failures or 0
     if t.failed_usage ~= nil and runs < 1 then runs = 1 end
   end
+  -- failed_cost: 'unknown' while this failure said nothing of what its run cost, which
+  -- add_failed_usage may then add, once ('added'); none when it said.
+  t.failed_cost = 'unknown'
   if ARGV[13] and ARGV[13] ~= '' then
     -- (summed before the first write: a total written around redis-swarm may hold anything)
     local ok, total = pcall(add_usage, t.failed_usage, cjson.decode(ARGV[13]))
     if not ok then return damaged('failed_usage', 'an object of usage figures') end
     t.failed_usage = total
+    t.failed_cost = nil
   end
   redis.call('ZREM', Q.leases, id)
   local worker, err = t.worker, ARGV[10]
@@ -240,6 +251,35 @@ elseif action == 'fail' then
     end
     task_event(K, 'task.retried', t, 'attempt', t.attempts, 'not_before', t.not_before)
   end
+
+elseif action == 'add_failed_usage' then
+  -- What a failed run cost, told after its failure, which said nothing of it (an agent that
+  -- failed its own task, then printed its cost): added to failed_usage by the holder of the
+  -- lease whose attempt failed last, once (a retry after a lost reply finds it added, and
+  -- adds nothing). Neither status nor counters change.
+  local attempt = issued(t, ARGV[7])
+  if not attempt then return swarm_error('SWARM_LEASELOST', never_issued(t)) end
+  local last = t.failed_attempt
+  if last ~= attempt then
+    local which = type(last) == 'number' and last % 1 == 0
+      and string.format('its last failure is attempt %s\'s', fmt(last)) or 'it has no failure'
+    return swarm_error('SWARM_INVALIDSTATE', string.format(
+      'task %s: attempt %s has no failure to add a cost to (%s): only the run that failed '
+      .. 'last may add what it cost, nothing was added', id, fmt(attempt), which))
+  end
+  if t.failed_cost == 'added' then return reply(redis.call('HGET', K.tasks, id)) end
+  if t.failed_cost ~= 'unknown' then
+    return swarm_error('SWARM_INVALIDSTATE', string.format(
+      'task %s: the failure of attempt %s gave its cost with it (fail\'s usage), so nothing '
+      .. 'was added: a failure\'s cost is added once', id, fmt(attempt)))
+  end
+  local ok, total = pcall(add_usage, t.failed_usage, cjson.decode(ARGV[13]))
+  if not ok then
+    return swarm_error('SWARM_CORRUPT', 'task ' .. id .. ' has a ' .. damage(t, 'failed_usage',
+      'an object of usage figures') .. ', so no cost was added to it')
+  end
+  t.failed_usage = total
+  t.failed_cost = 'added'
 
 elseif action == 'cancel' then
   if t.status == 'cancelled' then return reply(redis.call('HGET', K.tasks, id)) end
