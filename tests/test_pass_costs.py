@@ -222,3 +222,41 @@ def test_a_tiny_cost_is_not_summed_to_zero(handle: Swarm, redis_url: str) -> Non
     assert handle.pass_costs("tiny").total["cost_usd"] > 0
     shown = Cli(redis_url, "test")("status", "--pass", "tiny").stdout
     assert "$0.000000000001" in shown and "$0.0000 " not in shown, shown
+
+
+# --- a model's line that sums runs some of which reported no cost says so, as the total does
+
+MIXED = "mixed"
+
+
+def _mixed_pass(swarm: Swarm) -> None:
+    """Pass ``MIXED``, four runs: a priced Claude finding, an unpriced one of no usage, a
+    Codex finding with tokens and no cost or model, and a failed Claude run at $0.01 naming
+    no model (the walk that found the model lines read as whole sums)."""
+    swarm.post_tasks([{"queue": "q", "description": d, "pass_name": MIXED} for d in "abcd"])
+    task, token = _claimed(swarm, "w1")
+    priced = Usage("claude-json", cost_usd=0.02, tokens_in=300, tokens_out=30)
+    swarm.report(task, token, {"summary": "a"}, model="claude-sonnet", usage=priced)
+    task, token = _claimed(swarm, "w2")
+    swarm.report(task, token, {"summary": "b"}, model="claude-sonnet")
+    task, token = _claimed(swarm, "w3")
+    codex = Usage("codex-jsonl", tokens_in=500, cached_in=100, tokens_out=50)
+    swarm.report(task, token, {"summary": "c"}, usage=codex)
+    task, token = _claimed(swarm, "w4")
+    failed = Usage("claude-json", cost_usd=0.01, tokens_in=10, tokens_out=5)
+    swarm.fail(task, token, "the CLI crashed", usage=failed)
+
+
+def test_a_model_line_summing_unpriced_runs_is_marked(handle: Swarm, redis_url: str) -> None:
+    _mixed_pass(handle)
+    out = Cli(redis_url)("status", "--pass", MIXED).stdout
+    assert "(2 of 4 runs reported no cost)" in out  # the total line
+    (line,) = [x for x in out.splitlines() if x.startswith("  unknown ")]
+    assert "$0.0100 · 510 in (100 cached) / 55 out (1 of 2 runs reported no cost)" in line
+    (sonnet,) = [x for x in out.splitlines() if x.startswith("  claude-sonnet ")]
+    assert sonnet.endswith("(1 of 2 runs reported no cost)"), sonnet
+    data = Cli(redis_url).json("status", "--pass", MIXED)
+    assert data["pass"]["costs"]["model_runs"] == {
+        "claude-sonnet": {"runs": 2, "runs_without_cost": 1},
+        "unknown": {"runs": 2, "runs_without_cost": 1},
+    }
