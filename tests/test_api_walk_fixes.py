@@ -261,3 +261,20 @@ def test_the_records_of_doctor_and_shard_stats_are_exported() -> None:
     for record in (CounterCheck, Recounted, ServerInfo, ShardStats):
         assert record.__name__ in redis_swarm.__all__
         assert getattr(redis_swarm, record.__name__) is record
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.post_task("q", "d", priority=10**400),
+        lambda s: s.claim("q", worker="w", wait_s=10**400),
+        lambda s: s.post_task("q", "d", max_attempts=-(10**5000)),
+    ],
+    ids=["priority", "wait_s", "max_attempts"],
+)
+def test_an_integer_past_a_floats_range_is_refused_in_words(
+    swarm: Swarm, call: Callable[[Swarm], Any]
+) -> None:
+    """It raised OverflowError ("int too large to convert to float") from the range check."""
+    with pytest.raises(ValidationError, match=r"is a (negative )?number of [\d,]+ digits; it must"):
+        call(swarm)

@@ -74,11 +74,32 @@ def byte_size(n: int | None, unknown: str = "") -> str:
     return f"{value:,.1f}".removesuffix(".0") + f" {units[unit]}"
 
 
+# An integer of more digits than this is said by its count of digits (Python writes none of
+# over 4,300 digits, and so many say nothing more to a reader); one of fewer, whole.
+_SAID_BY_DIGITS = 30
+
+
 def readable_number(number: float) -> str:
     """A number as a person reads it, in a bound or a refused value: digits grouped, no
     exponent (2,592,000; 1,000,000,000; 0.001), all its digits (``2.592e+06`` reads as a
-    code, not a number)."""
+    code, not a number); an integer of over 30 digits by their count ("a number of 401
+    digits")."""
+    if isinstance(number, int):
+        digits = integer_digits(number)
+        if digits > _SAID_BY_DIGITS:
+            return f"a{' negative' if number < 0 else ''} number of {digits:,} digits"
+        return f"{number:,}"
     return f"{number:,.16g}" if math.isfinite(number) else str(number)
+
+
+def integer_digits(value: int) -> int:
+    """How many digits ``value`` has (its sign aside), counted without writing it (Python
+    writes no integer of over 4,300 digits)."""
+    value = abs(value)
+    if value == 0:
+        return 1
+    digits = int(value.bit_length() * math.log10(2)) + 1  # (this, or one too many)
+    return digits if value >= 10 ** (digits - 1) else digits - 1
 
 
 def counted(n: int, noun: str, plural: str = "") -> str:

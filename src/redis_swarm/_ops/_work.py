@@ -452,7 +452,8 @@ def check_number(kind: str, value: object, lo: float, hi: float, *, integer: boo
     if isinstance(value, bool) or not isinstance(value, ok_type):
         want = "an integer" if integer else "a number"
         raise ValidationError(f"{kind} must be {want}, got {type(value).__name__}")
-    if not math.isfinite(value) or not lo <= value <= hi:
+    # (an int is compared as it is: one past a float's range is out of range, not an error)
+    if (isinstance(value, float) and not math.isfinite(value)) or not lo <= value <= hi:
         raise ValidationError(
             f"{kind} is {readable_number(value)}; it must be between {readable_number(lo)} "
             f"and {readable_number(hi)}"

@@ -26,7 +26,6 @@ before.
 from __future__ import annotations
 
 import inspect
-import math
 import re
 import types
 import typing
@@ -42,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 from pydantic import ValidationError as ArgumentsRefused
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from .._codec import dumps
+from .._codec import dumps, integer_digits
 from .._errors import SwarmError, ValidationError
 from .._mcp_names import EVERY_TOOL_ROLE
 from ._budget import clip
@@ -367,11 +366,5 @@ def _number(value: Any) -> str:
 
 def _shown(value: Any) -> str:
     if isinstance(value, int) and abs(value) >= _TOO_BIG:  # (maybe no str(): see the module)
-        return f"a number of {_digits(abs(value)):,} digits"
+        return f"a number of {integer_digits(value):,} digits"
     return clip(dumps(value), 80, "too long to show")
-
-
-def _digits(value: int) -> int:
-    """How many digits positive ``value`` has, counted without writing it."""
-    digits = int(value.bit_length() * math.log10(2)) + 1  # (this, or one more)
-    return digits if value >= 10 ** (digits - 1) else digits - 1
