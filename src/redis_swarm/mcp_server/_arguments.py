@@ -32,7 +32,6 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from annotated_types import Ge, Le
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
@@ -106,13 +105,13 @@ def _out_of_range(field: Any, value: Any) -> PydanticCustomError:
     the tool checks itself: a priority's) by the digits an integer may have. (A float is
     no such integer: ``1e300`` is handed on, and its range said by the tool.)"""
     negative = value < 0 if isinstance(value, int) else value.strip().startswith("-")
+    # (the bounds of a Field(ge=, le=): annotated-types' Ge and Le, read by their attribute,
+    # that package being pydantic's, not one of ours)
     for bound in field.metadata:
-        if negative and isinstance(bound, Ge):
-            return PydanticCustomError(
-                "greater_than_equal", "must be at least {ge}", {"ge": bound.ge}
-            )
-        if not negative and isinstance(bound, Le):
-            return PydanticCustomError("less_than_equal", "must be at most {le}", {"le": bound.le})
+        if negative and (ge := getattr(bound, "ge", None)) is not None:
+            return PydanticCustomError("greater_than_equal", "must be at least {ge}", {"ge": ge})
+        if not negative and (le := getattr(bound, "le", None)) is not None:
+            return PydanticCustomError("less_than_equal", "must be at most {le}", {"le": le})
     return PydanticCustomError(
         "int_too_long",
         "must be an integer of at most {digits} digits",
