@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ._codec import counted
 from ._models import OPEN_STATUSES as _OPEN
@@ -51,6 +51,8 @@ __all__ = [
     "STALE_SHOWN",
     "bounded",
     "bounded_agents",
+    "bounded_passes",
+    "bounded_queues",
     "indented",
     "natural_key",
     "not_shown",
@@ -158,10 +160,54 @@ def bounded(
     return [item for item in ordered if id(item) not in left_out], hidden
 
 
-def not_shown(queues: int, passes: int, command: str) -> str | None:
+class _Progress(Protocol):
+    """A pass as the bounded views list it (``PassProgress``, and a snapshot's pass)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def counts(self) -> Mapping[str, int]: ...
+
+
+P = TypeVar("P", bound=_Progress)
+Q = TypeVar("Q", bound=Mapping[str, int])
+
+
+def bounded_queues(
+    queues: Mapping[str, Q], settled: int | None = SETTLED_SHOWN
+) -> tuple[list[tuple[str, Q]], int]:
+    """``bounded`` of queues (or queues of questions) given as name -> counts: (name, counts)
+    pairs, and how many settled ones are left out."""
+    return bounded(queues.items(), _queue_name, _queue_counts, settled)
+
+
+def bounded_passes(passes: Iterable[P], settled: int | None = SETTLED_SHOWN) -> tuple[list[P], int]:
+    """``bounded`` of passes, each with its ``name`` and ``counts``."""
+    return bounded(passes, _pass_name, _pass_counts, settled)
+
+
+def _queue_name(queue: tuple[str, Mapping[str, int]]) -> str:
+    return queue[0]
+
+
+def _queue_counts(queue: tuple[str, Mapping[str, int]]) -> Mapping[str, int]:
+    return queue[1]
+
+
+def _pass_name(progress: _Progress) -> str:
+    return progress.name
+
+
+def _pass_counts(progress: _Progress) -> Mapping[str, int]:
+    return progress.counts
+
+
+def not_shown(queues: int, passes: int, command: str, *, lists: str | None = None) -> str | None:
     """The line a bounded view prints under its lists: how many settled queues and passes
-    it left out, and that ``command`` (the view's: ``swarm status``) lists them with --all
-    (None when it left out none)."""
+    it left out, and that ``command`` (the view's: ``swarm status``) lists them with --all,
+    or what ``lists`` them where that is no command (an MCP tool's argument) (None when it
+    left out none)."""
     parts = [
         counted(n, f"settled {one}", f"settled {many}")
         for n, one, many in ((queues, "queue", "queues"), (passes, "pass", "passes"))
@@ -169,7 +215,7 @@ def not_shown(queues: int, passes: int, command: str) -> str | None:
     ]
     if not parts:
         return None
-    return f"not shown: {' and '.join(parts)} ({command} --all lists them)"
+    return f"not shown: {' and '.join(parts)} ({lists or command + ' --all'} lists them)"
 
 
 def bounded_agents(

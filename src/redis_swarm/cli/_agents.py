@@ -17,7 +17,14 @@ from .._models import (
     TaskStatus,
     unknown_pass,
 )
-from .._printable import SETTLED_SHOWN, bounded, not_shown, printable, short_version
+from .._printable import (
+    SETTLED_SHOWN,
+    bounded_passes,
+    bounded_queues,
+    not_shown,
+    printable,
+    short_version,
+)
 from .._usage import Money, unpriced_note
 from .._validate import MAX_CAPACITY_TOKENS, MAX_EVENTS
 from ._app import App, json_option, main, pass_app
@@ -82,8 +89,8 @@ def status(app: App, pass_name: str | None, stale_after: float, all_: bool) -> N
         # A year of daily runs is a thousand settled passes: drawn whole, they took seconds
         # and buried today's (bounded; the "(all)" row still counts every queue).
         most = None if all_ else SETTLED_SHOWN
-        queue_rows, hidden_queues = bounded(st.queues.items(), lambda q: q[0], lambda q: q[1], most)
-        pass_rows, hidden_passes = bounded(st.passes, lambda p: p.name, lambda p: p.counts, most)
+        queue_rows, hidden_queues = bounded_queues(st.queues, most)
+        pass_rows, hidden_passes = bounded_passes(st.passes, most)
         click.echo(f"swarm {st.swarm} on {swarm.settings.url}")
         table = make_table("queue", *STATUSES, title="tasks")
         for queue, counts in queue_rows:

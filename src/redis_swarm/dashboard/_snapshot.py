@@ -31,7 +31,7 @@ from .._context_records import ContextInfo
 from .._errors import NotFound
 from .._keys import is_ask_queue
 from .._models import ANSWER_KIND, STALE_AFTER_S, Agent, Finding, PassProgress, Synthesis, Task
-from .._printable import bounded, bounded_agents
+from .._printable import bounded_agents, bounded_passes, bounded_queues
 
 __all__ = ["CALLS_AT_ONCE", "PassProgress", "Snapshot", "shown_finding", "snapshot"]
 
@@ -90,10 +90,10 @@ async def snapshot(
     status = await swarm.status(stale_after_s=stale_after_s)
     # In natural order (day-2 before day-10), as people count: the page draws them in this
     # order, the terminal view too, and the newest of a daily pipeline comes last.
-    queue_rows, hidden_queues = bounded(status.queues.items(), _name, _counts, settled)
-    pass_rows, hidden_passes = bounded(status.passes, lambda p: p.name, lambda p: p.counts, settled)
-    asks = [(q, c) for q, c in status.queues.items() if is_ask_queue(q)]
-    question_rows, hidden_questions = bounded(asks, _name, _counts, settled)
+    queue_rows, hidden_queues = bounded_queues(status.queues, settled)
+    pass_rows, hidden_passes = bounded_passes(status.passes, settled)
+    asks = {q: c for q, c in status.queues.items() if is_ask_queue(q)}
+    question_rows, hidden_questions = bounded_queues(asks, settled)
     agent_rows, hidden_agents = bounded_agents(status.roster, stale)
     recent = await swarm.recent(findings=findings, syntheses=syntheses, dead=dead)
     at_once = asyncio.Semaphore(CALLS_AT_ONCE)
@@ -140,14 +140,6 @@ def shown_finding(finding: Finding) -> Finding:
     kind = finding.extra.get("kind")
     extra = {"kind": kind} if isinstance(kind, str) and len(kind) <= 64 else {}
     return dataclasses.replace(finding, details=None, extra=extra)
-
-
-def _name(queue: tuple[str, dict[str, int]]) -> str:
-    return queue[0]
-
-
-def _counts(queue: tuple[str, dict[str, int]]) -> dict[str, int]:
-    return queue[1]
 
 
 async def _versions(swarm: AsyncSwarm, owner: str, at_once: asyncio.Semaphore) -> list[ContextInfo]:

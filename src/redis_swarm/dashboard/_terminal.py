@@ -14,8 +14,9 @@ from .._models import PassProgress
 from .._printable import (
     SETTLED_SHOWN,
     STALE_SHOWN,
-    bounded,
     bounded_agents,
+    bounded_passes,
+    bounded_queues,
     not_shown,
     printable,
     short_version,
@@ -109,10 +110,8 @@ def render(
     snap = _fitted(snap, width)
     # Redrawn on every change: a year of daily passes drawn whole took over a second a frame
     # and pushed today's off the screen (bounded, and a line says how many are left out).
-    queue_rows, hidden_queues = bounded(
-        snap.queues.items(), lambda q: q[0], lambda q: q[1], settled
-    )
-    pass_rows, hidden_passes = bounded(snap.passes, lambda p: p.name, lambda p: p.counts, settled)
+    queue_rows, hidden_queues = bounded_queues(snap.queues, settled)
+    pass_rows, hidden_passes = bounded_passes(snap.passes, settled)
     queues = _queues(queue_rows)
     passes = _passes(pass_rows, 20 if width < 100 else 30)
     if width >= 100:

@@ -11,6 +11,7 @@ from pydantic import Field
 from ..._codec import dumps
 from ..._errors import SwarmError
 from ..._models import PassCosts
+from ..._printable import SETTLED_SHOWN, bounded_passes, bounded_queues, not_shown
 from .._render import blocks, plain
 from .._roles import EVERYONE, tool
 from ._base import ToolsBase
@@ -32,13 +33,24 @@ class EveryoneTools(ToolsBase):
                 f"({PassCosts.COVERS}; not counted: {PassCosts.NOT_COUNTED})."
             ),
         ] = None,
+        all: Annotated[  # (named as /api/status?all=1 and swarm status --all)
+            bool,
+            Field(
+                description="List every settled queue and pass too (by default: every one "
+                f"with open work and the last {SETTLED_SHOWN} settled ones). Long: it may "
+                "come in pages (next_page)."
+            ),
+        ] = False,
     ) -> CallToolResult:
-        """See the swarm at a glance: queues (tasks per status), passes, agents, published
-        contexts, and what this session holds. Call it first to learn queue names and context
-        owners. With pass_name, also what that pass cost so far ("pass_costs": totals, per
-        model, how many runs reported no cost, "not_counted": what it never covers,
-        "caveats": what these sums leave out)."""
+        """See the swarm at a glance: agents, published contexts, what this session holds,
+        queues (tasks per status) and passes. Call it first to learn queue names and context
+        owners. It lists every queue and pass with open work (tasks pending, delayed or
+        claimed) and the last few settled ones: "not_shown" counts the settled ones it leaves
+        out, all=true lists them too. With pass_name, also what that pass cost so far
+        ("pass_costs": totals, per model, how many runs reported no cost, "not_counted": what
+        it never covers, "caveats": what these sums leave out)."""
         session = await self._session(ctx)
+        settled = None if all else SETTLED_SHOWN
 
         def _costs(name: str) -> dict[str, Any]:
             return self.swarm.pass_costs(name).shown()
@@ -47,14 +59,17 @@ class EveryoneTools(ToolsBase):
             status = self.swarm.status()
             agents = status.agents
             costs = {} if pass_name is None else {"pass_costs": _costs(pass_name)}
+            # A year of daily runs is a thousand settled queues and passes: listed whole they
+            # were pages of them, the agents and contexts on the last (``bounded``, the rule
+            # of `swarm status` and /api/status).
+            queues, hidden_queues = bounded_queues(status.queues, settled)
+            passes, hidden_passes = bounded_passes(status.passes, settled)
+            hidden = {"queues": hidden_queues, "passes": hidden_passes}
+            # The short lists first: a result in pages (all=true) has them on its first.
             return {
                 "swarm": status.swarm,
                 "you": {"agent": session.agent_id, "role": session.role},
                 "holding": sorted(session.leases),
-                "queues": {q: {s: n for s, n in c.items() if n} for q, c in status.queues.items()},
-                "passes": [
-                    {"name": p.name, "settled": p.settled, "total": p.total} for p in status.passes
-                ],
                 "agents": {"alive": agents.alive, "by_role": agents.by_role, "total": agents.total},
                 "contexts": [
                     {
@@ -66,6 +81,14 @@ class EveryoneTools(ToolsBase):
                     for c in status.contexts
                 ],
                 **costs,
+                "totals": {s: n for s, n in status.totals.items() if n},
+                "settled_shown": settled,
+                "not_shown": hidden,
+                **_more(hidden),
+                "queues": {q: {s: n for s, n in c.items() if n} for q, c in queues},
+                "passes": [
+                    {"name": p.name, "settled": p.settled, "total": p.total} for p in passes
+                ],
             }
 
         return self._result(await self._run(gather))
@@ -170,3 +193,11 @@ class EveryoneTools(ToolsBase):
         except SwarmError as exc:
             raise self._error(exc) from exc
         return blocks(dumps(header), page)
+
+
+def _more(hidden: dict[str, int]) -> dict[str, str]:
+    """swarm_status's "more": what its lists leave out and how to see it (none: nothing)."""
+    line = not_shown(
+        hidden["queues"], hidden["passes"], "swarm_status", lists="swarm_status with all=true"
+    )
+    return {} if line is None else {"more": line}
