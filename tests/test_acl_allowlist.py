@@ -455,6 +455,21 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     worker._run(task_ops.shard_stats(worker._ctx, ["shard-1"]))
     with pytest.raises(Conflict):  # P1 still has open tasks
         shard.retire_pass("P1")
+    # (a whole pass or queue settled at once: a shard's, never a worker's)
+    shard.post_tasks([{"queue": "q-bulk", "description": d, "pass_name": "P-bulk"} for d in "gh"])
+    assert shard.cancel_tasks(pass_name="P-bulk", dry_run=True).cancelled == 2
+    assert shard.cancel_tasks(pass_name="P-bulk", queue="q-bulk").cancelled == 2
+    dead_one = shard.post_task("q-bulk", "die", pass_name="P-bulk", max_attempts=1)
+    failing = worker.claim("q-bulk", worker=me.id)
+    assert failing is not None and failing.id == dead_one.id and failing.token is not None
+    worker.fail(failing.id, failing.token, "no", retry=False)
+    assert shard.requeue_tasks(queue="q-bulk").requeued == 1
+    if int(str(shard.redis.info("server")["redis_version"]).split(".")[0]) >= 7:
+        # (Redis 6.2 runs scripts by EVALSHA, which a worker may: docs/security.md)
+        with pytest.raises(PermissionDenied):
+            worker.cancel_tasks(queue="q-bulk")
+        with pytest.raises(PermissionDenied):
+            worker.requeue_tasks(pass_name="P-bulk")
     shard.cancel(shard.post_task("q", "settled", pass_name="P-retire").id)
     assert shard.retire_pass("P-retire").tasks == 1
     assert "P-retire" in worker.retired_passes()

@@ -76,6 +76,7 @@ if _typing.TYPE_CHECKING:
     from ._acl_revoke import RevokedUser, revoke_user
     from ._cache import ContextCache
     from ._client import AsyncSwarm, Swarm
+    from ._ops.bulk import CancelledTasks, RequeuedTasks
     from ._ops.counters import CounterCheck, Recounted
     from ._ops.server import ServerInfo
     from ._ops.tasks import ShardStats
@@ -105,7 +106,9 @@ _LAZY_FROM: dict[str, str] = {
     **dict.fromkeys(("AsyncSwarm", "Swarm"), "._client"),
     "MAX_PAGE": "._validate",
     "Limits": "._protocol",
-    # The results of operations defined beside them (doctor's checks, shard_stats).
+    # The results of operations defined beside them (doctor's checks, shard_stats, the bulk
+    # cancel and requeue).
+    **dict.fromkeys(("CancelledTasks", "RequeuedTasks"), "._ops.bulk"),
     **dict.fromkeys(("CounterCheck", "Recounted"), "._ops.counters"),
     "ServerInfo": "._ops.server",
     "ShardStats": "._ops.tasks",
@@ -150,6 +153,7 @@ __all__ = [
     "AppliedRole",
     "AsyncSwarm",
     "BroadcastsTrimmed",
+    "CancelledTasks",
     "ClusterView",
     "ConfigError",
     "Conflict",
@@ -189,6 +193,7 @@ __all__ = [
     "RecordDamage",
     "Recounted",
     "RedisSwarmCoordinator",
+    "RequeuedTasks",
     "RetiredAsk",
     "RetiredPass",
     "RetiredQuestions",

@@ -73,6 +73,7 @@ if TYPE_CHECKING:  # (at run time: each module of operations a _Later; the other
     from ._ops import a2a_store, claiming, doctor, retire, server, tasks, views
     from ._ops import agents as agent_ops
     from ._ops import ask as ask_ops
+    from ._ops import bulk as bulk_ops
     from ._ops import contexts as context_ops
     from ._ops import costs as cost_ops
     from ._ops import counters as counter_ops
@@ -293,6 +294,7 @@ if not TYPE_CHECKING:  # the modules imported above for the type checker, by the
     )
     agent_ops = _Later("agents")
     ask_ops = _Later("ask")
+    bulk_ops = _Later("bulk")
     context_ops = _Later("contexts")
     cost_ops = _Later("costs")
     counter_ops = _Later("counters")
@@ -555,6 +557,8 @@ class _Shell:
     release = _Op(tasks.release)
     cancel = _Op(tasks.cancel)
     requeue_dead = _Op(tasks.requeue_dead)
+    cancel_tasks = _Op(bulk_ops.cancel_tasks)
+    requeue_tasks = _Op(bulk_ops.requeue_tasks)
     reap = _Op(claiming.reap)
     reap_due = _Op(claiming.reap_due)
     get_task = _Op(tasks.get_task)

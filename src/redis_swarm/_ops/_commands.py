@@ -93,6 +93,12 @@ OPERATIONS: dict[str, Uses] = {
     "give_back": _uses("hget", "task_update", worker=True),
     "cancel": _uses("hget", "task_update"),
     "requeue_dead": _uses("hget", "task_update"),
+    # settling a whole pass or queue at once (swarm task cancel --pass, swarm task requeue
+    # --pass) is a shard's or coordinator's decision, never a worker's: each run first calls
+    # rs_counts_recount with no queue (it recounts nothing), which a worker's role lacks, so
+    # Redis refuses a worker before anything changes (one task's cancel stays open to it)
+    "cancel_tasks": _uses("hgetall hkeys hmget zcard zrange", "counts_recount task_update"),
+    "requeue_tasks": _uses("hgetall hkeys hmget zcard zrange", "counts_recount task_update"),
     "reap": _uses("hkeys", "task_claim", worker=True),
     "reap_due": _uses("", "task_claim", worker=True),
     "get_task": _uses("hget", worker=True),

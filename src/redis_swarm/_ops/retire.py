@@ -41,7 +41,8 @@ def _still_open(name: str, open_counts: dict[str, int]) -> str:
     return (
         f"pass {dumps(name)} still has open tasks ({held}): retire a pass once it is settled. "
         f"Wait for it (swarm task wait --pass {dumps(name)}), or cancel its open tasks "
-        "(swarm task cancel ID), then retire it"
+        f"(swarm task cancel --pass {dumps(name)}; --dry-run counts them first), then retire "
+        "it"
     )
 
 

@@ -620,16 +620,25 @@ def configure_queue(
 
 
 def _update_call(
-    ctx: OpContext, task_id: str, queue: str, action: str, token: str, *extra: Any
+    ctx: OpContext,
+    task_id: str,
+    queue: str,
+    action: str,
+    token: str,
+    *extra: Any,
+    op: str | None = None,
 ) -> Call:
-    """The task_update call of one change of task ``task_id`` of ``queue``."""
+    """The task_update call of one change of task ``task_id`` of ``queue``; ``op``: its op id
+    (default a fresh one), which the task holds once the change is made (a bulk change tells
+    its own changes by it: ``bulk``)."""
     k = ctx.keys
     q = queue
     keys: tuple[str, ...] = (k.tasks, k.counts, k.pass_counts, k.events)
     keys += (k.pending(q), k.delayed(q), k.leases(q), k.dead(q), k.task_data, k.wake(q))
     keys += (k.queue_settings,)  # (read by a fail alone: its queue's backoff)
     keys += (k.presence,)  # (a renewal marks its worker present)
-    args = (ctx.now_arg(), ctx.limits.events_maxlen, action, task_id, q, new_id("o-"), token)
+    op = new_id("o-") if op is None else op
+    args = (ctx.now_arg(), ctx.limits.events_maxlen, action, task_id, q, op, token)
     return Call("task_update", keys, (*args, RECORD_LIMITS, *extra))
 
 

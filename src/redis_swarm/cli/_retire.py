@@ -42,7 +42,8 @@ def retire(
     and every finding they got (superseded ones too), the counters brought down by as much.
     Syntheses stay, and a record of the retirement (lineage names it); a finding a
     synthesis of another pass cites stays, with its task. Refused while PASS has open
-    tasks: wait for them (swarm task wait --pass PASS) or cancel them first.
+    tasks: wait for them (swarm task wait --pass PASS) or cancel them first (swarm task
+    cancel --pass PASS).
 
     With --questions TARGET instead: remove the completed, cancelled and dead questions
     asked of TARGET (its queue ask.TARGET; or the assist queue) settled at least

@@ -1,12 +1,14 @@
 """``swarm task claim, renew, report, fail, release, cancel, requeue``: a task taken, worked
-under its lease and given back or settled, and the lease tokens this machine keeps for a
-live session's hooks (docs/live.md)."""
+under its lease and given back or settled (cancel and requeue also every task of a pass or
+queue at once: ``Swarm.cancel_tasks``, ``Swarm.requeue_tasks``), and the lease tokens this
+machine keeps for a live session's hooks (docs/live.md)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import shlex
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -14,7 +16,7 @@ import click
 from click.core import ParameterSource
 
 from .. import _lease_tokens as tokens
-from .._codec import iso
+from .._codec import counted, iso
 from .._env import ENV_TASK_ID, ENV_TASK_TOKEN, run_task_token
 from .._errors import (
     Conflict,
@@ -25,7 +27,7 @@ from .._errors import (
     TaskDeadLettered,
     ValidationError,
 )
-from .._models import Task, TaskStatus
+from .._models import OPEN_STATUSES, Task, TaskStatus
 from .._printable import printable
 from .._usage import Usage
 from .._validate import MAX_CLAIM_BATCH, MAX_RETRY_AFTER_S, MAX_WAIT_S, check_failure_reason
@@ -35,6 +37,7 @@ from ._common import (
     Seconds,
     agent_option_default,
     complete_queues,
+    complete_tasks,
     default_worker,
     never_posted,
     nothing_to_claim,
@@ -537,20 +540,135 @@ def release(app: App, task_id: str, token: str | None) -> None:
     app.emit(task_json(t), lambda: click.echo(f"released {t.id}: now {t.status.value}"))
 
 
-@task.command(short_help="Cancel a task.")
-@task_id_arg
+# What TASK_ID and the bulk options of cancel and requeue are, said by their usage errors.
+_ONE_OR_ALL = (
+    "give TASK_ID (one task) or --pass PASS and/or --queue QUEUE (every {what} task of a "
+    "pass or queue), not both"
+)
+_NEITHER = (
+    "give TASK_ID (one task), or --pass PASS and/or --queue QUEUE to {verb} every {what} task "
+    "of a pass or queue (--dry-run counts them first)"
+)
+
+
+def _one_or_all(
+    task_id: str | None,
+    pass_name: str | None,
+    queue: str | None,
+    what: str,
+    verb: str,
+    *bulk_only: object,
+) -> bool:
+    """Whether the command is the bulk one (--pass, --queue); a usage error for neither or
+    both, or for a bulk option (``bulk_only``: given, not at their defaults) with TASK_ID."""
+    bulk = pass_name is not None or queue is not None
+    if task_id is not None and (bulk or any(bulk_only)):
+        raise click.UsageError(_ONE_OR_ALL.format(what=what))
+    if task_id is None and not bulk:
+        raise click.UsageError(_NEITHER.format(what=what, verb=verb))
+    return bulk
+
+
+def _of(pass_name: str | None, queue: str | None) -> str:
+    """What a bulk change was of: 'pass "P"', 'queue q', or both."""
+    parts = ([f"pass {json.dumps(pass_name)}"] if pass_name is not None else []) + (
+        [f"queue {queue}"] if queue is not None else []
+    )
+    return " in ".join(parts)
+
+
+def _asks(app: App, yes: bool) -> bool:
+    """Whether a bulk change asks first: on a terminal (a person types the answer), unless
+    --yes or --json; a pipe, a script or an agent is never asked."""
+    return not (yes or app.json) and sys.stdin.isatty()
+
+
+_STATUS_HELP = (
+    "With --pass/--queue: only the open tasks of this status (repeat it for several; default "
+    "pending, delayed and claimed)."
+)
+
+
+@task.command(short_help="Cancel a task, or every open task of a pass or queue.")
+@click.argument("task_id", metavar="[TASK_ID]", required=False, shell_complete=complete_tasks)
+@click.option("--pass", "pass_name", metavar="PASS", help="Cancel every open task of PASS.")
+@click.option(
+    "--queue", metavar="QUEUE", shell_complete=complete_queues,
+    help="Cancel every open task of QUEUE (with --pass: those of PASS in QUEUE).",
+)  # fmt: skip
+@click.option(
+    "--status", "statuses", type=click.Choice(OPEN_STATUSES), multiple=True, help=_STATUS_HELP
+)
+@click.option("--dry-run", is_flag=True, help="With --pass/--queue: count them; change nothing.")
+@click.option(
+    "--yes", "-y", is_flag=True,
+    help="With --pass/--queue: do not ask first (a terminal is asked; a pipe never is).",
+)  # fmt: skip
 @json_option
 @pass_app
-def cancel(app: App, task_id: str) -> None:
+def cancel(
+    app: App,
+    task_id: str | None,
+    pass_name: str | None,
+    queue: str | None,
+    statuses: tuple[str, ...],
+    dry_run: bool,
+    yes: bool,
+) -> None:
     """Cancel TASK_ID: nobody will claim it; a running worker's lease ends. A dead task is
     dropped from the dead letters for good (requeue runs it again instead). A task already
-    cancelled stays as it was (said so, exit 0); a completed one is refused."""
+    cancelled stays as it was (said so, exit 0); a completed one is refused.
+
+    With --pass PASS and/or --queue QUEUE instead: cancel every open task (pending, delayed,
+    claimed) of the pass or queue, hundreds per round trip, each as one cancel (its event,
+    its counters), and say how many were cancelled, found already settled, or skipped.
+    Dead tasks are left (requeue --pass runs them again; swarm retire removes them). On a
+    terminal it counts them and asks first (--yes does not ask); --dry-run only counts.
+    A shard's or coordinator's command: a worker's user is refused. Then a settled pass
+    can be retired (swarm retire PASS)."""
+    if _one_or_all(task_id, pass_name, queue, "open", "cancel", statuses, dry_run, yes):
+        status = list(statuses) or None
+        if not dry_run and _asks(app, yes):
+            first = app.swarm.cancel_tasks(
+                pass_name=pass_name, queue=queue, status=status, dry_run=True
+            )
+            question = f"cancel {counted(first.cancelled, 'open task')} of {_of(pass_name, queue)}?"
+            if first.cancelled and not click.confirm(printable(question), err=True):
+                raise click.ClickException("nothing was cancelled (not confirmed)")
+        done = app.swarm.cancel_tasks(
+            pass_name=pass_name, queue=queue, status=status, dry_run=dry_run
+        )
+        app.emit(done, lambda: click.echo(printable(_bulk_cancel_line(done))))
+        return
+    assert task_id is not None
     with _settling(app, task_id, None):
         # The core's cancel of a cancelled task returns it unchanged: only its status before
         # tells whether this call cancelled it (and whether it was dead).
         before = app.swarm.get_task(task_id).status
         t = app.swarm.cancel(task_id, dead=True)  # (a coordinator drops a dead one)
     app.emit(task_json(t), lambda: click.echo(_cancelled_line(t, before)))
+
+
+def _left(settled: int, settled_as: str, skipped: int, skipped_ids: Sequence[str]) -> str:
+    """What a bulk change left, in words."""
+    them = "it was" if settled == 1 else "they were"
+    parts = [f"{counted(settled, 'task')} {settled_as}, left as {them}"]
+    if skipped:
+        named = ", ".join(skipped_ids[:3]) + (", ..." if skipped > 3 else "")
+        parts.append(f"{counted(skipped, 'task')} skipped ({named}: swarm task show ID says why)")
+    return "; ".join(parts)
+
+
+def _bulk_cancel_line(done: Any) -> str:
+    """A ``CancelledTasks`` (``Swarm.cancel_tasks``) in words."""
+    verb = "would cancel" if done.dry_run else "cancelled"
+    of = _of(done.pass_name, done.queue)
+    left = _left(done.settled, "already settled", done.skipped, done.skipped_ids)
+    line = f"{verb} {counted(done.cancelled, 'open task')} of {of} ({left})"
+    whole = done.pass_name is not None and done.queue is None and not done.dry_run
+    if whole and not done.skipped and tuple(done.statuses) == OPEN_STATUSES:  # (none left)
+        line += f"; swarm retire {shlex.quote(done.pass_name)} now frees the pass"
+    return line
 
 
 def _cancelled_line(t: Task, before: TaskStatus) -> str:
@@ -562,17 +680,59 @@ def _cancelled_line(t: Task, before: TaskStatus) -> str:
     return f"{t.id} was already cancelled{f' at {iso(when)}' if when else ''}: nothing changed"
 
 
-@task.command(short_help="Put a dead task back in its queue.")
-@task_id_arg
+@task.command(short_help="Put a dead task, or every dead task of a pass or queue, back.")
+@click.argument("task_id", metavar="[TASK_ID]", required=False, shell_complete=complete_tasks)
+@click.option("--pass", "pass_name", metavar="PASS", help="Requeue every dead task of PASS.")
+@click.option(
+    "--queue", metavar="QUEUE", shell_complete=complete_queues,
+    help="Requeue every dead task of QUEUE (with --pass: those of PASS in QUEUE).",
+)  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="With --pass/--queue: count them; change nothing.")
+@click.option(
+    "--yes", "-y", is_flag=True,
+    help="With --pass/--queue: do not ask first (a terminal is asked; a pipe never is).",
+)  # fmt: skip
 @json_option
 @pass_app
-def requeue(app: App, task_id: str) -> None:
-    """Put a dead task back in its queue with fresh budgets of failures and abandons."""
+def requeue(
+    app: App,
+    task_id: str | None,
+    pass_name: str | None,
+    queue: str | None,
+    dry_run: bool,
+    yes: bool,
+) -> None:
+    """Put a dead task back in its queue with fresh budgets of failures and abandons.
+
+    With --pass PASS and/or --queue QUEUE instead: every dead task of the pass or queue,
+    each as one requeue, and say how many were requeued, found not dead, or skipped (data
+    stored damaged: repair it first). On a terminal it counts them and asks first (--yes
+    does not ask); --dry-run only counts. A shard's or coordinator's command."""
+    if _one_or_all(task_id, pass_name, queue, "dead", "requeue", dry_run, yes):
+        if not dry_run and _asks(app, yes):
+            n = app.swarm.requeue_tasks(pass_name=pass_name, queue=queue, dry_run=True).requeued
+            question = f"requeue {counted(n, 'dead task')} of {_of(pass_name, queue)}?"
+            if n and not click.confirm(printable(question), err=True):
+                raise click.ClickException("nothing was requeued (not confirmed)")
+        done = app.swarm.requeue_tasks(pass_name=pass_name, queue=queue, dry_run=dry_run)
+        app.emit(done, lambda: click.echo(printable(_bulk_requeue_line(done))))
+        return
+    assert task_id is not None
     try:
         t = app.swarm.requeue_dead(task_id)
     except InvalidState as exc:
         raise _with_next_step(app, task_id, exc) from exc
     app.emit(task_json(t), lambda: click.echo(f"requeued {t.id} to {t.queue}"))
+
+
+def _bulk_requeue_line(done: Any) -> str:
+    """A ``RequeuedTasks`` (``Swarm.requeue_tasks``) in words."""
+    verb = "would requeue" if done.dry_run else "requeued"
+    left = _left(done.not_dead, "not dead", done.skipped, done.skipped_ids)
+    return (
+        f"{verb} {counted(done.requeued, 'dead task')} of {_of(done.pass_name, done.queue)} "
+        f"({left})"
+    )
 
 
 def _with_next_step(app: App, task_id: str, exc: InvalidState) -> InvalidState:
