@@ -51,6 +51,7 @@ from redis_swarm.cli import main
 
 from ._a2a_ops import a2a_workload
 from ._servers import RedisServer, ServerFactory, system_redis
+from ._spying import Spying
 
 SWARM = "team-a"
 K = Keys(SWARM)
@@ -173,33 +174,22 @@ def test_a_worker_writes_nothing_outside_its_selectors(server7: RedisServer) -> 
 # --- the rows against what the operations send, as the roles themselves (ACL enforced)
 
 
-class Recording(Swarm):
+class Recording(Spying):
     """A Swarm that records, per operation, the commands and scripts it sends."""
 
     sent: ClassVar[dict[str, set[str]]] = defaultdict(set)
+    running = "?"
 
     def _run(self, op: Operation[Any]) -> Any:
-        return super()._run(self._watch(op))
+        self.running = getattr(op, "__name__", "?")
+        return super()._run(op)
 
-    def _watch(self, op: Operation[Any]) -> Operation[Any]:
-        name = getattr(op, "__name__", "?")
-        reply: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                request = op.throw(error) if error is not None else op.send(reply)
-            except StopIteration as stop:
-                return stop.value
-            error = None
-            for item in () if isinstance(request, Compute | Notice) else items_of(request):
-                if isinstance(item, Call):
-                    self.sent[name].add("@" + item.script)
-                else:
-                    self.sent[name].add(_command_name(item))
-            try:
-                reply = yield request
-            except BaseException as exc:
-                error = exc
+    def seen(self, request: Any) -> None:
+        for item in () if isinstance(request, Compute | Notice) else items_of(request):
+            if isinstance(item, Call):
+                self.sent[self.running].add("@" + item.script)
+            else:
+                self.sent[self.running].add(_command_name(item))
 
 
 def _command_name(item: Cmd) -> str:

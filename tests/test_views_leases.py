@@ -18,6 +18,7 @@ from redis_swarm._protocol import Compute, Notice, Operation, items_of
 
 from ._handles import must
 from ._servers import RedisServer
+from ._spying import Spying
 
 
 def _tasks(swarm: Swarm) -> dict[str, str | None]:
@@ -54,30 +55,18 @@ def test_a_lease_whose_task_is_no_longer_claimed_names_no_one(swarm: Swarm, raw:
     assert _tasks(swarm) == {"w-1": None}
 
 
-class _Counting(Swarm):
-    """A Swarm that counts the round trips (requests sent) of each operation it runs."""
+class _Counting(Spying):
+    """A Swarm that counts the round trips of each operation it runs."""
 
     trips: list[int]
 
     def _run(self, op: Operation[Any]) -> Any:
         self.trips.append(0)
-        return super()._run(self._count(op))
+        return super()._run(op)
 
-    def _count(self, op: Operation[Any]) -> Operation[Any]:
-        reply: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                request = op.throw(error) if error is not None else op.send(reply)
-            except StopIteration as stop:
-                return stop.value
-            error = None
-            if not isinstance(request, Compute | Notice) and items_of(request):
-                self.trips[-1] += 1
-            try:
-                reply = yield request
-            except BaseException as exc:  # handed to the operation, as the shell does
-                error = exc
+    def seen(self, request: Any) -> None:
+        if not isinstance(request, Compute | Notice) and items_of(request):
+            self.trips[-1] += 1
 
 
 def test_recent_reads_no_leases_status_reads_them(redis_url: str) -> None:

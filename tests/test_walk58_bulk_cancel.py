@@ -19,10 +19,11 @@ from redis_swarm import (
     ValidationError,
     apply_role,
 )
-from redis_swarm._protocol import Batch, Call, Cmd, Operation
+from redis_swarm._protocol import Batch, Call, Cmd
 
 from ._cli import Cli
 from ._servers import RedisServer
+from ._spying import Spying
 
 PASS = "Pass 1: Signal Capture"
 N = 2_000
@@ -138,29 +139,14 @@ def test_retire_refused_names_the_bulk_cancel(swarm: Swarm) -> None:
     assert f'swarm task cancel --pass "{PASS}"' in str(info.value)
 
 
-class _Counting(Swarm):
+class _Counting(Spying):
     """A Swarm that counts the round trips of its operations."""
 
     trips = 0
 
-    def _run(self, op: Operation[Any]) -> Any:
-        return super()._run(self._count(op))
-
-    def _count(self, op: Operation[Any]) -> Operation[Any]:
-        reply: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                request = op.throw(error) if error is not None else op.send(reply)
-            except StopIteration as stop:
-                return stop.value
-            error = None
-            if isinstance(request, Batch | Call | Cmd):
-                self.trips += 1
-            try:
-                reply = yield request
-            except BaseException as exc:
-                error = exc
+    def seen(self, request: Any) -> None:
+        if isinstance(request, Batch | Call | Cmd):
+            self.trips += 1
 
 
 def test_the_round_trips_are_bounded_as_said(redis_url: str) -> None:
@@ -180,31 +166,16 @@ def _cancels(request: Any) -> bool:
     return any(isinstance(i, Call) and i.script == "task_update" for i in items)
 
 
-class _Racing(Swarm):
+class _Racing(Spying):
     """A Swarm whose bulk cancel meets a task completed by its worker after the cancel read
     its record, just before the cancels are sent (``racer`` completes it)."""
 
     racer: Any = None
 
-    def _run(self, op: Operation[Any]) -> Any:
-        return super()._run(self._race(op))
-
-    def _race(self, op: Operation[Any]) -> Operation[Any]:
-        reply: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                request = op.throw(error) if error is not None else op.send(reply)
-            except StopIteration as stop:
-                return stop.value
-            error = None
-            if self.racer is not None and _cancels(request):
-                racer, self.racer = self.racer, None
-                racer()
-            try:
-                reply = yield request
-            except BaseException as exc:
-                error = exc
+    def seen(self, request: Any) -> None:
+        if self.racer is not None and _cancels(request):
+            racer, self.racer = self.racer, None
+            racer()
 
 
 def test_a_task_completed_between_the_read_and_its_cancel_is_counted_settled(
