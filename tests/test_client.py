@@ -36,6 +36,7 @@ def test_public_exports_are_pinned() -> None:
     expected |= {"ContextCache", "Limits", "MAX_PAGE", "Settings", "__version__"}
     # The results of operations defined beside them (doctor's checks, shard_stats).
     expected |= {"CounterCheck", "Recounted", "ServerInfo", "ShardStats"}
+    expected |= {"CancelledTasks", "RequeuedTasks"}  # (the bulk cancel and requeue's)
     assert set(redis_swarm.__all__) == expected
     bound = {  # dir(): the names bound and those bound on first use (the package's __getattr__)
         name
