@@ -106,7 +106,9 @@ def events(
         def human() -> None:
             for event in items:
                 click.echo(_line(event))
-            if last is None and len(items) == limit:
+            if not items:
+                click.echo(printable(_none_listed(app, wanted, since)), err=True)
+            elif last is None and len(items) == limit:
                 _more_hint(app, items[-1].id, wanted, limit)
 
         app.emit({"items": items}, human)
@@ -139,6 +141,24 @@ def _trimmed(app: App, since: str | int) -> EventsTrimmed | None:
         return app.swarm.events_trimmed(since)
     except ValidationError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
+
+
+def _none_listed(app: App, types: list[str] | None, since: str | int | None) -> str:
+    """What a listing that found no event says on stderr (rather than nothing at all, after
+    a scan of the whole log): none of ``types`` (or none at all) after ``since``, and how far
+    back the capped log goes (its oldest event kept)."""
+    what = f"no {' or '.join(types)} event" if types else "no event"
+    after = ""
+    if since is not None:
+        after = f" after {since}" if isinstance(since, str) else f" from {iso(since)} on"
+    oldest = app.swarm.events(limit=1)  # (the oldest kept: one entry, whatever its type)
+    if not oldest:
+        return f"{what}{after}: the event log is empty (this swarm has recorded nothing yet)"
+    kept = app.swarm.limits.events_maxlen
+    return (
+        f"{what}{after} is in the event log: it goes back to {iso(oldest[0].at)} (event "
+        f"{oldest[0].id}), keeping the newest {kept:,} events; --follow waits for new ones"
+    )
 
 
 def _more_hint(app: App, last_id: str, types: list[str] | None, limit: int) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .._codec import counted
+from .._codec import counted, iso
 from .._errors import NotFound
 from .._hints import LIST_PASSES
 from .._models import unknown_pass
@@ -26,10 +26,12 @@ from ._common import (
     kv_table,
     listing,
     make_table,
+    nothing_matched,
     paging_options,
     print_table,
     read_text,
     short,
+    stream_all,
     when,
 )
 
@@ -91,18 +93,23 @@ def findings(
             shard=shard, queue=queue, pass_name=pass_name, since=since, cursor=cur, limit=size
         )
 
+    if all_ and not app.json:  # every page printed as it comes: 20,000 rows start at once
+        if not stream_all(app, fetch, _COLUMNS, _row):
+            unknown = _unknown_pass(app, pass_name) if pass_name else None
+            filters = [("--shard", shard), ("--queue", queue), ("--pass", pass_name)]
+            filters.append(("--since", None if since is None else iso(since)))
+            said = (
+                f"note: {unknown}" if unknown is not None else nothing_matched("finding", filters)
+            )
+            click.echo(printable(said), err=True)
+        return
     found = listing(fetch, limit, cursor, all_)
     unknown = _unknown_pass(app, pass_name) if pass_name and not found.items else None
 
     def human() -> None:
-        table = make_table("id", "task", "worker", "model", "cost", "conf", "summary")
+        table = make_table(*_COLUMNS)
         for f in found.items:
-            mark = " (superseded)" if f.superseded else ""
-            cost = None if f.usage is None else usage_line(f.usage)
-            add_row(
-                table, f.id, f.task_id, f.worker, f.model, cost, f.confidence,
-                short(f.summary, 80) + mark,
-            )  # fmt: skip
+            add_row(table, *_row(f))
         print_table(app, table)
         found.footer()
         if unknown is not None:  # a note, as swarm status --pass says it: the listing stands
@@ -110,6 +117,16 @@ def findings(
 
     listed = found.to_json()
     app.emit({**listed, "notes": [unknown]} if unknown is not None else listed, human)
+
+
+_COLUMNS = ("id", "task", "worker", "model", "cost", "conf", "summary")
+
+
+def _row(f: Any) -> tuple[Any, ...]:
+    """The cells of finding ``f`` under ``_COLUMNS``."""
+    mark = " (superseded)" if f.superseded else ""
+    cost = None if f.usage is None else usage_line(f.usage)
+    return (f.id, f.task_id, f.worker, f.model, cost, f.confidence, short(f.summary, 80) + mark)
 
 
 # What ``unknown_pass`` says there is not to do with a pass no task was ever posted to.

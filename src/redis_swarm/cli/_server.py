@@ -16,6 +16,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from .._codec import counted, first_few, iso
 from .._config import UNCHECKED_TLS, Settings, unverified_tls
@@ -47,6 +48,42 @@ def _embedded(app: App) -> EmbeddedServer:
     return EmbeddedServer(settings.home, durability=settings.durability)
 
 
+_EMBEDDED = "embedded"  # (the URL of the embedded server of the home given)
+
+
+def _home_server(app: App, doing: str | None) -> None:
+    """Make ``app`` name the embedded server of its home where the command line or the URL
+    says that is the server meant: ``--home`` given on the command line wins over a
+    SWARM_URL from the environment (``swarm --home DIR down``, the very command the server's
+    start names, with SWARM_URL set to this home's socket or to another server), and a
+    ``unix://`` URL naming this home's own socket is that server. ``doing`` (``up``,
+    ``down``: they start or stop only the embedded server): what a ``--url`` given on the
+    command line beside ``--home`` conflicts with, said as which to drop; None (``doctor``):
+    only a URL naming the home's socket is taken as its embedded server, the server of any
+    other URL (given or SWARM_URL) is the one checked, ``--home`` keeping the tokens as for
+    any command (a hook hands out ``swarm --home H ...`` with its SWARM_URL in the
+    environment)."""
+    settings = app.settings
+    if settings.kind == "embedded":
+        return
+    home = EmbeddedServer(settings.home).socket_path
+    if settings.kind == "unix" and os.path.realpath(settings.path or "") == os.path.realpath(home):
+        app.url = _EMBEDDED
+        return
+    root = click.get_current_context().find_root()
+    if doing is None or root.get_parameter_source("home") is not ParameterSource.COMMANDLINE:
+        return  # (doctor checks the server of SWARM_URL: a --home beside it keeps its tokens)
+    if root.get_parameter_source("url") is not ParameterSource.COMMANDLINE:
+        app.url = _EMBEDDED  # (SWARM_URL, from the environment: the explicit --home wins)
+        return
+    if doing is not None:
+        otherwise = {"start": ", or drop --home to use the server at --url"}.get(doing, "")
+        raise click.UsageError(
+            f"--url {settings.render_url()} names another server than the embedded one in "
+            f"--home {settings.home}: drop --url to {doing} the embedded server there{otherwise}"
+        )
+
+
 @main.command(short_help="Start the embedded server (idempotent) and print its URL.")
 @json_option
 @pass_app
@@ -55,6 +92,7 @@ def up(app: App) -> None:
     it as an admin user: workers may not load it), and print the URL other processes use.
     A URL that names a read-only replica, or a Redis Sentinel's own address (a
     redis://HOST:26379 URL, not redis+sentinel://), is refused."""
+    _home_server(app, "start")
     settings = app.settings
     if settings.kind != "embedded":
         latency = app.swarm.ping()
@@ -90,6 +128,7 @@ def up(app: App) -> None:
 @pass_app
 def down(app: App) -> None:
     """Stop the embedded server cleanly; its data is kept for the next start."""
+    _home_server(app, "stop")
     if app.settings.kind != "embedded":
         raise SwarmError(
             f"'swarm down' stops only the embedded server; {app.settings.url} is not one"
@@ -282,6 +321,7 @@ def doctor(app: App, quick: bool, recount: bool, repair: bool) -> None:
     On Sentinel, the
     master the sentinels name, how many sentinels and replicas they know, and whether they
     can agree a failover; on a Cluster, its state, slots, masters and replicas."""
+    _home_server(app, None)
     try:
         with warnings.catch_warnings():
             # (its TLS row and warnings say it: the warning every handle gives as it

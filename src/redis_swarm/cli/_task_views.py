@@ -22,9 +22,11 @@ from ._common import (
     listing,
     make_table,
     never_posted,
+    nothing_matched,
     paging_options,
     print_table,
     short,
+    stream_all,
     task_json,
 )
 from ._tasks import render_task, task, task_id_arg
@@ -154,6 +156,15 @@ def list_(
             queue=queue, status=status, pass_name=pass_name, cursor=cur, limit=size
         )
 
+    filters = [("--queue", queue), ("--status", status), ("--pass", pass_name)]
+    if all_ and not app.json:  # every page printed as it comes: 50,000 rows start at once
+        if not stream_all(app, fetch, _COLUMNS, _row):
+            unknown = never_posted(app, [queue]) if queue is not None else None
+            if unknown is None:
+                _nothing_matched(filters, None)
+            else:
+                click.echo(printable(f"note: {unknown}"), err=True)
+        return
     if app.json or all_:  # --json: one call's page, short or not, as the API gives it
         found = listing(fetch, limit, cursor, all_)
     else:
@@ -163,34 +174,48 @@ def list_(
     unknown = never_posted(app, [queue]) if queue is not None and not found.items else None
 
     def human() -> None:
-        table = make_table(
-            "id", "queue", "status", "failed", "abandoned", "pass", "worker", "description"
-        )
-        for t in found.items:
-            add_row(
-                table,
-                t.id,
-                t.queue,
-                t.status,
-                f"{t.failures}/{t.max_attempts}",
-                f"{t.abandons}/{t.max_abandons}",
-                short(t.pass_name, 24) if t.pass_name else None,
-                t.worker,
-                short(t.description, 60),
-            )
-        print_table(app, table)
-        if not found.items and found.cursor:
+        if found.items:
+            table = make_table(*_COLUMNS)
+            for t in found.items:
+                add_row(table, *_row(t))
+            print_table(app, table)
+        elif found.cursor:
             click.echo(
                 f"no task matched among those the {TABLE_CALLS} calls looked at; the listing "
                 "goes on after them (or list them all with --all):",
                 err=True,
             )
+        elif unknown is None:  # (else the note says why)
+            _nothing_matched(filters, cursor)
         found.footer()
         if unknown is not None:
             click.echo(printable(f"note: {unknown}"), err=True)
 
     listed = found.to_json([task_json(t) for t in found.items])
     app.emit({**listed, "notes": [unknown]} if unknown is not None else listed, human)
+
+
+_COLUMNS = ("id", "queue", "status", "failed", "abandoned", "pass", "worker", "description")
+
+
+def _row(t: Task) -> tuple[Any, ...]:
+    """The cells of task ``t`` under ``_COLUMNS``."""
+    return (
+        t.id,
+        t.queue,
+        t.status,
+        f"{t.failures}/{t.max_attempts}",
+        f"{t.abandons}/{t.max_abandons}",
+        short(t.pass_name, 24) if t.pass_name else None,
+        t.worker,
+        short(t.description, 60),
+    )
+
+
+def _nothing_matched(filters: list[tuple[str, str | None]], cursor: str | None) -> None:
+    """Say on stderr that the listing found no task (rather than an empty table)."""
+    said = nothing_matched("task", [*filters, ("after --cursor", cursor)])
+    click.echo(printable(said), err=True)
 
 
 # A filtered listing call looks at up to 5,000 tasks (list_tasks), so a selective filter in a
