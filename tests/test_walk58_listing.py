@@ -105,6 +105,25 @@ def test_findings_all_prints_each_page_as_it_comes(
     assert none.stdout == "" and none.stderr == "no finding matched --shard nobody --pass P\n"
 
 
+def test_synth_list_all_prints_each_page_as_it_comes(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`synth list --all` built one rich table of every synthesis, as `findings --all` did."""
+    with Swarm(cli.url, swarm=cli.swarm) as swarm:
+        made = [
+            swarm.synthesize("shard-1", f"S{n}", f"synthesis {n}", [], cites_none=True).id
+            for n in range(5)
+        ]
+    monkeypatch.setattr(_common, "ALL_PAGE", 2, raising=False)
+    seen: list[str] = []
+    _spy(monkeypatch, "syntheses", seen)
+    out = cli("synth", "list", "--all")
+    assert len(seen) >= 2 and made[0] in seen[1] and made[2] not in seen[1], seen
+    assert [line.split()[0] for line in out.stdout.splitlines() if "s-" in line] == made, out
+    none = cli("synth", "list", "--shard", "nobody", "--all")
+    assert none.stdout == "" and none.stderr == "no synthesis matched --shard nobody\n"
+
+
 def test_task_list_matching_nothing_says_so(cli: Cli) -> None:
     """`task list --pass Psmall --queue big` printed an empty table's header and nothing
     else: now stderr says no task matched the filters (exit 0), with or without --all."""

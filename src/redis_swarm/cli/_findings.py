@@ -246,16 +246,29 @@ def synth_list(
     def fetch(cur: str | None, size: int) -> Any:
         return app.swarm.syntheses(shard=shard, pass_name=pass_name, cursor=cur, limit=size)
 
+    if all_ and not app.json:  # every page printed as it comes, as findings --all
+        if not stream_all(app, fetch, _SYNTH_COLUMNS, _synth_row):
+            filters = [("--shard", shard), ("--pass", pass_name)]
+            click.echo(printable(nothing_matched("synthesis", filters)), err=True)
+        return
     found = listing(fetch, limit, cursor, all_)
 
     def human() -> None:
-        table = make_table("id", "shard", "pass", "sources", "text")
+        table = make_table(*_SYNTH_COLUMNS)
         for s in found.items:
-            add_row(table, s.id, s.shard, short(s.pass_name, 30), len(s.sources), short(s.text, 70))
+            add_row(table, *_synth_row(s))
         print_table(app, table)
         found.footer()
 
     app.emit(found.to_json(), human)
+
+
+_SYNTH_COLUMNS = ("id", "shard", "pass", "sources", "text")
+
+
+def _synth_row(s: Any) -> tuple[Any, ...]:
+    """The cells of synthesis ``s`` under ``_SYNTH_COLUMNS``."""
+    return (s.id, s.shard, short(s.pass_name, 30), len(s.sources), short(s.text, 70))
 
 
 @synth.command("show")
