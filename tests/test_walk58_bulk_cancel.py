@@ -197,6 +197,41 @@ def test_a_task_completed_between_the_read_and_its_cancel_is_counted_settled(
         assert len(swarm.events(since=last, types="task.cancelled")) == 9
 
 
+def test_a_task_claimed_between_the_read_and_a_pending_cancel_keeps_its_lease(
+    redis_url: str,
+) -> None:
+    """``status="pending"`` narrows what is cancelled at the moment of the cancel, not only
+    when the records were read: a task claimed in between keeps its worker's lease."""
+    swarm = _Racing(redis_url, swarm="test")
+    with swarm, Swarm(redis_url, swarm="test") as worker:
+        swarm.post_tasks(
+            [{"queue": "q1", "description": f"{i}", "pass_name": PASS} for i in range(10)]
+        )
+        taken: list[Any] = []
+        swarm.racer = lambda: taken.append(worker.claim("q1", worker="w1"))
+        done = swarm.cancel_tasks(pass_name=PASS, status="pending")
+        (lease,) = taken
+        assert (done.cancelled, done.skipped) == (9, 1), done
+        assert swarm.get_task(lease.id).status.value == "claimed"
+        worker.report(lease.id, lease.token, {"summary": "kept"}, worker="w1")
+        assert swarm.check_counters().ok
+
+
+def test_the_changes_answer_without_the_tasks_data(redis_url: str) -> None:
+    """Each cancel's reply held its task's whole data (a round trip of 500 tasks of 1 MiB
+    data: 500 MiB sent back and thrown away)."""
+    with Swarm(redis_url, swarm="test") as swarm:
+        big = {"blob": "x" * 100_000}
+        swarm.post_tasks(
+            [{"queue": "q1", "description": f"{i}", "pass_name": PASS, "data": big}
+             for i in range(20)]
+        )  # fmt: skip
+        before = int(swarm.redis.info("stats")["total_net_output_bytes"])
+        assert swarm.cancel_tasks(pass_name=PASS).cancelled == 20
+        sent = int(swarm.redis.info("stats")["total_net_output_bytes"]) - before
+        assert sent < 200_000, f"{sent:,} bytes answered for 20 cancels"
+
+
 @pytest.fixture
 def roles(acl_server: RedisServer) -> Iterator[dict[str, Swarm]]:
     admin = acl_server.client()

@@ -9,6 +9,8 @@ KEYS)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from redis_swarm import InvalidState, LeaseLost, Swarm
@@ -105,3 +107,20 @@ def test_a_later_failure_without_usage_may_have_its_own_added(swarm: Swarm) -> N
     swarm.fail(task_id, second.token, "again")
     total = swarm.add_failed_usage(task_id, second.token, SPENT).failed_usage
     assert total is not None and total.cost_usd == 0.5 and total.tokens_in == 2000
+
+
+def test_a_record_whose_seals_are_damaged_is_refused_in_words(swarm: Swarm, raw: Any) -> None:
+    """What ``issued`` reads (attempts, seals) is checked first: a record written around
+    redis-swarm with seals that are no object was a raw Lua error."""
+    from redis_swarm import CorruptRecord
+    from redis_swarm._codec import dumps, loads
+    from redis_swarm._keys import Keys
+
+    task_id, token = _failed(swarm)
+    key = Keys("test").tasks
+    record = loads(raw.hget(key, task_id))
+    record["seals"] = 5
+    raw.hset(key, task_id, dumps(record))
+    with pytest.raises(CorruptRecord, match="seals") as refused:
+        swarm.add_failed_usage(task_id, token, SPENT)
+    assert "no cost was added" in str(refused.value)

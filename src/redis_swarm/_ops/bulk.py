@@ -275,7 +275,11 @@ def _run(ctx: OpContext, scope: _Scope, dry_run: bool) -> Operation[_Tally]:
             if dry_run:
                 tally.changed += len(changes)
                 continue
-            extra = ("0",) if scope.action == "cancel" else ()  # ('0': a dead one is refused)
+            # ('0': a dead one is refused; the fail's arguments empty; then the statuses the
+            # task may have, else it is refused: one claimed since its pending record was read
+            # keeps its lease. The reply then holds no data.)
+            dead = "0" if scope.action == "cancel" else ""
+            extra = (dead, "", "", "", "", "", ",".join(scope.statuses))
             for task_id, queue in changes:
                 op = new_id("o-")
                 sent.append(
@@ -420,7 +424,9 @@ def _read_back(
     for (op, _), task_id, raw in zip(sent, ids, replies[0], strict=True):
         try:
             state = {} if raw is None else loads(raw)
-        except UNREADABLE:
+            if not isinstance(state, dict):
+                raise ValueError("not an object")
+        except (*UNREADABLE, ValueError):
             tally.skip(task_id)
             continue
         if raw is None:  # (retired since: settled)

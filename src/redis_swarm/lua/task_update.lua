@@ -19,6 +19,9 @@
 -- ARGV[13] fail, add_failed_usage: the failed run's usage JSON (fail: '' = none), added to
 --   the task's failed_usage
 -- ARGV[14] fail: ms before the retry may run, instead of the backoff ('' = the backoff)
+-- ARGV[15] (a bulk change's, cancel or requeue; optional) the statuses the task may have for
+--   the change to go on, comma-separated (another: refused, nothing written); the reply
+--   then holds no data (a bulk change of 500 tasks read back their data for nothing)
 -- Every change of status but renew's (none) records its time: status_at (lua/_tasks).
 -- What the action reads of the record is checked before its first write (update_lacking): a
 -- damaged record (written around redis-swarm) is dead-lettered when in one of its queue's
@@ -53,7 +56,10 @@ local function add_usage(total, u)
   return total
 end
 
+local only = ARGV[15] ~= nil and ARGV[15] ~= '' and ARGV[15] or nil
+
 local function reply(raw)
+  if only then return {raw, false} end
   return {raw, redis.call('HGET', KEYS[9], id) or false}
 end
 
@@ -257,6 +263,11 @@ elseif action == 'add_failed_usage' then
   -- failed its own task, then printed its cost): added to failed_usage by the holder of the
   -- lease whose attempt failed last, once (a retry after a lost reply finds it added, and
   -- adds nothing). Neither status nor counters change.
+  local lacking, of_kind = update_lacking(t, true)  -- (what issued reads: attempts, seals)
+  if lacking then
+    return swarm_error('SWARM_CORRUPT', 'task ' .. id .. ' has a '
+      .. damage(t, lacking, of_kind) .. ', so no cost was added to it')
+  end
   local attempt = issued(t, ARGV[7])
   if not attempt then return swarm_error('SWARM_LEASELOST', never_issued(t)) end
   local last = t.failed_attempt
@@ -291,6 +302,10 @@ elseif action == 'cancel' then
   -- a caller withdrawing what it posted (an ask, an A2A cancel) must not erase a dead
   -- letter it did not know of. A worker's drop of a dead task is refused before any write
   -- (dead_letters_refused).
+  if only and not string.find(',' .. only .. ',', ',' .. t.status .. ',', 1, true) then
+    return swarm_error('SWARM_INVALIDSTATE', 'task ' .. id .. ' is ' .. t.status .. ' now, '
+      .. 'not ' .. only .. ': left as it is')
+  end
   if t.status == 'dead' and ARGV[9] ~= '1' then
     return swarm_error('SWARM_INVALIDSTATE', 'task ' .. id .. ' is dead: requeue it '
       .. '(swarm task requeue ' .. id .. '), or drop it for good (swarm task cancel ' .. id .. ')')
