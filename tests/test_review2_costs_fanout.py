@@ -103,3 +103,25 @@ def test_a_shared_context_owner_is_told_by_its_hash_not_read(
 def _sent_bytes(raw: Any) -> int:
     """What the server has sent its clients so far."""
     return int(raw.info("stats")["total_net_output_bytes"])
+
+
+def test_a_self_reported_findings_run_is_counted_under_its_usages_models(redis_url: str) -> None:
+    """A finding reported with ``model`` and no usage, whose run the pipeline kept with usage
+    naming another model and no cost: that run goes under the usage's model, unpriced (it
+    stayed under the finding's model, which has no figures, and the line showing the usage's
+    tokens read as a whole sum)."""
+    owner = must(unrecorded_owner_of(LABEL))
+    with Swarm(redis_url, swarm="test") as swarm:
+        swarm.post_task("pipeline.walk", "work", pass_name=LABEL)
+        leased = must(swarm.claim("pipeline.walk", worker="w"))
+        found = swarm.report(leased.id, leased.token, {"summary": "r"}, worker="w", model="sonnet")
+        key = unrecorded_run_key(own_report_key(found.id))
+        spent = Usage(
+            source="claude",
+            tokens_in=100,
+            models={"claude-sonnet-4-5": {"tokens_in": 100}},
+        )
+        swarm.record_unrecorded_run(owner, key, LABEL, "its own report", usage=spent)
+        costs = swarm.pass_costs(LABEL)
+    assert (costs.runs, costs.runs_without_cost) == (1, 1)
+    assert costs.model_runs == {"claude-sonnet-4-5": {"runs": 1, "runs_without_cost": 1}}

@@ -356,8 +356,10 @@ class _Tally:
             if run.usage is not None:
                 priced = run.usage.cost_usd is not None
                 self.unpriced -= priced  # (it was counted unpriced)
-                self._count_models(None, finding.model, 0, -priced)
-                self._count_models(run.usage, finding.model, 0, 0)
+                # (its one run, counted unpriced under the finding's model, goes under the
+                # models its figures are summed under, priced or not as they say)
+                self._count_models(None, finding.model, -1, -1)
+                self._count_models(run.usage, finding.model, 1, int(not priced))
                 add_figures(self.total, usage_figures(run.usage))
                 add_model_figures(self.by_model, run.usage, finding.model)
             return
