@@ -77,3 +77,18 @@ def test_the_doctor_waits_for_the_hung_sentinel_once(
     assert report["sentinel"]["answering"] == 1, report["sentinel"]
     # One timeout and the doctor's own work (three timeouts before: 9 s and more).
     assert took < 2 * TIMEOUT_S + 1.5, f"the doctor took {took:.1f} s"
+
+
+def test_a_refused_password_is_an_answer_not_silence() -> None:
+    """A sentinel that refuses the password answered: it is not asked last nor named silent."""
+    import redis
+
+    from redis_swarm._sentinel import note_unanswered, unanswered_lately
+
+    class _One:
+        connection_pool = type("P", (), {"connection_kwargs": {"host": "h", "port": 1}})()
+
+    note_unanswered(_One(), redis.AuthenticationError("invalid password"))
+    assert unanswered_lately(_One()) is None
+    note_unanswered(_One(), redis.TimeoutError("Timeout reading from h:1"))
+    assert unanswered_lately(_One()) is not None

@@ -106,8 +106,11 @@ _unanswered: dict[str, tuple[float, str]] = {}
 
 def note_unanswered(sentinel: Any, error: BaseException) -> None:
     """Remember that ``sentinel`` (a client of one) did not answer (down, or no reply within
-    its timeout); an error reply is an answer, not remembered."""
-    if isinstance(error, (redis.ConnectionError, redis.TimeoutError)):
+    its timeout); an error reply is an answer, not remembered, and so is a refused password
+    (redis-py's AuthenticationError is a ConnectionError)."""
+    if isinstance(error, (redis.ConnectionError, redis.TimeoutError)) and not isinstance(
+        error, redis.AuthenticationError
+    ):
         _unanswered[address_of(sentinel)] = (time.monotonic(), str(error))
 
 
