@@ -80,18 +80,20 @@ def test_a_refusal_without_a_readable_id_says_null(full_server: str) -> None:
         assert refused.json()["id"] is None
 
 
-def test_the_sdks_own_refusal_answers_with_the_requests_id() -> None:
+@pytest.mark.parametrize("reads_the_body", [True, False], ids=["read", "unread"])
+def test_the_sdks_own_refusal_answers_with_the_requests_id(reads_the_body: bool) -> None:
     """The SDK's refusal (its own bound: sessions that never registered) is reworded with
-    the id of the request it refused, read from the body the SDK read."""
+    the id of the request it refused, read from the body the SDK read, or read to its end
+    here when the SDK refused without reading it (as its Starlette Response does)."""
 
     async def sdk(scope: Scope, receive: Receive, send: Send) -> None:
         body = b""
-        while True:
+        while reads_the_body:
             message = await receive()
             body += message.get("body", b"")
             if not message.get("more_body", False):
+                assert json.loads(body)["method"] == "initialize"
                 break
-        assert json.loads(body)["method"] == "initialize"
         said = {"jsonrpc": "2.0", "id": None, "error": {"code": -32603, "message": "Too many"}}
         headers = [(b"content-type", b"application/json")]
         await send({"type": "http.response.start", "status": 503, "headers": headers})
@@ -106,6 +108,8 @@ def test_the_sdks_own_refusal_answers_with_the_requests_id() -> None:
         pending = list(chunks)
 
         async def receive() -> Message:
+            if not pending:  # (read past its end: the client waits for the answer)
+                return {"type": "http.disconnect"}
             chunk = pending.pop(0)
             return {"type": "http.request", "body": chunk, "more_body": bool(pending)}
 

@@ -193,7 +193,7 @@ class SessionsFull:
                 return
             body += message.get("body", b"")
             if not message.get("more_body", False):
-                await self._refuse(send, refusal, body, _request_id(request.read()))
+                await self._refuse(send, refusal, body, _request_id(await request.rest()))
 
         await self.app(scope, request.receive, say)
 
@@ -339,14 +339,26 @@ class _Body:
         self._receive = receive
         self._chunks: list[bytes] = []
         self._kept = 0
+        self._ended = False  # its last chunk received, or the client gone
 
     async def receive(self) -> Message:
         message = await self._receive()
-        if message["type"] == "http.request" and not self.over:
+        if message["type"] != "http.request":
+            self._ended = True
+            return message
+        if not self.over:
             chunk = message.get("body", b"")
             self._chunks.append(chunk)
             self._kept += len(chunk)
+        self._ended = not message.get("more_body", False)
         return message
+
+    async def rest(self) -> bytes:
+        """The body, read to its end here where the app did not (the SDK refuses a session
+        without reading the request: its id is still read), as ``read`` gives it."""
+        while not self._ended and not self.over:
+            await self.receive()
+        return self.read()
 
     @property
     def over(self) -> bool:
@@ -359,14 +371,8 @@ class _Body:
 
 async def _read_body(receive: Receive) -> bytes:
     """A request's body, read here (the app never sees the request), b"" when over
-    ``_ID_READ_BYTES`` or gone before its end."""
-    body = _Body(receive)
-    while True:
-        message = await body.receive()
-        if message["type"] != "http.request":
-            return b""
-        if not message.get("more_body", False) or body.over:
-            return body.read()
+    ``_ID_READ_BYTES`` (cut short when the client goes: no id is read from it)."""
+    return await _Body(receive).rest()
 
 
 def _is_id(value: object) -> bool:
