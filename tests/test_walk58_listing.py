@@ -169,8 +169,12 @@ def test_an_explicit_home_wins_over_swarm_url_for_down(swarm_home: Path) -> None
     assert not server.is_running()
     cli(*home, "up", env=socket)
     doctor = cli.json(*home, "doctor", "--quick", env=socket)
-    assert doctor["kind"] == "embedded", doctor  # (its pid, its binary: the home's server)
+    assert doctor["kind"] == "unix" and doctor["ok"], doctor  # (the URL's server, as given)
     cli(*home, "down", env=socket)
+    # a stopped embedded server checked by its socket's URL is said to be down, not started
+    down = cli(*home, "doctor", "--quick", "--json", env=socket, expect=1).json()
+    assert down["reached"][str(server.socket_path)].startswith("no such socket file"), down
+    assert not server.is_running()
     # another server in SWARM_URL: the explicit --home wins all the same (never reached)
     cli(*home, "up", env={"SWARM_URL": "redis://127.0.0.1:9/"})
     assert server.is_running()

@@ -580,13 +580,7 @@ def cell(value: Any) -> Text:
     shown as escapes."""
     from rich.text import Text
 
-    if value is None:
-        return Text("-", style="dim")
-    if isinstance(value, float):
-        return Text(f"{value:g}")
-    if not isinstance(value, str):
-        value = str(getattr(value, "value", value))
-    return Text(printable(value))
+    return Text(_cell_text(value), style="dim" if value is None else "")
 
 
 def add_row(table: Table, *values: Any) -> None:

@@ -51,18 +51,16 @@ def _embedded(app: App) -> EmbeddedServer:
 _EMBEDDED = "embedded"  # (the URL of the embedded server of the home given)
 
 
-def _home_server(app: App, doing: str | None) -> None:
+def _home_server(app: App, doing: str) -> None:
     """Make ``app`` name the embedded server of its home where the command line or the URL
-    says that is the server meant: ``--home`` given on the command line wins over a
+    says that is the server ``doing`` (``start``, ``stop``: what ``up`` and ``down`` do, to
+    the embedded server alone) means: ``--home`` given on the command line wins over a
     SWARM_URL from the environment (``swarm --home DIR down``, the very command the server's
     start names, with SWARM_URL set to this home's socket or to another server), and a
-    ``unix://`` URL naming this home's own socket is that server. ``doing`` (``up``,
-    ``down``: they start or stop only the embedded server): what a ``--url`` given on the
-    command line beside ``--home`` conflicts with, said as which to drop; None (``doctor``):
-    only a URL naming the home's socket is taken as its embedded server, the server of any
-    other URL (given or SWARM_URL) is the one checked, ``--home`` keeping the tokens as for
-    any command (a hook hands out ``swarm --home H ...`` with its SWARM_URL in the
-    environment)."""
+    ``unix://`` URL naming this home's own socket is that server. A ``--url`` of another
+    server given on the command line beside ``--home`` is a conflict, said as which to drop.
+    (``doctor`` checks the server of its URL as every command reaches it: a stopped embedded
+    server is said to be down, not started.)"""
     settings = app.settings
     if settings.kind == "embedded":
         return
@@ -71,17 +69,16 @@ def _home_server(app: App, doing: str | None) -> None:
         app.url = _EMBEDDED
         return
     root = click.get_current_context().find_root()
-    if doing is None or root.get_parameter_source("home") is not ParameterSource.COMMANDLINE:
-        return  # (doctor checks the server of SWARM_URL: a --home beside it keeps its tokens)
+    if root.get_parameter_source("home") is not ParameterSource.COMMANDLINE:
+        return
     if root.get_parameter_source("url") is not ParameterSource.COMMANDLINE:
         app.url = _EMBEDDED  # (SWARM_URL, from the environment: the explicit --home wins)
         return
-    if doing is not None:
-        otherwise = {"start": ", or drop --home to use the server at --url"}.get(doing, "")
-        raise click.UsageError(
-            f"--url {settings.render_url()} names another server than the embedded one in "
-            f"--home {settings.home}: drop --url to {doing} the embedded server there{otherwise}"
-        )
+    otherwise = ", or drop --home to use the server at --url" if doing == "start" else ""
+    raise click.UsageError(
+        f"--url {settings.render_url()} names another server than the embedded one in "
+        f"--home {settings.home}: drop --url to {doing} the embedded server there{otherwise}"
+    )
 
 
 @main.command(short_help="Start the embedded server (idempotent) and print its URL.")
@@ -321,7 +318,6 @@ def doctor(app: App, quick: bool, recount: bool, repair: bool) -> None:
     On Sentinel, the
     master the sentinels name, how many sentinels and replicas they know, and whether they
     can agree a failover; on a Cluster, its state, slots, masters and replicas."""
-    _home_server(app, None)
     try:
         with warnings.catch_warnings():
             # (its TLS row and warnings say it: the warning every handle gives as it
