@@ -382,24 +382,22 @@ def _is_id(value: object) -> bool:
 
 
 def _request_id(body: bytes) -> RequestId | None:
-    """The id of the one JSON-RPC request ``body`` holds; None when it holds none, or a
-    batch, or is no JSON (an integer too long for Python's parser included)."""
-    try:
-        sent = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    if isinstance(sent, dict) and _is_id(sent.get("id")):
-        request_id: RequestId = sent["id"]
-        return request_id
-    return None
+    """The id of the one JSON-RPC request ``body`` holds (``_request_ids``' rule); None when
+    it holds none, or a batch, or is no JSON (an integer too long for Python's parser
+    included)."""
+    ids = _request_ids(body, batch=False)
+    return ids[0] if ids else None
 
 
-def _request_ids(body: bytes) -> list[RequestId]:
-    """The ids of the JSON-RPC requests a POST carries (one, or a batch of an older
-    revision); none when it is no JSON-RPC the SDK would serve (it answers that itself)."""
+def _request_ids(body: bytes, *, batch: bool = True) -> list[RequestId]:
+    """The ids of the JSON-RPC requests a POST carries (one, or with ``batch`` a batch of an
+    older revision); none when it is no JSON-RPC the SDK would serve (it answers that
+    itself)."""
     try:
         sent = json.loads(body)
     except (ValueError, RecursionError):  # (a body nested too deep: the SDK says so)
+        return []
+    if isinstance(sent, list) and not batch:
         return []
     messages = sent if isinstance(sent, list) else [sent]
     return [
