@@ -9,8 +9,8 @@ import contextlib
 import json
 import shlex
 import sys
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import click
 from click.core import ParameterSource
@@ -583,6 +583,43 @@ def _asks(app: App, yes: bool) -> bool:
     return not (yes or app.json) and sys.stdin.isatty()
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _bulk_options(doing: str) -> Callable[[F], F]:
+    """The options of a change of every task of a pass or queue (``doing``: what it does to
+    each, "Cancel every open task"): --pass, --queue, --dry-run, --yes."""
+
+    def decorate(command: F) -> F:
+        for option in reversed(
+            (
+                click.option("--pass", "pass_name", metavar="PASS", help=f"{doing} of PASS."),
+                click.option(
+                    "--queue",
+                    metavar="QUEUE",
+                    shell_complete=complete_queues,
+                    help=f"{doing} of QUEUE (with --pass: those of PASS in QUEUE).",
+                ),
+                click.option(
+                    "--dry-run",
+                    is_flag=True,
+                    help="With --pass/--queue: count them; change nothing.",
+                ),
+                click.option(
+                    "--yes",
+                    "-y",
+                    is_flag=True,
+                    help="With --pass/--queue: do not ask first (a terminal is asked; a pipe "
+                    "never is).",
+                ),
+            )
+        ):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 _STATUS_HELP = (
     "With --pass/--queue: only the open tasks of this status (repeat it for several; default "
     "pending, delayed and claimed)."
@@ -591,19 +628,10 @@ _STATUS_HELP = (
 
 @task.command(short_help="Cancel a task, or every open task of a pass or queue.")
 @click.argument("task_id", metavar="[TASK_ID]", required=False, shell_complete=complete_tasks)
-@click.option("--pass", "pass_name", metavar="PASS", help="Cancel every open task of PASS.")
-@click.option(
-    "--queue", metavar="QUEUE", shell_complete=complete_queues,
-    help="Cancel every open task of QUEUE (with --pass: those of PASS in QUEUE).",
-)  # fmt: skip
+@_bulk_options("Cancel every open task")
 @click.option(
     "--status", "statuses", type=click.Choice(OPEN_STATUSES), multiple=True, help=_STATUS_HELP
 )
-@click.option("--dry-run", is_flag=True, help="With --pass/--queue: count them; change nothing.")
-@click.option(
-    "--yes", "-y", is_flag=True,
-    help="With --pass/--queue: do not ask first (a terminal is asked; a pipe never is).",
-)  # fmt: skip
 @json_option
 @pass_app
 def cancel(
@@ -682,16 +710,7 @@ def _cancelled_line(t: Task, before: TaskStatus) -> str:
 
 @task.command(short_help="Put a dead task, or every dead task of a pass or queue, back.")
 @click.argument("task_id", metavar="[TASK_ID]", required=False, shell_complete=complete_tasks)
-@click.option("--pass", "pass_name", metavar="PASS", help="Requeue every dead task of PASS.")
-@click.option(
-    "--queue", metavar="QUEUE", shell_complete=complete_queues,
-    help="Requeue every dead task of QUEUE (with --pass: those of PASS in QUEUE).",
-)  # fmt: skip
-@click.option("--dry-run", is_flag=True, help="With --pass/--queue: count them; change nothing.")
-@click.option(
-    "--yes", "-y", is_flag=True,
-    help="With --pass/--queue: do not ask first (a terminal is asked; a pipe never is).",
-)  # fmt: skip
+@_bulk_options("Requeue every dead task")
 @json_option
 @pass_app
 def requeue(
