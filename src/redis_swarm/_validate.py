@@ -51,6 +51,7 @@ __all__ = [
     "begins_like_option",
     "check_agent",
     "check_failure_reason",
+    "check_flag",
     "check_id",
     "check_json_depth",
     "check_json_keys",
@@ -360,6 +361,14 @@ def check_list(kind: str, value: object, *, of: str) -> list[Any]:
             one = ": put it in a list ([...]) for one"
         raise ValidationError(f"{kind} must be a list of {of}, not {type(value).__name__}{one}")
     return list(value)
+
+
+def check_flag(kind: str, value: object) -> bool:
+    """``value``, a bool; else a ValidationError naming ``kind`` (1, "yes" and None are no
+    answer to a yes-or-no option: Python would take them as one)."""
+    if not isinstance(value, bool):
+        raise ValidationError(f"{kind} must be true or false, not {value!r}")
+    return value
 
 
 def check_swarm_name(value: object) -> str:

@@ -23,7 +23,7 @@ import re2
 
 from .._context_records import SearchHit
 from .._errors import ValidationError
-from .._validate import MAX_AROUND, MAX_HITS
+from .._validate import MAX_AROUND, MAX_HITS, check_flag
 
 __all__ = [
     "SNIPPET_CHARS",
@@ -325,8 +325,7 @@ def check_search(pattern: object, *, max_hits: object, around: object, ignore_ca
     ):
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             raise ValidationError(f"{name} must be between {lo} and {hi}, not {value!r}")
-    if not isinstance(ignore_case, bool):
-        raise ValidationError(f"ignore_case must be true or false, not {ignore_case!r}")
+    check_flag("ignore_case", ignore_case)
 
 
 def search_text(

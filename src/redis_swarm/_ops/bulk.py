@@ -26,7 +26,7 @@ from .._errors import Conflict, CorruptRecord, InvalidState, LeaseLost, NotFound
 from .._keys import Keys
 from .._models import OPEN_STATUSES, TaskStatus, unknown_pass
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
-from .._validate import check_list, check_name
+from .._validate import check_flag, check_list, check_name
 from ._work import check_label, counter, new_id, text
 from .tasks import _update_call, queue_names
 from .views import pass_counts
@@ -210,8 +210,7 @@ def cancel_tasks(
     refused (PermissionDenied) before anything changes. ``dry_run``: count what would be
     cancelled, change nothing. Tasks posted to the pass or queue while it runs may be left
     open: run it again (a run that finds nothing open cancels nothing)."""
-    if not isinstance(dry_run, bool):
-        raise ValidationError(f"dry_run must be true or false, not {dry_run!r}")
+    check_flag("dry_run", dry_run)
     scope = _checked("cancel", pass_name, queue, _statuses(status))
     tally = yield from _run(ctx, scope, dry_run)
     return CancelledTasks(
@@ -234,8 +233,7 @@ def requeue_tasks(
     first). Refused without a pass or a queue (ValidationError); NotFound for a pass or queue
     no task was ever posted to; a worker's user is refused (PermissionDenied) before anything
     changes. ``dry_run``: count what would be requeued, change nothing."""
-    if not isinstance(dry_run, bool):
-        raise ValidationError(f"dry_run must be true or false, not {dry_run!r}")
+    check_flag("dry_run", dry_run)
     scope = _checked("requeue", pass_name, queue, (TaskStatus.DEAD.value,))
     tally = yield from _run(ctx, scope, dry_run)
     return RequeuedTasks(

@@ -62,7 +62,7 @@ from .._protocol import (
     Operation,
     check_limits,
 )
-from .._validate import DEFAULT_AROUND, check_name
+from .._validate import DEFAULT_AROUND, check_flag, check_name
 from . import _context_gc as gcops
 from . import _context_store as store
 from . import _textview as tv
@@ -137,9 +137,8 @@ def publish_context(
     source = _check_source(source)
     media_type = _check_media_type(media_type)
     check_limits(ctx.limits)
-    for name, flag in (("repair", repair), ("allow_empty", allow_empty)):
-        if not isinstance(flag, bool):
-            raise ValidationError(f"{name} must be true or false, not {flag!r}")
+    check_flag("repair", repair)
+    check_flag("allow_empty", allow_empty)
     use_zstd = _use_zstd(ctx, compression)
     limit = ctx.limits.max_context_bytes
     size = len(content) if isinstance(content, str | bytes | bytearray | memoryview) else None

@@ -18,7 +18,7 @@ from .._errors import PermissionDenied, SwarmError, ValidationError
 from .._models import Event, EventsTrimmed, EventType, TypeFilter, type_filter, type_wanted
 from .._protocol import Cmd, OpContext, Operation
 from .._replies import reply_fields, reply_map
-from .._validate import MAX_EVENTS
+from .._validate import MAX_EVENTS, check_flag
 from ._bus import text
 from ._work import check_number
 
@@ -124,8 +124,7 @@ def events(
     flt = type_filter(types)
     if not isinstance(limit, int) or not 1 <= limit <= MAX_EVENTS:
         raise ValidationError(f"limit must be between 1 and {MAX_EVENTS}, not {limit!r}")
-    if not isinstance(newest, bool):
-        raise ValidationError(f"newest must be true or false, not {newest!r}")
+    check_flag("newest", newest)
     if start is not None:
         yield from _refuse_the_future(ctx, start)
     bound = "-" if start is None else f"({start}" if isinstance(start, str) else str(start)

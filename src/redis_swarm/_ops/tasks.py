@@ -50,6 +50,7 @@ from .._validate import (
     MIN_NOT_BEFORE_MS,
     check_agent,
     check_failure_reason,
+    check_flag,
     check_id,
     check_list,
     check_name,
@@ -749,8 +750,7 @@ def cancel(ctx: OpContext, task_id: str, *, dead: bool = False) -> Operation[Tas
     A dead task is refused (InvalidState: requeue it, or drop it) unless ``dead``: then it
     is dropped from the dead-letter set for good, as cancelled (a worker's rights refuse
     that: it may only add dead letters). A completed task is refused: InvalidState."""
-    if not isinstance(dead, bool):
-        raise ValidationError(f"dead must be true or false, not {dead!r}")
+    check_flag("dead", dead)
     return (yield from _update(ctx, task_id, "cancel", "", "1" if dead else "0"))
 
 
