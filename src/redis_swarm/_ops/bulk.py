@@ -265,8 +265,9 @@ def _run(ctx: OpContext, scope: _Scope, dry_run: bool) -> Operation[_Tally]:
             replies = yield from _read_back(ctx, scope, sent, reads, tally)
         else:
             tally.round_trips += 1
-            for (op, _), reply in zip(sent, replies, strict=False):
-                _count_reply(scope, reply[0], op, tally)
+            # (each reply: the task as the script left it, which saved it: an object)
+            for (op, call), reply in zip(sent, replies, strict=False):
+                _count(scope, _record(reply[0]) or {}, op, str(call.args[3]), tally)
         sent = []
         if reads:
             changes = _changes(scope, chunks[n], replies[-len(reads) :], tally)
@@ -365,11 +366,8 @@ def _changes(
     for task_id, raw, value in zip(ids, records, data, strict=True):
         if raw is None:  # retired since (settled), or never stored: nothing to change
             continue
-        try:
-            state = loads(raw)
-            if not isinstance(state, dict):
-                raise ValueError("not an object")
-        except (*UNREADABLE, ValueError):
+        state = _record(raw)
+        if state is None:
             tally.skip(task_id)  # (swarm doctor names it; its change would be refused)
             continue
         holds = scope.holds(state)
@@ -393,17 +391,24 @@ def _changes(
     return changes
 
 
-def _count_reply(scope: _Scope, raw: Any, op: str, tally: _Tally) -> None:
-    """Count a change's reply: the task as it left the script, changed by this run when it
-    holds this run's op id, else settled by another first (returned as it was)."""
+def _record(raw: Any) -> dict[str, Any] | None:
+    """A task's record as stored, decoded; None when it is no JSON object (unreadable)."""
     try:
         state = loads(raw)
-    except UNREADABLE:  # (the script saved it: never)
-        state = {}
+    except UNREADABLE:
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def _count(scope: _Scope, state: dict[str, Any], op: str, task_id: str, tally: _Tally) -> None:
+    """Count one change by the task as it is after it: changed by this run when it holds
+    this run's op id, else settled by another first, else left as it was (skipped)."""
     if state.get("op") == op:
         tally.changed += 1
     elif scope.left_as_settled(state.get("status")):
         tally.settled += 1
+    else:
+        tally.skip(task_id)
 
 
 def _read_back(
@@ -420,19 +425,12 @@ def _read_back(
     replies = list((yield Batch((Cmd("HMGET", ctx.keys.tasks, *ids), *reads))))
     tally.round_trips += 1
     for (op, _), task_id, raw in zip(sent, ids, replies[0], strict=True):
-        try:
-            state = {} if raw is None else loads(raw)
-            if not isinstance(state, dict):
-                raise ValueError("not an object")
-        except (*UNREADABLE, ValueError):
-            tally.skip(task_id)
-            continue
         if raw is None:  # (retired since: settled)
             tally.settled += 1
-        elif state.get("op") == op:
-            tally.changed += 1
-        elif scope.left_as_settled(state.get("status")):
-            tally.settled += 1
-        else:
+            continue
+        state = _record(raw)
+        if state is None:
             tally.skip(task_id)
+        else:
+            _count(scope, state, op, task_id, tally)
     return replies
