@@ -583,6 +583,14 @@ def _asks(app: App, yes: bool) -> bool:
     return not (yes or app.json) and sys.stdin.isatty()
 
 
+def _confirm(verb: str, done: str, count: int, noun: str, of: str) -> None:
+    """Ask whether to ``verb`` the ``count`` tasks a dry run counted (none: nothing asked);
+    not confirmed, the command ends, nothing ``done``."""
+    question = f"{verb} {counted(count, noun)} of {of}?"
+    if count and not click.confirm(printable(question), err=True):
+        raise click.ClickException(f"nothing was {done} (not confirmed)")
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -660,9 +668,7 @@ def cancel(
             first = app.swarm.cancel_tasks(
                 pass_name=pass_name, queue=queue, status=status, dry_run=True
             )
-            question = f"cancel {counted(first.cancelled, 'open task')} of {_of(pass_name, queue)}?"
-            if first.cancelled and not click.confirm(printable(question), err=True):
-                raise click.ClickException("nothing was cancelled (not confirmed)")
+            _confirm("cancel", "cancelled", first.cancelled, "open task", _of(pass_name, queue))
         done = app.swarm.cancel_tasks(
             pass_name=pass_name, queue=queue, status=status, dry_run=dry_run
         )
@@ -730,9 +736,7 @@ def requeue(
     if _one_or_all(task_id, pass_name, queue, "dead", "requeue", dry_run, yes):
         if not dry_run and _asks(app, yes):
             n = app.swarm.requeue_tasks(pass_name=pass_name, queue=queue, dry_run=True).requeued
-            question = f"requeue {counted(n, 'dead task')} of {_of(pass_name, queue)}?"
-            if n and not click.confirm(printable(question), err=True):
-                raise click.ClickException("nothing was requeued (not confirmed)")
+            _confirm("requeue", "requeued", n, "dead task", _of(pass_name, queue))
         done = app.swarm.requeue_tasks(pass_name=pass_name, queue=queue, dry_run=dry_run)
         app.emit(done, lambda: click.echo(printable(_bulk_requeue_line(done))))
         return
