@@ -6,7 +6,7 @@ import asyncio
 import os
 import signal
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Generator, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -16,6 +16,7 @@ import redis
 from redis_swarm import AsyncSwarm, Swarm
 from redis_swarm._client_files import USER_DIR_ENV
 
+from . import _open_files
 from ._a2a import OTHER, QUEUE, SWARM, TOKEN, A2AServer, start_a2a, stop
 from ._cli import Cli
 from ._cluster import LocalCluster, start_cluster
@@ -41,6 +42,22 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 # run in this process (click's CliRunner) would leave them ignored for every command the
 # later tests of the process start (a Ctrl-C test then waits out its whole timeout).
 _HELD = [getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _open_files.raise_limit()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed and call.excinfo is not None and _open_files.ran_out(call.excinfo.value):
+        said = _open_files.first_report()
+        if said is not None:
+            report.sections.append(("open files of this test process", said))
+    return report
 
 
 @pytest.fixture(autouse=True)
