@@ -7,6 +7,7 @@ and then that the cost was not in the task's. Real server, scripted agents."""
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -59,3 +60,41 @@ def test_a_self_failed_run_says_where_its_cost_went(
     else:
         assert task.failed_usage is not None and task.failed_usage.cost_usd == 0.25, task
         assert outcome.detail.endswith("counted in this run's total"), outcome.detail
+
+
+def test_another_attempts_late_cost_does_not_stand_for_this_runs(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first attempt failed saying nothing of its cost, and its cost arrived late, while
+    the pool's agent ran the second attempt (``add_failed_usage`` with the first lease); the
+    agent then failed its own attempt without ``--usage``. The pool adds that run's cost:
+    both runs are in ``failed_usage``. Before, the task's ``failed_usage`` having changed
+    since the claim was read as this agent's fail having given its cost, and it was lost."""
+    name = f"latecost-{time.monotonic_ns()}"
+    swarm = Swarm(redis_url, swarm=name)
+    (posted,) = swarm.post_tasks([{"queue": QUEUE, "description": "one", "max_attempts": 3}])
+    first = swarm.claim(QUEUE, worker="earlier")
+    assert first is not None and first.token is not None
+    swarm.fail(first.id, first.token, "first run failed", retry_after_s=0)
+    for key, value in subprocess_env(redis_url, name, swarm_bin(tmp_path / "bin").parent).items():
+        monkeypatch.setenv(key, value)
+    late = (
+        f"from redis_swarm import Swarm, Usage; Swarm({redis_url!r}, swarm={name!r})"
+        f".add_failed_usage({first.id!r}, {first.token!r}, "
+        "Usage(source='claude-json', cost_usd=0.1))"
+    )
+    agent = (
+        f'cat >/dev/null; {sys.executable} -c "{late}" || exit 7; swarm task fail "$SWARM_TASK_ID" '
+        f"--token \"$SWARM_TASK_TOKEN\" --error boom >/dev/null; echo '{RESULT}'"
+    )
+    with swarm:
+        pool = Runner(swarm, RunOptions(queues=(QUEUE,), command=agent, max_tasks=1))
+        pool.run()
+        (outcome,) = pool.outcomes
+        task = swarm.get_task(posted.id)
+    assert outcome.status is OutcomeStatus.FAILED, outcome
+    assert task.failures == 2 and task.failed_attempt == 2, task
+    assert task.failed_usage is not None and task.failed_usage.cost_usd == pytest.approx(0.35)
+    assert outcome.detail.endswith(
+        "counted in this run's total and in its task's failed cost (failed_usage)"
+    ), outcome.detail

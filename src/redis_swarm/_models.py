@@ -94,6 +94,9 @@ __all__ = [
 
 # Abandoned leases (expired with no report: the worker vanished) a task survives by default.
 DEFAULT_MAX_ABANDONS = 10
+# A task's ``failed_cost`` while its last failure said nothing of what its run cost (the
+# word task_update.lua writes).
+COST_UNTOLD = "unknown"
 
 # Seconds without a sign of life after which every view calls an agent stale, by default
 # (``stale_after_s``; what a running slot's beats are spaced by is derived from it).
@@ -381,6 +384,10 @@ class Task(Record):
     # The attempt (its claim's ``attempts``) whose failure was the last: None for a task that
     # has not failed since it was recorded (``_runner.failure_taken`` reads it).
     failed_attempt: int | None = None
+    # Whether that failure's cost is on ``failed_usage``: ``COST_UNTOLD`` while its ``fail``
+    # said nothing of it (``add_failed_usage`` may add it, once: then "added"); None when the
+    # fail gave it, or for a task that has not failed.
+    failed_cost: str | None = None
     # A secret (the lease's): kept out of repr, which logs show; to_dict keeps it.
     token: str | None = dataclasses.field(default=None, repr=False)
 

@@ -580,7 +580,7 @@ class _DataCorrupt(CorruptRecord, ValueError):
 # another type (written around redis-swarm), the record is damaged, not shown wrong later.
 # A type() check each: listings decode thousands.
 _TASK_TEXT = ("id", "queue", "description", "pass_name", "parent", "worker", "finding_id",
-              "last_error", "dead_reason", "dedupe_key")  # fmt: skip
+              "last_error", "dead_reason", "dedupe_key", "failed_cost")  # fmt: skip
 _TASK_NUMBERS = ("created_at", "priority", "attempts", "abandons", "max_attempts",
                  "max_abandons", "lease_s", "not_before", "lease_deadline", "claimed_at",
                  "completed_at", "status_at")  # fmt: skip

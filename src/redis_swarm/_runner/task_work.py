@@ -21,7 +21,7 @@ from .._finding_text import (
     parse_finding,
     set_aside_note,
 )
-from .._models import Task, TaskStatus, answer_fields, failed_runs_of, stored_error
+from .._models import COST_UNTOLD, Task, TaskStatus, answer_fields, failed_runs_of, stored_error
 from .._printable import printable
 from .._prompts import answered_targets, render_task_prompt, repeats_finding_example
 from .._usage import Usage, usage_line
@@ -342,17 +342,17 @@ class TaskWork(Claiming, AgentRuns):
         """What the outcome's line says of the run of an agent that failed its task itself
         (``current``, as the read after its exit shows it; ``""`` when its CLI said nothing
         of its cost): counted in the run's total, and in its task's ``failed_usage``: given
-        by the agent's own fail (``swarm task fail --usage``), which its task then shows
-        changed, else added now to that failure (``add_failed_usage``, under the lease whose
+        by the agent's own fail (``swarm task fail --usage``), as its task's ``failed_cost``
+        then says, else added now to that failure (``add_failed_usage``, under the lease whose
         attempt failed, once however often it is sent), under ``--model`` when its CLI names
         none, as ``_fail`` keeps it. The agent's failure stands as it was: no second one."""
         if usage is None:
             return ""
         spent = usage_line(usage)
         held = self._lease(task)
-        if current.failed_usage != held.failed_usage:
-            return f"; its run cost {spent}, counted in this run's total"
         failed = held if current.failed_attempt == held.attempts else task
+        if current.failed_attempt == failed.attempts and current.failed_cost != COST_UNTOLD:
+            return f"; its run cost {spent}, counted in this run's total"
         cost = usage.of_model(self.options.model)
         try:
             self._persist(
