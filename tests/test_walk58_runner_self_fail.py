@@ -13,14 +13,31 @@ from pathlib import Path
 
 import pytest
 
-from redis_swarm import Swarm
-from redis_swarm._runner import OutcomeStatus, Runner, RunOptions
+from redis_swarm import Swarm, Task
+from redis_swarm._runner import OutcomeStatus, Runner, RunOptions, TaskOutcome
 
 from ._cli import subprocess_env, swarm_bin
 
 QUEUE = "work"
 # Claude's JSON result, printed after the agent failed its task itself.
 RESULT = '{"type": "result", "is_error": false, "result": "done", "total_cost_usd": 0.25}'
+
+
+def _self_failing_pool(
+    swarm: Swarm, task_id: str, agent_first: str, usage: str
+) -> tuple[TaskOutcome, Task]:
+    """One run of a pool whose agent runs ``agent_first``, then fails its task itself (with
+    ``usage``, the flag, or none), then prints Claude's result: its outcome and the task."""
+    agent = (
+        f"cat >/dev/null; {agent_first}"
+        f'swarm task fail "$SWARM_TASK_ID" --token "$SWARM_TASK_TOKEN" '
+        f"--error boom{usage} >/dev/null; echo '{RESULT}'"
+    )
+    with swarm:
+        pool = Runner(swarm, RunOptions(queues=(QUEUE,), command=agent, max_tasks=1))
+        pool.run()
+        (outcome,) = pool.outcomes
+        return outcome, swarm.get_task(task_id)
 
 
 @pytest.mark.parametrize("given", [None, '{"cost_usd": 0.25}'])
@@ -34,18 +51,9 @@ def test_a_self_failed_run_says_where_its_cost_went(
     name = f"selffail-{time.monotonic_ns()}"
     swarm = Swarm(redis_url, swarm=name)
     (posted,) = swarm.post_tasks([{"queue": QUEUE, "description": "one", "max_attempts": 3}])
-    for key, value in subprocess_env(redis_url, name, swarm_bin(tmp_path / "bin").parent).items():
-        monkeypatch.setenv(key, value)
+    _agent_env(redis_url, name, tmp_path, monkeypatch)
     usage = f" --usage '{given}'" if given else ""
-    agent = (
-        f'cat >/dev/null; swarm task fail "$SWARM_TASK_ID" --token "$SWARM_TASK_TOKEN" '
-        f"--error boom{usage} >/dev/null; echo '{RESULT}'"
-    )
-    with swarm:
-        pool = Runner(swarm, RunOptions(queues=(QUEUE,), command=agent, max_tasks=1))
-        pool.run()
-        (outcome,) = pool.outcomes
-        task = swarm.get_task(posted.id)
+    outcome, task = _self_failing_pool(swarm, posted.id, "", usage)
     assert outcome.status is OutcomeStatus.FAILED, outcome
     assert "the agent failed its task itself: boom; its queue retries it" in outcome.detail
     assert "finding" not in outcome.detail, outcome.detail
@@ -76,25 +84,23 @@ def test_another_attempts_late_cost_does_not_stand_for_this_runs(
     first = swarm.claim(QUEUE, worker="earlier")
     assert first is not None and first.token is not None
     swarm.fail(first.id, first.token, "first run failed", retry_after_s=0)
-    for key, value in subprocess_env(redis_url, name, swarm_bin(tmp_path / "bin").parent).items():
-        monkeypatch.setenv(key, value)
+    _agent_env(redis_url, name, tmp_path, monkeypatch)
     late = (
         f"from redis_swarm import Swarm, Usage; Swarm({redis_url!r}, swarm={name!r})"
         f".add_failed_usage({first.id!r}, {first.token!r}, "
         "Usage(source='claude-json', cost_usd=0.1))"
     )
-    agent = (
-        f'cat >/dev/null; {sys.executable} -c "{late}" || exit 7; swarm task fail "$SWARM_TASK_ID" '
-        f"--token \"$SWARM_TASK_TOKEN\" --error boom >/dev/null; echo '{RESULT}'"
+    outcome, task = _self_failing_pool(
+        swarm, posted.id, f'{sys.executable} -c "{late}" || exit 7; ', ""
     )
-    with swarm:
-        pool = Runner(swarm, RunOptions(queues=(QUEUE,), command=agent, max_tasks=1))
-        pool.run()
-        (outcome,) = pool.outcomes
-        task = swarm.get_task(posted.id)
     assert outcome.status is OutcomeStatus.FAILED, outcome
     assert task.failures == 2 and task.failed_attempt == 2, task
     assert task.failed_usage is not None and task.failed_usage.cost_usd == pytest.approx(0.35)
     assert outcome.detail.endswith(
         "counted in this run's total and in its task's failed cost (failed_usage)"
     ), outcome.detail
+
+
+def _agent_env(redis_url: str, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in subprocess_env(redis_url, name, swarm_bin(tmp_path / "bin").parent).items():
+        monkeypatch.setenv(key, value)
