@@ -104,10 +104,11 @@ def test_swarm_down_stops_a_stopped_server_cleanly(swarm_home: Path, up: int) ->
     os.kill(up, signal.SIGSTOP)
     down = swarm_cli(swarm_home, "down")
     assert down.returncode == 0, down
-    # it says its data stays, and where (the README promises it)
+    # it says its data stays, and where (the README promises it), and what starts that
+    # server again: its home named, as in a shell whose SWARM_HOME names another
     assert down.stdout.strip() == (
-        f"stopped (its data stays in {swarm_home}: 'swarm up', or the next command that "
-        "needs it, starts it again)"
+        f"stopped (its data stays in {swarm_home}: 'swarm --home {swarm_home} up', or the "
+        "next command that needs it, starts it again)"
     ), down
     assert not _alive(up)
     assert "Received SIGTERM" in (swarm_home / "redis.log").read_text()  # not SIGKILL

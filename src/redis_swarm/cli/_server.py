@@ -20,7 +20,7 @@ from click.core import ParameterSource
 
 from .._codec import counted, first_few, iso
 from .._config import UNCHECKED_TLS, Settings, unverified_tls
-from .._embedded import Binary, EmbeddedServer, find_redis_server, same_file
+from .._embedded import Binary, EmbeddedServer, find_redis_server, same_file, swarm_command
 from .._env import CHECK_SWARM, DOCTOR_TELLS_MORE
 from .._errors import (
     WRONG_TYPE_ERROR,
@@ -133,9 +133,12 @@ def down(app: App) -> None:
     server = _embedded(app)
     stopped = server.stop()
     # Said where the data stays: a reader of "stopped" alone cannot tell it from deleted.
+    # (its home named: in a shell whose SWARM_HOME names another, a bare 'swarm up' would
+    # start that other server, as stops_it says of 'swarm down')
+    up = swarm_command(server.home, "up", named=True)
     said = (
-        f"stopped (its data stays in {printable(server.home)}: 'swarm up', or the next "
-        "command that needs it, starts it again)"
+        f"stopped (its data stays in {printable(server.home)}: '{printable(up)}', or the "
+        "next command that needs it, starts it again)"
     )
     app.emit(
         {"stopped": stopped},
