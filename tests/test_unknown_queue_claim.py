@@ -16,6 +16,7 @@ from redis_swarm._models import NAMES_LISTED, listed_names, unknown_pass, unknow
 from redis_swarm.mcp_server import build_server
 from redis_swarm.mcp_server._render import TOOL_WORDS
 
+from ._cli import Cli
 from .mcp_server._helpers import connect
 
 
@@ -117,3 +118,16 @@ def test_a_report_whose_next_look_fails_to_read_the_queues_still_returns_its_fin
                 assert done["next"].startswith("no task is ready in these queues")
 
         anyio.run(body)
+
+
+def test_the_peer_assist_queue_is_never_said_misspelt(cli: Cli) -> None:
+    """``assist`` is a target before anything was posted to it (docs/ask.md recommends
+    ``swarm run --queue research --queue assist``): a claim of it finds nothing without
+    telling the user to check its name; a misspelt queue beside it still is named."""
+    cli("task", "post", "research", "find the thing")
+    cli("task", "claim", "research", "--worker", "w0")
+    assert unknown_queues(["assist", "research"], ["research"]) is None
+    empty = cli("task", "claim", "research", "assist", "--worker", "w1", expect=3)
+    assert "check the name" not in empty.stderr, empty
+    misspelt = cli("task", "claim", "assist", "asist", "--worker", "w1", expect=3)
+    assert 'no task was ever posted to queue "asist": check the name' in misspelt.stderr

@@ -22,6 +22,7 @@ from ._config import mask_query, mask_url
 from ._context_records import ContextInfo
 from ._errors import ValidationError
 from ._hints import LIST_PASSES
+from ._keys import ASSIST_QUEUE
 from ._usage import Usage, summed_figures
 from ._validate import DEFAULT_MAX_ATTEMPTS, DEFAULT_TASK_LEASE_S, check_name
 
@@ -162,9 +163,11 @@ def unknown_queues(
     name finds nothing, ever, so its claimer must check the name rather than stop or wait.
     Names the queues there are, and ``lists``, the hint that lists them (the one
     ``unknown_pass`` ends with: ``swarm status --all`` lists queues and passes alike, which
-    the MCP face rewords by that key). None when each queue asked was posted to."""
+    the MCP face rewords by that key). None when each queue asked was posted to. The
+    peer-assist queue is a name of the swarm's own, a target before anything was posted to
+    it (docs/ask.md): never said unknown."""
     there = set(known)
-    unknown = [q for q in dict.fromkeys(queues) if q not in there]
+    unknown = [q for q in dict.fromkeys(queues) if q not in there and q != ASSIST_QUEUE]
     if not unknown:
         return None
     which = "queue" if len(unknown) == 1 else "queues"
