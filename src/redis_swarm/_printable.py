@@ -29,8 +29,12 @@ Queues and passes are shown to people in natural order (``natural_key``: day-2 b
 day-10), and a view that lists them (``swarm status``, ``swarm watch``) shows every one with
 open work but only the last ``SETTLED_SHOWN`` settled ones (``bounded``): a swarm run daily
 for a year holds a thousand settled passes, and today's must not be buried among them.
-Likewise ``swarm watch`` lists every live agent but only the ``STALE_SHOWN`` stale ones seen
-last (``bounded_agents``): agents that come and go leave hundreds of stale ones behind.
+Likewise a view that lists agents (``swarm watch``, the dashboard) lists only the
+``LIVE_SHOWN`` live ones and the ``STALE_SHOWN`` stale ones seen last (``bounded_agents``):
+agents that come and go leave hundreds of stale ones behind, and a swarm of 2,000 live
+agents sent them all on every poll (568 KB). An MCP ``swarm_status`` lists the
+``OWNERS_SHOWN`` context owners that published last (``bounded_owners``). ``not_shown`` and
+``stale_not_shown`` say how many each left out, and how to see them.
 """
 
 from __future__ import annotations
@@ -46,11 +50,15 @@ from ._validate import MAX_LABEL_CHARS, is_name
 
 __all__ = [
     "BODY_INDENT",
+    "LIVE_SHOWN",
+    "OWNERS_SHOWN",
     "SETTLED_SHOWN",
     "SHORT_VERSION",
     "STALE_SHOWN",
+    "agents_not_shown",
     "bounded",
     "bounded_agents",
+    "bounded_owners",
     "bounded_passes",
     "bounded_queues",
     "indented",
@@ -68,6 +76,10 @@ SHORT_VERSION = 12  # hex digits: unique among an owner's kept versions, and fit
 SETTLED_SHOWN = 10
 # The most stale agents a live view for people lists, the ones seen last (its --all: every one).
 STALE_SHOWN = 5
+# The most live agents a view for people lists, the ones seen last (its --all: every one).
+LIVE_SHOWN = 200
+# The most context owners MCP's swarm_status lists, those that published last (all=true: all).
+OWNERS_SHOWN = 20
 
 # The indent of the continuation lines of text a sender wrote (``indented``): deeper than
 # any line the swarm writes around it (a hook's ``  data:`` line, a notice's own lines).
@@ -203,14 +215,24 @@ def _pass_counts(progress: _Progress) -> Mapping[str, int]:
     return progress.counts
 
 
-def not_shown(queues: int, passes: int, command: str, *, lists: str | None = None) -> str | None:
+def not_shown(
+    queues: int, passes: int, command: str, *, lists: str | None = None, owners: int = 0
+) -> str | None:
     """The line a bounded view prints under its lists: how many settled queues and passes
-    it left out, and that ``command`` (the view's: ``swarm status``) lists them with --all,
-    or what ``lists`` them where that is no command (an MCP tool's argument) (None when it
-    left out none)."""
+    (and context ``owners``, ``bounded_owners``) it left out, and that ``command`` (the
+    view's: ``swarm status``) lists them with --all, or what ``lists`` them where that is
+    no command (an MCP tool's argument) (None when it left out none)."""
     parts = [
-        counted(n, f"settled {one}", f"settled {many}")
-        for n, one, many in ((queues, "queue", "queues"), (passes, "pass", "passes"))
+        counted(n, one, many)
+        for n, one, many in (
+            (queues, "settled queue", "settled queues"),
+            (passes, "settled pass", "settled passes"),
+            (
+                owners,
+                "context owner that published longer ago",
+                "context owners that published longer ago",
+            ),
+        )
         if n
     ]
     if not parts:
@@ -219,24 +241,63 @@ def not_shown(queues: int, passes: int, command: str, *, lists: str | None = Non
 
 
 def bounded_agents(
-    agents: Sequence[Agent], stale: int | None = STALE_SHOWN
+    agents: Sequence[Agent], stale: int | None = STALE_SHOWN, live: int | None = LIVE_SHOWN
 ) -> tuple[list[Agent], int]:
-    """``agents`` in their order: every live one and the ``stale`` stale ones seen last
-    (None: all); and how many stale ones are left out."""
+    """``agents`` in their order: the ``live`` live ones and the ``stale`` stale ones seen
+    last (``live`` None: every live one; ``stale`` None: every agent, live or stale, as a
+    view's --all lists them); and how many are left out, live and stale."""
     if stale is None:
         return list(agents), 0
-    gone = [a for a in agents if not a.alive]
-    gone.sort(key=lambda a: a.last_seen or 0, reverse=True)
-    left_out = {id(a) for a in gone[stale:]}
-    return [a for a in agents if id(a) not in left_out], len(left_out)
+    kept: set[int] = set()
+    for state, most in ((True, live), (False, stale)):
+        group = [a for a in agents if bool(a.alive) is state]
+        if most is not None:
+            group.sort(key=lambda a: a.last_seen or 0, reverse=True)
+            del group[most:]
+        kept.update(id(a) for a in group)
+    shown = [a for a in agents if id(a) in kept]
+    return shown, len(agents) - len(shown)
 
 
-def stale_not_shown(stale: int, command: str) -> str | None:
-    """The line under a bounded list of agents: how many stale ones it left out, and where
-    they are listed (None when it left out none)."""
-    if not stale:
+def stale_not_shown(stale: int, command: str, *, live: int = 0) -> str | None:
+    """The line under a bounded list of agents: how many stale (and ``live``) ones it left
+    out, and where they are listed (None when it left out none)."""
+    if not stale and not live:
         return None
+    parts = [counted(n, f"{state} agent") for n, state in ((live, "live"), (stale, "stale")) if n]
+    # (swarm agents lists every agent; --alive or --stale, only those left out)
+    option = "" if live and stale else " --alive" if live else " --stale"
     return (
-        f"not shown: {counted(stale, 'stale agent')} seen longer ago (swarm "
-        f"agents --stale lists them, {command} --all shows them here)"
+        f"not shown: {' and '.join(parts)} seen longer ago (swarm agents{option} lists "
+        f"them, {command} --all shows them here)"
     )
+
+
+def agents_not_shown(shown: Sequence[Agent], hidden: int, alive: int, command: str) -> str | None:
+    """``stale_not_shown`` of a list of agents ``bounded_agents`` left ``hidden`` out of,
+    ``alive`` of them live in all (those of ``shown`` and those left out)."""
+    live = max(0, alive - sum(1 for a in shown if a.alive))
+    return stale_not_shown(max(0, hidden - live), command, live=live)
+
+
+class _Owned(Protocol):
+    """A context as ``bounded_owners`` lists it (``ContextInfo``)."""
+
+    @property
+    def owner(self) -> str: ...
+
+    @property
+    def created_at(self) -> int: ...
+
+
+C = TypeVar("C", bound=_Owned)
+
+
+def bounded_owners(contexts: Sequence[C], most: int | None = OWNERS_SHOWN) -> tuple[list[C], int]:
+    """``contexts`` (one an owner) in their order: the ``most`` that were published last
+    (None: all); and how many are left out."""
+    if most is None:
+        return list(contexts), 0
+    newest = sorted(contexts, key=lambda c: c.created_at or 0, reverse=True)[:most]
+    kept = {id(c) for c in newest}
+    return [c for c in contexts if id(c) in kept], len(contexts) - len(kept)

@@ -10,8 +10,10 @@ queues, passes and queues of questions as ``swarm status`` lists them (``bounded
 rule): every one with open work and the last ``settled`` settled ones, with ``not_shown``
 counting the rest; a swarm run daily for a year holds a thousand settled passes, and sending
 and drawing them all on every change buried today's. Asked with ``stale`` (``STALE_SHOWN``),
-its agents are every live one and the stale ones seen last (``bounded_agents``), as ``swarm
-watch`` draws them. ``totals`` still counts them all.
+its agents are the ``LIVE_SHOWN`` live ones and the ``stale`` stale ones seen last
+(``bounded_agents``), as ``swarm watch`` draws them: 2,000 live agents sent on every poll
+were 568 KB. ``not_shown["agents"]`` counts those left out, live and stale; ``totals`` still
+counts them all (``totals["alive"]`` every live one: those of them left out are the rest).
 
 Its findings are as the page and ``swarm watch`` show them (``shown_finding``): without their
 ``details`` and ``extra`` (but its ``kind``), which neither shows and which can be 250 KB a
@@ -66,7 +68,8 @@ class Snapshot(Record):
     questions: dict[str, dict[str, int]] = field(default_factory=dict)
     answers: tuple[Finding, ...] = ()
     # The most settled queues, passes and queues of questions listed (None: every one), and
-    # how many settled ones of each are left out (``bounded``).
+    # how many settled ones of each are left out (``bounded``); and how many agents, live and
+    # stale (``bounded_agents``).
     settled_shown: int | None = None
     not_shown: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_LISTS, 0))
 
@@ -83,7 +86,8 @@ async def snapshot(
 ) -> Snapshot:
     """Read the swarm's current state (the newest ``findings``, ``syntheses``, ``dead``):
     every queue and pass with open work and the last ``settled`` settled ones (None: all);
-    every live agent and the ``stale`` stale ones seen last (None: all)."""
+    the ``LIVE_SHOWN`` live agents and the ``stale`` stale ones seen last (None: every
+    agent)."""
     # The status reads the newest event id first, and everything else is read after it:
     # anything that happens meanwhile is then replayed to a follower starting from that id,
     # so no change is missed (at worst one is seen twice, and every view is idempotent).

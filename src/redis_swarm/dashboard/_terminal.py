@@ -14,13 +14,13 @@ from .._models import PassProgress
 from .._printable import (
     SETTLED_SHOWN,
     STALE_SHOWN,
+    agents_not_shown,
     bounded_agents,
     bounded_passes,
     bounded_queues,
     not_shown,
     printable,
     short_version,
-    stale_not_shown,
 )
 from ._snapshot import Snapshot
 
@@ -105,8 +105,8 @@ def render(
     stale: int | None = STALE_SHOWN,
 ) -> RenderableType:
     """Everything in the snapshot, newest first, fitted to ``width`` columns: every queue
-    and pass with open work, and the last ``settled`` settled ones (None: all); every live
-    agent, and the ``stale`` stale ones seen last (None: all)."""
+    and pass with open work, and the last ``settled`` settled ones (None: all); the
+    ``LIVE_SHOWN`` live agents and the ``stale`` stale ones seen last (None: every agent)."""
     snap = _fitted(snap, width)
     # Redrawn on every change: a year of daily passes drawn whole took over a second a frame
     # and pushed today's off the screen (bounded, and a line says how many are left out).
@@ -284,7 +284,8 @@ def _passes(rows: list[PassProgress], bar_width: int) -> RenderableType:
 def _agents(snap: Snapshot, stale: int | None) -> RenderableType:
     if not snap.agents:
         return _empty("Agents", "no agent yet")
-    # Redrawn every second or so: 600 stale agents drawn whole buried the live ones.
+    # Redrawn every second or so: 600 stale agents drawn whole buried the live ones, and
+    # 2,000 live ones took seconds a frame (``bounded_agents``: the live seen last too).
     rows, hidden = bounded_agents(snap.agents, stale)
     columns = ("agent", "role", "specialization", "model", "state", "seen", "task")
     table = _table("Agents", *columns, expand=True)
@@ -300,8 +301,10 @@ def _agents(snap: Snapshot, stale: int | None) -> RenderableType:
             _ago(snap, a.last_seen),
             a.current_task or "-",
         )
-    # A snapshot read bounded already left some out (``snapshot(stale=...)``): count those too.
-    line = stale_not_shown(hidden + snap.not_shown.get("agents", 0), COMMAND)
+    # A snapshot read bounded already left some out (``snapshot(stale=...)``): count those too
+    # (how many of them are live: the totals count every live agent).
+    alive = snap.totals.get("alive", sum(1 for a in snap.agents if a.alive))
+    line = agents_not_shown(rows, hidden + snap.not_shown.get("agents", 0), alive, COMMAND)
     return table if line is None else Group(table, Text(line, style="dim"))
 
 

@@ -173,7 +173,7 @@
     const hidden = snap.not_shown || {};
     renderQueues(snap.queues, hidden.queues || 0);
     renderPasses(snap.passes, hidden.passes || 0);
-    renderAgents(snap.agents, hidden.agents || 0, t.agents || 0);
+    renderAgents(snap.agents, hidden.agents || 0, t.agents || 0, t.alive || 0);
     renderFindings(snap.findings);
     renderSyntheses(snap.syntheses);
     renderContexts(snap.contexts);
@@ -269,7 +269,23 @@
     $("passes").replaceChildren(...list, ...(line ? [line] : []));
   }
 
-  function renderAgents(agents, hidden, total) {
+  // The line under the agents (the live and the stale ones seen last): how many the server
+  // left out (not_shown.agents, live and stale alike; the live ones among them are those of
+  // totals.alive it did not send), and a link that asks for every one, as notShown's.
+  function agentsNotShown(agents, hidden, alive) {
+    if (state.all) {
+      return agents.length ? h("div", { class: "more" }, "every agent shown · ",
+        showAll(false, "show only the last ones")) : null;
+    }
+    if (!hidden) return null;
+    const live = Math.max(0, Math.min(hidden, alive - agents.filter((a) => a.alive).length));
+    const parts = [[live, "live"], [hidden - live, "stale"]].filter(([n]) => n > 0).map(([n, kind]) =>
+      n.toLocaleString("en") + " " + kind + " " + (n === 1 ? "agent" : "agents"));
+    return h("div", { class: "more" },
+      "not shown: " + parts.join(" and ") + " seen longer ago · ", showAll(true, "show all"));
+  }
+
+  function renderAgents(agents, hidden, total, alive) {
     setText("c-agents", total ? String(total) : "");
     place("agents", table([
       { label: "agent", cell: (r) => h("span", { class: "mono", text: r.id }), cls: "clip", title: (r) => r.id },
@@ -281,7 +297,7 @@
         " ", h("span", { class: "muted" }, stamp(r.last_seen))) },
       { label: "task", cell: (r) => r.current_task ? h("span", { class: "mono", text: r.current_task }) : null, cls: "nowrap" },
     ], agents, (r) => r.id), "no agent yet: agents appear when they register or claim",
-    notShown(hidden, "agent", "agents", agents.some((a) => !a.alive), "stale"));
+    agentsNotShown(agents, hidden, alive));
   }
 
   function renderFindings(findings) {

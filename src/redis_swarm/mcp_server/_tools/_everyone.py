@@ -11,7 +11,14 @@ from pydantic import Field
 from ..._codec import dumps
 from ..._errors import SwarmError
 from ..._models import PassCosts
-from ..._printable import SETTLED_SHOWN, bounded_passes, bounded_queues, not_shown
+from ..._printable import (
+    OWNERS_SHOWN,
+    SETTLED_SHOWN,
+    bounded_owners,
+    bounded_passes,
+    bounded_queues,
+    not_shown,
+)
 from .._render import blocks, plain
 from .._roles import EVERYONE, tool
 from ._base import ToolsBase
@@ -36,21 +43,24 @@ class EveryoneTools(ToolsBase):
         all: Annotated[  # (named as /api/status?all=1 and swarm status --all)
             bool,
             Field(
-                description="List every settled queue and pass too (by default: every one "
-                f"with open work and the last {SETTLED_SHOWN} settled ones). Long: it may "
-                "come in pages (next_page)."
+                description="List every settled queue and pass and every context owner too "
+                f"(by default: every one with open work and the last {SETTLED_SHOWN} settled "
+                f"ones, the {OWNERS_SHOWN} owners that published last). Long: it may come in "
+                "pages (next_page)."
             ),
         ] = False,
     ) -> CallToolResult:
         """See the swarm at a glance: agents, published contexts, what this session holds,
         queues (tasks per status) and passes. Call it first to learn queue names and context
         owners. It lists every queue and pass with open work (tasks pending, delayed or
-        claimed) and the last few settled ones: "not_shown" counts the settled ones it leaves
-        out, all=true lists them too. With pass_name, also what that pass cost so far
+        claimed) and the last few settled ones, and the context owners that published last:
+        "not_shown" counts the settled ones and the owners it leaves out, all=true lists them
+        too. With pass_name, also what that pass cost so far
         ("pass_costs": totals, per model, how many runs reported no cost, "not_counted": what
         it never covers, "caveats": what these sums leave out)."""
         session = await self._session(ctx)
         settled = None if all else SETTLED_SHOWN
+        owners = None if all else OWNERS_SHOWN
 
         def _costs(name: str) -> dict[str, Any]:
             return self.swarm.pass_costs(name).shown()
@@ -64,7 +74,9 @@ class EveryoneTools(ToolsBase):
             # of `swarm status` and /api/status).
             queues, hidden_queues = bounded_queues(status.queues, settled)
             passes, hidden_passes = bounded_passes(status.passes, settled)
-            hidden = {"queues": hidden_queues, "passes": hidden_passes}
+            # One row an owner: 2,000 owners were 2,000 rows before the queues.
+            contexts, hidden_owners = bounded_owners(status.contexts, owners)
+            hidden = {"queues": hidden_queues, "passes": hidden_passes, "contexts": hidden_owners}
             # The short lists first: a result in pages (all=true) has them on its first.
             return {
                 "swarm": status.swarm,
@@ -78,7 +90,7 @@ class EveryoneTools(ToolsBase):
                         "tokens_est": c.tokens_est,
                         "source": c.source,
                     }
-                    for c in status.contexts
+                    for c in contexts
                 ],
                 **costs,
                 "totals": {s: n for s, n in status.totals.items() if n},
@@ -198,6 +210,10 @@ class EveryoneTools(ToolsBase):
 def _more(hidden: dict[str, int]) -> dict[str, str]:
     """swarm_status's "more": what its lists leave out and how to see it (none: nothing)."""
     line = not_shown(
-        hidden["queues"], hidden["passes"], "swarm_status", lists="swarm_status with all=true"
+        hidden["queues"],
+        hidden["passes"],
+        "swarm_status",
+        lists="swarm_status with all=true",
+        owners=hidden["contexts"],
     )
     return {} if line is None else {"more": line}
