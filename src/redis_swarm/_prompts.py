@@ -65,6 +65,7 @@ __all__ = [
     "render_task_prompt",
     "repeats_finding_example",
     "swarm_command",
+    "task_context_note",
 ]
 
 Role = SwarmRole
@@ -171,6 +172,26 @@ def no_context_note(owner: str) -> str:
     """What a worker whose task's shard ``owner`` published no context is told (the task
     prompt's words, which the MCP worker tools repeat)."""
     return _fill("task", "no-context", owner=owner)
+
+
+def task_context_note(owner: str, context: ContextInfo | None, sw: str = "swarm") -> str:
+    """What an agent at work on a task of the shard ``owner`` is told of the shard's context
+    (the task prompt's section, which the hooks repeat for a task they hand a session):
+    ``context`` its ContextInfo (None: ``owner`` published none), searched and read by line
+    ranges when it is text, else written to a file; ``sw`` the ``swarm`` command its commands
+    run (``swarm run``'s agent finds this install's first on its PATH: plain ``swarm``)."""
+    if context is None:
+        return no_context_note(owner)
+    facts = {
+        "sw": sw,
+        "owner": owner,
+        "size": f"{context.size_bytes:,}",
+        "source": context.source,
+        "version": context.version,
+    }
+    if not context.is_text:
+        return _fill("task", "context-bytes", **facts, media_type=context.media_type)
+    return _fill("task", "context", **facts, tokens=f"{context.tokens_est:,}")
 
 
 def context_bytes_note(info: ContextInfo) -> str:
@@ -291,7 +312,8 @@ def render_task_prompt(
     """The prompt ``swarm run`` gives the agent process it starts for one claimed ``task``.
 
     ``context`` is the ContextInfo of the shard's context (``task.parent``), when there is one;
-    one that is not text (``ContextInfo.is_text``) is to be written to a file, not searched.
+    one that is not text (``ContextInfo.is_text``) is to be written to a file, not searched
+    (``task_context_note``: the hooks tell a session so of a task they hand it).
     The process's environment pins the swarm (SWARM_URL, SWARM_NAME and SWARM_HOME: the
     runner's ``task_env``) and its PATH finds this install's ``swarm`` first, so commands are
     plain ``swarm``.
@@ -303,30 +325,7 @@ def render_task_prompt(
     paid run) for the whole of its timeout, to no answer.
     """
     owner = task.parent
-    if owner and context is not None and not context.is_text:
-        about = _fill(
-            "task",
-            "context-bytes",
-            owner=owner,
-            size=f"{context.size_bytes:,}",
-            media_type=context.media_type,
-            source=context.source,
-            version=context.version,
-        )
-    elif owner and context is not None:
-        about = _fill(
-            "task",
-            "context",
-            owner=owner,
-            size=f"{context.size_bytes:,}",
-            tokens=f"{context.tokens_est:,}",
-            source=context.source,
-            version=context.version,
-        )
-    elif owner:
-        about = no_context_note(owner)
-    else:
-        about = ""
+    about = task_context_note(owner, context) if owner else ""
     if finding_tags is None:
         how_to_answer = _fill("task", "answer-fenced")
     else:

@@ -58,11 +58,14 @@ taken messages the session never sees; ``swarm msg status`` reports them read an
 msg show`` still shows them. The alternative (peek, print, then mark read) lets two sessions
 of one agent both act on one message, a likelier fault than that instant. A task cut to fit
 names ``swarm task show ID``. A task handed to the session says when its lease ends and the
-command that renews it (only PreCompact renews by itself). Every value a hook writes into a
-command is shell-quoted. A session whose own stdio MCP server runs under the same agent id
-(``--name`` / SWARM_AGENT: the record says ``via: mcp``, the server has not said it closed,
-and its process runs here) is told to renew, report and fail with that server's tools instead
-(``mcp_tools``, named from ``_mcp_names``: a hook imports no MCP code).
+command that renews it (only PreCompact renews by itself); a task of a shard (its
+``parent``) says, after its report and fail commands, what ``swarm run``'s prompt says of
+the shard's context (``_shard_context``: the shard, and how to search and read it). Every
+value a hook writes into a command is shell-quoted. A session whose own stdio MCP server
+runs under the same agent id (``--name`` / SWARM_AGENT: the record says ``via: mcp``, the
+server has not said it closed, and its process runs here) is told to renew, report and fail
+with that server's tools instead (``mcp_tools``, named from ``_mcp_names``: a hook imports no
+MCP code).
 """
 
 from __future__ import annotations
@@ -113,6 +116,7 @@ if TYPE_CHECKING:  # (the caller brings the shell, and redis-py with it)
 
     from .._client import Swarm
     from .._config import Settings
+    from .._context_records import ContextInfo
 
 __all__ = [
     "DEFAULT_HOOK_BUDGET_TOKENS",
@@ -363,9 +367,42 @@ def mcp_tools(agent: Agent | None) -> McpTools | None:
     return _SETTLING
 
 
-def _task_text(task: Task, worker: str, swarm_cmd: str, tools: McpTools | None = None) -> str:
+def _shard_context(
+    swarm: Swarm, task: Task, swarm_cmd: str, looked: dict[str, ContextInfo | None]
+) -> str:
+    """What the session is told of the context of ``task``'s shard (``task.parent``), as
+    ``swarm run``'s prompt tells its agent (``task_context_note``: the shard, and the commands
+    that search and read its context, or that it published none); "" for a task of no
+    shard. ``looked``: the shards' ContextInfo (None: no context) read so far for this answer
+    (one read a shard). A context that cannot be looked up now (a right refused, Redis gone
+    meanwhile) does not cost the session its task: the shard is named, with the command that
+    says what its context holds."""
+    owner = task.parent
+    if not owner:
+        return ""
+    from .._prompts import task_context_note  # (here: only a task of a shard needs it)
+
+    if owner not in looked:
+        try:
+            looked[owner] = swarm.context_info(owner)
+        except NotFound:
+            looked[owner] = None
+        except SwarmError as exc:
+            said = not_answered(exc, swarm.settings) if isinstance(exc, ConnectionFailed) else ""
+            return (
+                f"The memory shard {owner} holds the context this task is about; it could not "
+                f"be looked up now ({said or exc}): {swarm_cmd} context info "
+                f"{shlex.quote(owner)} says what it holds."
+            )
+    return task_context_note(shlex.quote(owner), looked[owner], swarm_cmd)
+
+
+def _task_text(
+    task: Task, worker: str, swarm_cmd: str, tools: McpTools | None = None, about: str = ""
+) -> str:
     """The task handed to the session: how to renew, report and fail it with the session's
-    MCP tools (``tools``), else with the CLI's commands."""
+    MCP tools (``tools``), else with the CLI's commands; then ``about``, what it is told of
+    the shard's context (``_shard_context``), last: a cut to the budget takes it first."""
     q = shlex.quote
     where = f"queue {task.queue}" + (f", pass {task.pass_name}" if task.pass_name else "")
     whole = _task_hint(swarm_cmd, q(task.id))
@@ -390,18 +427,20 @@ def _task_text(task: Task, worker: str, swarm_cmd: str, tools: McpTools | None =
         args = f"task_id={json.dumps(task.id)}" + (
             f", token={json.dumps(task.token)}" if task.token else ""
         )
-        return head + (
+        settle = (
             f"{_lease_line(task, f'{tools.renew}({args})')}\n"
             f"When done, report it with your swarm MCP tool {tools.report}({args}, "
             f'summary="what you found"). If you cannot do it: {tools.fail}({args}, '
             'error="why").'
         )
-    return head + (
-        f"{_lease_line(task, f'{swarm_cmd} task renew {q(task.id)} --token {token}')}\n"
-        f"When done, report it: {swarm_cmd} task report {q(task.id)} --token {token} "
-        f"--worker {q(worker)} --summary 'what you found' (or --finding JSON). If you cannot "
-        f"do it: {swarm_cmd} task fail {q(task.id)} --token {token} --error 'why'."
-    )
+    else:
+        settle = (
+            f"{_lease_line(task, f'{swarm_cmd} task renew {q(task.id)} --token {token}')}\n"
+            f"When done, report it: {swarm_cmd} task report {q(task.id)} --token {token} "
+            f"--worker {q(worker)} --summary 'what you found' (or --finding JSON). If you "
+            f"cannot do it: {swarm_cmd} task fail {q(task.id)} --token {token} --error 'why'."
+        )
+    return head + settle + (f"\n\n{about}" if about else "")
 
 
 def _lease_line(task: Task, renew: str) -> str:
@@ -417,11 +456,17 @@ def _lease_line(task: Task, renew: str) -> str:
 
 
 def _held_text(
-    head: str, held: Sequence[Task], agent: str, options: HookOptions, tools: McpTools | None
+    swarm: Swarm,
+    head: str,
+    held: Sequence[Task],
+    agent: str,
+    options: HookOptions,
+    tools: McpTools | None,
 ) -> str:
-    """``head``, then the first ``HELD_SHOWN`` held tasks whole; the others (a worker may
-    hold many) are named right after ``head``, each with its lease token when known here,
-    and the command that shows each whole: a cut to the room left keeps that line."""
+    """``head``, then the first ``HELD_SHOWN`` held tasks whole (each with its shard's
+    context: ``_shard_context``); the others (a worker may hold many) are named right after
+    ``head``, each with its lease token when known here, and the command that shows each
+    whole: a cut to the room left keeps that line."""
     shown, rest = held[:HELD_SHOWN], held[HELD_SHOWN:]
     if rest:
         show = SHOW_TASK.strip("()").replace("swarm", options.command, 1)  # swarm task show ID
@@ -432,7 +477,13 @@ def _held_text(
             f"whole by {show}: "
             f"{first_few(names, HELD_NAMED)}."
         )
-    return f"{head}\n\n" + "\n\n".join(_task_text(t, agent, options.command, tools) for t in shown)
+    looked: dict[str, ContextInfo | None] = {}
+    return f"{head}\n\n" + "\n\n".join(
+        _task_text(
+            t, agent, options.command, tools, _shard_context(swarm, t, options.command, looked)
+        )
+        for t in shown
+    )
 
 
 def _message_hint(m: Message, agent: str, options: HookOptions) -> str:
@@ -652,7 +703,8 @@ def session_start(
     held = held_tasks(swarm, agent, _session_key(payload))
     if held:
         tools = mcp_tools(registered)
-        tasks = _held_text("You hold these tasks; carry on with them.", held, agent, options, tools)
+        head = "You hold these tasks; carry on with them."
+        tasks = _held_text(swarm, head, held, agent, options, tools)
         parts.append(clip(tasks, max(0, room), _task_hint(options.command, "ID")))
         room -= client_len(parts[-1]) + 2
     if room >= MIN_MESSAGES_ROOM:
@@ -680,7 +732,10 @@ def stop(swarm: Swarm, agent: str, options: HookOptions, payload: Mapping[str, A
             "You still hold a task you have not reported. Report it (or fail it) before you stop."
         )
         return _with_messages(
-            swarm, agent, options, _held_text(head, held, agent, options, mcp_tools(existing))
+            swarm,
+            agent,
+            options,
+            _held_text(swarm, head, held, agent, options, mcp_tools(existing)),
         )
     # The messages a refusal shows are read: the next stop refuses only for newer ones. A
     # broadcast alone does not refuse a stop (the session's next prompt, or its next start,
@@ -778,7 +833,8 @@ def _next_task(
         ) from None
     swarm.tally(agent, LOOP_CLAIMS, session, keep=LOOP_SESSIONS_KEPT)
     tools = mcp_tools(existing)
-    shown = "Next task for you.\n\n" + _task_text(task, agent, options.command, tools)
+    about = _shard_context(swarm, task, options.command, {})
+    shown = "Next task for you.\n\n" + _task_text(task, agent, options.command, tools, about)
     return Answer(block=f"{said}\n\n{shown}" if said else shown)
 
 
