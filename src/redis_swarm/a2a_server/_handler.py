@@ -33,9 +33,11 @@ the wire formats are the SDK's; this class only says what each A2A method means 
   new one gets the task's events from the moment it was asked for, the server catching up
   on those the stream's follower passed before it was stored: a task that settles meanwhile
   still delivers its final state, and its webhook is removed. No answer carries a webhook's
-  secrets (its ``token``, its ``authentication.credentials``: both optional in A2A): every
-  client holding this server's token is one identity, so one client's List or Get of a
-  task's configs would hand another's webhook secrets over. They are kept, and posted.
+  secrets (its ``token``, its ``authentication.credentials``: both optional in A2A; those
+  its ``url`` carries, a user and password or a ``?token=``, ``?api_key=``, ``?sig=``, are
+  shown as ``***``: ``shown_webhook_url``): every client holding this server's token is one
+  identity, so one client's List or Get of a task's configs would hand another's webhook
+  secrets over. They are kept, and posted.
 
 Only tasks of the exposed queues are visible: another queue's task is "not found". The
 swarm's errors reach the client in A2A words (``_words``); what only the server's operator
@@ -108,7 +110,7 @@ from .._errors import (
     ValidationError,
     login_refused,
 )
-from .._models import Finding, Webhook, event_order
+from .._models import Finding, Webhook, event_order, shown_webhook_url
 from .._models import Task as SwarmTask
 from .._models import TaskStatus as SwarmStatus
 from .._translate import causes, pool_exhausted
@@ -753,9 +755,11 @@ def _auth(config: TaskPushNotificationConfig) -> dict[str, str | None]:
 
 def _config(hook: Webhook) -> TaskPushNotificationConfig:
     """A webhook as a config, its secrets kept but not shown (see the module): no ``token``
-    and no ``authentication.credentials``, both optional in A2A; its authentication's
-    ``scheme``, which A2A requires of an ``AuthenticationInfo``, stays."""
-    out = TaskPushNotificationConfig(id=hook.id, task_id=hook.task_id, url=hook.url)
+    and no ``authentication.credentials``, both optional in A2A, and its ``url`` with the
+    secrets it carries masked; its authentication's ``scheme``, which A2A requires of an
+    ``AuthenticationInfo``, stays."""
+    shown = shown_webhook_url(hook.url)
+    out = TaskPushNotificationConfig(id=hook.id, task_id=hook.task_id, url=shown)
     if hook.auth_scheme:
         out.authentication.CopyFrom(AuthenticationInfo(scheme=hook.auth_scheme))
     return out
