@@ -201,14 +201,16 @@ def build_server(
 def _lifespan(
     sessions: SessionRegistry, heartbeat_s: float, channel: Channel | None = None
 ) -> Callable[[MCPServer[SessionRegistry]], AbstractAsyncContextManager[SessionRegistry]]:
-    """The server's lifespan: heartbeats for its sessions' agents (and the channel's
-    watchers) while it runs, and every agent deregistered when it stops."""
+    """The server's lifespan: heartbeats for its sessions' agents, the renewal of the
+    questions they hold (and the channel's watchers) while it runs, and every agent
+    deregistered when it stops."""
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[SessionRegistry]) -> AsyncIterator[SessionRegistry]:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(sessions.heartbeat_forever, heartbeat_s)
+                sessions.attach(tg)  # (a shard's questions, their leases kept renewed)
                 if channel is not None:
                     channel.attach(tg)
                 try:

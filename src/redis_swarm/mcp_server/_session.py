@@ -46,11 +46,12 @@ import os
 import re
 import time
 from collections import Counter, OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import anyio.abc
 from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.streamable_http_manager import DEFAULT_SESSION_IDLE_TIMEOUT
@@ -188,6 +189,23 @@ class SessionRegistry(CoreCalls):
         self._live: dict[str, AgentSession] = {}
         self._shared: dict[str, AgentSession] = {}
         self._lock = anyio.Lock()
+        # Where work that outlives a tool call runs (a question's lease kept renewed while
+        # its session holds it): the server lifespan's task group (``attach``).
+        self._background: anyio.abc.TaskGroup | None = None
+
+    def attach(self, task_group: anyio.abc.TaskGroup) -> None:
+        """Where background work runs: the server lifespan's task group, cancelled when the
+        server stops (before ``close_all`` releases what its sessions still hold)."""
+        self._background = task_group
+
+    def in_background(self, fn: Callable[..., Coroutine[Any, Any, None]], /, *args: Any) -> bool:
+        """Run ``fn(*args)`` in the server's lifespan (``attach``), beyond the tool call that
+        starts it; False when no lifespan runs (a registry used without its server): not run.
+        ``fn`` must end by itself once its work is over, and never raise."""
+        if self._background is None:
+            return False
+        self._background.start_soon(fn, *args)
+        return True
 
     @property
     def agent_role(self) -> str:

@@ -5,16 +5,19 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import replace
+from functools import cached_property
 from typing import Annotated, Any
 
 import anyio
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult
 from pydantic import Field
 
 from ..._codec import iso
 from ..._errors import (
     AlreadyCompleted,
+    ConnectionFailed,
     InvalidState,
     NotFound,
     SwarmError,
@@ -22,8 +25,9 @@ from ..._errors import (
 )
 from ..._keys import ask_queue
 from ..._models import Task
+from ..._runner.lease_renewal import LeaseRenewal
 from ..._validate import check_name
-from .._agent_session import ANSWER
+from .._agent_session import ANSWER, AgentSession, Lease
 from .._render import plain
 from .._roles import EVERYONE, SHARD, tool
 from ._base import MAX_CLAIM_WAIT_S, MAX_PASS_WAIT_S, ToolsBase
@@ -66,6 +70,12 @@ class _Asked:
         with self._lock:
             self._gone = True
             return self._question if self._ours else None
+
+
+def _after(lost: str | None, error: ToolError) -> ToolError:
+    """A tool error of answer_question, after the renewal of its question's lease was
+    refused (``lost``: why, said first)."""
+    return error if lost is None else ToolError(f"{lost}. {error}")
 
 
 class AskTools(ToolsBase):
@@ -188,7 +198,9 @@ class AskTools(ToolsBase):
     ) -> CallToolResult:
         """Shard: take the next question workers asked about your context (with ask), to
         answer it from what you hold. Answer it with answer_question, then take the next;
-        none: the result says so (call again with wait_s to wait)."""
+        none: the result says so (call again with wait_s to wait). Its lease is kept
+        renewed while this session holds it: take the time a good answer needs (its
+        asker's timeout still bounds its wait)."""
         session = await self._acting(ctx)
         # (the owner checked as one: the queue's name would blame an argument not given)
         queue = ask_queue(check_name("context owner", session.context_owner(owner)))
@@ -202,6 +214,7 @@ class AskTools(ToolsBase):
                  **said}
             )  # fmt: skip
         session.hold(task)
+        self._keep_renewed(session, task)
         data = task.data if isinstance(task.data, dict) else {}
         payload = {
             "question_id": task.id,
@@ -233,6 +246,8 @@ class AskTools(ToolsBase):
         session = await self._acting(ctx)
         token = self._token(session, question_id, None, ANSWER)
         lease = session.leases.get(question_id)
+        # (read before the answer: a renewal refused because of this answer says nothing)
+        lost = self._lost_leases.get(token)
         # The version of the asked owner's context this session read (the question's queue
         # is ask.OWNER), as report_finding records the version of its task's shard.
         asked = ask_queue("")
@@ -244,11 +259,75 @@ class AskTools(ToolsBase):
                 model=session.model, context_version=version, sources=sources or (),
             )  # fmt: skip
         except AlreadyCompleted as exc:  # a late answer, kept superseded
-            raise self._error(self._late(session, question_id, exc, ANSWER)) from exc
+            late = self._late(session, question_id, exc, ANSWER)
+            raise _after(lost, self._error(late)) from exc
         except SwarmError as exc:
-            raise self._error(exc) from exc
+            raise _after(lost, self._error(exc)) from exc
         finally:  # the lease is done either way
             session.let_go(question_id)
         session.report_done(question_id, found.id, ANSWER)
-        return self._result({"finding_id": found.id, "question_id": question_id, "answered": True,
-                             "next": "take the next question with next_question"})  # fmt: skip
+        payload: dict[str, Any] = {"finding_id": found.id, "question_id": question_id,
+                                   "answered": True}  # fmt: skip
+        if lost is not None:  # (taken all the same: the first answer of an open question wins)
+            payload["lease_lost"] = (
+                f"{lost}; your answer came first all the same, so it is the question's answer"
+            )
+        payload["next"] = "take the next question with next_question"
+        return self._result(payload)
+
+    # --- a held question's lease, kept renewed
+
+    @cached_property
+    def _lost_leases(self) -> dict[str, str]:
+        """Lease token -> why its renewal stopped, the lease lost (said by the next
+        answer_question of its question), while its session still holds it."""
+        return {}
+
+    def _keep_renewed(self, session: AgentSession, task: Task) -> None:
+        """Keep the lease of the question ``task`` (just claimed by ``session``) renewed in
+        the server's background while the session holds it: as ``swarm serve`` keeps the
+        lease of a question its agent answers (``LeaseRenewal``: the core's renew, three
+        times per lease, as long as the claim asked for; a renewal failed in an outage tried
+        again within a second). It stops when the session lets the question go (answered,
+        released at its close) or closes; the lease then runs out, or was released, and the
+        question goes back to its queue as before. A renewal refused (the asker withdrew the
+        question at its timeout, or the lease ran out and another answerer took it) stops it
+        too, and the next answer_question of the question says why. The asker's own timeout
+        bounds the question: its withdrawal ends the renewals."""
+        self.sessions.in_background(self._renewing, session, session.leases[task.id], task)
+
+    async def _renewing(self, session: AgentSession, lease: Lease, task: Task) -> None:
+        def held() -> bool:
+            return not session.closed and session.leases.get(task.id) is lease
+
+        def outage(exc: ConnectionFailed) -> None:
+            log.warning("the lease of question %s held by %s not renewed (%s): tried again "
+                        "within a second", task.id, session.agent_id, exc)  # fmt: skip
+
+        renewal = LeaseRenewal(
+            self.swarm, task, None, [], token=lambda: lease.token, on_outage=outage,
+            on_back=lambda: log.info("the lease of question %s renewed again", task.id),
+            adopt=lambda _now: False, on_kept=lambda _why: None,
+        )  # fmt: skip
+        why: str | None = None
+        while why is None:
+            await anyio.sleep(renewal.tick_s)
+            if not held():
+                return
+            try:
+                why = await self.sessions.call(renewal)
+            except Exception as exc:  # (never the server's end: its lifespan runs this)
+                why = f"{type(exc).__name__}: {exc}"
+        if not held():  # (answered meanwhile: the answer refused the renewal)
+            return
+        said = (
+            f"the lease of question {task.id} was lost while this session held it, its "
+            f"renewal refused: {why}"
+        )
+        log.warning("%s (agent %s)", said, session.agent_id)
+        self._lost_leases[lease.token] = said
+        try:
+            while held():  # (said by its next answer_question, until the session lets it go)
+                await anyio.sleep(renewal.tick_s)
+        finally:
+            self._lost_leases.pop(lease.token, None)
