@@ -10,6 +10,7 @@ from typing import Any
 
 from .._codec import MAX_ISO_MS, counted, iso
 from .._errors import ConnectionFailed, PermissionDenied
+from .._printable import shown_name
 from .._protocol import WRONG_TYPE, Batch, Cmd, OpContext, Operation, past_wrong_type
 from .._replies import reply_map, text
 
@@ -48,7 +49,8 @@ class DamagedStream:
     """A stream of the swarm whose last id is past the server's clock by more than
     ``STREAM_SKEW_MS``, or the largest a stream can hold (``exhausted``), or whose key holds
     another type than a stream (``wrong_type``, ``last_id`` empty). ``kind``: "events",
-    "broadcast" or "inbox" (``agent``'s)."""
+    "broadcast" or "inbox" (``agent``'s). An agent is named, and its inbox's key shown, by
+    ``shown_name``: a worker may ZADD any name to the presence set, and XADD to its inbox."""
 
     kind: str
     key: str
@@ -79,23 +81,40 @@ class DamagedStream:
             return "the event log"
         if self.kind == "broadcast":
             return "the broadcasts"
-        return f"the inbox of agent {self.agent}"
+        return f"the inbox of agent {self._agent}"
+
+    @property
+    def _agent(self) -> str:
+        """The agent whose inbox it is, as a line names it (``shown_name``)."""
+        return shown_name(self.agent or "")
+
+    @property
+    def _key(self) -> str:
+        """The stream's key as a line shows it: as it is, or quoted and escaped when it holds
+        no printable one-line text (an agent's name in it, ``shown_name``)."""
+        return shown_name(self.key, label=True)
+
+    @property
+    def _key_arg(self) -> str:
+        """The stream's key in a redis-cli command to copy: single-quoted as it is, or quoted
+        and escaped (``_key``) when it is no printable one-line text."""
+        return f"'{self.key}'" if self._key == self.key else self._key
 
     @property
     def warning(self) -> str:
         """What is wrong with it, what it means, and the repair (never a worker's)."""
         whose = {"events": "the swarm's event log", "broadcast": "the swarm's broadcast stream"}
-        what = whose.get(self.kind, f"the inbox of agent {self.agent}")
+        what = whose.get(self.kind, f"the inbox of agent {self._agent}")
         if not self.refuses:
             return self._ahead_warning(what)
         effect = {
             "events": "the log is lost from then on, and every message and broadcast is "
             "refused (a message's id is its event's; its sender gets the error)",
             "broadcast": "every broadcast fails (its sender gets the error)",
-        }.get(self.kind, f"every message sent to {self.agent} fails (its sender gets the error)")
+        }.get(self.kind, f"every message sent to {self._agent} fails (its sender gets the error)")
         if self.wrong_type:
             state = (
-                f"{what} ({self.key}) is not a stream: the key holds another type, and Redis "
+                f"{what} ({self._key}) is not a stream: the key holds another type, and Redis "
                 "refuses every append to it"
             )
             cause = (
@@ -105,7 +124,7 @@ class DamagedStream:
             )
         else:
             state = (
-                f"{what} ({self.key}) is poisoned: its last id is the largest a stream can "
+                f"{what} ({self._key}) is poisoned: its last id is the largest a stream can "
                 f"hold ({self.last_id}), and Redis refuses every append to it from now on, "
                 "even once it is emptied"
             )
@@ -115,18 +134,18 @@ class DamagedStream:
             )
         if self.wrong_type:
             repair = (
-                f"to repair, {REPAIRER}: redis-cli -u URL DEL '{self.key}' (it holds nothing "
+                f"to repair, {REPAIRER}: redis-cli -u URL DEL {self._key_arg} (it holds nothing "
                 "of the swarm's), after reading it (TYPE, then the command of that type) if "
                 "another program may own it"
             )
         elif self.kind == "inbox":
             repair = (
-                f"to repair, {REPAIRER}: swarm agents deregister {self.agent} (its inbox goes, "
+                f"to repair, {REPAIRER}: swarm agents deregister {self._agent} (its inbox goes, "
                 "the unread messages with it, and where it had read to), then let the agent "
                 "register again"
             )
         else:
-            repair = f"to repair, {REPAIRER}: redis-cli -u URL DEL '{self.key}'"
+            repair = f"to repair, {REPAIRER}: redis-cli -u URL DEL {self._key_arg}"
             if self.kind == "events":
                 repair += (
                     " (the events it holds go with it; the swarm's records and counters do "
@@ -152,7 +171,7 @@ class DamagedStream:
         ms = int(self.last_id.partition("-")[0])
         when = f", {iso(ms)}" if ms <= MAX_ISO_MS else ""
         return (
-            f"{what} ({self.key}) has a last id {_ahead(ms - self.server_time_ms)} past the "
+            f"{what} ({self._key}) has a last id {_ahead(ms - self.server_time_ms)} past the "
             f"server's clock ({self.last_id}{when}): appends still work, but every entry "
             "appended since takes an id after it, which no longer says when it was written "
             "(reads by time misplace them) until the clock passes it. Either the server's "

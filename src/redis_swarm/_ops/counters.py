@@ -22,6 +22,7 @@ from typing import Any
 from .._codec import counted, first_few
 from .._errors import REAPPLY_OLDER_USER, PermissionDenied
 from .._keys import Keys
+from .._printable import shown_name
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from ._stream_health import ACL_LIMITS, REPAIRER
 from ._work import RECOUNT_COMMAND, SEQ_FIELD, STATUSES, text
@@ -71,7 +72,9 @@ def _value(counter: int | None) -> str:
 @dataclass(frozen=True)
 class CounterMismatch:
     """A queue's counter of a status that a set of the queue holds (``SET_STATUSES``), and
-    the set's size. ``counter`` None: the field holds no integer."""
+    the set's size. ``counter`` None: the field holds no integer. (A worker may HINCRBY a
+    field of any name: a queue or shard is named by ``shown_name``, quoted and escaped when
+    it is no valid name.)"""
 
     queue: str
     status: str
@@ -81,7 +84,8 @@ class CounterMismatch:
     @property
     def text(self) -> str:
         return (
-            f"queue {self.queue} {self.status}: counter {_value(self.counter)}, set {self.held:,}"
+            f"queue {shown_name(self.queue)} {self.status}: counter {_value(self.counter)}, "
+            f"set {self.held:,}"
         )
 
 
@@ -268,7 +272,7 @@ def check_counters(ctx: OpContext) -> Operation[CounterCheck]:
         if not sep or status not in STATUSES:
             continue  # (#seq, a queue's due hint)
         if owner.startswith(_SHARD):
-            _sure(bad, f"shard {owner.removeprefix(_SHARD)}", status, value)
+            _sure(bad, f"shard {shown_name(owner.removeprefix(_SHARD))}", status, value)
         else:
             per_queue.setdefault(owner, {})[status] = _integer(value)
     names = pass_names(by_pass)
@@ -292,7 +296,7 @@ def check_counters(ctx: OpContext) -> Operation[CounterCheck]:
         for status, value in per_queue[queue].items():
             unchecked = queue not in looked or status not in SET_STATUSES
             if unchecked and (value is None or value < 0):
-                bad.append(BadCounter(f"queue {queue}", status, value))
+                bad.append(BadCounter(f"queue {shown_name(queue)}", status, value))
     return CounterCheck(
         queues=len(queues),
         checked=len(checked),
@@ -308,7 +312,7 @@ def _pass_owner(k: Keys, pid: str, names: dict[str, str]) -> str:
     around redis-swarm), as such, with its id and where the name goes back."""
     if pid in names:
         return f"pass {names[pid]!r}"
-    return f"pass id {pid} (its name missing from {k.pass_counts})"
+    return f"pass id {shown_name(pid)} (its name missing from {k.pass_counts})"
 
 
 def _held_against_sets(k: Keys, queues: list[str]) -> Operation[list[CounterMismatch]]:

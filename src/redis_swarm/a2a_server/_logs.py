@@ -24,6 +24,13 @@ error that is no A2A error (a fault of this server) keeps its traceback.
 
 (A webhook's address is checked by ``_addresses``, which logs nothing: whoever asked says
 so in its own line, the handler's refusal or the push dispatcher's "not posted".)
+
+A line quotes what a client sent (its A2A-Version header, its JSON-RPC request id, a role),
+and the log goes to the operator's terminal, which obeys the control characters in it: an
+ESC sequence can rewrite the clipboard (OSC 52), clear the screen or retitle the window.
+Every line of the SDK's loggers and of this server's own (``ESCAPED_LOGGERS``, and those
+under them) is written with each control character shown as an escape
+(``_printable.printable``, the CLI's rule for stored text): its message, and its traceback.
 """
 
 from __future__ import annotations
@@ -32,8 +39,11 @@ import logging
 
 from a2a.utils.errors import A2AError
 
+from .._printable import printable
+
 __all__ = [
     "CLIENT_FAULTS",
+    "ESCAPED_LOGGERS",
     "LOGGED_FOR_OPERATOR",
     "REST_STREAM_FAILED",
     "SDK_ERRORS_LOGGER",
@@ -55,6 +65,9 @@ SDK_REST_LOGGER = "a2a.server.routes.rest_dispatcher"
 REST_STREAM_FAILED = "Error during REST SSE stream"
 # What the message of an error ends with whose cause the handler logged (see the module).
 LOGGED_FOR_OPERATOR = "(its operator's log says why)"
+# The loggers whose lines are escaped (``_Escaped``), and every logger under them: the SDK's,
+# and this server's own.
+ESCAPED_LOGGERS = ("a2a", __name__.rpartition(".")[0])
 
 
 class _OneLine(logging.Filter):
@@ -75,6 +88,29 @@ class _OneLine(logging.Filter):
         )
 
 
+class _Escaped(logging.Filter):
+    """A line with every control character in its message and traceback shown as an escape
+    (``printable``): the message made whole, with its arguments; the traceback formatted as
+    a handler formats it. A line with none is left as it is. (Added last, after ``_OneLine``
+    where there is one: that one reads the message and its arguments apart.)"""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # (its arguments do not fit: the handler says so)
+            return True
+        shown = printable(message)
+        if shown != message:
+            record.msg, record.args = shown, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        for field in ("exc_text", "stack_info"):
+            value = getattr(record, field)
+            if value:
+                setattr(record, field, printable(value))
+        return True
+
+
 def _stream_failed(record: logging.LogRecord) -> bool:
     """The SDK's line of a stream that failed once begun (``REST_STREAM_FAILED``): dropped
     when the handler logged its cause, one line for another A2A error (``record`` changed),
@@ -92,8 +128,20 @@ def _stream_failed(record: logging.LogRecord) -> bool:
 
 
 def one_line_client_errors() -> None:
-    """Log each failed request as one line (once per process)."""
+    """Log each failed request as one line, and every line of the SDK and of this server
+    with its control characters escaped (``_Escaped``) (once per process)."""
     for name in (SDK_ROUTES_LOGGER, SDK_ERRORS_LOGGER, SDK_REST_LOGGER):
         logger = logging.getLogger(name)
         if not any(isinstance(f, _OneLine) for f in logger.filters):
             logger.addFilter(_OneLine())
+    # (a logger's filter sees only the lines logged to it, not those of the loggers under it:
+    # each is given its own, every one made so far: the SDK's and this server's modules,
+    # imported with the app, make theirs as they load)
+    under = tuple(f"{name}." for name in ESCAPED_LOGGERS)
+    for name in [*ESCAPED_LOGGERS, *logging.root.manager.loggerDict]:
+        if name not in ESCAPED_LOGGERS and not name.startswith(under):
+            continue
+        logger = logging.getLogger(name)
+        # (after _OneLine, added above: it reads the message and its arguments apart)
+        if not any(isinstance(f, _Escaped) for f in logger.filters):
+            logger.addFilter(_Escaped())

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._codec import counted, first_few
 from .._models import RECORD_KINDS, REPAIR_COMMAND, IndexEntries
-from .._printable import short_version
+from .._printable import short_version, shown_name
 
 if TYPE_CHECKING:
     from .._keys import Keys
@@ -48,13 +48,21 @@ def corrupt_row(found: dict[str, Any], keys: Keys) -> str:
 
 
 def _short_id(kind: str, record_id: str) -> str:
-    """A damaged record's id as the row shows it: a version or chunk by its short hash."""
+    """A damaged record's id as the row shows it: a version or chunk by its short hash; an
+    id that is no printable one-line text (written around redis-swarm) quoted and escaped
+    (``shown_name``)."""
     if kind == "chunk":
-        return short_version(record_id)
+        return _id(short_version(record_id))
     if kind == "version":
         owner, _, version = record_id.rpartition("|")
-        return f"{owner}|{short_version(version)}"
-    return record_id
+        return _id(f"{owner}|{short_version(version)}")
+    return _id(record_id)
+
+
+def _id(record_id: str) -> str:
+    """An id the report holds as a row names it (``shown_name``): anyone who may write a
+    hash or an index of the swarm may have put any text there."""
+    return shown_name(record_id, label=True)
 
 
 # What the doctor's row says to do about each group of kinds of damaged records it names.
@@ -161,7 +169,7 @@ def repaired_and_left(
 def _few(ids: list[str], count: int) -> str:
     """The ids a report holds of a list of ``count``, the rest counted."""
     more = count - len(ids)
-    return ", ".join(ids) + (f" and {more:,} more" if more > 0 else "")
+    return ", ".join(_id(i) for i in ids) + (f" and {more:,} more" if more > 0 else "")
 
 
 def _index_entries(rows: list[dict[str, Any]]) -> str:
@@ -237,7 +245,7 @@ def _pairs_said(row: dict[str, Any], listed: str) -> str:
     """A row of pairs (``_pairs_row``) as the human table says it: the count, then each of
     the first ``NAMED`` as its first id, the second in brackets (``task T (finding F)``)."""
     named = [
-        f"{first} {pair[first]} ({second} {pair[second]})"
+        f"{first} {_id(pair[first])} ({second} {_id(pair[second])})"
         for pair in row[listed]
         for first, second in [tuple(pair)]
     ]

@@ -31,7 +31,7 @@ from .._errors import (
     TlsNotVerified,
 )
 from .._models import RECORD_KINDS
-from .._printable import printable
+from .._printable import printable, shown_name
 from ._app import EXIT_ERROR, App, json_option, main, pass_app
 from ._doctor import ROWS, corrupt_row, damage_rows, entries_row, repaired_and_left
 
@@ -360,9 +360,9 @@ def _unreachable(app: App, exc: ConnectionFailed) -> None:
         for key, value in report.items():
             if key == "reached":  # (a row per address: what a bare connection met)
                 for address, met in value.items():
-                    table.add_row(f"[bold]{escape(address)}[/]", escape(met))
+                    table.add_row(f"[bold]{escape(printable(address))}[/]", escape(printable(met)))
             elif key != "warnings":
-                table.add_row(f"[bold]{key}[/]", escape(str(value)))
+                table.add_row(f"[bold]{key}[/]", escape(printable(value)))
         app.out.print(table)
         click.echo(f"error: {printable(reason)}", err=True)  # (as every error: on stderr)
 
@@ -575,10 +575,12 @@ def _doctor(
                 shown = _topology_line(view)
             else:
                 shown = _shown(value, missing)
-            table.add_row(f"[bold]{key}[/]", escape(shown))
+            # (every row and warning may quote what a worker wrote: a queue, an agent, an
+            # id; each control character in it is shown escaped, never sent to the terminal)
+            table.add_row(f"[bold]{key}[/]", escape(printable(shown)))
         app.out.print(table)
         for warning in warnings:
-            app.out.print(f"[yellow]warning:[/] {escape(warning)}")
+            app.out.print(f"[yellow]warning:[/] {escape(printable(warning))}")
 
     app.emit(report, human)
     if not report["ok"]:
@@ -602,7 +604,10 @@ def _recounted(changes: list[dict[str, Any]]) -> str:
     """The ``counters_recounted`` row: each counter the recount set, from what to what."""
     if not changes:
         return "nothing to change: every queue's counters matched its sets"
-    shown = [f"queue {c['queue']} {c['status']} {_was(c['was'])} -> {c['now']:,}" for c in changes]
+    shown = [
+        f"queue {shown_name(c['queue'])} {c['status']} {_was(c['was'])} -> {c['now']:,}"
+        for c in changes
+    ]
     return first_few(shown, 10)
 
 
