@@ -6,6 +6,11 @@ milliseconds everywhere, and ISO-8601 UTC when shown (``iso``); sizes are shown 
 message offers by ``first_few`` ("a, b and 3 more"): the core's messages say them too, and
 ``_printable`` imports ``_models``, so they live here. ``to_dict``
 / ``from_dict`` are the only way records cross a boundary (Redis, JSON output, MCP, HTTP).
+JSON a face prints or returns for people and agents to read (the CLI's --json, MCP tool
+results, the dashboard's and A2A's answers, the hooks' output) passes through
+``shown_json``, which writes the characters a terminal acts on (``UNSAFE_CONTROLS``) or that
+reorder a line (``UNSAFE_BIDI``) as ``\\uXXXX``: the decoded value is the same; what is
+stored stays as ``dumps`` writes it (its hashes and sizes count those bytes).
 The records themselves live in ``_models`` (tasks, findings, agents, events, status),
 ``_usage`` (what agent runs cost) and ``_context_records``.
 """
@@ -16,6 +21,7 @@ import dataclasses
 import enum
 import json
 import math
+import re
 import time
 import types
 import typing
@@ -25,17 +31,21 @@ from typing import Any, ClassVar, TypeVar, Union
 
 __all__ = [
     "MAX_ISO_MS",
+    "UNSAFE_BIDI",
+    "UNSAFE_CONTROLS",
     "Record",
     "built",
     "byte_size",
     "counted",
     "dumps",
+    "dumps_shown",
     "first_few",
     "foreign_bom",
     "iso",
     "loads",
     "now_ms",
     "readable_number",
+    "shown_json",
 ]
 
 R = TypeVar("R", bound="Record")
@@ -117,8 +127,43 @@ def first_few(names: Sequence[str], most: int, none: str = "none yet") -> str:
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON; the one encoder for everything stored or shown."""
+    """Compact JSON; the one encoder for everything stored or shown (shown: through
+    ``shown_json``, ``dumps_shown``)."""
     return _ENCODER.encode(value)
+
+
+# The characters stored text may hold that a terminal acts on rather than shows: every C0
+# control but tab and newline (layout, not commands), DEL, and every C1 control (U+009B is
+# an 8-bit CSI); and those that reorder what a reader sees of a line, the bidirectional
+# embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069). ``printable`` shows
+# them as escapes in what people read, ``shown_json`` in the JSON the faces print or return.
+UNSAFE_CONTROLS = frozenset([*range(0x09), *range(0x0B, 0x20), 0x7F, *range(0x80, 0xA0)])
+UNSAFE_BIDI = frozenset([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+_UNSAFE = re.compile(
+    "[" + "".join(re.escape(chr(c)) for c in sorted(UNSAFE_CONTROLS | UNSAFE_BIDI)) + "]"
+)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def shown_json(text: str) -> str:
+    """JSON ``text`` (as ``dumps`` or ``json.dumps(ensure_ascii=False)`` writes it) as a face
+    prints or returns it: each of ``UNSAFE_CONTROLS`` and ``UNSAFE_BIDI`` written
+    ``\\uXXXX`` (``\\u009b``, ``\\u202e``), which a JSON reader decodes to the same text; other
+    non-ASCII text (é, 漢字, emoji) as it is. Such a character can only stand inside a JSON
+    string (JSON's own syntax is ASCII), so the text stays valid JSON; a string without one
+    (nearly all) is returned as it is, after one scan."""
+    if _UNSAFE.search(text) is None:
+        return text
+    return _UNSAFE.sub(_escaped, text)
+
+
+def dumps_shown(value: Any) -> str:
+    """``dumps`` of ``value`` as a face prints or returns it (``shown_json``); never for what
+    is stored."""
+    return shown_json(_ENCODER.encode(value))
 
 
 def loads(text: str | bytes) -> Any:

@@ -5,8 +5,8 @@ terminal obeys the control characters in what it prints: an ESC sequence can rew
 clipboard (OSC 52), clear the screen, hide text or retitle the window. Every human output of
 the CLI and of ``swarm watch`` passes stored text through ``printable``, which shows each
 C0 and C1 control character (and DEL, and the bidirectional overrides that reorder a line)
-as a visible escape: ``\\x1b`` instead of ESC. Newlines and tabs stay. JSON output needs no
-such care (its encoder escapes control characters). Where stored text sits in a table or a
+as a visible escape: ``\\x1b`` instead of ESC. Newlines and tabs stay. JSON output writes
+the same characters ``\\uXXXX`` (``_codec.shown_json``). Where stored text sits in a table or a
 tree, ``short`` puts it on one line, cut to fit.
 
 Text a sender wrote (a message's body, its data) that an agent is handed among the swarm's
@@ -43,7 +43,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
-from ._codec import counted
+from ._codec import UNSAFE_BIDI, UNSAFE_CONTROLS, counted
 from ._models import OPEN_STATUSES as _OPEN
 from ._models import Agent
 from ._validate import MAX_LABEL_CHARS, is_name
@@ -87,12 +87,8 @@ BODY_INDENT = "    "
 
 T = TypeVar("T")
 
-_KEPT = {0x09, 0x0A}  # tab and newline: layout, not commands
-_CONTROLS = [*range(0x20), 0x7F, *range(0x80, 0xA0)]
-_BIDI = [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]
-
-_ESCAPES: dict[int, str] = {c: f"\\x{c:02x}" for c in _CONTROLS if c not in _KEPT}
-_ESCAPES |= {c: f"\\u{c:04x}" for c in _BIDI}
+_ESCAPES: dict[int, str] = {c: f"\\x{c:02x}" for c in UNSAFE_CONTROLS}
+_ESCAPES |= {c: f"\\u{c:04x}" for c in UNSAFE_BIDI}
 
 _DIGITS = re.compile(r"([0-9]+)")  # ASCII digits: what a counter in a name is written in
 

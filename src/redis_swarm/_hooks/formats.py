@@ -14,9 +14,10 @@ Documented shapes (docs/live.md cites them):
   prompt), PreCompress; context as ``hookSpecificOutput.additionalContext``.
 - SessionEnd (all three: Claude Code's input adds ``reason``: clear, resume, logout,
   prompt_input_exit, other, ...): the session is over; its answer changes nothing.
-Every answer is JSON on stdout with exit 0; each string in it is kept under the clients'
-10,000-character cap, counted as they count it (the core's ``client_len``: JavaScript's
-string length, in UTF-16 code units, an emoji two).
+Every answer is JSON on stdout with exit 0, written by ``_codec.shown_json`` (no control
+character a terminal acts on, none that reorders a line, raw); each string in it is kept
+under the clients' 10,000-character cap, counted as they count it (the core's
+``client_len``: JavaScript's string length, in UTF-16 code units, an emoji two).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._budget import clip as clip_to
+from .._codec import shown_json
 
 __all__ = [
     "CLIENTS",
@@ -117,4 +119,4 @@ def render(answer: Answer, event: str, client: str) -> str:
         out["hookSpecificOutput"] = specific
     if answer.message:
         out["systemMessage"] = clip(answer.message, 1000)
-    return json.dumps(out, ensure_ascii=False)
+    return shown_json(json.dumps(out, ensure_ascii=False))

@@ -9,7 +9,9 @@ as ``1796411822435.0``); and ListTasks is written with every field of no presenc
 of its tasks carries ``"filename": ""``, ``"mediaType": ""``, ``"extensions": []`` where
 GetTask leaves them out. ``WireJson`` rewrites the app's JSON answers and SSE events: every
 whole number as an integer (no field of A2A 1.0 is a float: only a Struct's numbers are),
-and each task of a ListTasks page through ``render``, the SDK's GetTask writing. Push
+and each task of a ListTasks page through ``render``, the SDK's GetTask writing, and the JSON
+written by ``_codec.shown_json`` (no control character a terminal acts on, none that
+reorders a line, raw: a client may show a task's text as it is). Push
 notifications (``_push``) write their bodies with ``render`` too.
 """
 
@@ -22,6 +24,8 @@ from a2a.types import Task
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 from google.protobuf.message import Message as ProtoMessage
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .._codec import shown_json
 
 __all__ = ["WireJson", "render", "whole_numbers"]
 
@@ -62,8 +66,9 @@ def rewrite(body: Any) -> Any:
 
 
 def _dumps(value: Any) -> bytes:
-    # (as Starlette's JSONResponse writes it)
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    # (as Starlette's JSONResponse writes it, through ``shown_json``)
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return shown_json(text).encode()
 
 
 def _json_body(raw: bytes) -> bytes:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 import click
 from click.core import ParameterSource
 
-from .._codec import dumps
+from .._codec import dumps_shown
 from .._config import DEFAULT_HOME, DEFAULT_SWARM, Settings
 from .._env import (
     ENV_HOME,
@@ -299,9 +299,10 @@ class App:
         self._held_signals = True
 
     def emit(self, data: Any, human: Callable[[], None] | None = None) -> None:
-        """Print ``data`` as JSON with --json, else call ``human`` to render it."""
+        """Print ``data`` as JSON with --json (``dumps_shown``: no control character a
+        terminal acts on, none that reorders a line), else call ``human`` to render it."""
         if self.json or human is None:
-            click.echo(dumps(data))
+            click.echo(dumps_shown(data))
         else:
             human()
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .._codec import dumps, now_ms
+from .._codec import dumps, dumps_shown, now_ms
 from .._errors import ConfigError, ConnectionFailed
 from .._net import announced_host, every_interface, http_url, listen
 from .._printable import printable
@@ -308,6 +308,6 @@ def _draw(app: App, snap: Snapshot, findings_n: int, all_: bool) -> Any:
 
 def _print(app: App, snap: Snapshot, findings_n: int, all_: bool) -> None:
     if app.json:
-        click.echo(dumps(snap.to_dict()))
+        click.echo(dumps_shown(snap.to_dict()))
     else:
         app.out.print(_draw(app, snap, findings_n, all_))

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from .._codec import counted, dumps, iso
+from .._codec import counted, dumps_shown, iso
 from .._errors import ConnectionFailed, ValidationError
 from .._models import EventsTrimmed, EventType, type_filter
 from .._printable import printable
@@ -114,7 +114,7 @@ def events(
         app.emit({"items": items}, human)
         return
     for event in items:  # (--last with --follow: what just happened, then what happens)
-        click.echo(dumps(event) if app.json else _line(event))
+        click.echo(dumps_shown(event) if app.json else _line(event))
     start = items[-1].id if items else since
     # "only new events" made an id now, so that an outage before the first one names it too
     _follow(app, app.swarm.last_event_id() if start is None else start, wanted, timeout_s, count)
@@ -186,7 +186,7 @@ def _follow(
     printed: str | None = None
     try:
         for event in app.swarm.follow_events(since, types, timeout_s=timeout_s):
-            click.echo(dumps(event) if app.json else _line(event))
+            click.echo(dumps_shown(event) if app.json else _line(event))
             printed = event.id
             seen += 1
             if count is not None and seen >= count:

@@ -54,7 +54,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from .._client import AsyncSwarm
-from .._codec import dumps
+from .._codec import dumps_shown
 from .._errors import ConnectionFailed, NotFound, PermissionDenied, SwarmError, ValidationError
 from .._models import STALE_AFTER_S, EventType, Page, TaskStatus, type_filter
 from .._net import is_loopback
@@ -420,7 +420,7 @@ async def _sse(stream: Stream, keepalive_s: float) -> AsyncIterator[str]:
 
 def _message(event: str, data: Any, *, event_id: str | None = None) -> str:
     head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {event}\ndata: {dumps(data)}\n\n"
+    return f"{head}event: {event}\ndata: {dumps_shown(data)}\n\n"
 
 
 def _page_json(items: list[dict[str, Any]], page: Page[Any]) -> Response:
@@ -429,7 +429,7 @@ def _page_json(items: list[dict[str, Any]], page: Page[Any]) -> Response:
 
 
 def _json(data: Any, status: int = 200) -> Response:
-    return Response(dumps(data), status_code=status, media_type="application/json")
+    return Response(dumps_shown(data), status_code=status, media_type="application/json")
 
 
 def _params(request: Request, *names: str) -> dict[str, str]:

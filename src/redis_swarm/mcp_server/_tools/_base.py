@@ -13,7 +13,7 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from ..._client import Swarm
-from ..._codec import dumps
+from ..._codec import dumps, dumps_shown, shown_json
 from ..._errors import AlreadyCompleted, SwarmError, TaskDeadLettered
 from ..._models import Task
 from ..._validate import MAX_LEASE_S, MIN_LEASE_S
@@ -144,11 +144,13 @@ class ToolsBase:
             raise self._error(exc) from exc
 
     def _result(self, payload: dict[str, Any], text: str | None = None) -> CallToolResult:
-        """One JSON block (and the text, verbatim); split into pages if over the budget."""
-        head = dumps(payload)
+        """One JSON block (and the text, verbatim); split into pages if over the budget. The
+        JSON is ``shown_json``'s: no control character a terminal acts on, none that
+        reorders a line."""
+        head = dumps_shown(payload)
         if self.budget.fits(head, text or ""):
             return blocks(head) if text is None else blocks(head, text)
-        document = json.dumps(payload, indent=1, ensure_ascii=False)
+        document = shown_json(json.dumps(payload, indent=1, ensure_ascii=False))
         if text is not None:
             document += "\n" + text
         page, header = self.spill.paginate(document, self.budget)
