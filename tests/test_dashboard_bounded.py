@@ -24,8 +24,6 @@ from redis_swarm.dashboard import snapshot
 from redis_swarm.dashboard._terminal import render
 from redis_swarm.dashboard.app import create_app
 
-from ._servers import free_port
-
 SWARM = "test"
 DAYS = range(1, 18)  # day-1 .. day-17: natural order is not the order of the text
 OPEN_DAYS = (3, 16)  # one among the settled ones left out: shown all the same
@@ -137,39 +135,31 @@ def test_the_page_says_what_is_not_shown_and_shows_all_on_request(
     sync_api = pytest.importorskip("playwright.sync_api")
     from . import test_dashboard_browser as web  # skips here without chromium
 
-    expect, sync_playwright = sync_api.expect, sync_api.sync_playwright
+    expect = sync_api.expect
 
     with Swarm(redis_url, swarm=web.SWARM) as swarm:
         _swarm_of_days(swarm)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=web.CHROMIUM, args=web.CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 900})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            with web.serve(redis_url, free_port()) as url:
-                page.goto(url)
-                passes = page.locator("#passes .pass")
-                expect(passes).to_have_count(12)
-                expect(page.locator("#t-passes")).to_have_text("15 / 17")
-                line = page.locator("#passes .more")
-                expect(line).to_contain_text("not shown: 5 settled passes")
-                expect(page.locator("#queues .more")).to_contain_text("5 settled queues")
-                line.get_by_text("show all").click()
-                expect(passes).to_have_count(17)
-                assert page.url.endswith("/?all=1")
-                names = [f"day-{d}" for d in DAYS]
-                assert [p.get_attribute("data-pass") for p in passes.all()] == names
-                expect(page.locator("#t-passes")).to_have_text("15 / 17")
-                page.reload()
-                expect(page.locator("#live")).to_have_attribute("data-state", "live")
-                expect(passes).to_have_count(17)
-                page.locator("#passes .more").get_by_text("show only the last settled").click()
-                expect(passes).to_have_count(12)
-                assert page.url == url
-            assert not errors, errors
-        finally:
-            browser.close()
+    with web.dashboard_page(redis_url) as (page, url, errors):
+        page.goto(url)
+        passes = page.locator("#passes .pass")
+        expect(passes).to_have_count(12)
+        expect(page.locator("#t-passes")).to_have_text("15 / 17")
+        line = page.locator("#passes .more")
+        expect(line).to_contain_text("not shown: 5 settled passes")
+        expect(page.locator("#queues .more")).to_contain_text("5 settled queues")
+        line.get_by_text("show all").click()
+        expect(passes).to_have_count(17)
+        assert page.url.endswith("/?all=1")
+        names = [f"day-{d}" for d in DAYS]
+        assert [p.get_attribute("data-pass") for p in passes.all()] == names
+        expect(page.locator("#t-passes")).to_have_text("15 / 17")
+        page.reload()
+        expect(page.locator("#live")).to_have_attribute("data-state", "live")
+        expect(passes).to_have_count(17)
+        page.locator("#passes .more").get_by_text("show only the last settled").click()
+        expect(passes).to_have_count(12)
+        assert page.url == url
+        assert not errors, errors
 
 
 def test_agents_are_the_live_ones_and_the_stale_ones_seen_last(

@@ -56,6 +56,22 @@ def browser() -> Iterator[Browser]:
 
 
 @contextmanager
+def dashboard_page(redis_url: str) -> Iterator[tuple[Page, str, list[str]]]:
+    """A page of a headless chromium of its own, the dashboard served on a free port, and
+    the page's errors (a test asserts there are none): for a test of another module."""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            with serve(redis_url, free_port()) as url:
+                yield page, url, errors
+        finally:
+            browser.close()
+
+
+@contextmanager
 def serve(redis_url: str, port: int) -> Iterator[str]:
     """The dashboard under uvicorn, in a thread, on 127.0.0.1:port."""
     app = create_app(AsyncSwarm(redis_url, swarm=SWARM), close_swarm=True)
