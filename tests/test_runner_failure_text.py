@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from redis_swarm import Swarm
-from redis_swarm._runner import Runner, RunOptions
+from redis_swarm._hints import said_of
+from redis_swarm._runner import REQUEUE_DEAD, Runner, RunOptions
 from redis_swarm._runner.output import QUOTE_CHARS, quote_tail, read_output
 from redis_swarm._runner.pool_state import ALIKE_FAILURES_STOP
 
@@ -51,7 +52,7 @@ def test_a_plain_agent_saying_why_on_stdout_is_quoted(
     out = run(cli, agent(tmp_path, f"print({NOT_LOGGED_IN!r}); sys.exit(1)"))
     error = f"exit code 1; stdout: {NOT_LOGGED_IN}"
     assert swarm.get_task(t.id).last_error == error
-    dead = f"; out of attempts, it is dead now (swarm task requeue {t.id})"  # (max_attempts 1)
+    dead = f"; out of attempts, it is dead now {said_of(REQUEUE_DEAD, t.id)}"  # (max_attempts 1)
     assert f"{t.id} " in out.stdout and out.stdout.rstrip().splitlines()[0].endswith(error + dead)
 
 
@@ -74,7 +75,7 @@ def test_stderr_is_quoted_first_its_end_bounded_and_printable(
     assert said.endswith(" | Error: \\x1b]52;c;aGk=\\x07bad key")  # escaped, not obeyed
     assert said.startswith("line 36 ") and "line 35" not in said  # its last lines only
     assert "\x1b" not in error and len(said) <= QUOTE_CHARS
-    dead = f"; out of attempts, it is dead now (swarm task requeue {t.id})"  # (max_attempts 1)
+    dead = f"; out of attempts, it is dead now {said_of(REQUEUE_DEAD, t.id)}"  # (max_attempts 1)
     assert out.stdout.rstrip().splitlines()[0].endswith(error + dead)
 
 

@@ -327,9 +327,10 @@ def test_the_summary_counts_the_tasks_its_failures_dead_lettered(
     lines = [line for line in done.stdout.splitlines() if line.startswith("✗ failed")]
     assert len(lines) == 2, done.stdout
     assert "dead now" not in lines[0], lines  # (retried)
-    assert f"out of attempts, it is dead now (swarm task requeue {posted.id})" in lines[1]
+    requeue = f"(swarm task requeue {posted.id}, as a shard or coordinator: a worker may not)"
+    assert f"out of attempts, it is dead now {requeue}" in lines[1]
     summary = done.stdout.splitlines()[-1]
-    assert f"failed 2, 1 of their tasks dead now (swarm task requeue {posted.id})" in summary
+    assert f"failed 2, 1 of their tasks dead now {requeue}" in summary
     assert "cost unknown (2 of 2 runs reported no cost)" in summary, summary
 
 

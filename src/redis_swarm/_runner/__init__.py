@@ -42,7 +42,7 @@ from .child import (
     run_child,
 )
 from .options import RunOptions, default_worker_prefix, slot_name
-from .outcomes import GONE_WHY, OutcomeStatus, TaskOutcome
+from .outcomes import GONE_WHY, REQUEUE_DEAD, OutcomeStatus, TaskOutcome
 from .output import AgentOutput, quote_tail, read_output, warning_kind
 from .pool import Runner
 from .serve import ServeOptions, Server, session_command
@@ -50,6 +50,7 @@ from .task_work import cli_failure, failure_taken, run_failure
 
 __all__ = [
     "GONE_WHY",
+    "REQUEUE_DEAD",
     "AgentOutput",
     "Capture",
     "ChildResult",

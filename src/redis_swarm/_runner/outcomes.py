@@ -16,6 +16,7 @@ from .child import NUL_IN_PROMPT, ChildResult
 
 __all__ = [
     "GONE_WHY",
+    "REQUEUE_DEAD",
     "Ending",
     "OutcomeStatus",
     "TaskOutcome",
@@ -131,10 +132,16 @@ def swarm_refused(exc: Exception, task_id: str | None = None) -> str:
 GONE_WHY = "deleted, or the server lost its data (restarted without persistence, or flushed)"
 
 
+# REQUEUE_TASK as ``swarm run``, a worker's command, says it: a worker's user may not
+# requeue a dead task (docs/security.md), so the words say whose may.
+REQUEUE_DEAD = REQUEUE_TASK.replace(" ID)", " ID, as a shard or coordinator: a worker may not)")
+
+
 def dead_now(task_id: str) -> str:
     """What the failure of a task's last attempt adds to its outcome: the core
-    dead-lettered it (its queue retries it no more), and how to run it again."""
-    return f"out of attempts, it is dead now {said_of(REQUEUE_TASK, task_id)}"
+    dead-lettered it (its queue retries it no more), and how to run it again (and by whom:
+    not by the worker's user the pool runs as)."""
+    return f"out of attempts, it is dead now {said_of(REQUEUE_DEAD, task_id)}"
 
 
 def task_gone(task_id: str) -> str:

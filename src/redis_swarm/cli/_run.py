@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .._errors import NotFound, SwarmError, TaskDeadLettered
-from .._hints import REQUEUE_TASK, said_of
+from .._hints import said_of
 from .._models import OPEN_STATUSES
 from .._printable import printable
 from .._usage import LABEL_CHARS, unpriced_note, usage_line
@@ -366,13 +366,15 @@ def pool_summary(
         summary["interrupted"] = interrupted
 
     def human() -> None:
+        from .._runner import REQUEUE_DEAD
+
         ran, unpriced = usage["runs"], usage["runs_without_cost"]
         cost = usage_line(usage) + unpriced_note(ran, unpriced, when_none=True)
         # (no run: not "cost unknown", nothing ran to cost anything)
         runs = f"agent runs: {cost}" if ran else "no agent ran"
         # The tasks this run's failures dead-lettered (not retried: a requeue runs them), and
         # those lost as gone from the server.
-        hint = said_of(REQUEUE_TASK, dead[0]) if len(dead) == 1 else REQUEUE_TASK
+        hint = said_of(REQUEUE_DEAD, dead[0]) if len(dead) == 1 else REQUEUE_DEAD
         died = f", {len(dead)} of their tasks dead now {hint}" if dead else ""
         vanished = f" ({len(gone)} gone from the server)" if gone else ""
         # A run stopped by a fatal error or a signal with work left (printed next) does not
