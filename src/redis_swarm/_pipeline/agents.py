@@ -86,6 +86,7 @@ from .records import Unrecorded, anchor_of, count_unrecorded
 
 if TYPE_CHECKING:
     from .._client import Swarm
+    from .._config import Settings
 
 __all__ = [
     "AGENT_TRIES",
@@ -254,6 +255,9 @@ class OneShotAgents:
     _stopping: threading.Event
     _killing: threading.Event
     _aborting: threading.Event  # a hard stop asked for (not a lost lease): see ``_persist``
+    # What every agent the run starts reaches the swarm with (``plan.agent_settings``: a
+    # worker user's URL, the plan's [workers] url_env); None: the run's own settings.
+    _agents_settings: Settings | None
     current: str  # the pass running now, as its progress lines name it
     # The kinds of warning about an agent's output said so far (by role), and the lock held
     # to say one (the worker pool's slots say theirs from their threads).
@@ -426,7 +430,8 @@ class OneShotAgents:
         workdir = Path(tempfile.mkdtemp(prefix="swarm-pipeline-"))
         try:
             command = build_command(spec.exec, prompt, workdir, shell=_SHELL)
-            env = {**os.environ, **reach_env(self.swarm.settings), **command.env}
+            reach = reach_env(self._agents_settings or self.swarm.settings)
+            env = {**os.environ, **reach, **command.env}
             result = run_child(
                 command.argv,
                 stdin=command.stdin,

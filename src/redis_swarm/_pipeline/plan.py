@@ -8,6 +8,7 @@ See docs/pipeline.md for the reference; ``Plan`` is what the rest of the pipelin
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import datetime
 import glob
 import json
@@ -27,6 +28,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from .._codec import readable_number
+from .._config import Settings
 from .._errors import ConfigError, ValidationError
 from .._protocol import Limits
 from .._runner import check_command, check_program, missing_program
@@ -43,22 +45,27 @@ from .._validate import (
 from .names import checked_name, plan_owner_of, queue_clash
 
 __all__ = [
+    "URL_ENV",
+    "WORKER_URL_OPTION",
     "AgentSpec",
     "ContextSpec",
     "PassChange",
     "PassSpec",
     "Plan",
     "TaskItem",
+    "agent_settings",
     "budget_usd",
     "check_programs",
     "check_task_item",
     "context_file_text",
+    "env_name",
     "load_plan",
     "parse_plan",
     "pass_changes",
     "plan_text",
     "task_label",
     "unenforced_budget",
+    "url_env_problem",
     "why_no_cost",
 ]
 
@@ -93,6 +100,10 @@ class AgentSpec:
     concurrency: int = 1
     lease_s: int = DEFAULT_LEASE_S
     timeout_s: float = DEFAULT_TIMEOUT_S  # the most one run may take, whatever lease_s is
+    # ``[workers]`` only: the environment variable holding the Redis URL (a worker user's)
+    # that every agent the run starts reaches the swarm with (``agent_settings``); None:
+    # the run's own URL. A name, not the URL: the plan is stored in the swarm as written.
+    url_env: str | None = None
 
 
 @dataclass(frozen=True)
@@ -357,17 +368,76 @@ def _agent(
     if not isinstance(table, dict):
         c.problem(where, f"must be a table ([{section}])", table=True)
         return None
-    keys = {"exec", "model", "lease_s", "timeout_s"} | ({"concurrency"} if pool else set())
+    keys = {"exec", "model", "lease_s", "timeout_s"} | ({"concurrency", URL_ENV} if pool else set())
     c.known(table, where, keys)
     command = c.get(table, where, "exec", _command, required=True)
     model = c.get(table, where, "model", _text)
     concurrency = c.get(table, where, "concurrency", _integer(1, 1000), 4 if pool else 1)
     given = c.get(table, where, "lease_s", _integer(1, 7 * 86400))
     timeout_s = c.get(table, where, "timeout_s", _number(0.1, 7 * 86400), DEFAULT_TIMEOUT_S)
+    url_env = c.get(table, where, URL_ENV, env_name) if pool else None
     if command is None:
         return None
     lease = given if given is not None else (lease_s or DEFAULT_LEASE_S)
-    return AgentSpec(command, model, concurrency, lease, timeout_s)
+    return AgentSpec(command, model, concurrency, lease, timeout_s, url_env)
+
+
+# --- the URL the agents reach the swarm with
+
+URL_ENV = "url_env"  # the [workers] key naming it
+WORKER_URL_OPTION = "--worker-url-env"  # what a run gives instead (it overrides the key)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def env_name(value: Any) -> str:
+    """The name of an environment variable (the workers' ``url_env``): never a URL, whose
+    password the plan stored in the swarm would hold."""
+    if isinstance(value, str) and ("://" in value or value.strip() == "embedded"):
+        raise ValidationError(
+            "is a URL; it must be the name of an environment variable holding one: put the "
+            "URL in a variable (export SWARM_WORKER_URL=...) and name it here, url_env = "
+            '"SWARM_WORKER_URL" (a URL written in the plan is stored in the swarm with it)'
+        )
+    if not isinstance(value, str) or not _ENV_NAME.fullmatch(value):
+        raise ValidationError(
+            "must be the name of an environment variable holding a worker user's Redis URL "
+            '(letters, digits and _, not starting with a digit), e.g. "SWARM_WORKER_URL"'
+        )
+    return value
+
+
+def url_env_problem(name: str) -> str | None:
+    """Why the environment variable ``name`` (the workers' ``url_env``) holds no URL the
+    agents could reach the swarm with (unset, empty, not a Redis URL: its error, which shows
+    no password), else None."""
+    value = os.environ.get(name)
+    fix = (
+        "set it to a worker user's Redis URL (swarm acl --role worker --user NAME --apply "
+        "makes one), or leave url_env out to run the agents as the pipeline's own user"
+    )
+    if value is None:
+        return f"the environment variable {name} is not set: {fix}"
+    if not value.strip():
+        return f"the environment variable {name} is empty: {fix}"
+    try:
+        Settings.from_url(value)
+    except ConfigError as exc:
+        return f"the environment variable {name} holds no Redis URL ({exc}): {fix}"
+    return None
+
+
+def agent_settings(plan: Plan, settings: Settings) -> Settings:
+    """The settings every agent a run of ``plan`` starts reaches the swarm with (what
+    ``reach_env`` hands them): the URL in ``[workers] url_env``'s variable (a worker user's,
+    on the run's swarm and home), else the run's own ``settings``. ValidationError, saying
+    what to do, when that variable holds no URL (``url_env_problem``)."""
+    name = plan.workers.url_env
+    if name is None:
+        return settings
+    why = url_env_problem(name)
+    if why is not None:
+        raise ValidationError(f"[workers] {URL_ENV} (or {WORKER_URL_OPTION}) {name}: {why}")
+    return Settings.from_url(os.environ[name], swarm=settings.swarm, home=settings.home)
 
 
 TASK_KEYS = {"description", "data"}
@@ -763,12 +833,21 @@ _TOP = {
 }  # fmt: skip
 
 
-def parse_plan(text: str, path: Path, *, match_files: bool = True, programs: bool = False) -> Plan:
+def parse_plan(
+    text: str,
+    path: Path,
+    *,
+    match_files: bool = True,
+    programs: bool = False,
+    url_env: str | None = None,
+) -> Plan:
     """Check the plan ``text`` (read from ``path``, against which its paths are resolved;
     without ``match_files`` they are not: a stored plan read back, its contexts' files
     left empty, and its name taken as its run had it, though a plan may no longer have it:
     see ``queue_clash``). With ``programs``, the programs of its agents' commands are
-    checked too (``check_programs``), their problems refused with the plan's, all at once."""
+    checked too (``check_programs``), and the variable of the workers' ``url_env``
+    (``url_env_problem``), their problems refused with the plan's, all at once. ``url_env``:
+    a run's ``--worker-url-env``, which overrides the plan's ``[workers] url_env``."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -815,10 +894,24 @@ def parse_plan(text: str, path: Path, *, match_files: bool = True, programs: boo
     )
     if planned and "planner" not in data:
         c.problem((), 'a pass has "plan": add a [planner] with its exec command')
+    if url_env is not None:
+        try:
+            env_name(url_env)
+        except ValidationError as exc:
+            c.problems.append(f"{WORKER_URL_OPTION} {url_env!r}: {exc}")
+        else:
+            if workers is not None:
+                workers = dataclasses.replace(workers, url_env=url_env)
     if programs:
         agents = {"workers": workers, "planner": planner, "synthesizer": synthesizer}
         _program_problems(c, agents)
         _path_warnings(c, agents, path.parent)
+        named = workers.url_env if workers is not None else None
+        why = url_env_problem(named) if named is not None else None
+        if why is not None and url_env is not None:
+            c.problems.append(f"{WORKER_URL_OPTION} {url_env}: {why}")
+        elif why is not None:
+            c.problem(("workers", URL_ENV), why)
     if c.problems:
         raise _refused(path, c.problems)
     assert name is not None and workers is not None and synthesizer is not None

@@ -51,8 +51,11 @@ from .names import (
     which_run,
 )
 from .plan import (
+    URL_ENV,
+    WORKER_URL_OPTION,
     PassSpec,
     Plan,
+    agent_settings,
     check_programs,
     context_file_name,
     context_label,
@@ -78,6 +81,7 @@ from .report import SETTLED, read_passes, stored_plan
 
 if TYPE_CHECKING:
     from .._client import Swarm
+    from .._config import Settings
 
 __all__ = [  # the names, prompts and task-list parsing too, as before the split
     "PassResult",
@@ -159,6 +163,7 @@ class Pipeline(OneShotAgents):
         self._changed_from: int | None = None
         self._warned: set[tuple[str, str]] = set()  # (see ``OneShotAgents._warn_once``)
         self._warned_lock = threading.Lock()
+        self._agents_settings: Settings | None = None  # (set by ``run``: ``agent_settings``)
 
     # --- control
 
@@ -188,12 +193,17 @@ class Pipeline(OneShotAgents):
         pipeline: Conflict (after ``wait_s``); this run losing its lease: LeaseLost."""
         plan = self.plan
         check_programs(plan)  # every agent's program, before anything runs
+        # (and the URL the agents get: a worker user's, its variable refused if it holds none)
+        self._agents_settings = agent_settings(plan, self.swarm.settings)
         self._texts = None  # (the files as they are now: read again by this run)
         self._check_owners()  # another pipeline's context, before anything is stored
         self._check_sizes()  # (so is a context too large to publish)
         warning = unenforced_budget(plan)
         if warning is not None:
             self._no_cost_said = True
+            self._say(warning)
+        warning = _own_user_warning(plan, self.swarm.settings)
+        if warning is not None:
             self._say(warning)
         lease = RunLease(
             self.swarm, plan, holder=self._agent_name(RUN_ROLES[0]), say=self._say,
@@ -785,6 +795,7 @@ class Pipeline(OneShotAgents):
             poll_s=0.5,
             max_tasks=None if plan.max_tasks is None else plan.max_tasks - claims,
             exec_named="the plan's [workers] exec",
+            agents_settings=self._agents_settings,  # (a worker user's, when the plan gives one)
         )
 
         def on_outcome(outcome: TaskOutcome) -> None:
@@ -835,6 +846,22 @@ class Pipeline(OneShotAgents):
             raise runner.crash
         if runner.fatal:
             raise InvalidState(f"the worker pool stopped: {runner.fatal}")
+
+
+def _own_user_warning(plan: Plan, settings: Settings) -> str | None:
+    """A warning when the agents of a run of ``plan`` would reach the swarm as the run's own
+    user, which logs in (a user name or password: a server with users, so a worker user can
+    be made): that user posts passes and publishes contexts, which a worker may not, and an
+    agent (a model allowed ``swarm ...``) could do the same. None when the plan gives the
+    agents a URL of their own, or the run's URL logs in as no one."""
+    if plan.workers.url_env is not None or not (settings.username or settings.password):
+        return None
+    return (
+        f"warning: the agents this run starts (workers, planner, synthesizer) reach the swarm "
+        f"as its own user {settings.shown_user}, which can publish over any context and post, "
+        f"cancel or retire passes: give them a worker user's URL, in an environment variable "
+        f'named by the plan\'s [workers] {URL_ENV} = "NAME" (or {WORKER_URL_OPTION} NAME)'
+    )
 
 
 def _last_error(dead: list[Task]) -> str:

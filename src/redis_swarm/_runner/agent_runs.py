@@ -126,7 +126,8 @@ class AgentRuns(PoolState):
         workdir = Path(tempfile.mkdtemp(prefix="swarm-run-"))
         try:
             built = build_command(command or opts.command, prompt, workdir, shell=opts.shell)
-            extra = {**task_env(task, self.swarm.settings, context), **(env or {})}
+            reach = opts.agents_settings or self.swarm.settings
+            extra = {**task_env(task, reach, context), **(env or {})}
             with self._agent_running(task), self._cancels.watch(task.id) as cancelled:
 
                 def halt() -> str | None:

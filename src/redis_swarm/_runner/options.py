@@ -7,9 +7,13 @@ import os
 import re
 import socket
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .._finding_text import SUMMARY_LIMIT
 from .._validate import DEFAULT_POLL_S, DEFAULT_TIMEOUT_S
+
+if TYPE_CHECKING:
+    from .._config import Settings
 
 __all__ = ["RunOptions", "default_worker_prefix", "slot_name"]
 
@@ -41,6 +45,9 @@ class RunOptions:
     # ``{prompt_file}`` (``swarm serve --session``'s ``{session}``): any other ``{word}`` is
     # refused (``child.check_command``).
     placeholders: tuple[str, ...] = ()
+    # The swarm the agents reach (their SWARM_URL...: ``task_env``), when not the pool's own:
+    # a pipeline's worker user's URL, while the pool claims and reports as the run's user.
+    agents_settings: Settings | None = None
 
 
 def default_worker_prefix() -> str:

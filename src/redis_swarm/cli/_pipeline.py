@@ -65,11 +65,12 @@ _PLAN_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 _LONGEST_ROLE = "-synthesizer"
 
 
-def _load_plan(plan_file: Path) -> Plan:
+def _load_plan(plan_file: Path, url_env: str | None = None) -> Plan:
     """The checked plan of ``plan_file`` and its agents' programs (its warnings said on
     stderr: a script path that only exists from another folder), read to the CLI's input
     bound (a device or pipe that never ends, /dev/zero, is refused there, not read until
-    memory runs out); not UTF-8: a usage error, as any unreadable input."""
+    memory runs out); not UTF-8: a usage error, as any unreadable input. ``url_env``: a
+    run's ``--worker-url-env``, checked with the plan (``parse_plan``)."""
     from .._pipeline import parse_plan
     from .._pipeline.plan import plan_text
 
@@ -82,7 +83,7 @@ def _load_plan(plan_file: Path) -> Plan:
             "save it as UTF-8",
             param_hint="PLAN_FILE",
         ) from None
-    plan = parse_plan(text, plan_file.resolve(), programs=True)
+    plan = parse_plan(text, plan_file.resolve(), programs=True, url_env=url_env)
     for warning in plan.warnings:  # (on stderr: stdout holds the check, or its JSON)
         click.echo(warning, err=True)
     return plan
@@ -144,6 +145,14 @@ def pipeline_check(app: App, plan_file: Path) -> None:
     "--max-tasks", type=click.IntRange(1), help="Task claims allowed (overrides the plan's)."
 )
 @click.option(
+    "--worker-url-env",
+    "url_env",
+    metavar="NAME",
+    help="The environment variable holding a worker user's Redis URL, which the agents the "
+    "run starts reach the swarm with (overrides the plan's [workers] url_env; default: the "
+    "run's own URL).",
+)
+@click.option(
     "--restart",
     is_flag=True,
     help="Start over under the same name (a new run; the old run's records are kept).",
@@ -164,6 +173,7 @@ def pipeline_run(
     worker: str | None,
     max_cost_usd: float | None,
     max_tasks: int | None,
+    url_env: str | None,
     restart: bool,
     wait_s: float,
 ) -> None:
@@ -183,7 +193,7 @@ def pipeline_run(
     from .._pipeline import Pipeline
     from .._pipeline.report import bookkeeping_retired, read_passes, status_json
 
-    plan = _load_plan(plan_file)  # (refused as check refuses it, all at once)
+    plan = _load_plan(plan_file, url_env)  # (refused as check refuses it, all at once)
     if worker is not None:  # (refused before the run holds the pipeline)
         check_name("worker", worker, max_len=MAX_NAME - len(_LONGEST_ROLE))
     if max_cost_usd is not None:
