@@ -39,6 +39,7 @@ __all__ = [
     "no_retry_fixes",
     "pool_exhausted",
     "refused_write",
+    "timed_out",
     "translate",
     "why_no_answer",
 ]
@@ -479,7 +480,7 @@ def refused_write(exc: BaseException, where: str) -> str | None:
     if isinstance(exc, rex.OutOfMemoryError) or _OUT_OF_MEMORY in text:
         return _out_of_memory(where)
     if NO_GOOD_REPLICAS in text:
-        return _too_few_replicas(where)
+        return _too_few_replicas(where, _node_of(exc))
     misconf = _MISCONF.search(text)
     if misconf is not None:
         return _cannot_persist(where, misconf[1])
@@ -665,10 +666,15 @@ def _out_of_memory(where: str) -> str:
 NO_GOOD_REPLICAS = "NOREPLICAS"
 
 
-def _too_few_replicas(where: str) -> str:
+def _too_few_replicas(where: str, node: str | None = None) -> str:
     """A master refused a write for want of good replicas: that nothing was applied, why,
     the likeliest first, and what to do. A ConnectionFailed, as an outage is: what retries
-    through an outage (a runner's report, a lease renewal) retries it."""
+    through an outage (a runner's report, a lease renewal) retries it. ``node``: the node
+    that refused, when a cluster client named it (``_node_of``): on a cluster URL it is
+    named, with a cluster's ways out (``_cluster_too_few_replicas``)."""
+    settings = _settings_of(where)
+    if settings is not None and settings.kind == "cluster":
+        return _cluster_too_few_replicas(where, node)
     return (
         f"Redis at {where} refuses writes: it has fewer good replicas than its "
         "min-replicas-to-write (NOREPLICAS), so the write was not applied and nothing stored is "
@@ -678,6 +684,24 @@ def _too_few_replicas(where: str) -> str:
         "one back. To take writes with no replica, an admin sets CONFIG SET "
         "min-replicas-to-write 0, at the cost of writes a failover may lose "
         f"({SENTINEL_DOCS})"
+    )
+
+
+def _cluster_too_few_replicas(where: str, node: str | None) -> str:
+    """``_too_few_replicas`` on a cluster: the master that refused (``node``, when known)
+    named, and a cluster's ways out: its client follows a failover by itself (no Sentinel),
+    and a master short of replicas gets one back, or a new one (``add-node``)."""
+    master = f"the Redis Cluster node {node} of {where}" if node else f"a master of {where}"
+    at = node or "MASTER:PORT"
+    return (
+        f"{master} refuses writes: it serves the slot of what was asked and has fewer good "
+        "replicas than its min-replicas-to-write (NOREPLICAS), so the write was not applied "
+        "and nothing stored is lost. Either a failover of that master is in progress (retry: "
+        "the cluster client follows the slot to its new master), or its replicas are down or "
+        f"lag more than min-replicas-max-lag seconds (INFO replication on {at}): bring one "
+        f"back, or add one (redis-cli --cluster add-node NEW:PORT {at} --cluster-slave). To "
+        f"take writes with no replica, an admin sets CONFIG SET min-replicas-to-write 0 on "
+        f"{at}, at the cost of writes a failover may lose ({DOCTOR_TELLS_MORE})"
     )
 
 
@@ -1219,6 +1243,18 @@ _NOT_LISTENING = ("no such file or directory", "connection refused")
 # not restarted behind the user's back); a caller that tries again by itself says the message
 # without it (``said_retrying``).
 _RUN_AGAIN = ", then run this command again"
+
+
+def timed_out(exc: BaseException) -> bool:
+    """Whether ``exc`` (a ConnectionFailed, or what it was translated from) or one of its
+    causes is a request or a connection that timed out (a paused, busy or far server, or a
+    TLS handshake never answered): its words say no more than that Redis did not answer."""
+    return any(
+        isinstance(item, rex.TimeoutError | TimeoutError)
+        or (isinstance(item, NoneAnswered) and item.timed_out)
+        or HANDSHAKE_TIMEOUT in str(item).lower()
+        for item in causes(exc)
+    )
 
 
 def said_retrying(exc: BaseException | str, instead: str = "") -> str:

@@ -8,7 +8,8 @@ or a release, is tried again until Redis takes it (``_outage.ride_out``), for up
 ``OUTAGE_PATIENCE_S``, renewing the task's lease between tries, with one progress line per
 task; one before it, as soon as such a request (or a renewal) has gone unanswered for
 ``UNANSWERED_NOTICE_S``, says that Redis is not answering and the work is kept (a paused
-server keeps a request waiting for the client's timeout and retries first). The pool
+server keeps a request waiting for the client's timeout and retries first), and why, once
+per outage, when one quick read of its own says (a cluster down: ``_probed``). The pool
 claims nothing while any of its tasks waits so (a report, or a lease renewal that failed):
 the server would only refuse the claim, or, once back, lease again a task of this pool whose
 lease ran out meanwhile, and its agent would run twice. A lease that ran out all the
@@ -44,7 +45,7 @@ from .._errors import (
 )
 from .._models import lease_token
 from .._outage import OUTAGE_PATIENCE_S, StopBudget, ride_out, until_stopped
-from .._translate import said_retrying
+from .._translate import said_retrying, timed_out
 from .._usage import summed_figures
 from .._validate import MAX_POLL_S
 from .child import check_command, check_program
@@ -113,6 +114,13 @@ _KEPT_BY_WHAT = {
 }
 WATCH_TICK_S = 0.25  # how often the pool's watcher looks at the requests it watches
 WATCH_LINGER_S = 2.0  # how long the watcher waits for another request before it ends
+# The timeouts of the one request that asks, once per outage, what is wrong (``_probed``):
+# a server that does not answer it within them is said as the guesses say it.
+PROBE_TIMEOUT_S = 1.0
+# Its retries on a Cluster URL: a new cluster handle reads the layout from the URL's nodes, and
+# with none it gives up at the first node that is down (said as "cannot reach the node",
+# though another node told the layout and the cluster's state); a retry asks another.
+PROBE_CLUSTER_RETRIES = 2
 
 
 @dataclass(eq=False)
@@ -125,16 +133,19 @@ class _Asked:
     what: str
     told: bool = False
 
-    def line(self) -> str:
+    def line(self, cause: str | None = None) -> str:
+        """The line of this request; ``cause``: what a probe of the outage found wrong
+        (``PoolState._outage_cause``), said instead of the guesses."""
         asked = (
             f"asked to {self.what} of {self.task_id}"
             if self.task_id is not None
             else "a request of the pool"
         )
         kept = _KEPT_BY_WHAT.get(self.what, _KEPT)
+        why = cause if cause is not None else "it may be paused, busy or out of reach"
         return (
-            f"Redis has not answered for {UNANSWERED_NOTICE_S:g}s ({asked}): it may be paused, "
-            f"busy or out of reach; still waiting, and {kept}"
+            f"Redis has not answered for {UNANSWERED_NOTICE_S:g}s ({asked}): {why}; still "
+            f"waiting, and {kept}"
         )
 
 
@@ -224,6 +235,10 @@ class PoolState:
         self._said: dict[str, set[str]] = {}  # task id -> what its progress lines said
         self._asked: set[_Asked] = set()  # the requests watched (``_told_if_unanswered``)
         self._watching = False  # a thread watches them (``_watch_unanswered``)
+        # What the probe of this outage found wrong (``_outage_cause``): None while no request
+        # is unanswered; "" once probed with nothing said (a plain timeout), then its words
+        # until the first line says them (then "": said once, not once per task).
+        self._cause: str | None = None
         # Why Redis is given up for the rest of a stopped run (``_stopped_short``): set by the
         # first request it did not answer once the pool was told to stop.
         self._unanswered_at_stop: ConnectionFailed | None = None
@@ -620,11 +635,13 @@ class PoolState:
         while True:
             time.sleep(WATCH_TICK_S)
             now = time.monotonic()
+            self._outage_cause(now)
             with self._telling:
                 with self._lock:
                     if self._unanswered_at_stop is not None:
                         self._asked.clear()  # (the pool is stopping: said nothing more)
                     if not self._asked:
+                        self._cause = None  # (answered: the next outage is probed anew)
                         idle_since = idle_since or now
                         if now - idle_since >= WATCH_LINGER_S:
                             self._watching = False
@@ -651,8 +668,56 @@ class PoolState:
                 if f"{asked.what} (unanswered)" in said:
                     continue
                 said.add(f"{asked.what} (unanswered)")
-            lines.append(asked.line())
+            lines.append(asked.line(self._cause or None))
+            self._cause = ""  # (its words said once, by the first line)
         return lines
+
+    def _outage_cause(self, now: float) -> None:
+        """Once a request watched is due its line, and this outage was not probed yet: what
+        is wrong, asked with one request of the swarm's own (``_probed``, outside the locks:
+        it waits up to ``PROBE_TIMEOUT_S``), kept in ``_cause`` for the lines to say. The
+        request that waits is kept waiting by the client's retries (up to a minute on a
+        Cluster or Sentinel URL, through a failover), which raise the error that says why
+        only once they give up: the line said before that would only guess."""
+        with self._lock:
+            due = self._cause is None and any(
+                not asked.told and now - asked.since >= UNANSWERED_NOTICE_S for asked in self._asked
+            )
+        if not due:
+            return
+        cause = self._probed()
+        with self._lock:
+            if self._cause is None:
+                self._cause = cause
+
+    def _probed(self) -> str:
+        """Why Redis does not answer the pool, as the core says it (``_translate``): one read
+        of the swarm's own keys (their slot's master, on a cluster), on a handle of its own
+        with short timeouts and no retry (``PROBE_CLUSTER_RETRIES`` on a cluster), fails
+        with the words of what is wrong (a cluster down, the master of the swarm's slot
+        down, a server loading). "" when it says nothing more than the guesses: answered,
+        timed out (a paused or busy server), or an embedded server (this process would be
+        the one to start it). (A write refused is no wait: its ConnectionFailed comes at
+        once, and ``_wait_for_redis`` says it.)"""
+        settings = self.swarm.settings
+        if settings.kind == "embedded":
+            return ""
+        quick = settings.replace(
+            retries=PROBE_CLUSTER_RETRIES if settings.kind == "cluster" else 0,
+            socket_timeout=PROBE_TIMEOUT_S,
+            connect_timeout=PROBE_TIMEOUT_S,
+        )
+        try:
+            with type(self.swarm)(quick) as probe:
+                probe.get_task(probe.new_task_id())
+        except ConnectionFailed as exc:
+            if timed_out(exc):
+                return ""
+            # (named by the pool's own URL, not by the probe's options)
+            return said_retrying(exc).replace(quick.url, settings.url)
+        except Exception:  # (answered, or refused: nothing the guesses would gain)
+            return ""
+        return ""
 
     def _redis_back(self, task_id: str) -> None:
         with self._lock:

@@ -1,0 +1,146 @@
+"""What a Redis Cluster's outage is said as, from a deployment walk with ACL role users:
+
+- A write refused for want of replicas (NOREPLICAS, ``min-replicas-to-write``) on a cluster
+  named the URL, not the master that refused, and advised a Sentinel URL to a cluster user:
+  it names that node, with a cluster's ways out (a replica back, or added with
+  ``--cluster-slave``); a plain URL's words keep the Sentinel advice.
+- ``swarm run`` through a cluster down (a master of some slots dead, no replica to take over)
+  said only "Redis has not answered for 3s ... it may be paused, busy or out of reach": the
+  client retries such a request for up to a minute, and the error that says why came only
+  then. Its notice now says the cluster is down, once (not once per task).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+
+from redis_swarm import ConnectionFailed, Swarm
+from redis_swarm._keys import Keys
+from redis_swarm._runner import OutcomeStatus, Runner, RunOptions
+from redis_swarm._translate import refused_write
+
+from ._cluster import start_cluster
+from ._servers import ServerFactory
+
+pytestmark = pytest.mark.slow
+
+SWARM = "cow"
+CLUSTER_DOWN = "is down: a master of some of its slots failed"
+
+
+def _until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting: {what}"
+        time.sleep(0.05)
+
+
+def _state(port: int) -> str:
+    with redis.Redis(port=port) as node:
+        info = node.execute_command("CLUSTER", "INFO")
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    return next(line.split(":", 1)[1].strip() for line in text.splitlines()
+                if line.startswith("cluster_state:"))  # fmt: skip
+
+
+def test_a_cluster_master_short_of_replicas_is_named_with_cluster_words(
+    servers: ServerFactory,
+) -> None:
+    cluster = start_cluster(servers, masters=3, replicas=0)
+    try:
+        with Swarm(f"{cluster.url}?retries=0", swarm=SWARM) as swarm:
+            swarm.post_task("q", "before")  # (the library loaded while writes are taken)
+            own = cluster.client().get_node_from_key(Keys(SWARM).tasks).port  # type: ignore[no-untyped-call]
+            master = cluster.node(own).client()
+            master.config_set("min-replicas-to-write", "1")
+            try:
+                with pytest.raises(ConnectionFailed, match="NOREPLICAS") as refused:
+                    swarm.post_task("q", "refused")
+                said = str(refused.value)
+                assert f"Redis Cluster node 127.0.0.1:{own} of" in said, said
+                assert "not applied" in said, said
+                assert f"add-node NEW:PORT 127.0.0.1:{own} --cluster-slave" in said, said
+                assert "min-replicas-to-write 0" in said, said
+                assert "Sentinel" not in said, said
+                assert swarm.queue_stats()["q"]["pending"] == 1  # nothing applied
+            finally:
+                master.config_set("min-replicas-to-write", "0")
+                master.close()
+    finally:
+        cluster.close()
+    # A plain URL's words are unchanged: the Sentinel advice stays.
+    plain = refused_write(redis.ResponseError("NOREPLICAS Not enough good replicas to write."),
+                          "redis://127.0.0.1:7000")  # fmt: skip
+    assert plain is not None and "a Sentinel URL finds the new master" in plain, plain
+
+
+_AGENT = """\
+import os, pathlib, sys, time
+here = pathlib.Path(sys.argv[1])
+(here / ("started-" + os.environ["SWARM_TASK_ID"])).touch()
+while not (here / "go").exists():
+    time.sleep(0.05)
+print("done")
+"""
+
+
+def test_swarm_run_says_the_cluster_is_down_once(servers: ServerFactory, tmp_path: Path) -> None:
+    """Two agents finish while a master of other slots is dead with no replica (the cluster
+    refuses every command): the runner's notice of their unanswered requests says the
+    cluster is down, once, named by the pool's URL; both tasks are done once the master is
+    back."""
+    cluster = start_cluster(servers, masters=3, replicas=0)
+    script = tmp_path / "agent.py"
+    script.write_text(_AGENT)
+    lines: list[str] = []
+    try:
+        with Swarm(cluster.url, swarm=SWARM) as swarm:
+            swarm.post_task("q", "one")
+            swarm.post_task("q", "two")
+            own = cluster.client().get_node_from_key(Keys(SWARM).tasks).port  # type: ignore[no-untyped-call]
+            # (the URL's first node when it can be: a new handle meets it first)
+            victim = next(p for p in cluster.ports[:3] if p != own)
+            options = RunOptions(
+                queues=("q",),
+                command=f"{sys.executable} {script} {tmp_path}",
+                concurrency=2,
+                lease_s=60,
+                until_done=True,
+                poll_s=0.2,
+            )
+            pool = Runner(swarm, options, on_progress=lines.append)
+            thread = threading.Thread(target=pool.run)
+            thread.start()
+            try:
+                _until(lambda: len(list(tmp_path.glob("started-*"))) == 2, "both agents started")
+                cluster.node(victim).kill()
+                _until(lambda: _state(own) == "fail", "the cluster said it is down")
+                (tmp_path / "go").touch()
+                _until(
+                    lambda: sum("has not answered" in line for line in lines) >= 2,
+                    "the notice of both tasks",
+                )
+                time.sleep(1.0)  # (no later line repeats the words)
+            finally:
+                (tmp_path / "go").touch()
+                cluster.node(victim).restart()
+                thread.join(90)
+            assert not thread.is_alive()
+            told = [line for line in lines if CLUSTER_DOWN in line]
+            assert len(told) == 1, lines
+            assert "has not answered" in told[0], told
+            assert f"the Redis Cluster at {cluster.url} is down" in told[0], told
+            assert "retries=0" not in told[0], told  # (the probe's options are not shown)
+            assert "it may be paused" not in told[0], told
+            statuses = {outcome.status for outcome in pool.outcomes}
+            assert statuses == {OutcomeStatus.COMPLETED}, pool.outcomes
+            assert len(pool.outcomes) == 2, pool.outcomes
+    finally:
+        cluster.close()
