@@ -158,7 +158,7 @@ def test_the_clusters_view_from_python(cluster_url: str) -> None:
     assert found["cli"] == [] and found["failing"] is False and found["warnings"] == []
     assert found["cluster"] == {"state": "ok", "slots_assigned": 16384, "slots_ok": 16384,
                                 "masters": 3, "replicas": 3, "replicas_up": 3, "nodes": 6,
-                                "answering": 6}  # fmt: skip
+                                "answering": 6, "replica_links_down": []}  # fmt: skip
     assert found["versions"] == 6
     # Any other URL: nothing to ask, and nothing asked (no server listens on port 1).
     plain = topology(Settings.from_url("redis://127.0.0.1:1"))
@@ -181,7 +181,7 @@ def test_a_cluster_shows_its_state_slots_masters_and_replicas(cluster_url: str) 
     assert report["ok"] is True and guard.startswith("min-replicas-to-write is 0"), guard
     assert report["cluster"] == {"state": "ok", "slots_assigned": 16384, "slots_ok": 16384,
                                  "masters": 3, "replicas": 3, "replicas_up": 3, "nodes": 6,
-                                 "answering": 6}  # fmt: skip
+                                 "answering": 6, "replica_links_down": []}  # fmt: skip
     row = _rows(cli)["cluster"]
     assert row == "ok; 16384 of 16384 slots assigned, 16384 ok; 3 masters, 3 replicas, " + (
         "3 of them up; 6 of 6 nodes answering"

@@ -41,6 +41,7 @@ __all__ = [
     "confirm",
     "is_write",
     "not_durable",
+    "redis_cli_login",
     "waited_ok",
     "wrap",
 ]
@@ -163,10 +164,30 @@ def cluster_plan(masters: Mapping[str, Mapping[str, Any]], where: str) -> Plan:
         raise ConfigError(
             f"durability='strict' on the cluster at {where} waits for a replica of each master "
             f"written, but {', '.join(alone) or 'no master'} has no connected replica: add one "
-            "(redis-cli --cluster add-node NEW EXISTING --cluster-slave), or use "
-            "durability='normal'"
+            f"(redis-cli {_login_of(where)}--cluster add-node NEW EXISTING --cluster-slave), "
+            "or use durability='normal'"
         )
     return _WAIT_ON_EACH_MASTER
+
+
+def redis_cli_login(settings: Settings) -> str:
+    """The redis-cli options that log in as the user of ``settings``, followed by a space: its
+    name and ``--askpass`` (which asks for the password: never written into a command), as
+    docs/deployment.md's own commands do; "" for a URL with neither user nor password (the
+    default user, no password). A user name that may be a password (``shown_user``: ``***``)
+    is written ``USER``, to be filled in."""
+    if not settings.username:
+        return "--askpass " if settings.password else ""
+    user = settings.shown_user
+    return f"--user {'USER' if user == '***' else shlex.quote(user)} --askpass "
+
+
+def _login_of(url: str) -> str:
+    """``redis_cli_login`` of a URL as errors show it (password masked)."""
+    try:
+        return redis_cli_login(Settings.from_url(url))
+    except (ConfigError, ValueError):
+        return ""
 
 
 def waited_ok(plan: Plan, waited: Any) -> bool:

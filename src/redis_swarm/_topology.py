@@ -17,6 +17,7 @@ doctor`` renders it; a program may call it as well::
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -26,7 +27,8 @@ import redis
 from ._codec import counted
 from ._config import Kind, Settings
 from ._connect import sync_client
-from ._replies import cluster_shards, reply_fields, text
+from ._durability import redis_cli_login
+from ._replies import cluster_shards, reply_fields, reply_map, text
 from ._sentinel import address_of, note_unanswered, unanswered_lately
 from ._translate import translate
 
@@ -38,6 +40,11 @@ CLUSTER_SLOTS = 16384
 # What ``state`` and ``slots_ok`` say where the user may not run CLUSTER INFO (every role but
 # an admin).
 CLUSTER_INFO_NOT_VISIBLE = "not visible to this user: it may not run CLUSTER INFO"
+# What ``replica_links`` says where the user may not read a replica's INFO replication (a
+# worker): whether each replica follows its master was not checked.
+REPLICA_LINKS_NOT_VISIBLE = (
+    "not checked: this user may not run INFO on the replicas (an admin's doctor checks it)"
+)
 # The flags by which a sentinel says it cannot reach a server, the most telling first:
 # o_down (the sentinels agree: a master's), s_down (no valid reply within its
 # down-after-milliseconds), disconnected (its link is down now: the server stopped, say, less
@@ -118,6 +125,11 @@ class ClusterView:
     # nodes that answer but refuse this URL's user (missing there: ACLs are per node);
     # counted in ``answering``
     refusing: tuple[str, ...] = ()
+    # replicas that answer but do not follow their master (INFO replication's
+    # master_link_status down while the master answers, or never up since the replica
+    # started): counted in ``answering``, not in ``replicas_up`` (no fresh copy to take the
+    # slots over with); None: their INFO was refused to this user
+    unlinked: tuple[str, ...] | None = ()
 
     @property
     def failing(self) -> bool:
@@ -132,7 +144,7 @@ class ClusterView:
             self.state == _FAIL
             or self.slots_assigned < CLUSTER_SLOTS
             or (self.slots_ok is not None and self.slots_ok < self.slots_assigned)
-            or self.answering - self.replicas_up < self.masters
+            or self.answering - self.replicas_up - len(self.unlinked or ()) < self.masters
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -147,6 +159,9 @@ class ClusterView:
             "replicas_up": self.replicas_up,
             "nodes": self.nodes,
             "answering": self.answering,
+            "replica_links_down": (
+                REPLICA_LINKS_NOT_VISIBLE if self.unlinked is None else list(self.unlinked)
+            ),
         }
 
 
@@ -458,15 +473,77 @@ class _Layout:
         return layout
 
 
-def _cluster_node(client: Any, tls: bool) -> tuple[str, dict[str, str] | None, _Layout]:
+# What one node says (``_cluster_node``).
+_NodeSaid = tuple[str, dict[str, str] | None, _Layout, dict[str, str] | None]
+
+
+def _cluster_node(client: Any, tls: bool) -> _NodeSaid:
     """One node: the version it runs (HELLO: every user may send it), its CLUSTER INFO
-    (None: refused to this user, as to every role but an admin), and its layout."""
+    (None: refused to this user, as to every role but an admin), its layout, and its INFO
+    replication (None: refused, as to a worker): on a replica, whether its link to its
+    master is up."""
     version = reply_fields(client.execute_command("HELLO")).get("version", "?")
     try:
         info: dict[str, str] | None = reply_fields(client.execute_command("CLUSTER", "INFO"))
     except redis.exceptions.NoPermissionError:
         info = None
-    return version, info, _Layout.read(client, tls)
+    layout = _Layout.read(client, tls)
+    try:
+        said = client.execute_command("INFO", "replication")
+    except redis.exceptions.NoPermissionError:
+        return version, info, layout, None
+    replication = reply_fields(said)
+    # Who its replication logs in as (a replica: masteruser, "" for the default user), and
+    # whether its default user is off (a master: replicas logged in as it are refused at
+    # their next login). Left out where this user may not ask.
+    with contextlib.suppress(redis.exceptions.NoPermissionError):
+        replication[_MASTERUSER] = text(
+            reply_map(client.execute_command("CONFIG", "GET", "masteruser")).get("masteruser", "")
+        )
+    with contextlib.suppress(redis.exceptions.NoPermissionError):
+        flags = reply_map(client.execute_command("ACL", "GETUSER", "default")).get("flags") or []
+        replication[_DEFAULT_OFF] = "1" if "off" in {text(f) for f in flags} else ""
+    return version, info, layout, replication
+
+
+# The keys under which ``_cluster_node`` adds, to a node's INFO replication, its replication
+# user (CONFIG GET masteruser) and whether its default user is off.
+_MASTERUSER, _DEFAULT_OFF = "replication_user", "default_user_off"
+
+
+def _default_login(where: str, master: str) -> str:
+    """The warning on replica ``where`` that follows ``master`` logged in as the default
+    user (no masteruser), which is off there now: its next login is refused."""
+    return (
+        f"cluster replica {where} follows its master {master} logged in as the default user "
+        f"(it has no masteruser), which is off on {master} now: its next login there (a "
+        "restart of either, a link lost) is refused (NOAUTH), and it stops following; give "
+        "every node masteruser and masterauth for the replication user, and save them "
+        "(CONFIG SET, then CONFIG REWRITE: docs/security.md, 'Users per role')"
+    )
+
+
+def _link_down(where: str, replication: Mapping[str, str]) -> str:
+    """The warning on replica ``where`` whose link to its master (which answers) is down."""
+    master = f"{replication.get('master_host', '?')}:{replication.get('master_port', '?')}"
+    if replication.get("master_sync_in_progress") == "1":  # (it logged in: a transfer)
+        return (
+            f"cluster replica {where} is syncing from its master {master} (its "
+            "master_link_status is down until the sync is done): until then it has no fresh "
+            "copy of that master's slots and cannot take them over; run swarm doctor again "
+            "in a minute (a sync that never ends: the replica's log says why)"
+        )
+    since = _number(replication.get("master_link_down_since_seconds"))
+    how_long = "never up since it started" if since < 0 else f"down for {since} s"
+    return (
+        f"cluster replica {where} does not follow its master {master} (master_link_status:"
+        f"down on {where}, {how_long}): it has no fresh copy of that master's slots, and "
+        "cannot take them over if the master fails (the cluster stays down then). Most "
+        "often the replica cannot log in to its master (NOAUTH or WRONGPASS in its log: the "
+        "default user is off, and it has no masteruser/masterauth): give every node "
+        "masteruser and masterauth for the replication user, and save them (CONFIG SET, "
+        "then CONFIG REWRITE: docs/security.md, 'Users per role'); else its log says why"
+    )
 
 
 def _cluster_layout(settings: Settings) -> tuple[_Layout, str]:
@@ -490,11 +567,13 @@ def _cluster_state(settings: Settings) -> tuple[ClusterView, list[str]]:
     versions: dict[str, str] = {}
     refusing: list[str] = []
     infos: dict[str, dict[str, str] | None] = {}
+    links: dict[str, dict[str, str] | None] = {}  # INFO replication of each node that answers
+    silent: list[tuple[str, str]] = []  # nodes that do not answer, and what was met
     failed = layout.failed()
     for where in sorted(layout.nodes):
         host, _, port = where.rpartition(":")
         try:
-            versions[where], infos[where], seen = _on_node(
+            versions[where], infos[where], seen, links[where] = _on_node(
                 settings, host, int(port), lambda c: _cluster_node(c, settings.ssl)
             )
             layout.add(seen, where)
@@ -503,18 +582,52 @@ def _cluster_state(settings: Settings) -> tuple[ClusterView, list[str]]:
             warnings.append(_refuses(where, settings, exc))
         except (redis.RedisError, OSError) as exc:
             if where in failed:  # a master a failover replaced: not one to wait for
-                warnings.append(_forget(where, layout.ids.get(where), answered))
+                warnings.append(_forget(where, layout.ids.get(where), answered, settings))
             else:
-                warnings.append(
-                    f"cluster node {where} does not answer ({exc}): a replica of it takes its "
-                    "slots over if it has one; start it again"
-                )
+                silent.append((where, str(exc)))
     failed = [where for where in failed if where not in versions]
     replicas = [w for w, (role, _) in layout.nodes.items() if role != "master"]
     # Up: it answers, and is not failed. (The health other nodes give a replica lags: one
     # whose replication offset has not reached them by gossip yet is "loading" to them.)
     online = {w for w, (_, health) in layout.nodes.items() if health != _FAIL}
     online &= set(versions) | set(refusing)
+    # ... and follows its master: a replica whose link is down has no fresh copy to take the
+    # slots over with. Its master answers: the link is down for a reason of its own (a
+    # replica that cannot log in); its master does not: down with it, and it takes over
+    # unless its link never came up since it started.
+    unlinked: list[str] = []
+    stale: set[str] = set()  # replicas that cannot take over a master that does not answer
+    for where in sorted(w for w in replicas if links.get(w)):
+        said = links[where] or {}
+        masters = {f"{said.get('master_host')}:{said.get('master_port')}"}
+        masters |= {m for m, mine in layout.replicas.items() if where in mine}
+        if said.get("role") != "slave":
+            continue
+        if said.get("master_link_status", "up") == "up":
+            off = [m for m in masters if (links.get(m) or {}).get(_DEFAULT_OFF)]
+            if said.get(_MASTERUSER) == "" and off:
+                warnings.append(_default_login(where, off[0]))
+            continue
+        if masters.intersection(versions) or masters.intersection(refusing):
+            unlinked.append(where)
+            warnings.append(_link_down(where, said))
+        elif _number(said.get("master_link_down_since_seconds")) < 0:
+            stale.add(where)
+    online -= set(unlinked) | stale
+    unlinked = sorted(set(unlinked) | stale)
+    for where, met in silent:
+        mine = layout.replicas.get(where, [])
+        if online.intersection(mine) or not mine:
+            warnings.append(
+                f"cluster node {where} does not answer ({met}): a replica of it takes its "
+                "slots over if it has one; start it again"
+            )
+        else:
+            warnings.append(
+                f"cluster node {where} does not answer ({met}), and no replica of it can take "
+                f"its slots over ({', '.join(mine)}: down, or not following it: see the "
+                "warnings on them): its slots stay down until it is back; start it again"
+            )
     state: str | None = None
     slots_assigned = sum(layout.served.values())
     slots_ok: int | None = None
@@ -544,12 +657,14 @@ def _cluster_state(settings: Settings) -> tuple[ClusterView, list[str]]:
             "(redis-cli --cluster fix HOST:PORT)"
         )
     for master in sorted(layout.served):
-        if not online.intersection(layout.replicas.get(master, [])):
+        mine = layout.replicas.get(master, [])
+        if not online.intersection(mine) and not set(unlinked).intersection(mine):
             known = len(layout.replicas.get(master, []))
             warnings.append(
                 f"master {master} has no replica online ({known} known): if it fails, its "
                 "slots (and the swarms on them) are down until it is back; add one "
-                f"(redis-cli --cluster add-node NEW:PORT {master} --cluster-slave)"
+                f"(redis-cli {redis_cli_login(settings)}--cluster add-node NEW:PORT {master} "
+                "--cluster-slave)"
             )
     if len(set(versions.values())) > 1:
         told = ", ".join(f"{v} on {w}" for w, v in sorted(versions.items()))
@@ -570,6 +685,7 @@ def _cluster_state(settings: Settings) -> tuple[ClusterView, list[str]]:
         failed=tuple(failed),
         versions=versions,
         refusing=tuple(refusing),
+        unlinked=None if any(links.get(w, {}) is None for w in replicas) else tuple(unlinked),
     )
     return view, warnings
 
@@ -593,13 +709,13 @@ def _refuses(where: str, settings: Settings, exc: BaseException) -> str:
     )
 
 
-def _forget(where: str, node_id: str | None, alive: str) -> str:
+def _forget(where: str, node_id: str | None, alive: str, settings: Settings) -> str:
     """The warning on a master a failover replaced (``where``, failed, serving no slots),
     with the command that makes every node forget it (through ``alive``, a node that
     answers)."""
     return (
         f"cluster node {where} failed and serves no slots (a failover gave them to its "
         "replica), yet the cluster still lists it: start it again, and it rejoins as a "
-        "replica, or make every node forget it: redis-cli --cluster call "
-        f"{alive} CLUSTER FORGET {node_id or 'NODE-ID'}"
+        f"replica, or make every node forget it: redis-cli {redis_cli_login(settings)}"
+        f"--cluster call {alive} CLUSTER FORGET {node_id or 'NODE-ID'}"
     )
