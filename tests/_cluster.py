@@ -150,6 +150,12 @@ class LocalCluster:
         self._clients.clear()
 
 
+def state_of(port: int) -> str:
+    """The ``cluster_state`` the node on ``port`` says (ok, fail)."""
+    with redis.Redis(port=port) as node:
+        return _parse_info(node.execute_command("CLUSTER", "INFO")).get("cluster_state", "")
+
+
 def _parse_info(text: bytes | str) -> dict[str, str]:
     if isinstance(text, bytes):
         text = text.decode()

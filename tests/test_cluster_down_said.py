@@ -8,23 +8,14 @@ from __future__ import annotations
 import time
 
 import pytest
-import redis
 
 from redis_swarm import ConnectionFailed, Swarm
 from redis_swarm._keys import Keys
 
-from ._cluster import start_cluster
+from ._cluster import start_cluster, state_of
 from ._servers import ServerFactory
 
 pytestmark = pytest.mark.slow
-
-
-def _state(port: int) -> str:
-    with redis.Redis(port=port) as node:
-        info = node.execute_command("CLUSTER", "INFO")
-    text = info.decode() if isinstance(info, bytes) else str(info)
-    return next(line.split(":", 1)[1].strip() for line in text.splitlines()
-                if line.startswith("cluster_state:"))  # fmt: skip
 
 
 def test_a_cluster_down_is_an_outage_said_in_words(servers: ServerFactory) -> None:
@@ -36,7 +27,7 @@ def test_a_cluster_down_is_an_outage_said_in_words(servers: ServerFactory) -> No
             victim = next(p for p in cluster.masters() if p != own)
             cluster.node(victim).proc.kill()
             deadline = time.monotonic() + 30
-            while _state(own) != "fail":
+            while state_of(own) != "fail":
                 assert time.monotonic() < deadline, "the cluster never said it was down"
                 time.sleep(0.1)
             with pytest.raises(ConnectionFailed) as caught:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,28 +25,14 @@ from redis_swarm._keys import Keys
 from redis_swarm._runner import OutcomeStatus, Runner, RunOptions
 from redis_swarm._translate import refused_write
 
-from ._cluster import start_cluster
+from ._cluster import start_cluster, state_of
 from ._servers import ServerFactory
+from ._waiting import until
 
 pytestmark = pytest.mark.slow
 
 SWARM = "cow"
 CLUSTER_DOWN = "is down: a master of some of its slots failed"
-
-
-def _until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting: {what}"
-        time.sleep(0.05)
-
-
-def _state(port: int) -> str:
-    with redis.Redis(port=port) as node:
-        info = node.execute_command("CLUSTER", "INFO")
-    text = info.decode() if isinstance(info, bytes) else str(info)
-    return next(line.split(":", 1)[1].strip() for line in text.splitlines()
-                if line.startswith("cluster_state:"))  # fmt: skip
 
 
 def test_a_cluster_master_short_of_replicas_is_named_with_cluster_words(
@@ -119,11 +104,11 @@ def test_swarm_run_says_the_cluster_is_down_once(servers: ServerFactory, tmp_pat
             thread = threading.Thread(target=pool.run)
             thread.start()
             try:
-                _until(lambda: len(list(tmp_path.glob("started-*"))) == 2, "both agents started")
+                until(lambda: len(list(tmp_path.glob("started-*"))) == 2, "both agents started")
                 cluster.node(victim).kill()
-                _until(lambda: _state(own) == "fail", "the cluster said it is down")
+                until(lambda: state_of(own) == "fail", "the cluster said it is down")
                 (tmp_path / "go").touch()
-                _until(
+                until(
                     lambda: sum("has not answered" in line for line in lines) >= 2,
                     "the notice of both tasks",
                 )
