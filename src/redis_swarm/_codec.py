@@ -9,7 +9,7 @@ message offers by ``first_few`` ("a, b and 3 more"): the core's messages say the
 JSON a face prints or returns for people and agents to read (the CLI's --json, MCP tool
 results, the dashboard's and A2A's answers, the hooks' output) passes through
 ``shown_json``, which writes the characters a terminal acts on (``UNSAFE_CONTROLS``) or that
-reorder a line (``UNSAFE_BIDI``) as ``\\uXXXX``: the decoded value is the same; what is
+reorder or break a line (``UNSAFE_WIDE``) as ``\\uXXXX``: the decoded value is the same; what is
 stored stays as ``dumps`` writes it (its hashes and sizes count those bytes).
 The records themselves live in ``_models`` (tasks, findings, agents, events, status),
 ``_usage`` (what agent runs cost) and ``_context_records``.
@@ -33,6 +33,8 @@ __all__ = [
     "MAX_ISO_MS",
     "UNSAFE_BIDI",
     "UNSAFE_CONTROLS",
+    "UNSAFE_SEPARATORS",
+    "UNSAFE_WIDE",
     "Record",
     "built",
     "byte_size",
@@ -135,12 +137,18 @@ def dumps(value: Any) -> str:
 # The characters stored text may hold that a terminal acts on rather than shows: every C0
 # control but tab and newline (layout, not commands), DEL, and every C1 control (U+009B is
 # an 8-bit CSI); and those that reorder what a reader sees of a line, the bidirectional
-# embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069). ``printable`` shows
-# them as escapes in what people read, ``shown_json`` in the JSON the faces print or return.
+# embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069); and the line and
+# paragraph separators (U+2028, U+2029), which break a line where a reader splits lines
+# (Python's ``splitlines``, some terminals and editors) though no newline is there, so a
+# worker's text could seem to end where it does not. ``printable`` shows them as escapes in
+# what people read, ``shown_json`` in the JSON the faces print or return.
 UNSAFE_CONTROLS = frozenset([*range(0x09), *range(0x0B, 0x20), 0x7F, *range(0x80, 0xA0)])
 UNSAFE_BIDI = frozenset([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+UNSAFE_SEPARATORS = frozenset([0x2028, 0x2029])
+# Those beyond Latin-1, which ``printable`` writes \uXXXX (the controls: \xXX).
+UNSAFE_WIDE = UNSAFE_BIDI | UNSAFE_SEPARATORS
 _UNSAFE = re.compile(
-    "[" + "".join(re.escape(chr(c)) for c in sorted(UNSAFE_CONTROLS | UNSAFE_BIDI)) + "]"
+    "[" + "".join(re.escape(chr(c)) for c in sorted(UNSAFE_CONTROLS | UNSAFE_WIDE)) + "]"
 )
 
 
@@ -150,11 +158,11 @@ def _escaped(match: re.Match[str]) -> str:
 
 def shown_json(text: str) -> str:
     """JSON ``text`` (as ``dumps`` or ``json.dumps(ensure_ascii=False)`` writes it) as a face
-    prints or returns it: each of ``UNSAFE_CONTROLS`` and ``UNSAFE_BIDI`` written
-    ``\\uXXXX`` (``\\u009b``, ``\\u202e``), which a JSON reader decodes to the same text; other
-    non-ASCII text (é, 漢字, emoji) as it is. Such a character can only stand inside a JSON
-    string (JSON's own syntax is ASCII), so the text stays valid JSON; a string without one
-    (nearly all) is returned as it is, after one scan."""
+    prints or returns it: each of ``UNSAFE_CONTROLS`` and ``UNSAFE_WIDE`` written
+    ``\\uXXXX`` (``\\u009b``, ``\\u202e``, ``\\u2028``), which a JSON reader decodes to the
+    same text; other non-ASCII text (é, 漢字, emoji) as it is. Such a character can only
+    stand inside a JSON string (JSON's own syntax is ASCII), so the text stays valid JSON; a
+    string without one (nearly all) is returned as it is, after one scan."""
     if _UNSAFE.search(text) is None:
         return text
     return _UNSAFE.sub(_escaped, text)

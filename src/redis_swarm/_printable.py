@@ -43,7 +43,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
-from ._codec import UNSAFE_BIDI, UNSAFE_CONTROLS, counted
+from ._codec import UNSAFE_CONTROLS, UNSAFE_WIDE, counted
 from ._models import OPEN_STATUSES as _OPEN
 from ._models import Agent
 from ._validate import MAX_LABEL_CHARS, is_name
@@ -88,7 +88,7 @@ BODY_INDENT = "    "
 T = TypeVar("T")
 
 _ESCAPES: dict[int, str] = {c: f"\\x{c:02x}" for c in UNSAFE_CONTROLS}
-_ESCAPES |= {c: f"\\u{c:04x}" for c in UNSAFE_BIDI}
+_ESCAPES |= {c: f"\\u{c:04x}" for c in UNSAFE_WIDE}
 
 _DIGITS = re.compile(r"([0-9]+)")  # ASCII digits: what a counter in a name is written in
 

@@ -8,6 +8,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ._codec import UNSAFE_BIDI, UNSAFE_SEPARATORS
 from ._errors import ValidationError
 
 __all__ = [
@@ -297,7 +298,8 @@ def _edge_space(kind: str, value: str) -> ValidationError:
 def check_printable(kind: str, value: str, *, max_chars: int) -> str:
     """A one-line label shown in tables (an agent's model, its specialization): at most
     ``max_chars`` characters, none of them one that ``printable`` shows as an escape (C0 and
-    C1 control characters, DEL, the bidirectional overrides), nor a tab or newline."""
+    C1 control characters, DEL, the bidirectional overrides, U+2028 and U+2029), nor a tab
+    or newline."""
     # (Imported here: _printable imports _models, whose records' defaults are this module's.)
     from ._printable import printable
 
@@ -307,7 +309,13 @@ def check_printable(kind: str, value: str, *, max_chars: int) -> str:
         )
     for position, ch in enumerate(value, 1):
         if ch in "\t\n" or printable(ch) != ch:
-            what = "a bidirectional override" if ord(ch) > 0x9F else "a control character"
+            what = (
+                "a bidirectional override"
+                if ord(ch) in UNSAFE_BIDI
+                else "a line separator"
+                if ord(ch) in UNSAFE_SEPARATORS
+                else "a control character"
+            )
             raise ValidationError(
                 f"{kind} holds {what} (U+{ord(ch):04X}) at position {position}: "
                 "use printable text on one line"

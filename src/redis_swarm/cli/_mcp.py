@@ -457,19 +457,15 @@ def install(
     if client == "claude":
         _say_token(spec, written=done is not None)
     if app.json:
-        click.echo(
-            dumps(
-                {
-                    "client": client,
-                    "written": write,
-                    "target": str(target) if target else None,
-                    "config": config,
-                    "replaced": done.replaced if done is not None else None,
-                    "elsewhere": [
-                        {"scope": f.scope, "where": f.where, "used": f.used} for f in others
-                    ],
-                }
-            )
+        app.emit(
+            {
+                "client": client,
+                "written": write,
+                "target": str(target) if target else None,
+                "config": config,
+                "replaced": done.replaced if done is not None else None,
+                "elsewhere": [{"scope": f.scope, "where": f.where, "used": f.used} for f in others],
+            }
         )
         return
     if done is not None:  # what was written where, alone: the file is there to read
