@@ -27,8 +27,10 @@ pytestmark = pytest.mark.skipif(
 
 SWARM = "page-text"
 # The characters printable escapes (control characters but tab and newline, DEL, the
-# bidirectional overrides and isolates), and some around them it keeps.
-HIDDEN = {*range(0x20), 0x7F, *range(0x80, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
+# bidirectional overrides and isolates, the line and paragraph separators), and some around
+# them it keeps.
+HIDDEN = {*range(0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F)}
+HIDDEN |= set(range(0x2066, 0x206A))
 HIDDEN -= {0x09, 0x0A}
 AROUND = [*range(0xA1), *range(0x2028, 0x2030), *range(0x2060, 0x206B)]
 RLO = "\u202e"

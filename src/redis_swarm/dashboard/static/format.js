@@ -62,10 +62,11 @@
   }
 
   // As _printable.printable: every C0 and C1 control character (but tab and newline), DEL,
-  // and the bidirectional overrides and isolates (U+202A-U+202E, U+2066-U+2069) shown as an
-  // escape (\x1b, \u202e): text agents wrote, inserted as text, could still reorder what a
-  // cell shows (a description "\u202egnp.exe" reads "exe.png") or hide part of it.
-  const HIDDEN = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g;
+  // the bidirectional overrides and isolates (U+202A-U+202E, U+2066-U+2069) and the line and
+  // paragraph separators (U+2028, U+2029) shown as an escape (\x1b, \u202e): text agents
+  // wrote, inserted as text, could still reorder what a cell shows (a description
+  // "\u202egnp.exe" reads "exe.png"), break its line or hide part of it.
+  const HIDDEN = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 
   function printable(text) {
     return String(text).replace(HIDDEN, (c) => {
