@@ -11,7 +11,9 @@ none; nothing for a task of no shard. Run through ``swarm hook`` for each client
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +147,36 @@ def test_a_context_that_cannot_be_looked_up_costs_the_session_no_task(
     assert task.id in reason and " task report " in reason
     assert "The memory shard shard-3 holds the context this task is about" in reason
     assert "damaged" in reason and f"{_command(reason)} context info shard-3 says" in reason
+
+
+@pytest.mark.parametrize("client", ["claude", "codex", "gemini"])
+def test_a_session_with_its_own_mcp_server_is_told_its_reading_tools(
+    hooks: Hooks, swarm: Swarm, tmp_path: Path, client: str
+) -> None:
+    """A session whose own stdio MCP server runs settles its task with that server's tools
+    (``renew_task``, ``report_finding``): it is told to read the shard's context with them too
+    (``search_context``, ``read_context_lines``, ``get_context``), not with the CLI's commands
+    it may have no shell for; the names are the server's (``_mcp_names``, checked against its
+    tool table)."""
+    from redis_swarm._mcp_names import GET_CONTEXT, READ_CONTEXT_LINES, SEARCH_CONTEXT
+
+    info = _publish(swarm, tmp_path)
+    session = f"s-mcp-{client}"
+    me = agent_for({"session_id": session}, HookOptions(client=client))
+    server = {"via": "mcp", "transport": "stdio", "host": socket.gethostname()}
+    swarm.register("worker", name=me, metadata={**server, "pid": os.getpid()})  # (it runs)
+    swarm.post_task("mq", "task for an mcp session", parent="shard-1")
+    event, decision = EVENTS[client]
+    answer = hooks(event, "--queue", "mq", "--loop", client=client, session_id=session)
+    assert answer.get("decision") == decision, answer
+    reason = str(answer["reason"])
+    assert "report_finding(task_id=" in reason  # (the session's tools settle it)
+    version = f'version="{info.version}"'
+    for line in (
+        "The memory shard `shard-1` holds the context this task is about",
+        f'{SEARCH_CONTEXT}(owner="shard-1", pattern="words to find", ignore_case=true, {version})',
+        f'{READ_CONTEXT_LINES}(owner="shard-1", start=1, end=200, {version})',
+        f'{GET_CONTEXT}(owner="shard-1", {version})',
+    ):
+        assert line in reason, (line, reason)
+    assert "context search" not in reason and "context read" not in reason

@@ -23,6 +23,7 @@ from redis_swarm._prompts import (
     render_question_prompt,
     render_task_prompt,
     swarm_command,
+    task_context_note,
 )
 from redis_swarm._runner import finding_tags, parse_finding
 from redis_swarm.mcp_server._install import swarm_command as install_command
@@ -232,6 +233,7 @@ def test_every_template_section_is_used(monkeypatch: pytest.MonkeyPatch) -> None
     for task, info in ((TASK, INFO), (TASK, pdf), (orphan, None)):
         for tags in (None, finding_tags("ab12")):
             render_task_prompt(task, settings=REMOTE, context=info, finding_tags=tags)
+    task_context_note("shard-a", INFO, mcp=True)  # (the hooks', for an MCP session)
     asker = Task(id="t-3", queue="main", description="audit", worker="w-1")
     question = Task(id="t-4", queue="ask.shard-a", description="where?", data={"data": {"a": 1}})
     for info, text, in_session, by in (

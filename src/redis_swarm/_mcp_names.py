@@ -1,8 +1,8 @@
 """The MCP server's names that another face says: the tools a worker's session settles the
-task it holds with, the roles given them, the roles a server is started for (which the hooks
-take too), and the role a ``--role all`` server's sessions register as. Pure data (no MCP
-SDK), so that the hooks name those tools without importing the MCP server (half a second at
-every hook that hands a session a task).
+task it holds with, the roles given them, the tools every session reads a context with, the
+roles a server is started for (which the hooks take too), and the role a ``--role all``
+server's sessions register as. Pure data (no MCP SDK), so that the hooks name those tools
+without importing the MCP server (half a second at every hook that hands a session a task).
 
 Said once, here: the MCP server's tool table refuses to load unless each tool named here is
 one of its tools, given to exactly the roles said here (``mcp_server._tools``), and its
@@ -18,8 +18,12 @@ __all__ = [
     "EVERY_TOOL_AGENT_ROLE",
     "EVERY_TOOL_ROLE",
     "FAIL_TASK",
+    "GET_CONTEXT",
+    "READING_TOOLS",
+    "READ_CONTEXT_LINES",
     "RENEW_TASK",
     "REPORT_FINDING",
+    "SEARCH_CONTEXT",
     "SERVER_HOST",
     "SERVER_KEYS",
     "SERVER_PID",
@@ -35,6 +39,13 @@ FAIL_TASK = "fail_task"
 # The tools that renew, report and fail a claimed task, and the roles given them.
 SETTLING_TOOLS = (RENEW_TASK, REPORT_FINDING, FAIL_TASK)
 SETTLING_ROLES = frozenset({"worker"})
+# The tools that read a shared context, given to every role: a session whose own MCP server
+# runs is told of its task's shard context with them (the hooks), as ``swarm run``'s agent
+# is with the CLI's commands.
+GET_CONTEXT = "get_context"
+READ_CONTEXT_LINES = "read_context_lines"
+SEARCH_CONTEXT = "search_context"
+READING_TOOLS = (GET_CONTEXT, READ_CONTEXT_LINES, SEARCH_CONTEXT)
 # A server started for every tool (``--role all``), and the role its sessions register as
 # (an agent's role is one of the swarm's, or this).
 EVERY_TOOL_ROLE = "all"

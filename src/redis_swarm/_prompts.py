@@ -44,6 +44,7 @@ from ._executable import Password, reach_options
 from ._executable import swarm_command as install_command
 from ._finding_text import SUMMARY_LIMIT, normalize_finding
 from ._keys import ASSIST_QUEUE
+from ._mcp_names import GET_CONTEXT, READ_CONTEXT_LINES, SEARCH_CONTEXT
 from ._models import SWARM_ROLES, SwarmRole, Task
 from ._printable import short_version
 
@@ -174,24 +175,35 @@ def no_context_note(owner: str) -> str:
     return _fill("task", "no-context", owner=owner)
 
 
-def task_context_note(owner: str, context: ContextInfo | None, sw: str = "swarm") -> str:
+def task_context_note(
+    owner: str, context: ContextInfo | None, sw: str = "swarm", *, mcp: bool = False
+) -> str:
     """What an agent at work on a task of the shard ``owner`` is told of the shard's context
     (the task prompt's section, which the hooks repeat for a task they hand a session):
     ``context`` its ContextInfo (None: ``owner`` published none), searched and read by line
     ranges when it is text, else written to a file; ``sw`` the ``swarm`` command its commands
-    run (``swarm run``'s agent finds this install's first on its PATH: plain ``swarm``)."""
+    run (``swarm run``'s agent finds this install's first on its PATH: plain ``swarm``).
+    ``mcp``: a session whose own MCP server runs, told to read a text context with that
+    server's tools (bytes still go to a file by the command)."""
     if context is None:
         return no_context_note(owner)
     facts = {
         "sw": sw,
-        "owner": owner,
+        "owner": shlex.quote(owner),
         "size": f"{context.size_bytes:,}",
         "source": context.source,
         "version": context.version,
     }
     if not context.is_text:
         return _fill("task", "context-bytes", **facts, media_type=context.media_type)
-    return _fill("task", "context", **facts, tokens=f"{context.tokens_est:,}")
+    tokens = f"{context.tokens_est:,}"
+    if not mcp:
+        return _fill("task", "context", **facts, tokens=tokens)
+    return _fill(
+        "task", "context-mcp", **facts, tokens=tokens, owner_arg=json.dumps(owner),
+        version_arg=json.dumps(context.version), search=SEARCH_CONTEXT, read=READ_CONTEXT_LINES,
+        get=GET_CONTEXT,
+    )  # fmt: skip
 
 
 def context_bytes_note(info: ContextInfo) -> str:

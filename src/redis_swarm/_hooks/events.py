@@ -368,11 +368,16 @@ def mcp_tools(agent: Agent | None) -> McpTools | None:
 
 
 def _shard_context(
-    swarm: Swarm, task: Task, swarm_cmd: str, looked: dict[str, ContextInfo | None]
+    swarm: Swarm,
+    task: Task,
+    swarm_cmd: str,
+    looked: dict[str, ContextInfo | None],
+    tools: McpTools | None = None,
 ) -> str:
     """What the session is told of the context of ``task``'s shard (``task.parent``), as
     ``swarm run``'s prompt tells its agent (``task_context_note``: the shard, and the commands
-    that search and read its context, or that it published none); "" for a task of no
+    that search and read its context, or that it published none; with ``tools``, a session
+    whose own MCP server runs, that server's tools that do it); "" for a task of no
     shard. ``looked``: the shards' ContextInfo (None: no context) read so far for this answer
     (one read a shard). A context that cannot be looked up now (a right refused, Redis gone
     meanwhile) does not cost the session its task: the shard is named, with the command that
@@ -394,7 +399,7 @@ def _shard_context(
                 f"be looked up now ({said or exc}): {swarm_cmd} context info "
                 f"{shlex.quote(owner)} says what it holds."
             )
-    return task_context_note(shlex.quote(owner), looked[owner], swarm_cmd)
+    return task_context_note(owner, looked[owner], swarm_cmd, mcp=tools is not None)
 
 
 def _task_text(
@@ -480,7 +485,11 @@ def _held_text(
     looked: dict[str, ContextInfo | None] = {}
     return f"{head}\n\n" + "\n\n".join(
         _task_text(
-            t, agent, options.command, tools, _shard_context(swarm, t, options.command, looked)
+            t,
+            agent,
+            options.command,
+            tools,
+            _shard_context(swarm, t, options.command, looked, tools),
         )
         for t in shown
     )
@@ -833,7 +842,7 @@ def _next_task(
         ) from None
     swarm.tally(agent, LOOP_CLAIMS, session, keep=LOOP_SESSIONS_KEPT)
     tools = mcp_tools(existing)
-    about = _shard_context(swarm, task, options.command, {})
+    about = _shard_context(swarm, task, options.command, {}, tools)
     shown = "Next task for you.\n\n" + _task_text(task, agent, options.command, tools, about)
     return Answer(block=f"{said}\n\n{shown}" if said else shown)
 

@@ -10,8 +10,8 @@ text (a context page, search hits) put the text in a second block, verbatim.
 
 from __future__ import annotations
 
-from ..._mcp_names import SETTLING_ROLES, SETTLING_TOOLS
-from .._roles import AGENT_ROLES, ToolSpec, tool_specs
+from ..._mcp_names import READING_TOOLS, SETTLING_ROLES, SETTLING_TOOLS
+from .._roles import AGENT_ROLES, EVERYONE, ToolSpec, tool_specs
 from ._ask import AskTools
 from ._base import MAX_CLAIM_WAIT_S, MAX_PASS_WAIT_S
 from ._contexts import ContextTools
@@ -49,11 +49,13 @@ def _check_named_elsewhere() -> None:
     """The tools another face names (the hooks: ``_mcp_names``) are these, given to the roles
     it says: a tool renamed or moved to other roles fails here, at import, not in a hint
     naming a tool that is gone."""
-    for name in SETTLING_TOOLS:
+    named = [(name, SETTLING_ROLES) for name in SETTLING_TOOLS]
+    named += [(name, EVERYONE) for name in READING_TOOLS]
+    for name, said in named:
         roles = TOOL_ROLES.get(name)
-        if roles != SETTLING_ROLES:
+        if roles != said:
             raise TypeError(
-                f"_mcp_names says the tool {name!r} is given to {sorted(SETTLING_ROLES)}, "
+                f"_mcp_names says the tool {name!r} is given to {sorted(said)}, "
                 f"but the tools give it to {sorted(roles) if roles else 'nobody'}: "
                 "make them agree"
             )
