@@ -43,6 +43,7 @@ from .._validate import (
     too_deep,
 )
 from .names import checked_name, plan_owner_of, queue_clash
+from .worker_url import url_env_problem, worker_settings
 
 __all__ = [
     "URL_ENV",
@@ -65,7 +66,6 @@ __all__ = [
     "plan_text",
     "task_label",
     "unenforced_budget",
-    "url_env_problem",
     "why_no_cost",
 ]
 
@@ -406,38 +406,19 @@ def env_name(value: Any) -> str:
     return value
 
 
-def url_env_problem(name: str) -> str | None:
-    """Why the environment variable ``name`` (the workers' ``url_env``) holds no URL the
-    agents could reach the swarm with (unset, empty, not a Redis URL: its error, which shows
-    no password), else None."""
-    value = os.environ.get(name)
-    fix = (
-        "set it to a worker user's Redis URL (swarm acl --role worker --user NAME --apply "
-        "makes one), or leave url_env out to run the agents as the pipeline's own user"
-    )
-    if value is None:
-        return f"the environment variable {name} is not set: {fix}"
-    if not value.strip():
-        return f"the environment variable {name} is empty: {fix}"
-    try:
-        Settings.from_url(value)
-    except ConfigError as exc:
-        return f"the environment variable {name} holds no Redis URL ({exc}): {fix}"
-    return None
-
-
 def agent_settings(plan: Plan, settings: Settings) -> Settings:
     """The settings every agent a run of ``plan`` starts reaches the swarm with (what
     ``reach_env`` hands them): the URL in ``[workers] url_env``'s variable (a worker user's,
     on the run's swarm and home), else the run's own ``settings``. ValidationError, saying
-    what to do, when that variable holds no URL (``url_env_problem``)."""
+    what to do, when that variable holds no URL or one of another server than ``settings``'
+    (``url_env_problem``)."""
     name = plan.workers.url_env
     if name is None:
         return settings
-    why = url_env_problem(name)
+    why = url_env_problem(name, settings)
     if why is not None:
         raise ValidationError(f"[workers] {URL_ENV} (or {WORKER_URL_OPTION}) {name}: {why}")
-    return Settings.from_url(os.environ[name], swarm=settings.swarm, home=settings.home)
+    return worker_settings(os.environ[name], settings)
 
 
 TASK_KEYS = {"description", "data"}
@@ -840,6 +821,7 @@ def parse_plan(
     match_files: bool = True,
     programs: bool = False,
     url_env: str | None = None,
+    settings: Settings | None = None,
 ) -> Plan:
     """Check the plan ``text`` (read from ``path``, against which its paths are resolved;
     without ``match_files`` they are not: a stored plan read back, its contexts' files
@@ -847,7 +829,8 @@ def parse_plan(
     see ``queue_clash``). With ``programs``, the programs of its agents' commands are
     checked too (``check_programs``), and the variable of the workers' ``url_env``
     (``url_env_problem``), their problems refused with the plan's, all at once. ``url_env``:
-    a run's ``--worker-url-env``, which overrides the plan's ``[workers] url_env``."""
+    a run's ``--worker-url-env``, which overrides the plan's ``[workers] url_env``.
+    ``settings``: the run's own, whose server that variable's URL must name too."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -907,7 +890,7 @@ def parse_plan(
         _program_problems(c, agents)
         _path_warnings(c, agents, path.parent)
         named = workers.url_env if workers is not None else None
-        why = url_env_problem(named) if named is not None else None
+        why = url_env_problem(named, settings) if named is not None else None
         if why is not None and url_env is not None:
             c.problems.append(f"{WORKER_URL_OPTION} {url_env}: {why}")
         elif why is not None:

@@ -65,12 +65,13 @@ _PLAN_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 _LONGEST_ROLE = "-synthesizer"
 
 
-def _load_plan(plan_file: Path, url_env: str | None = None) -> Plan:
+def _load_plan(app: App, plan_file: Path, url_env: str | None = None) -> Plan:
     """The checked plan of ``plan_file`` and its agents' programs (its warnings said on
     stderr: a script path that only exists from another folder), read to the CLI's input
     bound (a device or pipe that never ends, /dev/zero, is refused there, not read until
     memory runs out); not UTF-8: a usage error, as any unreadable input. ``url_env``: a
-    run's ``--worker-url-env``, checked with the plan (``parse_plan``)."""
+    run's ``--worker-url-env``, checked with the plan (``parse_plan``), its URL against
+    the server of ``app``'s."""
     from .._pipeline import parse_plan
     from .._pipeline.plan import plan_text
 
@@ -83,7 +84,9 @@ def _load_plan(plan_file: Path, url_env: str | None = None) -> Plan:
             "save it as UTF-8",
             param_hint="PLAN_FILE",
         ) from None
-    plan = parse_plan(text, plan_file.resolve(), programs=True, url_env=url_env)
+    plan = parse_plan(
+        text, plan_file.resolve(), programs=True, url_env=url_env, settings=app.settings
+    )
     for warning in plan.warnings:  # (on stderr: stdout holds the check, or its JSON)
         click.echo(warning, err=True)
     return plan
@@ -119,7 +122,7 @@ def pipeline_check(app: App, plan_file: Path) -> None:
 
     # Every problem at once: the plan's and its agents' programs' (which a run checks too,
     # before anything runs).
-    plan = _load_plan(plan_file)
+    plan = _load_plan(app, plan_file)
     warning = unenforced_budget(plan)
     if warning is not None:  # (on stderr: stdout holds the check, or its JSON)
         click.echo(warning, err=True)
@@ -148,9 +151,9 @@ def pipeline_check(app: App, plan_file: Path) -> None:
     "--worker-url-env",
     "url_env",
     metavar="NAME",
-    help="The environment variable holding a worker user's Redis URL, which the agents the "
-    "run starts reach the swarm with (overrides the plan's [workers] url_env; default: the "
-    "run's own URL).",
+    help="The environment variable holding a worker user's Redis URL (of the run's own "
+    "server), which the agents the run starts reach the swarm with (overrides the plan's "
+    "[workers] url_env; default: the run's own URL).",
 )
 @click.option(
     "--restart",
@@ -193,7 +196,7 @@ def pipeline_run(
     from .._pipeline import Pipeline
     from .._pipeline.report import bookkeeping_retired, read_passes, status_json
 
-    plan = _load_plan(plan_file, url_env)  # (refused as check refuses it, all at once)
+    plan = _load_plan(app, plan_file, url_env)  # (refused as check refuses it, all at once)
     if worker is not None:  # (refused before the run holds the pipeline)
         check_name("worker", worker, max_len=MAX_NAME - len(_LONGEST_ROLE))
     if max_cost_usd is not None:
