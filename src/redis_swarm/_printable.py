@@ -65,6 +65,7 @@ __all__ = [
     "natural_key",
     "not_shown",
     "printable",
+    "redis_cli_word",
     "short",
     "short_version",
     "shown_name",
@@ -297,3 +298,23 @@ def bounded_owners(contexts: Sequence[C], most: int | None = OWNERS_SHOWN) -> tu
     newest = sorted(contexts, key=lambda c: c.created_at or 0, reverse=True)[:most]
     kept = {id(c) for c in newest}
     return [c for c in contexts if id(c) in kept], len(contexts) - len(kept)
+
+
+# The bytes ``redis_cli_word`` writes as they are: printable ASCII but the quotes (the shell's
+# and redis-cli's) and the backslash (redis-cli's escape).
+_CLI_PLAIN = frozenset(range(0x20, 0x7F)) - {ord("'"), ord('"'), ord("\\")}
+
+
+def redis_cli_word(value: str) -> str | None:
+    """``value`` (a key) as one word of a shell command that ``redis-cli --quoted-input``
+    (redis-cli 7.0 or later) reads back as it is: in double quotes for redis-cli, inside single
+    quotes for the shell, each byte of its UTF-8 but ``_CLI_PLAIN`` written ``\\xNN`` (which
+    redis-cli decodes): only printable ASCII, so nothing in it acts on a terminal or a shell,
+    and it pastes as it is shown. None when it is no UTF-8 text (a lone surrogate): no
+    command line gives it."""
+    try:
+        raw = value.encode()
+    except UnicodeEncodeError:
+        return None
+    quoted = "".join(chr(b) if b in _CLI_PLAIN else f"\\x{b:02x}" for b in raw)
+    return f"'\"{quoted}\"'"

@@ -74,6 +74,10 @@ class SentinelView:
     replicas_up: int | None = None
     failover: str | None = None  # SENTINEL CKQUORUM's answer, in its words
     failover_ok: bool | None = None  # whether CKQUORUM said a failover could be agreed
+    # replicas the sentinels reach whose link to the master is not ok (SENTINEL REPLICAS'
+    # master-link-status: the replica's own INFO, as the sentinels read it): not counted in
+    # ``replicas_up`` (no fresh copy of the master's data to take over with)
+    unlinked: tuple[str, ...] = ()
 
     @property
     def failover_blocked(self) -> bool:
@@ -97,6 +101,7 @@ class SentinelView:
                 replicas=self.replicas,
                 replicas_up=self.replicas_up,
                 failover=self.failover,
+                replica_links_down=list(self.unlinked),
             )
         return out
 
@@ -259,14 +264,20 @@ def _sentinel_view(sentinel: Any, service: str) -> dict[str, Any]:
         failover_ok = False
     except redis.ResponseError as exc:  # NOQUORUM, NOMAJORITY: the reason, in its words
         failover, failover_ok = str(exc), False
-    up = [r for r in replicas if not sentinel_down(r)]
+    reached = [r for r in replicas if not sentinel_down(r)]
+    # A replica whose link is down while the master is up lost it for a reason of its own
+    # (most often a login its master refuses); with the master down, every link is down and
+    # a failover is the way out (the master's warning says it).
+    down = sentinel_down(master)
+    unlinked = [] if down else [r for r in reached if r.get("master-link-status", "ok") != "ok"]
     return {
         "master": f"{master.get('ip')}:{master.get('port')}",
-        "down": sentinel_down(master),
+        "down": down,
         "quorum": _number(master.get("quorum")),
         "sentinels": 1 + _number(master.get("num-other-sentinels")),
         "replicas": len(replicas),
-        "replicas_up": len(up),
+        "replicas_up": len(reached) - len(unlinked),
+        "unlinked": {f"{r.get('ip')}:{r.get('port')}": r for r in unlinked},
         "failover": failover,
         "failover_ok": failover_ok,
     }
@@ -330,14 +341,18 @@ def _sentinel_state(settings: Settings) -> tuple[SentinelView, list[str]]:
         replicas_up=view["replicas_up"],
         failover=view["failover"],
         failover_ok=view["failover_ok"],
+        unlinked=tuple(sorted(view["unlinked"])),
     )
+    for where, fields in sorted(view["unlinked"].items()):
+        since_ms = _number(fields.get("master-link-down-time"))
+        warnings.append(_link_down("sentinel", where, view["master"], _down_for(since_ms // 1000)))
     if view["down"]:
         warnings.append(
             f"the sentinels see the master {view['master']} as down ({','.join(view['down'])}): a "
             "failover should follow; if none does, see the warnings on the replicas and "
             "the quorum"
         )
-    if view["replicas_up"] == 0:
+    if view["replicas_up"] == 0 and not view["unlinked"]:  # (those are warned of above)
         host, _, port = view["master"].rpartition(":")
         warnings.append(
             f"no replica of {service!r} is up ({view['replicas']} known to the sentinels): "
@@ -523,8 +538,47 @@ def _default_login(where: str, master: str) -> str:
     )
 
 
-def _link_down(where: str, replication: Mapping[str, str]) -> str:
-    """The warning on replica ``where`` whose link to its master (which answers) is down."""
+# The words of the warning on a replica that does not follow its master that depend on who
+# would promote it (``_link_down``): what it is called, what it lacks a fresh copy of, and
+# what that costs when its master fails.
+_REPLICA_OF: dict[Kind, tuple[str, str, str]] = {
+    "cluster": (
+        "cluster replica",
+        "that master's slots",
+        "cannot take them over if the master fails (the cluster stays down then)",
+    ),
+    "sentinel": (
+        "replica",
+        "the master's data",
+        "the sentinels cannot fail over to it if the master fails (they skip a replica whose "
+        "link has been down long: with no other, the swarm stops until the master is back)",
+    ),
+}
+
+
+def _link_down(kind: Kind, where: str, master: str, how_long: str) -> str:
+    """The warning on replica ``where`` (of a cluster or behind Sentinel: ``kind``) whose
+    link to its master (which answers) is down, ``how_long`` said."""
+    noun, copy, cost = _REPLICA_OF[kind]
+    return (
+        f"{noun} {where} does not follow its master {master} (master_link_status:"
+        f"down on {where}, {how_long}): it has no fresh copy of {copy}, and {cost}. Most "
+        "often the replica cannot log in to its master (NOAUTH or WRONGPASS in its log: the "
+        "default user is off, and it has no masteruser/masterauth): give every node "
+        "masteruser and masterauth for the replication user, and save them (CONFIG SET, "
+        "then CONFIG REWRITE: docs/security.md, 'Users per role'); else its log says why"
+    )
+
+
+def _down_for(seconds: int) -> str:
+    """How long a replica's link is down, from its master_link_down_since_seconds (-1:
+    never up since the replica started)."""
+    return "never up since it started" if seconds < 0 else f"down for {seconds} s"
+
+
+def _cluster_link_down(where: str, replication: Mapping[str, str]) -> str:
+    """The warning on cluster replica ``where`` whose link to its master (which answers) is
+    down: syncing (its INFO replication says so), or not following it."""
     master = f"{replication.get('master_host', '?')}:{replication.get('master_port', '?')}"
     if replication.get("master_sync_in_progress") == "1":  # (it logged in: a transfer)
         return (
@@ -534,16 +588,7 @@ def _link_down(where: str, replication: Mapping[str, str]) -> str:
             "in a minute (a sync that never ends: the replica's log says why)"
         )
     since = _number(replication.get("master_link_down_since_seconds"))
-    how_long = "never up since it started" if since < 0 else f"down for {since} s"
-    return (
-        f"cluster replica {where} does not follow its master {master} (master_link_status:"
-        f"down on {where}, {how_long}): it has no fresh copy of that master's slots, and "
-        "cannot take them over if the master fails (the cluster stays down then). Most "
-        "often the replica cannot log in to its master (NOAUTH or WRONGPASS in its log: the "
-        "default user is off, and it has no masteruser/masterauth): give every node "
-        "masteruser and masterauth for the replication user, and save them (CONFIG SET, "
-        "then CONFIG REWRITE: docs/security.md, 'Users per role'); else its log says why"
-    )
+    return _link_down("cluster", where, master, _down_for(since))
 
 
 def _cluster_layout(settings: Settings) -> tuple[_Layout, str]:
@@ -610,7 +655,7 @@ def _cluster_state(settings: Settings) -> tuple[ClusterView, list[str]]:
             continue
         if masters.intersection(versions) or masters.intersection(refusing):
             unlinked.append(where)
-            warnings.append(_link_down(where, said))
+            warnings.append(_cluster_link_down(where, said))
         elif _number(said.get("master_link_down_since_seconds")) < 0:
             stale.add(where)
     online -= set(unlinked) | stale

@@ -10,7 +10,7 @@ from typing import Any
 
 from .._codec import MAX_ISO_MS, counted, iso
 from .._errors import ConnectionFailed, PermissionDenied
-from .._printable import shown_name
+from .._printable import redis_cli_word, shown_name
 from .._protocol import WRONG_TYPE, Batch, Cmd, OpContext, Operation, past_wrong_type
 from .._replies import reply_map, text
 
@@ -95,10 +95,20 @@ class DamagedStream:
         return shown_name(self.key, label=True)
 
     @property
-    def _key_arg(self) -> str:
-        """The stream's key in a redis-cli command to copy: single-quoted as it is, or quoted
-        and escaped (``_key``) when it is no printable one-line text."""
-        return f"'{self.key}'" if self._key == self.key else self._key
+    def _delete(self) -> str:
+        """The redis-cli command that deletes the stream's key, to copy: the key single-quoted
+        as it is when it is printable on one line (``_key``) and holds no quote, else written
+        for ``--quoted-input`` (``redis_cli_word``: shown safe, pasted as it is shown); a key
+        no command line gives (no UTF-8) is said so."""
+        if self._key == self.key and "'" not in self.key:
+            return f"redis-cli -u URL DEL '{self.key}'"
+        word = redis_cli_word(self.key)
+        if word is None:
+            return (
+                f"DEL {self._key} from a program (the key is no UTF-8 text: no redis-cli "
+                "command line gives it)"
+            )
+        return f"redis-cli -u URL --quoted-input DEL {word}"
 
     @property
     def warning(self) -> str:
@@ -134,7 +144,7 @@ class DamagedStream:
             )
         if self.wrong_type:
             repair = (
-                f"to repair, {REPAIRER}: redis-cli -u URL DEL {self._key_arg} (it holds nothing "
+                f"to repair, {REPAIRER}: {self._delete} (it holds nothing "
                 "of the swarm's), after reading it (TYPE, then the command of that type) if "
                 "another program may own it"
             )
@@ -145,7 +155,7 @@ class DamagedStream:
                 "register again"
             )
         else:
-            repair = f"to repair, {REPAIRER}: redis-cli -u URL DEL {self._key_arg}"
+            repair = f"to repair, {REPAIRER}: {self._delete}"
             if self.kind == "events":
                 repair += (
                     " (the events it holds go with it; the swarm's records and counters do "

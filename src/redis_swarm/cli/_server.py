@@ -257,13 +257,22 @@ def _topology_line(view: SentinelView | ClusterView) -> str:
             f"{view.in_url} in the URL answering; {_replicas(view.replicas, view.replicas_up)}; "
             f"failover: {view.failover}"
         )
-    shown = view.to_dict()["state"] or "unknown (no node answered)"
+    said = view.to_dict()
+    shown = said["state"] or "unknown (no node answered)"
     ok_part = f", {view.slots_ok} ok" if view.slots_ok is not None else ""
     return (
         f"{shown}; {view.slots_assigned} of {CLUSTER_SLOTS} slots assigned{ok_part}; "
-        f"{counted(view.masters, 'master')}, {_replicas(view.replicas, view.replicas_up)}; "
-        f"{view.answering} of {view.nodes} nodes answering"
+        f"{counted(view.masters, 'master')}, {_replicas(view.replicas, view.replicas_up)}"
+        f"{_links(said)}; {view.answering} of {view.nodes} nodes answering"
     )
+
+
+def _links(said: dict[str, Any]) -> str:
+    """What the row says after the replicas of their links to their master when they were
+    not checked, and why: the JSON's ``replica_links_down`` when it is no list (those down
+    are not counted up, and a warning names each)."""
+    links = said.get("replica_links_down")
+    return f"; replica links {links}" if isinstance(links, str) else ""
 
 
 def _sentinels(count: int | None) -> str:
