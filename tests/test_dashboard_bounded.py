@@ -70,7 +70,13 @@ def test_status_lists_the_open_and_the_last_settled_and_counts_the_rest(
     assert len(shown) == 12 and 3 in shown and 1 not in shown
     assert [p["name"] for p in status["passes"]] == [f"day-{d}" for d in shown]
     assert list(status["queues"]) == [f"q.day-{d}" for d in shown]
-    assert status["not_shown"] == {"queues": 5, "passes": 5, "questions": 0, "agents": 0}
+    assert status["not_shown"] == {
+        "queues": 5,
+        "passes": 5,
+        "questions": 0,
+        "agents": 0,
+        "contexts": 0,
+    }
     assert status["settled_shown"] == SETTLED_SHOWN
     # The header's totals count every pass and task, shown or not.
     totals = status["totals"]
@@ -84,7 +90,13 @@ def test_all_lists_every_queue_and_pass(client: TestClient, sync_swarm: Swarm) -
     status = client.get("/api/status", params={"all": "1"}).json()
     assert [p["name"] for p in status["passes"]] == [f"day-{d}" for d in DAYS]
     assert list(status["queues"]) == [f"q.day-{d}" for d in DAYS]
-    assert status["not_shown"] == {"queues": 0, "passes": 0, "questions": 0, "agents": 0}
+    assert status["not_shown"] == {
+        "queues": 0,
+        "passes": 0,
+        "questions": 0,
+        "agents": 0,
+        "contexts": 0,
+    }
     assert status["settled_shown"] is None
     assert (status["totals"]["passes"], status["totals"]["passes_settled"]) == (17, 15)
 

@@ -32,9 +32,10 @@ for a year holds a thousand settled passes, and today's must not be buried among
 Likewise a view that lists agents (``swarm watch``, the dashboard) lists only the
 ``LIVE_SHOWN`` live ones and the ``STALE_SHOWN`` stale ones seen last (``bounded_agents``):
 agents that come and go leave hundreds of stale ones behind, and a swarm of 2,000 live
-agents sent them all on every poll (568 KB). An MCP ``swarm_status`` lists the
-``OWNERS_SHOWN`` context owners that published last (``bounded_owners``). ``not_shown`` and
-``stale_not_shown`` say how many each left out, and how to see them.
+agents sent them all on every poll (568 KB). A view that lists context owners (``swarm
+status``, ``swarm watch``, the dashboard, MCP's ``swarm_status``) lists the ``OWNERS_SHOWN``
+that published last (``bounded_owners``): a swarm of 2,000 shards is 2,000 owners.
+``not_shown`` and ``stale_not_shown`` say how many each left out, and how to see them.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ SETTLED_SHOWN = 10
 STALE_SHOWN = 5
 # The most live agents a view for people lists, the ones seen last (its --all: every one).
 LIVE_SHOWN = 200
-# The most context owners MCP's swarm_status lists, those that published last (all=true: all).
+# The most context owners a view lists, those that published last (its --all, all=true: all).
 OWNERS_SHOWN = 20
 
 # The indent of the continuation lines of text a sender wrote (``indented``): deeper than

@@ -79,10 +79,10 @@ def _bounded(kind: str, value: object) -> int:
 
 
 def status(ctx: OpContext, stale_after_s: float = STALE_AFTER_S) -> Operation[SwarmStatus]:
-    """The swarm at a glance: the newest event id, the task counts of every queue and pass,
-    the agents (alive after a heartbeat within ``stale_after_s``; each with its task, see
-    ``agents.agents``) and the current version of every context. One round trip, two more
-    for the leases when there are queues."""
+    """The swarm at a glance: the newest event id, the task counts of every queue with a
+    task left (``_with_tasks``) and of every pass, the agents (alive after a heartbeat within
+    ``stale_after_s``; each with its task, see ``agents.agents``) and the current version of
+    every context. One round trip, two more for the leases when there are queues."""
     results = yield from together(
         event_ops.last_event_id(ctx),
         task_ops.queue_stats(ctx),
@@ -91,7 +91,7 @@ def status(ctx: OpContext, stale_after_s: float = STALE_AFTER_S) -> Operation[Sw
         context_ops.contexts(ctx),
     )
     newest: str = results[0]
-    queues: dict[str, dict[str, int]] = results[1]
+    queues = _with_tasks(results[1])
     agents: list[Agent] = results[3]
     contexts: list[ContextInfo] = results[4]
     by_role: dict[str, int] = {}
@@ -111,6 +111,15 @@ def status(ctx: OpContext, stale_after_s: float = STALE_AFTER_S) -> Operation[Sw
         roster=tuple(sorted(agents, key=_agent_order)),
         contexts=tuple(contexts),
     )
+
+
+def _with_tasks(queues: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """``queues`` (``queue_stats``: every queue ever posted to) but those with no task left:
+    retiring a pass (``swarm retire``, ``swarm pipeline retire``) brings its queues' counters
+    down to zero and leaves them, and every view listed such a queue at zero for ever. Only
+    a retirement removes tasks, so a queue all at zero is one whose every task went; one
+    with any task counted, open or settled, stays (``queue_stats`` keeps every queue)."""
+    return {queue: counts for queue, counts in queues.items() if any(counts.values())}
 
 
 def _agent_order(agent: Agent) -> tuple[bool, str, str]:

@@ -19,7 +19,9 @@ from .._models import (
     unknown_pass,
 )
 from .._printable import (
+    OWNERS_SHOWN,
     SETTLED_SHOWN,
+    bounded_owners,
     bounded_passes,
     bounded_queues,
     not_shown,
@@ -66,15 +68,16 @@ _AGENT_COLUMNS = (
 @click.option("--stale-after", type=Seconds(), default=STALE_AFTER_S, show_default=True,
               help="Seconds without a heartbeat before an agent counts as stale.")  # fmt: skip
 @click.option("--all", "all_", is_flag=True,
-              help="List every settled queue and pass, not only the last few.")  # fmt: skip
+              help="List every settled queue and pass and every context owner, not only "
+              "the last few.")  # fmt: skip
 @json_option
 @pass_app
 def status(app: App, pass_name: str | None, stale_after: float, all_: bool) -> None:
     """The swarm at a glance: tasks per queue and status, passes, agents, contexts.
 
     Lists every queue and pass with open work (pending, delayed, claimed) and the last few
-    settled ones, in natural order (day-2 before day-10); --all lists them all. --json
-    always holds them all.
+    settled ones, in natural order (day-2 before day-10), and the context owners that
+    published last; --all lists them all. --json always holds them all.
     """
     swarm = app.swarm
     st = swarm.status(stale_after_s=stale_after)
@@ -98,6 +101,8 @@ def status(app: App, pass_name: str | None, stale_after: float, all_: bool) -> N
         most = None if all_ else SETTLED_SHOWN
         queue_rows, hidden_queues = bounded_queues(st.queues, most)
         pass_rows, hidden_passes = bounded_passes(st.passes, most)
+        # A shard an owner: thousands of shards were thousands of rows (as MCP's swarm_status).
+        owner_rows, hidden_owners = bounded_owners(st.contexts, None if all_ else OWNERS_SHOWN)
         click.echo(f"swarm {st.swarm} on {swarm.settings.url}")
         table = make_table("queue", *STATUSES, title="tasks")
         for queue, counts in queue_rows:
@@ -116,9 +121,6 @@ def status(app: App, pass_name: str | None, stale_after: float, all_: bool) -> N
                     f"{progress.settled}/{progress.total}",
                 )  # fmt: skip
             print_table(app, ptable)
-        hidden = not_shown(hidden_queues, hidden_passes, "swarm status")
-        if hidden:
-            click.echo(hidden)
         if pass_name is not None:
             counts = report["pass"]["counts"]
             # (JSON quotes a name as the notes do; printable: it may hold control characters)
@@ -138,15 +140,19 @@ def status(app: App, pass_name: str | None, stale_after: float, all_: bool) -> N
         click.echo(
             f"agents: {st.agents.alive} alive ({by_role or 'none'}), {st.agents.stale} stale"
         )
-        if st.contexts:
+        if owner_rows:
             ctable = make_table(
                 "owner", "version", "tokens", "source", "published", title="contexts"
             )
-            for ci in st.contexts:
+            for ci in owner_rows:
                 version = short_version(ci.version)
                 tokens = f"{ci.tokens_est:,}"  # (as `context list` says it)
                 add_row(ctable, ci.owner, version, tokens, ci.source, ago(ci.created_at))
             print_table(app, ctable)
+        # (under every list: what each left out, and the --all that lists it)
+        hidden = not_shown(hidden_queues, hidden_passes, "swarm status", owners=hidden_owners)
+        if hidden:
+            click.echo(hidden)
 
     app.emit(report, human)
 

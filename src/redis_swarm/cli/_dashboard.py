@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -13,7 +13,7 @@ import click
 from .._codec import dumps, dumps_shown, now_ms
 from .._errors import ConfigError, ConnectionFailed
 from .._net import announced_host, every_interface, http_url, listen
-from .._printable import printable
+from .._printable import OWNERS_SHOWN, printable
 from ._app import App, json_option, main, pass_app, usage_failure
 from ._common import Seconds, listen_options
 
@@ -99,17 +99,18 @@ def dashboard(app: App, host: str, port: int, token: str | None) -> None:
     help="With no event, re-read the swarm this often (agents turn stale with time).",
 )
 @click.option("--all", "all_", is_flag=True,
-              help="List every settled queue and pass and every stale agent, not only the "
-              "last few.")  # fmt: skip
+              help="List every settled queue and pass, every stale agent and every context "
+              "owner, not only the last few.")  # fmt: skip
 @json_option
 @pass_app
 def watch(app: App, once: bool, findings_n: int, idle_s: float, all_: bool) -> None:
     """Show agents, queues, passes, findings and contexts live in the terminal.
 
     Redraws on every change in the event stream. Lists every queue and pass with open work
-    and the last few settled ones, every live agent and the few stale ones seen last; --all
-    lists them all. With --json, prints one snapshot per change as a JSON line (with --once:
-    one snapshot; it always holds them all). Into a pipe or a file, prints a plain snapshot
+    and the last few settled ones, every live agent and the few stale ones seen last, the
+    context owners that published last; --all lists them all. With --json, prints one
+    snapshot per change as a JSON line (with --once: one snapshot; it always holds them
+    all). Into a pipe or a file, prints a plain snapshot
     at the start and after each change, as --once draws it. Losing Redis while it follows
     says so once and tries again until Redis is back (--once fails at once instead); a TLS
     failure no retry fixes (a certificate that does not verify) ends it with the error.
@@ -128,8 +129,16 @@ async def _watch(app: App, *, once: bool, findings_n: int, idle_s: float, all_: 
     from .._client import AsyncSwarm
     from ..dashboard import snapshot
 
+    # Drawn for people, only the owners that published last are: only their versions are
+    # read (a call an owner, and 2,000 shards were 2,000 calls on every change).
+    owners = None if all_ or app.json else OWNERS_SHOWN
+
     async with AsyncSwarm(app.settings) as swarm:
-        snap = await snapshot(swarm, findings=findings_n)
+
+        def read() -> Awaitable[Snapshot]:
+            return snapshot(swarm, findings=findings_n, owners=owners)
+
+        snap = await read()
         # Off a terminal rich's Live cannot redraw in place (it would print only the last
         # frame, at exit): print a snapshot per change instead, as --json does.
         if once or app.json or not app.out.is_terminal:
@@ -150,7 +159,7 @@ async def _watch(app: App, *, once: bool, findings_n: int, idle_s: float, all_: 
                     print_next(s)
 
             say = _sayer(app, None)
-            await _follow(swarm, snap, print_next, findings_n, idle_s, idle=print_if_stale, say=say)
+            await _follow(swarm, snap, print_next, read, idle_s, idle=print_if_stale, say=say)
             return
         with Live(
             _draw(app, snap, findings_n, all_), console=app.out, auto_refresh=False, screen=False
@@ -159,14 +168,14 @@ async def _watch(app: App, *, once: bool, findings_n: int, idle_s: float, all_: 
             def show(s: Snapshot) -> None:
                 live.update(_draw(app, s, findings_n, all_), refresh=True)
 
-            await _follow(swarm, snap, show, findings_n, idle_s, idle=show, say=_sayer(app, live))
+            await _follow(swarm, snap, show, read, idle_s, idle=show, say=_sayer(app, live))
 
 
 async def _follow(
     swarm: AsyncSwarm,
     snap: Snapshot,
     show: Callable[[Snapshot], None],
-    findings_n: int,
+    read_snapshot: Callable[[], Awaitable[Snapshot]],
     idle_s: float,
     *,
     idle: Callable[[Snapshot], None],
@@ -190,29 +199,30 @@ async def _follow(
 
     while True:
         try:
-            await _follow_events(swarm, read, reading(show), findings_n, idle_s, idle=reading(idle))
+            await _follow_events(
+                swarm, read, reading(show), read_snapshot, idle_s, idle=reading(idle)
+            )
         except ConnectionFailed as exc:
             if not exc.retryable:
                 raise
-            read = await _reconnect(swarm, exc, read.at, findings_n, say)
+            read = await _reconnect(exc, read.at, read_snapshot, say)
             show(read)
 
 
 async def _reconnect(
-    swarm: AsyncSwarm,
     lost: ConnectionFailed,
     since: int,
-    findings_n: int,
+    read: Callable[[], Awaitable[Snapshot]],
     say: Callable[[str, dict[str, Any]], None],
 ) -> Snapshot:
-    """Read the snapshot again until Redis answers, waiting longer after each failure (up to
-    _RETRY_MOST_S); say that it is lost (once, however long it lasts) and when it is back.
+    """Read the snapshot again (``read``) until Redis answers, waiting longer after each
+    failure (up to _RETRY_MOST_S); say that it is lost (once, however long it lasts) and
+    when it is back.
     ``since``: when it last answered (the view's last read; a failure is only noticed once
     the client's own retries gave up, seconds later)."""
     import asyncio
 
     from .._client import raise_if_cancelled
-    from ..dashboard import snapshot
 
     say(
         f"Redis unreachable since {_clock(since)}, retrying (last error: {lost})",
@@ -224,7 +234,7 @@ async def _reconnect(
         await asyncio.sleep(wait_s)
         raise_if_cancelled()  # (Ctrl-C ends the retries: see EventFeed.next)
         try:
-            snap = await snapshot(swarm, findings=findings_n)
+            snap = await read()
         except ConnectionFailed as exc:
             if not exc.retryable:
                 raise
@@ -268,17 +278,16 @@ async def _follow_events(
     swarm: AsyncSwarm,
     snap: Snapshot,
     show: Callable[[Snapshot], None],
-    findings_n: int,
+    read: Callable[[], Awaitable[Snapshot]],
     idle_s: float,
     *,
     idle: Callable[[Snapshot], None],
 ) -> None:
-    """Re-read the snapshot after each burst of events and ``show`` it; with no event for
+    """Re-read the snapshot (``read``) after each burst of events and ``show`` it; with no event for
     ``idle_s``, re-read it for ``idle`` (agents go stale with time, not with an event).
     Follows the events after the newest one ``snap`` reflects."""
     import asyncio
 
-    from ..dashboard import snapshot
     from ..dashboard._feed import EventFeed
 
     async with EventFeed(swarm, since=snap.last_event_id) as feed:
@@ -286,7 +295,7 @@ async def _follow_events(
             event = await feed.next(idle_s)
             feed.drain()
             started = time.monotonic()
-            (show if event is not None else idle)(await snapshot(swarm, findings=findings_n))
+            (show if event is not None else idle)(await read())
             # A burst of events costs one read per _MIN_REDRAW_S, not one per event.
             await asyncio.sleep(max(0.0, _MIN_REDRAW_S - (time.monotonic() - started)))
 
@@ -301,8 +310,8 @@ def _draw(app: App, snap: Snapshot, findings_n: int, all_: bool) -> Any:
     from ..dashboard._terminal import render
 
     width = app.out.width or shutil.get_terminal_size().columns
-    if all_:  # every settled queue and pass, every stale agent
-        return render(snap, width=width, findings=findings_n, settled=None, stale=None)
+    if all_:  # every settled queue and pass, every stale agent, every context owner
+        return render(snap, width=width, findings=findings_n, settled=None, stale=None, owners=None)
     return render(snap, width=width, findings=findings_n)
 
 

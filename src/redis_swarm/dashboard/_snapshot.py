@@ -14,6 +14,10 @@ its agents are the ``LIVE_SHOWN`` live ones and the ``stale`` stale ones seen la
 (``bounded_agents``), as ``swarm watch`` draws them: 2,000 live agents sent on every poll
 were 568 KB. ``not_shown["agents"]`` counts those left out, live and stale; ``totals`` still
 counts them all (``totals["alive"]`` every live one: those of them left out are the rest).
+Asked with ``owners`` (``OWNERS_SHOWN``), its contexts are those of the owners that published
+last (``bounded_owners``), as MCP's ``swarm_status`` and ``swarm status`` list them, and only
+their versions are read: a call per owner, and a swarm of 2,000 shards made 2,000 calls on
+every refresh. ``not_shown["contexts"]`` counts the owners left out.
 
 Its findings are as the page and ``swarm watch`` show them (``shown_finding``): without their
 ``details`` and ``extra`` (but its ``kind``), which neither shows and which can be 250 KB a
@@ -33,7 +37,7 @@ from .._context_records import ContextInfo
 from .._errors import NotFound
 from .._keys import is_ask_queue
 from .._models import ANSWER_KIND, STALE_AFTER_S, Agent, Finding, PassProgress, Synthesis, Task
-from .._printable import bounded_agents, bounded_passes, bounded_queues
+from .._printable import bounded_agents, bounded_owners, bounded_passes, bounded_queues
 
 __all__ = ["CALLS_AT_ONCE", "PassProgress", "Snapshot", "shown_finding", "snapshot"]
 
@@ -43,7 +47,7 @@ __all__ = ["CALLS_AT_ONCE", "PassProgress", "Snapshot", "shown_finding", "snapsh
 CALLS_AT_ONCE = 4
 
 # The lists a snapshot bounds, as named in its ``not_shown``.
-_LISTS = ("queues", "passes", "questions", "agents")
+_LISTS = ("queues", "passes", "questions", "agents", "contexts")
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,8 @@ class Snapshot(Record):
     questions: dict[str, dict[str, int]] = field(default_factory=dict)
     answers: tuple[Finding, ...] = ()
     # The most settled queues, passes and queues of questions listed (None: every one), and
-    # how many settled ones of each are left out (``bounded``); and how many agents, live and
-    # stale (``bounded_agents``).
+    # how many settled ones of each are left out (``bounded``); how many agents, live and
+    # stale (``bounded_agents``); and how many context owners (``bounded_owners``).
     settled_shown: int | None = None
     not_shown: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_LISTS, 0))
 
@@ -83,11 +87,13 @@ async def snapshot(
     stale_after_s: float = STALE_AFTER_S,
     settled: int | None = None,
     stale: int | None = None,
+    owners: int | None = None,
 ) -> Snapshot:
     """Read the swarm's current state (the newest ``findings``, ``syntheses``, ``dead``):
     every queue and pass with open work and the last ``settled`` settled ones (None: all);
     the ``LIVE_SHOWN`` live agents and the ``stale`` stale ones seen last (None: every
-    agent)."""
+    agent); the versions of the ``owners`` context owners that published last (None: of
+    every owner)."""
     # The status reads the newest event id first, and everything else is read after it:
     # anything that happens meanwhile is then replayed to a follower starting from that id,
     # so no change is missed (at worst one is seen twice, and every view is idempotent).
@@ -99,9 +105,10 @@ async def snapshot(
     asks = {q: c for q, c in status.queues.items() if is_ask_queue(q)}
     question_rows, hidden_questions = bounded_queues(asks, settled)
     agent_rows, hidden_agents = bounded_agents(status.roster, stale)
+    owner_rows, hidden_owners = bounded_owners(status.contexts, owners)
     recent = await swarm.recent(findings=findings, syntheses=syntheses, dead=dead)
     at_once = asyncio.Semaphore(CALLS_AT_ONCE)
-    versions = await asyncio.gather(*(_versions(swarm, c.owner, at_once) for c in status.contexts))
+    versions = await asyncio.gather(*(_versions(swarm, c.owner, at_once) for c in owner_rows))
     return Snapshot(
         swarm=status.swarm,
         at=now_ms(),
@@ -131,7 +138,9 @@ async def snapshot(
         settled_shown=settled,
         not_shown=dict(
             zip(
-                _LISTS, (hidden_queues, hidden_passes, hidden_questions, hidden_agents), strict=True
+                _LISTS,
+                (hidden_queues, hidden_passes, hidden_questions, hidden_agents, hidden_owners),
+                strict=True,
             )
         ),
     )

@@ -12,10 +12,12 @@ from rich.text import Text
 from .._codec import byte_size
 from .._models import PassProgress
 from .._printable import (
+    OWNERS_SHOWN,
     SETTLED_SHOWN,
     STALE_SHOWN,
     agents_not_shown,
     bounded_agents,
+    bounded_owners,
     bounded_passes,
     bounded_queues,
     not_shown,
@@ -103,10 +105,12 @@ def render(
     findings: int = 8,
     settled: int | None = SETTLED_SHOWN,
     stale: int | None = STALE_SHOWN,
+    owners: int | None = OWNERS_SHOWN,
 ) -> RenderableType:
     """Everything in the snapshot, newest first, fitted to ``width`` columns: every queue
     and pass with open work, and the last ``settled`` settled ones (None: all); the
-    ``LIVE_SHOWN`` live agents and the ``stale`` stale ones seen last (None: every agent)."""
+    ``LIVE_SHOWN`` live agents and the ``stale`` stale ones seen last (None: every agent);
+    the contexts of the ``owners`` owners that published last (None: every owner's)."""
     snap = _fitted(snap, width)
     # Redrawn on every change: a year of daily passes drawn whole took over a second a frame
     # and pushed today's off the screen (bounded, and a line says how many are left out).
@@ -132,7 +136,7 @@ def render(
         _findings(snap, findings),
         _syntheses(snap),
         _dead(snap),
-        _contexts(snap),
+        _contexts(snap, owners),
     ]
     body: list[RenderableType] = []
     for section in sections:
@@ -359,16 +363,21 @@ def _dead(snap: Snapshot) -> RenderableType:
     return table
 
 
-def _contexts(snap: Snapshot) -> RenderableType:
+def _contexts(snap: Snapshot, owners: int | None) -> RenderableType:
     if not snap.contexts:
         return _empty("Contexts", "no context yet")
+    # An owner's versions come newest first: its first is its current one, when it published.
+    current = {c.owner: c for c in reversed(snap.contexts)}
+    # 2,000 shards were 2,000 owners drawn on every change (``bounded_owners``).
+    kept, hidden = bounded_owners(list(current.values()), owners)
+    shown = {c.owner for c in kept}
     table = _table("Contexts", "owner", "version", "size", "tokens", "published")
     seen: set[str] = set()
-    for c in snap.contexts:
-        current = c.owner not in seen
+    for c in (c for c in snap.contexts if c.owner in shown):
+        is_current = c.owner not in seen
         seen.add(c.owner)
         version = Text(short_version(c.version))
-        if current:
+        if is_current:
             version.append(" current", style="cyan")
         _row(
             table,
@@ -378,4 +387,6 @@ def _contexts(snap: Snapshot) -> RenderableType:
             f"~{c.tokens_est:,}",
             _ago(snap, c.created_at),
         )
-    return table
+    # A snapshot read bounded already left some out (``snapshot(owners=...)``): count those too.
+    line = not_shown(0, 0, COMMAND, owners=hidden + snap.not_shown.get("contexts", 0))
+    return table if line is None else Group(table, Text(line, style="dim"))

@@ -9,7 +9,8 @@ Routes (every one read-only; documented in docs/dashboard.md)::
     GET /static/...       its stylesheet and script, shipped in the package
     GET /api/status       the snapshot: agents, queues, passes, findings, syntheses, dead, contexts
                           (the queues and passes with open work and the last settled ones, as
-                          swarm status lists them; &all=1: every one)
+                          swarm status lists them, the context owners that published last;
+                          &all=1: every one)
     GET /api/tasks        tasks, filtered and paged (?queue= &status= &pass= &cursor= &limit=
                           &data=1: with their data)
     GET /api/findings     findings, filtered and paged (?shard= &queue= &pass= &cursor= &limit=)
@@ -58,7 +59,7 @@ from .._codec import dumps_shown
 from .._errors import ConnectionFailed, NotFound, PermissionDenied, SwarmError, ValidationError
 from .._models import STALE_AFTER_S, EventType, Page, TaskStatus, type_filter
 from .._net import is_loopback
-from .._printable import SETTLED_SHOWN, STALE_SHOWN
+from .._printable import OWNERS_SHOWN, SETTLED_SHOWN, STALE_SHOWN
 from .._stopping import EndWhenStopping, Stopping
 from .._turns import NoTurn, Turns
 from .._web import TOKEN_PARAM, AccessGuard, given_twice
@@ -71,7 +72,8 @@ STATIC_DIR = Path(str(resources.files(__package__) / "static"))
 
 MAX_LIMIT = 500
 # ``?data=`` of /api/tasks, ``?all=`` of /api/status: whether each task comes with its data,
-# whether every settled queue and pass comes (not only the last SETTLED_SHOWN).
+# whether every settled queue and pass and every context owner comes (not only the last
+# SETTLED_SHOWN, OWNERS_SHOWN).
 _FLAGS = {"1": True, "true": True, "0": False, "false": False}
 # A comment line on an idle stream: proxies keep the connection, and a gone client is noticed.
 KEEPALIVE_S = 15.0
@@ -318,6 +320,8 @@ class _Api:
                 # Sent on every change: a year of daily passes sent whole was 234 KB a time.
                 settled=None if every else SETTLED_SHOWN,
                 stale=None if every else STALE_SHOWN,
+                # Each owner's versions are a call: 2,000 shards were 2,000 calls a refresh.
+                owners=None if every else OWNERS_SHOWN,
             )
         )
         return _json(snap.to_dict())

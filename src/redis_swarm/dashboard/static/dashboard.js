@@ -176,7 +176,7 @@
     renderAgents(snap.agents, hidden.agents || 0, t.agents || 0, t.alive || 0);
     renderFindings(snap.findings);
     renderSyntheses(snap.syntheses);
-    renderContexts(snap.contexts);
+    renderContexts(snap.contexts, hidden.contexts || 0);
     renderDead(snap.dead);
     renderQuestions(snap.questions || {}, snap.answers || [], hidden.questions || 0);
     setText("updated", "updated " + clock(snap.at));
@@ -339,7 +339,20 @@
     else $("syntheses").replaceChildren(...items);
   }
 
-  function renderContexts(contexts) {
+  // The line under the contexts (those of the owners that published last): how many owners
+  // the server left out (not_shown.contexts), and a link that asks for every one, as notShown's.
+  function ownersNotShown(hidden, shownAny) {
+    if (state.all) {
+      return shownAny ? h("div", { class: "more" }, "every context owner shown · ",
+        showAll(false, "show only those that published last")) : null;
+    }
+    if (!hidden) return null;
+    return h("div", { class: "more" },
+      "not shown: " + hidden.toLocaleString("en") + " context " + (hidden === 1 ? "owner" : "owners") +
+      " that published longer ago · ", showAll(true, "show all"));
+  }
+
+  function renderContexts(contexts, hidden) {
     // Versions come newest first per owner: the first of each owner is its current one,
     // the older ones kept are shown muted.
     const owners = new Set();
@@ -359,7 +372,8 @@
     if (node) {
       node.querySelectorAll("tbody tr").forEach((tr, i) => { if (!rows[i].current) tr.classList.add("old"); });
     }
-    fill("contexts", node, "no context yet: a shard publishes one with swarm context publish");
+    place("contexts", node, "no context yet: a shard publishes one with swarm context publish",
+      ownersNotShown(hidden, rows.length > 0));
   }
 
   function renderDead(dead) {
