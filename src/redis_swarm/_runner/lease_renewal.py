@@ -52,12 +52,15 @@ class LeaseRenewal:
     # slot's: a claim of the pool whose reply was lost (see the class docstring)
     adopt: Callable[[Task], bool]
     on_kept: Callable[[str], None]  # why the agent runs on though its lease was lost
+    # The first renewal due at once, not a third of a lease on: a lease taken over from a
+    # holder that renewed it last some time ago (an MCP server restarted), its end unknown.
+    at_once: bool = False
     _due: float = field(default=0.0, init=False)  # monotonic time of the next renewal
     _failing: bool = field(default=False, init=False)
     _kept: tuple[str, int] | None = field(default=None, init=False)  # told so
 
     def __post_init__(self) -> None:
-        self._due = time.monotonic() + self.every_s
+        self._due = time.monotonic() + (0.0 if self.at_once else self.every_s)
 
     @property
     def every_s(self) -> float:
@@ -114,9 +117,33 @@ class LeaseRenewal:
         if holder is None or now.attempts <= self.task.attempts:
             return str(exc)  # (settled, pending, dead: the core's words say it)
         if not self.adopt(now):  # (said here once: LeaseLost names the attempt only)
-            return f"its lease ran out and {holder} leased it again (attempt {now.attempts})"
+            return self._leased_again(now, holder)
         self._keep(now, holder)
         return None
+
+    def _leased_again(self, now: Task, holder: str) -> str:
+        """How the task went from this renewal's lease to ``holder``'s (``now``), in words
+        its record proves: every lease that ended since this one's claim, this one among
+        them, counted as run out (``abandons``, which only an expired lease counts); or
+        this one the only lease ended, none run out, none failed, and none able to have run
+        out unseen (a lease that dead-lettered it, ``max_abandons`` reached, and a requeue
+        after it, which sets ``abandons`` back to 0): released, by its holder or by
+        ``swarm task release``. Else (several leases since, a requeue) words true either
+        way: the record cannot tell without a read of the task's events."""
+        ended = now.attempts - self.task.attempts
+        expired = now.abandons - self.task.abandons
+        if expired == ended:
+            how = "its lease ran out"
+        elif (
+            ended == 1
+            and expired == 0
+            and now.failed_attempt != self.task.attempts
+            and self.task.abandons + 1 < now.max_abandons
+        ):
+            how = "it was released"
+        else:
+            how = "its lease ended"
+        return f"{how} and {holder} leased it again (attempt {now.attempts})"
 
     def _keep(self, now: Task, holder: str) -> None:
         """Say why the agent runs on, once per lease of its task."""
@@ -124,7 +151,7 @@ class LeaseRenewal:
             return
         self._kept = (holder, now.attempts)
         self.on_kept(
-            f"{now.id}: its lease ran out and {holder} leased it again (attempt {now.attempts}) "
+            f"{now.id}: {self._leased_again(now, holder)} "
             "by a claim of this pool whose reply was lost, as through an outage; the slot holds "
             "that lease now, its agent runs on, the task's only run, and its report completes it"
         )

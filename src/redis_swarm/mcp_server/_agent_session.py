@@ -99,7 +99,8 @@ ANSWER = Settling(
     "question", "answered", "answer", "answered",
     "do not answer it again, take the next question with next_question",
     "take a question with next_question and answer the question_id it returns (a "
-    "question taken before this MCP server restarted is asked again once its lease ends)",
+    "question taken before this MCP server restarted, and not held again by it, goes back "
+    "to its queue once its lease ends, for the next answerer)",
     "question_id",
 )  # fmt: skip
 

@@ -61,7 +61,7 @@ from .. import MAX_PAGE, _mcp_names
 from .. import _lease_tokens as tokens
 from .._client import Swarm
 from .._errors import Conflict, ConnectionFailed, LeaseLost, NotFound, SwarmError
-from .._models import Agent
+from .._models import Agent, Task
 from . import DEFAULT_MAX_SESSIONS
 from ._agent_session import AgentSession, Lease
 from ._calls import CoreCalls
@@ -190,22 +190,32 @@ class SessionRegistry(CoreCalls):
         self._shared: dict[str, AgentSession] = {}
         self._lock = anyio.Lock()
         # Where work that outlives a tool call runs (a question's lease kept renewed while
-        # its session holds it): the server lifespan's task group (``attach``).
+        # its session holds it): the server lifespan's task group (``attach``); what was
+        # asked to run before it attached waits for it.
         self._background: anyio.abc.TaskGroup | None = None
+        self._waiting: list[tuple[Callable[..., Coroutine[Any, Any, None]], tuple[Any, ...]]]
+        self._waiting = []
+        # What a session does with a lease it holds again as it opens (its token kept on
+        # this machine: ``_held_again``): the tools set it (a question's is kept renewed).
+        self.held_again: Callable[[AgentSession, Task], None] = lambda _session, _task: None
 
     def attach(self, task_group: anyio.abc.TaskGroup) -> None:
         """Where background work runs: the server lifespan's task group, cancelled when the
-        server stops (before ``close_all`` releases what its sessions still hold)."""
+        server stops (before ``close_all`` releases what its sessions still hold). What was
+        asked to run before (``in_background``) starts now."""
         self._background = task_group
+        waiting, self._waiting = self._waiting, []
+        for fn, args in waiting:
+            task_group.start_soon(fn, *args)
 
-    def in_background(self, fn: Callable[..., Coroutine[Any, Any, None]], /, *args: Any) -> bool:
+    def in_background(self, fn: Callable[..., Coroutine[Any, Any, None]], /, *args: Any) -> None:
         """Run ``fn(*args)`` in the server's lifespan (``attach``), beyond the tool call that
-        starts it; False when no lifespan runs (a registry used without its server): not run.
-        ``fn`` must end by itself once its work is over, and never raise."""
+        starts it: now, or once the lifespan runs (never, for a registry used without its
+        server). ``fn`` must end by itself once its work is over, and never raise."""
         if self._background is None:
-            return False
+            self._waiting.append((fn, args))
+            return
         self._background.start_soon(fn, *args)
-        return True
 
     @property
     def agent_role(self) -> str:
@@ -431,7 +441,9 @@ class SessionRegistry(CoreCalls):
         lease its agent holds now, of the attempt the token proves (``ATTEMPT.SECRET``), is
         taken; the hooks' claims of the same agent (their tokens kept there too) become the
         session's as well, as the hooks already tell the session to settle them with its
-        tools. A failure to read them is logged: the session starts all the same."""
+        tools. Each is handed to ``held_again`` (a question's lease is kept renewed as one
+        next_question hands out). A failure to read them is logged: the session starts all
+        the same."""
         store = session.token_store
         if store is None:
             return
@@ -450,6 +462,7 @@ class SessionRegistry(CoreCalls):
             token = kept[task.id]
             if token.startswith(f"{task.attempts}."):
                 session.leases[task.id] = Lease(token, task.queue, task.parent)
+                self.held_again(session, task)
         if session.leases:
             log.info("agent %s holds %s again (their tokens kept on this machine)",
                      session.agent_id, ", ".join(session.leases))  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from dataclasses import replace
@@ -14,6 +15,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult
 from pydantic import Field
 
+from ..._client import Swarm
 from ..._codec import iso
 from ..._errors import (
     AlreadyCompleted,
@@ -28,8 +30,11 @@ from ..._models import Task
 from ..._runner.lease_renewal import LeaseRenewal
 from ..._validate import check_name
 from .._agent_session import ANSWER, AgentSession, Lease
+from .._budget import Budget
+from .._files import FileAccess
 from .._render import plain
 from .._roles import EVERYONE, SHARD, tool
+from .._session import SessionRegistry
 from ._base import MAX_CLAIM_WAIT_S, MAX_PASS_WAIT_S, ToolsBase
 
 __all__ = ["AskTools"]
@@ -72,6 +77,13 @@ class _Asked:
             return self._question if self._ours else None
 
 
+def _asked_owner(queue: str) -> str | None:
+    """The owner whose questions the queue holds (``ask.OWNER``, next_question's queues),
+    None for any other queue: its tasks are no questions of a shard."""
+    asked = ask_queue("")
+    return queue[len(asked) :] if queue.startswith(asked) else None
+
+
 def _after(lost: str | None, error: ToolError) -> ToolError:
     """A tool error of answer_question, after the renewal of its question's lease was
     refused (``lost``: why, said first)."""
@@ -80,6 +92,15 @@ def _after(lost: str | None, error: ToolError) -> ToolError:
 
 class AskTools(ToolsBase):
     """Ask and answer."""
+
+    def __init__(
+        self, swarm: Swarm, sessions: SessionRegistry, budget: Budget, files: FileAccess
+    ) -> None:
+        super().__init__(swarm, sessions, budget, files)
+        # A question a session holds again as it opens (a named stdio server restarted) is
+        # kept renewed as one next_question hands out, from at once: its lease was last
+        # renewed before the restart.
+        sessions.held_again = functools.partial(self._keep_renewed, at_once=True)
 
     @tool(roles=EVERYONE)
     async def ask(
@@ -250,8 +271,7 @@ class AskTools(ToolsBase):
         lost = self._lost_leases.get(token)
         # The version of the asked owner's context this session read (the question's queue
         # is ask.OWNER), as report_finding records the version of its task's shard.
-        asked = ask_queue("")
-        owner = lease.queue[len(asked) :] if lease and lease.queue.startswith(asked) else None
+        owner = _asked_owner(lease.queue) if lease else None
         version = session.read_versions.get(owner) if owner else None
         try:
             found = await self.sessions.call(
@@ -283,20 +303,29 @@ class AskTools(ToolsBase):
         answer_question of its question), while its session still holds it."""
         return {}
 
-    def _keep_renewed(self, session: AgentSession, task: Task) -> None:
-        """Keep the lease of the question ``task`` (just claimed by ``session``) renewed in
-        the server's background while the session holds it: as ``swarm serve`` keeps the
-        lease of a question its agent answers (``LeaseRenewal``: the core's renew, three
-        times per lease, as long as the claim asked for; a renewal failed in an outage tried
-        again within a second). It stops when the session lets the question go (answered,
-        released at its close) or closes; the lease then runs out, or was released, and the
-        question goes back to its queue as before. A renewal refused (the asker withdrew the
-        question at its timeout, or the lease ran out and another answerer took it) stops it
-        too, and the next answer_question of the question says why. The asker's own timeout
-        bounds the question: its withdrawal ends the renewals."""
-        self.sessions.in_background(self._renewing, session, session.leases[task.id], task)
+    def _keep_renewed(self, session: AgentSession, task: Task, *, at_once: bool = False) -> None:
+        """Keep the lease of the question ``task`` that ``session`` holds (claimed by its
+        next_question, or held again as it opened: a named stdio server restarted, its
+        token kept on this machine) renewed in the server's background while the session
+        holds it: as ``swarm serve`` keeps the lease of a question its agent answers
+        (``LeaseRenewal``: the core's renew, three times per lease, as long as the claim
+        asked for; a renewal failed in an outage tried again within a second). A task of
+        another queue than a shard's questions (``ask.OWNER``) is left alone. It stops when
+        the session lets the question go (answered, released at its close) or closes; the
+        lease then runs out, or was released, and the question goes back to its queue as
+        before. A renewal refused (the asker withdrew the question at its timeout, or the
+        lease ended and another answerer took it) stops it too, and the next
+        answer_question of the question says why. The asker's own timeout bounds the
+        question: its withdrawal ends the renewals. ``at_once``: the first renewal is due
+        at once (a lease held again, last renewed before its server restarted)."""
+        if _asked_owner(task.queue) is None:
+            return
+        lease = session.leases[task.id]
+        self.sessions.in_background(self._renewing, session, lease, task, at_once)
 
-    async def _renewing(self, session: AgentSession, lease: Lease, task: Task) -> None:
+    async def _renewing(
+        self, session: AgentSession, lease: Lease, task: Task, at_once: bool
+    ) -> None:
         def held() -> bool:
             return not session.closed and session.leases.get(task.id) is lease
 
@@ -307,17 +336,18 @@ class AskTools(ToolsBase):
         renewal = LeaseRenewal(
             self.swarm, task, None, [], token=lambda: lease.token, on_outage=outage,
             on_back=lambda: log.info("the lease of question %s renewed again", task.id),
-            adopt=lambda _now: False, on_kept=lambda _why: None,
+            adopt=lambda _now: False, on_kept=lambda _why: None, at_once=at_once,
         )  # fmt: skip
         why: str | None = None
         while why is None:
-            await anyio.sleep(renewal.tick_s)
             if not held():
                 return
-            try:
+            try:  # (a renewal not due yet returns at once, calling nothing)
                 why = await self.sessions.call(renewal)
             except Exception as exc:  # (never the server's end: its lifespan runs this)
                 why = f"{type(exc).__name__}: {exc}"
+            if why is None:
+                await anyio.sleep(renewal.tick_s)
         if not held():  # (answered meanwhile: the answer refused the renewal)
             return
         said = (
