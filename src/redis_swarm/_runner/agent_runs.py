@@ -3,10 +3,10 @@ lease renewed meanwhile, and the agent stopped when the task is cancelled or los
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from .._config import Settings
@@ -17,7 +17,7 @@ from .._models import Task
 from .cancels import CancelWatch
 from .child import ChildResult, build_command, run_child
 from .lease_renewal import LeaseRenewal
-from .pool_state import READ_CONTEXT, RENEW_LEASE, PoolState
+from .pool_state import MARK_IDLE, READ_CONTEXT, RENEW_LEASE, TAKE_BEAT, PoolState
 from .slot_presence import SLOT_ROLE, SlotPresence
 
 __all__ = ["AgentRuns", "task_env"]
@@ -57,16 +57,24 @@ class AgentRuns(PoolState):
         """What the agent record of slot ``worker`` says it works on (see ``slot_presence``)."""
         with self._lock:
             return self._presences.setdefault(
-                worker, SlotPresence(self.swarm, worker, self.slot_role)
+                worker, SlotPresence(self.swarm, worker, self._slot_beat, role=self.slot_role)
             )
+
+    def _slot_beat(self, task_id: str | None, beat: Callable[[], None]) -> None:
+        """A beat of a slot (``SlotPresence.ask``): running ``task_id`` (None: idle), given
+        up at an abort, said if Redis does not answer it (``unless_aborted``)."""
+        if task_id is None:
+            self.unless_aborted(beat, MARK_IDLE)
+        else:
+            self.unless_aborted(beat, TAKE_BEAT, task_id)
 
     def _slot_idle(self, worker: str) -> None:
         """Slot ``worker`` runs no agent now: its record names no task (not tried while a
-        task of the pool waits for Redis: the slot's next look tries again)."""
+        task of the pool waits for Redis: the slot's next look tries again; best effort,
+        given up at an abort)."""
         presence = self._presence(worker)
         if not self._holding() and presence.said is not None:  # (else no beat to make)
-            with contextlib.suppress(ConnectionFailed):  # (given up at an abort: best effort)
-                self.unless_aborted(presence.idle)
+            presence.idle()
 
     def _context(self, task: Task) -> ContextInfo | None:
         parent = task.parent
@@ -112,11 +120,9 @@ class AgentRuns(PoolState):
             # (bounded by an abort: a stop during a stall must not wait out a renewal or a
             # beat, then the exit's own requests, in turn)
             try:
-                why = self.unless_aborted(
-                    lambda: self._told_if_unanswered(task.id, RENEW_LEASE, renew)
-                )
+                why = self.unless_aborted(renew, RENEW_LEASE, task.id)
                 if why is None and not self._holding():  # (no beat to wait on in an outage)
-                    self.unless_aborted(lambda: presence.running(task.id, renew.every_s))
+                    presence.running(task.id, renew.every_s)  # (best effort: see _slot_beat)
             except ConnectionFailed:
                 if not self._aborting.is_set():
                     raise

@@ -15,7 +15,7 @@ from typing import Any
 from .._errors import ConnectionFailed, SwarmError
 from .._models import Finding, Task, TaskStatus
 from .._translate import said_retrying
-from .pool_state import TAKE_RELEASE, TAKE_REPORT, PoolState
+from .pool_state import CLAIM_TASKS, COUNT_TASKS, TAKE_RELEASE, TAKE_REPORT, PoolState
 
 __all__ = ["Claiming"]
 
@@ -120,12 +120,17 @@ class Claiming(PoolState):
         def claim(wait_s: float) -> list[Task]:
             try:
                 with self._saying_dead_lettered():
-                    tasks = self.swarm.claim(
-                        list(self.options.queues),
-                        worker=worker,
-                        lease_s=self.options.lease_s,
-                        wait_s=wait_s,
-                        n=n,
+                    tasks = self._told_if_unanswered(  # (said past its own wait)
+                        None,
+                        CLAIM_TASKS,
+                        lambda: self.swarm.claim(
+                            list(self.options.queues),
+                            worker=worker,
+                            lease_s=self.options.lease_s,
+                            wait_s=wait_s,
+                            n=n,
+                        ),
+                        waits_s=wait_s,
                     )
             except ConnectionFailed as exc:  # Redis may have run it, leasing tasks no slot knows
                 self._claim_unanswered(worker, exc.lease_secrets)
@@ -174,7 +179,7 @@ class Claiming(PoolState):
         """Which tasks of the pool's queues are open (a running one may still fail and come
         back, so the pool waits for it)."""
         try:
-            stats = self.swarm.queue_stats()
+            stats = self._told_if_unanswered(None, COUNT_TASKS, self.swarm.queue_stats)
         except ConnectionFailed as exc:  # an outage: not known to be settled, claim again
             self._error(f"queue stats failed (retrying): {said_retrying(exc)}")
             return _Open.CLAIMABLE

@@ -31,7 +31,7 @@ from .._translate import said_retrying
 from .agent_runs import task_env
 from .options import RunOptions, default_worker_prefix
 from .outcomes import OutcomeStatus, TaskOutcome, swarm_refused
-from .pool_state import HOLD_POLL_S, OUTAGE_PATIENCE_S
+from .pool_state import HOLD_POLL_S, LEAVE, OUTAGE_PATIENCE_S
 from .reaper import subreaper
 from .task_work import TaskWork
 
@@ -102,7 +102,7 @@ class Runner(TaskWork):
                 else (self.swarm.deregister, "deregister")
             )
             try:
-                self.unless_stopped(functools.partial(leave, worker))
+                self.unless_stopped(functools.partial(leave, worker), LEAVE)
             except NotFound:  # a slot that never claimed nor ran an agent: never registered
                 continue
             except ConnectionFailed as exc:

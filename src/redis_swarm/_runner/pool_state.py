@@ -6,10 +6,13 @@ Through an outage (the server down, paused, out of memory, read-only, unable to 
 ``ConnectionFailed``) the pool keeps what its agents did: a finished run's report or failure,
 or a release, is tried again until Redis takes it (``_outage.ride_out``), for up to
 ``OUTAGE_PATIENCE_S``, renewing the task's lease between tries, with one progress line per
-task; one before it, as soon as such a request (or a renewal) has gone unanswered for
-``UNANSWERED_NOTICE_S``, says that Redis is not answering and the work is kept (a paused
-server keeps a request waiting for the client's timeout and retries first), and why, once
-per outage, when one quick read of its own says (a cluster down: ``_probed``). The pool
+task; one before it, as soon as such a request, or any other the pool makes that can wait
+through an outage (a renewal, a slot's heartbeat, a claim past its own wait: all watched one
+way, ``_told_if_unanswered``), has gone unanswered for ``UNANSWERED_NOTICE_S``, says that
+Redis is not answering and the work is kept (a paused server, or a Cluster master down until
+a replica takes over, keeps a request waiting for the client's timeout and retries first),
+and why, once per outage, when one quick read of its own says (a cluster down: ``_probed``);
+and the first request answered after it, that Redis answers again (``_answered``). The pool
 claims nothing while any of its tasks waits so (a report, or a lease renewal that failed):
 the server would only refuse the claim, or, once back, lease again a task of this pool whose
 lease ran out meanwhile, and its agent would run twice. A lease that ran out all the
@@ -57,6 +60,11 @@ if TYPE_CHECKING:
     from .._models import Task
 
 __all__ = [
+    "ANSWER",
+    "CLAIM_TASKS",
+    "COUNT_TASKS",
+    "LEAVE",
+    "MARK_IDLE",
     "OUTAGE_PATIENCE_S",
     "READ_ASKERS_TASK",
     "READ_CONTEXT",
@@ -65,6 +73,7 @@ __all__ = [
     "READ_SESSION",
     "READ_TASK",
     "RENEW_LEASE",
+    "TAKE_BEAT",
     "TAKE_FAILURE",
     "TAKE_RELEASE",
     "TAKE_REPORT",
@@ -81,10 +90,11 @@ ALIKE_FAILURES_STOP = 3
 # The failed claims remembered per worker id (``PoolState._claim_unanswered``): an orphan is
 # the lease of one of the last few (older ones: no proof, the agent is stopped).
 CLAIMS_UNANSWERED_KEPT = 16
-# How long a request that must not be lost (a report, a renewal: ``_told_if_unanswered``) goes
-# unanswered before a progress line says so: a paused or stalled server keeps it waiting for
-# the client's whole timeout and retries (tens of seconds) before the ``waiting for Redis``
-# line, and a person watching would think the run hung, or its work gone.
+# How long a request of the pool (a report, a renewal, a beat, a claim past its own wait:
+# ``_told_if_unanswered``) goes unanswered before a progress line says so: a paused or stalled
+# server, or a Cluster master down until a replica takes over, keeps it waiting for the
+# client's whole timeout and retries (tens of seconds, up to a minute on a cluster) before the
+# ``waiting for Redis`` line, and a person watching would think the run hung, or its work gone.
 UNANSWERED_NOTICE_S = 3.0
 # What that line says becomes of the work, by what the request asks (else ``_KEPT``).
 _KEPT = (
@@ -98,19 +108,31 @@ TAKE_FAILURE = "take the failure"
 TAKE_RELEASE = "take the release"
 TAKE_COST = "take the failed run's cost"  # (its agent failed its task itself: add_failed_usage)
 RENEW_LEASE = "renew the lease"
+TAKE_BEAT = "take the heartbeat"  # (its slot's: ``slot_presence``)
 READ_FINDING = "read the finding"  # (a finding stored meanwhile: this run's?)
 READ_FAILURE = "read the failure"  # (the task read back once a failure's reply was lost)
 READ_TASK = "read the task"  # (its state, before the finding of an agent done is stored)
 READ_CONTEXT = "read the context"
 READ_SESSION = "read the session"
 READ_ASKERS_TASK = "read the asker's task"
+# What a request of the pool itself asks (of no task): its line says it once per outage.
+ANSWER = "answer"  # (any: "a request of the pool")
+CLAIM_TASKS = "claim tasks"
+COUNT_TASKS = "count the queues' tasks"
+MARK_IDLE = "mark a slot idle"
+LEAVE = "say the workers are gone"  # (deregistered, or marked gone: _leave)
+_NOTHING_LOST = "nothing is lost: the pool goes on once Redis answers"
 _KEPT_BY_WHAT = {
-    RENEW_LEASE: "the agent runs on; its report waits for Redis if need be",
+    **dict.fromkeys(
+        (RENEW_LEASE, TAKE_BEAT), "the agent runs on; its report waits for Redis if need be"
+    ),
     # (read before the agent runs: no work done yet)
     **dict.fromkeys(
         (READ_CONTEXT, READ_SESSION, READ_ASKERS_TASK),
         "nothing is lost: the task's agent starts once Redis answers",
     ),
+    # (no write to keep: ``unless_stopped``'s, given up at a stop; a claim tried again)
+    **dict.fromkeys((ANSWER, CLAIM_TASKS, COUNT_TASKS, MARK_IDLE, LEAVE), _NOTHING_LOST),
 }
 WATCH_TICK_S = 0.25  # how often the pool's watcher looks at the requests it watches
 WATCH_LINGER_S = 2.0  # how long the watcher waits for another request before it ends
@@ -126,21 +148,26 @@ PROBE_CLUSTER_RETRIES = 2
 @dataclass(eq=False)
 class _Asked:
     """A request ``PoolState._told_if_unanswered`` watches: since when (monotonic), of which
-    task (None: of the pool), for what, and whether its line was said."""
+    task (None: of the pool), for what, how long it may wait by itself (a claim's ``wait_s``)
+    before its ``UNANSWERED_NOTICE_S`` count, and whether its line was said."""
 
     since: float
     task_id: str | None
     what: str
+    waits_s: float = 0.0
     told: bool = False
+
+    def due(self, now: float) -> bool:
+        """Whether its line is due (unsaid, unanswered long enough)."""
+        return not self.told and now - self.since >= self.waits_s + UNANSWERED_NOTICE_S
 
     def line(self, cause: str | None = None) -> str:
         """The line of this request; ``cause``: what a probe of the outage found wrong
         (``PoolState._outage_cause``), said instead of the guesses."""
-        asked = (
-            f"asked to {self.what} of {self.task_id}"
-            if self.task_id is not None
-            else "a request of the pool"
-        )
+        if self.task_id is not None:
+            asked = f"asked to {self.what} of {self.task_id}"
+        else:
+            asked = f"asked to {self.what}" if self.what != ANSWER else "a request of the pool"
         kept = _KEPT_BY_WHAT.get(self.what, _KEPT)
         why = cause if cause is not None else "it may be paused, busy or out of reach"
         return (
@@ -239,6 +266,14 @@ class PoolState:
         # is unanswered; "" once probed with nothing said (a plain timeout), then its words
         # until the first line says them (then "": said once, not once per task).
         self._cause: str | None = None
+        # When the first request whose line was said in this outage was sent (None: no line
+        # said since Redis last answered): the pool's own requests (of no task) are said once
+        # per outage, and its end once (``_answered``).
+        self._outage_since: float | None = None
+        # When a request of the pool last failed for want of Redis (``_wait_for_redis``): a
+        # request sent before that and ending after it may have been given up inside (a
+        # renewal keeps its ConnectionFailed), no sign that Redis answers again.
+        self._failed_at = 0.0
         # Why Redis is given up for the rest of a stopped run (``_stopped_short``): set by the
         # first request it did not answer once the pool was told to stop.
         self._unanswered_at_stop: ConnectionFailed | None = None
@@ -576,6 +611,7 @@ class PoolState:
             known = what in said
             said.add(what)
             self._waiting[task_id] = what
+            self._failed_at = time.monotonic()
         if not known:
             self._note(f"waiting for Redis to {what} of {task_id}: {said_retrying(exc)}; retrying")
 
@@ -585,17 +621,23 @@ class PoolState:
         what: str,
         call: Callable[[], T],
         mine: _Tries | None = None,
+        *,
+        waits_s: float = 0.0,
     ) -> T:
         """``call()``, a request for ``what`` (``TAKE_REPORT``) of ``task_id`` (None: of the
         pool), with a progress line once it has gone unanswered for ``UNANSWERED_NOTICE_S``
-        (once per task and ``what``, as ``_wait_for_redis``'s line): Redis is not answering,
-        and the work is kept. The ``waiting for Redis`` line follows when the client gives up
-        the request (its reason: a timeout, a refusal). One thread of the pool watches every
-        request asked so (``_watch_unanswered``): a thread per request cost more than the
-        request itself. ``mine``: where the request is noted for a caller that may give it
-        up while it still waits (``until_stopped``, whose thread stays blocked in it): the
+        past ``waits_s`` (what it asks the server to wait by itself: a claim's ``wait_s``),
+        once per task and ``what`` (as ``_wait_for_redis``'s line), once per outage for a
+        request of the pool: Redis is not answering, and the work is kept. The ``waiting
+        for Redis`` line follows when the client gives up the request (its reason: a timeout,
+        a refusal), and once a request is answered after such a line, one saying Redis
+        answers again (``_answered``). The one way the pool watches a request that can wait
+        through an outage (``_persist``'s, ``unless_stopped``'s, the claims'): one thread
+        watches them all (``_watch_unanswered``), a thread per request costing more than
+        the request itself. ``mine``: where the request is noted for a caller that may give
+        it up while it still waits (``until_stopped``, whose thread stays blocked in it): the
         caller drops it then (``_given_up``), so that no line says the work is kept."""
-        asked = _Asked(time.monotonic(), task_id, what)
+        asked = _Asked(time.monotonic(), task_id, what, waits_s)
         with self._lock:
             start = False
             if mine is None or not mine.over:
@@ -608,11 +650,41 @@ class PoolState:
             threading.Thread(
                 target=self._watch_unanswered, name="swarm-unanswered", daemon=True
             ).start()
+        answered = False
         try:
-            return call()
+            value = call()
+            answered = True
+            return value
+        except ConnectionFailed:
+            raise
+        except SwarmError:  # (refused, not found: an answer all the same)
+            answered = True
+            raise
         finally:
             with self._lock:
                 self._asked.discard(asked)
+            if answered:
+                self._answered(asked)
+
+    def _answered(self, asked: _Asked) -> None:
+        """``asked`` was answered: once a line said this outage, and unless a request failed
+        for want of Redis since it was sent (it may have been given up inside: a renewal keeps
+        its ``ConnectionFailed``), a line says Redis answers again, and the next outage is
+        said, and probed, anew."""
+        with self._lock:
+            since = self._outage_since
+            if since is None or self._failed_at >= asked.since:
+                return
+        with self._telling:  # (after the watcher's lines of this outage)
+            with self._lock:
+                if self._outage_since is None or self._unanswered_at_stop is not None:
+                    return
+                self._outage_since = None
+                self._cause = None
+            self._note(
+                f"Redis answers again, {time.monotonic() - since:.0f}s after a request of "
+                "this outage was sent: the pool goes on"
+            )
 
     def _given_up(self, mine: _Tries) -> None:
         """The requests of ``mine`` (``_told_if_unanswered``) are no longer waited for: their
@@ -660,7 +732,7 @@ class PoolState:
             if asked.task_id is not None and asked.task_id not in self._working:
                 self._asked.discard(asked)  # (let go: nothing of it is said or kept)
                 continue
-            if asked.told or now - asked.since < UNANSWERED_NOTICE_S:
+            if not asked.due(now):
                 continue
             asked.told = True
             if asked.task_id is not None:
@@ -668,8 +740,12 @@ class PoolState:
                 if f"{asked.what} (unanswered)" in said:
                     continue
                 said.add(f"{asked.what} (unanswered)")
+            elif self._outage_since is not None:  # (the pool's own: once per outage)
+                continue
             lines.append(asked.line(self._cause or None))
             self._cause = ""  # (its words said once, by the first line)
+            if self._outage_since is None:
+                self._outage_since = asked.since
         return lines
 
     def _outage_cause(self, now: float) -> None:
@@ -680,9 +756,7 @@ class PoolState:
         Cluster or Sentinel URL, through a failover), which raise the error that says why
         only once they give up: the line said before that would only guess."""
         with self._lock:
-            due = self._cause is None and any(
-                not asked.told and now - asked.since >= UNANSWERED_NOTICE_S for asked in self._asked
-            )
+            due = self._cause is None and any(asked.due(now) for asked in self._asked)
         if not due:
             return
         cause = self._probed()
@@ -740,7 +814,7 @@ class PoolState:
             if task is None:
                 return self._stopped_short(
                     lambda: ride_out(
-                        lambda: self._told_if_unanswered(None, "answer", call, mine),
+                        lambda: self._told_if_unanswered(None, ANSWER, call, mine),
                         what="answer", who="the pool", stop=self._aborting,
                         budget=self._stop_budget,
                         on_outage=lambda exc: self._note(
@@ -764,24 +838,34 @@ class PoolState:
         finally:
             self._given_up(mine)
 
-    def unless_stopped(self, call: Callable[[], T]) -> T:
-        """``call()``, a request that is no write to keep (a count, a deregistration), given
-        up once the pool was told to stop (drained or aborted) and the stop's budget
-        (``_stop_budget``: ``STOP_GRACE_S``, one for the whole exit) has run out, if Redis
-        has not answered it by then (``_outage.until_stopped``: a ``ConnectionFailed``), and
-        not even tried once a request went unanswered since (``_stopped_short``), so that a
-        stop in an outage ends the run within seconds, not a client timeout per request."""
-        return self._bounded(call, self._draining)
+    def unless_stopped(self, call: Callable[[], T], what: str = ANSWER, of: str | None = None) -> T:
+        """``call()``, a request that is no write to keep (a count, a deregistration), for
+        ``what`` of task ``of`` (None: of the pool), as its line says it if Redis does not
+        answer it (``_told_if_unanswered``), given up once the pool was told to stop (drained
+        or aborted) and the stop's budget (``_stop_budget``: ``STOP_GRACE_S``, one for the
+        whole exit) has run out, if Redis has not answered it by then
+        (``_outage.until_stopped``: a ``ConnectionFailed``), and not even tried once a request
+        went unanswered since (``_stopped_short``), so that a stop in an outage ends the run
+        within seconds, not a client timeout per request."""
+        return self._bounded(call, self._draining, what, of)
 
-    def unless_aborted(self, call: Callable[[], T]) -> T:
+    def unless_aborted(self, call: Callable[[], T], what: str = ANSWER, of: str | None = None) -> T:
         """``call()``, a request made while an agent runs (its lease's renewal, its slot's
         heartbeat), given up as ``unless_stopped`` gives one up, once the pool was aborted:
         a drain lets the agents finish, and their leases must hold meanwhile."""
-        return self._bounded(call, self._aborting)
+        return self._bounded(call, self._aborting, what, of)
 
-    def _bounded(self, call: Callable[[], T], stop: threading.Event) -> T:
+    def _bounded(
+        self, call: Callable[[], T], stop: threading.Event, what: str, of: str | None
+    ) -> T:
         return self._stopped_short(
-            lambda: until_stopped(call, stop, what="answer", budget=self._stop_budget), stop
+            lambda: until_stopped(
+                lambda: self._told_if_unanswered(of, what, call),
+                stop,
+                what="answer",
+                budget=self._stop_budget,
+            ),
+            stop,
         )
 
     def _stopped_short(self, call: Callable[[], T], stop: threading.Event) -> T:

@@ -13,13 +13,17 @@ claim registered (handed its task by another slot's batch) is registered at its 
 with the role a claim gives (``worker``).
 
 Best effort: presence is what the views show, never a reason to stop an agent, so a beat
-refused or unanswered is tried again at the next one.
+refused or unanswered is tried again at the next one. Each beat is made through the pool
+(``ask``): bounded by its abort, and watched as its other requests are, so that a beat kept
+waiting by the client's retries through an outage (up to a minute on a Cluster URL) is said
+within seconds, not silently (``PoolState._told_if_unanswered``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -40,6 +44,9 @@ class SlotPresence:
 
     swarm: Swarm
     worker: str
+    # How a beat naming a task (None: none) is made: ``ask(task_id, beat)`` calls ``beat``,
+    # raising its SwarmError (the pool's: ``AgentRuns._slot_beat``; else made as it is)
+    ask: Callable[[str | None, Callable[[], None]], None] = lambda _, beat: beat()
     role: str = SLOT_ROLE  # what a beat registers it as when no claim did (a pipeline's own)
     said: str | None = None  # the task the slot's last beat named (None: none, or cleared)
     _due: float = field(default=0.0, init=False)  # monotonic time of the next beat
@@ -65,7 +72,7 @@ class SlotPresence:
 
     def _say(self, task_id: str | None) -> None:
         with contextlib.suppress(SwarmError):
-            self._beat(task_id)
+            self.ask(task_id, lambda: self._beat(task_id))
             self.said = task_id
 
     def _beat(self, task_id: str | None) -> None:
