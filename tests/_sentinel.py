@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import redis
@@ -158,3 +159,16 @@ def start_sentinel(
     setup = LocalSentinel(master, replica, watchers)
     setup.wait_ready()
     return setup
+
+
+@contextlib.contextmanager
+def guarded_sentinel(factory: ServerFactory) -> Iterator[LocalSentinel]:
+    """A set as docs/deployment.md's recipe makes it (each data node refusing writes with no
+    good replica: else the doctor warns), every process stopped at the end."""
+    setup = start_sentinel(factory)
+    for node in setup.data_nodes():
+        with node.client() as client:
+            client.config_set("min-replicas-to-write", "1")
+    yield setup
+    for server in [*setup.sentinels, *setup.data_nodes()]:
+        server.stop()

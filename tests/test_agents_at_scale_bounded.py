@@ -44,6 +44,7 @@ from redis_swarm.dashboard.app import create_app
 from redis_swarm.mcp_server import build_server
 
 from ._cli import Cli
+from ._clock import FakeClock
 from .mcp_server._helpers import connect, texts
 
 SWARM = "test"
@@ -52,23 +53,13 @@ STALE = STALE_SHOWN + 2
 OWNERS = OWNERS_SHOWN + 10
 
 
-class _Clock:
-    """A clock a test sets: the times the core stores (a heartbeat's, a publication's)."""
-
-    def __init__(self) -> None:
-        self.ms = int(time.time() * 1000)
-
-    def __call__(self) -> int:
-        return self.ms
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(int(time.time() * 1000))  # (now: views say how long ago)
 
 
 @pytest.fixture
-def clock() -> _Clock:
-    return _Clock()
-
-
-@pytest.fixture
-def swarm(redis_url: str, clock: _Clock) -> Iterator[Swarm]:
+def swarm(redis_url: str, clock: FakeClock) -> Iterator[Swarm]:
     with Swarm(redis_url, swarm=SWARM, clock=clock) as handle:
         yield handle
 
@@ -77,18 +68,18 @@ def _live(n: int) -> str:
     return f"live-{n:03d}"
 
 
-def _crowd(swarm: Swarm, clock: _Clock, live: int = LIVE, stale: int = STALE) -> list[str]:
+def _crowd(swarm: Swarm, clock: FakeClock, live: int = LIVE, stale: int = STALE) -> list[str]:
     """``stale`` agents silent for ten minutes (gone-0 seen last) and ``live`` live ones,
     live-000 seen first, each 40 ms after the one before (all within the last 15 s): the
     ids of the ``LIVE_SHOWN`` live ones seen last."""
-    now = clock.ms
+    now = clock.now
     for n in range(stale):
-        clock.ms = now - 600_000 - n * 1_000
+        clock.now = now - 600_000 - n * 1_000
         swarm.register("worker", name=f"gone-{n}")
     for n in range(live):
-        clock.ms = now - 15_000 + n * 40
+        clock.now = now - 15_000 + n * 40
         swarm.register("worker", name=_live(n))
-    clock.ms = now
+    clock.now = now
     return [_live(n) for n in range(live - LIVE_SHOWN, live)]
 
 
@@ -151,7 +142,7 @@ def test_bounded_owners_keeps_the_owners_that_published_last() -> None:
 
 
 def test_swarm_agents_prints_its_rows_as_they_come(
-    cli: Cli, swarm: Swarm, clock: _Clock, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, swarm: Swarm, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """More agents than a page (``ALL_PAGE``): when the cells of the last row are made, the
     header and the first page are out already; every agent is listed, in the roster's
@@ -196,7 +187,7 @@ def client(redis_url: str) -> Iterator[TestClient]:
 
 
 def test_api_status_lists_the_live_agents_seen_last(
-    client: TestClient, swarm: Swarm, clock: _Clock
+    client: TestClient, swarm: Swarm, clock: FakeClock
 ) -> None:
     newest = _crowd(swarm, clock)
     status = client.get("/api/status").json()
@@ -211,7 +202,7 @@ def test_api_status_lists_the_live_agents_seen_last(
 
 
 def test_the_terminal_view_of_a_bounded_snapshot_says_how_many_live_agents_it_left_out(
-    redis_url: str, swarm: Swarm, clock: _Clock
+    redis_url: str, swarm: Swarm, clock: FakeClock
 ) -> None:
     newest = _crowd(swarm, clock)
 
@@ -238,7 +229,9 @@ def test_the_terminal_view_of_a_bounded_snapshot_says_how_many_live_agents_it_le
     assert len(_ids(everything)) == LIVE + STALE and "not shown" not in everything
 
 
-def test_swarm_watch_lists_the_live_agents_seen_last(cli: Cli, swarm: Swarm, clock: _Clock) -> None:
+def test_swarm_watch_lists_the_live_agents_seen_last(
+    cli: Cli, swarm: Swarm, clock: FakeClock
+) -> None:
     newest = _crowd(swarm, clock, stale=0)
     out = cli("watch", "--once").stdout
     assert sorted(_ids(out)) == newest
@@ -250,20 +243,20 @@ def test_swarm_watch_lists_the_live_agents_seen_last(cli: Cli, swarm: Swarm, clo
 # --- MCP swarm_status: the context owners that published last
 
 
-def _publish(swarm: Swarm, clock: _Clock) -> list[str]:
+def _publish(swarm: Swarm, clock: FakeClock) -> list[str]:
     """OWNERS owners, each publishing a second after the one before (owner-00 first): the
     ``OWNERS_SHOWN`` that published last."""
-    now = clock.ms
+    now = clock.now
     owners = [f"owner-{n:02d}" for n in range(OWNERS)]
     for n, owner in enumerate(owners):
-        clock.ms = now - (OWNERS - n) * 1_000
+        clock.now = now - (OWNERS - n) * 1_000
         swarm.publish_context(owner, f"# {owner}\n", source="test")
-    clock.ms = now
+    clock.now = now
     return owners[-OWNERS_SHOWN:]
 
 
 def test_swarm_status_lists_the_context_owners_that_published_last(
-    swarm: Swarm, clock: _Clock
+    swarm: Swarm, clock: FakeClock
 ) -> None:
     newest = _publish(swarm, clock)
     hidden = OWNERS - OWNERS_SHOWN

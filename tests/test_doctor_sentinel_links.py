@@ -19,7 +19,7 @@ from redis_swarm._topology import REPLICA_LINKS_NOT_VISIBLE
 
 from ._cli import Cli
 from ._cluster import LocalCluster
-from ._sentinel import SERVICE, LocalSentinel, start_sentinel
+from ._sentinel import SERVICE, LocalSentinel, guarded_sentinel
 from ._servers import ServerFactory
 from ._waiting import until
 
@@ -32,13 +32,8 @@ SEEN_S = 25.0
 
 @pytest.fixture(scope="module")
 def sentinel(servers: ServerFactory) -> Iterator[LocalSentinel]:
-    setup = start_sentinel(servers)
-    for node in setup.data_nodes():  # as docs/deployment.md's recipe: else doctor warns
-        with node.client() as client:
-            client.config_set("min-replicas-to-write", "1")
-    yield setup
-    for server in [*setup.sentinels, *setup.data_nodes()]:
-        server.stop()
+    with guarded_sentinel(servers) as setup:
+        yield setup
 
 
 def _rows(cli: Cli) -> dict[str, str]:

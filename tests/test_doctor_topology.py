@@ -23,7 +23,7 @@ from redis_swarm import SentinelView, Settings, apply_role, topology
 
 from ._cli import SRC, Cli
 from ._cluster import LocalCluster, start_cluster
-from ._sentinel import SERVICE, LocalSentinel, start_sentinel
+from ._sentinel import SERVICE, LocalSentinel, guarded_sentinel
 from ._servers import ServerFactory, free_port
 from ._waiting import until
 
@@ -58,13 +58,8 @@ def _rows(cli: Cli, expect: int = 0) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def sentinel(servers: ServerFactory) -> Iterator[LocalSentinel]:
-    setup = start_sentinel(servers)
-    for node in setup.data_nodes():  # as docs/deployment.md's recipe: else doctor warns
-        with node.client() as client:
-            client.config_set("min-replicas-to-write", "1")
-    yield setup
-    for server in [*setup.sentinels, *setup.data_nodes()]:
-        server.stop()
+    with guarded_sentinel(servers) as setup:
+        yield setup
 
 
 def _on_sentinels(setup: LocalSentinel, *command: Any) -> None:

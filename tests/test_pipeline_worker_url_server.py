@@ -6,7 +6,6 @@ written another way (localhost for 127.0.0.1, the embedded server's socket) is n
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,54 +18,7 @@ from redis_swarm._pipeline.worker_url import other_server
 from ._cli import Cli
 from ._role_users import role_urls
 from ._servers import RedisServer, ServerFactory, system_redis
-
-PY = sys.executable
-
-# A worker printing its finding, and a synthesizer citing the findings of its prompt, as
-# Claude Code's JSON result: a run completes with them whichever server their URL names
-# (the run claims, reports and writes the synthesis itself).
-WORKER = r"""
-import json, sys
-sys.stdin.read()
-print(json.dumps({"type": "result", "subtype": "success", "is_error": False,
-                  "result": '```json\n{"summary": "found", "sources": ["notes.md:1"]}\n```',
-                  "total_cost_usd": 0.01, "usage": {"input_tokens": 10, "output_tokens": 5}}))
-"""
-SYNTH = r"""
-import json, re, sys
-ids = re.findall(r"^- \[(f-[a-z0-9]+)\]", sys.stdin.read(), re.M)
-print(json.dumps({"type": "result", "subtype": "success", "is_error": False,
-                  "result": "Synthesis: " + " ".join("[" + i + "]" for i in ids),
-                  "total_cost_usd": 0.02, "usage": {"input_tokens": 10, "output_tokens": 5}}))
-"""
-
-
-def write_plan(tmp_path: Path, url_env: str | None = "WORKER_URL") -> Path:
-    (tmp_path / "notes.md").write_text("timeouts are 30 s\n")
-    (tmp_path / "worker.py").write_text(WORKER)
-    (tmp_path / "synth.py").write_text(SYNTH)
-    key = f'url_env = "{url_env}"\n' if url_env is not None else ""
-    path = tmp_path / "plan.toml"
-    path.write_text(
-        f"""name = "elsewhere"
-
-[workers]
-exec = "{PY} {tmp_path}/worker.py"
-{key}
-[synthesizer]
-exec = "{PY} {tmp_path}/synth.py"
-
-[[contexts]]
-owner = "notes"
-paths = ["notes.md"]
-
-[[passes]]
-name = "Pass 1"
-context = "notes"
-tasks = ["Find the timeouts"]
-"""
-    )
-    return path
+from .test_pipeline_worker_url import write_plan
 
 
 @pytest.fixture(scope="module")
@@ -136,8 +88,8 @@ def test_a_worker_url_of_another_server_is_refused_before_anything_is_stored(
     env = {"WORKER_URL": url}
     cli = Cli(users["shard"], swarm=users["swarm"])
     if given == "plan":
-        out = cli("pipeline", "run", str(write_plan(tmp_path)), expect=2, env=env)
-        head = "plan.toml:5: workers.url_env: "
+        out = cli("pipeline", "run", str(write_plan(tmp_path, "WORKER_URL")), expect=2, env=env)
+        head = "plan.toml:6: workers.url_env: "
     else:
         plan = str(write_plan(tmp_path, None))
         out = cli("pipeline", "run", plan, "--worker-url-env", "WORKER_URL", expect=2, env=env)
@@ -158,7 +110,7 @@ def test_a_worker_url_of_another_server_is_refused_before_anything_is_stored(
     assert stored(acl_server, users["swarm"]) == []
     assert stored(other_server_, users["swarm"]) == []
     if given == "plan":  # pipeline check refuses it alike
-        out = cli("pipeline", "check", str(write_plan(tmp_path)), expect=2, env=env)
+        out = cli("pipeline", "check", str(write_plan(tmp_path, "WORKER_URL")), expect=2, env=env)
         assert head + "the environment variable WORKER_URL holds a URL of another" in " ".join(
             out.stderr.split()
         )
@@ -171,7 +123,7 @@ def test_a_library_run_refuses_it_too(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("WORKER_URL", users["other"])
-    path = write_plan(tmp_path)
+    path = write_plan(tmp_path, "WORKER_URL")
     plan = parse_plan(path.read_text(), path)  # (not checked against the server: the run is)
     with Swarm(users["shard"], swarm=users["swarm"]) as swarm:
         run = Pipeline(swarm, plan)

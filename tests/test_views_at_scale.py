@@ -27,6 +27,7 @@ from redis_swarm.dashboard._terminal import render
 from redis_swarm.dashboard.app import create_app
 
 from ._cli import Cli
+from ._clock import FakeClock
 from ._handles import must
 
 SWARM = "test"
@@ -35,39 +36,29 @@ HIDDEN = OWNERS - OWNERS_SHOWN
 LINE = f"not shown: {HIDDEN} context owners that published longer ago"
 
 
-class _Clock:
-    """A clock a test sets: when each context is published."""
-
-    def __init__(self) -> None:
-        self.ms = int(time.time() * 1000)
-
-    def __call__(self) -> int:
-        return self.ms
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(int(time.time() * 1000))  # (now: views say how long ago)
 
 
 @pytest.fixture
-def clock() -> _Clock:
-    return _Clock()
-
-
-@pytest.fixture
-def swarm(redis_url: str, clock: _Clock) -> Iterator[Swarm]:
+def swarm(redis_url: str, clock: FakeClock) -> Iterator[Swarm]:
     with Swarm(redis_url, swarm=SWARM, clock=clock) as handle:
         yield handle
 
 
-def _publish(swarm: Swarm, clock: _Clock) -> list[str]:
+def _publish(swarm: Swarm, clock: FakeClock) -> list[str]:
     """OWNERS owners, each publishing a small context a second after the one before
     (owner-00 first; owner-05 twice, its first version before all): the ``OWNERS_SHOWN``
     that published last, in order."""
-    now = clock.ms
+    now = clock.now
     owners = [f"owner-{n:02d}" for n in range(OWNERS)]
-    clock.ms = now - (OWNERS + 1) * 1_000
+    clock.now = now - (OWNERS + 1) * 1_000
     swarm.publish_context("owner-05", "# owner-05, first\n", source="test")
     for n, owner in enumerate(owners):
-        clock.ms = now - (OWNERS - n) * 1_000
+        clock.now = now - (OWNERS - n) * 1_000
         swarm.publish_context(owner, f"# {owner}\n", source="test")
-    clock.ms = now
+    clock.now = now
     return owners[-OWNERS_SHOWN:]
 
 
@@ -86,7 +77,7 @@ def _flat(out: str) -> str:
 
 
 def test_status_lists_the_context_owners_that_published_last(
-    swarm: Swarm, clock: _Clock, cli: Cli
+    swarm: Swarm, clock: FakeClock, cli: Cli
 ) -> None:
     newest = _publish(swarm, clock)
     out = cli("status").stdout
@@ -100,7 +91,7 @@ def test_status_lists_the_context_owners_that_published_last(
 
 
 def test_status_says_the_owners_and_the_settled_queues_it_left_out_in_one_line(
-    swarm: Swarm, clock: _Clock, cli: Cli
+    swarm: Swarm, clock: FakeClock, cli: Cli
 ) -> None:
     _publish(swarm, clock)
     swarm.post_tasks([{"queue": f"day-{n}", "description": "t"} for n in range(1, 13)])
@@ -142,7 +133,7 @@ def client(counting: _Counting) -> Iterator[TestClient]:
 
 
 def test_the_dashboard_reads_the_versions_of_the_owners_it_shows_only(
-    swarm: Swarm, clock: _Clock, client: TestClient, counting: _Counting
+    swarm: Swarm, clock: FakeClock, client: TestClient, counting: _Counting
 ) -> None:
     newest = _publish(swarm, clock)
     status = client.get("/api/status").json()
@@ -158,7 +149,9 @@ def test_the_dashboard_reads_the_versions_of_the_owners_it_shows_only(
     assert every["not_shown"]["contexts"] == 0
 
 
-def test_watch_draws_the_owners_that_published_last(swarm: Swarm, clock: _Clock, cli: Cli) -> None:
+def test_watch_draws_the_owners_that_published_last(
+    swarm: Swarm, clock: FakeClock, cli: Cli
+) -> None:
     newest = _publish(swarm, clock)
     out = cli("watch", "--once").stdout
     assert _owners(out) == newest
@@ -171,7 +164,7 @@ def test_watch_draws_the_owners_that_published_last(swarm: Swarm, clock: _Clock,
 
 
 def test_the_terminal_view_counts_the_owners_a_bounded_snapshot_left_out(
-    swarm: Swarm, clock: _Clock, redis_url: str
+    swarm: Swarm, clock: FakeClock, redis_url: str
 ) -> None:
     newest = _publish(swarm, clock)
 
@@ -187,7 +180,7 @@ def test_the_terminal_view_counts_the_owners_a_bounded_snapshot_left_out(
 
 
 def test_the_page_says_how_many_context_owners_it_does_not_show(
-    clock: _Clock, redis_url: str
+    clock: FakeClock, redis_url: str
 ) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     from . import test_dashboard_browser as web  # skips here without chromium
