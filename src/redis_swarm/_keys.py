@@ -24,6 +24,7 @@ __all__ = [
     "PREFIX",
     "Keys",
     "ask_queue",
+    "asked_owner",
     "chunk_key",
     "is_ask_queue",
     "label_id",
@@ -43,6 +44,12 @@ ASSIST_QUEUE = "assist"
 def ask_queue(owner: str) -> str:
     """The queue name of the questions asked of ``owner`` (``swarm ask`` / ``swarm serve``)."""
     return ASK_PREFIX + owner
+
+
+def asked_owner(queue: str) -> str | None:
+    """The owner whose questions ``queue`` holds (``ask_queue``'s inverse), None for any
+    other queue (the peer-assist queue's are no shard's)."""
+    return queue.removeprefix(ASK_PREFIX) if queue.startswith(ASK_PREFIX) else None
 
 
 # The longest owner (or agent) that can be asked: its ask queue, ``ask.OWNER``, is a name.

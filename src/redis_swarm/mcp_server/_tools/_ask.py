@@ -25,7 +25,7 @@ from ..._errors import (
     SwarmError,
     ValidationError,
 )
-from ..._keys import ask_queue
+from ..._keys import ask_queue, asked_owner
 from ..._models import Task
 from ..._runner.lease_renewal import LeaseRenewal
 from ..._validate import check_name
@@ -75,13 +75,6 @@ class _Asked:
         with self._lock:
             self._gone = True
             return self._question if self._ours else None
-
-
-def _asked_owner(queue: str) -> str | None:
-    """The owner whose questions the queue holds (``ask.OWNER``, next_question's queues),
-    None for any other queue: its tasks are no questions of a shard."""
-    asked = ask_queue("")
-    return queue[len(asked) :] if queue.startswith(asked) else None
 
 
 def _after(lost: str | None, error: ToolError) -> ToolError:
@@ -271,7 +264,7 @@ class AskTools(ToolsBase):
         lost = self._lost_leases.get(token)
         # The version of the asked owner's context this session read (the question's queue
         # is ask.OWNER), as report_finding records the version of its task's shard.
-        owner = _asked_owner(lease.queue) if lease else None
+        owner = asked_owner(lease.queue) if lease else None
         version = session.read_versions.get(owner) if owner else None
         try:
             found = await self.sessions.call(
@@ -318,7 +311,7 @@ class AskTools(ToolsBase):
         answer_question of the question says why. The asker's own timeout bounds the
         question: its withdrawal ends the renewals. ``at_once``: the first renewal is due
         at once (a lease held again, last renewed before its server restarted)."""
-        if _asked_owner(task.queue) is None:
+        if asked_owner(task.queue) is None:
             return
         lease = session.leases[task.id]
         self.sessions.in_background(self._renewing, session, lease, task, at_once)
