@@ -58,6 +58,7 @@ from .._runner import (
 )
 from .._runner.lease_renewal import LeaseRenewal
 from .._runner.outcomes import not_started
+from .._runner.pool_state import MARK_IDLE, RENEW_LEASE, TAKE_BEAT, RequestWatch
 from .._runner.slot_presence import SlotPresence
 from .._translate import said_retrying
 from .._usage import Usage, usage_line, usd
@@ -245,8 +246,15 @@ def leases_end(tasks: Sequence[Task]) -> str:
     return f"its lease ends in {span}" if len(tasks) == 1 else f"their leases end in {span}"
 
 
-class OneShotAgents:
-    """The synthesizer and the planner, as part of a ``Pipeline`` (which sets these)."""
+class OneShotAgents(RequestWatch):
+    """The synthesizer and the planner, as part of a ``Pipeline`` (which sets these, and
+    calls ``_set_up_watch``). Their requests that can wait through an outage (a renewal, a
+    heartbeat, a write ridden out) are watched as ``swarm run``'s pool watches its own
+    (``RequestWatch``): a paused server, or a Cluster master down until a replica takes
+    over, keeps one waiting in the client's retries for up to a minute, and the run says so
+    within seconds, with why when a probe can tell, and once Redis answers again."""
+
+    _goes_on = "the run goes on"
 
     swarm: Swarm
     plan: Plan
@@ -282,6 +290,16 @@ class OneShotAgents:
         (``_stop_budget``) if Redis has not answered it by then: a ``ConnectionFailed``
         (``_outage.until_stopped``)."""
         return until_stopped(call, self._aborting, what="answer", budget=self._stop_budget)
+
+    def _note(self, line: str) -> None:
+        self._say(f"{self.current}: {line}")
+
+    def _beat(self, task_id: str | None, beat: Callable[[], None]) -> None:
+        """A heartbeat of a planner's or synthesizer's presence (``SlotPresence.ask``: naming
+        ``task_id``, "" for none held, None to clear it), as a ``swarm run`` slot's is made:
+        watched, given up at a hard stop (``_bounded``), and not said once given up."""
+        what = TAKE_BEAT if task_id is not None else MARK_IDLE
+        self._tries_watched(task_id or None, what, beat, self._bounded)
 
     def _warn_once(self, role: str, warnings: Sequence[str]) -> None:
         """Say what was amiss in the output of a run of ``role``'s agent (``warnings``,
@@ -343,6 +361,7 @@ class OneShotAgents:
         on the pipeline meanwhile: every such write is safe to make twice."""
 
         def outage(exc: ConnectionFailed) -> None:
+            self._failed_for_want_of_redis()
             if waited is not None:
                 waited.set()
             why = said_retrying(exc)
@@ -354,9 +373,12 @@ class OneShotAgents:
                     self._bounded(lambda: self.swarm.renew(held.id, held.token, lease_s=lease_s))
 
         try:
-            return ride_out(
-                call, what=what, who="the pipeline run", stop=self._aborting,
-                on_outage=outage, between=renew, budget=self._stop_budget,
+            return self._tries_watched(
+                None, what, call,
+                lambda watched: ride_out(
+                    watched, what=what, who="the pipeline run", stop=self._aborting,
+                    on_outage=outage, between=renew, budget=self._stop_budget,
+                ),
             )  # fmt: skip
         except ConnectionFailed as exc:  # (given up: ride_out retries every other)
             raise ConnectionFailed(
@@ -416,12 +438,15 @@ class OneShotAgents:
         one rule of it: a heartbeat at its first tick, then at least every ``BEAT_EVERY_S``,
         naming ``held``; registered at the first if no claim did), so that a run of minutes
         reads alive in ``swarm agents``."""
-        presence = SlotPresence(self.swarm, self._agent_name(role), role=role)
+        presence = SlotPresence(self.swarm, self._agent_name(role), self._beat, role=role)
         every_s = renew.every_s if renew is not None else max(0.2, spec.lease_s / 3)
         tick_s = renew.tick_s if renew is not None else min(every_s, _TICK_S)
 
         def tick() -> str | None:
-            why = renew() if renew is not None else None
+            why = None
+            if renew is not None:  # (watched: a renewal, like a beat, may wait out an outage)
+                of = held.id if held is not None else None
+                why = self._told_if_unanswered(of, RENEW_LEASE, renew)
             if why is not None:
                 return why
             presence.running(held.id if held is not None else "", every_s)
@@ -667,6 +692,7 @@ class OneShotAgents:
         outage: list[bool] = []  # said once per outage
 
         def waiting(exc: ConnectionFailed) -> None:
+            self._failed_for_want_of_redis()
             if not outage:
                 outage.append(True)
                 self._say(f"{self.current}: waiting for Redis to renew the lease of {held.id}: "

@@ -164,6 +164,7 @@ class Pipeline(OneShotAgents):
         self._warned: set[tuple[str, str]] = set()  # (see ``OneShotAgents._warn_once``)
         self._warned_lock = threading.Lock()
         self._agents_settings: Settings | None = None  # (set by ``run``: ``agent_settings``)
+        self._set_up_watch()
 
     # --- control
 

@@ -13,10 +13,11 @@ claim registered (handed its task by another slot's batch) is registered at its 
 with the role a claim gives (``worker``).
 
 Best effort: presence is what the views show, never a reason to stop an agent, so a beat
-refused or unanswered is tried again at the next one. Each beat is made through the pool
-(``ask``): bounded by its abort, and watched as its other requests are, so that a beat kept
-waiting by the client's retries through an outage (up to a minute on a Cluster URL) is said
-within seconds, not silently (``PoolState._told_if_unanswered``).
+refused or unanswered is tried again at the next one. Each beat is made through the pool, or
+the pipeline running a planner or synthesizer (``ask``): bounded by its abort, and watched as
+its other requests are, so that a beat kept waiting by the client's retries through an outage
+(up to a minute on a Cluster URL) is said within seconds, not silently
+(``RequestWatch._told_if_unanswered``).
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ class SlotPresence:
     swarm: Swarm
     worker: str
     # How a beat naming a task (None: none) is made: ``ask(task_id, beat)`` calls ``beat``,
-    # raising its SwarmError (the pool's: ``AgentRuns._slot_beat``; else made as it is)
+    # raising its SwarmError (``AgentRuns._slot_beat``, ``OneShotAgents._beat``; else made as
+    # it is)
     ask: Callable[[str | None, Callable[[], None]], None] = lambda _, beat: beat()
     role: str = SLOT_ROLE  # what a beat registers it as when no claim did (a pipeline's own)
     said: str | None = None  # the task the slot's last beat named (None: none, or cleared)
