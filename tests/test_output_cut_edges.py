@@ -231,15 +231,15 @@ def test_a_failure_quotes_lines_split_on_newlines_alone(
     cli: Cli, handle: Swarm, tmp_path: Path
 ) -> None:
     """``quote_tail`` splits on "\\n" (a "\\r" before it dropped) alone, as the JSON-lines
-    reader does: U+2028, U+0085 and U+001E inside a line leave it one line (U+0085 shown as
-    an escape); a failed run's error quotes its stderr so."""
+    reader does: U+2028, U+0085 and U+001E inside a line leave it one line (shown as
+    escapes); a failed run's error quotes its stderr so."""
     said = "one\u2028still one\x85and\x1eone\r\ntwo\nthree"
-    assert quote_tail(said) == "one\u2028still one\\x85and\\x1eone | two | three"
+    assert quote_tail(said) == "one\\u2028still one\\x85and\\x1eone | two | three"
     t = handle.post_task("q", "Find the retries", max_attempts=1)
     command = agent(tmp_path, "fails", "", stderr="boom\u2028at fetch()\nexit now\n", code=3)
     run(cli, command, expect=1)
     error = handle.get_task(t.id).last_error or ""
-    assert error.endswith("stderr: boom\u2028at fetch() | exit now"), error
+    assert error.endswith("stderr: boom\\u2028at fetch() | exit now"), error
 
 
 # Events Claude Code prints on its own schedule, after a turn's result line too: a rate limit's
