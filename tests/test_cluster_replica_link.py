@@ -156,7 +156,9 @@ def test_the_redis_cli_commands_log_in_as_the_urls_user() -> None:
         "redis-cli --user ops --askpass --cluster call 127.0.0.1:7000 CLUSTER FORGET abc"
     )
     with pytest.raises(ConfigError) as caught:
-        _durability.cluster_plan({"127.0.0.1:7000": {"connected_slaves": 0}}, admin.url)
+        _durability.cluster_plan(
+            {"127.0.0.1:7000": {"role": "master", "connected_slaves": 0}}, admin.url
+        )
     assert "redis-cli --user ops --askpass --cluster add-node NEW EXISTING" in str(caught.value)
     for said in (forget, str(caught.value)):
         assert PASSWORD not in said

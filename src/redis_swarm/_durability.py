@@ -33,6 +33,7 @@ from ._errors import ConfigError, ConnectionFailed
 from ._protocol import WAKE_WAIT, Batch, Call, Cmd, Request, items_of
 
 __all__ = [
+    "ADMIN_LOGIN",
     "REPLICA_PROBE",
     "WAIT_MS",
     "Plan",
@@ -41,7 +42,9 @@ __all__ = [
     "confirm",
     "is_write",
     "not_durable",
+    "redis_cli",
     "redis_cli_login",
+    "redis_cli_server",
     "waited_ok",
     "wrap",
 ]
@@ -161,33 +164,101 @@ def cluster_plan(masters: Mapping[str, Mapping[str, Any]], where: str) -> Plan:
     own count: fresher than the cluster's gossip). Raises ConfigError naming those without."""
     alone = sorted(a for a, info in masters.items() if int(info.get("connected_slaves", 0)) < 1)
     if alone or not masters:
+        # A master whose INFO was refused (its count only, no "role"): the user is a worker
+        # (the one role `swarm acl` withholds INFO from), which may not add a node.
+        read = all("role" in info for info in masters.values())
         raise ConfigError(
             f"durability='strict' on the cluster at {where} waits for a replica of each master "
             f"written, but {', '.join(alone) or 'no master'} has no connected replica: add one "
-            f"(redis-cli {_login_of(where)}--cluster add-node NEW EXISTING --cluster-slave), "
-            "or use durability='normal'"
+            f"as an admin user (redis-cli {_login_of(where, may_run=read)}--cluster add-node "
+            "NEW EXISTING --cluster-slave), or use durability='normal'"
         )
     return _WAIT_ON_EACH_MASTER
 
 
-def redis_cli_login(settings: Settings) -> str:
+# The login of a redis-cli command the URL's own user may not run (a worker's, for a repair
+# only an admin, or a shard, may make): an admin user, its name to be filled in.
+ADMIN_LOGIN = "--user ADMIN --askpass "
+
+
+def redis_cli_login(settings: Settings, *, may_run: bool = True) -> str:
     """The redis-cli options that log in as the user of ``settings``, followed by a space: its
     name and ``--askpass`` (which asks for the password: never written into a command), as
     docs/deployment.md's own commands do; "" for a URL with neither user nor password (the
     default user, no password). A user name that may be a password (``shown_user``: ``***``)
-    is written ``USER``, to be filled in."""
+    is written ``USER``, to be filled in. ``may_run`` False: the caller learnt that this user
+    may not run the command the words go with (a refusal it met, or its role's rights in
+    ``_acl``), so they log in as an admin user instead (``ADMIN_LOGIN``): never words that
+    can only be refused. The one place that decides whom a redis-cli command logs in as."""
+    if not may_run:
+        return ADMIN_LOGIN
     if not settings.username:
         return "--askpass " if settings.password else ""
     user = settings.shown_user
     return f"--user {'USER' if user == '***' else shlex.quote(user)} --askpass "
 
 
-def _login_of(url: str) -> str:
+def _login_of(url: str, *, may_run: bool = True) -> str:
     """``redis_cli_login`` of a URL as errors show it (password masked)."""
     try:
-        return redis_cli_login(Settings.from_url(url))
+        return redis_cli_login(Settings.from_url(url), may_run=may_run)
     except (ConfigError, ValueError):
+        return ADMIN_LOGIN if not may_run else ""
+
+
+def redis_cli_server(settings: Settings, master: str | None = None) -> str:
+    """The redis-cli options that reach the data server of ``settings``, followed by a space:
+    ``-u URL`` on a redis:// or rediss:// URL (URL: the server's, to be filled in); ``-s
+    PATH`` on a unix socket or the embedded server (redis-cli's ``-u`` refuses a unix:// URL:
+    "Invalid URI scheme"); on a cluster ``-c`` and the URL's first node (``-c``: redis-cli
+    follows the redirection to the node that serves the key); behind Sentinel the master,
+    ``master`` (``host:port``, as the sentinels name it; None: ``-h MASTER -p PORT``, to be
+    filled in). ``-n DB`` past database 0, and the URL's TLS and its files, where ``-u``
+    does not carry them."""
+    if settings.kind == "standalone":
+        return "-u URL " + _tls_options(settings)
+    if settings.kind in ("unix", "embedded"):
+        path = settings.path
+        if settings.kind == "embedded":
+            from ._embedded import EmbeddedServer  # (here: only an embedded URL's)
+
+            path = str(EmbeddedServer(settings.home).socket_path)
+        return f"-s {shlex.quote(path or '')} " + _db_option(settings)
+    if settings.kind == "cluster":
+        host, port = settings.nodes[0] if settings.nodes else (settings.host, settings.port)
+        return f"-c -h {shlex.quote(host)} -p {port} " + _tls_options(settings)
+    host, _, said = (master or "MASTER:PORT").rpartition(":")
+    return f"-h {shlex.quote(host)} -p {said} " + _db_option(settings) + _tls_options(settings)
+
+
+def _db_option(settings: Settings) -> str:
+    return f"-n {settings.db} " if settings.db else ""
+
+
+def _tls_options(settings: Settings) -> str:
+    """redis-cli's TLS options for the URL's: ``--tls`` and the files it names (redis-cli
+    checks the server's certificate unless told ``--insecure``, as ssl_cert_reqs=none)."""
+    if not settings.ssl:
         return ""
+    words = ["--tls"]
+    for option, path in (
+        ("--cacert", settings.ssl_ca_certs),
+        ("--cert", settings.ssl_certfile),
+        ("--key", settings.ssl_keyfile),
+    ):
+        if path:
+            words += [option, shlex.quote(path)]
+    if settings.ssl_cert_reqs == "none":
+        words.append("--insecure")
+    return " ".join(words) + " "
+
+
+def redis_cli(settings: Settings, *, may_run: bool = True, master: str | None = None) -> str:
+    """The start of a redis-cli command run on the data server of ``settings``, followed by a
+    space: ``redis-cli``, the options that reach it (``redis_cli_server``), and those that
+    log in (``redis_cli_login``: as an admin user where ``may_run`` is False)."""
+    login = redis_cli_login(settings, may_run=may_run)
+    return f"redis-cli {redis_cli_server(settings, master)}{login}"
 
 
 def waited_ok(plan: Plan, waited: Any) -> bool:

@@ -80,6 +80,15 @@ class SentinelView:
     unlinked: tuple[str, ...] = ()
 
     @property
+    def failover_said(self) -> str | None:
+        """``failover`` as ``swarm doctor`` says it (its row and JSON): CKQUORUM's OK counts
+        only the sentinels; with no replica up a failover would have nothing to promote, so
+        that is said beside it, never a bare OK."""
+        if self.failover_ok and self.replicas_up == 0:
+            return f"the sentinels agree ({self.failover}), but no replica is up to take over"
+        return self.failover
+
+    @property
     def failover_blocked(self) -> bool:
         """Whether the sentinels said no failover can be agreed now (CKQUORUM's NOQUORUM or
         NOMAJORITY: too few of them are up): a master lost now would not be replaced, so
@@ -100,7 +109,7 @@ class SentinelView:
                 quorum=self.quorum,
                 replicas=self.replicas,
                 replicas_up=self.replicas_up,
-                failover=self.failover,
+                failover=self.failover_said,
                 replica_links_down=list(self.unlinked),
             )
         return out
@@ -533,8 +542,8 @@ def _default_login(where: str, master: str) -> str:
         f"cluster replica {where} follows its master {master} logged in as the default user "
         f"(it has no masteruser), which is off on {master} now: its next login there (a "
         "restart of either, a link lost) is refused (NOAUTH), and it stops following; give "
-        "every node masteruser and masterauth for the replication user, and save them "
-        "(CONFIG SET, then CONFIG REWRITE: docs/security.md, 'Users per role')"
+        "every node masteruser and masterauth for the replication user, and save them, as "
+        "an admin user (CONFIG SET, then CONFIG REWRITE: docs/security.md, 'Users per role')"
     )
 
 
@@ -565,8 +574,9 @@ def _link_down(kind: Kind, where: str, master: str, how_long: str) -> str:
         f"down on {where}, {how_long}): it has no fresh copy of {copy}, and {cost}. Most "
         "often the replica cannot log in to its master (NOAUTH or WRONGPASS in its log: the "
         "default user is off, and it has no masteruser/masterauth): give every node "
-        "masteruser and masterauth for the replication user, and save them (CONFIG SET, "
-        "then CONFIG REWRITE: docs/security.md, 'Users per role'); else its log says why"
+        "masteruser and masterauth for the replication user, and save them, as an admin "
+        "user (CONFIG SET, then CONFIG REWRITE: docs/security.md, 'Users per role'); else its "
+        "log says why"
     )
 
 
@@ -614,6 +624,7 @@ def _cluster_state(settings: Settings) -> tuple[ClusterView, list[str]]:
     infos: dict[str, dict[str, str] | None] = {}
     links: dict[str, dict[str, str] | None] = {}  # INFO replication of each node that answers
     silent: list[tuple[str, str]] = []  # nodes that do not answer, and what was met
+    forgotten: list[str] = []  # failed masters that do not answer: to be forgotten
     failed = layout.failed()
     for where in sorted(layout.nodes):
         host, _, port = where.rpartition(":")
@@ -627,9 +638,14 @@ def _cluster_state(settings: Settings) -> tuple[ClusterView, list[str]]:
             warnings.append(_refuses(where, settings, exc))
         except (redis.RedisError, OSError) as exc:
             if where in failed:  # a master a failover replaced: not one to wait for
-                warnings.append(_forget(where, layout.ids.get(where), answered, settings))
+                forgotten.append(where)
             else:
                 silent.append((where, str(exc)))
+    # Of the swarm's roles only an admin may run CLUSTER INFO, and the repairs below
+    # (CLUSTER FORGET, add-node, fix): every other role is an allowlist of its operations'
+    # commands (_acl), which hold neither. Where no node let it, they log in as an admin.
+    login = redis_cli_login(settings, may_run=any(i is not None for i in infos.values()))
+    warnings += [_forget(w, layout.ids.get(w), answered, settings, login) for w in forgotten]
     failed = [where for where in failed if where not in versions]
     replicas = [w for w, (role, _) in layout.nodes.items() if role != "master"]
     # Up: it answers, and is not failed. (The health other nodes give a replica lags: one
@@ -698,8 +714,8 @@ def _cluster_state(settings: Settings) -> tuple[ClusterView, list[str]]:
     if slots_assigned < CLUSTER_SLOTS:
         warnings.append(
             f"only {slots_assigned} of {CLUSTER_SLOTS} slots are assigned: the "
-            "swarms whose keys hash to the others are refused; assign them "
-            "(redis-cli --cluster fix HOST:PORT)"
+            "swarms whose keys hash to the others are refused; assign them as an admin "
+            f"user (redis-cli {login}--cluster fix {answered})"
         )
     for master in sorted(layout.served):
         mine = layout.replicas.get(master, [])
@@ -707,8 +723,8 @@ def _cluster_state(settings: Settings) -> tuple[ClusterView, list[str]]:
             known = len(layout.replicas.get(master, []))
             warnings.append(
                 f"master {master} has no replica online ({known} known): if it fails, its "
-                "slots (and the swarms on them) are down until it is back; add one "
-                f"(redis-cli {redis_cli_login(settings)}--cluster add-node NEW:PORT {master} "
+                "slots (and the swarms on them) are down until it is back; add one as an "
+                f"admin user (redis-cli {login}--cluster add-node NEW:PORT {master} "
                 "--cluster-slave)"
             )
     if len(set(versions.values())) > 1:
@@ -754,13 +770,16 @@ def _refuses(where: str, settings: Settings, exc: BaseException) -> str:
     )
 
 
-def _forget(where: str, node_id: str | None, alive: str, settings: Settings) -> str:
+def _forget(
+    where: str, node_id: str | None, alive: str, settings: Settings, login: str | None = None
+) -> str:
     """The warning on a master a failover replaced (``where``, failed, serving no slots),
     with the command that makes every node forget it (through ``alive``, a node that
-    answers)."""
+    answers), logged in with ``login`` (None: as the URL's user, ``redis_cli_login``)."""
+    login = redis_cli_login(settings) if login is None else login
     return (
         f"cluster node {where} failed and serves no slots (a failover gave them to its "
         "replica), yet the cluster still lists it: start it again, and it rejoins as a "
-        f"replica, or make every node forget it: redis-cli {redis_cli_login(settings)}"
-        f"--cluster call {alive} CLUSTER FORGET {node_id or 'NODE-ID'}"
+        "replica, or, as an admin user, make every node forget it: redis-cli "
+        f"{login}--cluster call {alive} CLUSTER FORGET {node_id or 'NODE-ID'}"
     )

@@ -16,6 +16,7 @@ from .._replies import reply_map, text
 
 __all__ = [
     "ACL_LIMITS",
+    "ANY_SERVER",
     "INBOXES_CHECKED",
     "MAX_STREAM_ID",
     "REPAIRER",
@@ -42,6 +43,9 @@ INBOXES_CHECKED = 100
 ACL_LIMITS = "docs/security.md, 'What Redis ACLs cannot stop'"
 # Who may repair a stream: never a worker (the role that can damage one).
 REPAIRER = "as a shard, coordinator or admin user"
+# The start of the redis-cli command of a repair where the caller names no server: the
+# server's URL to fill in (``swarm doctor`` gives the words of its own URL, ``warning_for``).
+ANY_SERVER = "redis-cli -u URL "
 
 
 @dataclass(frozen=True)
@@ -94,25 +98,31 @@ class DamagedStream:
         no printable one-line text (an agent's name in it, ``shown_name``)."""
         return shown_name(self.key, label=True)
 
-    @property
-    def _delete(self) -> str:
-        """The redis-cli command that deletes the stream's key, to copy: the key single-quoted
-        as it is when it is printable on one line (``_key``) and holds no quote, else written
-        for ``--quoted-input`` (``redis_cli_word``: shown safe, pasted as it is shown); a key
-        no command line gives (no UTF-8) is said so."""
+    def _delete(self, cli: str) -> str:
+        """The redis-cli command that deletes the stream's key, to copy (``cli``: its start,
+        which reaches the server and logs in): the key single-quoted as it is when it is
+        printable on one line (``_key``) and holds no quote, else written for
+        ``--quoted-input`` (``redis_cli_word``: shown safe, pasted as it is shown); a key no
+        command line gives (no UTF-8) is said so."""
         if self._key == self.key and "'" not in self.key:
-            return f"redis-cli -u URL DEL '{self.key}'"
+            return f"{cli}DEL '{self.key}'"
         word = redis_cli_word(self.key)
         if word is None:
             return (
                 f"DEL {self._key} from a program (the key is no UTF-8 text: no redis-cli "
                 "command line gives it)"
             )
-        return f"redis-cli -u URL --quoted-input DEL {word}"
+        return f"{cli}--quoted-input DEL {word}"
 
     @property
     def warning(self) -> str:
-        """What is wrong with it, what it means, and the repair (never a worker's)."""
+        """What is wrong with it, what it means, and the repair (never a worker's), its
+        redis-cli command on a server to name (``ANY_SERVER``)."""
+        return self.warning_for(ANY_SERVER)
+
+    def warning_for(self, cli: str) -> str:
+        """``warning``, its redis-cli command started with ``cli`` (``_durability.redis_cli``
+        of the URL: the server reached, and a user who may run it)."""
         whose = {"events": "the swarm's event log", "broadcast": "the swarm's broadcast stream"}
         what = whose.get(self.kind, f"the inbox of agent {self._agent}")
         if not self.refuses:
@@ -144,7 +154,7 @@ class DamagedStream:
             )
         if self.wrong_type:
             repair = (
-                f"to repair, {REPAIRER}: {self._delete} (it holds nothing "
+                f"to repair, {REPAIRER}: {self._delete(cli)} (it holds nothing "
                 "of the swarm's), after reading it (TYPE, then the command of that type) if "
                 "another program may own it"
             )
@@ -155,7 +165,7 @@ class DamagedStream:
                 "register again"
             )
         else:
-            repair = f"to repair, {REPAIRER}: {self._delete}"
+            repair = f"to repair, {REPAIRER}: {self._delete(cli)}"
             if self.kind == "events":
                 repair += (
                     " (the events it holds go with it; the swarm's records and counters do "

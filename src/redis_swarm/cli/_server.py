@@ -255,7 +255,7 @@ def _topology_line(view: SentinelView | ClusterView) -> str:
             f"master {view.master} (service {view.service}); "
             f"{_sentinels(view.sentinels)}, quorum {view.quorum}, {view.answering} of "
             f"{view.in_url} in the URL answering; {_replicas(view.replicas, view.replicas_up)}; "
-            f"failover: {view.failover}"
+            f"failover: {view.failover_said}"
         )
     said = view.to_dict()
     shown = said["state"] or "unknown (no node answered)"
@@ -522,7 +522,8 @@ def _doctor(
     streams = info.streams if info is not None else None
     if streams is not None:  # (a poisoned event log: the log is lost from then on)
         report["streams"] = streams.row
-        warnings += [stream.warning for stream in streams.damaged]
+        cli = _repair_cli(settings, info is not None and info.info_readable, view)
+        warnings += [stream.warning_for(cli) for stream in streams.damaged]
         if streams.fails:
             report["ok"] = False
     report["min_replicas_to_write"] = None  # (SHAPE_ROWS: null where there is none)
@@ -594,6 +595,19 @@ def _doctor(
     app.emit(report, human)
     if not report["ok"]:
         sys.exit(EXIT_ERROR)
+
+
+def _repair_cli(
+    settings: Settings, info_readable: bool, view: SentinelView | ClusterView | None
+) -> str:
+    """The start of the redis-cli command of a stream's repair: on the URL's server (behind
+    Sentinel, the master the sentinels name), as this user unless it may not run INFO: a
+    worker (the one role `swarm acl` withholds INFO from), which may repair no stream, so
+    as an admin user."""
+    from .._durability import redis_cli  # (here: `swarm --help` imports this module)
+
+    master = getattr(view, "master", None) if settings.kind == "sentinel" else None
+    return redis_cli(settings, may_run=info_readable, master=master)
 
 
 def _counters(swarm: Swarm, report: dict[str, Any], warnings: list[str], failing: bool) -> None:
