@@ -25,7 +25,7 @@ def swarm(redis_url: str) -> Iterator[Swarm]:
 
 
 def test_status_human_and_json(cli: Cli, swarm: Swarm) -> None:
-    assert "no tasks yet" in cli("status").stdout
+    assert "no tasks: none posted yet, or every one retired" in cli("status").stdout
     swarm.post_task("q1", "a", pass_name="P")
     swarm.post_task("q1", "b", pass_name="P")
     swarm.post_task("q2", "c")

@@ -272,7 +272,7 @@ def test_a_file_name_with_a_newline_is_told_to_name_its_source(cli: Cli, tmp_pat
     path = tmp_path / "a\nb.md"
     path.write_text("notes\n")
     out = cli("context", "publish", str(path), "--owner", "nl", expect=2)
-    assert "control characters" in out.stderr and "--source NAME" in out.stderr
+    assert "a control character (U+000A)" in out.stderr and "--source NAME" in out.stderr
     cli("context", "publish", str(path), "--owner", "nl", "--source", "ab.md")
 
 

@@ -718,7 +718,7 @@ def test_watch_into_a_pipe_prints_a_plain_snapshot_per_change(
     watch = _PipedWatch(redis_url)
     try:
         first = watch.snapshot()
-        assert first.startswith(f"redis-swarm {SWARM}") and "no queue yet" in first
+        assert first.startswith(f"redis-swarm {SWARM}") and "no queue with tasks" in first
         sync_swarm.post_task("q.piped", "x")
         start = time.monotonic()
         second = watch.snapshot()

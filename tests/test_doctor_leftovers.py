@@ -54,7 +54,7 @@ def test_watch_exits_when_the_server_certificate_no_longer_verifies(
         first = [watch.stdout.readline()]
         while "no context yet" not in first[-1] and first[-1]:
             first.append(watch.stdout.readline())
-        assert "no queue yet" in "".join(first), first
+        assert "no queue with tasks" in "".join(first), first
         with contextlib.closing(server.client()) as admin:
             # (both at once: Redis checks the pair it is left with)
             admin.execute_command(  # type: ignore[no-untyped-call]

@@ -138,7 +138,7 @@ def test_watch_into_a_pipe_rides_out_a_restart(server: RedisServer) -> None:
     ``--once`` on the stopped server fails at once, as before."""
     watch = _Watch(server.url)
     try:
-        assert "no queue yet" in watch.snapshot()
+        assert "no queue with tasks" in watch.snapshot()
         server.stop()
         lost = watch.said_line(UNREACHABLE, NOTICED_S)
         assert ", retrying (last error: cannot reach Redis at " in lost, lost
@@ -151,7 +151,7 @@ def test_watch_into_a_pipe_rides_out_a_restart(server: RedisServer) -> None:
         server.restart()
         back = watch.said_line(RECONNECTED, NOTICED_S)
         assert "(unreachable since " in back, back
-        assert "no queue yet" in watch.snapshot()  # the swarm as read again, once back
+        assert "no queue with tasks" in watch.snapshot()  # the swarm as read again, once back
         _post_after_restart(server)
         assert "q.after" in watch.snapshot()
         with pytest.raises(queue.Empty):  # nothing more: the event is not shown again

@@ -148,10 +148,14 @@ def unknown_pass(
             f"there is {doing}; "
             "its synthesis, if it had one, is kept"
         )
+    # (Imported here: _printable imports this module.) In the order every listing of passes
+    # shows them in (day-3 before day-10), whatever order the caller read them in.
+    from ._printable import natural_key
+
+    listed = listed_names(sorted(passes, key=natural_key), none=_NO_PASS_HOLDS_TASKS)
     return (
         f"no task has ever been posted to pass {dumps(name)}: {doing}. Check its name (the "
-        f"passes: {listed_names(passes, none=_NO_PASS_HOLDS_TASKS)}; {lists}), or post its "
-        "tasks first"
+        f"passes: {listed}; {lists}), or post its tasks first"
     )
 
 

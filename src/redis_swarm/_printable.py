@@ -62,9 +62,11 @@ __all__ = [
     "bounded_owners",
     "bounded_passes",
     "bounded_queues",
+    "in_a_list",
     "indented",
     "natural_key",
     "not_shown",
+    "one_line",
     "printable",
     "redis_cli_word",
     "short",
@@ -103,10 +105,27 @@ def printable(text: object) -> str:
     return str(text).translate(_ESCAPES)
 
 
+# The whitespace ``one_line`` makes one space: any run of it but the characters
+# ``printable`` escapes (U+2028, U+2029, the C0 and C1 controls str.split() takes for spaces),
+# which stay to be shown escaped, as every other face shows them; a carriage return is
+# made a space too, the end of a line written \r\n.
+_BLANKS = re.compile(
+    r"[^\S"
+    + "".join(re.escape(chr(c)) for c in sorted((UNSAFE_CONTROLS | UNSAFE_WIDE) - {0x0D}))
+    + "]+"
+)
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: each run of whitespace (a line break, a tab) one space, none at
+    either end; the characters ``printable`` escapes are kept, for it to show them."""
+    return _BLANKS.sub(" ", text).strip(" ")
+
+
 def short(text: Any, limit: int = 80) -> str:
     """``text`` (a summary, a description) on one line, cut at ``limit`` characters, safe to
     print: a newline in it would start a line at column 0, outside a table or a tree."""
-    value = printable(" ".join(str(text or "").split()))
+    value = printable(one_line(str(text or "")))
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
@@ -235,7 +254,14 @@ def not_shown(
     ]
     if not parts:
         return None
-    return f"not shown: {' and '.join(parts)} ({lists or command + ' --all'} lists them)"
+    return f"not shown: {in_a_list(parts)} ({lists or command + ' --all'} lists them)"
+
+
+def in_a_list(items: Sequence[str]) -> str:
+    """``items`` as a sentence lists them: "a", "a and b", "a, b and c"."""
+    if len(items) < 2:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def bounded_agents(

@@ -295,11 +295,12 @@ def _edge_space(kind: str, value: str) -> ValidationError:
     )
 
 
-def check_printable(kind: str, value: str, *, max_chars: int) -> str:
-    """A one-line label shown in tables (an agent's model, its specialization): at most
-    ``max_chars`` characters, none of them one that ``printable`` shows as an escape (C0 and
-    C1 control characters, DEL, the bidirectional overrides, U+2028 and U+2029), nor a tab
-    or newline."""
+def check_printable(kind: str, value: str, *, max_chars: int, fix: str = "") -> str:
+    """A one-line label shown in tables (an agent's model, its specialization, a context's
+    source): at most ``max_chars`` characters, none of them one that ``printable`` shows as
+    an escape (C0 and C1 control characters, DEL, the bidirectional overrides, U+2028 and
+    U+2029), nor a tab or newline. ``fix``: what the refusal adds to its own advice, for a
+    label with a way of its own to be given apart (a context's source: ``--source``)."""
     # (Imported here: _printable imports _models, whose records' defaults are this module's.)
     from ._printable import printable
 
@@ -318,7 +319,7 @@ def check_printable(kind: str, value: str, *, max_chars: int) -> str:
             )
             raise ValidationError(
                 f"{kind} holds {what} (U+{ord(ch):04X}) at position {position}: "
-                "use printable text on one line"
+                f"use printable text on one line{fix}"
             )
     return value
 

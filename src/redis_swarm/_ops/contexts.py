@@ -62,7 +62,7 @@ from .._protocol import (
     Operation,
     check_limits,
 )
-from .._validate import DEFAULT_AROUND, check_flag, check_name
+from .._validate import DEFAULT_AROUND, check_flag, check_name, check_printable
 from . import _context_gc as gcops
 from . import _context_store as store
 from . import _textview as tv
@@ -84,6 +84,12 @@ __all__ = [
 ]
 
 MAX_SOURCE_CHARS = 1024
+# What a source refused for a character it holds adds: a file's name is its source unless
+# one is given, and a name may hold what a source may not.
+_SOURCE_APART = (
+    " (a file whose name holds one: give the source apart, swarm context publish FILE "
+    "--source NAME)"
+)
 ZSTD_LEVEL = 3
 # zstd is kept for a chunk only when it saves at least this share of the bytes.
 ZSTD_MIN_SAVING = 0.05
@@ -498,12 +504,8 @@ def _check_source(source: object) -> str:
             f"source is {len(source)} characters; the limit is {MAX_SOURCE_CHARS}: "
             "name the file or URL the context came from"
         )
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in source):
-        raise ValidationError(
-            f"source {source[:80]!r} contains control characters (a newline, a tab...): name "
-            "the file or URL the context came from without them (a file whose name holds "
-            "them: give the source apart, swarm context publish FILE --source NAME)"
-        )
+    # (what an agent's model may not hold either: every table shows the source on one line)
+    check_printable("source", source, max_chars=MAX_SOURCE_CHARS, fix=_SOURCE_APART)
     if source and not source.strip():  # ("" is none; spaces alone would list as a blank)
         raise ValidationError(
             f"source {source!r} is blank (only whitespace): name the file or URL the context "

@@ -30,6 +30,7 @@ else:  # pragma: no cover
 from .._codec import readable_number
 from .._config import Settings
 from .._errors import ConfigError, ValidationError
+from .._printable import in_a_list
 from .._protocol import Limits
 from .._runner import check_command, check_program, missing_program
 from .._validate import (
@@ -998,18 +999,13 @@ def _program_problems(c: _Checker, specs: dict[str, AgentSpec | None]) -> None:
             missing.setdefault(program, []).append((section, spec))
     for agents in missing.values():
         (first, spec), *_ = agents
-        where = _listed([f"[{section}] exec" for section, _ in agents])
+        where = in_a_list([f"[{section}] exec" for section, _ in agents])
         try:
             # (said alike by pipeline check, which claims nothing, and a run refused
             # before anything runs: not "nothing was claimed", swarm run's ending)
             check_program(spec.exec, where=where, claims=False)
         except ConfigError as exc:
             c.problem((first, "exec"), str(exc))
-
-
-def _listed(items: Sequence[str]) -> str:
-    """``items`` as a sentence lists them: "a, b and c"."""
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 # The agent CLIs known to report tokens and never a cost in USD (Codex, Gemini CLI).
@@ -1044,10 +1040,10 @@ def why_no_cost(plan: Plan) -> str:
     others = [p for p in programs if p not in NO_COST_PROGRAMS]
     said = []
     if known:
-        said.append(f"{_listed(known)} report{'s' * (len(known) == 1)} tokens and no cost")
+        said.append(f"{in_a_list(known)} report{'s' * (len(known) == 1)} tokens and no cost")
     if others:
         said.append(
-            f"a run of {_listed(others)} reports one only when its output says it: one that "
+            f"a run of {in_a_list(others)} reports one only when its output says it: one that "
             "fails before that, or prints no cost, reports none"
         )
     return "; ".join(said)

@@ -51,6 +51,9 @@ STATUSES = tuple(s.value for s in TaskStatus)
 # What a retired pass's cost line says when no record of a run is left (its runs were
 # recorded: retiring it removed them, as the note under it says).
 RETIRED_RUNS = "no record of an agent run left: the pass was retired"
+# What status says with no queue to list: none was posted to, or every task was retired
+# (``swarm retire``), which leaves no queue either (the core's status() lists none at zero).
+NO_TASKS = "no tasks: none posted yet, or every one retired"
 # What there is not to do with a pass retired whole (``unknown_pass``'s ``doing``): count it.
 _GONE = "nothing of them left to count"
 # The most of an agent's model or specialization a row of `swarm agents` shows.
@@ -112,7 +115,7 @@ def status(app: App, pass_name: str | None, stale_after: float, all_: bool) -> N
         if st.queues:
             print_table(app, table)
         else:
-            click.echo("no tasks yet")
+            click.echo(NO_TASKS)
         if pass_rows:
             ptable = make_table("pass", *STATUSES, "settled", title="passes")
             for progress in pass_rows:

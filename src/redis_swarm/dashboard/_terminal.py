@@ -21,6 +21,7 @@ from .._printable import (
     bounded_passes,
     bounded_queues,
     not_shown,
+    one_line,
     printable,
     short_version,
 )
@@ -256,8 +257,8 @@ class _Bar:
 
 
 def _queues(rows: list[tuple[str, dict[str, int]]]) -> RenderableType:
-    if not rows:
-        return _empty("Queues", "no queue yet")
+    if not rows:  # (not "yet": a swarm whose every task was retired lists no queue either)
+        return _empty("Queues", "no queue with tasks")
     table = _table("Queues", "queue", "pending", "claimed", "done", "dead", "cancelled")
     for name, c in rows:
         pending = str(c.get("pending", 0)) + (f" +{c['delayed']}" if c.get("delayed") else "")
@@ -272,8 +273,8 @@ def _dead_n(counts: dict[str, int]) -> Text:
 
 
 def _passes(rows: list[PassProgress], bar_width: int) -> RenderableType:
-    if not rows:
-        return _empty("Passes", "no pass yet")
+    if not rows:  # (nor a pass: a retired pass's counters go with it)
+        return _empty("Passes", "no pass with tasks")
     table = _table("Passes", "pass", "progress", "settled")
     for p in rows:
         _row(
@@ -346,7 +347,7 @@ def _syntheses(snap: Snapshot) -> RenderableType:
         return _empty("Syntheses", "no synthesis yet")
     table = _table("Syntheses", "pass", "shard", "text", "cites", "when", expand=True)
     for s in snap.syntheses[:5]:
-        text = " ".join(s.text.split())
+        text = one_line(s.text)
         _row(table, s.pass_name, s.shard, text, str(len(s.sources)), _ago(snap, s.created_at))
     return table
 

@@ -84,13 +84,20 @@ def name_held(existing: Agent | None, role: str, before: Agent | None) -> str | 
     host, pid = _server_of(existing)
     return (
         f"agent {existing.id} is live as role {existing.role}, served by another MCP server "
-        f"(pid {pid} on {host}): a {role} session under the same name would take it over, "
+        f"(pid {pid} on {host}): {_a(role)} session under the same name would take it over, "
         f"and mark it gone when it ends. Start this server with another --name (or "
         f"SWARM_AGENT) for the {role}, or stop that server first: one of role "
         f"{existing.role} started again takes its own name back; one killed reads stale "
         f"{STALE_AFTER_S:.0f} s after its last heartbeat ('swarm agents deregister "
         f"{existing.id}' frees the name at once)"
     )
+
+
+def _a(word: str) -> str:
+    """``word``, a role a session registers as, after its indefinite article: "an agent",
+    "a worker", "a shard", "a coordinator" (the article by its first letter: enough for
+    the roles there are, each said as written)."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
 
 
 def refuse_held_name(swarm: Swarm, name: str, role: str) -> None:

@@ -227,7 +227,7 @@
       { label: "done", num: true, cell: (r) => r.c.completed || 0 },
       { label: "dead", num: true, cell: (r) => r.c.dead || 0 },
       { label: "cancelled", num: true, cell: (r) => r.c.cancelled || 0 },
-    ], rows, (r) => r.name, false), "no queue yet: post a task with swarm task post",
+    ], rows, (r) => r.name, false), "no queue with tasks: post a task with swarm task post",
     notShown(hidden, "queue", "queues", rows.length > 0));
   }
 
