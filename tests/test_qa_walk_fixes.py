@@ -139,6 +139,9 @@ def test_watch_once_every_task_was_retired_does_not_say_none_yet(
     drawn = out.getvalue()
     assert "no queue yet" not in drawn and "no pass yet" not in drawn, drawn
     assert "no queue with tasks" in drawn and "no pass with tasks" in drawn
+    # (findings and syntheses went with their tasks)
+    assert "no finding yet" not in drawn and "no synthesis yet" not in drawn, drawn
+    assert "no finding" in drawn and "no synthesis" in drawn
 
 
 # --- 4. the "not shown" line, a list; the passes a misspelt one names, in natural order
@@ -198,3 +201,12 @@ def test_the_pipeline_doc_says_the_url_the_agents_are_handed() -> None:
     written, handed = found.groups()
     own = Settings.from_url("redis://legal-shard:PASSWORD@localhost:6380", swarm="legal")
     assert reach_env(worker_settings(written, own))["SWARM_URL"] == handed
+
+
+def test_a_misspelt_queue_names_the_queues_there_are_in_natural_order(
+    core: Swarm, cli: Cli
+) -> None:
+    for day in (10, 2, 3):
+        core.post_task(f"day-{day}", "work")
+    said = cli("task", "claim", "day-1", expect=3).stderr
+    assert '"day-2", "day-3", "day-10"' in " ".join(said.split()), said

@@ -148,11 +148,7 @@ def unknown_pass(
             f"there is {doing}; "
             "its synthesis, if it had one, is kept"
         )
-    # (Imported here: _printable imports this module.) In the order every listing of passes
-    # shows them in (day-3 before day-10), whatever order the caller read them in.
-    from ._printable import natural_key
-
-    listed = listed_names(sorted(passes, key=natural_key), none=_NO_PASS_HOLDS_TASKS)
+    listed = listed_names(_in_natural_order(passes), none=_NO_PASS_HOLDS_TASKS)
     return (
         f"no task has ever been posted to pass {dumps(name)}: {doing}. Check its name (the "
         f"passes: {listed}; {lists}), or post its tasks first"
@@ -177,8 +173,16 @@ def unknown_queues(
     which = "queue" if len(unknown) == 1 else "queues"
     return (
         f"no task was ever posted to {which} {listed_names(unknown)}: check the name (the "
-        f"queues: {listed_names(sorted(there))}; {lists})"
+        f"queues: {listed_names(_in_natural_order(there))}; {lists})"
     )
+
+
+def _in_natural_order(names: Iterable[str]) -> list[str]:
+    """``names`` (of passes, of queues) in the order every listing shows them in (day-3
+    before day-10), whatever order the caller read them in."""
+    from ._printable import natural_key  # (here: _printable imports this module)
+
+    return sorted(names, key=natural_key)
 
 
 class EventType(str, enum.Enum):

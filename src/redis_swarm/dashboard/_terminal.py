@@ -315,7 +315,7 @@ def _agents(snap: Snapshot, stale: int | None) -> RenderableType:
 
 def _findings(snap: Snapshot, limit: int) -> RenderableType:
     if not snap.findings:
-        return _empty("Findings", "no finding yet")
+        return _empty("Findings", "no finding")
     title = f"Findings (newest {min(limit, len(snap.findings))})"
     table = _table(title, "summary", "worker", "sources", "when", expand=True)
     for f in snap.findings[:limit]:
@@ -344,7 +344,7 @@ def _questions(snap: Snapshot) -> list[RenderableType]:
 
 def _syntheses(snap: Snapshot) -> RenderableType:
     if not snap.syntheses:
-        return _empty("Syntheses", "no synthesis yet")
+        return _empty("Syntheses", "no synthesis")
     table = _table("Syntheses", "pass", "shard", "text", "cites", "when", expand=True)
     for s in snap.syntheses[:5]:
         text = one_line(s.text)
