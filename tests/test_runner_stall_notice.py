@@ -18,7 +18,7 @@ from typing import Any
 
 from redis_swarm import Swarm, Task
 from redis_swarm._runner import OutcomeStatus, Runner, RunOptions
-from redis_swarm._runner.pool_state import READ_TASK, TAKE_REPORT, UNANSWERED_NOTICE_S
+from redis_swarm._runner.request_watch import READ_TASK, TAKE_REPORT, UNANSWERED_NOTICE_S
 
 from ._servers import RedisServer
 

@@ -58,7 +58,7 @@ from .._runner import (
 )
 from .._runner.lease_renewal import LeaseRenewal
 from .._runner.outcomes import not_started
-from .._runner.pool_state import MARK_IDLE, RENEW_LEASE, TAKE_BEAT, RequestWatch
+from .._runner.request_watch import MARK_IDLE, RENEW_LEASE, TAKE_BEAT, RequestWatch
 from .._runner.slot_presence import SlotPresence
 from .._translate import said_retrying
 from .._usage import Usage, usage_line, usd

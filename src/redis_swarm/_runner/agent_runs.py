@@ -17,7 +17,8 @@ from .._models import Task
 from .cancels import CancelWatch
 from .child import ChildResult, build_command, run_child
 from .lease_renewal import LeaseRenewal
-from .pool_state import MARK_IDLE, READ_CONTEXT, RENEW_LEASE, TAKE_BEAT, PoolState
+from .pool_state import PoolState
+from .request_watch import MARK_IDLE, READ_CONTEXT, RENEW_LEASE, TAKE_BEAT
 from .slot_presence import SLOT_ROLE, SlotPresence
 
 __all__ = ["AgentRuns", "task_env"]

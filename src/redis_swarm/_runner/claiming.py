@@ -15,7 +15,8 @@ from typing import Any
 from .._errors import ConnectionFailed, SwarmError
 from .._models import Finding, Task, TaskStatus
 from .._translate import said_retrying
-from .pool_state import CLAIM_TASKS, COUNT_TASKS, TAKE_RELEASE, TAKE_REPORT, PoolState
+from .pool_state import PoolState
+from .request_watch import CLAIM_TASKS, COUNT_TASKS, TAKE_RELEASE, TAKE_REPORT
 
 __all__ = ["Claiming"]
 

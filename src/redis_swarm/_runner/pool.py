@@ -31,8 +31,9 @@ from .._translate import said_retrying
 from .agent_runs import task_env
 from .options import RunOptions, default_worker_prefix
 from .outcomes import OutcomeStatus, TaskOutcome, swarm_refused
-from .pool_state import HOLD_POLL_S, LEAVE, OUTAGE_PATIENCE_S
+from .pool_state import HOLD_POLL_S, OUTAGE_PATIENCE_S
 from .reaper import subreaper
+from .request_watch import LEAVE
 from .task_work import TaskWork
 
 __all__ = [

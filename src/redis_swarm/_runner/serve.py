@@ -40,7 +40,7 @@ from .options import RunOptions
 from .outcomes import Ending, OutcomeStatus, TaskOutcome, exited_first, not_started
 from .output import AgentOutput, read_output
 from .pool import Runner
-from .pool_state import READ_ASKERS_TASK, READ_CONTEXT, READ_SESSION
+from .request_watch import READ_ASKERS_TASK, READ_CONTEXT, READ_SESSION
 from .task_work import cli_failure, empty_answer, run_failure
 
 if TYPE_CHECKING:

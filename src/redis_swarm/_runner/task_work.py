@@ -40,7 +40,7 @@ from .outcomes import (
     task_gone,
 )
 from .output import AgentOutput, cost_note, quote_tail, read_output
-from .pool_state import (
+from .request_watch import (
     READ_FAILURE,
     READ_FINDING,
     READ_TASK,
