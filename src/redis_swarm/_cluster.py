@@ -18,7 +18,7 @@ import redis
 import redis.asyncio
 import redis.asyncio.cluster
 from redis._parsers.commands import AsyncCommandsParser, CommandsParser
-from redis.cluster import PRIMARY, ClusterNode, RedisCluster
+from redis.cluster import PRIMARY, ClusterNode, ClusterPipeline, RedisCluster
 from redis.exceptions import RedisClusterException, SlotNotCoveredError
 
 from ._config import Settings
@@ -194,12 +194,40 @@ class Cluster(RedisCluster):
     ) -> Any:
         """The node at ``host``:``port`` (or named ``node_name``); at an address the layout
         does not list, a master the cluster added since (see above ``Cluster``)."""
-        node = super().get_node(host, port, node_name)  # type: ignore[no-untyped-call]
-        if node is None and host and port:
-            made = ClusterNode(host, port, PRIMARY)  # type: ignore[no-untyped-call]
-            # (another thread may have made it meanwhile: the first one made is kept)
-            node = self.nodes_manager.nodes_cache.setdefault(made.name, made)
-        return node
+        return _known_node(self.nodes_manager, host, port, node_name)
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
+        """redis-py's cluster pipeline, which follows a redirection with its own ``get_node``
+        (its commands go through it, not through this client): made to know an added master
+        the same way (``_KnowingPipeline``)."""
+        pipe = super().pipeline(transaction, shard_hint)  # type: ignore[no-untyped-call]
+        if type(pipe) is ClusterPipeline:
+            pipe.__class__ = _KnowingPipeline
+        return pipe
+
+
+class _KnowingPipeline(ClusterPipeline):
+    """A ``Cluster``'s pipeline, asked by address for a node the layout does not list: a
+    master the cluster added since, as ``Cluster.get_node`` makes it known (its ASK, followed
+    in the pipeline, found None and failed the batch with an AttributeError from inside
+    redis-py, while the swarm's slot moved to a new master)."""
+
+    def get_node(
+        self, host: str | None = None, port: int | None = None, node_name: str | None = None
+    ) -> Any:
+        return _known_node(self.nodes_manager, host, port, node_name)
+
+
+def _known_node(manager: Any, host: str | None, port: int | None, node_name: str | None) -> Any:
+    """The node of ``manager`` (a sync cluster client's) at ``host``:``port`` (or named
+    ``node_name``), made known as a master when the layout lists none there (see above
+    ``Cluster``)."""
+    node = manager.get_node(host, port, node_name)
+    if node is None and host and port:
+        made = ClusterNode(host, port, PRIMARY)  # type: ignore[no-untyped-call]
+        # (another thread may have made it meanwhile: the first one made is kept)
+        node = manager.nodes_cache.setdefault(made.name, made)
+    return node
 
 
 class AsyncCluster(redis.asyncio.cluster.RedisCluster):
