@@ -148,7 +148,7 @@ def test_a_task_whose_finding_was_deleted_is_named_with_what_to_do(cli: Cli, raw
     raw.hset(k.findings, finding_id, "not json {")  # a damaged finding
     human = _human(cli)
     # its repair row says what deleting it costs, with the command as a shell runs it
-    hdel = f"redis-cli HDEL {shlex.quote(k.findings)} ID"
+    hdel = f"HDEL {shlex.quote(k.findings)} ID"
     assert hdel in human and "leaves its task completed with no result" in human
     assert "findings_lost" not in cli.json("doctor", expect=1)  # (still stored, damaged)
 
@@ -318,7 +318,7 @@ def test_a_report_stored_half_way_is_named_and_left_to_its_retry(
         human = _human(Cli(shard_url, swarm=HALF))
         assert f"finding {fid} (task {task.id})" in human
         assert "retry the report with the same finding id" in human
-        assert f"redis-cli HDEL {shlex.quote(k.findings)} ID" in human
+        assert f"HDEL {shlex.quote(k.findings)} ID" in human
 
         # the retry (its user's rights put right) completes the report as usual
         if not settled:
@@ -465,7 +465,7 @@ def test_the_lost_findings_row_says_how_a_task_posted_again_stops_being_named(
         human = _human(cli)
         # a task posted again is a new one: the row says how the old one stops being named
         assert "A task posted again is a new task" in human
-        assert f"redis-cli HDEL {shlex.quote(k.tasks)} ID and HDEL" in human
+        assert f"HDEL {shlex.quote(k.tasks)} ID and HDEL" in human
         assert "swarm retire PASS" in human
 
 

@@ -79,7 +79,7 @@ def test_sentinel_names_its_master_sentinels_and_replicas(sentinel: LocalSentine
     del state["master"], state["failover"]
     assert state == {"service": SERVICE, "answering": 3, "in_url": 3, "sentinels": 3,
                      "quorum": 2, "replicas": 1, "replicas_up": 1,
-                     "replica_links_down": []}  # fmt: skip
+                     "replica_links_down": [], "replica_default_logins": []}  # fmt: skip
     row = _rows(cli)["sentinel"]
     assert f"master 127.0.0.1:{sentinel.master_port()} (service {SERVICE})" in row
     assert "3 sentinels, quorum 2" in row and "1 replica, up;" in row

@@ -53,7 +53,9 @@ def test_a_damaged_cursor_is_a_corrupt_record_naming_its_repair(
             assert "Invalid stream ID" not in said
             assert key in said and repr(field) in said, said
             # (a command a shell runs as named: the field's '|' quoted)
-            assert f"redis-cli HDEL {shlex.quote(key)} {shlex.quote(field)}" in said, said
+            assert f"--user ADMIN --askpass HDEL {shlex.quote(key)} {shlex.quote(field)}" in said, (
+                said
+            )
             assert "around redis-swarm" in said, said
         assert r.hgetall(key) == before  # (nothing written)
         r.hdel(key, field)  # the repair it names

@@ -57,7 +57,8 @@ class AppliedRole:
     the agents, shown once when ``user.generated``); ``version``, the Redis version its rules
     are for; ``persisted``, how each server that now holds it keeps it (node -> how: the
     aclfile, redis.conf, or memory only), empty on a dry run; ``skipped``, the servers left
-    without the user (node -> why): the replicas the sentinels report down, the cluster nodes
+    without the user (node -> why): the replicas the sentinels report down, or up but not
+    following their master (its master-link-status not ok while it is up), the cluster nodes
     without hash slots CLUSTER NODES flags ``fail``, ``noaddr`` or ``handshake``, and the
     replicas (or cluster nodes without hash slots) that did not answer within the connect
     timeout, ``fail?`` ones included; with a plain URL (one server), the replicas its
@@ -171,7 +172,11 @@ def apply_role(
     a minute, so it stops the call rather than being skipped (docs/deployment.md, "Adding a
     replica"). With a plain URL (``redis://``, ``rediss://``, ``unix://``: one server), the
     replicas of its server are not reached: they are named in ``skipped``, saying how to
-    include them (``_unreached_replicas``).
+    include them (``_unreached_replicas``). Behind Sentinel, a replica up whose link to its
+    master (up) is down, as the sentinels list it, is skipped as well, saying why in swarm
+    doctor's words: it is not counted up (it has no fresh copy of the master's data, the
+    swarm's library included, and most often cannot log in there); fix its link, then call
+    again.
 
     ``kill_connections``: once a server holds (and saved) the user, its connections there
     are closed (``closed``; this call's own is spared): Redis checks a password at login only,

@@ -23,8 +23,14 @@ import redis
 from ._config import Settings
 from ._connect import sync_client
 from ._errors import AUTHENTICATION_FAILED, ConnectionFailed, PermissionDenied, SwarmError
-from ._replies import cluster_shards
-from ._topology import direct_settings, sentinel_down, sentinel_replicas
+from ._replies import cluster_shards, reply_fields
+from ._topology import (
+    direct_settings,
+    sentinel_down,
+    sentinel_link_down,
+    sentinel_replicas,
+    sentinel_unlinked,
+)
 from ._translate import PASSWORD_AS_USER, causes, may_have_reached, translate, why_no_answer
 
 T = TypeVar("T")
@@ -504,25 +510,37 @@ def _replicas(client: Any) -> tuple[list[tuple[str, int, str]], dict[str, str]]:
     alone is tried all the same, as the cluster's ``fail?`` is (``_tried_though_flagged``):
     it is the sentinel's link that is down, redialled at once (a busy machine drops one that
     is slow to answer a PING), and this machine may reach the replica; if it does not, it is
-    left out saying both."""
+    left out saying both. One up that does not follow its master while the master is up
+    (its master-link-status not ok: most often it cannot log in there) is left out too, as
+    swarm doctor counts it out of the replicas up, in its words (``sentinel_link_down``):
+    the user is applied there once its link is fixed and the command run again."""
     pool = client.connection_pool
     answered: list[dict[str, str]] | None = None
+    by: Any = None  # the sentinel whose list is taken
     for sentinel in pool.sentinel_manager.sentinels:
         try:
             listed = sentinel_replicas(sentinel, pool.service_name)
         except (redis.ConnectionError, redis.ResponseError, redis.TimeoutError):
             continue
         if answered is None:
-            answered = listed  # (should no sentinel see one up, the first says which are down)
+            # (should no sentinel see one up, the first says which are down)
+            answered, by = listed, sentinel
         if any(not sentinel_down(entry) for entry in listed):
-            answered = listed
+            answered, by = listed, sentinel
             break
+    master = _master_up(by, pool.service_name) if answered else None
     up: list[tuple[str, int, str]] = []
     skipped: dict[str, str] = {}
     for entry in answered or []:
         host, port = entry.get("ip", ""), int(entry.get("port") or 0)
         down = sentinel_down(entry)
-        if down == ["disconnected"]:
+        if not down and master is not None and sentinel_unlinked(entry):
+            # Up, but not following the master, which is up (a login it refuses, most often):
+            # not counted up, as swarm doctor counts it (``_topology``'s words).
+            skipped[_node(host, port)] = "it " + sentinel_link_down(
+                _node(host, port), master, entry
+            )
+        elif down == ["disconnected"]:
             up.append((host, port, "the sentinels' link to it is down (disconnected)"))
         elif down:
             # The most telling flag: a replica s_down is disconnected now and then as well (the
@@ -531,6 +549,17 @@ def _replicas(client: Any) -> tuple[list[tuple[str, int, str]], dict[str, str]]:
         else:
             up.append((host, port, ""))
     return up, skipped
+
+
+def _master_up(sentinel: Any, service: str) -> str | None:
+    """The master of ``service`` as ``sentinel`` lists it (``host:port``) when it does not
+    report it down; None when it does, or does not say (a replica's link is then down with
+    its master's, and a failover may promote it: it is tried, as ever)."""
+    try:
+        fields = reply_fields(sentinel.execute_command("SENTINEL", "MASTER", service))
+    except (redis.ConnectionError, redis.ResponseError, redis.TimeoutError):
+        return None
+    return None if sentinel_down(fields) else f"{fields.get('ip')}:{fields.get('port')}"
 
 
 def _node(host: str, port: int) -> str:

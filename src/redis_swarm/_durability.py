@@ -44,6 +44,7 @@ __all__ = [
     "not_durable",
     "redis_cli",
     "redis_cli_login",
+    "redis_cli_of",
     "redis_cli_server",
     "waited_ok",
     "wrap",
@@ -213,8 +214,9 @@ def redis_cli_server(settings: Settings, master: str | None = None) -> str:
     "Invalid URI scheme"); on a cluster ``-c`` and the URL's first node (``-c``: redis-cli
     follows the redirection to the node that serves the key); behind Sentinel the master,
     ``master`` (``host:port``, as the sentinels name it; None: ``-h MASTER -p PORT``, to be
-    filled in). ``-n DB`` past database 0, and the URL's TLS and its files, where ``-u``
-    does not carry them."""
+    filled in); on a cluster with ``master`` given, that node alone (no ``-c``: a command
+    for it, such as its CONFIG SET). ``-n DB`` past database 0, and the URL's TLS and its
+    files, where ``-u`` does not carry them."""
     if settings.kind == "standalone":
         return "-u URL " + _tls_options(settings)
     if settings.kind in ("unix", "embedded"):
@@ -224,7 +226,7 @@ def redis_cli_server(settings: Settings, master: str | None = None) -> str:
 
             path = str(EmbeddedServer(settings.home).socket_path)
         return f"-s {shlex.quote(path or '')} " + _db_option(settings)
-    if settings.kind == "cluster":
+    if settings.kind == "cluster" and master is None:
         host, port = settings.nodes[0] if settings.nodes else (settings.host, settings.port)
         return f"-c -h {shlex.quote(host)} -p {port} " + _tls_options(settings)
     host, _, said = (master or "MASTER:PORT").rpartition(":")
@@ -259,6 +261,17 @@ def redis_cli(settings: Settings, *, may_run: bool = True, master: str | None = 
     log in (``redis_cli_login``: as an admin user where ``may_run`` is False)."""
     login = redis_cli_login(settings, may_run=may_run)
     return f"redis-cli {redis_cli_server(settings, master)}{login}"
+
+
+def redis_cli_of(url: str, *, may_run: bool = True, master: str | None = None) -> str:
+    """``redis_cli`` of a URL as errors show it (password masked: never written, as
+    ``--askpass`` asks for it); one that does not parse: ``redis-cli`` and the login alone
+    (as an admin user where ``may_run`` is False)."""
+    try:
+        settings = Settings.from_url(url)
+    except (ConfigError, ValueError):
+        return f"redis-cli {ADMIN_LOGIN if not may_run else ''}"
+    return redis_cli(settings, may_run=may_run, master=master)
 
 
 def waited_ok(plan: Plan, waited: Any) -> bool:

@@ -35,6 +35,7 @@ import redis
 from ._codec import counted
 from ._config import SENTINEL_DOCS, Settings
 from ._connect import sync_client
+from ._durability import ADMIN_LOGIN, redis_cli
 from ._replies import text
 from ._translate import translate
 
@@ -75,6 +76,10 @@ class ReplicaGuard:
     to_write: int | None
     max_lag: int | None
     good: int | None = None  # good replicas now, as INFO counts them while the check is on
+    # The start of the redis-cli command that lowers the setting on this master, as an admin
+    # user (``redis_cli``: CONFIG SET is no other role's); its connection to be filled in
+    # where not known.
+    admin_cli: str = "redis-cli " + ADMIN_LOGIN
 
     @property
     def off(self) -> bool:
@@ -162,9 +167,9 @@ class ReplicaGuard:
             f"{needed}. No task can be posted, claimed or reported, and 'swarm up' cannot "
             "load the function library. Bring a replica back (INFO replication on the "
             "master lists those connected; a replica's own INFO replication says whether its "
-            "link is up), or, to take writes with fewer, an admin lowers the setting: "
-            f"{lower}, and the same in redis.conf, at the cost of writes a failover may lose "
-            f"({SENTINEL_DOCS})"
+            "link is up), or, to take writes with fewer, an admin user lowers the setting: "
+            f"{self.admin_cli}{lower}, and the same in redis.conf, at the cost of writes a "
+            f"failover may lose ({SENTINEL_DOCS})"
         )
 
 
@@ -178,16 +183,22 @@ def replica_guard(settings: Settings) -> ReplicaGuard | None:
         return None
     client: Any = sync_client(settings)
     try:
-        return _read(client, settings.url, always=settings.kind == "sentinel")
+        master = None  # (behind Sentinel: the master it names, which the command reaches)
+        if settings.kind == "sentinel":
+            host, port = client.connection_pool.get_master_address()
+            master = f"{host}:{port}"
+        cli = redis_cli(settings, may_run=False, master=master)
+        return _read(client, settings.url, always=settings.kind == "sentinel", cli=cli)
     except redis.RedisError as exc:
         raise translate(exc, settings.url) from exc
     finally:
         client.close()
 
 
-def _read(client: Any, where: str, *, always: bool) -> ReplicaGuard | None:
-    """The guard of the server ``client`` reaches (``where``); None for a replica, and
-    unless ``always``, for a master alone with the check off or whose INFO is refused."""
+def _read(client: Any, where: str, *, always: bool, cli: str) -> ReplicaGuard | None:
+    """The guard of the server ``client`` reaches (``where``; ``cli``: the start of an admin
+    user's redis-cli command there); None for a replica, and unless ``always``, for a master
+    alone with the check off or whose INFO is refused."""
     replicas: int | None = None
     good: int | None = None
     try:
@@ -206,7 +217,7 @@ def _read(client: Any, where: str, *, always: bool) -> ReplicaGuard | None:
     required = bool(to_write) and bool(max_lag)
     if not always and not replicas and not required and good is None:
         return None
-    return ReplicaGuard(where, replicas, to_write, max_lag, good)
+    return ReplicaGuard(where, replicas, to_write, max_lag, good, cli)
 
 
 @dataclass(frozen=True)
@@ -315,7 +326,8 @@ def cluster_guard(settings: Settings) -> ClusterGuard | None:
         where = f"{host}:{port}"
         client: Any = sync_client(direct_settings(settings, host, port))
         try:
-            guard = _read(client, where, always=True)
+            cli = redis_cli(settings, may_run=False, master=where)
+            guard = _read(client, where, always=True, cli=cli)
             if guard is not None:
                 masters[where] = guard
             timeout = timeout if timeout is not None else _node_timeout(client)

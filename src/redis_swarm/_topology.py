@@ -45,6 +45,13 @@ CLUSTER_INFO_NOT_VISIBLE = "not visible to this user: it may not run CLUSTER INF
 REPLICA_LINKS_NOT_VISIBLE = (
     "not checked: this user may not run INFO on the replicas (an admin's doctor checks it)"
 )
+# What ``replica_default_logins`` says where the user may not read what the check needs (every
+# role but an admin): whether each replica logs in to its master as a default user that is
+# off there was not checked.
+REPLICA_LOGINS_NOT_VISIBLE = (
+    "not checked: this user may not run ACL GETUSER on the master or CONFIG GET on the "
+    "replicas (an admin's doctor checks it)"
+)
 # The flags by which a sentinel says it cannot reach a server, the most telling first:
 # o_down (the sentinels agree: a master's), s_down (no valid reply within its
 # down-after-milliseconds), disconnected (its link is down now: the server stopped, say, less
@@ -78,6 +85,10 @@ class SentinelView:
     # master-link-status: the replica's own INFO, as the sentinels read it): not counted in
     # ``replicas_up`` (no fresh copy of the master's data to take over with)
     unlinked: tuple[str, ...] = ()
+    # replicas that follow the master logged in as its default user, which is off there (a
+    # warning names each: their next login is refused); a str: not checked, and why
+    # (``REPLICA_LOGINS_NOT_VISIBLE``)
+    default_logins: tuple[str, ...] | str = ()
 
     @property
     def failover_said(self) -> str | None:
@@ -111,6 +122,11 @@ class SentinelView:
                 replicas_up=self.replicas_up,
                 failover=self.failover_said,
                 replica_links_down=list(self.unlinked),
+                replica_default_logins=(
+                    self.default_logins
+                    if isinstance(self.default_logins, str)
+                    else list(self.default_logins)
+                ),
             )
         return out
 
@@ -278,7 +294,7 @@ def _sentinel_view(sentinel: Any, service: str) -> dict[str, Any]:
     # (most often a login its master refuses); with the master down, every link is down and
     # a failover is the way out (the master's warning says it).
     down = sentinel_down(master)
-    unlinked = [] if down else [r for r in reached if r.get("master-link-status", "ok") != "ok"]
+    unlinked = [] if down else [r for r in reached if sentinel_unlinked(r)]
     return {
         "master": f"{master.get('ip')}:{master.get('port')}",
         "down": down,
@@ -287,6 +303,9 @@ def _sentinel_view(sentinel: Any, service: str) -> dict[str, Any]:
         "replicas": len(replicas),
         "replicas_up": len(reached) - len(unlinked),
         "unlinked": {f"{r.get('ip')}:{r.get('port')}": r for r in unlinked},
+        "linked": [
+            f"{r.get('ip')}:{r.get('port')}" for r in ([] if down else reached) if r not in unlinked
+        ],
         "failover": failover,
         "failover_ok": failover_ok,
     }
@@ -339,6 +358,7 @@ def _sentinel_state(settings: Settings) -> tuple[SentinelView, list[str]]:
         )
     view = next(iter(views.values()))
     known = max(v["sentinels"] for v in views.values())
+    logins, refused_next = _default_logins(settings, view["master"], view["linked"])
     state = SentinelView(
         service=service,
         answering=len(views),
@@ -351,10 +371,11 @@ def _sentinel_state(settings: Settings) -> tuple[SentinelView, list[str]]:
         failover=view["failover"],
         failover_ok=view["failover_ok"],
         unlinked=tuple(sorted(view["unlinked"])),
+        default_logins=logins,
     )
+    warnings += refused_next
     for where, fields in sorted(view["unlinked"].items()):
-        since_ms = _number(fields.get("master-link-down-time"))
-        warnings.append(_link_down("sentinel", where, view["master"], _down_for(since_ms // 1000)))
+        warnings.append(_link_down("sentinel", where, view["master"], _sentinel_down_for(fields)))
     if view["down"]:
         warnings.append(
             f"the sentinels see the master {view['master']} as down ({','.join(view['down'])}): a "
@@ -393,6 +414,35 @@ def _sentinel_state(settings: Settings) -> tuple[SentinelView, list[str]]:
             "separate machines"
         )
     return state, warnings
+
+
+def _default_logins(
+    settings: Settings, master: str, linked: list[str]
+) -> tuple[tuple[str, ...] | str, list[str]]:
+    """The replicas that follow ``master`` (``linked``: their link up, as the sentinels list
+    them) logged in as its default user while it is off there, and the warning on each (the
+    cluster check's words, ``_default_login``): their next login is refused. Read on
+    connections of their own (one attempt each), the master's ACL GETUSER default first
+    (the replicas only when it is off); where this user may not run it or the replicas'
+    CONFIG GET masteruser (every role but an admin), or one does not answer: not checked,
+    and why (a str)."""
+    if not linked:
+        return (), []
+    asking = master
+    try:
+        host, _, port = master.rpartition(":")
+        if not _on_node(settings, host, int(port), _default_off):
+            return (), []
+        users: dict[str, str] = {}
+        for asking in linked:
+            host, _, port = asking.rpartition(":")
+            users[asking] = _on_node(settings, host, int(port), _masteruser)
+    except redis.exceptions.NoPermissionError:
+        return REPLICA_LOGINS_NOT_VISIBLE, []
+    except (redis.RedisError, OSError) as exc:
+        return f"not checked: asking {asking} failed ({exc})", []
+    found = sorted(where for where, user in users.items() if _as_default(user))
+    return tuple(found), [_default_login("sentinel", w, master, users[w]) for w in found]
 
 
 # --- Cluster
@@ -517,16 +567,13 @@ def _cluster_node(client: Any, tls: bool) -> _NodeSaid:
     except redis.exceptions.NoPermissionError:
         return version, info, layout, None
     replication = reply_fields(said)
-    # Who its replication logs in as (a replica: masteruser, "" for the default user), and
-    # whether its default user is off (a master: replicas logged in as it are refused at
-    # their next login). Left out where this user may not ask.
+    # Who its replication logs in as (a replica), and whether its default user is off (a
+    # master: replicas logged in as it are refused at their next login). Left out where
+    # this user may not ask.
     with contextlib.suppress(redis.exceptions.NoPermissionError):
-        replication[_MASTERUSER] = text(
-            reply_map(client.execute_command("CONFIG", "GET", "masteruser")).get("masteruser", "")
-        )
+        replication[_MASTERUSER] = _masteruser(client)
     with contextlib.suppress(redis.exceptions.NoPermissionError):
-        flags = reply_map(client.execute_command("ACL", "GETUSER", "default")).get("flags") or []
-        replication[_DEFAULT_OFF] = "1" if "off" in {text(f) for f in flags} else ""
+        replication[_DEFAULT_OFF] = "1" if _default_off(client) else ""
     return version, info, layout, replication
 
 
@@ -535,12 +582,37 @@ def _cluster_node(client: Any, tls: bool) -> _NodeSaid:
 _MASTERUSER, _DEFAULT_OFF = "replication_user", "default_user_off"
 
 
-def _default_login(where: str, master: str) -> str:
-    """The warning on replica ``where`` that follows ``master`` logged in as the default
-    user (no masteruser), which is off there now: its next login is refused."""
+def _masteruser(client: Any) -> str:
+    """The user a replica's replication logs in to its master as (CONFIG GET masteruser:
+    "" when unset, the default user). Raises NoPermissionError for a user that may not ask
+    (every role but an admin)."""
+    said = reply_map(client.execute_command("CONFIG", "GET", "masteruser"))
+    return text(said.get("masteruser", ""))
+
+
+def _default_off(client: Any) -> bool:
+    """Whether the default user is off on the server of ``client`` (ACL GETUSER default):
+    replicas that log in to it as that user are refused at their next login. Raises
+    NoPermissionError for a user that may not ask (every role but an admin)."""
+    flags = reply_map(client.execute_command("ACL", "GETUSER", "default")).get("flags") or []
+    return "off" in {text(f) for f in flags}
+
+
+def _as_default(masteruser: str | None) -> bool:
+    """Whether a replica whose masteruser is ``masteruser`` (None: not known) logs in to its
+    master as the default user: none set, or that one named."""
+    return masteruser in ("", "default")
+
+
+def _default_login(kind: Kind, where: str, master: str, masteruser: str) -> str:
+    """The warning on replica ``where`` (of a cluster or behind Sentinel: ``kind``) that
+    follows ``master`` logged in as the default user (``masteruser``: none, or ``default``),
+    which is off there now: its next login is refused."""
+    noun = _REPLICA_OF[kind][0]
+    how = "it has no masteruser" if not masteruser else f"its masteruser is {masteruser}"
     return (
-        f"cluster replica {where} follows its master {master} logged in as the default user "
-        f"(it has no masteruser), which is off on {master} now: its next login there (a "
+        f"{noun} {where} follows its master {master} logged in as the default user "
+        f"({how}), which is off on {master} now: its next login there (a "
         "restart of either, a link lost) is refused (NOAUTH), and it stops following; give "
         "every node masteruser and masterauth for the replication user, and save them, as "
         "an admin user (CONFIG SET, then CONFIG REWRITE: docs/security.md, 'Users per role')"
@@ -568,9 +640,14 @@ _REPLICA_OF: dict[Kind, tuple[str, str, str]] = {
 def _link_down(kind: Kind, where: str, master: str, how_long: str) -> str:
     """The warning on replica ``where`` (of a cluster or behind Sentinel: ``kind``) whose
     link to its master (which answers) is down, ``how_long`` said."""
-    noun, copy, cost = _REPLICA_OF[kind]
+    return f"{_REPLICA_OF[kind][0]} {where} {_not_following(kind, where, master, how_long)}"
+
+
+def _not_following(kind: Kind, where: str, master: str, how_long: str) -> str:
+    """``_link_down`` past the replica's name: from "does not follow its master"."""
+    _, copy, cost = _REPLICA_OF[kind]
     return (
-        f"{noun} {where} does not follow its master {master} (master_link_status:"
+        f"does not follow its master {master} (master_link_status:"
         f"down on {where}, {how_long}): it has no fresh copy of {copy}, and {cost}. Most "
         "often the replica cannot log in to its master (NOAUTH or WRONGPASS in its log: the "
         "default user is off, and it has no masteruser/masterauth): give every node "
@@ -578,6 +655,24 @@ def _link_down(kind: Kind, where: str, master: str, how_long: str) -> str:
         "user (CONFIG SET, then CONFIG REWRITE: docs/security.md, 'Users per role'); else its "
         "log says why"
     )
+
+
+def sentinel_unlinked(fields: Mapping[str, str]) -> bool:
+    """Whether a replica, as a sentinel lists it (SENTINEL REPLICAS' fields), does not follow
+    its master: its master-link-status (the replica's own INFO, as the sentinels read it) is
+    not ok. (With its master down too, every link is down: its master's warning says it.)"""
+    return fields.get("master-link-status", "ok") != "ok"
+
+
+def sentinel_link_down(where: str, master: str, fields: Mapping[str, str]) -> str:
+    """``_link_down``'s words on replica ``where`` behind Sentinel, past its name (from "does
+    not follow its master ``master``"), how long from its SENTINEL REPLICAS ``fields``."""
+    return _not_following("sentinel", where, master, _sentinel_down_for(fields))
+
+
+def _sentinel_down_for(fields: Mapping[str, str]) -> str:
+    """How long a replica's link is down, from its SENTINEL REPLICAS ``fields``."""
+    return _down_for(_number(fields.get("master-link-down-time")) // 1000)
 
 
 def _down_for(seconds: int) -> str:
@@ -666,8 +761,8 @@ def _cluster_state(settings: Settings) -> tuple[ClusterView, list[str]]:
             continue
         if said.get("master_link_status", "up") == "up":
             off = [m for m in masters if (links.get(m) or {}).get(_DEFAULT_OFF)]
-            if said.get(_MASTERUSER) == "" and off:
-                warnings.append(_default_login(where, off[0]))
+            if _as_default(said.get(_MASTERUSER)) and off:
+                warnings.append(_default_login("cluster", where, off[0], said[_MASTERUSER]))
             continue
         if masters.intersection(versions) or masters.intersection(refusing):
             unlinked.append(where)

@@ -681,10 +681,19 @@ def _too_few_replicas(where: str, node: str | None = None) -> str:
         "lost. Either a failover is in progress (this master was demoted, or its replica "
         "promoted: retry, and a Sentinel URL finds the new master), or its replicas are down "
         "or lag more than min-replicas-max-lag seconds (INFO replication on the master): bring "
-        "one back. To take writes with no replica, an admin sets CONFIG SET "
-        "min-replicas-to-write 0, at the cost of writes a failover may lose "
-        f"({SENTINEL_DOCS})"
+        "one back. To take writes with no replica, an admin user sets it on the master: "
+        f"{_admin_cli(where)}CONFIG SET min-replicas-to-write 0, at the cost of writes a "
+        f"failover may lose ({SENTINEL_DOCS})"
     )
+
+
+def _admin_cli(where: str, node: str | None = None) -> str:
+    """The start of a redis-cli command an admin user runs on the server of ``where`` (the
+    URL as shown; ``node``: one node, or behind Sentinel the master, to be filled in when
+    None): CONFIG SET and ``--cluster`` are no other role's (``_acl``)."""
+    from ._durability import redis_cli_of  # (here: an error's words only)
+
+    return redis_cli_of(where, may_run=False, master=node)
 
 
 def _cluster_too_few_replicas(where: str, node: str | None) -> str:
@@ -693,15 +702,19 @@ def _cluster_too_few_replicas(where: str, node: str | None) -> str:
     and a master short of replicas gets one back, or a new one (``add-node``)."""
     master = f"the Redis Cluster node {node} of {where}" if node else f"a master of {where}"
     at = node or "MASTER:PORT"
+    from ._durability import ADMIN_LOGIN  # (here: an error's words only)
+
     return (
         f"{master} refuses writes: it serves the slot of what was asked and has fewer good "
         "replicas than its min-replicas-to-write (NOREPLICAS), so the write was not applied "
         "and nothing stored is lost. Either a failover of that master is in progress (retry: "
         "the cluster client follows the slot to its new master), or its replicas are down or "
         f"lag more than min-replicas-max-lag seconds (INFO replication on {at}): bring one "
-        f"back, or add one (redis-cli --cluster add-node NEW:PORT {at} --cluster-slave). To "
-        f"take writes with no replica, an admin sets CONFIG SET min-replicas-to-write 0 on "
-        f"{at}, at the cost of writes a failover may lose ({DOCTOR_TELLS_MORE})"
+        "back, or add one as an admin user (redis-cli "
+        f"{ADMIN_LOGIN}--cluster add-node NEW:PORT {at} --cluster-slave). To take writes with "
+        f"no replica, an admin user sets it on {at}: {_admin_cli(where, at)}CONFIG SET "
+        f"min-replicas-to-write 0, at the cost of writes a failover may lose "
+        f"({DOCTOR_TELLS_MORE})"
     )
 
 

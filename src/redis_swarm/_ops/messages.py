@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._codec import UNREADABLE, loads
+from .._durability import redis_cli
 from .._errors import (
     BroadcastsTrimmed,
     Conflict,
@@ -248,34 +249,42 @@ def _data(raw: str) -> Any:
 _DAMAGED = "damaged"
 
 
+def _repair_cli(ctx: OpContext) -> str:
+    """The start of the redis-cli command that repairs a record written around redis-swarm:
+    on the swarm's server, as an admin user (``redis_cli``; an admin or a shard may run it,
+    the agent that met the damage, most often a worker, may not)."""
+    return redis_cli(ctx.settings, may_run=False)
+
+
 def _damaged_cursor(ctx: OpContext, agent: str, field: str, value: str) -> CorruptRecord:
     """The CorruptRecord of ``agent``'s cursor ``field`` (in the cursors hash) holding
     ``value``: which it is, the repair, and what the repair costs."""
     # (quoted: a field holds '|', which a shell takes for a pipe)
     key, quoted = shlex.quote(ctx.keys.cursors), shlex.quote(field)
+    cli = _repair_cli(ctx)
     if field == agent:
         what = "broadcast cursor"
         repair = (
-            f"redis-cli HDEL {key} {quoted} (its broadcasts since it registered, of the newest "
+            f"{cli}HDEL {key} {quoted} (its broadcasts since it registered, of the newest "
             f"{BROADCAST_MAXLEN:,} kept, read unread again: some are shown twice)"
         )
     elif field == f"{agent}|inbox":
         what = "inbox cursor"
         repair = (
-            f"redis-cli HDEL {key} {quoted} {shlex.quote(agent + '|pending')} (every "
+            f"{cli}HDEL {key} {quoted} {shlex.quote(agent + '|pending')} (every "
             "message its inbox holds reads unread again: the newest "
             f"{READ_KEPT} read ones it keeps are shown twice)"
         )
     elif field == f"{agent}|pending":
         what = "record of its read not yet committed"
         repair = (
-            f"redis-cli HDEL {key} {quoted} (the messages of its last acknowledged read, if not "
+            f"{cli}HDEL {key} {quoted} (the messages of its last acknowledged read, if not "
             "committed yet, read unread again: shown twice at most)"
         )
     else:
         what = "record of its last batch committed"
         repair = (
-            f"redis-cli HDEL {key} {quoted} (no message is read again; only that batch, "
+            f"{cli}HDEL {key} {quoted} (no message is read again; only that batch, "
             "and the give-back last made, can no longer be given back)"
         )
     return CorruptRecord(
@@ -383,7 +392,7 @@ def _entry(
             f"message {message_id}'s entry in the message index ({ctx.keys.messages}) holds "
             f"{text(entry)[:60]!r}, not what redis-swarm writes there: something wrote it "
             "around redis-swarm, so whether it was read cannot be said; an admin or shard "
-            f"repairs it: redis-cli HDEL {shlex.quote(ctx.keys.messages)} "
+            f"repairs it: {_repair_cli(ctx)}HDEL {shlex.quote(ctx.keys.messages)} "
             f"{shlex.quote(message_id)} (the message is then unknown to message_status; its "
             "copies in inboxes stay)",
             record_id=message_id,

@@ -32,8 +32,10 @@ __all__ = [
 ]
 
 
-def corrupt_row(found: dict[str, Any], keys: Keys) -> str:
-    """The ``corrupt_records`` row: what is damaged, and how to repair each kind found."""
+def corrupt_row(found: dict[str, Any], keys: Keys, cli: str) -> str:
+    """The ``corrupt_records`` row: what is damaged, and how to repair each kind found;
+    ``cli``: the start of the redis-cli commands it gives (``_durability.redis_cli``: the
+    server's connection, and a login that may run them)."""
     if not found["checked"]:
         return f"not checked: {found['reason']}"
     named = [
@@ -42,7 +44,7 @@ def corrupt_row(found: dict[str, Any], keys: Keys) -> str:
     if not named:
         return "none"
     repairs = "; ".join(
-        repair(keys) for kinds, repair in _REPAIRS if any(found[kind] for kind in kinds)
+        repair(keys, cli) for kinds, repair in _REPAIRS if any(found[kind] for kind in kinds)
     )
     return f"{len(named):,}: {first_few(named, 10)} (written around redis-swarm; {repairs})"
 
@@ -65,19 +67,20 @@ def _id(record_id: str) -> str:
     return shown_name(record_id, label=True)
 
 
-# What the doctor's row says to do about each group of kinds of damaged records it names.
-_REPAIRS: tuple[tuple[tuple[str, ...], Callable[[Keys], str]], ...] = (
+# What the doctor's row says to do about each group of kinds of damaged records it names,
+# from the keys and the start of a redis-cli command (``corrupt_row``'s ``cli``).
+_REPAIRS: tuple[tuple[tuple[str, ...], Callable[[Keys, str], str]], ...] = (
     (
         ("task", "synthesis", "agent", "context"),
-        lambda _: (
+        lambda _, __: (
             "listings skip those records: rewrite or delete each from Redis (a deleted task's "
             f"or synthesis's index entries stay behind: {REPAIR_COMMAND} removes them)"
         ),
     ),
     (
         ("finding",),
-        lambda keys: (
-            "listings skip those findings: rewrite each, or delete it: redis-cli HDEL "
+        lambda keys, cli: (
+            f"listings skip those findings: rewrite each, or delete it: {cli}HDEL "
             f"{shlex.quote(keys.findings)} ID; a deleted finding leaves its task completed "
             "with no result (the findings_lost row then names it: "
             f"{LOST_FINDING_REDO}) and its index entries behind ({REPAIR_COMMAND} "
@@ -86,7 +89,7 @@ _REPAIRS: tuple[tuple[tuple[str, ...], Callable[[Keys], str]], ...] = (
     ),
     (
         ("version", "chunk"),
-        lambda _: (
+        lambda _, __: (
             "a read of those context versions is refused: publish each version's text "
             "again with repair, which sends every chunk anew: swarm context publish FILE --owner "
             "OWNER --repair (that makes it the owner's current version: for an older one, "
@@ -95,21 +98,21 @@ _REPAIRS: tuple[tuple[tuple[str, ...], Callable[[Keys], str]], ...] = (
     ),
     (
         ("message",),
-        lambda keys: (
-            "message_status cannot read those messages: redis-cli HDEL "
+        lambda keys, cli: (
+            f"message_status cannot read those messages: {cli}HDEL "
             f"{shlex.quote(keys.messages)} ID of each (it then says the message is unknown)"
         ),
     ),
     (
         ("cursor",),
-        lambda _: (
+        lambda _, __: (
             "those agents' inbox reads are refused, each refusal naming the field's repair "
             "and what it costs (swarm msg inbox AGENT --peek says it)"
         ),
     ),
     (
         ("key",),
-        lambda _: (
+        lambda _, __: (
             "those keys hold another type than redis-swarm writes there, so whatever reads "
             "them fails: what they held is lost; as an admin, DEL each (redis-swarm makes it "
             "anew) after saving what it holds if you want it (TYPE, then DUMP)"
@@ -117,7 +120,7 @@ _REPAIRS: tuple[tuple[tuple[str, ...], Callable[[Keys], str]], ...] = (
     ),
     (
         ("index",),
-        lambda _: (
+        lambda _, __: (
             "those indexes lack records, or hold entries of records no longer stored (the "
             f"index_entries row names them): {REPAIR_COMMAND} puts them right"
         ),
@@ -220,21 +223,22 @@ def _repaired(rows: list[dict[str, Any]]) -> str:
     return "; ".join(said)
 
 
-def _findings_lost(lost: dict[str, Any], keys: Keys) -> str:
+def _findings_lost(lost: dict[str, Any], keys: Keys, cli: str) -> str:
     """The ``findings_lost`` row: the completed tasks whose finding is no longer stored."""
     return (
         f"{_pairs_said(lost, 'tasks')} (completed, their finding no longer stored: deleted by "
-        f"hand, their result is lost: {LOST_FINDING_REDO}. {lost_finding_cleared(keys)})"
+        f"hand, their result is lost: {LOST_FINDING_REDO}. {lost_finding_cleared(keys, cli)})"
     )
 
 
-def lost_finding_cleared(keys: Keys) -> str:
+def lost_finding_cleared(keys: Keys, cli: str) -> str:
     """How a completed task whose finding is lost stops being named (the ``findings_lost``
-    row, ``swarm task show`` of such a task): once posted again, the old task stays."""
+    row, ``swarm task show`` of such a task): once posted again, the old task stays.
+    ``cli``: as ``corrupt_row``'s."""
     return (
         "A task posted again is a new task: the old one stays named until it is gone: retire "
         "its pass once the pass is done with (swarm retire PASS removes its settled tasks and "
-        "findings, those redone too), or delete the old task: redis-cli HDEL "
+        f"findings, those redone too), or delete the old task: {cli}HDEL "
         f"{shlex.quote(keys.tasks)} ID and HDEL {shlex.quote(keys.task_data)} ID, then "
         f"{REPAIR_COMMAND} removes its index entries (its counters keep it completed). A late "
         "report of the old task itself, kept superseded, holds its result: it is named no more"
@@ -294,7 +298,7 @@ def _pairs_row(
     report["ok"] = False
 
 
-def _half_stored(waiting: dict[str, Any], keys: Keys) -> str:
+def _half_stored(waiting: dict[str, Any], keys: Keys, cli: str) -> str:
     """The ``reports_half_stored`` row: the reports whose first try stopped half-way."""
     return (
         f"{_pairs_said(waiting, 'findings')} (each a report whose first try "
@@ -305,15 +309,15 @@ def _half_stored(waiting: dict[str, Any], keys: Keys) -> str:
         "finding superseded when the task was settled since (a worker user made by an older "
         "redis-swarm gets the rights it lacked when `swarm acl --apply` is run for it "
         "again); if no retry will come, "
-        f"delete the finding: redis-cli HDEL {shlex.quote(keys.findings)} ID (listed "
+        f"delete the finding: {cli}HDEL {shlex.quote(keys.findings)} ID (listed "
         f"nowhere, it leaves nothing behind). {REPAIR_COMMAND} leaves them to their retry)"
     )
 
 
 # The human renderer of each row of this module (the corrupt_records row: ``corrupt_row``).
-ROWS: dict[str, Callable[[Any, Keys], str]] = {
-    "indexes_repaired": lambda rows, _: _repaired(rows),
-    "index_entries": lambda rows, _: _index_entries(rows),
+ROWS: dict[str, Callable[[Any, Keys, str], str]] = {
+    "indexes_repaired": lambda rows, _, __: _repaired(rows),
+    "index_entries": lambda rows, _, __: _index_entries(rows),
     FINDINGS_LOST: _findings_lost,
     "reports_half_stored": _half_stored,
 }

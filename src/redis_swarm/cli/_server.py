@@ -254,8 +254,8 @@ def _topology_line(view: SentinelView | ClusterView) -> str:
         return (
             f"master {view.master} (service {view.service}); "
             f"{_sentinels(view.sentinels)}, quorum {view.quorum}, {view.answering} of "
-            f"{view.in_url} in the URL answering; {_replicas(view.replicas, view.replicas_up)}; "
-            f"failover: {view.failover_said}"
+            f"{view.in_url} in the URL answering; {_replicas(view.replicas, view.replicas_up)}"
+            f"{_logins(view.to_dict())}; failover: {view.failover_said}"
         )
     said = view.to_dict()
     shown = said["state"] or "unknown (no node answered)"
@@ -273,6 +273,14 @@ def _links(said: dict[str, Any]) -> str:
     are not counted up, and a warning names each)."""
     links = said.get("replica_links_down")
     return f"; replica links {links}" if isinstance(links, str) else ""
+
+
+def _logins(said: dict[str, Any]) -> str:
+    """What the Sentinel row says after the replicas of whether each logs in to its master
+    as a default user that is off there when that was not checked, and why: the JSON's
+    ``replica_default_logins`` when it is no list (those found: a warning names each)."""
+    logins = said.get("replica_default_logins")
+    return f"; replica logins {logins}" if isinstance(logins, str) else ""
 
 
 def _sentinels(count: int | None) -> str:
@@ -520,9 +528,10 @@ def _doctor(
     if info is not None and info.memory_warning is not None:
         warnings.append(info.memory_warning)
     streams = info.streams if info is not None else None
+    # The start of every repair command the report gives (a stream's DEL, a record's HDEL).
+    cli = _repair_cli(settings, info is not None and info.info_readable, view)
     if streams is not None:  # (a poisoned event log: the log is lost from then on)
         report["streams"] = streams.row
-        cli = _repair_cli(settings, info is not None and info.info_readable, view)
         warnings += [stream.warning_for(cli) for stream in streams.damaged]
         if streams.fails:
             report["ok"] = False
@@ -576,11 +585,11 @@ def _doctor(
             if key == "warnings" or (key in SHAPE_ROWS and value is None):
                 continue
             if key == "corrupt_records":
-                shown = corrupt_row(value, swarm.keys)
+                shown = corrupt_row(value, swarm.keys, cli)
             elif key == "counters_recounted":
                 shown = _recounted(value)
             elif key in ROWS:
-                shown = ROWS[key](value, swarm.keys)
+                shown = ROWS[key](value, swarm.keys, cli)
             elif key in ("sentinel", "cluster") and view is not None:
                 shown = _topology_line(view)
             else:
@@ -600,10 +609,10 @@ def _doctor(
 def _repair_cli(
     settings: Settings, info_readable: bool, view: SentinelView | ClusterView | None
 ) -> str:
-    """The start of the redis-cli command of a stream's repair: on the URL's server (behind
-    Sentinel, the master the sentinels name), as this user unless it may not run INFO: a
-    worker (the one role `swarm acl` withholds INFO from), which may repair no stream, so
-    as an admin user."""
+    """The start of the redis-cli command of a repair (a stream's DEL, a damaged record's
+    HDEL): on the URL's server (behind Sentinel, the master the sentinels name), as this
+    user unless it may not run INFO: a worker (the one role `swarm acl` withholds INFO
+    from), which may repair no stream nor delete a record, so as an admin user."""
     from .._durability import redis_cli  # (here: `swarm --help` imports this module)
 
     master = getattr(view, "master", None) if settings.kind == "sentinel" else None
