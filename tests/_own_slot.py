@@ -1,7 +1,8 @@
 """An outage of the Redis Cluster master of a swarm's own slot (its hash tag's, where every
 key of the swarm lives), killed under a running ``swarm run`` pool or pipeline, for the tests
 of what they say through it (tests/test_run_own_slot_outage.py,
-tests/test_run_outage_followups.py)."""
+tests/test_run_outage_followups.py); and the pool they run (``two_slot_pool``, which
+tests/test_cluster_outage_words.py runs through a master of other slots killed)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from ._waiting import until
 # dead master's slots over: the failover is what the run must ride out, not race.
 NODE_TIMEOUT_MS = 6000
 NOTICE_WITHIN_S = 10.0
-NOTICE = "has not answered"  # (the words of the notice: ``pool_state._Asked.line``)
+NOTICE = "has not answered"  # (the words of the notice: ``request_watch.WatchedRequest.line``)
 
 # A worker agent: notes its run, says it started, works 2 s.
 _AGENT = """\
@@ -97,14 +98,13 @@ def killed_when(
     assert not thread.is_alive()
 
 
-def pool_through_own_master_death(
-    cluster: LocalCluster, swarm: Swarm, tmp_path: Path, heard: Heard, tasks: int = 3
-) -> tuple[Runner, set[str]]:
-    """``swarm run`` of ``tasks`` tasks, 2 at once (each 2 s), the master of the swarm's slot
-    killed once two agents started: the pool and the tasks posted, once it ended."""
+def two_slot_pool(
+    swarm: Swarm, tmp_path: Path, on_progress: Callable[[str], None], agent: str = _AGENT
+) -> Runner:
+    """``swarm run`` of queue ``q`` until it is done, 2 tasks at once, each run of ``agent``
+    (a Python script's text, written in ``tmp_path``) given ``tmp_path`` as its argument."""
     script = tmp_path / "agent.py"
-    script.write_text(_AGENT)
-    posted = {swarm.post_task("q", f"task {n}").id for n in range(tasks)}
+    script.write_text(agent)
     options = RunOptions(
         queues=("q",),
         command=f"{sys.executable} {script} {tmp_path}",
@@ -114,7 +114,20 @@ def pool_through_own_master_death(
         until_done=True,
         poll_s=0.2,
     )
-    pool = Runner(swarm, options, on_progress=heard)
-    started = lambda: len(list(tmp_path.glob("started-*"))) == 2  # noqa: E731
-    killed_when(cluster, swarm.name, heard, started, pool.run)
+    return Runner(swarm, options, on_progress=on_progress)
+
+
+def both_started(tmp_path: Path) -> bool:
+    """Whether both slots' agents started (each touched its ``started-ID`` file)."""
+    return len(list(tmp_path.glob("started-*"))) == 2
+
+
+def pool_through_own_master_death(
+    cluster: LocalCluster, swarm: Swarm, tmp_path: Path, heard: Heard, tasks: int = 3
+) -> tuple[Runner, set[str]]:
+    """``swarm run`` of ``tasks`` tasks, 2 at once (each 2 s), the master of the swarm's slot
+    killed once two agents started: the pool and the tasks posted, once it ended."""
+    posted = {swarm.post_task("q", f"task {n}").id for n in range(tasks)}
+    pool = two_slot_pool(swarm, tmp_path, heard)
+    killed_when(cluster, swarm.name, heard, lambda: both_started(tmp_path), pool.run)
     return pool, posted

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,10 +21,11 @@ import redis
 
 from redis_swarm import ConnectionFailed, Swarm
 from redis_swarm._keys import Keys
-from redis_swarm._runner import OutcomeStatus, Runner, RunOptions
+from redis_swarm._runner import OutcomeStatus
 from redis_swarm._translate import refused_write
 
 from ._cluster import start_cluster, state_of
+from ._own_slot import both_started, two_slot_pool
 from ._servers import ServerFactory
 from ._waiting import until
 
@@ -82,8 +82,6 @@ def test_swarm_run_says_the_cluster_is_down_once(servers: ServerFactory, tmp_pat
     cluster is down, once, named by the pool's URL; both tasks are done once the master is
     back."""
     cluster = start_cluster(servers, masters=3, replicas=0)
-    script = tmp_path / "agent.py"
-    script.write_text(_AGENT)
     lines: list[str] = []
     try:
         with Swarm(cluster.url, swarm=SWARM) as swarm:
@@ -92,19 +90,11 @@ def test_swarm_run_says_the_cluster_is_down_once(servers: ServerFactory, tmp_pat
             own = cluster.client().get_node_from_key(Keys(SWARM).tasks).port  # type: ignore[no-untyped-call]
             # (the URL's first node when it can be: a new handle meets it first)
             victim = next(p for p in cluster.ports[:3] if p != own)
-            options = RunOptions(
-                queues=("q",),
-                command=f"{sys.executable} {script} {tmp_path}",
-                concurrency=2,
-                lease_s=60,
-                until_done=True,
-                poll_s=0.2,
-            )
-            pool = Runner(swarm, options, on_progress=lines.append)
+            pool = two_slot_pool(swarm, tmp_path, lines.append, agent=_AGENT)
             thread = threading.Thread(target=pool.run)
             thread.start()
             try:
-                until(lambda: len(list(tmp_path.glob("started-*"))) == 2, "both agents started")
+                until(lambda: both_started(tmp_path), "both agents started")
                 cluster.node(victim).kill()
                 until(lambda: state_of(own) == "fail", "the cluster said it is down")
                 (tmp_path / "go").touch()
@@ -122,7 +112,8 @@ def test_swarm_run_says_the_cluster_is_down_once(servers: ServerFactory, tmp_pat
             assert len(told) == 1, lines
             assert "has not answered" in told[0], told
             assert f"the Redis Cluster at {cluster.url} is down" in told[0], told
-            assert "retries=0" not in told[0], told  # (the probe's options are not shown)
+            # (the probe's options are not shown: ``Settings.with_timeouts``)
+            assert "retries=" not in told[0] and "timeout=" not in told[0], told
             assert "it may be paused" not in told[0], told
             statuses = {outcome.status for outcome in pool.outcomes}
             assert statuses == {OutcomeStatus.COMPLETED}, pool.outcomes

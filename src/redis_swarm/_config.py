@@ -183,6 +183,9 @@ class Settings:
     # "strict" waits for the write to reach disk (embedded: appendfsync always) or a replica.
     durability: Durability = "normal"
     compression: Compression = "auto"
+    # The URL these settings are shown as when not their own (``url``): those of a request of
+    # this process's own with other timeouts (``with_timeouts``). Not copied by ``replace``.
+    shown_as: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_url(
@@ -206,7 +209,7 @@ class Settings:
         base: dict[str, object] = {"swarm": swarm}
         if home is not None:
             base["home"] = Path(home).expanduser()
-        known = sorted(f.name for f in dataclasses.fields(cls))
+        known = sorted(f.name for f in dataclasses.fields(cls) if f.init)
         for name in options:
             if name not in known:
                 raise ConfigError(f"unknown setting {name!r}: use one of {', '.join(known)}")
@@ -283,6 +286,18 @@ class Settings:
         settings._check()
         return settings
 
+    def with_timeouts(
+        self, *, retries: int, socket_timeout: float, connect_timeout: float
+    ) -> Settings:
+        """These settings with other retries and timeouts, for a request of this process's
+        own (a quick probe), shown as these are (``url``): its errors name the URL the user
+        gave, not options the user never wrote."""
+        timed = self.replace(
+            retries=retries, socket_timeout=socket_timeout, connect_timeout=connect_timeout
+        )
+        object.__setattr__(timed, "shown_as", self.url)  # (frozen: set once, as made)
+        return timed
+
     @property
     def retry_window_s(self) -> float:
         """How long the retries of one request ride out an outage (``retry_window``)."""
@@ -333,8 +348,9 @@ class Settings:
 
     @property
     def url(self) -> str:
-        """The URL with the password masked: safe for logs, errors and output."""
-        return self.render_url(mask=True)
+        """The URL with the password masked: safe for logs, errors and output (that of the
+        settings these were made from, for ``with_timeouts``'s)."""
+        return self.shown_as or self.render_url(mask=True)
 
     @property
     def shown_user(self) -> str:

@@ -299,7 +299,7 @@ class OneShotAgents(RequestWatch):
         ``task_id``, "" for none held, None to clear it), as a ``swarm run`` slot's is made:
         watched, given up at a hard stop (``_bounded``), and not said once given up."""
         what = TAKE_BEAT if task_id is not None else MARK_IDLE
-        self._tries_watched(task_id or None, what, beat, self._bounded)
+        self.tries_watched(task_id or None, what, beat, self._bounded)
 
     def _warn_once(self, role: str, warnings: Sequence[str]) -> None:
         """Say what was amiss in the output of a run of ``role``'s agent (``warnings``,
@@ -361,7 +361,7 @@ class OneShotAgents(RequestWatch):
         on the pipeline meanwhile: every such write is safe to make twice."""
 
         def outage(exc: ConnectionFailed) -> None:
-            self._failed_for_want_of_redis()
+            self.failed_for_want_of_redis()
             if waited is not None:
                 waited.set()
             why = said_retrying(exc)
@@ -373,7 +373,7 @@ class OneShotAgents(RequestWatch):
                     self._bounded(lambda: self.swarm.renew(held.id, held.token, lease_s=lease_s))
 
         try:
-            return self._tries_watched(
+            return self.tries_watched(
                 None, what, call,
                 lambda watched: ride_out(
                     watched, what=what, who="the pipeline run", stop=self._aborting,
@@ -446,7 +446,7 @@ class OneShotAgents(RequestWatch):
             why = None
             if renew is not None:  # (watched: a renewal, like a beat, may wait out an outage)
                 of = held.id if held is not None else None
-                why = self._told_if_unanswered(of, RENEW_LEASE, renew)
+                why = self.told_if_unanswered(of, RENEW_LEASE, renew)
             if why is not None:
                 return why
             presence.running(held.id if held is not None else "", every_s)
@@ -692,7 +692,7 @@ class OneShotAgents(RequestWatch):
         outage: list[bool] = []  # said once per outage
 
         def waiting(exc: ConnectionFailed) -> None:
-            self._failed_for_want_of_redis()
+            self.failed_for_want_of_redis()
             if not outage:
                 outage.append(True)
                 self._say(f"{self.current}: waiting for Redis to renew the lease of {held.id}: "

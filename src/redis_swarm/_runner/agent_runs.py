@@ -51,7 +51,8 @@ class AgentRuns(PoolState):
 
     def _set_up(self) -> None:
         super()._set_up()
-        self._cancels = CancelWatch(self.swarm, self._error)  # kills the agent of a cancelled task
+        # (kills the agent of a cancelled task; its reads watched as the pool's others are)
+        self._cancels = CancelWatch(self.swarm, self._error, self)
         self._presences: dict[str, SlotPresence] = {}  # slot (worker name) -> its presence
 
     def _presence(self, worker: str) -> SlotPresence:

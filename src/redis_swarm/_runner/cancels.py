@@ -16,7 +16,9 @@ The follower reads from where the pool started (``start``), so that a cancel mad
 a claim and the start of its agent is not skipped: a cancel read before the agent starts is
 remembered (the last ``REMEMBERED``) and stops it as soon as it starts. When the read fails
 (an outage), it retries with backoff and the pool goes on; the lease renewal is still there
-to notice a cancel meanwhile.
+to notice a cancel meanwhile. Each read is watched as the pool's other requests are
+(``RequestWatch.told_if_unanswered``, ``READ_CANCELS``): one kept waiting by the client's
+retries through an outage is said within seconds, the outage once for the whole pool.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from .._errors import SwarmError
 from .._models import Event, EventType
 from .._translate import said_retrying
+from .request_watch import READ_CANCELS, RequestWatch
 
 if TYPE_CHECKING:
     from .._client import Swarm
@@ -42,6 +45,7 @@ REMEMBERED = 1024  # cancelled task ids kept for agents not started yet
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)  # waits between failed reads, the last repeated
 
 Check = Callable[[], str | None]
+T = TypeVar("T")
 
 
 class CancelWatch:
@@ -50,11 +54,18 @@ class CancelWatch:
     ``watch(task_id)`` while the task's agent runs: it gives a check (no I/O) that returns
     why the agent must stop once the task is cancelled, else None. ``start`` before the pool
     claims, ``stop`` once its slots have ended. ``on_error`` is told of a failed read (the
-    first of each run of failures)."""
+    first of each run of failures); ``requests``: the pool's watch of its requests, which
+    watches each read (None: not watched)."""
 
-    def __init__(self, swarm: Swarm, on_error: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        swarm: Swarm,
+        on_error: Callable[[str], None],
+        requests: RequestWatch | None = None,
+    ) -> None:
         self._swarm = swarm
         self._on_error = on_error
+        self._requests = requests
         self._cond = threading.Condition()
         self._watched: dict[str, list[str]] = {}  # task id -> why its agent must stop, once known
         self._seen: dict[str, None] = {}  # cancelled task ids read, oldest first (REMEMBERED)
@@ -70,7 +81,7 @@ class CancelWatch:
         (again, for a pool run once more)."""
         self._stopping.clear()
         try:
-            self._cursor = self._swarm.last_event_id()
+            self._cursor = self._read_watched(self._swarm.last_event_id)
             self._caught_up = True
         except SwarmError as exc:  # the follower asks again; a cancel made before is missed
             self._failed(exc)
@@ -126,17 +137,19 @@ class CancelWatch:
     def _read(self) -> None:
         """One step: caught up, wait for the next event; else read on with a page."""
         if self._cursor is None:
-            self._cursor = self._swarm.last_event_id()
+            self._cursor = self._read_watched(self._swarm.last_event_id)
             self._caught_up = True
         if self._caught_up:
-            for event in self._swarm.follow_events(
+            events = self._swarm.follow_events(
                 since=self._cursor, block_s=BLOCK_S, timeout_s=BLOCK_S
-            ):
-                self._take(event)
+            )
+            first = self._read_watched(lambda: next(events, None), waits_s=BLOCK_S)
+            if first is not None:
+                self._take(first)
                 self._caught_up = False  # woken: a page reads the rest of what came
-                break
             return
-        page = self._swarm.events(since=self._cursor, limit=PAGE)
+        cursor = self._cursor
+        page = self._read_watched(lambda: self._swarm.events(since=cursor, limit=PAGE))
         for event in page:
             self._take(event)
         if len(page) == PAGE:  # more behind it: on at once
@@ -145,6 +158,13 @@ class CancelWatch:
             self._stopping.wait(PACE_S)
             return
         self._caught_up = True
+
+    def _read_watched(self, read: Callable[[], T], *, waits_s: float = 0.0) -> T:
+        """``read()``, one read of the log, watched as the pool's other requests are (said
+        once it has gone unanswered, ``waits_s`` past what it waits by itself)."""
+        if self._requests is None:
+            return read()
+        return self._requests.told_if_unanswered(None, READ_CANCELS, read, waits_s=waits_s)
 
     def _take(self, event: Event) -> None:
         self._cursor = event.id

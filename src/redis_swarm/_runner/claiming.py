@@ -121,7 +121,7 @@ class Claiming(PoolState):
         def claim(wait_s: float) -> list[Task]:
             try:
                 with self._saying_dead_lettered():
-                    tasks = self._told_if_unanswered(  # (said past its own wait)
+                    tasks = self.told_if_unanswered(  # (said past its own wait)
                         None,
                         CLAIM_TASKS,
                         lambda: self.swarm.claim(
@@ -180,7 +180,7 @@ class Claiming(PoolState):
         """Which tasks of the pool's queues are open (a running one may still fail and come
         back, so the pool waits for it)."""
         try:
-            stats = self._told_if_unanswered(None, COUNT_TASKS, self.swarm.queue_stats)
+            stats = self.told_if_unanswered(None, COUNT_TASKS, self.swarm.queue_stats)
         except ConnectionFailed as exc:  # an outage: not known to be settled, claim again
             self._error(f"queue stats failed (retrying): {said_retrying(exc)}")
             return _Open.CLAIMABLE
@@ -228,7 +228,7 @@ class Claiming(PoolState):
             stored: Finding
             try:
                 with self._saying_dead_lettered():
-                    stored, following = self._told_if_unanswered(
+                    stored, following = self.told_if_unanswered(
                         task.id, TAKE_REPORT, lambda: send(more)
                     )
             except ConnectionFailed as exc:

@@ -3,31 +3,32 @@ tasks, the switches that stop it (``drain``, ``abort``, an error it cannot get p
 that all fail alike), the leases its slots hold, and the writes that ride out an outage.
 
 Through an outage (the server down, paused, out of memory, read-only, unable to persist: a
-``ConnectionFailed``) the pool keeps what its agents did: a finished run's report or failure,
-or a release, is tried again until Redis takes it (``_outage.ride_out``), for up to
+``ConnectionFailed``) the pool keeps what its agents did: a finished run's report or
+failure, or a release, is tried again until Redis takes it (``_outage.ride_out``), for up to
 ``OUTAGE_PATIENCE_S``, renewing the task's lease between tries, with one progress line per
 task; one before it, as soon as such a request, or any other the pool makes that can wait
-through an outage (a renewal, a slot's heartbeat, a claim past its own wait: all watched one
-way, ``_told_if_unanswered``), has gone unanswered for ``UNANSWERED_NOTICE_S``, says that
-Redis is not answering and the work is kept (a paused server, or a Cluster master down until
-a replica takes over, keeps a request waiting for the client's timeout and retries first),
-and why, when one quick read of its own says (a cluster down: ``_probed``): said once per
-outage, the later lines referring to it (``CAUSE_SAID``), none guessing otherwise;
-and the first request answered after it, that Redis answers again (``_answered``): the one
-watch of such requests (``RequestWatch``, which a pipeline's own agents use too). The pool
-claims nothing while any of its tasks waits so (a report, or a lease renewal that failed):
-the server would only refuse the claim, or, once back, lease again a task of this pool whose
-lease ran out meanwhile, and its agent would run twice. A lease that ran out all the
-same is no loss: the core takes the first report of an open task whatever the age of its token
-(docs/tasks.md); and a claim of this pool that leases such a task again (a paused server runs
-the claims it received while paused when it wakes up) hands the new lease to the slot working
-on it (``_adopted``), not to a second run. Such a claim whose reply was lost (it raised
-``ConnectionFailed``) leases the task with a lease no slot holds: the renewal of the slot
-working on it, refused, finds the task held by the worker id of that claim and proves the lease
-the pool's own by renewing it with a secret that claim sent (the client makes them: the
-error carries them); proved, the lease is the slot's, its agent runs on and its renewals go on
-with it (``_adopt_orphan``, ``LeaseRenewal``). A lease no secret of the pool's proves is
-another's, whatever its worker id (processes may share a worker prefix), and stops the agent.
+through an outage (a renewal, a slot's heartbeat, a claim past its own wait, a read of the
+cancels: all watched one way, ``told_if_unanswered``), has gone unanswered for
+``UNANSWERED_NOTICE_S``, says that Redis is not answering and the work is kept (a paused
+server, or a Cluster master down until a replica takes over, keeps a request waiting for the
+client's timeout and retries first), and why, when one quick read of its own says (a cluster
+down: ``_probed``): said once per outage, the later lines referring to it (``CAUSE_SAID``),
+none guessing otherwise; and the first request answered after it, that Redis answers again
+(``_answered``): the one watch of such requests (``RequestWatch``, which a pipeline's own
+agents use too). The pool claims nothing while any of its tasks waits so (a report, or a
+lease renewal that failed): the server would only refuse the claim, or, once back, lease
+again a task of this pool whose lease ran out meanwhile, and its agent would run twice. A
+lease that ran out all the same is no loss: the core takes the first report of an open task
+whatever the age of its token (docs/tasks.md); and a claim of this pool that leases such a
+task again (a paused server runs the claims it received while paused when it wakes up) hands
+the new lease to the slot working on it (``_adopted``), not to a second run. Such a claim
+whose reply was lost (it raised ``ConnectionFailed``) leases the task with a lease no slot
+holds: the renewal of the slot working on it, refused, finds the task held by the worker id
+of that claim and proves the lease the pool's own by renewing it with a secret that claim
+sent (the client makes them: the error carries them); proved, the lease is the slot's, its
+agent runs on and its renewals go on with it (``_adopt_orphan``, ``LeaseRenewal``). A lease
+no secret of the pool's proves is another's, whatever its worker id (processes may share a
+worker prefix), and stops the agent.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from .options import RunOptions, default_worker_prefix, slot_name
 from .outcomes import OutcomeStatus, TaskOutcome, dead_now, task_gone
 from .request_watch import (
     ANSWER,
+    RELEASE_UNRUN,
     TAKE_REPORT,
     RequestWatch,
 )
@@ -433,8 +435,9 @@ class PoolState(RequestWatch):
     def _let_go(self, task: Task) -> None:
         """The slot that worked on ``task`` (as leased to it) is done with it. A newer lease
         handed to it meanwhile (``_adopted``) that its last word did not settle is released:
-        no slot would run it, and it would stay leased to this pool until it ran out. A slot
-        that leased the task again after this one gave it back keeps its own lease."""
+        no slot would run it, and it would stay leased to this pool until it ran out (watched
+        as the pool's other requests are: ``RELEASE_UNRUN``). A slot that leased the task
+        again after this one gave it back keeps its own lease."""
         with self._telling, self._lock:
             newer = self._leases.pop(self._held(task), None)
             if self._working.get(task.id) is task:
@@ -445,7 +448,9 @@ class PoolState(RequestWatch):
         if newer is not None and newer.token != task.token:
             # (refused when the slot's report or fail used it: the task is settled then)
             with contextlib.suppress(SwarmError):
-                self.swarm.release(newer.id, newer.token)
+                self.told_if_unanswered(
+                    None, RELEASE_UNRUN, lambda: self.swarm.release(newer.id, newer.token)
+                )
         self._let_go_of_one.set()  # (after the slot's last word on it reached Redis)
 
     # --- outages
@@ -504,10 +509,10 @@ class PoolState(RequestWatch):
         once once a request went unanswered since: ``_stopped_short``). For ``task`` (the
         progress line says the pool waits for Redis to ``what`` of it), the pool claims
         nothing meanwhile, and the lease is renewed between tries. Its tries are watched
-        (``_told_if_unanswered``) until it returns or gives up, not while a try given up at
+        (``told_if_unanswered``) until it returns or gives up, not while a try given up at
         a stop still waits in its thread."""
         if task is None:
-            return self._tries_watched(
+            return self.tries_watched(
                 None, ANSWER, call,
                 lambda watched: self._stopped_short(
                     lambda: ride_out(
@@ -521,7 +526,7 @@ class PoolState(RequestWatch):
                 ),
             )  # fmt: skip
         held = task
-        return self._tries_watched(
+        return self.tries_watched(
             held.id, what, call,
             lambda watched: self._stopped_short(
                 lambda: ride_out(
@@ -538,7 +543,7 @@ class PoolState(RequestWatch):
     def unless_stopped(self, call: Callable[[], T], what: str = ANSWER, of: str | None = None) -> T:
         """``call()``, a request that is no write to keep (a count, a deregistration), for
         ``what`` of task ``of`` (None: of the pool), as its line says it if Redis does not
-        answer it (``_told_if_unanswered``), given up once the pool was told to stop (drained
+        answer it (``told_if_unanswered``), given up once the pool was told to stop (drained
         or aborted) and the stop's budget (``_stop_budget``: ``STOP_GRACE_S``, one for the
         whole exit) has run out, if Redis has not answered it by then
         (``_outage.until_stopped``: a ``ConnectionFailed``), and not even tried once a request
@@ -557,7 +562,7 @@ class PoolState(RequestWatch):
     ) -> T:
         return self._stopped_short(
             lambda: until_stopped(
-                lambda: self._told_if_unanswered(of, what, call),
+                lambda: self.told_if_unanswered(of, what, call),
                 stop,
                 what="answer",
                 budget=self._stop_budget,

@@ -34,11 +34,13 @@ __all__ = [
     "PROBE_CLUSTER_RETRIES",
     "PROBE_TIMEOUT_S",
     "READ_ASKERS_TASK",
+    "READ_CANCELS",
     "READ_CONTEXT",
     "READ_FAILURE",
     "READ_FINDING",
     "READ_SESSION",
     "READ_TASK",
+    "RELEASE_UNRUN",
     "RENEW_LEASE",
     "TAKE_BEAT",
     "TAKE_COST",
@@ -49,12 +51,14 @@ __all__ = [
     "WATCH_LINGER_S",
     "WATCH_TICK_S",
     "RequestWatch",
+    "WatchedRequest",
+    "WatchedTries",
 ]
 
 T = TypeVar("T")
 
 # How long a request of the pool (a report, a renewal, a beat, a claim past its own wait:
-# ``_told_if_unanswered``) goes unanswered before a progress line says so: a paused or stalled
+# ``told_if_unanswered``) goes unanswered before a progress line says so: a paused or stalled
 # server, or a Cluster master down until a replica takes over, keeps it waiting for the
 # client's whole timeout and retries (tens of seconds, up to a minute on a cluster) before the
 # ``waiting for Redis`` line, and a person watching would think the run hung, or its work gone.
@@ -84,6 +88,9 @@ CLAIM_TASKS = "claim tasks"
 COUNT_TASKS = "count the queues' tasks"
 MARK_IDLE = "mark a slot idle"
 LEAVE = "say the workers are gone"  # (deregistered, or marked gone: _leave)
+READ_CANCELS = "read the event log for cancels"  # (``cancels.CancelWatch``'s follower)
+# (a newer lease of a task handed to a slot that its last word did not settle: ``_let_go``)
+RELEASE_UNRUN = "release a lease no slot runs"
 _NOTHING_LOST = "nothing is lost: the pool goes on once Redis answers"
 _KEPT_BY_WHAT = {
     **dict.fromkeys(
@@ -96,6 +103,10 @@ _KEPT_BY_WHAT = {
     ),
     # (no write to keep: ``unless_stopped``'s, given up at a stop; a claim tried again)
     **dict.fromkeys((ANSWER, CLAIM_TASKS, COUNT_TASKS, MARK_IDLE, LEAVE), _NOTHING_LOST),
+    READ_CANCELS: (
+        "the agents run on; a task cancelled meanwhile has its agent stopped once Redis answers"
+    ),
+    RELEASE_UNRUN: "nothing is lost: a lease not released runs out, its task back in its queue",
 }
 # What a line says of the cause once the first line of its outage said the probe's words.
 CAUSE_SAID = "the cause said above"
@@ -111,8 +122,8 @@ PROBE_CLUSTER_RETRIES = 2
 
 
 @dataclass(eq=False)
-class _Asked:
-    """A request ``PoolState._told_if_unanswered`` watches: since when (monotonic), of which
+class WatchedRequest:
+    """A request ``RequestWatch.told_if_unanswered`` watches: since when (monotonic), of which
     task (None: of the pool), for what, how long it may wait by itself (a claim's ``wait_s``)
     before its ``UNANSWERED_NOTICE_S`` count, and whether its line was said."""
 
@@ -142,18 +153,18 @@ class _Asked:
 
 
 @dataclass(eq=False)
-class _Tries:
-    """The requests of one ``PoolState._persist`` (its tries: ``_told_if_unanswered``), and
-    whether it is over (answered, or given up): a try whose thread gets in after that is
-    not watched."""
+class WatchedTries:
+    """The requests of one caller that tries a request and may give it up while a try still
+    waits (``RequestWatch.tries_watched``: ``PoolState._persist``'s tries), and whether it is
+    over (answered, or given up): a try whose thread gets in after that is not watched."""
 
-    asked: list[_Asked] = field(default_factory=list)
+    asked: list[WatchedRequest] = field(default_factory=list)
     over: bool = False
 
 
 class RequestWatch:
     """The one way a request that can wait through an outage is watched
-    (``_told_if_unanswered``): a line within seconds once it has gone unanswered, with what
+    (``told_if_unanswered``): a line within seconds once it has gone unanswered, with what
     a probe of the outage found wrong, and one once Redis answers again. ``swarm run``'s pool
     (``PoolState``) and a pipeline's own agents (its planner's and synthesizer's renewals and
     heartbeats) both watch theirs so. A subclass calls ``_set_up_watch`` once, gives
@@ -164,7 +175,7 @@ class RequestWatch:
     def _set_up_watch(self) -> None:
         self._lock = threading.Lock()
         self._said: dict[str, set[str]] = {}  # task id -> what its progress lines said
-        self._asked: set[_Asked] = set()  # the requests watched (``_told_if_unanswered``)
+        self._asked: set[WatchedRequest] = set()  # the requests watched (``told_if_unanswered``)
         self._watching = False  # a thread watches them (``_watch_unanswered``)
         # What the probe of this outage found wrong (``_outage_cause``): None while no request
         # is unanswered; "" once probed with nothing said (a plain timeout), else its words,
@@ -176,7 +187,7 @@ class RequestWatch:
         # said since Redis last answered): the pool's own requests (of no task) are said once
         # per outage, and its end once (``_answered``).
         self._outage_since: float | None = None
-        # When a request last failed for want of Redis (``_failed_for_want_of_redis``): a
+        # When a request last failed for want of Redis (``failed_for_want_of_redis``): a
         # request sent before that and ending after it may have been given up inside (a
         # renewal keeps its ConnectionFailed), no sign that Redis answers again.
         self._failed_at = 0.0
@@ -199,17 +210,17 @@ class RequestWatch:
         the task is let go (``PoolState``: no slot works on it now)."""
         return True
 
-    def _failed_for_want_of_redis(self) -> None:
+    def failed_for_want_of_redis(self) -> None:
         """A request failed for want of Redis (its ``ConnectionFailed``): see ``_failed_at``."""
         with self._lock:
             self._failed_at = time.monotonic()
 
-    def _told_if_unanswered(
+    def told_if_unanswered(
         self,
         task_id: str | None,
         what: str,
         call: Callable[[], T],
-        mine: _Tries | None = None,
+        mine: WatchedTries | None = None,
         *,
         waits_s: float = 0.0,
     ) -> T:
@@ -226,7 +237,7 @@ class RequestWatch:
         the request itself. ``mine``: where the request is noted for a caller that may give
         it up while it still waits (``until_stopped``, whose thread stays blocked in it): the
         caller drops it then (``_given_up``), so that no line says the work is kept."""
-        asked = _Asked(time.monotonic(), task_id, what, waits_s)
+        asked = WatchedRequest(time.monotonic(), task_id, what, waits_s)
         with self._lock:
             start = False
             if mine is None or not mine.over:
@@ -255,7 +266,7 @@ class RequestWatch:
             if answered:
                 self._answered(asked)
 
-    def _tries_watched(
+    def tries_watched(
         self,
         task_id: str | None,
         what: str,
@@ -264,15 +275,15 @@ class RequestWatch:
     ) -> T:
         """``tries(watched)``: ``call`` (for ``what`` of ``task_id``) made by a caller that
         tries it (``ride_out``, ``until_stopped``) and may give it up while a try still waits
-        in its thread: each try is watched (``_told_if_unanswered``) until ``tries`` returns
+        in its thread: each try is watched (``told_if_unanswered``) until ``tries`` returns
         or gives up, and none is said after that (``_given_up``)."""
-        mine = _Tries()
+        mine = WatchedTries()
         try:
-            return tries(lambda: self._told_if_unanswered(task_id, what, call, mine))
+            return tries(lambda: self.told_if_unanswered(task_id, what, call, mine))
         finally:
             self._given_up(mine)
 
-    def _answered(self, asked: _Asked) -> None:
+    def _answered(self, asked: WatchedRequest) -> None:
         """``asked`` was answered: once a line said this outage, and unless a request failed
         for want of Redis since it was sent (it may have been given up inside: a renewal keeps
         its ``ConnectionFailed``), a line says Redis answers again, and the next outage is
@@ -292,8 +303,8 @@ class RequestWatch:
                 f"this outage was sent: {self._goes_on}"
             )
 
-    def _given_up(self, mine: _Tries) -> None:
-        """The requests of ``mine`` (``_told_if_unanswered``) are no longer waited for: their
+    def _given_up(self, mine: WatchedTries) -> None:
+        """The requests of ``mine`` (``told_if_unanswered``) are no longer waited for: their
         caller gave them up, or had its answer. Once this returns, no line of the watcher
         says one of them (``_telling``)."""
         with self._telling, self._lock:
@@ -302,7 +313,7 @@ class RequestWatch:
                 self._asked.discard(asked)
 
     def _watch_unanswered(self) -> None:
-        """Say each request of ``_told_if_unanswered`` unanswered for ``UNANSWERED_NOTICE_S``,
+        """Say each request of ``told_if_unanswered`` unanswered for ``UNANSWERED_NOTICE_S``,
         looking every ``WATCH_TICK_S``; ended once none has been asked for ``WATCH_LINGER_S``
         (the next request starts it again). A request of a task no slot works on now (let
         go: ``_let_go``) is dropped unsaid, and every one once the pool gave Redis up at a
@@ -333,14 +344,21 @@ class RequestWatch:
 
     def _unanswered_lines(self, now: float) -> list[str]:
         """The lines of the requests watched that are due one (under ``_lock``); those of a
-        task no longer worked on are dropped."""
-        lines = []
+        task no longer worked on are dropped. A request of the pool is said once per outage,
+        and gives way to one of a task still to be said (``_to_say``): that line says the
+        outage, with what becomes of the task's work, and the pool's says nothing more (the
+        follower of the cancels reads through every agent's run, its request in flight when
+        a task's goes unanswered)."""
         for asked in list(self._asked):
             if asked.task_id is not None and not self._still_asked(asked.task_id):
                 self._asked.discard(asked)  # (let go: nothing of it is said or kept)
-                continue
+        a_task_to_say = any(self._to_say(asked) for asked in self._asked)
+        lines = []
+        for asked in list(self._asked):
             if not asked.due(now):
                 continue
+            if asked.task_id is None and a_task_to_say and self._outage_since is None:
+                continue  # (looked at again at the next tick: see the docstring)
             asked.told = True
             if asked.task_id is not None:
                 said = self._said.setdefault(asked.task_id, set())
@@ -353,6 +371,13 @@ class RequestWatch:
             if self._outage_since is None:
                 self._outage_since = asked.since
         return lines
+
+    def _to_say(self, asked: WatchedRequest) -> bool:
+        """Whether ``asked`` is a request of a task whose line is still to come, once due
+        (under ``_lock``): not said yet, nor the same request of its task before."""
+        if asked.task_id is None or asked.told:
+            return False
+        return f"{asked.what} (unanswered)" not in self._said.get(asked.task_id, ())
 
     def _cause_to_say(self) -> str | None:
         """What a line says of why Redis does not answer (under ``_lock``): the probe's
@@ -393,7 +418,7 @@ class RequestWatch:
         settings = self.swarm.settings
         if settings.kind == "embedded":
             return ""
-        quick = settings.replace(
+        quick = settings.with_timeouts(  # (its words name the pool's URL, not these options)
             retries=PROBE_CLUSTER_RETRIES if settings.kind == "cluster" else 0,
             socket_timeout=PROBE_TIMEOUT_S,
             connect_timeout=PROBE_TIMEOUT_S,
@@ -404,8 +429,7 @@ class RequestWatch:
         except ConnectionFailed as exc:
             if timed_out(exc):
                 return ""
-            # (named by the pool's own URL, not by the probe's options)
-            return said_retrying(exc).replace(quick.url, settings.url)
+            return said_retrying(exc)
         except Exception:  # (answered, or refused: nothing the guesses would gain)
             return ""
         return ""

@@ -17,7 +17,7 @@ refused or unanswered is tried again at the next one. Each beat is made through 
 the pipeline running a planner or synthesizer (``ask``): bounded by its abort, and watched as
 its other requests are, so that a beat kept waiting by the client's retries through an outage
 (up to a minute on a Cluster URL) is said within seconds, not silently
-(``RequestWatch._told_if_unanswered``).
+(``RequestWatch.told_if_unanswered``).
 """
 
 from __future__ import annotations
