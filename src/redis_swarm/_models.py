@@ -399,6 +399,11 @@ class Task(Record):
     # said nothing of it (``add_failed_usage`` may add it, once: then "added"); None when the
     # fail gave it, or for a task that has not failed.
     failed_cost: str | None = None
+    # The length of the lease its claim asked for (ms; the task's ``lease_s`` when the claim
+    # asked none), what a renewal that asks no length extends the lease by: its last claim's
+    # (kept once the lease ended); None for a task never claimed, or claimed before it was
+    # recorded.
+    lease_ms: int | None = None
     # A secret (the lease's): kept out of repr, which logs show; to_dict keeps it.
     token: str | None = dataclasses.field(default=None, repr=False)
 
@@ -482,6 +487,25 @@ class Finding(Record):
     superseded: bool = False
     attempt: int | None = None  # the attempt of the lease that reported (None: no lease)
     usage: Usage | None = None  # what the agent run behind it cost, when its CLI said
+    # Set only on the finding ``report`` (and ``answer``) returns, as ``Task.token`` on the
+    # task ``claim`` returns, never stored: the worker of a later lease that held the task
+    # when this report completed it (its own lease had run out and the task was leased
+    # again), whose report of it will be superseded. None: its lease was the current one.
+    overtaken_by: str | None = None
+
+    def overtaken_said(self, *, what: str = "task", deed: str = "report") -> str | None:
+        """What a report (``deed``) of this finding's ``what`` (a task, a question) whose
+        lease had run out and was taken by another (``overtaken_by``) tells its sender: it
+        completed it all the same, and the other's will be kept superseded; None when its
+        lease was the current one."""
+        holder = self.overtaken_by
+        if holder is None:
+            return None
+        return (
+            f"the lease of {what} {self.task_id} ended before this {deed} (it ran out, or was "
+            f"released) and {holder} leased it again; your {deed} came first all the same, so "
+            f"it is the {what}'s {deed}, and {holder}'s will be kept superseded"
+        )
 
 
 @dataclass(frozen=True)

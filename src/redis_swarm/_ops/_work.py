@@ -491,6 +491,9 @@ _TASK_FIELDS = frozenset(Task.__dataclass_fields__) - {"data", "status"}
 # refused in every decode: a script's reply is decoded after Redis made its change.
 _RUN_COUNTS = ("failures", "failed_run_count")
 _FINDING_FIELDS = frozenset(Finding.__dataclass_fields__) - {"sources"}
+# The field of a Finding that only the report that stored it sets (from its script's reply),
+# never read from a stored record.
+REPORT_ONLY_FIELD = "overtaken_by"
 # The field of a half-stored report's superseded copy that names the first try's record, in
 # no index by design (lua/_report.lua's ``stands_for``): the doctor counts it as no loss.
 HALF_STORED_FIELD = "stands_for"
@@ -582,8 +585,8 @@ class _DataCorrupt(CorruptRecord, ValueError):
 _TASK_TEXT = ("id", "queue", "description", "pass_name", "parent", "worker", "finding_id",
               "last_error", "dead_reason", "dedupe_key", "failed_cost")  # fmt: skip
 _TASK_NUMBERS = ("created_at", "priority", "attempts", "abandons", "max_attempts",
-                 "max_abandons", "lease_s", "not_before", "lease_deadline", "claimed_at",
-                 "completed_at", "status_at")  # fmt: skip
+                 "max_abandons", "lease_s", "lease_ms", "not_before", "lease_deadline",
+                 "claimed_at", "completed_at", "status_at")  # fmt: skip
 _FINDING_TEXT = ("id", "task_id", "queue", "pass_name", "shard", "worker", "model",
                  "context_version", "summary", "details")  # fmt: skip
 _FINDING_NUMBERS = ("created_at", "confidence", "attempt")
@@ -622,6 +625,9 @@ def synthesis_from(raw: Any) -> Synthesis:
 def finding_from(raw: Any, meta: Mapping[str, Any] | None = None) -> Finding:
     """A Finding from its stored JSON (``meta``: fields to set over what it holds)."""
     state: dict[str, Any] = loads(raw)
+    # (never stored: only a report's own reply says it; a record written around redis-swarm
+    # that holds it says nothing)
+    state.pop(REPORT_ONLY_FIELD, None)
     if meta is not None:
         state.update(meta)
     return finding_record(state)

@@ -693,7 +693,10 @@ class _Renewal:
         lease_s = MAX_LEASE_S
         if self.task is not None:
             lease_s = float(self.task.lease_s)
-            if self.task.lease_deadline and self.task.claimed_at:  # what the claim asked for
+            asked = self.task.lease_ms  # what the claim asked for (its renewals extend so)
+            if isinstance(asked, int) and asked > 0:
+                lease_s = asked / 1000
+            elif self.task.lease_deadline and self.task.claimed_at:  # (a record without it)
                 lease_s = (self.task.lease_deadline - self.task.claimed_at) / 1000
         self.every_s = max(0.05, lease_s / 3)
         # The first wait renews at once: the asker may ask late in its lease, with less of
@@ -823,7 +826,12 @@ def answer(
     not read again, and the answer is one script call. ``claim_next``, ``next_lease_s`` and
     ``wait_s`` are ``report``'s: in the same script, lease the next task of those queues (the
     next question; waiting up to ``wait_s`` for one when none is there) and return
-    ``(finding, next task or None)``."""
+    ``(finding, next task or None)``.
+
+    An answer under a lease that ran out, the question leased again since, is still the
+    question's answer (the first answer of an open question wins): the finding returned
+    names the answerer of that later lease in ``overtaken_by`` (its answer will be
+    superseded), told by the report's own reply, no round trip more."""
     if not isinstance(text, str) or not text.strip():
         raise ValidationError("an answer must be a non-empty text: say what you found")
     if extra is not None and not isinstance(extra, Mapping):

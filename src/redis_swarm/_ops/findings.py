@@ -173,6 +173,10 @@ def report(
     """Store ``finding`` and complete the task, atomically. Raises AlreadyCompleted (with the
     finding's id) when the task was already completed or cancelled: the finding is then kept,
     marked superseded. Pass the same ``finding_id`` to retry a report without duplicating.
+    A report under a lease that ran out, the task leased again since, still completes it
+    (the first report of an open task wins): the finding returned names the worker of that
+    later lease in ``overtaken_by`` (its own report will be superseded), from the script's
+    reply, at no cost (a retry that finds the finding stored does not say it).
 
     ``token`` None reports from outside any lease (a shard recording what a worker it ran
     itself found): refused with LeaseLost while a live lease holds the task. It has its own
@@ -252,10 +256,10 @@ def report(
     call = Call(script, keys, args, shielded=claim_next is not None)
     try:
         if behind is None:
-            outcome, raw, named, *next_pair = yield call
+            outcome, raw, named, overtaken_by, *next_pair = yield call
         else:
             replies = yield Batch((call, *behind.requests))
-            (outcome, raw, named), next_pair = replies[0], []
+            (outcome, raw, named, overtaken_by), next_pair = replies[0], []
     except ConnectionFailed as exc:
         # Redis may have run it, the next task's claim too (its secret, report_secret's,
         # both paths'): the caller's proof of a lease it took, as a claim's (claiming.claim).
@@ -282,7 +286,7 @@ def report(
         # The finding stays (reported); the next task the reply leased goes back.
         cut = reply_at_interrupt(exc)
         if behind is None:
-            next_reply, secret = None if cut is None else cut[3:], next_secret
+            next_reply, secret = None if cut is None else cut[4:], next_secret
         else:  # (the batch's replies: the report's, ..., the wait's, the claim's, ...)
             next_reply, secret = None if cut is None else cut[1 + behind.claim_at], behind.secret
         yield from task_ops.give_back(
@@ -300,6 +304,7 @@ def report(
         meta["worker"] = text(named) if named else None
         meta["superseded"] = text(outcome) == "superseded"
         meta["attempt"] = int(tok.partition(".")[0]) if tok else None
+        meta["overtaken_by"] = text(overtaken_by) if overtaken_by else None
         stored = _sent(body, encoded, meta)
     if stored.task_id != task_id:
         raise Conflict(

@@ -450,10 +450,14 @@ def report(
                 context_version=context_version, finding_id=finding_id, usage=usage, **leasing,
             )  # fmt: skip
             app.finish_uninterrupted()  # (taken, and the next task leased: say them whole)
+        f = reported if not claim_next else reported[0]
+        overtaken = f.overtaken_said()
+        if overtaken is not None:  # (JSON output has it as overtaken_by; a script reads that)
+            click.echo(printable(f"warning: {overtaken}"), err=True)
         if not claim_next:
             app.emit(reported, lambda: click.echo(f"reported {reported.id} for {task_id}"))
             return
-        f, following = reported
+        following = reported[1]
         unkept = None
         if following is not None and following.worker:
             unkept = _remember(app, following.worker, following)

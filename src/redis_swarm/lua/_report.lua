@@ -89,6 +89,13 @@ local function report_task(KEYS, ARGV, unleased)
     attempt = issued(t, ARGV[5])
     if not attempt then return refuse('SWARM_LEASELOST', never_issued(t)) end
   end
+  -- The worker of a later lease that holds t now: this report's lease ran out and t was
+  -- leased again. The report completes t all the same (the first report of an open task
+  -- wins), and that worker's own report will be superseded: the reply says who it is.
+  local overtaken_by = false
+  if attempt and t.status == 'claimed' and t.attempts ~= attempt then
+    overtaken_by = t.worker or false
+  end
 
   -- What the completion reads besides (the owners whose counters it moves, the status it moves
   -- them from), checked before the first write: a record a worker wrote may lack them, and the
@@ -151,8 +158,8 @@ local function report_task(KEYS, ARGV, unleased)
         if redis.call('HSETNX', KEYS[9], kept_as, finding) == 0 then
           end_wait()
           local copy = redis.call('HGET', KEYS[9], kept_as)
-          if claim_queues == 0 then return {'existing', copy, false} end
-          return {'existing', copy, false, false, false}
+          if claim_queues == 0 then return {'existing', copy, false, false} end
+          return {'existing', copy, false, false, false, false}
         end
         fid = kept_as
       end
@@ -165,10 +172,10 @@ local function report_task(KEYS, ARGV, unleased)
           or t.next_task then
         end_wait()
       end
-      return {'existing', stored, false}
+      return {'existing', stored, false, false}
     else
       local again = claimed_before(t)
-      return {'existing', stored, false, again and again[1] or false,
+      return {'existing', stored, false, false, again and again[1] or false,
               again and again[2] or false}
     end
   end
@@ -217,12 +224,13 @@ local function report_task(KEYS, ARGV, unleased)
   task_event(K, superseded and 'finding.superseded' or 'finding.reported', t,
              'finding', fid, 'worker', worker, 'shard', t.parent)
   if kept_as then  -- (the copy: the client knows its record only from here)
-    if claim_queues == 0 then return {'existing', finding, false} end
-    return {'existing', finding, false, false, false}
+    if claim_queues == 0 then return {'existing', finding, false, false} end
+    return {'existing', finding, false, false, false, false}
   end
   local outcome = superseded and 'superseded' or 'completed'
   -- (now as a number: an integer reply, exact below 2^53, and no formatting)
-  if claim_queues == 0 then return {outcome, created, worker or false} end
-  if idle then return {outcome, created, worker or false, unpack(idle)} end
-  return {outcome, created, worker or false, next_task[1] or false, next_task[2] or false}
+  if claim_queues == 0 then return {outcome, created, worker or false, overtaken_by} end
+  if idle then return {outcome, created, worker or false, overtaken_by, unpack(idle)} end
+  return {outcome, created, worker or false, overtaken_by, next_task[1] or false,
+          next_task[2] or false}
 end
