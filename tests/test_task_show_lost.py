@@ -43,7 +43,7 @@ def test_a_lost_result_is_said_with_what_to_do(cli: Cli, raw: Any) -> None:
     assert "post each task again to redo its work" in warning
     assert "restore the finding under its id from a backup" in warning
     assert "A task posted again is a new task" in warning
-    assert f"redis-cli HDEL {shlex.quote(k.tasks)} ID" in warning
+    assert f"redis-cli -u URL --user ADMIN --askpass HDEL {shlex.quote(k.tasks)} ID" in warning
 
     record = cli.json("task", "show", task_id)
     assert record["id"] == task_id and record["finding_id"] == finding_id
