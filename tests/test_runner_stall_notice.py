@@ -129,7 +129,11 @@ def test_a_paused_server_is_said_within_seconds_and_the_work_kept(
         server, tmp_path, lambda: os.kill(server.proc.pid, signal.SIGSTOP), resume
     )
     # (nothing is answered: the read of the task, before the finding is stored, waits first)
-    _told(notes, let_go, task_id, READ_TASK)
+    line = _told(notes, let_go, task_id, READ_TASK)
+    # A probe that times out says no more than the guess (it named the URL as one to check,
+    # the server as not running: the probe's translated timeout had lost its cause)
+    assert "it may be paused, busy or out of reach" in line, line
+    assert "check that the server runs" not in line, line
     assert any(NOTICE in error for error in pool.errors)  # (kept with the run's errors too)
 
 

@@ -133,6 +133,11 @@ def translate(
     if isinstance(exc, e.SwarmError):
         return exc
     error = _translated(exc, where, swarm, operation)
+    if error.__cause__ is None:
+        # What it was translated from, kept for whoever reads it later (``timed_out``: a
+        # translated error thrown back into an operation, which re-raises it, had lost it,
+        # so a paused server's timeout was said as a server not running).
+        error.__cause__ = exc
     if isinstance(error, e.ConnectionFailed):
         error.retryable = not no_retry_fixes(exc)
     return error
