@@ -7,8 +7,10 @@ does (exit 1) and leaves the list. Once a claim returned, they are held as Ctrl-
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -203,7 +205,16 @@ def test_a_hung_up_stdio_mcp_server_leaves_at_once(redis_url: str, tmp_path: Pat
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_at_defaults,
     )  # fmt: skip
     try:
-        time.sleep(3)  # (its imports: nothing is said before a client's first request)
+        # Serving once it answers a client's first request (a fixed wait for its imports
+        # lost the race on a loaded machine: the signal came before its handler).
+        assert proc.stdin is not None and proc.stdout is not None
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "hup-test", "version": "1"}}}  # fmt: skip
+        proc.stdin.write(json.dumps(init).encode() + b"\n")
+        proc.stdin.flush()
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        assert ready and b'"id":1' in proc.stdout.readline().replace(b" ", b"")
         proc.send_signal(signal.SIGHUP)
         proc.wait(timeout=10)
     finally:
