@@ -67,5 +67,7 @@ def test_a_stored_record_never_says_it(swarm: Swarm, raw: Any) -> None:
     assert found.overtaken_by == "w2"
     record = json.loads(raw.hget(swarm.keys.findings, found.id))
     assert "overtaken_by" not in record  # (never stored)
-    raw.hset(swarm.keys.findings, found.id, json.dumps({**record, "overtaken_by": "forged"}))
-    assert swarm.get_finding(found.id).overtaken_by is None
+    forged = {**record, "overtaken_by": "forged", "overtaken_attempt": 7}
+    raw.hset(swarm.keys.findings, found.id, json.dumps(forged))
+    read = swarm.get_finding(found.id)
+    assert read.overtaken_by is None and read.overtaken_attempt is None

@@ -408,6 +408,22 @@ class Task(Record):
     token: str | None = dataclasses.field(default=None, repr=False)
 
     @property
+    def claimed_lease_s(self) -> float:
+        """The lease its last claim took, in seconds (``lease_ms``): what a renewal that asks
+        no length extends it by, renewals coming every third of it; for a record without
+        it, from its claim to its lease's deadline; else (never claimed) the task's own
+        ``lease_s``, which only a claim that asks none takes: claim(lease_s=30) of a task of
+        900 holds it 30 s. A whole number of seconds as an int."""
+        asked = self.lease_ms
+        if isinstance(asked, int) and not isinstance(asked, bool) and asked > 0:
+            taken = asked / 1000
+        elif self.lease_deadline and self.claimed_at:
+            taken = (self.lease_deadline - self.claimed_at) / 1000
+        else:
+            return self.lease_s
+        return int(taken) if taken.is_integer() else taken
+
+    @property
     def status_since(self) -> int | None:
         """When the task took its current status (epoch ms), where its record says so: a
         claimed task's claim, a completed task's report, else ``status_at``, else (a task
@@ -490,22 +506,39 @@ class Finding(Record):
     # Set only on the finding ``report`` (and ``answer``) returns, as ``Task.token`` on the
     # task ``claim`` returns, never stored: the worker of a later lease that held the task
     # when this report completed it (its own lease had run out and the task was leased
-    # again), whose report of it will be superseded. None: its lease was the current one.
+    # again), whose report of it will be superseded, and that lease's attempt. None: its
+    # lease was the current one.
     overtaken_by: str | None = None
+    overtaken_attempt: int | None = None
 
-    def overtaken_said(self, *, what: str = "task", deed: str = "report") -> str | None:
+    def overtaken_said(
+        self, *, what: str = "task", deed: str = "report", why: str | None = None
+    ) -> str | None:
         """What a report (``deed``) of this finding's ``what`` (a task, a question) whose
         lease had run out and was taken by another (``overtaken_by``) tells its sender: it
         completed it all the same, and the other's will be kept superseded; None when its
-        lease was the current one."""
+        lease was the current one. The holder named the report's own worker (two processes
+        sharing a name) is said as a later lease of that name, by its attempt. ``why``: how
+        the lease was lost, seen first elsewhere (a renewal refused), said instead of how
+        the report found it, and said even when no later lease holds it."""
         holder = self.overtaken_by
-        if holder is None:
+        if holder is None and why is None:
             return None
-        return (
-            f"the lease of {what} {self.task_id} ended before this {deed} (it ran out, or was "
-            f"released) and {holder} leased it again; your {deed} came first all the same, so "
-            f"it is the {what}'s {deed}, and {holder}'s will be kept superseded"
-        )
+        said = f"your {deed} came first all the same, so it is the {what}'s {deed}"
+        if holder is None:
+            return f"{why}; {said}"
+        later = "" if self.overtaken_attempt is None else f" (attempt {self.overtaken_attempt})"
+        if holder == self.worker:
+            taker = f"a later lease{later} of the same worker name, {holder}, took it"
+            whose = "that lease's"
+        else:
+            taker, whose = f"{holder} leased it again{later}", f"{holder}'s"
+        if why is None:
+            why = (
+                f"the lease of {what} {self.task_id} ended before this {deed} (it ran out, or "
+                f"was released) and {taker}"
+            )
+        return f"{why}; {said}, and {whose} will be kept superseded"
 
 
 @dataclass(frozen=True)

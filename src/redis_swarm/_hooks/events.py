@@ -105,7 +105,7 @@ from .._mcp_names import (
     SERVER_PID,
     settles_tasks,
 )
-from .._models import Agent, Message, Task, TaskStatus, lease_token, unknown_queues
+from .._models import Agent, Finding, Message, Task, TaskStatus, lease_token, unknown_queues
 from .._printable import indented, shown_name
 from .._validate import check_agent
 from .formats import MAX_CHARS, Answer, clip
@@ -1098,11 +1098,11 @@ def _report_or_fail(
     if parsed[1] == "text" and message.cut:
         noted += f"; {message.where()}"
     try:
-        swarm.report(task_id, token, parsed[0], worker=worker)
+        found = swarm.report(task_id, token, parsed[0], worker=worker)
     except ValidationError as exc:
         why = finding_refused(exc)
         try:
-            swarm.report(
+            found = swarm.report(
                 task_id, token, message.cut_finding(parsed[0]["summary"], why), worker=worker
             )
         except ValidationError as again:
@@ -1110,9 +1110,16 @@ def _report_or_fail(
             return f"{task_id} failed ({why}; cut to fit, refused too); {message.where()}"
         return (
             f"{task_id} reported with its finding cut to fit ({why}): its summary and the "
-            f"start of the message; {message.where()}"
+            f"start of the message; {message.where()}{_overtaken(found)}"
         )
-    return f"{task_id} reported: {found_as(parsed[1])}{noted}"
+    return f"{task_id} reported: {found_as(parsed[1])}{noted}{_overtaken(found)}"
+
+
+def _overtaken(found: Finding) -> str:
+    """What a hook's line of a report adds when its lease had run out and another worker
+    leased the task since (the core's words: its report is the task's all the same)."""
+    said = found.overtaken_said()
+    return "" if said is None else f"; {said}"
 
 
 def pre_compact(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answer:

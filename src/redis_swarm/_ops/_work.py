@@ -491,9 +491,9 @@ _TASK_FIELDS = frozenset(Task.__dataclass_fields__) - {"data", "status"}
 # refused in every decode: a script's reply is decoded after Redis made its change.
 _RUN_COUNTS = ("failures", "failed_run_count")
 _FINDING_FIELDS = frozenset(Finding.__dataclass_fields__) - {"sources"}
-# The field of a Finding that only the report that stored it sets (from its script's reply),
-# never read from a stored record.
-REPORT_ONLY_FIELD = "overtaken_by"
+# The fields of a Finding that only the report that stored it sets (from its script's
+# reply), never read from a stored record.
+REPORT_ONLY_FIELDS = ("overtaken_by", "overtaken_attempt")
 # The field of a half-stored report's superseded copy that names the first try's record, in
 # no index by design (lua/_report.lua's ``stands_for``): the doctor counts it as no loss.
 HALF_STORED_FIELD = "stands_for"
@@ -627,7 +627,8 @@ def finding_from(raw: Any, meta: Mapping[str, Any] | None = None) -> Finding:
     state: dict[str, Any] = loads(raw)
     # (never stored: only a report's own reply says it; a record written around redis-swarm
     # that holds it says nothing)
-    state.pop(REPORT_ONLY_FIELD, None)
+    for field in REPORT_ONLY_FIELDS:
+        state.pop(field, None)
     if meta is not None:
         state.update(meta)
     return finding_record(state)

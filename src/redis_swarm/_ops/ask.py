@@ -692,12 +692,7 @@ class _Renewal:
         self.task = asker if isinstance(asker, Task) and held and asker.token else None
         lease_s = MAX_LEASE_S
         if self.task is not None:
-            lease_s = float(self.task.lease_s)
-            asked = self.task.lease_ms  # what the claim asked for (its renewals extend so)
-            if isinstance(asked, int) and asked > 0:
-                lease_s = asked / 1000
-            elif self.task.lease_deadline and self.task.claimed_at:  # (a record without it)
-                lease_s = (self.task.lease_deadline - self.task.claimed_at) / 1000
+            lease_s = float(self.task.claimed_lease_s)  # (its renewals extend it so)
         self.every_s = max(0.05, lease_s / 3)
         # The first wait renews at once: the asker may ask late in its lease, with less of
         # it left than every_s (its claim, or its last renewal, is not known here).

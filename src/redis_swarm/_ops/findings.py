@@ -175,8 +175,9 @@ def report(
     marked superseded. Pass the same ``finding_id`` to retry a report without duplicating.
     A report under a lease that ran out, the task leased again since, still completes it
     (the first report of an open task wins): the finding returned names the worker of that
-    later lease in ``overtaken_by`` (its own report will be superseded), from the script's
-    reply, at no cost (a retry that finds the finding stored does not say it).
+    later lease in ``overtaken_by`` (its own report will be superseded), and its attempt in
+    ``overtaken_attempt``, from the script's reply, at no cost (a retry that finds the
+    finding stored does not say it).
 
     ``token`` None reports from outside any lease (a shard recording what a worker it ran
     itself found): refused with LeaseLost while a live lease holds the task. It has its own
@@ -304,7 +305,10 @@ def report(
         meta["worker"] = text(named) if named else None
         meta["superseded"] = text(outcome) == "superseded"
         meta["attempt"] = int(tok.partition(".")[0]) if tok else None
-        meta["overtaken_by"] = text(overtaken_by) if overtaken_by else None
+        if overtaken_by:  # (the later lease's worker and attempt: lua/_report.lua)
+            holder, later = overtaken_by
+            meta["overtaken_by"] = text(holder)
+            meta["overtaken_attempt"] = None if later is None else int(later)
         stored = _sent(body, encoded, meta)
     if stored.task_id != task_id:
         raise Conflict(

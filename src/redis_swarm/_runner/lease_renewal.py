@@ -43,7 +43,7 @@ class LeaseRenewal:
 
     swarm: Swarm
     task: Task
-    lease_s: float | None  # asked at each renewal (None: as the claim asked, else the task's)
+    lease_s: float | None  # asked at each renewal (None: as the claim asked, claimed_lease_s)
     lost: list[str]  # why the pool stopped the agent, if it did
     token: Callable[[], str | None]  # the newest lease the pool holds of the task
     on_outage: Callable[[ConnectionFailed], None]
@@ -65,7 +65,7 @@ class LeaseRenewal:
     @property
     def every_s(self) -> float:
         """How often the lease is renewed while it holds."""
-        return max(0.2, (self.lease_s or self.task.lease_s) / 3)
+        return max(0.2, (self.lease_s or self.task.claimed_lease_s) / 3)
 
     @property
     def tick_s(self) -> float:

@@ -11,6 +11,8 @@ from typing import Any
 from .._config import SENTINEL_DOCS
 from .._errors import ConnectionFailed, NotFound
 from .._hints import REQUEUE_TASK, said_of
+from .._models import Finding
+from .._printable import printable
 from .._usage import Usage
 from .child import NUL_IN_PROMPT, ChildResult
 
@@ -24,6 +26,7 @@ __all__ = [
     "exited_first",
     "lease_unknown",
     "not_started",
+    "overtaken_note",
     "swarm_refused",
     "task_gone",
 ]
@@ -114,6 +117,15 @@ def exited_first(lost: list[str], result: ChildResult) -> str:
     if not lost or result.killed:
         return ""
     return f"; the agent had exited before its task was found lost ({lost[-1]})"
+
+
+def overtaken_note(stored: Finding, *, what: str = "task", deed: str = "report") -> str:
+    """What the outcome of a run whose finding (``stored``, as the report returned it)
+    completed its task under a lease that had run out, the task leased again since, adds to
+    its detail: the core's words (``Finding.overtaken_said``); "" when its lease was the
+    current one."""
+    said = stored.overtaken_said(what=what, deed=deed)
+    return "" if said is None else f"; {printable(said)}"
 
 
 def swarm_refused(exc: Exception, task_id: str | None = None) -> str:

@@ -37,7 +37,14 @@ from .._usage import LABEL_CHARS
 from .._validate import DEFAULT_POLL_S, DEFAULT_TIMEOUT_S, check_name
 from .child import ERROR_TAIL
 from .options import RunOptions
-from .outcomes import Ending, OutcomeStatus, TaskOutcome, exited_first, not_started
+from .outcomes import (
+    Ending,
+    OutcomeStatus,
+    TaskOutcome,
+    exited_first,
+    not_started,
+    overtaken_note,
+)
 from .output import AgentOutput, read_output
 from .pool import Runner
 from .request_watch import READ_ASKERS_TASK, READ_CONTEXT, READ_SESSION
@@ -329,4 +336,5 @@ class Server(Runner):
         except ValidationError as exc:
             return self._fail(task, end, f"the answer was refused: {exc}", "", output.usage)
         noted = f"; {output.warning}" if output.warning else ""
-        return end(OutcomeStatus.COMPLETED, f"answered{noted}", stored.id)
+        said = f"answered{noted}{overtaken_note(stored, what='question', deed='answer')}"
+        return end(OutcomeStatus.COMPLETED, said, stored.id)

@@ -36,6 +36,7 @@ from .outcomes import (
     exited_first,
     lease_unknown,
     not_started,
+    overtaken_note,
     swarm_refused,
     task_gone,
 )
@@ -261,7 +262,8 @@ class TaskWork(Claiming, AgentRuns):
         except ValidationError as exc:
             return self._fail(task, end, finding_refused(exc), "", output.usage)
         aside_said = f"; {set_aside_note(aside)}" if aside else ""
-        return end(OutcomeStatus.COMPLETED, found_as(how) + noted + aside_said, stored.id)
+        said = found_as(how) + noted + aside_said + overtaken_note(stored)
+        return end(OutcomeStatus.COMPLETED, said, stored.id)
 
     def _reported_itself(self, task: Task, worker: str, current: Task) -> bool:
         """Whether ``current`` (``task`` read after its agent exited 0) was completed by this

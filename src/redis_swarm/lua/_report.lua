@@ -89,12 +89,16 @@ local function report_task(KEYS, ARGV, unleased)
     attempt = issued(t, ARGV[5])
     if not attempt then return refuse('SWARM_LEASELOST', never_issued(t)) end
   end
-  -- The worker of a later lease that holds t now: this report's lease ran out and t was
-  -- leased again. The report completes t all the same (the first report of an open task
-  -- wins), and that worker's own report will be superseded: the reply says who it is.
+  -- The later lease that holds t now: this report's lease ran out and t was leased again.
+  -- The report completes t all the same (the first report of an open task wins), and that
+  -- lease's own report will be superseded: the reply says whose it is, {worker, attempt}
+  -- (its attempt tells it apart from this report's own when both name one worker: two
+  -- processes sharing a name). Only a worker's name as a string, never a record's forged
+  -- value of another type (false then).
   local overtaken_by = false
-  if attempt and t.status == 'claimed' and t.attempts ~= attempt then
-    overtaken_by = t.worker or false
+  if attempt and t.status == 'claimed' and t.attempts ~= attempt
+      and type(t.worker) == 'string' then
+    overtaken_by = {t.worker, type(t.attempts) == 'number' and t.attempts or false}
   end
 
   -- What the completion reads besides (the owners whose counters it moves, the status it moves

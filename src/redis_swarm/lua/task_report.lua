@@ -32,17 +32,16 @@
 -- token there, so that the wait, which watches it first, ends at once (the claim behind it
 -- then finds the task not completed by this finding and claims nothing).
 -- Returns {'completed' | 'superseded', created_at, worker or false, overtaken_by or false}
--- for a finding stored now (the client has the rest: what it sent; overtaken_by: the worker
--- of a later lease that held the task when this report, whose lease had run out, completed
--- it, so that its own report will be superseded), {'existing', stored finding JSON, false,
--- false} for a finding id already stored (or for the superseded copy of a finding whose
--- report's first try stopped half-way, retried once another report settled its task:
--- _report.lua, half_stored_copy), and with claim_next then the next task's JSON and data
--- JSON (false, false:
--- none claimed), or, when the claim ran and found nothing, false, the queues' due hint (-1:
--- none) and now, as an empty task_claim answers, and '1' when it leased nothing only because
--- it dropped as many ids without a task as one claim may (task_claim's fourth item: the
--- caller claims again at once).
+-- for a finding stored now (the client has the rest: what it sent; overtaken_by: {worker,
+-- attempt} of a later lease that held the task when this report, whose lease had run out,
+-- completed it, so that its own report will be superseded), {'existing', stored finding
+-- JSON, false, false} for a finding id already stored (or for the superseded copy of a
+-- finding whose report's first try stopped half-way, retried once another report settled
+-- its task: _report.lua, half_stored_copy), and with claim_next then the next task's JSON
+-- and data JSON (false, false: none claimed), or, when the claim ran and found nothing,
+-- false, the queues' due hint (-1: none) and now, as an empty task_claim answers, and '1'
+-- when it leased nothing only because it dropped as many ids without a task as one claim
+-- may (task_claim's fourth item: the caller claims again at once).
 -- ARGV[5] '' is refused here (SWARM_INVALID, nothing stored): a report from outside any lease
 -- goes through task_report_unleased, which the ACL gives shards and coordinators but not
 -- workers (docs/security.md). The body is _report's report_task.

@@ -26,7 +26,7 @@ from ..._errors import (
     ValidationError,
 )
 from ..._keys import ask_queue, asked_owner
-from ..._models import Finding, Task
+from ..._models import Task
 from ..._runner.lease_renewal import LeaseRenewal
 from ..._validate import check_name
 from .._agent_session import ANSWER, AgentSession, Lease
@@ -81,28 +81,6 @@ def _after(lost: str | None, error: ToolError) -> ToolError:
     """A tool error of answer_question, after the renewal of its question's lease was
     refused (``lost``: why, said first)."""
     return error if lost is None else ToolError(f"{lost}. {error}")
-
-
-def _claimed_s(task: Task) -> float | None:
-    """The lease its claim asked for, in seconds (``Task.lease_ms``), which each renewal asks
-    for again and whose third is the renewals' cadence; None where the record does not say
-    (claimed before it was recorded): the task's ``lease_s``, as the renewal then takes it."""
-    held = task.lease_ms
-    return held / 1000 if isinstance(held, int) and held > 0 else None
-
-
-def _lease_lost(lost: str | None, found: Finding) -> str:
-    """What answer_question says of its question's lease when it was lost: why its renewal
-    was refused (``lost``), and that another answerer leased the question since when the
-    answer's reply says so (the core's ``Finding.overtaken_said``); the answer was taken all
-    the same."""
-    overtaken = found.overtaken_said(what="question", deed="answer")
-    if lost is None:
-        return overtaken or ""
-    said = f"{lost}; your answer came first all the same, so it is the question's answer"
-    if found.overtaken_by is not None:
-        said += f", and {found.overtaken_by}'s will be kept superseded"
-    return said
 
 
 class AskTools(ToolsBase):
@@ -304,9 +282,11 @@ class AskTools(ToolsBase):
         payload: dict[str, Any] = {"finding_id": found.id, "question_id": question_id,
                                    "answered": True}  # fmt: skip
         # (taken all the same: the first answer of an open question wins). Another lease
-        # holding it is the core's word (the answer's own reply), whether a renewal saw it.
-        if lost is not None or found.overtaken_by is not None:
-            payload["lease_lost"] = _lease_lost(lost, found)
+        # holding it is the core's word (the answer's own reply), whether a renewal saw it;
+        # a renewal refused said first how the lease was lost.
+        said = found.overtaken_said(what="question", deed="answer", why=lost)
+        if said is not None:
+            payload["lease_lost"] = said
         payload["next"] = "take the next question with next_question"
         return self._result(payload)
 
@@ -324,10 +304,10 @@ class AskTools(ToolsBase):
         token kept on this machine) renewed in the server's background while the session
         holds it: as ``swarm serve`` keeps the lease of a question its agent answers
         (``LeaseRenewal``: the core's renew, three times per lease, as long as the claim
-        asked for, ``Task.lease_ms``: shorter than the task's ``lease_s`` for a question
-        claimed elsewhere with a lease of its own, then held again here; a renewal failed
-        in an outage tried again within a second). A task of
-        another queue than a shard's questions (``ask.OWNER``) is left alone. It stops when
+        asked for, ``Task.claimed_lease_s``: shorter than the task's ``lease_s`` for a
+        question claimed elsewhere with a lease of its own, then held again here; a renewal
+        failed in an outage tried again within a second). A task of another queue than a
+        shard's questions (``ask.OWNER``) is left alone. It stops when
         the session lets the question go (answered, released at its close) or closes; the
         lease then runs out, or was released, and the question goes back to its queue as
         before. A renewal refused (the asker withdrew the question at its timeout, or the
@@ -351,7 +331,7 @@ class AskTools(ToolsBase):
                         "within a second", task.id, session.agent_id, exc)  # fmt: skip
 
         renewal = LeaseRenewal(
-            self.swarm, task, _claimed_s(task), [], token=lambda: lease.token, on_outage=outage,
+            self.swarm, task, None, [], token=lambda: lease.token, on_outage=outage,
             on_back=lambda: log.info("the lease of question %s renewed again", task.id),
             adopt=lambda _now: False, on_kept=lambda _why: None, at_once=at_once,
         )  # fmt: skip

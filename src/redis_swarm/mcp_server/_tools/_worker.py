@@ -51,16 +51,6 @@ def _no_task_in(queue: str | list[str], known: Iterable[str] | None) -> dict[str
     return {"task": None, "queues": queues, "next": said}
 
 
-def _lease_taken(task: Task) -> float:
-    """The lease a claim took, in seconds: from its claim to its deadline (the task's own
-    ``lease_s`` is only what a claim without one takes: claim_task(lease_s=30) of a task of
-    900 holds it 30 s, and says so)."""
-    if task.lease_deadline is None or task.claimed_at is None:  # (a claimed task has both)
-        return task.lease_s
-    taken = (task.lease_deadline - task.claimed_at) / 1000
-    return int(taken) if taken.is_integer() else taken
-
-
 RunUsage = Annotated[
     dict[str, Any] | None,
     Field(
@@ -142,8 +132,11 @@ class WorkerTools(ToolsBase):
         claim_next): the task, its token, its shard's context, and what to do next."""
         session.hold(task)
         # The token once, beside the task (docs/mcp.md's shape), not again inside it.
-        brief = {k: v for k, v in plain(task).items() if k != "token"}
-        brief["lease_s"] = _lease_taken(task)
+        # Its lease_s the lease its claim took (the task's own is only what a claim without
+        # one takes: claim_task(lease_s=30) of a task of 900 holds it 30 s), said once: not
+        # again as lease_ms.
+        brief = {k: v for k, v in plain(task).items() if k not in ("token", "lease_ms")}
+        brief["lease_s"] = task.claimed_lease_s
         payload: dict[str, Any] = {"task": brief, "token": task.token}
         info: ContextInfo | None = None
         if task.parent:
@@ -278,7 +271,10 @@ class WorkerTools(ToolsBase):
             except SwarmError as exc:
                 raise failed_after(self._error(exc), dead) from exc
         session.report_done(task_id, result.id, REPORT)
-        done = {"finding_id": result.id, "task_id": task_id, "completed": True}
+        done: dict[str, Any] = {"finding_id": result.id, "task_id": task_id, "completed": True}
+        overtaken = result.overtaken_said()  # (taken all the same: the first report wins)
+        if overtaken is not None:  # (as answer_question says it)
+            done["lease_lost"] = overtaken
         if claim_next is not None:
             said = dead_lettered(dead)
             if following is None:
