@@ -465,7 +465,11 @@ def test_the_lost_findings_row_says_how_a_task_posted_again_stops_being_named(
         human = _human(cli)
         # a task posted again is a new one: the row says how the old one stops being named
         assert "A task posted again is a new task" in human
-        assert f"HDEL {shlex.quote(k.tasks)} ID and HDEL" in human
+        # (two whole commands: each pasted as it is)
+        assert (
+            f"HDEL {shlex.quote(k.tasks)} ID, then redis-cli -u URL HDEL "
+            f"{shlex.quote(k.task_data)} ID, then swarm doctor --repair"
+        ) in human, human
         assert "swarm retire PASS" in human
 
 

@@ -12,11 +12,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 
 from redis_swarm import Settings, _topology, apply_role, topology
 
 from ._sentinel import SERVICE, LocalSentinel, guarded_sentinel
-from ._servers import ServerFactory
+from ._servers import ServerFactory, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -101,3 +102,27 @@ def test_a_user_that_may_not_check_is_told_it_was_not_checked(sentinel: LocalSen
     assert said == _topology.REPLICA_LOGINS_NOT_VISIBLE, said
     row = _topology_line(found.sentinel)
     assert f"1 replica, up; replica logins {said}; failover:" in row, row
+
+
+def test_a_replica_that_does_not_answer_is_named_the_others_checked(
+    sentinel: LocalSentinel,
+) -> None:
+    """Each replica is asked on its own: one that does not answer is named as not checked,
+    and the others are said beside it (it turned the whole check into "not checked")."""
+    settings = Settings.from_url(_url(sentinel), swarm=SWARM)
+    master = f"127.0.0.1:{sentinel.master_port()}"
+    replica = f"127.0.0.1:{sentinel.replica.port}"
+    gone = f"127.0.0.1:{free_port()}"
+    port = sentinel.master_port()
+    with redis.Redis(port=port, username=ADMIN, password=PASSWORD) as client:  # (as an admin:
+        client.execute_command("ACL", "SETUSER", "default", "off", "resetpass")  # it may be off)
+    view = {"master": master, "linked": [gone, replica], "down": []}
+    said, warnings = _topology._default_logins(settings, view)
+    assert isinstance(said, str) and said.startswith(
+        f"not checked on {gone} (asking it failed: "
+    ), said
+    assert said.endswith(
+        f"; of the others, logged in as the default user: {replica} (see the warnings)"
+    ), said
+    (warning,) = warnings
+    assert warning.startswith(f"replica {replica} follows its master {master}"), warning

@@ -154,7 +154,8 @@ def test_the_clusters_view_from_python(cluster_url: str) -> None:
     assert found["cli"] == [] and found["failing"] is False and found["warnings"] == []
     assert found["cluster"] == {"state": "ok", "slots_assigned": 16384, "slots_ok": 16384,
                                 "masters": 3, "replicas": 3, "replicas_up": 3, "nodes": 6,
-                                "answering": 6, "replica_links_down": []}  # fmt: skip
+                                "answering": 6, "replica_links_down": [],
+                                "replica_default_logins": []}  # fmt: skip
     assert found["versions"] == 6
     # Any other URL: nothing to ask, and nothing asked (no server listens on port 1).
     plain = topology(Settings.from_url("redis://127.0.0.1:1"))
@@ -177,7 +178,8 @@ def test_a_cluster_shows_its_state_slots_masters_and_replicas(cluster_url: str) 
     assert report["ok"] is True and guard.startswith("min-replicas-to-write is 0"), guard
     assert report["cluster"] == {"state": "ok", "slots_assigned": 16384, "slots_ok": 16384,
                                  "masters": 3, "replicas": 3, "replicas_up": 3, "nodes": 6,
-                                 "answering": 6, "replica_links_down": []}  # fmt: skip
+                                 "answering": 6, "replica_links_down": [],
+                                 "replica_default_logins": []}  # fmt: skip
     row = _rows(cli)["cluster"]
     assert row == "ok; 16384 of 16384 slots assigned, 16384 ok; 3 masters, 3 replicas, " + (
         "3 of them up; 6 of 6 nodes answering"
@@ -196,6 +198,26 @@ def test_a_worker_sees_the_real_version_on_a_cluster(cluster_url: str, worker_ur
     assert cluster["state"] == "not visible to this user: it may not run CLUSTER INFO"
     assert cluster["slots_assigned"] == 16384 and cluster["masters"] == 3
     assert cluster["replicas"] == cluster["replicas_up"] == 3 and cluster["answering"] == 6
+
+
+def test_a_shard_is_told_the_default_logins_were_not_checked(redis_cluster: LocalCluster) -> None:
+    """A shard reads INFO but may not run CONFIG GET nor ACL GETUSER: the cluster's check of
+    the replicas' logins says it was not checked (it skipped it, silently)."""
+    from redis_swarm import _topology
+    from redis_swarm.cli._server import _topology_line
+
+    redis_cluster.wait_ok()
+    admin = Settings.from_url(redis_cluster.url, swarm=SWARM)
+    made = apply_role(admin, "shard", "doctor-shard", swarm=SWARM)
+    shard = redis_cluster.url.replace("://", f"://doctor-shard:{made.user.password}@")
+    found = topology(Settings.from_url(shard, swarm=SWARM))
+    assert found.cluster is not None
+    said = found.cluster.to_dict()
+    assert said["replica_links_down"] == [], said  # (INFO: read)
+    assert said["replica_default_logins"] == _topology.REPLICA_LOGINS_NOT_VISIBLE, said
+    assert f"up; replica logins {_topology.REPLICA_LOGINS_NOT_VISIBLE}; 6 of 6" in (
+        _topology_line(found.cluster)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -246,6 +268,8 @@ def test_masters_without_replicas_are_warned_and_a_failing_cluster_fails(
                    for w in report["warnings"])  # fmt: skip
         # The swarm's keys (on the failing master) could not be read: said, not raised.
         assert report["corrupt_records"]["checked"] is False
+        # (its checks run with fewer retries, shown as the URL given: no '?retries=2')
+        assert "retries=" not in json.dumps(report), report
         assert "warning: cluster_state is fail" in _rows(cli, expect=1)["warning"]
     finally:  # (mended for the next test)
         with redis.Redis(port=owner) as client:

@@ -57,6 +57,7 @@ def test_a_damaged_cursor_is_a_corrupt_record_naming_its_repair(
                 said
             )
             assert "around redis-swarm" in said, said
+            assert "repair it as an admin or shard user (its name for ADMIN): " in said, said
         assert r.hgetall(key) == before  # (nothing written)
         r.hdel(key, field)  # the repair it names
     handle.inbox("a")

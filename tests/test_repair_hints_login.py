@@ -72,7 +72,7 @@ def test_the_hdel_of_a_damaged_message_entry_logs_in_as_an_admin(server: RedisSe
             swarm.message_status(sent.id)
     said = str(caught.value)
     command = f"redis-cli -u URL {ADMIN_LOGIN}HDEL {shlex.quote(K.messages)} {sent.id}"
-    assert f"repairs it: {command} (" in said, said
+    assert f"repair it as an admin or shard user (its name for ADMIN): {command} (" in said, said
     # Pasted with the server's URL (its default user: any password logs in), it runs.
     words = shlex.split(command.replace("URL", server.url, 1))
     done = subprocess.run(
@@ -117,7 +117,9 @@ def test_a_master_refusing_writes_says_the_config_set_with_its_login(
             "rediss+cluster://10.0.0.5:7000?ssl_ca_certs=/c/ca.pem",
             None,
             [
-                f"(redis-cli {ADMIN_LOGIN}--cluster add-node NEW:PORT MASTER:PORT",
+                # (the cluster's TLS options: a node of a rediss cluster takes no plain one)
+                f"(redis-cli --tls --cacert /c/ca.pem {ADMIN_LOGIN}--cluster add-node NEW:PORT "
+                "MASTER:PORT",
                 "on MASTER:PORT: redis-cli -h MASTER -p PORT --tls --cacert /c/ca.pem "
                 f"{ADMIN_LOGIN}CONFIG SET min-replicas-to-write 0,",
             ],

@@ -43,7 +43,12 @@ def test_a_lost_result_is_said_with_what_to_do(cli: Cli, raw: Any) -> None:
     assert "post each task again to redo its work" in warning
     assert "restore the finding under its id from a backup" in warning
     assert "A task posted again is a new task" in warning
-    assert f"redis-cli -u URL --user ADMIN --askpass HDEL {shlex.quote(k.tasks)} ID" in warning
+    # (its role not known here: as an admin or shard user, said so; two whole commands)
+    admin = "redis-cli -u URL --user ADMIN --askpass HDEL"
+    assert (
+        "delete the old task as an admin or shard user (its name for ADMIN): "
+        f"{admin} {shlex.quote(k.tasks)} ID, then {admin} {shlex.quote(k.task_data)} ID, then"
+    ) in warning, warning
 
     record = cli.json("task", "show", task_id)
     assert record["id"] == task_id and record["finding_id"] == finding_id

@@ -60,6 +60,7 @@ def test_a_master_a_failover_replaced_is_a_warning_not_a_master(cluster: LocalCl
     assert report["cluster"] == found.cluster.to_dict() == {
         "state": "ok", "slots_assigned": 16384, "slots_ok": 16384, "masters": 3,
         "replicas": 2, "replicas_up": 2, "nodes": 6, "answering": 5, "replica_links_down": [],
+        "replica_default_logins": [],
     }  # fmt: skip
     (warning,) = [w for w in report["warnings"] if dead in w]
     assert warning.startswith(f"cluster node {dead} failed and serves no slots"), warning

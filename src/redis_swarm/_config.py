@@ -287,14 +287,24 @@ class Settings:
         return settings
 
     def with_timeouts(
-        self, *, retries: int, socket_timeout: float, connect_timeout: float
+        self,
+        *,
+        retries: int | None = None,
+        socket_timeout: float | None = None,
+        connect_timeout: float | None = None,
+        none_answered_retries: int | None = None,
     ) -> Settings:
-        """These settings with other retries and timeouts, for a request of this process's
-        own (a quick probe), shown as these are (``url``): its errors name the URL the user
-        gave, not options the user never wrote."""
-        timed = self.replace(
-            retries=retries, socket_timeout=socket_timeout, connect_timeout=connect_timeout
-        )
+        """These settings with other retries and timeouts (each one given; the others kept),
+        for a request of this process's own (a quick probe, a hook, the doctor on a failing
+        cluster), shown as these are (``url``): its errors name the URL the user gave, not
+        options the user never wrote."""
+        given = {
+            "retries": retries,
+            "socket_timeout": socket_timeout,
+            "connect_timeout": connect_timeout,
+            "none_answered_retries": none_answered_retries,
+        }
+        timed = self.replace(**{name: value for name, value in given.items() if value is not None})
         object.__setattr__(timed, "shown_as", self.url)  # (frozen: set once, as made)
         return timed
 
@@ -419,7 +429,9 @@ class Settings:
         ]
 
     def __repr__(self) -> str:
-        return f"Settings(url={self.url!r}, swarm={self.swarm!r})"
+        # (its own URL, masked: not ``url``, which is that of the settings a
+        # ``with_timeouts`` was made from, and would hide its real timeouts)
+        return f"Settings(url={self.render_url(mask=True)!r}, swarm={self.swarm!r})"
 
 
 def user_may_be_secret(username: str | None, password: str | None) -> bool:

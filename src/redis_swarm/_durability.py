@@ -34,18 +34,24 @@ from ._protocol import WAKE_WAIT, Batch, Call, Cmd, Request, items_of
 
 __all__ = [
     "ADMIN_LOGIN",
+    "REPAIR_BY",
+    "REPAIR_LOGIN",
     "REPLICA_PROBE",
     "WAIT_MS",
     "Plan",
+    "Repair",
     "choose",
     "cluster_plan",
     "confirm",
     "is_write",
     "not_durable",
     "redis_cli",
+    "redis_cli_cluster",
+    "redis_cli_cluster_of",
     "redis_cli_login",
     "redis_cli_of",
     "redis_cli_server",
+    "repair_cli",
     "waited_ok",
     "wrap",
 ]
@@ -171,7 +177,7 @@ def cluster_plan(masters: Mapping[str, Mapping[str, Any]], where: str) -> Plan:
         raise ConfigError(
             f"durability='strict' on the cluster at {where} waits for a replica of each master "
             f"written, but {', '.join(alone) or 'no master'} has no connected replica: add one "
-            f"as an admin user (redis-cli {_login_of(where, may_run=read)}--cluster add-node "
+            f"as an admin user ({redis_cli_cluster_of(where, may_run=read)}--cluster add-node "
             "NEW EXISTING --cluster-slave), or use durability='normal'"
         )
     return _WAIT_ON_EACH_MASTER
@@ -199,12 +205,21 @@ def redis_cli_login(settings: Settings, *, may_run: bool = True) -> str:
     return f"--user {'USER' if user == '***' else shlex.quote(user)} --askpass "
 
 
-def _login_of(url: str, *, may_run: bool = True) -> str:
-    """``redis_cli_login`` of a URL as errors show it (password masked)."""
+def redis_cli_cluster_of(url: str, *, may_run: bool = True) -> str:
+    """``redis_cli_cluster`` of a URL as errors show it (password masked); one that does not
+    parse: ``redis-cli`` and the login alone."""
     try:
-        return redis_cli_login(Settings.from_url(url), may_run=may_run)
+        return redis_cli_cluster(Settings.from_url(url), may_run=may_run)
     except (ConfigError, ValueError):
-        return ADMIN_LOGIN if not may_run else ""
+        return f"redis-cli {ADMIN_LOGIN if not may_run else ''}"
+
+
+def redis_cli_cluster(settings: Settings, *, may_run: bool = True) -> str:
+    """The start of a ``redis-cli --cluster`` command (add-node, fix, call) on the cluster of
+    ``settings``, followed by a space: ``redis-cli``, the URL's TLS options (``--tls`` and
+    its files: a node of a rediss cluster takes no plain connection), and the login
+    (``redis_cli_login``); the nodes are the command's own arguments."""
+    return f"redis-cli {_tls_options(settings)}{redis_cli_login(settings, may_run=may_run)}"
 
 
 def redis_cli_server(settings: Settings, master: str | None = None) -> str:
@@ -272,6 +287,37 @@ def redis_cli_of(url: str, *, may_run: bool = True, master: str | None = None) -
     except (ConfigError, ValueError):
         return f"redis-cli {ADMIN_LOGIN if not may_run else ''}"
     return redis_cli(settings, may_run=may_run, master=master)
+
+
+# Who repairs a record written around redis-swarm (an HDEL of a damaged record, a DEL of a
+# damaged stream) when the URL's own user may not, or its role is not known: an admin or a
+# shard user (a worker may delete no record). The words, and the login of the command, the
+# name to be filled in for ADMIN (``repair_cli``).
+REPAIR_BY = "as an admin or shard user (its name for ADMIN)"
+REPAIR_LOGIN = ADMIN_LOGIN
+
+
+@dataclass(frozen=True)
+class Repair:
+    """A repair's redis-cli command, as ``repair_cli`` starts it."""
+
+    cli: str  # the start of the command: redis-cli, the connection, the login; then a space
+    by: str  # who runs it, for the words before the command: REPAIR_BY, or "" (the URL's user)
+
+
+def repair_cli(
+    settings: Settings, *, reads_info: bool | None = None, master: str | None = None
+) -> Repair:
+    """The one rule of who runs a repair command (an HDEL of a damaged record, a DEL of a
+    damaged stream) on the data server of ``settings`` (``master``: as ``redis_cli_server``'s):
+    the URL's own user where it may read INFO (``reads_info`` True: no worker, the one
+    role `swarm acl` withholds INFO from, so one that may repair); else, a worker
+    (``reads_info`` False) or a user whose role is not known (None), an admin or shard user
+    (``REPAIR_LOGIN``), said so (``REPAIR_BY``)."""
+    server = f"redis-cli {redis_cli_server(settings, master)}"
+    if reads_info:
+        return Repair(server + redis_cli_login(settings), "")
+    return Repair(server + REPAIR_LOGIN, REPAIR_BY)
 
 
 def waited_ok(plan: Plan, waited: Any) -> bool:

@@ -27,7 +27,7 @@ import redis
 from ._codec import counted
 from ._config import Kind, Settings
 from ._connect import sync_client
-from ._durability import redis_cli_login
+from ._durability import redis_cli_cluster
 from ._replies import cluster_shards, reply_fields, reply_map, text
 from ._sentinel import address_of, note_unanswered, unanswered_lately
 from ._translate import translate
@@ -160,6 +160,10 @@ class ClusterView:
     # started): counted in ``answering``, not in ``replicas_up`` (no fresh copy to take the
     # slots over with); None: their INFO was refused to this user
     unlinked: tuple[str, ...] | None = ()
+    # replicas that follow their master logged in as its default user, which is off there (a
+    # warning names each: their next login is refused); a str: not checked, and why
+    # (``REPLICA_LOGINS_NOT_VISIBLE``), as ``SentinelView.default_logins``
+    default_logins: tuple[str, ...] | str = ()
 
     @property
     def failing(self) -> bool:
@@ -191,6 +195,11 @@ class ClusterView:
             "answering": self.answering,
             "replica_links_down": (
                 REPLICA_LINKS_NOT_VISIBLE if self.unlinked is None else list(self.unlinked)
+            ),
+            "replica_default_logins": (
+                self.default_logins
+                if isinstance(self.default_logins, str)
+                else list(self.default_logins)
             ),
         }
 
@@ -358,7 +367,7 @@ def _sentinel_state(settings: Settings) -> tuple[SentinelView, list[str]]:
         )
     view = next(iter(views.values()))
     known = max(v["sentinels"] for v in views.values())
-    logins, refused_next = _default_logins(settings, view["master"], view["linked"])
+    logins, refused_next = _default_logins(settings, view)
     state = SentinelView(
         service=service,
         answering=len(views),
@@ -416,41 +425,65 @@ def _sentinel_state(settings: Settings) -> tuple[SentinelView, list[str]]:
     return state, warnings
 
 
+# What ``replica_default_logins`` says behind Sentinel when the sentinels see the master as
+# down: its ACL, which the check reads, cannot be asked.
+MASTER_DOWN_NOT_CHECKED = "not checked: the sentinels see the master as down"
+
+
 def _default_logins(
-    settings: Settings, master: str, linked: list[str]
+    settings: Settings, view: Mapping[str, Any]
 ) -> tuple[tuple[str, ...] | str, list[str]]:
-    """The replicas that follow ``master`` (``linked``: their link up, as the sentinels list
-    them) logged in as its default user while it is off there, and the warning on each (the
-    cluster check's words, ``_default_login``): their next login is refused. Read on
-    connections of their own (one attempt each), the master's ACL GETUSER default first
-    (the replicas only when it is off); where this user may not run it or the replicas'
-    CONFIG GET masteruser (every role but an admin), or one does not answer: not checked,
-    and why (a str)."""
+    """The replicas that follow the master of ``view`` (``_sentinel_view``'s: its ``linked``
+    replicas, their link up as the sentinels list them) logged in as its default user while
+    it is off there, and the warning on each (the cluster check's words, ``_default_login``):
+    their next login is refused. Read on connections of their own (one attempt each), the
+    master's ACL GETUSER default first (the replicas only when it is off). Not checked, and
+    why (a str): the master down (``MASTER_DOWN_NOT_CHECKED``) or not answering; a user
+    that may not run it or the replicas' CONFIG GET masteruser (every role but an admin:
+    ``REPLICA_LOGINS_NOT_VISIBLE``); a replica that does not answer is named as not checked,
+    the others' answer said beside it (their warnings given all the same)."""
+    master: str = view["master"]
+    if view.get("down"):
+        return MASTER_DOWN_NOT_CHECKED, []
+    linked: list[str] = view.get("linked") or []
     if not linked:
         return (), []
-    asking = master
     try:
         host, _, port = master.rpartition(":")
         if not _on_node(settings, host, int(port), _default_off):
             return (), []
-        users: dict[str, str] = {}
-        for asking in linked:
-            host, _, port = asking.rpartition(":")
-            users[asking] = _on_node(settings, host, int(port), _masteruser)
     except redis.exceptions.NoPermissionError:
         return REPLICA_LOGINS_NOT_VISIBLE, []
     except (redis.RedisError, OSError) as exc:
-        return f"not checked: asking {asking} failed ({exc})", []
+        return f"not checked: asking the master {master} failed ({exc})", []
+    users: dict[str, str] = {}
+    unasked: list[str] = []
+    for asking in linked:
+        host, _, port = asking.rpartition(":")
+        try:
+            users[asking] = _on_node(settings, host, int(port), _masteruser)
+        except redis.exceptions.NoPermissionError:
+            return REPLICA_LOGINS_NOT_VISIBLE, []
+        except (redis.RedisError, OSError) as exc:
+            unasked.append(f"{asking} (asking it failed: {exc})")
     found = sorted(where for where, user in users.items() if _as_default(user))
-    return tuple(found), [_default_login("sentinel", w, master, users[w]) for w in found]
+    warnings = [_default_login("sentinel", w, master, users[w]) for w in found]
+    if not unasked:
+        return tuple(found), warnings
+    said = f"not checked on {'; '.join(unasked)}"
+    if users:
+        others = f"{', '.join(found)} (see the warnings)" if found else "none"
+        said += f"; of the others, logged in as the default user: {others}"
+    return said, warnings
 
 
 # --- Cluster
 
 
 def _on_node(settings: Settings, host: str, port: int, ask: Callable[[Any], T]) -> T:
-    """``ask(client)`` on one node of a cluster, on a connection of its own (one attempt: a
-    node down must not hold the caller through the cluster URL's retries)."""
+    """``ask(client)`` on one data server of the URL (``host:port``: a node of a cluster, a
+    master or replica behind Sentinel), on a connection of its own (one attempt: a server
+    down must not hold the caller through the URL's retries)."""
     client: Any = sync_client(direct_settings(settings, host, port))
     try:
         return ask(client)
@@ -569,7 +602,7 @@ def _cluster_node(client: Any, tls: bool) -> _NodeSaid:
     replication = reply_fields(said)
     # Who its replication logs in as (a replica), and whether its default user is off (a
     # master: replicas logged in as it are refused at their next login). Left out where
-    # this user may not ask.
+    # this user may not ask: the check then says it was not checked (``_cluster_state``).
     with contextlib.suppress(redis.exceptions.NoPermissionError):
         replication[_MASTERUSER] = _masteruser(client)
     with contextlib.suppress(redis.exceptions.NoPermissionError):
@@ -739,8 +772,9 @@ def _cluster_state(settings: Settings) -> tuple[ClusterView, list[str]]:
     # Of the swarm's roles only an admin may run CLUSTER INFO, and the repairs below
     # (CLUSTER FORGET, add-node, fix): every other role is an allowlist of its operations'
     # commands (_acl), which hold neither. Where no node let it, they log in as an admin.
-    login = redis_cli_login(settings, may_run=any(i is not None for i in infos.values()))
-    warnings += [_forget(w, layout.ids.get(w), answered, settings, login) for w in forgotten]
+    # (``cli``: the start of those --cluster commands, with the URL's TLS options)
+    cli = redis_cli_cluster(settings, may_run=any(i is not None for i in infos.values()))
+    warnings += [_forget(w, layout.ids.get(w), answered, settings, cli) for w in forgotten]
     failed = [where for where in failed if where not in versions]
     replicas = [w for w, (role, _) in layout.nodes.items() if role != "master"]
     # Up: it answers, and is not failed. (The health other nodes give a replica lags: one
@@ -753,6 +787,11 @@ def _cluster_state(settings: Settings) -> tuple[ClusterView, list[str]]:
     # unless its link never came up since it started.
     unlinked: list[str] = []
     stale: set[str] = set()  # replicas that cannot take over a master that does not answer
+    # The replicas logged in to their master as its default user, off there; not checked
+    # where this user may not read what that needs (INFO, CONFIG GET, ACL GETUSER: refused
+    # to every role but an admin, ``_cluster_node``).
+    as_default: list[str] = []
+    logins_hidden = any(w in links and links[w] is None for w in replicas)
     for where in sorted(w for w in replicas if links.get(w)):
         said = links[where] or {}
         masters = {f"{said.get('master_host')}:{said.get('master_port')}"}
@@ -760,8 +799,13 @@ def _cluster_state(settings: Settings) -> tuple[ClusterView, list[str]]:
         if said.get("role") != "slave":
             continue
         if said.get("master_link_status", "up") == "up":
-            off = [m for m in masters if (links.get(m) or {}).get(_DEFAULT_OFF)]
+            asked = [links[m] for m in sorted(masters) if m in links]
+            if _MASTERUSER not in said or any(m is None or _DEFAULT_OFF not in m for m in asked):
+                logins_hidden = True
+                continue
+            off = [m for m in sorted(masters) if (links.get(m) or {}).get(_DEFAULT_OFF)]
             if _as_default(said.get(_MASTERUSER)) and off:
+                as_default.append(where)
                 warnings.append(_default_login("cluster", where, off[0], said[_MASTERUSER]))
             continue
         if masters.intersection(versions) or masters.intersection(refusing):
@@ -810,7 +854,7 @@ def _cluster_state(settings: Settings) -> tuple[ClusterView, list[str]]:
         warnings.append(
             f"only {slots_assigned} of {CLUSTER_SLOTS} slots are assigned: the "
             "swarms whose keys hash to the others are refused; assign them as an admin "
-            f"user (redis-cli {login}--cluster fix {answered})"
+            f"user ({cli}--cluster fix {answered})"
         )
     for master in sorted(layout.served):
         mine = layout.replicas.get(master, [])
@@ -819,7 +863,7 @@ def _cluster_state(settings: Settings) -> tuple[ClusterView, list[str]]:
             warnings.append(
                 f"master {master} has no replica online ({known} known): if it fails, its "
                 "slots (and the swarms on them) are down until it is back; add one as an "
-                f"admin user (redis-cli {login}--cluster add-node NEW:PORT {master} "
+                f"admin user ({cli}--cluster add-node NEW:PORT {master} "
                 "--cluster-slave)"
             )
     if len(set(versions.values())) > 1:
@@ -842,6 +886,7 @@ def _cluster_state(settings: Settings) -> tuple[ClusterView, list[str]]:
         versions=versions,
         refusing=tuple(refusing),
         unlinked=None if any(links.get(w, {}) is None for w in replicas) else tuple(unlinked),
+        default_logins=REPLICA_LOGINS_NOT_VISIBLE if logins_hidden else tuple(as_default),
     )
     return view, warnings
 
@@ -866,15 +911,16 @@ def _refuses(where: str, settings: Settings, exc: BaseException) -> str:
 
 
 def _forget(
-    where: str, node_id: str | None, alive: str, settings: Settings, login: str | None = None
+    where: str, node_id: str | None, alive: str, settings: Settings, cli: str | None = None
 ) -> str:
     """The warning on a master a failover replaced (``where``, failed, serving no slots),
     with the command that makes every node forget it (through ``alive``, a node that
-    answers), logged in with ``login`` (None: as the URL's user, ``redis_cli_login``)."""
-    login = redis_cli_login(settings) if login is None else login
+    answers), started with ``cli`` (None: as the URL's user, ``redis_cli_cluster``: its TLS
+    options too)."""
+    cli = redis_cli_cluster(settings) if cli is None else cli
     return (
         f"cluster node {where} failed and serves no slots (a failover gave them to its "
         "replica), yet the cluster still lists it: start it again, and it rejoins as a "
-        "replica, or, as an admin user, make every node forget it: redis-cli "
-        f"{login}--cluster call {alive} CLUSTER FORGET {node_id or 'NODE-ID'}"
+        "replica, or, as an admin user, make every node forget it: "
+        f"{cli}--cluster call {alive} CLUSTER FORGET {node_id or 'NODE-ID'}"
     )

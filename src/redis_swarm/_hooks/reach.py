@@ -10,11 +10,11 @@ accepts connections but does not answer (a stopped process, a paused one) for do
 second, not the URL's 10 s; SessionEnd, which Claude Code gives 1.5 s in all (Python's
 start-up and imports take 0.4 s or more of them), within a third of a second
 (``SESSION_END_TIMEOUT_S``). Every other face keeps the URL's retries and timeouts. What it
-says of the swarm names the URL as the user gave it (``as_given``), never with the hook's own
-options, which a user copying it into SWARM_URL would hand every other face. A request whose
-reply did not come (``ConnectionFailed.sent``: within the socket timeout, or the connection
-closed) is said as that (``not_answered``): the server took it and is busy or paused, not
-unreachable, and a write it was sent may still run.
+says of the swarm names the URL as the user gave it (``Settings.with_timeouts``), never with
+the hook's own options, which a user copying it into SWARM_URL would hand every other face. A
+request whose reply did not come (``ConnectionFailed.sent``: within the socket timeout, or the
+connection closed) is said as that (``not_answered``): the server took it and is busy or
+paused, not unreachable, and a write it was sent may still run.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ __all__ = [
     "HOOK_RETRIES",
     "HOOK_SOCKET_TIMEOUT_S",
     "SESSION_END_TIMEOUT_S",
-    "as_given",
     "hook_settings",
     "hook_swarm",
     "not_answered",
@@ -76,7 +75,7 @@ def hook_settings(settings: Settings, event: str = "") -> Settings:
         connect = HOOK_CONNECT_TIMEOUT_S
         replies = HOOK_SOCKET_TIMEOUT_S
         replies += WAIT_MS / 1000 if settings.durability == "strict" else 0.0
-    return settings.replace(
+    return settings.with_timeouts(  # (shown as given: errors name the user's URL)
         connect_timeout=min(settings.connect_timeout, connect),
         socket_timeout=min(settings.socket_timeout, replies),
         retries=retries,
@@ -90,18 +89,6 @@ def hook_swarm(settings: Settings, event: str = "") -> Swarm:
     from .._client import Swarm
 
     return Swarm(hook_settings(settings, event))
-
-
-def as_given(message: str, settings: Settings, event: str = "") -> str:
-    """``message`` (an error of the handle ``hook_swarm(settings, event)``) naming the URL as
-    ``settings`` give it: the hook's handle has only its options changed, so its URL, and the
-    URLs a message builds from it ("as in redis://USER:PASSWORD@..."), differ in their
-    ``?options`` alone."""
-    ours = hook_settings(settings, event).url.partition("?")[2]
-    given = settings.url.partition("?")[2]
-    if ours == given:
-        return message
-    return message.replace(f"?{ours}", f"?{given}" if given else "")
 
 
 def not_answered(

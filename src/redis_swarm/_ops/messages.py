@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._codec import UNREADABLE, loads
-from .._durability import redis_cli
+from .._durability import Repair, repair_cli
 from .._errors import (
     BroadcastsTrimmed,
     Conflict,
@@ -249,11 +249,11 @@ def _data(raw: str) -> Any:
 _DAMAGED = "damaged"
 
 
-def _repair_cli(ctx: OpContext) -> str:
-    """The start of the redis-cli command that repairs a record written around redis-swarm:
-    on the swarm's server, as an admin user (``redis_cli``; an admin or a shard may run it,
-    the agent that met the damage, most often a worker, may not)."""
-    return redis_cli(ctx.settings, may_run=False)
+def _repair(ctx: OpContext) -> Repair:
+    """The redis-cli command that repairs a record written around redis-swarm, on the swarm's
+    server (``repair_cli``: the role of the agent that met the damage is not known here, a
+    worker most often, which may not: as an admin or shard user, said so)."""
+    return repair_cli(ctx.settings)
 
 
 def _damaged_cursor(ctx: OpContext, agent: str, field: str, value: str) -> CorruptRecord:
@@ -261,7 +261,8 @@ def _damaged_cursor(ctx: OpContext, agent: str, field: str, value: str) -> Corru
     ``value``: which it is, the repair, and what the repair costs."""
     # (quoted: a field holds '|', which a shell takes for a pipe)
     key, quoted = shlex.quote(ctx.keys.cursors), shlex.quote(field)
-    cli = _repair_cli(ctx)
+    repair_by = _repair(ctx)
+    cli = repair_by.cli
     if field == agent:
         what = "broadcast cursor"
         repair = (
@@ -290,7 +291,7 @@ def _damaged_cursor(ctx: OpContext, agent: str, field: str, value: str) -> Corru
     return CorruptRecord(
         f"the {what} of {agent}, field {field!r} of {ctx.keys.cursors}, holds "
         f"{value[:60]!r}, not what redis-swarm writes there: something wrote it around "
-        "redis-swarm. Nothing was read or marked; an admin or shard repairs it: "
+        f"redis-swarm. Nothing was read or marked; repair it {repair_by.by}: "
         f"{repair}, then read again",
         record_id=field,
     )
@@ -388,11 +389,12 @@ def _entry(
     """``_index_entry`` of message ``message_id``'s entry, or the CorruptRecord that names it
     and its repair when it is not of that shape (written around redis-swarm)."""
     if not index_entry_ok(text(entry)):
+        repair = _repair(ctx)
         raise CorruptRecord(
             f"message {message_id}'s entry in the message index ({ctx.keys.messages}) holds "
             f"{text(entry)[:60]!r}, not what redis-swarm writes there: something wrote it "
-            "around redis-swarm, so whether it was read cannot be said; an admin or shard "
-            f"repairs it: {_repair_cli(ctx)}HDEL {shlex.quote(ctx.keys.messages)} "
+            "around redis-swarm, so whether it was read cannot be said; repair it "
+            f"{repair.by}: {repair.cli}HDEL {shlex.quote(ctx.keys.messages)} "
             f"{shlex.quote(message_id)} (the message is then unknown to message_status; its "
             "copies in inboxes stay)",
             record_id=message_id,

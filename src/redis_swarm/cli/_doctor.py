@@ -231,15 +231,17 @@ def _findings_lost(lost: dict[str, Any], keys: Keys, cli: str) -> str:
     )
 
 
-def lost_finding_cleared(keys: Keys, cli: str) -> str:
+def lost_finding_cleared(keys: Keys, cli: str, by: str = "") -> str:
     """How a completed task whose finding is lost stops being named (the ``findings_lost``
     row, ``swarm task show`` of such a task): once posted again, the old task stays.
-    ``cli``: as ``corrupt_row``'s."""
+    ``cli``: as ``corrupt_row``'s; ``by``: who runs its commands (``_durability.Repair``'s
+    ``by``: "" for the URL's own user)."""
     return (
         "A task posted again is a new task: the old one stays named until it is gone: retire "
         "its pass once the pass is done with (swarm retire PASS removes its settled tasks and "
-        f"findings, those redone too), or delete the old task: {cli}HDEL "
-        f"{shlex.quote(keys.tasks)} ID and HDEL {shlex.quote(keys.task_data)} ID, then "
+        f"findings, those redone too), or delete the old task{' ' + by if by else ''}: "
+        f"{cli}HDEL {shlex.quote(keys.tasks)} ID, then {cli}HDEL "
+        f"{shlex.quote(keys.task_data)} ID, then "
         f"{REPAIR_COMMAND} removes its index entries (its counters keep it completed). A late "
         "report of the old task itself, kept superseded, holds its result: it is named no more"
     )

@@ -13,7 +13,6 @@ the embedded swarm (or another one) in its place.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shlex
 import sys
@@ -28,10 +27,10 @@ from .._config import Settings
 from .._env import URL_FROM_ENV_OPTION, agent_from_env, require_url_in_env
 from .._errors import SwarmError
 from .._executable import swarm_command
-from .._hooks import CLIENTS, Answer, HookOptions, agent_for, canonical_event, handle, render
+from .._hooks import CLIENTS, HookOptions, agent_for, canonical_event, handle, render
 from .._hooks.events import DEFAULT_HOOK_BUDGET_TOKENS, MAX_HOOK_BUDGET_TOKENS
 from .._hooks.formats import EVENTS, client_event
-from .._hooks.reach import as_given, hook_swarm
+from .._hooks.reach import hook_swarm
 from .._mcp_names import AGENT_ROLES, agent_role
 from .._validate import MAX_ROLE, check_name, check_queues
 from ._app import App, main, pass_app
@@ -133,18 +132,6 @@ def _too_big(head: bytes, event: str, settings: Settings) -> str:
         "are retried: to keep its work (the input's last_assistant_message), report each by "
         "hand: `swarm task report ID --worker WORKER --summary ...`, WORKER being the "
         "subagent's id as `swarm agents` lists it (AGENT.sub-...)"
-    )
-
-
-def _named_as_given(answer: Answer, given: Settings, event: str) -> Answer:
-    """``answer`` naming the URL as given, never with the hook's own options (``as_given``,
-    as an error's line is): a SubagentStop whose tasks Redis did not answer for says so in
-    its message, and exits 0."""
-    return dataclasses.replace(
-        answer,
-        context=as_given(answer.context, given, event),
-        block=as_given(answer.block, given, event),
-        message=as_given(answer.message, given, event),
     )
 
 
@@ -270,11 +257,9 @@ def hook(
         _warn_of_role(event, role)  # (all it was given is checked: the warning is true)
         with hook_swarm(given, name) as swarm:  # (fails fast: _hooks.reach)
             answer = handle(swarm, name, payload, options)
-        answer = _named_as_given(answer, given, name)
     except (ValueError, SwarmError) as exc:
         # exit 1: the clients show it and carry on (exit 2 would block the session)
-        said = str(exc) if given is None else as_given(str(exc), given, name)
-        click.echo(f"swarm hook {event}: {said}", err=True)
+        click.echo(f"swarm hook {event}: {exc}", err=True)
         sys.exit(1)
     click.echo(render(answer, name, client))
 

@@ -263,7 +263,9 @@ def _topology_line(view: SentinelView | ClusterView) -> str:
     return (
         f"{shown}; {view.slots_assigned} of {CLUSTER_SLOTS} slots assigned{ok_part}; "
         f"{counted(view.masters, 'master')}, {_replicas(view.replicas, view.replicas_up)}"
-        f"{_links(said)}; {view.answering} of {view.nodes} nodes answering"
+        # (logins not checked said only where the links were: a user that may not read
+        # INFO is told once, the links' words say it)
+        f"{_links(said) or _logins(said)}; {view.answering} of {view.nodes} nodes answering"
     )
 
 
@@ -276,9 +278,10 @@ def _links(said: dict[str, Any]) -> str:
 
 
 def _logins(said: dict[str, Any]) -> str:
-    """What the Sentinel row says after the replicas of whether each logs in to its master
-    as a default user that is off there when that was not checked, and why: the JSON's
-    ``replica_default_logins`` when it is no list (those found: a warning names each)."""
+    """What the Sentinel or cluster row says after the replicas of whether each logs in to
+    its master as a default user that is off there when that was not checked, and why: the
+    JSON's ``replica_default_logins`` when it is no list (those found: a warning names
+    each)."""
     logins = said.get("replica_default_logins")
     return f"; replica logins {logins}" if isinstance(logins, str) else ""
 
@@ -403,7 +406,7 @@ def _diagnose(app: App, quick: bool, recount: bool, repair: bool) -> None:
     if not cluster.failing:
         _doctor(app, app.swarm, cluster, quick, recount, repair)
         return
-    with Swarm(settings.replace(retries=FAILING_RETRIES)) as brief:
+    with Swarm(settings.with_timeouts(retries=FAILING_RETRIES)) as brief:  # (shown as given)
         _doctor(app, brief, cluster, quick, recount, repair)
 
 
@@ -610,13 +613,13 @@ def _repair_cli(
     settings: Settings, info_readable: bool, view: SentinelView | ClusterView | None
 ) -> str:
     """The start of the redis-cli command of a repair (a stream's DEL, a damaged record's
-    HDEL): on the URL's server (behind Sentinel, the master the sentinels name), as this
-    user unless it may not run INFO: a worker (the one role `swarm acl` withholds INFO
-    from), which may repair no stream nor delete a record, so as an admin user."""
-    from .._durability import redis_cli  # (here: `swarm --help` imports this module)
+    HDEL): on the URL's server (behind Sentinel, the master the sentinels name), logged in
+    as the one rule says (``_durability.repair_cli``: this user where it may run INFO, else
+    an admin or shard user)."""
+    from .._durability import repair_cli  # (here: `swarm --help` imports this module)
 
     master = getattr(view, "master", None) if settings.kind == "sentinel" else None
-    return redis_cli(settings, may_run=info_readable, master=master)
+    return repair_cli(settings, reads_info=info_readable, master=master).cli
 
 
 def _counters(swarm: Swarm, report: dict[str, Any], warnings: list[str], failing: bool) -> None:

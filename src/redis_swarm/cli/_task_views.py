@@ -109,15 +109,15 @@ def _lost_words(app: App, task_id: str, finding_id: str | None) -> str | None:
     it is not)."""
     if finding_id is None:
         return None
-    from .._durability import redis_cli
+    from .._durability import repair_cli
     from ._doctor import FINDINGS_LOST, LOST_FINDING_REDO, lost_finding_cleared
 
-    # (as an admin user: the role of this login is not known here, and a worker may not)
-    cli = redis_cli(app.swarm.settings, may_run=False)
+    # (the role of this login is not known here: the one rule says who, repair_cli)
+    repair = repair_cli(app.swarm.settings)
     return (
         f"task {task_id} completed with finding {finding_id}, which is no longer stored "
         f"(deleted by hand): its result is lost (swarm doctor names it: {FINDINGS_LOST}); "
-        f"{LOST_FINDING_REDO}. {lost_finding_cleared(app.swarm.keys, cli)}"
+        f"{LOST_FINDING_REDO}. {lost_finding_cleared(app.swarm.keys, repair.cli, repair.by)}"
     )
 
 
