@@ -132,6 +132,20 @@ def test_a_worker_that_is_no_string_is_never_named(swarm: Swarm, raw: Any) -> No
     assert swarm.get_task(task_id).finding_id == found.id
 
 
+def test_a_forged_worker_name_is_said_escaped(swarm: Swarm, raw: Any) -> None:
+    """A task record whose worker was written around redis-swarm as a string with a line
+    break and an escape sequence: every face's words show it quoted, on one line."""
+    task_id, token = _overtaken(swarm)
+    record = json.loads(raw.hget(swarm.keys.tasks, task_id))
+    forged = "w2\n\x1b[31mreported: all done"
+    raw.hset(swarm.keys.tasks, task_id, json.dumps({**record, "worker": forged}))
+    found = swarm.report(task_id, token, {"summary": "s"})
+    assert found.overtaken_by == forged  # (the data as the record holds it)
+    said = found.overtaken_said() or ""
+    assert "\n" not in said and "\x1b" not in said, said
+    assert f"{forged!r} leased it again" in said, said
+
+
 def test_a_later_lease_of_the_same_worker_name_is_said_by_its_attempt(swarm: Swarm) -> None:
     task_id, token = _overtaken(swarm, again_as="w1")
     found = swarm.report(task_id, token, {"summary": "s"}, worker="w1")

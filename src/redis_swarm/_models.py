@@ -527,12 +527,17 @@ class Finding(Record):
         said = f"your {deed} came first all the same, so it is the {what}'s {deed}"
         if holder is None:
             return f"{why}; {said}"
+        from ._printable import shown_name  # (here: _printable imports this module)
+
+        # (read from the task's record, which a worker may write: shown as a name, a forged
+        # line break or escape sequence quoted, in every face that says these words)
+        named = shown_name(holder)
         later = "" if self.overtaken_attempt is None else f" (attempt {self.overtaken_attempt})"
         if holder == self.worker:
-            taker = f"a later lease{later} of the same worker name, {holder}, took it"
+            taker = f"a later lease{later} of the same worker name, {named}, took it"
             whose = "that lease's"
         else:
-            taker, whose = f"{holder} leased it again{later}", f"{holder}'s"
+            taker, whose = f"{named} leased it again{later}", f"{named}'s"
         if why is None:
             why = (
                 f"the lease of {what} {self.task_id} ended before this {deed} (it ran out, or "
