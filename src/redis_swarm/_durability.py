@@ -35,7 +35,6 @@ from ._protocol import WAKE_WAIT, Batch, Call, Cmd, Request, items_of
 __all__ = [
     "ADMIN_LOGIN",
     "REPAIR_BY",
-    "REPAIR_LOGIN",
     "REPLICA_PROBE",
     "WAIT_MS",
     "Plan",
@@ -291,10 +290,9 @@ def redis_cli_of(url: str, *, may_run: bool = True, master: str | None = None) -
 
 # Who repairs a record written around redis-swarm (an HDEL of a damaged record, a DEL of a
 # damaged stream) when the URL's own user may not, or its role is not known: an admin or a
-# shard user (a worker may delete no record). The words, and the login of the command, the
+# shard user (a worker may delete no record): the words; the command logs in as ADMIN_LOGIN, the
 # name to be filled in for ADMIN (``repair_cli``).
 REPAIR_BY = "as an admin or shard user (its name for ADMIN)"
-REPAIR_LOGIN = ADMIN_LOGIN
 
 
 @dataclass(frozen=True)
@@ -313,11 +311,11 @@ def repair_cli(
     the URL's own user where it may read INFO (``reads_info`` True: no worker, the one
     role `swarm acl` withholds INFO from, so one that may repair); else, a worker
     (``reads_info`` False) or a user whose role is not known (None), an admin or shard user
-    (``REPAIR_LOGIN``), said so (``REPAIR_BY``)."""
+    (``ADMIN_LOGIN``), said so (``REPAIR_BY``)."""
     server = f"redis-cli {redis_cli_server(settings, master)}"
     if reads_info:
         return Repair(server + redis_cli_login(settings), "")
-    return Repair(server + REPAIR_LOGIN, REPAIR_BY)
+    return Repair(server + ADMIN_LOGIN, REPAIR_BY)
 
 
 def waited_ok(plan: Plan, waited: Any) -> bool:
