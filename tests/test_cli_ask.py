@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from redis_swarm import Swarm, Task, TaskStatus
+from redis_swarm.cli._ask import _interrupt_once
+from redis_swarm.cli._common import signals
 
 from ._answers import answer_one
 from ._cli import Cli, run_swarm, subprocess_env
@@ -143,6 +145,22 @@ def test_a_second_ctrl_c_does_not_cut_the_withdrawal_short(
     assert message.startswith("error: interrupted while asking 'lib': "), message
     assert message.count("\n") == 1 and f"it was cancelled ({question.id})" in message
     assert swarm.get_task(question.id).status is TaskStatus.CANCELLED
+
+
+@pytest.mark.parametrize("first", ["SIGINT", "SIGTERM"])
+def test_the_first_interrupt_holds_the_next_past_the_wait_s_end(first: str) -> None:
+    """The race behind the test above, made certain: the second Ctrl-C arrives just as the
+    interrupted wait's block ends. It found Ctrl-C's default handler restored there (before
+    the command held its signals), and click's "Aborted!" cut the withdrawal short."""
+    interrupt = _interrupt_once()
+    with pytest.raises(KeyboardInterrupt), signals(interrupt, interrupt):
+        signal.raise_signal(getattr(signal, first))
+    try:
+        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGTERM)
+    except KeyboardInterrupt:
+        pytest.fail("an interrupt right after the interrupted wait's block was not held")
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
 def test_a_later_asker_giving_up_leaves_the_first_one_s_question(

@@ -640,7 +640,16 @@ def _terminations_interrupt() -> Iterator[None]:
         yield
     finally:
         for number, before in set_here:
-            signal.signal(number, before)
+            restore_handler(number, signal.default_int_handler, before)
+
+
+def restore_handler(number: int, installed: Any, before: Any) -> None:
+    """Put back the handler of signal ``number`` that ``installed`` replaced, unless another
+    replaced ``installed`` meanwhile: a command that held its signals (``hold_interrupts``,
+    ending with its own error line) keeps them held to its end, where restoring the default
+    there let a second Ctrl-C or SIGTERM cut that end short."""
+    if signal.getsignal(number) is installed:
+        signal.signal(number, before)
 
 
 def _say_our_warnings() -> None:

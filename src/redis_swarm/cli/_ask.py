@@ -137,15 +137,15 @@ class _Said:
 
 def _interrupt_once() -> Callable[[int, Any], None]:
     """A handler of Ctrl-C (and SIGTERM, SIGHUP) for the wait: the first one interrupts it
-    (the core then withdraws the question); the next ones, while it withdraws, are ignored,
-    so that the withdrawal ends and says what became of the question (exit 1)."""
-    interrupted = False
+    (the core then withdraws the question) and holds the next ones from that moment
+    (``hold_interrupts``), so that the withdrawal ends and says what became of the question
+    (exit 1). Held here, not once the interrupt is caught: leaving ``signals`` would restore
+    Ctrl-C's default first, and a second one pressed right then ended the command with
+    click's bare "Aborted!"."""
 
     def handler(_signum: int, _frame: Any) -> None:
-        nonlocal interrupted
-        if not interrupted:
-            interrupted = True
-            raise KeyboardInterrupt
+        hold_interrupts()
+        raise KeyboardInterrupt
 
     return handler
 
@@ -232,7 +232,7 @@ def ask(
     except KeyboardInterrupt as exc:
         # Ctrl-C: the core gave the question up and noted what became of it (cancelled, or
         # left queued with its id): one error line says so, not click's bare "Aborted!".
-        hold_interrupts()  # the command ends now, with exit 1: no Ctrl-C cuts that short
+        hold_interrupts()  # (held already when the interrupt was a signal)
         notes = getattr(exc, "__notes__", None) or [said.interrupted(target)]
         raise SwarmError(" ".join(notes)) from None
 

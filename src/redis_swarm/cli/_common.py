@@ -43,7 +43,7 @@ from .._validate import (
     check_json_depth,
     check_name,
 )
-from ._app import EXIT_EMPTY, TERMINATIONS, App, error_json
+from ._app import EXIT_EMPTY, TERMINATIONS, App, error_json, restore_handler
 
 if TYPE_CHECKING:
     # Imported where a table or a bar is drawn: every command's module imports this one, and
@@ -740,8 +740,9 @@ def ago(ms: int | None) -> str:
 def signals(
     on_sigint: Callable[[int, Any], None], on_sigterm: Callable[[int, Any], None]
 ) -> Iterator[None]:
-    """SIGINT and SIGTERM handled by these while the block runs, restored afterwards (none
-    outside the main thread, where Python cannot install them). SIGHUP (the terminal or the
+    """SIGINT and SIGTERM handled by these while the block runs, restored afterwards unless a
+    handler held them meanwhile (``restore_handler``; none outside the main thread, where
+    Python cannot install them). SIGHUP (the terminal or the
     SSH session closed) is a SIGTERM: by default it ended the process at once, and the agents
     it had started, in process groups of their own, ran on (and spent) without it."""
     hangup = getattr(signal, "SIGHUP", None)  # (not on Windows)
@@ -755,10 +756,10 @@ def signals(
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)
+        restore_handler(signal.SIGINT, on_sigint, old_int)
+        restore_handler(signal.SIGTERM, on_sigterm, old_term)
         if hangup is not None:
-            signal.signal(hangup, old_hup)
+            restore_handler(hangup, on_sigterm, old_hup)
 
 
 def hold_interrupts() -> None:
