@@ -46,7 +46,6 @@ __all__ = [
     "not_durable",
     "redis_cli",
     "redis_cli_cluster",
-    "redis_cli_cluster_of",
     "redis_cli_login",
     "redis_cli_of",
     "redis_cli_server",
@@ -173,10 +172,11 @@ def cluster_plan(masters: Mapping[str, Mapping[str, Any]], where: str) -> Plan:
         # A master whose INFO was refused (its count only, no "role"): the user is a worker
         # (the one role `swarm acl` withholds INFO from), which may not add a node.
         read = all("role" in info for info in masters.values())
+        tool = redis_cli_of(where, may_run=read, cluster_tool=True)
         raise ConfigError(
             f"durability='strict' on the cluster at {where} waits for a replica of each master "
             f"written, but {', '.join(alone) or 'no master'} has no connected replica: add one "
-            f"as an admin user ({redis_cli_cluster_of(where, may_run=read)}--cluster add-node "
+            f"as an admin user ({tool}--cluster add-node "
             "NEW EXISTING --cluster-slave), or use durability='normal'"
         )
     return _WAIT_ON_EACH_MASTER
@@ -202,15 +202,6 @@ def redis_cli_login(settings: Settings, *, may_run: bool = True) -> str:
         return "--askpass " if settings.password else ""
     user = settings.shown_user
     return f"--user {'USER' if user == '***' else shlex.quote(user)} --askpass "
-
-
-def redis_cli_cluster_of(url: str, *, may_run: bool = True) -> str:
-    """``redis_cli_cluster`` of a URL as errors show it (password masked); one that does not
-    parse: ``redis-cli`` and the login alone."""
-    try:
-        return redis_cli_cluster(Settings.from_url(url), may_run=may_run)
-    except (ConfigError, ValueError):
-        return f"redis-cli {ADMIN_LOGIN if not may_run else ''}"
 
 
 def redis_cli_cluster(settings: Settings, *, may_run: bool = True) -> str:
@@ -277,14 +268,19 @@ def redis_cli(settings: Settings, *, may_run: bool = True, master: str | None = 
     return f"redis-cli {redis_cli_server(settings, master)}{login}"
 
 
-def redis_cli_of(url: str, *, may_run: bool = True, master: str | None = None) -> str:
+def redis_cli_of(
+    url: str, *, may_run: bool = True, master: str | None = None, cluster_tool: bool = False
+) -> str:
     """``redis_cli`` of a URL as errors show it (password masked: never written, as
-    ``--askpass`` asks for it); one that does not parse: ``redis-cli`` and the login alone
-    (as an admin user where ``may_run`` is False)."""
+    ``--askpass`` asks for it), or ``redis_cli_cluster`` of it where ``cluster_tool``; one
+    that does not parse: ``redis-cli`` and the login alone (as an admin user where
+    ``may_run`` is False)."""
     try:
         settings = Settings.from_url(url)
     except (ConfigError, ValueError):
         return f"redis-cli {ADMIN_LOGIN if not may_run else ''}"
+    if cluster_tool:
+        return redis_cli_cluster(settings, may_run=may_run)
     return redis_cli(settings, may_run=may_run, master=master)
 
 

@@ -707,7 +707,7 @@ def _cluster_too_few_replicas(where: str, node: str | None) -> str:
     and a master short of replicas gets one back, or a new one (``add-node``)."""
     master = f"the Redis Cluster node {node} of {where}" if node else f"a master of {where}"
     at = node or "MASTER:PORT"
-    from ._durability import redis_cli_cluster_of  # (here: an error's words only)
+    from ._durability import redis_cli_of  # (here: an error's words only)
 
     return (
         f"{master} refuses writes: it serves the slot of what was asked and has fewer good "
@@ -716,7 +716,7 @@ def _cluster_too_few_replicas(where: str, node: str | None) -> str:
         "the cluster client follows the slot to its new master), or its replicas are down or "
         f"lag more than min-replicas-max-lag seconds (INFO replication on {at}): bring one "
         "back, or add one as an admin user "
-        f"({redis_cli_cluster_of(where, may_run=False)}--cluster add-node NEW:PORT {at} "
+        f"({redis_cli_of(where, may_run=False, cluster_tool=True)}--cluster add-node NEW:PORT {at} "
         "--cluster-slave). To take writes with "
         f"no replica, an admin user sets it on {at}: {_admin_cli(where, at)}CONFIG SET "
         f"min-replicas-to-write 0, at the cost of writes a failover may lose "
