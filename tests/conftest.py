@@ -15,6 +15,7 @@ import redis
 
 from redis_swarm import AsyncSwarm, Swarm
 from redis_swarm._client_files import USER_DIR_ENV
+from redis_swarm._config import DEFAULT_HOME
 
 from . import _open_files
 from ._a2a import OTHER, QUEUE, SWARM, TOKEN, A2AServer, start_a2a, stop
@@ -46,6 +47,24 @@ _HELD = [getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(
 
 def pytest_configure(config: pytest.Config) -> None:
     _open_files.raise_limit()
+    config.stash[_HOME_BEFORE] = DEFAULT_HOME.exists()
+
+
+# Whether the developer's own swarm home existed when the run began: a run that creates it
+# wrote into it (a process a test started without the test's SWARM_HOME), and fails.
+_HOME_BEFORE = pytest.StashKey[bool]()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if hasattr(session.config, "workerinput"):  # (an xdist worker: the controller checks)
+        return
+    if not session.config.stash.get(_HOME_BEFORE, True) and DEFAULT_HOME.exists():
+        session.config.get_terminal_writer().line(
+            f"error: the tests wrote into the developer's swarm home {DEFAULT_HOME} (a process "
+            "started without the test's SWARM_HOME): find it by what it holds, then delete it",
+            red=True,
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.hookimpl(wrapper=True)

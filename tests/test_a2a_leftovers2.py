@@ -154,7 +154,8 @@ def test_a_face_on_a_loopback_name_without_a_token_answers_its_own_url(
                 refused = _fetch(face, loopback, f"{other}:{port}")
                 assert refused.status_code == 403, (other, refused.text)
                 said = refused.json()["message"]
-                assert f"http://127.0.0.1 or http://{name}, or start it with --token" in said
+                urls = f"http://127.0.0.1:{port} or http://{name}:{port}"
+                assert f"{urls}, or start it with --token" in said
         finally:
             interrupt(proc)
 
@@ -178,7 +179,7 @@ def test_an_own_host_other_machines_reach_is_no_name_served_without_a_token(
     refused = client.get("/", headers={"Host": f"{own_host}:8765"})
     assert refused.status_code == 403
     assert refused.json()["message"].endswith(
-        "open it as http://127.0.0.1, or start it with --token"
+        "open it as http://127.0.0.1:8765, or start it with --token"
     )
     assert client.get("/").status_code == 200
 

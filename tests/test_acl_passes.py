@@ -27,7 +27,7 @@ def test_a_worker_posting_a_pass_is_told_who_posts_passes(
     out = worker("task", "post", "Q", "x", "--pass", "P9", expect=1)
     message = " ".join(out.stderr.split())
     assert f"the Redis user '{users['worker'].user}' may not post a task to a pass" in message
-    assert "passes are posted by a shard (or admin) user" in message
+    assert "passes are posted by a shard, coordinator or admin user" in message
     assert "swarm acl --role shard" in message
     assert "user executing the script" not in message and "@user_function" not in message
     assert str(users["worker"].password) not in message  # (the URL is masked)

@@ -21,7 +21,7 @@ from redis_swarm._models import Event, EventType, Message
 from redis_swarm.mcp_server._channel import METHOD, notices
 
 from ._cli import Cli
-from .mcp_server._helpers import SRC
+from .mcp_server._helpers import stdio_env
 
 AGENT = "carol"
 BODY_INDENT = "    "  # (docs/live.md: a body's lines are indented four spaces)
@@ -94,8 +94,7 @@ def test_a_body_sent_with_a_forged_notice_reads_as_one_notice_over_stdio(
     ``swarm mcp --role worker --channel --name carol``."""
     ear = _Ear()
     argv = ["-m", "redis_swarm", "mcp", "--role", "worker", "--channel", "--name", AGENT]
-    env = {"PYTHONPATH": SRC, "SWARM_URL": redis_url, "SWARM_NAME": "test"}
-    params = StdioServerParameters(command=sys.executable, args=argv, env=env)
+    params = StdioServerParameters(command=sys.executable, args=argv, env=stdio_env(redis_url))
     info = Implementation(name="claude-code", version="2.1.80")
 
     async def body() -> None:

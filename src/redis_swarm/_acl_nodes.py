@@ -23,6 +23,7 @@ import redis
 from ._config import Settings
 from ._connect import sync_client
 from ._errors import AUTHENTICATION_FAILED, ConnectionFailed, PermissionDenied, SwarmError
+from ._ops.server import SENTINEL_URL
 from ._replies import cluster_shards, reply_fields
 from ._topology import (
     direct_settings,
@@ -43,13 +44,15 @@ def _connecting_user(settings: Settings) -> str:
     return settings.username or "default"
 
 
-def _unreached_replicas(settings: Settings) -> dict[str, str]:
+def _unreached_replicas(settings: Settings, revoking: str | None = None) -> dict[str, str]:
     """The replicas of the server of a plain URL (INFO replication: replica -> why), which
     the apply did not reach: such a URL names one server, and ACLs are not replicated, so
     each lacks the user (a failover to it, or a client sent to it, would be refused). None
     for a cluster or Sentinel URL (their replicas are found and applied), for the embedded
     server, and when the server will not say (NOPERM, no answer: the user is applied
-    already; this is only a warning)."""
+    already; this is only a warning). ``revoking``: the command of a revoke that left them
+    out (all of it known, so said whole: the replicas still hold the user, and were never
+    down, so no "once it is back" would fit), else an apply's."""
     if settings.kind in ("cluster", "sentinel", "embedded"):
         return {}
     client: Any = sync_client(settings)
@@ -64,13 +67,33 @@ def _unreached_replicas(settings: Settings) -> dict[str, str]:
         if not (re.fullmatch(r"slave\d+", str(key)) and isinstance(entry, dict)):
             continue
         name = _node(str(entry.get("ip", "")), int(entry.get("port") or 0))
+        if revoking is None:
+            how = (
+                "To include the replicas, apply through the sentinels that watch them (a "
+                "redis+sentinel:// URL), or run this command again with a URL naming "
+                f"{name} (the same user and password)"
+            )
+        else:
+            how = (
+                "To revoke the user there too, run it through the sentinels that watch the "
+                "replicas (their URL reaches every replica they see): "
+                f"SWARM_URL={_sentinel_url(settings)} {revoking}; or with SWARM_URL naming "
+                f"{name} (the same user and password)"
+            )
         found[name] = (
             f"a replica of {settings.url}, not reached: that URL names one server, and ACLs "
-            "are not replicated. To include the replicas, apply through the sentinels that "
-            "watch them (a redis+sentinel:// URL), or run this command again with a URL "
-            f"naming {name} (the same user and password)"
+            f"are not replicated. {how}"
         )
     return found
+
+
+def _sentinel_url(settings: Settings) -> str:
+    """A Sentinel URL (``SENTINEL_URL``'s form) with the user and a placeholder for the
+    password of ``settings``, to fill in."""
+    login = "" if settings.password is None else ":PASSWORD@"
+    if settings.username is not None:
+        login = settings.shown_user + (login or "@")
+    return SENTINEL_URL.replace("://", f"://{login}", 1)
 
 
 # What a server that does not answer raises: refused, reset or timed out (some are answers,

@@ -13,6 +13,7 @@ what to update. It needs an admin user::
 from __future__ import annotations
 
 import copy
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,7 +116,7 @@ def revoke_user(target: Settings | Swarm, user: str) -> RevokedUser:
         partial = copy.copy(exc)
         partial.args = (_partly_revoked(exc, user, deleted, every, absent),)
         raise partial from exc
-    skipped.update(_unreached_replicas(settings))
+    skipped.update(_unreached_replicas(settings, revoking=_revoke_command(user)))
     if not deleted and not skipped:
         where = ", ".join(absent) or settings.url
         raise NotFound(
@@ -142,9 +143,14 @@ def _partly_revoked(
     return (
         f"{exc}; user {user!r} was deleted on {', '.join(deleted)} before that, and is still "
         f"on {still}, where it logs in as before. Once that is fixed, finish it with the same "
-        f"URL: swarm acl --revoke {user} (revoke_user): a server without the user is passed "
+        f"URL: {_revoke_command(user)} (revoke_user): a server without the user is passed "
         "over"
     )
+
+
+def _revoke_command(user: str) -> str:
+    """The command that revokes ``user``, as a shell takes it."""
+    return f"swarm acl --revoke {shlex.quote(user)}"
 
 
 def _cut(user: str, found: _Connections) -> str:

@@ -227,6 +227,7 @@ class Settings:
                 ) from None
             settings = cls(**values)  # type: ignore[arg-type]
             settings._check()
+            check_sentinel_service(settings, given=url)
         except ConfigError:
             # Its message may quote a piece of a secret given as an option (the database
             # 'CRET' of /my&password=SE/CRET), or of a password that ran past the host part.
@@ -1005,7 +1006,12 @@ def _one_host(url: str) -> tuple[tuple[str, int]]:
 
 def _parse_unix(url: str) -> dict[str, object]:
     parts = urlsplit(url)
-    auth, _ = _auth(parts.netloc)
+    auth, host = _auth(parts.netloc)
+    # redis-py drops a unix URL's host as it reads it: unix://tmp/r.sock would reach
+    # /r.sock, and its error name a path never typed. 'localhost' (a file URL's own name
+    # for this machine) is the one host that means what it says.
+    if host and host.lower() != "localhost":
+        raise ConfigError(_unix_host_refused(url, host))
     if not parts.path:
         raise ConfigError(f"no socket path in {mask_url(url)!r}: use unix:///path/to/redis.sock")
     options = _query(url, parts.query, ("db",), network=False)
@@ -1013,6 +1019,21 @@ def _parse_unix(url: str) -> dict[str, object]:
     if "db" in options:
         out["db"] = _db(str(options["db"]), url)
     return out
+
+
+def _unix_host_refused(url: str, host: str) -> str:
+    """What a unix URL that names a host (``unix://tmp/r.sock``: two slashes, not three) is
+    told: the URL with that host folded back into the socket's path."""
+    rest = url.split("://", 1)[1]
+    end = _authority_end(rest)
+    userinfo, at, _ = rest[:end].rpartition("@")
+    meant = mask_url(f"unix://{userinfo}{at}/{host}{rest[end:]}")
+    tcp = " (a server reached over TCP is redis://HOST:PORT)" if ":" in host else ""
+    return (
+        f"{mask_url(url)!r} names the host {host!r}, which a unix URL does not take: its "
+        f"socket's path starts at the third '/', as in unix:///path/to/redis.sock; write it "
+        f"as {meant}{tcp}"
+    )
 
 
 def _parse_cluster(url: str) -> dict[str, object]:
@@ -1064,18 +1085,20 @@ def _parse_sentinel(url: str) -> dict[str, object]:
 _SERVICE_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
-def check_sentinel_service(settings: Settings) -> None:
+def check_sentinel_service(settings: Settings, *, given: str | None = None) -> None:
     """Refuse the service name of a Sentinel URL's ``settings`` when no Sentinel names a
     master so (a '&' or '=': options written without their '?'; a space, a ':'), before a
-    client asks the sentinels for it and gets "no master found". (Checked when a client is
-    made, not when the URL is read: Settings carry any name, and render it back.)"""
+    client asks the sentinels for it and gets "no master found". (Checked when the URL is
+    read, as a name missing is, and again when a client is made: Settings built without a
+    URL carry any name, and render it back.) ``given``: the URL as the user wrote it, which
+    the error then shows (masked) rather than the one the settings render."""
     name = settings.service_name or ""
     if settings.kind != "sentinel" or _SERVICE_NAME.fullmatch(name):
         return
     options = " (options come after a '?', as in /mymaster?retries=30)" if "=" in name else ""
     # (options written without their '?' may hold a password: shown masked, as by .url)
     shown = mask_options(name, _VALUE_DELIMITER)
-    url = settings.url
+    url = settings.url if given is None else mask_url(given)
     raise ConfigError(
         f"{shown!r} in {url!r} cannot be a Sentinel service name, which holds only "
         f"letters, digits, '.', '-' and '_'{options}: {_form(url)}"

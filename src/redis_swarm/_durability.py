@@ -47,6 +47,7 @@ __all__ = [
     "redis_cli",
     "redis_cli_cluster",
     "redis_cli_login",
+    "redis_cli_master_lookup",
     "redis_cli_of",
     "redis_cli_server",
     "repair_cli",
@@ -134,10 +135,40 @@ def choose(info: Mapping[str, Any], appendfsync: str | None, where: str) -> Plan
     raise ConfigError(
         f"durability='strict' cannot be honoured by Redis {version_text} at {where}: "
         f"appendonly is {'yes' if aof else 'no'}, appendfsync is {appendfsync or 'unknown'}, "
-        f"{replicas} replica(s). Turn AOF on with fsync on every write (CONFIG SET appendonly "
-        "yes; CONFIG SET appendfsync always), or use Redis >= 7.2 with appendonly yes "
-        "(WAITAOF), or add a replica (WAIT); else use durability='normal'"
+        f"{replicas} replica(s). {_ways_to_strict(version, aof, appendfsync)}, or add a "
+        "replica (WAIT); else use durability='normal'"
     )
+
+
+def _ways_to_strict(version: tuple[int, ...], aof: bool, appendfsync: str | None) -> str:
+    """The ways a server with no replica is made to honour strict, each with only the steps
+    it still misses (a user told to turn on what is on doubts the rest): fsync on every
+    write, or WAITAOF (Redis >= 7.2 with AOF on and fsyncing)."""
+    every_write = [] if aof else ["CONFIG SET appendonly yes"]
+    if appendfsync != "always":
+        every_write.append("CONFIG SET appendfsync always")
+    if not aof:
+        what = "Turn AOF on" + (" with fsync on every write" if appendfsync != "always" else "")
+    else:
+        what = "Make AOF fsync every write"
+    ways = [f"{what} ({'; '.join(every_write)})"]
+    if version >= (7, 2):
+        waitaof = [] if aof else ["CONFIG SET appendonly yes"]
+        if appendfsync == "no":
+            waitaof.append("CONFIG SET appendfsync everysec")
+        if not aof:
+            verb = "turn AOF on" + (" with fsync once a second" if waitaof[1:] else " alone")
+        else:
+            verb = "let AOF fsync once a second"
+        if waitaof != every_write:  # (AOF off, fsync always: one step is both ways)
+            ways.append(f"{verb} ({'; '.join(waitaof)}: WAITAOF then waits for each write's fsync)")
+    elif appendfsync != "always":  # (else AOF on alone is the one step: no upgrade needed)
+        needs = [] if aof else ["appendonly yes"]
+        if appendfsync == "no":
+            needs.append("appendfsync everysec")
+        kept = f" with {' and '.join(needs)}" if needs else ", which waits for AOF as it is"
+        ways.append(f"use Redis >= 7.2{kept} (WAITAOF)")
+    return ", or ".join(ways)
 
 
 def _embedded_not_strict(where: str, version_text: str, appendfsync: str | None) -> str:
@@ -258,6 +289,18 @@ def _tls_options(settings: Settings) -> str:
     if settings.ssl_cert_reqs == "none":
         words.append("--insecure")
     return " ".join(words) + " "
+
+
+def redis_cli_master_lookup(settings: Settings) -> str:
+    """The redis-cli command that asks the first sentinel of a Sentinel URL's ``settings``
+    where the master is now (``host`` then ``port``): the sentinels are reached as the
+    client reaches them, over the URL's TLS and with no login (no sentinel password is
+    supported: ``_config``)."""
+    host, port = settings.nodes[0] if settings.nodes else (settings.host, settings.port)
+    return (
+        f"redis-cli -h {shlex.quote(host)} -p {port} {_tls_options(settings)}SENTINEL "
+        f"GET-MASTER-ADDR-BY-NAME {shlex.quote(settings.service_name or '')}"
+    )
 
 
 def redis_cli(settings: Settings, *, may_run: bool = True, master: str | None = None) -> str:

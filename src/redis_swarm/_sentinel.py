@@ -323,12 +323,16 @@ def _demoted(error: redis.ResponseError) -> bool:
     return NO_GOOD_REPLICAS in str(error)
 
 
-def _ask_sentinels_again(error: redis.ResponseError) -> redis.ConnectionError:
+def _ask_sentinels_again(error: redis.ResponseError, connection: Any) -> redis.ConnectionError:
     """The error a connection raises, once closed, for a refusal ``_demoted`` reads as a
     failover: a ConnectionError, so the request is retried (nothing was applied) on a new
     connection, which asks the sentinels where the master is. Its text keeps the server's,
-    so that the refusal is said as such once the retries are over (``translate``)."""
-    return redis.ConnectionError(str(error))
+    so that the refusal is said as such once the retries are over (``translate``), and it
+    carries the connection, as redis-py's cluster errors do, so that the words name the
+    master that refused (its host and port)."""
+    again = redis.ConnectionError(str(error))
+    again.connection = connection  # type: ignore[attr-defined]
+    return again
 
 
 class SentinelConnection(AnswerMeansAlive, SentinelManagedConnection):
@@ -353,7 +357,7 @@ class SentinelConnection(AnswerMeansAlive, SentinelManagedConnection):
             if not (self.connection_pool.is_master and _demoted(error)):
                 raise
             self.disconnect()  # type: ignore[no-untyped-call]
-            raise _ask_sentinels_again(error) from error
+            raise _ask_sentinels_again(error, self) from error
 
 
 class SentinelSSLConnection(SentinelConnection, HandshakeWithinConnectTimeout, SSLConnection):
@@ -377,7 +381,7 @@ class AsyncSentinelConnection(
             if not (self.connection_pool.is_master and _demoted(error)):
                 raise
             await self.disconnect()
-            raise _ask_sentinels_again(error) from error
+            raise _ask_sentinels_again(error, self) from error
 
 
 class AsyncSentinelSSLConnection(

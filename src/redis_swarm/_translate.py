@@ -168,8 +168,8 @@ def _translated(
     if pool_exhausted(exc):
         return e.ConnectionFailed(_pool_exhausted(where), sent=before)
     if isinstance(exc, rex.ConnectionError) and text.startswith(NO_GOOD_REPLICAS):
-        # (a Sentinel connection's)
-        return e.ConnectionFailed(_too_few_replicas(where), sent=before)
+        # (a Sentinel connection's: the master named where the error carries its connection)
+        return e.ConnectionFailed(_too_few_replicas(where, _node_of(exc)), sent=before)
     if isinstance(exc, rex.ConnectionError | rex.TimeoutError | OSError):
         return _unreachable(exc, text, where)
     if isinstance(exc, rex.InvalidResponse):
@@ -676,7 +676,8 @@ def _too_few_replicas(where: str, node: str | None = None) -> str:
     the likeliest first, and what to do. A ConnectionFailed, as an outage is: what retries
     through an outage (a runner's report, a lease renewal) retries it. ``node``: the node
     that refused, when a cluster client named it (``_node_of``): on a cluster URL it is
-    named, with a cluster's ways out (``_cluster_too_few_replicas``)."""
+    named, with a cluster's ways out (``_cluster_too_few_replicas``); behind Sentinel, the
+    master the connection reached, when the error carries it, else how to ask for it."""
     settings = _settings_of(where)
     if settings is not None and settings.kind == "cluster":
         return _cluster_too_few_replicas(where, node)
@@ -687,8 +688,24 @@ def _too_few_replicas(where: str, node: str | None = None) -> str:
         "promoted: retry, and a Sentinel URL finds the new master), or its replicas are down "
         "or lag more than min-replicas-max-lag seconds (INFO replication on the master): bring "
         "one back. To take writes with no replica, an admin user sets it on the master: "
-        f"{_admin_cli(where)}CONFIG SET min-replicas-to-write 0, at the cost of writes a "
-        f"failover may lose ({SENTINEL_DOCS})"
+        f"{_admin_cli(where, node)}CONFIG SET min-replicas-to-write 0"
+        f"{_which_master(settings, node)}, at the cost of writes a failover may lose "
+        f"({SENTINEL_DOCS})"
+    )
+
+
+def _which_master(settings: Settings | None, node: str | None) -> str:
+    """Behind Sentinel, where the error names no master (the refusal reaches here as the
+    Sentinel connection's ConnectionError, which carries no address): where MASTER and PORT
+    are found, the master the sentinels name now."""
+    if settings is None or settings.kind != "sentinel" or node is not None:
+        return ""
+    from ._durability import redis_cli_master_lookup  # (here: an error's words only)
+
+    lookup = redis_cli_master_lookup(settings)
+    return (
+        ", MASTER and PORT being the master the sentinels name now ('swarm doctor' names it; "
+        f"a sentinel tells: {lookup})"
     )
 
 
@@ -775,9 +792,9 @@ def _refused_in_script(text: str, where: str) -> str | None:
     user = settings.shown_user if settings is not None else "default"
     return (
         f"the Redis user {user!r} may not post a task to a pass on {where} (nothing was "
-        "stored): passes are posted by a shard (or admin) user, and a worker posts tasks only "
-        "without one; post it without --pass (pass_name), or as a shard user (swarm acl "
-        "--role shard --user NAME makes one)"
+        "stored): passes are posted by a shard, coordinator or admin user, and a worker posts "
+        "tasks only without one; post it without --pass (pass_name), or as a shard or "
+        "coordinator user (swarm acl --role shard --user NAME makes one)"
     )
 
 

@@ -31,7 +31,7 @@ from ._acl import MIN_PASSWORD_LEN
 from ._codec import dumps
 from ._config import mask_query, url_host
 from ._errors import ConfigError
-from ._net import Listening, is_loopback, listen, loopback_only, shown_host
+from ._net import Listening, http_url, is_loopback, listen, loopback_only, shown_host
 
 __all__ = [
     "MAKE_TOKEN",
@@ -254,10 +254,11 @@ class AccessGuard:
             return _json({"error": "BadRequest", "message": twice}, 400)
         if self.token is None:
             if not self._served_host(_host_name(request.headers.get("host", ""))):
-                return _json({"error": "Forbidden", "message": self._local_only()}, 403)
+                return _json({"error": "Forbidden", "message": self._local_only(request)}, 403)
             origin = request.headers.get("origin")
             if origin is not None and not self._served_host(_origin_host(origin)):
-                return _json({"error": "Forbidden", "message": self._cross_site(origin)}, 403)
+                refused = self._cross_site(request, origin)
+                return _json({"error": "Forbidden", "message": refused}, 403)
             return None
         if self.public and request.url.path.startswith(self.public):
             return None
@@ -309,32 +310,41 @@ class AccessGuard:
         a loopback name or address, or its own ``--host``'s name (never resolved)."""
         return is_loopback(name) or (self.own_name is not None and name.lower() == self.own_name)
 
-    def _cross_site(self, origin: str) -> str:
+    def _cross_site(self, request: Request, origin: str) -> str:
         """A 403's words for a request a page of another site sent (``origin``): without a
         token, a web page anyone's browser opens could otherwise post to a face on its
         loopback (a form's POST needs no permission of the browser's)."""
         # (said once, "has no token": it once ended with ``_local_only``'s sentence whole)
         return (
             f"{self.what} has no token and takes no request from a page of another site "
-            f"(Origin {origin[:80]!r}): send it from a page of its own ({self._own_urls()}) "
-            "or from a program (which sends no Origin), or start it with --token, which "
-            "the page must then send"
+            f"(Origin {origin[:80]!r}): send it from a page of its own "
+            f"({self._own_urls(request)}) or from a program (which sends no Origin), or start "
+            "it with --token, which the page must then send"
         )
 
-    def _local_only(self) -> str:
+    def _local_only(self, request: Request) -> str:
         """A 403's words: the addresses a face without a token answers to."""
         name = "" if self.own_name is None else f" and {self.own_name}"
         return (
             f"{self.what} has no token and answers only to localhost{name}: open it as "
-            f"{self._own_urls()}, or start it with --token"
+            f"{self._own_urls(request)}, or start it with --token"
         )
 
-    def _own_urls(self) -> str:
-        """The URLs a face without a token is served at: ``http://127.0.0.1``, and its own
-        ``--host``'s name when it has one."""
-        if self.own_name is None:
-            return "http://127.0.0.1"
-        return f"http://127.0.0.1 or http://{url_host(self.own_name)}"
+    def _own_urls(self, request: Request) -> str:
+        """The URLs a face without a token is served at, as ``request`` reached it: the
+        address and port it came in on (the ASGI scope's ``server``, the socket's own, never
+        a header's: a URL without the port means port 80, and a face bound to 127.0.1.1 or
+        ::1 alone is not at 127.0.0.1), and its own ``--host``'s name on that port when it
+        has one. 127.0.0.1 for an address off loopback (a face served so without a token
+        answers loopback names alone), and no port where the server does not say it."""
+        server = request.scope.get("server") or ("127.0.0.1", None)
+        host, port = str(server[0]), server[1]
+
+        def url(name: str) -> str:
+            return f"http://{url_host(name)}" if port is None else http_url(name, int(port), "")
+
+        here = url(host if is_loopback(host) else "127.0.0.1")
+        return here if self.own_name is None else f"{here} or {url(self.own_name)}"
 
 
 def _json(data: Any, status: int) -> Response:

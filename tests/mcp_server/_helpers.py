@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -23,6 +24,15 @@ from .._cli import interrupt
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = str(REPO / "src")  # subprocess servers import this checkout's code
+
+
+def stdio_env(redis_url: str, **more: str) -> dict[str, str]:
+    """The environment of a stdio MCP server a test starts. The MCP client passes the server
+    only the few variables it names (HOME, PATH, ...) besides these: SWARM_HOME, the test's
+    own (conftest), is given here, else the server kept its context cache and lease tokens in
+    the developer's home."""
+    return {"PYTHONPATH": SRC, "SWARM_URL": redis_url, "SWARM_NAME": "test",
+            "SWARM_HOME": os.environ["SWARM_HOME"], **more}  # fmt: skip
 
 
 class ToolFailed(AssertionError):

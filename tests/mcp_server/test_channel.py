@@ -30,7 +30,7 @@ from redis_swarm.mcp_server import AGENT_ROLES, tool_names
 from redis_swarm.mcp_server._channel import CAPABILITY, METHOD, RECHECK_S, instructions, notices
 
 from .._handles import must
-from ._helpers import SRC
+from ._helpers import SRC, stdio_env
 
 AGENT = "chan-1"
 _TAG_ATTR = re.compile(r"[A-Za-z0-9_]+")  # what Claude Code keeps of a meta key
@@ -58,8 +58,7 @@ class Heard(ClientExtension):
 
 def _params(redis_url: str, *args: str, name: str = AGENT) -> StdioServerParameters:
     argv = ["-m", "redis_swarm", "mcp", "--name", name, "--channel", *args]
-    env = {"PYTHONPATH": SRC, "SWARM_URL": redis_url, "SWARM_NAME": "test"}
-    return StdioServerParameters(command=sys.executable, args=argv, env=env)
+    return StdioServerParameters(command=sys.executable, args=argv, env=stdio_env(redis_url))
 
 
 @asynccontextmanager

@@ -22,16 +22,12 @@ from mcp_types import Implementation
 from redis_swarm import Swarm
 from redis_swarm._models import EventType
 
-from ._helpers import SRC, Tools
+from ._helpers import Tools, stdio_env
 
 CONTEXT = "".join(
     f"{i:04d} {'the treaty was signed in 1648' if i == 777 else 'nothing to see here'}\n"
     for i in range(1, 2001)
 )
-
-
-def _env(redis_url: str) -> dict[str, str]:
-    return {"PYTHONPATH": SRC, "SWARM_URL": redis_url, "SWARM_NAME": "test"}
 
 
 @asynccontextmanager
@@ -41,7 +37,7 @@ async def stdio(
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "redis_swarm", "mcp", "--role", role, *args],
-        env=_env(redis_url),
+        env=stdio_env(redis_url),
     )
     info = Implementation(name=client, version="1.0")
     async with Client(params, mode="legacy", client_info=info, read_timeout_seconds=60) as c:
@@ -160,7 +156,7 @@ def _raw_server(redis_url: str, errlog: IO[str], *options: str) -> Iterator[subp
     """``swarm mcp --role worker`` on pipes, for tests that speak the protocol by hand; killed
     on the way out if it is still running (never left to a later test)."""
     argv = [sys.executable, "-m", "redis_swarm", *options, "mcp", "--role", "worker"]
-    env = {**os.environ, **_env(redis_url)}
+    env = {**os.environ, **stdio_env(redis_url)}
     popen = subprocess.Popen(
         argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errlog, text=True, env=env
     )
@@ -269,7 +265,7 @@ def test_2026_era_client_over_stdio(core: Swarm, redis_url: str, tmp_path: Path)
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "redis_swarm", "mcp", "--role", "worker"],
-        env=_env(redis_url),
+        env=stdio_env(redis_url),
     )
 
     async def body() -> None:

@@ -4,7 +4,9 @@ the master and replicas behind a Sentinel)."""
 
 from __future__ import annotations
 
+import copy
 import sys
+from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
@@ -12,7 +14,7 @@ import click
 
 from .._config import UNCHECKED_TLS, Settings, handed_url, unverified_tls
 from .._embedded import EmbeddedServer
-from .._errors import ConfigError, PartlyApplied, ValidationError
+from .._errors import ConfigError, ConnectionFailed, PartlyApplied, ValidationError
 from .._models import ACL_ROLES
 from .._validate import check_swarm_name
 from ._app import App, json_option, main, pass_app, usage_failure
@@ -171,7 +173,8 @@ def acl(
     --revoke USER (alone, with --url / SWARM_URL of an admin): delete USER on every server
     --apply would reach, saved there (a deletion, unlike ACL SETUSER USER off, also closes
     its open connections), each server reported; one left out still holds the user: run
-    it again once that server is back.
+    it again once that server is back (a replica of a plain URL's server, which that URL
+    does not reach: through the sentinels' URL, as its warning says).
     """
     if revoke is not None:
         _revoke(app, revoke, given=_given_with_revoke(locals()))
@@ -218,7 +221,22 @@ def acl(
         # what was made, then the error.
         _render(app, exc.made, applied=True, unverified=agents_unverified_tls)
         raise
+    except ConnectionFailed as exc:
+        if apply_ or version is not None:
+            raise
+        # Only the rules were asked for, and the server only for its version: say that
+        # they are printed without one (docs/security.md, "Users per role").
+        unreached = copy.copy(exc)
+        unreached.args = (f"{exc}; {_WITHOUT_A_SERVER}",)
+        raise unreached from exc
     _render(app, made, applied=apply_, unverified=agents_unverified_tls)
+
+
+# What a print of the rules (no --apply) that could not ask the server its version adds.
+_WITHOUT_A_SERVER = (
+    "or print the rules without a server: add --redis-version X.Y, the version of the "
+    "servers the user is for (e.g. --redis-version 7.2)"
+)
 
 
 # The options of an apply, which --revoke takes none of: what each is when not given.
@@ -270,16 +288,29 @@ def _revoke(app: App, user: str, *, given: list[str]) -> None:
             click.echo(f"# closed {count} connection(s) of user {user!r} on {node}")
         for node, why in done.cut.items():
             click.echo(f"warning: on {node}: {why}", err=True)
-        noun = "node" if app.settings.kind == "cluster" else "replica"
+        kind = app.settings.kind
+        noun = "node" if kind == "cluster" else "replica"
         for node, why in done.skipped.items():
+            # (not revoked there: the user keeps its rights, and after a failover to that
+            # server, the master's; a plain URL's replicas are up: the reason says how)
             click.echo(
                 f"warning: not revoked on {noun} {node}: {why}; user {user!r} is still there "
-                "(it logs in there, and a failover to it brings it back): run this command "
-                "again once it is back",
+                f"(it logs in there, and keeps its rights after a failover to it){_AGAIN[kind]}",
                 err=True,
             )
 
     app.emit(data, human)
+
+
+# What a warning of a server left out (by an apply or a revoke) ends with, by the URL's kind:
+# behind a cluster or a Sentinel, one is left out because it is down (or its link is): run
+# the command again once it is back. A plain URL's replicas are up, not reached: their
+# reason says how to include them (``_unreached_replicas``), and no "once it is back" fits.
+_AGAIN: defaultdict[str, str] = defaultdict(
+    str,
+    cluster=": run this command again once the node is up in the cluster",
+    sentinel=": run this command again once the replica is back",
+)
 
 
 def _applied_list(persisted: dict[str, str] | Any) -> list[dict[str, str]]:
@@ -361,10 +392,7 @@ def _render(app: App, made: AppliedRole, *, applied: bool, unverified: bool = Fa
         # says how to include them). One that refuses the URL's user fails the apply instead.
         kind = app.settings.kind
         noun = "node" if kind == "cluster" else "replica"
-        again = {
-            "cluster": ": run this command again once the node is up in the cluster",
-            "sentinel": ": run this command again once the replica is back",
-        }.get(kind, "")
+        again = _AGAIN[kind]
         for node in skipped:
             # (a server skipped keeps the user as it was: missing, or with its old password,
             # which, leaked, still logs in there and keeps its rights after a failover to it)
