@@ -71,6 +71,7 @@ __all__ = [
     "own_report_key",
     "pass_title_of",
     "read_pass",
+    "read_runs",
     "runs_without_cost",
     "spending",
     "synthesizer_task",
@@ -383,10 +384,19 @@ def read_pass(swarm: Swarm, plan: Plan, index: int) -> PassResult:
         result.synthesis = swarm.get_synthesis(synthesis_id(plan, index))
     with contextlib.suppress(NotFound):
         result.agent_tasks.append(swarm.get_task(synthesis_task_id(plan, index)))
+    read_runs(swarm, plan, result)
+    return result
+
+
+def read_runs(swarm: Swarm, plan: Plan, result: PassResult) -> None:
+    """Complete pass ``result`` of ``plan``'s run, its records read, with what its runs that
+    no other record holds cost (``unrecorded``), the cost of each finding an agent reported
+    itself set on that finding (``_own_reports_priced``): how every pass's costs are read,
+    one of the plan's (``read_pass``) or one the plan no longer has
+    (``report.read_earlier``), so that the budget and every view count the same runs."""
     runs = _unrecorded_of(swarm, plan, result)
     _own_reports_priced(swarm, result, runs)
     result.unrecorded = list(runs.values())
-    return result
 
 
 def _take(result: PassResult, finding: Finding, work: str) -> None:

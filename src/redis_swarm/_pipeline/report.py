@@ -49,6 +49,7 @@ from .records import (
     Spent,
     pass_title_of,
     read_pass,
+    read_runs,
     runs_without_cost,
     spending,
 )
@@ -134,7 +135,9 @@ def read_earlier(swarm: Swarm, plan: Plan, current: list[PassResult]) -> list[Pa
     holds, by the pass label it carries (a planning task's in its data, a synthesizer task's
     from its synthesis), each with its synthesis; one row (named "", titled
     ``EARLIER_PASSES``) for what names no pass. A pass each, named its old name (``earlier``,
-    titled with ``EARLIER``); none when the plan is unchanged.
+    titled with ``EARLIER``); none when the plan is unchanged. Each pass's costs are read as
+    a pass of the plan's are (``records.read_runs``): its runs no other record holds, and
+    the runs of the workers that reported their tasks themselves, priced on their findings.
 
     Read in proportion to what it finds (``status`` and every budget check of a run read
     it): first the queues' task counts, one round trip and no more when ``current`` holds
@@ -261,6 +264,8 @@ def read_earlier(swarm: Swarm, plan: Plan, current: list[PassResult]) -> list[Pa
         named = named if isinstance(named, str) else None
         if task.id not in known_tasks and named not in held_syntheses:
             (by_synthesis.get(named or "") or of("")).agent_tasks.append(task)
+    for result in out.values():  # (its runs no other record holds, its own reports priced)
+        read_runs(swarm, plan, result)
     return sorted(out.values(), key=lambda r: not r.label)  # (the unnamed row last)
 
 

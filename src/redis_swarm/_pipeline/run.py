@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import threading
 from collections.abc import Callable
+from itertools import takewhile
 from typing import TYPE_CHECKING, Any
 
 from .._codec import counted
@@ -32,6 +33,7 @@ from .._errors import InvalidState, NotFound, SwarmError, ValidationError
 from .._models import Finding, Synthesis, Task, TaskSpec, TaskStatus
 from .._printable import short_version
 from .._runner import OutcomeStatus, Runner, RunOptions, TaskOutcome
+from .._runner.pool_state import ALIKE_FAILURES_STOP, ALIKE_NEXT_RUN
 from .._usage import Usage, plus, unpriced_note, usd
 from .agents import RUN_ROLES, OneShotAgents, error_shown, leases_end, run_cost
 from .lease import RunLease, sweep_killed
@@ -561,14 +563,21 @@ class Pipeline(OneShotAgents):
         budgets): a run stops there, and the next one, once their cause is fixed, retries
         them. Only then: a pass with a finding goes on without its dead tasks, and one with
         open tasks settles first, so that which tasks a pass rests on does not depend on
-        when a run was killed."""
+        when a run was killed. But for the tasks that runs failing alike left dead before
+        they stopped the worker pool (``_dead_of_the_stop``): the agent command's failure,
+        not theirs, which would otherwise decide what the pass rests on; given back by the
+        next run whatever the pass's other tasks are."""
         dead = [t for t in tasks if t.status is TaskStatus.DEAD]
-        if not dead or any(t.status in _NOT_RETRIED for t in tasks):
+        why = "no finding"
+        if dead and any(t.status in _NOT_RETRIED for t in tasks):
+            error, dead = _dead_of_the_stop(tasks)
+            why = f"the failure that stopped the worker pool: {error_shown(error)}"
+        if not dead:
             return tasks
         for task in dead:
             with contextlib.suppress(InvalidState):  # completed meanwhile by a late report
                 self.swarm.requeue_dead(task.id)
-        self._say(f"{head}: {counted(len(dead), 'dead task')} given back to the queue (no finding)")
+        self._say(f"{head}: {counted(len(dead), 'dead task')} given back to the queue ({why})")
         return self._tasks_of(label)
 
     def _may_post(self, label: str) -> bool:
@@ -846,7 +855,25 @@ class Pipeline(OneShotAgents):
         if runner.crash is not None:
             raise runner.crash
         if runner.fatal:
-            raise InvalidState(f"the worker pool stopped: {runner.fatal}")
+            raise InvalidState(
+                f"the worker pool stopped: {self._next_run_said(label, runner.fatal)}"
+            )
+
+    def _next_run_said(self, label: str, fatal: str) -> str:
+        """``fatal``, why the pool of pass ``label`` stopped, saying what the pipeline's next
+        run does where it says what the next ``swarm run`` would (``ALIKE_NEXT_RUN``): runs
+        failing alike stopped it, and the next run gives back the tasks they left dead
+        (``_retry_dead``: the same tasks, read from the swarm as the next run reads them)."""
+        if not fatal.endswith(ALIKE_NEXT_RUN):
+            return fatal
+        _, dead = _dead_of_the_stop(self._tasks_of(label))
+        again = f"run the pipeline again (swarm pipeline run {self.plan.path}): it"
+        if dead:
+            again += (
+                f" gives the {counted(len(dead), 'task')} these runs left dead (out of "
+                "attempts) back to the queue, with fresh max_attempts, and"
+            )
+        return f"{fatal.removesuffix(ALIKE_NEXT_RUN)}then {again} resumes the pass"
 
 
 def _own_user_warning(plan: Plan, settings: Settings) -> str | None:
@@ -863,6 +890,47 @@ def _own_user_warning(plan: Plan, settings: Settings) -> str | None:
         f"cancel or retire passes: give them a worker user's URL, in an environment variable "
         f'named by the plan\'s [workers] {URL_ENV} = "NAME" (or {WORKER_URL_OPTION} NAME)'
     )
+
+
+def _dead_of_the_stop(tasks: list[Task]) -> tuple[str, list[Task]]:
+    """The tasks of a pass (``tasks``) that runs failing alike left dead before they stopped
+    its worker pool, and their error; ("", []) when there are none. Derived from the tasks
+    as the swarm holds them, so that a run killed after the stop loses nothing: the pool's
+    rule (``_runner.pool_state``: ``ALIKE_FAILURES_STOP`` failed runs in a row with the very
+    same error, of two tasks or more, none done, then the task about to run given back
+    unrun) read back from what the tasks keep: the tasks that died last, each of its
+    failures (its dead reason ends with its last error, not its leases' expiry), one after
+    the other with the same last error, no task of the pass completed since the first of
+    them; with the pass's open tasks whose last failure is that error, as many failed runs
+    (their ``failures``) of as many tasks; and a task given back since the first of them,
+    its last claim neither failed nor completed (the stop's: a pass that settled, stopped
+    at its synthesis, has none). A task that died of an error of its own, or before a task
+    completed, is not one of them."""
+
+    def since(task: Task) -> int:
+        return task.status_since or 0
+
+    def failed(task: Task) -> bool:
+        error = task.last_error
+        return error is not None and (task.dead_reason or "").endswith(error)
+
+    dead = sorted((t for t in tasks if t.status is TaskStatus.DEAD and failed(t)), key=since)
+    if not dead:
+        return "", []
+    error = dead[-1].last_error
+    done = max((since(t) for t in tasks if t.status is TaskStatus.COMPLETED), default=0)
+    row = list(takewhile(lambda t: t.last_error == error and since(t) > done, reversed(dead)))
+    if not row:  # (the last to die died before a task completed)
+        return "", []
+    alike = row + [t for t in tasks if not t.status.settled and t.last_error == error]
+    given_back = any(
+        t.status is TaskStatus.PENDING and t.attempts and t.failed_attempt != t.attempts
+        and since(t) >= since(row[-1])
+        for t in tasks
+    )  # fmt: skip
+    if not given_back or len(alike) < 2 or sum(t.failures for t in alike) < ALIKE_FAILURES_STOP:
+        return "", []
+    return error or "", row
 
 
 def _last_error(dead: list[Task]) -> str:

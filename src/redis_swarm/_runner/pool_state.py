@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     from .._client import Swarm
     from .._models import Task
 
-__all__ = ["OUTAGE_PATIENCE_S", "PoolState"]
+__all__ = ["ALIKE_FAILURES_STOP", "ALIKE_NEXT_RUN", "OUTAGE_PATIENCE_S", "PoolState"]
 
 T = TypeVar("T")
 
@@ -77,6 +77,13 @@ HOLD_POLL_S = 0.2  # how often a slot held back from claiming looks again
 # that a queue of fewer tasks than this stops too), before any run of the pool succeeded, that
 # stop it (``PoolState._fails_alike``).
 ALIKE_FAILURES_STOP = 3
+# What the next run does with the tasks of a pool those failures stopped, as the end of what
+# it says: ``swarm run``'s and ``swarm serve``'s (a pipeline says what its own next run does
+# instead: it gives back the tasks they left dead).
+ALIKE_NEXT_RUN = (
+    "then run again: the tasks still in the queue are retried; those these runs left dead "
+    "(out of attempts) are not: swarm task requeue ID gives one back"
+)
 # The failed claims remembered per worker id (``PoolState._claim_unanswered``): an orphan is
 # the lease of one of the last few (older ones: no proof, the agent is stopped).
 CLAIMS_UNANSWERED_KEPT = 16
@@ -234,9 +241,8 @@ class PoolState(RequestWatch):
         of = f"{runs} tasks" if len(tasks) == runs else f"{runs} runs of {len(tasks)} tasks"
         self._halt(
             f"every run fails with: {error} ({of} in a row, none done). Fix the agent "
-            f"command ({self.options.exec_named}) or what it needs (a login, an API key), then "
-            "run again: those tasks are retried (once out of attempts they are dead: swarm "
-            "task requeue)"
+            f"command ({self.options.exec_named}) or what it needs (a login, an API key), "
+            f"{ALIKE_NEXT_RUN}"
         )
         return True
 

@@ -69,9 +69,9 @@ def _load_plan(app: App, plan_file: Path, url_env: str | None = None) -> Plan:
     """The checked plan of ``plan_file`` and its agents' programs (its warnings said on
     stderr: a script path that only exists from another folder), read to the CLI's input
     bound (a device or pipe that never ends, /dev/zero, is refused there, not read until
-    memory runs out); not UTF-8: a usage error, as any unreadable input. ``url_env``: a
-    run's ``--worker-url-env``, checked with the plan (``parse_plan``), its URL against
-    the server of ``app``'s."""
+    memory runs out); not UTF-8: a usage error, as any unreadable input. ``url_env``: the
+    ``--worker-url-env`` of a run or a check, checked with the plan (``parse_plan``), its
+    URL against the server of ``app``'s."""
     from .._pipeline import parse_plan
     from .._pipeline.plan import plan_text
 
@@ -111,18 +111,30 @@ class _Budget(click.types.FloatParamType):
             self.fail(f"{value!r}: {rule}, as the plan's max_cost_usd", param, ctx)
 
 
+# The agents' URL: ``run`` takes it, and ``check`` checks it as ``run`` would (``_load_plan``).
+_worker_url_env = click.option(
+    "--worker-url-env",
+    "url_env",
+    metavar="NAME",
+    help="The environment variable holding a worker user's Redis URL (of the run's own "
+    "server), which the agents the run starts reach the swarm with (overrides the plan's "
+    "[workers] url_env; default: the run's own URL).",
+)
+
+
 @pipeline.command("check")
 @click.argument("plan_file", type=_PLAN_FILE)
+@_worker_url_env
 @json_option
 @pass_app
-def pipeline_check(app: App, plan_file: Path) -> None:
+def pipeline_check(app: App, plan_file: Path, url_env: str | None) -> None:
     """Check PLAN_FILE without running anything: every problem with its key and line, and
     every agent command whose program is not found."""
     from .._pipeline.plan import unenforced_budget
 
     # Every problem at once: the plan's and its agents' programs' (which a run checks too,
-    # before anything runs).
-    plan = _load_plan(app, plan_file)
+    # before anything runs), and the agents' URL a run given --worker-url-env would use.
+    plan = _load_plan(app, plan_file, url_env)
     warning = unenforced_budget(plan)
     if warning is not None:  # (on stderr: stdout holds the check, or its JSON)
         click.echo(warning, err=True)
@@ -147,14 +159,7 @@ def pipeline_check(app: App, plan_file: Path) -> None:
 @click.option(
     "--max-tasks", type=click.IntRange(1), help="Task claims allowed (overrides the plan's)."
 )
-@click.option(
-    "--worker-url-env",
-    "url_env",
-    metavar="NAME",
-    help="The environment variable holding a worker user's Redis URL (of the run's own "
-    "server), which the agents the run starts reach the swarm with (overrides the plan's "
-    "[workers] url_env; default: the run's own URL).",
-)
+@_worker_url_env
 @click.option(
     "--restart",
     is_flag=True,
