@@ -649,7 +649,8 @@ def test_an_agent_that_always_crashes_is_dead_after_max_attempts(
     assert summary["failed"] == 3 and summary["completed"] == 0
     # a script's `swarm run && ...` stops: every task the run worked on failed, and why
     error = json.loads(out.stderr)
-    assert "every task this run's agents worked on failed (3)" in error["message"]
+    # (one task, failed three times: one task, three runs)
+    assert "every task this run's agents worked on failed (1 task, 3 runs)" in error["message"]
     assert "exit code 7" in error["message"]
     task = swarm.get_task(t.id)
     assert task.status == "dead" and (task.failures, task.abandons) == (3, 0)

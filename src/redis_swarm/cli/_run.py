@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .._codec import counted
 from .._errors import NotFound, SwarmError, TaskDeadLettered
 from .._hints import said_of
 from .._models import OPEN_STATUSES
@@ -176,9 +177,12 @@ def run(
         nothing_to_claim(app, queues)  # (exit 3; a queue never posted to named)
     failed = [o for o in runner.outcomes if o.status is OutcomeStatus.FAILED]
     if failed and counts["completed"] == 0:
-        # A script's `swarm run && ...` must not go on as if the work were done.
+        # A script's `swarm run && ...` must not go on as if the work were done. (An outcome
+        # is a run: a task failed three times is one task, three runs.)
+        tasks, runs = len({o.task_id for o in failed}), len(failed)
+        said = counted(tasks, "task") + (f", {counted(runs, 'run')}" if runs != tasks else "")
         raise SwarmError(
-            f"every task this run's agents worked on failed ({len(failed)}); the last: "
+            f"every task this run's agents worked on failed ({said}); the last: "
             f"{failed[-1].detail}. Fix the agent command (--exec) or its --timeout: the "
             "tasks are retried by the next run (those out of attempts are dead: swarm task "
             "requeue)"
