@@ -58,6 +58,7 @@ NO_TASKS = "no tasks: none posted yet, or every one retired"
 _GONE = "nothing of them left to count"
 # The most of an agent's model or specialization a row of `swarm agents` shows.
 _LABEL_CHARS = 40
+_STALE_AFTER_HELP = "Seconds without a heartbeat before an agent counts as stale."
 # The columns of `swarm agents`, a row an agent (``_agent_row``).
 _AGENT_COLUMNS = (
     "id", "role", "alive", "last seen", "registered", "task", "specialization", "model", "parent",
@@ -69,7 +70,7 @@ _AGENT_COLUMNS = (
     "--pass", "pass_name", help="Also count the tasks of this pass, and what its runs cost."
 )
 @click.option("--stale-after", type=Seconds(), default=STALE_AFTER_S, show_default=True,
-              help="Seconds without a heartbeat before an agent counts as stale.")  # fmt: skip
+              help=_STALE_AFTER_HELP)  # fmt: skip
 @click.option("--all", "all_", is_flag=True,
               help="List every settled queue and pass and every context owner, not only "
               "the last few.")  # fmt: skip
@@ -206,7 +207,8 @@ def _pass_cost_lines(costs: PassCosts) -> list[str]:
 @click.option("--role", help="Only agents of this role.")
 @click.option("--alive", "only_alive", is_flag=True, help="Only live agents (not with --stale).")
 @click.option("--stale", "only_stale", is_flag=True, help="Only stale agents (not with --alive).")
-@click.option("--stale-after", type=Seconds(), default=STALE_AFTER_S, show_default=True)
+@click.option("--stale-after", type=Seconds(), default=STALE_AFTER_S, show_default=True,
+              help=_STALE_AFTER_HELP)  # fmt: skip
 @json_option
 @click.pass_context
 def agents(
@@ -281,10 +283,12 @@ def _render_agent(app: App, a: Any, headline: str) -> None:
 @agents.command()
 @click.argument("name", required=False)
 @click.option("--role", required=True, help="coordinator, shard, worker, or any name.")
-@click.option("--model")
-@click.option("--specialization")
+@click.option("--model", help="The model the agent runs on (shown by swarm agents).")
+@click.option("--specialization", help="What the agent is for (shown by swarm agents).")
 @click.option("--capacity-tokens", type=click.IntRange(1, MAX_CAPACITY_TOKENS))
-@click.option("--parent", shell_complete=complete_agents)
+@click.option(
+    "--parent", shell_complete=complete_agents, help="The registered agent that started it."
+)
 @click.option("--metadata", help="A JSON object: inline, @FILE, or - (stdin).")
 @json_option
 @pass_app
@@ -369,7 +373,8 @@ def _deregister_counting(app: App, agent_id: str) -> int | None:
 
 
 @agents.command()
-@click.option("--stale-after", type=Seconds(), default=300.0, show_default=True)
+@click.option("--stale-after", type=Seconds(), default=300.0, show_default=True,
+              help="Seconds without a heartbeat after which an agent is removed.")  # fmt: skip
 @json_option
 @pass_app
 def sweep(app: App, stale_after: float) -> None:

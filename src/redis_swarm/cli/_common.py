@@ -820,7 +820,9 @@ def paging_options(command: F) -> F:
     )
     command = click.option("--cursor", help="Continue a previous listing (its `cursor`).")(command)
     limit = click.IntRange(1, MAX_PAGE)  # the most one page of a listing holds
-    return click.option("--limit", type=limit, default=50, show_default=True)(command)
+    return click.option(
+        "--limit", type=limit, default=50, show_default=True, help="The most rows a page holds."
+    )(command)
 
 
 def listen_options(

@@ -65,8 +65,8 @@ def render_finding(app: App, f: Any) -> None:
 @main.command(short_help="List findings, or show one.")
 @click.argument("finding_id", required=False)
 @click.option("--shard", shell_complete=complete_agents, help="Findings of this shard's tasks.")
-@click.option("--queue", shell_complete=complete_queues)
-@click.option("--pass", "pass_name")
+@click.option("--queue", shell_complete=complete_queues, help="Findings of this queue's tasks.")
+@click.option("--pass", "pass_name", help="Findings of this pass's tasks.")
 @click.option("--since", type=Instant(), help=f"Only findings from this time on: {Instant.FORMS}.")
 @paging_options
 @json_option
@@ -233,8 +233,8 @@ def synth_create(
 
 
 @synth.command("list")
-@click.option("--shard", shell_complete=complete_agents)
-@click.option("--pass", "pass_name")
+@click.option("--shard", shell_complete=complete_agents, help="Syntheses by this shard.")
+@click.option("--pass", "pass_name", help="Syntheses of this pass.")
 @paging_options
 @json_option
 @pass_app

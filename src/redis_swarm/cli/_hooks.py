@@ -275,7 +275,10 @@ def hooks() -> None:
 @click.option("--queue", "queues", multiple=True, help="A queue the sessions work (repeatable).")
 @click.option("--loop", is_flag=True, help="Stop hands the session its next task.")
 @click.option(
-    "--max-tasks", type=click.IntRange(0), default=0, help="With --loop: at most N a session."
+    "--max-tasks",
+    type=click.IntRange(0),
+    default=0,
+    help="With --loop: at most N tasks a session (0: any).",
 )
 @click.option(
     "--scope",

@@ -127,8 +127,9 @@ _budget_option = click.option(
     type=click.IntRange(min=1),
     default=DEFAULT_MAX_SESSIONS,
     show_default=True,
-    help="HTTP: most client sessions served at once (each one an agent); one more is refused "
-    "until another ends.",
+    help="HTTP: most client sessions served at once (each one an agent); one more closes the "
+    "session unused the longest among those idle for minutes that hold no lease, and is "
+    "refused only when there is none.",
 )
 @click.option(
     URL_FROM_ENV_OPTION,

@@ -135,10 +135,22 @@ def _show_damaged(app: App, damaged: TaskDataDamaged) -> None:
     app.emit({**record, "data_damaged": str(damaged)}, human)
 
 
-@task.command("list")
-@click.option("--queue", shell_complete=complete_queues)
-@click.option("--status", type=click.Choice(STATUSES))
-@click.option("--pass", "pass_name")
+# A filtered listing call looks at up to 5,000 tasks (list_tasks), so a selective filter in a
+# big swarm gets short or empty pages with a cursor. The table asks again, up to this many
+# calls, until it has --limit rows: 4 claimed tasks among 20,000 are shown, not an empty
+# table and a cursor (docs/cli.md).
+TABLE_CALLS = 20
+
+
+@task.command(
+    "list",
+    help="List tasks, oldest first, with filters. The table fills up to --limit rows, asking "
+    f"again (up to {TABLE_CALLS} calls) while a filter matched few of the tasks one call looks "
+    "at.",
+)
+@click.option("--queue", shell_complete=complete_queues, help="Only the tasks of this queue.")
+@click.option("--status", type=click.Choice(STATUSES), help="Only the tasks in this status.")
+@click.option("--pass", "pass_name", help="Only the tasks of this pass.")
 @paging_options
 @json_option
 @pass_app
@@ -151,8 +163,7 @@ def list_(
     cursor: str | None,
     all_: bool,
 ) -> None:
-    """List tasks, oldest first, with filters. The table fills up to --limit rows, asking
-    again while a filter matched few of the tasks one call looks at (see TABLE_CALLS)."""
+    """``swarm task list`` (its help: the decorator's, which names ``TABLE_CALLS``)."""
 
     def fetch(cur: str | None, size: int) -> Any:
         return app.swarm.list_tasks(
@@ -219,13 +230,6 @@ def _nothing_matched(filters: list[tuple[str, str | None]], cursor: str | None) 
     """Say on stderr that the listing found no task (rather than an empty table)."""
     said = nothing_matched("task", [*filters, ("after --cursor", cursor)])
     click.echo(printable(said), err=True)
-
-
-# A filtered listing call looks at up to 5,000 tasks (list_tasks), so a selective filter in a
-# big swarm gets short or empty pages with a cursor. The table asks again, up to this many
-# calls, until it has --limit rows: 4 claimed tasks among 20,000 are shown, not an empty
-# table and a cursor (docs/cli.md).
-TABLE_CALLS = 20
 
 
 def _table_rows(fetch: Callable[[str | None, int], Any], limit: int, cursor: str | None) -> Listing:
