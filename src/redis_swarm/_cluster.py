@@ -1,7 +1,9 @@
 """The clients of a Cluster URL: the cluster client, sync (``Cluster``: its nodes'
 connections checked as every other client's) and asyncio (``AsyncCluster``), both following
-a redirection to a master added since they read the layout (``get_node``); FCALL's keys
-read from the command, not asked of the server (``fcall_routed``); redis-py's cluster
+a redirection to a master added since they read the layout (``get_node``), the asyncio one
+sending the command an ASK redirects down the connection its ASKING went down
+(``_AskedNode``); FCALL's keys read from the command, not asked of the server
+(``fcall_routed``); redis-py's cluster
 exceptions as the RedisErrors they stand for (``cluster_error``: no node answered,
 ``_NoNodeAnswered``); the retry a shell wraps around each request on a cluster
 (``cluster_retry``), and the clients of single nodes (``node_client``).
@@ -260,7 +262,27 @@ class AsyncCluster(redis.asyncio.cluster.RedisCluster):
             )
             manager.set_nodes(manager.nodes_cache, {made.name: made})
             node = made
+        if type(node) is redis.asyncio.cluster.ClusterNode:
+            node.__class__ = _AskedNode  # (an ASK's target among others: see there)
         return node
+
+
+class _AskedNode(redis.asyncio.cluster.ClusterNode):
+    """An asyncio cluster node that hands out the connection freed last first. redis-py's
+    asyncio client follows an ASK by sending ASKING down a connection it takes from the
+    node and frees, then the command down one it takes again: from its free list, first in
+    first out, that was another connection whenever the node held two or more free, which
+    answered MOVED (the slot is not the node's yet, without ASKING), back to the migrating
+    master, which answered ASK again, until redis-py gave up ("TTL exhausted"): with two
+    free, every ASK failed so, and a slot's move failed an AsyncSwarm's commands on a key
+    already moved. Taken last in first out, the command goes down the ASKING's connection:
+    nothing runs between the two."""
+
+    __slots__ = ()
+
+    def acquire_connection(self) -> Any:
+        free = self._free
+        return free.pop() if free else super().acquire_connection()
 
 
 def cluster_retry(settings: Settings) -> Retry:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INTERRUPTS",
+    "WAITER_PUSH",
     "WAKE_WAIT",
     "WORKERS_REMEMBERED",
     "Batch",
@@ -178,8 +179,11 @@ def items_of(request: Request | Fetch) -> tuple[Cmd | Call, ...]:
     return request.items if isinstance(request, Batch | Fetch) else (request,)
 
 
-# The command of a wait for a wake token (lua/_tasks.lua pushes them).
+# The command of a wait for a wake token (lua/_tasks.lua pushes them), and that of the push of
+# a waiting worker's name on its queue's waiters list, sent right before the wait
+# (``claiming.around_wait``).
 WAKE_WAIT = "BLPOP"
+WAITER_PUSH = "LPUSH"
 
 
 def is_wake_wait(item: Cmd | Call) -> bool:
@@ -188,15 +192,29 @@ def is_wake_wait(item: Cmd | Call) -> bool:
     return isinstance(item, Cmd) and str(item.args[0]).upper() == WAKE_WAIT
 
 
+def _judged_by_claim(items: tuple[Cmd | Call, ...], i: int) -> bool:
+    """Whether ``items[i]`` is a wake wait, or the push of a waiter's name right before one:
+    hints both, whose errors the claim behind them judges (``raise_first``)."""
+    if i >= len(items):
+        return False
+    item, after = items[i], items[i + 1 : i + 2]
+    if isinstance(item, Cmd) and str(item.args[0]).upper() == WAITER_PUSH:
+        return bool(after) and is_wake_wait(after[0])
+    return is_wake_wait(item)
+
+
 def raise_first(replies: list[Any], items: tuple[Cmd | Call, ...] = ()) -> list[Any]:
     """Like a pipeline's execute(): raise the first error reply, else return them all.
 
-    The error of a wake wait among ``items`` is returned as its reply instead: the claim
-    behind it may have run (a slot moving under the wait, say, fails the wait and not the
-    claim), and raising would throw its lease away, the request being sent again whole by a
-    retry. The operation that sent the wait judges its error (see ``claiming.claim``)."""
+    The error of a wake wait among ``items``, or of the push of a waiter's name right before
+    it, is returned as its reply instead: the claim behind them may have run (a slot moving
+    under them, say, fails them and not the claim: redis-py, following an ASK or a TRYAGAIN
+    for each failed command of a pipeline alone, in turn, may give the push up and see the
+    claim through), and raising would throw its lease away, the request being sent again
+    whole by a retry whose claim finds nothing. The operation that sent them judges their
+    errors (see ``claiming.claim``)."""
     for i, reply in enumerate(replies):
-        if isinstance(reply, Exception) and not (i < len(items) and is_wake_wait(items[i])):
+        if isinstance(reply, Exception) and not _judged_by_claim(items, i):
             raise reply
     return replies
 

@@ -26,6 +26,7 @@ from .._keys import Keys
 from .._models import DEFAULT_MAX_ABANDONS, RetiredPass, Task, unknown_pass
 from .._protocol import (
     INTERRUPTS,
+    WAITER_PUSH,
     WAKE_WAIT,
     Batch,
     Call,
@@ -160,7 +161,7 @@ def around_wait(k: Keys, worker: str, queues: tuple[str, ...]) -> AroundWait:
         return AroundWait((), wakes, (), ())
     waiters, own = k.waiters(queues[0]), k.waiter_wake(worker, queues[0])
     return AroundWait(
-        (Cmd("LPUSH", waiters, worker),),
+        (Cmd(WAITER_PUSH, waiters, worker),),
         (own, *wakes),
         (own, waiters),
         (Cmd("LREM", waiters, 0, worker),),
@@ -318,6 +319,9 @@ def claim(
                 woke, reply = None, (yield call)
             else:
                 replies = yield Batch((*around.before, waiting, call))
+                # (the push's reply is not read: an error of it, as one of the wait, is
+                # returned, not raised, the claim's reply standing (raise_first); the claim
+                # takes the worker off the list all the same, and the next wait pushes again)
                 woke, reply = replies[len(around.before) :]
         except ConnectionFailed as exc:
             # Redis may have run it (a paused server runs what it received when it wakes
