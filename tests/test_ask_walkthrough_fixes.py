@@ -344,8 +344,8 @@ def test_a_kept_question_s_timeout_names_the_command_that_shows_the_answer(
     out = cli("ask", "lib", "later?", "--timeout", "0.2", "--keep", expect=3)
     (question,) = swarm.list_tasks(queue="ask.lib").items
     assert (
-        f"named once it is answered (swarm task show {question.id}): read its text with "
-        "swarm findings"
+        f"named once it is answered (swarm task show {question.id}): swarm findings "
+        "FINDING_ID prints its text"
     ) in out.stderr, out.stderr
     answer_one(swarm, "ask.lib", "Chapter 9.\nThe butler did it.").join(10)
     shown = cli.json("task", "show", question.id)

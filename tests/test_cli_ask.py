@@ -113,7 +113,7 @@ def test_ctrl_c_withdraws_the_question_unless_kept(
         assert f"it stays queued as {question.id}" in message
         assert (
             f"its answer will be the finding that completes it, named once it is answered "
-            f"(swarm task show {question.id}): read its text with swarm findings"
+            f"(swarm task show {question.id}): swarm findings FINDING_ID prints its text"
         ) in message
     else:
         assert f"it was cancelled ({question.id})" in message and "ask again" in message

@@ -87,6 +87,10 @@ def test_every_hint_a_command_prints_names_a_command(
         _hints.SHOW_TASK: cli(
             "ask", "shard-1", "why?", "--timeout", "0.2", "--keep", expect=3
         ).stderr,
+        _hints.READ_FINDING: cli(
+            "ask", "shard-1", "how?", "--timeout", "0.2", "--keep", expect=3
+        ).stderr,
+        _hints.CHECK_MESSAGE_ID: cli("msg", "status", "m-nope", expect=1).stderr,
         _hints.CANCEL_TASK: _ask_as_its_server_dies(servers),
         _hints.REGISTER_AGENT: cli("msg", "inbox", "ghost", expect=1).stderr,  # (Lua's)
         _hints.REQUEUE_TASK: _cancel_of_a_dead_task(swarm),  # (Lua's)

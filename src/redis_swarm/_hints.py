@@ -28,6 +28,7 @@ __all__ = [
     "ASK_TARGETS",
     "CANCEL_TASK",
     "CHECK_AGENT_ID",
+    "CHECK_MESSAGE_ID",
     "CHECK_TASK_ID",
     "CITES_NONE",
     "CONTEXT_VERSIONS",
@@ -37,6 +38,7 @@ __all__ = [
     "LIST_FINDINGS",
     "LIST_PASSES",
     "PUBLISH_CONTEXT",
+    "READ_FINDING",
     "REGISTER_AGENT",
     "REQUEUE_TASK",
     "SERVE_QUESTIONS",
@@ -45,6 +47,8 @@ __all__ = [
 
 CHECK_TASK_ID = "check the id with swarm task list"
 CHECK_AGENT_ID = "check the id with swarm agents"
+# A message id that names no message kept (``_ops.messages``: its status, a read of it).
+CHECK_MESSAGE_ID = "check the id (swarm msg send prints it)"
 LIST_CONTEXTS = "(swarm context list lists them)"
 ASK_TARGETS = "(swarm context list; swarm serve OWNER answers)"
 CONTEXT_VERSIONS = "shown by swarm context versions OWNER"
@@ -52,6 +56,9 @@ CONTEXT_VERSIONS = "shown by swarm context versions OWNER"
 # (no ``version=``) and a CLI user (no ``--version``) both follow, naming neither's option.
 CURRENT_VERSION = "read without a version to get the current one"
 LIST_FINDINGS = "with swarm findings"
+# How the text of a finding named by its id elsewhere is read (an asker's question left open:
+# the finding that answers it is named by its task's record once answered, ``SHOW_TASK``).
+READ_FINDING = "swarm findings FINDING_ID prints its text"
 # How a synthesis resting on no finding is stored (``_ops.findings.synthesize``'s refusal of
 # one citing none). Said in the Python API's words, the one exception: no command meets that
 # refusal (swarm synth create asks for --finding, --all-findings or --cites-none first, in

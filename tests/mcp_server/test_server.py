@@ -15,7 +15,7 @@ import pytest
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 
-from redis_swarm import Swarm, _hints
+from redis_swarm import Swarm, Timeout, _hints
 from redis_swarm._errors import SwarmError
 from redis_swarm.mcp_server import AGENT_ROLES, AgentSession, build_server, tool_names
 from redis_swarm.mcp_server._agent_session import REMEMBERED_REPORTS, REPORT
@@ -603,6 +603,7 @@ def test_error_hints_name_tools_not_the_cli_or_python(core: Swarm) -> None:
                  "check the id claim_task or post_task returned"),
                 ("report_finding", {"task_id": open_task, "summary": "x", "token": "1"},
                  "claim_task returned it beside the task"),
+                ("read_inbox", {"message_id": "m-nope"}, "send_message returned it"),
             ]  # fmt: skip
             said = []
             for tool, args, expected in checks:
@@ -615,6 +616,14 @@ def test_error_hints_name_tools_not_the_cli_or_python(core: Swarm) -> None:
             message = await agent.error("ask", target="me", question="doomed?", timeout_s=20)
             killer.join()
             assert "died unanswered" in message, message
+            said.append(message)
+            # A question kept by its poster, which an ask with its dedupe key shares.
+            with pytest.raises(Timeout):
+                core.ask("me", "kept?", dedupe_key="kept", keep=True, timeout_s=0.2)
+            message = await agent.error(
+                "ask", target="me", question="kept?", dedupe_key="kept", timeout_s=1
+            )
+            assert "list_findings shows its text" in message, message
             said.append(message)
             # Every core hint has this server's words.
             assert set(TOOL_WORDS) == {getattr(_hints, name) for name in _hints.__all__}

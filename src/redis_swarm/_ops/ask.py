@@ -33,7 +33,7 @@ from .._errors import (
 from .._hints import (
     ASK_TARGETS,
     CANCEL_TASK,
-    LIST_FINDINGS,
+    READ_FINDING,
     REQUEUE_TASK,
     SERVE_QUESTIONS,
     SHOW_TASK,
@@ -555,10 +555,11 @@ def _died(task: Task, target: str) -> str:
 def _collect(qid: str, dedupe_key: str | None) -> str:
     """How to collect the answer of question ``qid``, left open."""
     again = "" if dedupe_key is None else ", or ask again with the same dedupe key"
-    # (a task's record names its finding, not the finding's text)
+    # (a task's record names its finding, not the finding's text: no command reads a
+    # finding by its task, so the two that do, the second with the id the first shows)
     return (
         f"its answer will be the finding that completes it, named once it is answered "
-        f"{said_of(SHOW_TASK, qid)}: read its text {LIST_FINDINGS}{again}"
+        f"{said_of(SHOW_TASK, qid)}: {READ_FINDING}{again}"
     )
 
 

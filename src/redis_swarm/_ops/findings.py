@@ -433,10 +433,16 @@ def findings(
     since: int | None = None,
     cursor: str | None = None,
     limit: int = 100,
+    refuse_unknown_pass: bool = False,
 ) -> Operation[Page[Finding]]:
     """Findings in report order (superseded ones included, flagged), filtered, a page per
     round trip; pass ``page.cursor`` back for the next page (None: no more). ``since`` is an
-    epoch-ms lower bound, used with the first page."""
+    epoch-ms lower bound, used with the first page.
+
+    ``refuse_unknown_pass``: a ``pass_name`` no task was ever posted to (misspelt), or one
+    retired, raises NotFound naming the passes there are, as ``wait`` does, rather than
+    listing nothing as a pass whose findings are yet to come; looked for only when the first
+    page comes back empty (one more round trip on that path alone)."""
     k = ctx.keys
     wanted: list[tuple[str, str, str]] = []  # (dimension, record field, value)
     if shard is not None:
@@ -451,12 +457,15 @@ def findings(
     else:
         index = k.finding_index
     filters = [item for _, field, value in wanted[1:] for item in (field, value)]
-    return (
-        yield from page(
-            ctx, (index, k.findings), cursor, limit, since, False, filters,
-            lambda raw, _: finding_from(raw),
-        )
+    found = yield from page(
+        ctx, (index, k.findings), cursor, limit, since, False, filters,
+        lambda raw, _: finding_from(raw),
     )  # fmt: skip
+    if refuse_unknown_pass and pass_name is not None and cursor is None and not found.items:
+        unknown = yield from task_ops._unknown_pass(ctx, pass_name)  # (wait's words)
+        if unknown is not None:
+            raise NotFound(unknown)
+    return found
 
 
 def synthesize(

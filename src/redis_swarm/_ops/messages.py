@@ -36,6 +36,7 @@ from .._errors import (
     SwarmError,
     ValidationError,
 )
+from .._hints import CHECK_MESSAGE_ID
 from .._models import (
     SYNTHESIS_REQUEST_KIND,
     EventType,
@@ -701,7 +702,7 @@ def _has_read(cursors: Mapping[str, str], agent: str, seq: str, field: str) -> b
 def _unknown(message_id: str) -> NotFound:
     return NotFound(
         f"message {message_id} is unknown: it was never sent, or is older than the "
-        f"newest {MESSAGE_INDEX_MAX:,} messages; check the id (swarm msg send prints it)"
+        f"newest {MESSAGE_INDEX_MAX:,} messages; {CHECK_MESSAGE_ID}"
     )
 
 

@@ -45,6 +45,9 @@ A2A_WORDS: dict[str, str] = {
     hints.CHECK_TASK_ID: "check the id SendMessage returned, or find the task with ListTasks",
     hints.PUBLISH_CONTEXT: OPERATOR_CONTEXT,
     hints.LIST_FINDINGS: "in the artifacts of completed tasks (GetTask, ListTasks)",
+    hints.READ_FINDING: "its text is in the artifacts of its completed task (GetTask)",
+    # (Messages are the swarm's agents', not an A2A client's.)
+    hints.CHECK_MESSAGE_ID: "check the id with the swarm's operator",
     # (Said of a synthesis, which no A2A method stores: a shard's.)
     hints.CITES_NONE: "a shard stores one that rests on none, of a pass that found nothing",
     # A pass is an A2A context: its tasks' contextId.

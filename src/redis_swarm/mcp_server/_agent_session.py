@@ -107,11 +107,16 @@ ANSWER = Settling(
 
 @dataclass
 class Lease:
-    """A task this session claimed and has not settled yet."""
+    """A task this session holds and has not settled yet."""
 
     token: str
     queue: str
     parent: str | None
+    # Found as the session opened, its token kept on this machine (``_session._held_again``:
+    # a server killed and started again, a ``swarm task claim --worker`` or the hooks of the
+    # same agent), not claimed in this process: its close leaves it leased, its token kept,
+    # as it was found (a health check of the server, ``claude mcp list``, takes nothing away).
+    found: bool = False
 
 
 @dataclass

@@ -110,6 +110,10 @@ TOOL_WORDS: dict[str, str] = {
     hints.ASK_TARGETS: "(swarm_status lists them)",
     hints.CHECK_AGENT_ID: "check the id with list_agents",
     hints.LIST_FINDINGS: "with list_findings",
+    hints.READ_FINDING: "list_findings shows its text",
+    # (every role has both tools)
+    hints.CHECK_MESSAGE_ID: "check the id (send_message returned it; read_inbox lists the "
+    "messages sent to you)",
     # (synthesize's argument, as an agent passes it: JSON's true)
     hints.CITES_NONE: "cites_none=true stores one resting on none: a pass that found nothing",
     hints.LIST_PASSES: "swarm_status lists them",
@@ -145,6 +149,7 @@ _WITHOUT: dict[str, _Without] = {
     hints.CHECK_AGENT_ID: (("list_agents",), (((), f"check the id with {_AGENT_ID_GIVER}"),)),
     # (A worker's ask tells it to read an answer that is a finding.)
     hints.LIST_FINDINGS: (("list_findings",), (((), "through the swarm's operator"),)),
+    hints.READ_FINDING: (("list_findings",), (((), "the swarm's operator can read its text"),)),
     # (A coordinator's post_task tells it to put big material in a context.)
     hints.PUBLISH_CONTEXT: (
         ("publish_context",),

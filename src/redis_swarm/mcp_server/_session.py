@@ -3,10 +3,11 @@
 A session registers as an agent when its client connects (role from ``--role``, client name
 from the ``initialize`` request), heartbeats while it is connected (and before each tool call
 that acts as its agent: ``present``, which registers it again at once after a sweep), and on
-close releases the tasks it still holds. Then an agent whose id was made up here leaves
-(deregisters: nobody can come back as it); one whose id was given (``--name``, or SWARM_AGENT)
-stays registered and is marked stale at once, its inbox kept, so that its next start reads
-what it was sent meanwhile.
+close releases the tasks it claimed and still holds (one it held again as it opened, its
+token found kept on this machine, is left leased, as found). Then an agent whose id was made
+up here leaves (deregisters: nobody can come back as it); one whose id was given (``--name``,
+or SWARM_AGENT) stays registered and is marked stale at once, its inbox kept, so that its
+next start reads what it was sent meanwhile.
 The record names the server that registered it last (``server_identity``: host and pid, which
 the hooks of the session check to name its MCP tools); registering builds on the record as
 stored (the core's ``join``: the hooks' keys kept, a SessionStart at the same instant never
@@ -442,8 +443,11 @@ class SessionRegistry(CoreCalls):
         taken; the hooks' claims of the same agent (their tokens kept there too) become the
         session's as well, as the hooks already tell the session to settle them with its
         tools. Each is handed to ``held_again`` (a question's lease is kept renewed as one
-        next_question hands out). A failure to read them is logged: the session starts all
-        the same."""
+        next_question hands out). None is this process's claim (``Lease.found``): the
+        session's close leaves each leased, its token kept, so that a server started only to
+        be looked at (``claude mcp list``, an Inspector call) takes no task from the process
+        that claimed it. A failure to read them is logged: the session starts all the
+        same."""
         store = session.token_store
         if store is None:
             return
@@ -461,7 +465,7 @@ class SessionRegistry(CoreCalls):
         for task in page.items:
             token = kept[task.id]
             if token.startswith(f"{task.attempts}."):
-                session.leases[task.id] = Lease(token, task.queue, task.parent)
+                session.leases[task.id] = Lease(token, task.queue, task.parent, found=True)
                 self.held_again(session, task)
         if session.leases:
             log.info("agent %s holds %s again (their tokens kept on this machine)",
@@ -489,11 +493,13 @@ class SessionRegistry(CoreCalls):
     async def close(
         self, session: AgentSession, *, stale: bool = False, if_read: bool = False
     ) -> None:
-        """Release the tasks the session still holds (back to their queues at once, no attempt
-        used), then deregister its agent if its id was made up here. An agent whose id was
-        given (``named``) stays registered, marked stale at once (``mark_stale``), and its
-        inbox (unread messages and all) waits for the next start under that id; a sweep
-        (``swarm agents sweep``) or ``swarm agents deregister`` removes it for good. Marked
+        """Release the tasks the session claimed and still holds (back to their queues at
+        once, no attempt used; one it held again as it opened, ``Lease.found``, is left
+        leased, its token kept, as found), then deregister its agent if its id was made up
+        here. An agent whose id was given (``named``) stays registered, marked stale at once
+        (``mark_stale``), and its inbox (unread messages and all) waits for the next start
+        under that id; a sweep (``swarm agents sweep``) or ``swarm agents deregister``
+        removes it for good. Marked
         only while its record names this server (``server_identity``, dropped from it then):
         a second server under the id that registered it since runs on, alive; one that
         registered it before says so again at its next heartbeat (``_beat``).
@@ -516,6 +522,12 @@ class SessionRegistry(CoreCalls):
             async with session.beating:
                 pass
         for task_id, lease in list(session.leases.items()):
+            if lease.found:  # (another process's claim: not this one's to give back)
+                session.let_go(task_id, forget=False)
+                log.info("task %s left leased to %s, its token kept: held again as the "
+                         "session opened, not claimed by it",
+                         task_id, session.agent_id)  # fmt: skip
+                continue
             forget = True
             try:
                 await self.call(self.swarm.release, task_id, lease.token)

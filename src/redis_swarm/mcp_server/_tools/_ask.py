@@ -18,7 +18,6 @@ from pydantic import Field
 from ..._client import Swarm
 from ..._codec import iso
 from ..._errors import (
-    AlreadyCompleted,
     ConnectionFailed,
     InvalidState,
     NotFound,
@@ -271,13 +270,8 @@ class AskTools(ToolsBase):
                 self.swarm.answer, question_id, token, text, worker=session.agent_id,
                 model=session.model, context_version=version, sources=sources or (),
             )  # fmt: skip
-        except AlreadyCompleted as exc:  # a late answer, kept superseded
-            late = self._late(session, question_id, exc, ANSWER)
-            raise _after(lost, self._error(late)) from exc
-        except SwarmError as exc:
-            raise _after(lost, self._error(exc)) from exc
-        finally:  # the lease is done either way
-            session.let_go(question_id)
+        except SwarmError as exc:  # (held still unless settled first: report_finding's rule)
+            raise _after(lost, self._refused(session, question_id, exc, ANSWER)) from exc
         session.report_done(question_id, found.id, ANSWER)
         payload: dict[str, Any] = {"finding_id": found.id, "question_id": question_id,
                                    "answered": True}  # fmt: skip

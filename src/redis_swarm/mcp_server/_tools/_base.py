@@ -164,6 +164,18 @@ class ToolsBase:
         except SwarmError as exc:
             raise self._error(exc) from exc
 
+    def _refused(
+        self, session: AgentSession, task_id: str, exc: SwarmError, how: Settling
+    ) -> ToolError:
+        """A report or answer (``how``) the core refused, as the tool's error. The session
+        lets its lease go only when the task was settled first (AlreadyCompleted: the finding
+        kept superseded, ``_late``): any other refusal (an argument to fix, a finding too
+        large, an outage) leaves the lease held, and a question's kept renewed, so that the
+        call made again, fixed, settles the task."""
+        if isinstance(exc, AlreadyCompleted):
+            return self._error(self._late(session, task_id, exc, how))
+        return self._error(exc)
+
     @staticmethod
     def _late(
         session: AgentSession, task_id: str, exc: AlreadyCompleted, how: Settling

@@ -223,6 +223,9 @@ class PlannerTools(ToolsBase):
             pass_name=pass_name,
             cursor=core_cursor,
             limit=limit,
+            # (a misspelt pass is refused naming the passes, as wait_for_pass and
+            # swarm_status refuse it: not listed as one whose findings are yet to come)
+            refuse_unknown_pass=True,
         )
         items = [plain(f) for f in list(page)[skip:]]
         shown = fit(items, self.budget.body_chars)

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from ..._codec import dumps, iso
 from ..._context_records import ContextInfo
-from ..._errors import AlreadyCompleted, SwarmError, TaskDeadLettered, ValidationError
+from ..._errors import SwarmError, TaskDeadLettered, ValidationError
 from ..._hints import LIST_PASSES
 from ..._models import Finding, Task, TaskStatus, unknown_queues
 from ..._prompts import no_context_note
@@ -266,10 +266,8 @@ class WorkerTools(ToolsBase):
         with TaskDeadLettered.collected() as dead:
             try:
                 result, following = await self.sessions.call(report)
-            except AlreadyCompleted as exc:
-                raise self._error(self._late(session, task_id, exc, REPORT)) from exc
             except SwarmError as exc:
-                raise failed_after(self._error(exc), dead) from exc
+                raise failed_after(self._refused(session, task_id, exc, REPORT), dead) from exc
         session.report_done(task_id, result.id, REPORT)
         done: dict[str, Any] = {"finding_id": result.id, "task_id": task_id, "completed": True}
         overtaken = result.overtaken_said()  # (taken all the same: the first report wins)
