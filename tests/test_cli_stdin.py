@@ -63,6 +63,8 @@ def test_empty_stdin_says_so_and_what_to_pipe(
     assert says in message, out
     path_only = "--jsonl" in args or "publish" in args  # (no inline value, no @FILE)
     otherwise = "as a file path" if path_only else "inline or as @FILE"
+    if "publish" in args:  # (an empty context is publishable on purpose: it says how)
+        otherwise += "; to publish an empty context on purpose, add --allow-empty"
     assert message.endswith(f"(PRODUCER | swarm ..., or swarm ... < FILE), or give it {otherwise}")
     assert "not valid JSON" not in message
     assert (swarm.status().totals, swarm.events()) == before

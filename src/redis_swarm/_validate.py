@@ -239,16 +239,16 @@ def _in_ascii(text: str) -> str:
     return f", as {written}"
 
 
-def check_unicode(subject: str, text: str) -> None:
+def check_unicode(subject: str, text: str, *, fix: str = "") -> None:
     """Refuse ``text`` holding a lone surrogate (half of a character: Python takes it, UTF-8
-    and so Redis cannot), naming ``subject``."""
+    and so Redis cannot), naming ``subject``; ``fix``: as ``check_printable``'s."""
     if text.isascii():
         return
     try:
         text.encode()
     except UnicodeEncodeError:
         raise ValidationError(
-            f"{subject} is not valid Unicode text (it holds a lone surrogate): fix the text"
+            f"{subject} is not valid Unicode text (it holds a lone surrogate): fix the text{fix}"
         ) from None
 
 

@@ -62,7 +62,15 @@ from .._protocol import (
     Operation,
     check_limits,
 )
-from .._validate import DEFAULT_AROUND, check_flag, check_name, check_printable
+from .._validate import (
+    DEFAULT_AROUND,
+    begins_like_option,
+    check_flag,
+    check_name,
+    check_printable,
+    check_unicode,
+    option_like,
+)
 from . import _context_gc as gcops
 from . import _context_store as store
 from . import _textview as tv
@@ -157,6 +165,10 @@ def publish_context(
     current, kept = yield Call(
         "context_lookup", (keys.contexts, keys.context_manifests), (owner, version)
     )
+    if current is None and begins_like_option(owner):
+        # A new owner, not one published before the rule: ``swarm context get -x`` would read
+        # it as an option. (New only here: whether it has a context is known now.)
+        raise option_like("owner", owner)
     if not raw and not allow_empty and current is not None:
         _refuse_emptying(owner, _readable(current, owner))
     # A damaged pointer or kept manifest is not reused: this publish writes it again. The
@@ -506,6 +518,8 @@ def _check_source(source: object) -> str:
         )
     # (what an agent's model may not hold either: every table shows the source on one line)
     check_printable("source", source, max_chars=MAX_SOURCE_CHARS, fix=_SOURCE_APART)
+    # (refused here, not by the encoder far below, whose error names JSON's insides)
+    check_unicode("source", source, fix=_SOURCE_APART)
     if source and not source.strip():  # ("" is none; spaces alone would list as a blank)
         raise ValidationError(
             f"source {source!r} is blank (only whitespace): name the file or URL the context "

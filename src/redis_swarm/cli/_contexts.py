@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -105,8 +106,34 @@ def _read_bounded(source: str, app: App, limit: int, *, allow_empty: bool = Fals
         if source != "-":
             stream.close()
     if source == "-" and not chunks and not allow_empty:
-        raise empty_stdin("FILE", "the context's text", otherwise="as a file path")
+        # (Refused, unlike an empty file, for a new owner too: a producer that failed pipes
+        # nothing, and its owner's readers would get an empty context without a word.)
+        raise empty_stdin(
+            "FILE",
+            "the context's text",
+            otherwise="as a file path; to publish an empty context on purpose, add --allow-empty",
+        )
     return b"".join(chunks)
+
+
+def _default_source(file: str) -> str:
+    """The source of a context published without ``--source``: FILE's name ("stdin" for -),
+    refused when it is not UTF-8 (the OS gives such a name as is: no text can show it), with
+    the option that gives the source apart. A name holding what a source may not (a line
+    break) is refused by the swarm's own rule, whose error names --source too."""
+    if file == "-":
+        return "stdin"
+    name = Path(file).name
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        shown = os.fsencode(name).decode(errors="backslashreplace")
+        raise click.BadParameter(
+            f"the name of {shown} is not UTF-8 text, and the context's source is FILE's "
+            "name unless given: give one with --source NAME (e.g. the name in UTF-8)",
+            param_hint="FILE",
+        ) from None
+    return name
 
 
 def _too_large(size: int | None, limit: int) -> PayloadTooLarge:
@@ -168,8 +195,8 @@ def publish(
     """Publish FILE (or - for stdin) as OWNER's context: a new version, atomically. The
     file's bytes are published exactly as they are (a byte order mark too): the version is
     their BLAKE3 hash, as b3sum FILE prints it."""
+    label = source or _default_source(file)
     data = _read_bounded(file, app, _limit(app), allow_empty=allow_empty)
-    label = source or ("stdin" if file == "-" else Path(file).name)
     with status(app, f"publishing {byte_size(len(data))}", len(data)):
         info = app.swarm.publish_context(
             owner,

@@ -20,7 +20,7 @@ from urllib.parse import quote
 from .._client import Swarm
 from .._codec import iso
 from .._config import DEFAULT_SWARM, Settings
-from .._env import ENV_NAME, env_value
+from .._env import ENV_NAME, ENV_URL, env_value, settings_from_env
 from .._errors import (
     AlreadyCompleted,
     ConfigError,
@@ -36,6 +36,9 @@ from .._validate import check_swarm_name
 
 # (The roles' modules take it from here. Their annotations are not evaluated as they run:
 # on 3.10 it is mypy's, and a name to import.)
+if TYPE_CHECKING:
+    from .._ops.contexts import Compression
+
 if sys.version_info >= (3, 11):
     from typing import Unpack as Unpack
 elif TYPE_CHECKING:
@@ -82,6 +85,18 @@ class ConnectByName(Connect, total=False):
     redis_port: int | None
 
 
+class PublishOptions(TypedDict, total=False):
+    """What a role's publish of a context takes after its content and source:
+    ``Swarm.publish_context``'s keywords (media_type, compression, repair, allow_empty),
+    passed on as given. Their types here, their defaults and rules the core's alone: one left
+    out is not passed (tests/test_seed_walk5_fixes.py holds the two to the same names)."""
+
+    media_type: str
+    compression: Compression
+    repair: bool
+    allow_empty: bool
+
+
 def _connect(
     *,
     url: str | None,
@@ -95,28 +110,112 @@ def _connect(
 ) -> Swarm:
     """A Swarm from the seed's keyword arguments, a URL, or the environment. A value given
     is used or refused, never replaced by a default (``swarm=""`` is no swarm name, not the
-    default swarm; ``redis_port=0`` no port, not 6379)."""
+    default swarm; ``redis_port=0`` no port, not 6379), nor dropped: every keyword is
+    checked whatever else is given, and the password, user name, database and TLS given
+    without ``redis_host``/``redis_port`` apply on top of the URL (``url=`` or the
+    environment's), or are refused where they cannot (``_on_top``)."""
     if swarm is not None:
         check_swarm_name(swarm)
-    if url is None and redis_host is None and redis_port is None:
-        return Swarm.from_env(swarm=swarm)
-    name = swarm if swarm is not None else env_value(ENV_NAME) or DEFAULT_SWARM
-    if url is None:
-        port = 6379 if redis_port is None else _port(redis_port)
-        if not isinstance(redis_ssl, bool):
+    host = None if redis_host is None else _url_host(redis_host)
+    port = None if redis_port is None else _port(redis_port)
+    given = _login(redis_password, redis_username, redis_db, redis_ssl)
+    if host is not None or port is not None:
+        if url is not None:
             raise ConfigError(
-                f"redis_ssl must be True or False, not {redis_ssl!r} "
-                f"({type(redis_ssl).__name__}): True connects over TLS (rediss://)"
+                "url= and redis_host=/redis_port= both name the server: give it once, as "
+                "url='redis://HOST:PORT/DB' or as redis_host=, redis_port="
             )
-        auth = ""
-        if redis_password is not None or redis_username is not None:
-            auth = quote(redis_username or "", safe="")
-            if redis_password is not None:
-                auth += ":" + quote(redis_password, safe="")
-            auth += "@"
-        scheme = "rediss" if redis_ssl else "redis"
-        url = f"{scheme}://{auth}{_url_host(redis_host)}:{port}/{redis_db}"
-    return Swarm(Settings.from_url(url, swarm=name))
+        name = swarm if swarm is not None else env_value(ENV_NAME) or DEFAULT_SWARM
+        return Swarm(Settings.from_url(_seed_url(host, port, given), swarm=name))
+    if url is None:
+        settings = settings_from_env(swarm=swarm)
+        said = f"{ENV_URL}={settings.url}" if env_value(ENV_URL) else f"{ENV_URL} unset"
+        where = f"the environment's URL ({said})"
+    else:
+        name = swarm if swarm is not None else env_value(ENV_NAME) or DEFAULT_SWARM
+        settings = Settings.from_url(url, swarm=name)
+        where = f"url={settings.url!r}"
+    return Swarm(_on_top(settings, given, where))
+
+
+# What the seed's keywords say of a login beyond the server: each one given (its default is
+# no word: ``redis_db=0`` and ``redis_ssl=False`` leave a URL's database and TLS as it says).
+_Login = dict[str, object]
+
+
+def _login(password: object, username: object, db: object, ssl: object) -> _Login:
+    """The seed's login keywords, each checked, as the ``Settings`` fields they set: only
+    those given (not their defaults); a password or a user name given sets both (the one
+    left out as None: the default user, no password), since a login is the pair."""
+    for keyword, value in (("redis_password", password), ("redis_username", username)):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{keyword} must be a string (or None), not {type(value).__name__}")
+    if not isinstance(ssl, bool):
+        raise ConfigError(
+            f"redis_ssl must be True or False, not {ssl!r} "
+            f"({type(ssl).__name__}): True connects over TLS (rediss://)"
+        )
+    if isinstance(db, bool) or not isinstance(db, int) or db < 0:
+        raise ConfigError(
+            f"redis_db must be a database number from 0 (Redis's default), not {db!r}: "
+            "e.g. redis_db=1 (or leave it out for 0)"
+        )
+    given: _Login = {}
+    if password is not None or username is not None:
+        given.update(password=password, username=username)
+    if db:
+        given["db"] = db
+    if ssl:
+        given["ssl"] = True
+    return given
+
+
+def _seed_url(host: str | None, port: int | None, given: _Login) -> str:
+    """The URL the seed's keywords name: ``redis://host:port/db``, or ``rediss://`` with
+    TLS, and the login, percent-encoded."""
+    auth = ""
+    if "username" in given:
+        username, password = given["username"], given["password"]
+        auth = quote(str(username or ""), safe="")
+        if password is not None:
+            auth += ":" + quote(str(password), safe="")
+        auth += "@"
+    scheme = "rediss" if given.get("ssl") else "redis"
+    where = f"{host or 'localhost'}:{6379 if port is None else port}"
+    return f"{scheme}://{auth}{where}/{given.get('db', 0)}"
+
+
+# The keywords each ``Settings`` field comes from, to name them in a refusal.
+_KEYWORDS = {
+    "password": "redis_password",
+    "username": "redis_username",
+    "db": "redis_db",
+    "ssl": "redis_ssl",
+}
+
+
+def _on_top(settings: Settings, given: _Login, where: str) -> Settings:
+    """``settings`` with the login keywords ``given`` applied: the server is the URL's, the
+    login, database and TLS the keywords'. Only on a URL of one server over TCP (the
+    seed's keywords name no more): the embedded server (whose login is its own), a unix
+    socket, a Cluster's or Sentinel's URL are refused, saying to give the server too."""
+    if not given:
+        return settings
+    if settings.kind == "standalone":
+        return settings.replace(**given)
+    named = ", ".join(k for field, k in _KEYWORDS.items() if given.get(field) is not None)
+    server = {
+        "embedded": "the embedded server, whose login is its own",
+        "unix": "a unix socket",
+        "cluster": "a Redis Cluster",
+        "sentinel": "servers behind Sentinel",
+    }.get(settings.kind, settings.kind)
+    raise ConfigError(
+        f"{named} given without redis_host: the login keywords apply on top of {where} "
+        "only when it names one server over TCP (redis:// or rediss://), and it names "
+        f"{server}. Give the server with them (redis_host=..., redis_port=...), or a URL "
+        "that holds them (url='rediss://USER:PASSWORD@HOST:PORT/DB', percent-encoded)"
+    )
 
 
 def _port(port: object) -> int:
@@ -186,6 +285,16 @@ def _queue(name: object) -> str:
             f"a queue name is a string, 'NAME' or 'queue:NAME', not {type(name).__name__}"
         )
     return name[len(_QUEUE_PREFIX) :] if name.startswith(_QUEUE_PREFIX) else name
+
+
+def in_callers_words(exc: ValidationError, core: str, caller: str) -> ValidationError:
+    """A refusal of the core that names its parameter ``core``, said with the name the
+    seed's caller gave the value under (``caller``): the rest of the core's wording (its
+    bounds, what to do) is kept, never written again here."""
+    said = str(exc)
+    if not said.startswith(f"{core} "):
+        return exc
+    return type(exc)(caller + said[len(core) :])
 
 
 def _finding_ids(sources: object) -> list[str]:

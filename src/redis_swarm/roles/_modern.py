@@ -20,6 +20,7 @@ from .._validate import begins_like_option, check_agent, check_json_keys, option
 from ._base import (
     Connect,
     ConnectByName,
+    PublishOptions,
     Unpack,
     _agent_name,
     _check_text,
@@ -106,10 +107,18 @@ class MemoryShard(_Agent):
             self.close()
             raise
 
-    def publish(self, content: str | bytes | os.PathLike[str], source: str) -> ContextInfo:
+    def publish(
+        self,
+        content: str | bytes | os.PathLike[str],
+        source: str,
+        **options: Unpack[PublishOptions],
+    ) -> ContextInfo:
         """Publish ``content`` (text, bytes, or a file's path) as this shard's context, a new
-        version that workers of its tasks read; ``source`` says where it came from."""
-        return self.swarm.publish_context(self.agent_id, content, source=source)
+        version that workers of its tasks read; ``source`` says where it came from.
+        ``options`` are ``Swarm.publish_context``'s: ``media_type`` (default text/markdown;
+        bytes that are not UTF-8 text need one that is not text, e.g.
+        ``application/octet-stream``), ``compression``, ``repair``, ``allow_empty``."""
+        return self.swarm.publish_context(self.agent_id, content, source=source, **options)
 
     def post(self, queue: str, description: str, data: Any = None, **options: Any) -> Task:
         """Post a task to ``queue`` (``NAME`` or the seed's ``queue:NAME``) with this shard

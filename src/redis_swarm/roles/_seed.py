@@ -19,12 +19,14 @@ from .._prompts import swarm_command
 from .._validate import check_id, check_json_keys
 from ._base import (
     Connect,
+    PublishOptions,
     UncitedSources,
     Unpack,
     _attempt,
     _finding_ids,
     _stamp,
     _superseded,
+    in_callers_words,
     sent_said,
 )
 from ._modern import Coordinator, MemoryShard, Worker
@@ -244,18 +246,24 @@ class SwarmMemoryShard(MemoryShard):
         self._context_version: str | None = None  # the version self.context is the text of
         self.worker_findings: list[dict[str, Any]] = []  # what collect_worker_finding got
 
-    def load_context(self, context_text: str, context_source: str) -> ContextInfo:
+    def load_context(
+        self, context_text: str, context_source: str, **options: Unpack[PublishOptions]
+    ) -> ContextInfo:
         """Publish the shard's context, a text (any size up to the limit; chunked, atomic).
         Anything but a ``str`` is refused (``ValidationError``): bytes and files are
-        published by ``publish()``, which takes them as they are."""
+        published by ``publish()``, which takes them as they are. ``options`` are
+        ``publish()``'s (``media_type``, ``allow_empty``, ...)."""
         if not isinstance(context_text, str):
             raise ValidationError(
                 f"load_context takes the context as text (a str), not "
                 f"{type(context_text).__name__}: pass a file's text, Path(...).read_text("
                 "encoding='utf-8'), or bytes decoded, data.decode('utf-8'); to publish bytes "
-                "or a file as they are, call shard.publish(content, source)"
+                "or a file as they are, call shard.publish(content, source, media_type=...)"
             )
-        info = self.publish(context_text, context_source)
+        try:
+            info = self.publish(context_text, context_source, **options)
+        except ValidationError as exc:
+            raise in_callers_words(exc, "source", "context_source") from None
         self.context, self._context_version = context_text, info.version
         return info
 

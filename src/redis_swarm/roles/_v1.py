@@ -22,6 +22,7 @@ from .._validate import (
 )
 from ._base import (
     ConnectV1,
+    PublishOptions,
     Unpack,
     _agent_name,
     _attempt,
@@ -29,6 +30,7 @@ from ._base import (
     _Role,
     _stamp,
     _superseded,
+    in_callers_words,
     report_sent_said,
 )
 
@@ -211,16 +213,6 @@ def _v1_agent(agent: Agent) -> V1Agent:
     }
 
 
-def in_callers_words(exc: ValidationError, core: str, caller: str) -> ValidationError:
-    """A refusal of the core that names its parameter ``core``, said with the name the
-    seed's caller gave the value under (``caller``): the rest of the core's wording (its
-    bounds, what to do) is kept, never written again here."""
-    said = str(exc)
-    if not said.startswith(f"{core} "):
-        return exc
-    return type(exc)(caller + said[len(core) :])
-
-
 def _lease(timeout: object) -> float:
     """``claim_task``'s ``timeout``, the lease it asks for, checked in the caller's words
     (the core's would name its ``lease_s``), against the core's bounds."""
@@ -344,11 +336,21 @@ class RedisSwarmCoordinator(_Role):
             ) from None
 
     def update_context(
-        self, context: str, agent_id: str | None = None, version: str | None = None
+        self,
+        context: str,
+        agent_id: str | None = None,
+        version: str | None = None,
+        **options: Unpack[PublishOptions],
     ) -> str:
-        """Publish a context; returns its version (a content hash: ``version`` is ignored,
-        since a caller-chosen tag could name two different texts)."""
-        info = self.swarm.publish_context(self._me(agent_id), context, source=version or "v1")
+        """Publish a context; returns its version, a content hash (a caller-chosen tag could
+        name two different texts). ``version``, the caller's tag, is kept as the version's
+        source (shown by ``swarm context list``/``info``; ``"v1"`` when none is given).
+        ``options`` are ``MemoryShard.publish``'s (``media_type``, ``allow_empty``, ...)."""
+        source = "v1" if version is None else version
+        try:
+            info = self.swarm.publish_context(self._me(agent_id), context, source=source, **options)
+        except ValidationError as exc:
+            raise in_callers_words(exc, "source", "version") from None
         return str(info.version)
 
     def get_context(self, agent_id: str) -> str | None:
