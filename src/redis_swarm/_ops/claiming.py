@@ -595,10 +595,13 @@ def _open(stats: Mapping[str, int]) -> int:
     return stats["pending"] + stats["delayed"] + stats["claimed"]
 
 
-def _unknown_pass(ctx: OpContext, pass_name: str) -> Operation[str | None]:
+def _unknown_pass(
+    ctx: OpContext, pass_name: str, doing: str | None = None
+) -> Operation[str | None]:
     """Why pass ``pass_name``, whose counters all read zero, is not settled but unknown (no
     task was ever posted to it, or it was retired), naming the passes there are; None when
-    it has been posted to since the counters were read (then it is waited for)."""
+    it has been posted to since the counters were read (then it is waited for). ``doing``:
+    what there is not to do with it, as ``unknown_pass`` takes it (None: wait's words)."""
     raw, record = yield Batch(
         (Cmd("HGETALL", ctx.keys.pass_counts), Cmd("HGET", ctx.keys.retired_passes, pass_name))
     )
@@ -606,7 +609,9 @@ def _unknown_pass(ctx: OpContext, pass_name: str) -> Operation[str | None]:
     if any(passes.get(pass_name, {}).values()):
         return None
     retired = RetiredPass.stored(pass_name, record) if record is not None else None
-    return unknown_pass(pass_name, list(passes), retired=retired)
+    if doing is None:
+        return unknown_pass(pass_name, list(passes), retired=retired)
+    return unknown_pass(pass_name, list(passes), retired=retired, doing=doing)
 
 
 def wait(

@@ -424,6 +424,10 @@ def get_finding(ctx: OpContext, finding_id: str) -> Operation[Finding]:
     return (yield from _stored(ctx.keys.findings, "finding", fid, finding_from, missing))
 
 
+# What ``findings`` says there is not to do with a pass it refuses (``refuse_unknown_pass``).
+_NO_FINDINGS = "no finding to list"
+
+
 def findings(
     ctx: OpContext,
     *,
@@ -462,7 +466,7 @@ def findings(
         lambda raw, _: finding_from(raw),
     )  # fmt: skip
     if refuse_unknown_pass and pass_name is not None and cursor is None and not found.items:
-        unknown = yield from task_ops._unknown_pass(ctx, pass_name)  # (wait's words)
+        unknown = yield from task_ops._unknown_pass(ctx, pass_name, _NO_FINDINGS)
         if unknown is not None:
             raise NotFound(unknown)
     return found

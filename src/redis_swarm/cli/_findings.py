@@ -10,7 +10,6 @@ import click
 from .._codec import counted, iso
 from .._errors import NotFound
 from .._hints import LIST_PASSES
-from .._models import unknown_pass
 from .._printable import printable
 from .._usage import usage_line
 from .._validate import check_label
@@ -129,19 +128,16 @@ def _row(f: Any) -> tuple[Any, ...]:
     return (f.id, f.task_id, f.worker, f.model, cost, f.confidence, short(f.summary, 80) + mark)
 
 
-# What ``unknown_pass`` says there is not to do with a pass no task was ever posted to.
-_NO_FINDINGS = "no finding to list"
-
-
 def _unknown_pass(app: App, pass_name: str) -> str | None:
     """Why pass ``pass_name`` has no finding when no task was ever posted to it (misspelt)
-    or it was retired, in the core's words (``unknown_pass``), naming the passes there are;
-    None when it has tasks (their findings are yet to come, or filtered out)."""
-    if any(app.swarm.pass_stats(pass_name).values()):
-        return None
-    retired = app.swarm.retired_passes().get(pass_name)
-    passes = [] if retired else [p.name for p in app.swarm.status().passes if p.total]
-    return unknown_pass(pass_name, passes, retired=retired, doing=_NO_FINDINGS)
+    or it was retired, in the core's words (``findings`` refuses such a pass when asked to),
+    naming the passes there are; None when it has tasks (their findings are yet to come, or
+    filtered out)."""
+    try:
+        app.swarm.findings(pass_name=pass_name, limit=1, refuse_unknown_pass=True)
+    except NotFound as exc:
+        return str(exc)
+    return None
 
 
 @main.group()
