@@ -148,9 +148,10 @@ def test_a_second_ctrl_c_does_not_cut_the_withdrawal_short(
 
 
 @pytest.mark.parametrize("first", ["SIGINT", "SIGTERM"])
-def test_the_first_interrupt_holds_the_next_past_the_wait_s_end(first: str) -> None:
-    """The race behind the test above, made certain: the second Ctrl-C arrives just as the
-    interrupted wait's block ends. It found Ctrl-C's default handler restored there (before
+def test_ask_s_interrupt_handler_holds_the_next_past_its_signals_block(first: str) -> None:
+    """The race behind the test above, made certain on ``ask``'s own handler and block (the
+    command's run is the test above's): the second Ctrl-C arrives just as the interrupted
+    wait's block ends. It found Ctrl-C's default handler restored there (before
     the command held its signals), and click's "Aborted!" cut the withdrawal short."""
     interrupt = _interrupt_once()
     with pytest.raises(KeyboardInterrupt), signals(interrupt, interrupt):

@@ -33,6 +33,7 @@ from redis_swarm import AsyncSwarm, Swarm
 from redis_swarm._config import Settings
 from redis_swarm._connect import async_client
 from redis_swarm._keys import Keys
+from redis_swarm._protocol import WAITER_PUSH, WAKE_WAIT, Call, Cmd, raise_first
 
 from ._cluster import LocalCluster
 from ._slots import owner
@@ -152,3 +153,18 @@ def test_the_asyncio_client_follows_an_ask_with_two_free_connections(
             undo.execute()
             for node in (src, dst):
                 node.execute_command("CLUSTER", "SETSLOT", slot, "STABLE")
+
+
+def test_only_the_push_right_before_a_wait_is_left_to_the_claim_behind() -> None:
+    """raise_first returns the error of a waiter's push that a wait follows (the claim behind
+    them judges it, ``claiming.claim``), and raises any other error as a pipeline does: a
+    push no wait follows, or the claim's own."""
+    refused = redis.ResponseError("NOPERM this user has no permissions to access the key")
+    claim = Call("task_claim", ("k",), ())
+    push, wait = Cmd(WAITER_PUSH, "waiters", "w"), Cmd(WAKE_WAIT, "own", 1)
+    replies: list[Any] = [refused, None, [0]]
+    assert raise_first(replies, (push, wait, claim)) == replies
+    with pytest.raises(redis.ResponseError):
+        raise_first([refused, [0]], (push, claim))
+    with pytest.raises(redis.ResponseError):
+        raise_first([1, None, refused], (push, wait, claim))

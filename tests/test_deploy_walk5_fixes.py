@@ -55,6 +55,16 @@ def test_the_url_to_write_keeps_the_login_masked_and_the_options() -> None:
     assert "s3cret" not in said, said
 
 
+def test_a_login_written_without_its_at_is_never_shown() -> None:
+    """``unix://default:secret/run/r.sock`` (the '@' forgotten): the host part is a login,
+    and neither it nor the URL is shown, only where a login goes."""
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_url("unix://default:s3cret-pw/run/redis.sock")
+    said = str(refused.value)
+    assert "s3cret-pw" not in said and "default" not in said, said
+    assert "a login goes before an '@' (unix://USER:PASSWORD@/path/to/redis.sock)" in said
+
+
 def test_localhost_is_the_one_host_a_unix_url_takes(servers: ServerFactory) -> None:
     server = servers.start(unix=True)
     try:

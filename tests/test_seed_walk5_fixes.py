@@ -27,7 +27,7 @@ from redis_swarm import (
 from redis_swarm._ops.contexts import publish_context
 
 from ._cli import Cli
-from ._servers import RedisServer
+from ._servers import RedisServer, ServerFactory
 
 SWARM = "walk5"
 
@@ -93,10 +93,26 @@ def test_bad_keywords_refused_without_a_host(env_url: str, given: Any, said: str
         RedisSwarmCoordinator(swarm=SWARM, **given)
 
 
-def test_login_on_a_unix_url_refused_naming_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SWARM_URL", "unix:///tmp/walk5-none.sock")
-    with pytest.raises(ConfigError, match=r"redis_password given without redis_host.*unix"):
-        EphemeralWorker(redis_password="x")
+def test_a_login_and_db_apply_on_top_of_a_unix_url_tls_is_refused(
+    servers: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A socket has a login and databases (a server of its own behind a password here),
+    no TLS: redis_ssl=True on a unix URL is refused, naming it."""
+    server = servers.start(unix=True)
+    try:
+        with server.client() as admin:
+            admin.config_set("requirepass", "sock-pw-1234567890")
+        monkeypatch.setenv("SWARM_URL", server.url)
+        shard = SwarmMemoryShard(swarm=SWARM, redis_password="sock-pw-1234567890", redis_db=3)
+        try:
+            assert shard.swarm.settings.db == 3 and shard.swarm.settings.kind == "unix"
+            shard.swarm.ping()
+        finally:
+            shard.close()
+        with pytest.raises(ConfigError, match=r"redis_ssl given without redis_host.*no TLS"):
+            EphemeralWorker(redis_ssl=True)
+    finally:
+        server.stop()
 
 
 def test_login_on_the_embedded_server_refused(

@@ -17,13 +17,13 @@ import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import redis
 
-from ._config import Settings
+from ._config import SENTINEL_URL, Settings
 from ._connect import sync_client
 from ._errors import AUTHENTICATION_FAILED, ConnectionFailed, PermissionDenied, SwarmError
-from ._ops.server import SENTINEL_URL
 from ._replies import cluster_shards, reply_fields
 from ._topology import (
     direct_settings,
@@ -91,8 +91,8 @@ def _sentinel_url(settings: Settings) -> str:
     """A Sentinel URL (``SENTINEL_URL``'s form) with the user and a placeholder for the
     password of ``settings``, to fill in."""
     login = "" if settings.password is None else ":PASSWORD@"
-    if settings.username is not None:
-        login = settings.shown_user + (login or "@")
+    if settings.username is not None:  # (percent-encoded, as a URL's user is written)
+        login = quote(settings.shown_user, safe="*") + (login or "@")
     return SENTINEL_URL.replace("://", f"://{login}", 1)
 
 

@@ -77,6 +77,8 @@ Compression = Literal["auto", "always", "never"]
 DEFAULT_HOME = Path("~/.local/share/redis-swarm").expanduser()
 # Where a message about a Sentinel set (its URL, its guard min-replicas-to-write) points to.
 SENTINEL_DOCS = "docs/deployment.md, 'Sentinel'"
+# The URL of a Sentinel setup (docs/deployment.md, "Sentinel"; ``Settings.from_url``).
+SENTINEL_URL = "redis+sentinel://SENTINEL:26379/SERVICE"
 DEFAULT_SWARM = "default"
 
 
@@ -1024,15 +1026,23 @@ def _parse_unix(url: str) -> dict[str, object]:
 def _unix_host_refused(url: str, host: str) -> str:
     """What a unix URL that names a host (``unix://tmp/r.sock``: two slashes, not three) is
     told: the URL with that host folded back into the socket's path."""
+    if ":" in host:
+        # (USER:PASSWORD with its '@' forgotten reads as a host: neither it nor the URL is
+        # shown, as either may hold the password)
+        return (
+            "the unix URL names a host with a ':', which a unix URL does not take: a login "
+            "goes before an '@' (unix://USER:PASSWORD@/path/to/redis.sock), the socket's "
+            "path starts at the third '/', and a server reached over TCP is "
+            "redis://HOST:PORT"
+        )
     rest = url.split("://", 1)[1]
     end = _authority_end(rest)
     userinfo, at, _ = rest[:end].rpartition("@")
     meant = mask_url(f"unix://{userinfo}{at}/{host}{rest[end:]}")
-    tcp = " (a server reached over TCP is redis://HOST:PORT)" if ":" in host else ""
     return (
         f"{mask_url(url)!r} names the host {host!r}, which a unix URL does not take: its "
         f"socket's path starts at the third '/', as in unix:///path/to/redis.sock; write it "
-        f"as {meant}{tcp}"
+        f"as {meant}"
     )
 
 

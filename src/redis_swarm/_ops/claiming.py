@@ -314,15 +314,15 @@ def claim(
         call_keys = keys if waiting is None else keys + around.claim_keys
         call_args = (*args, *_LIMITS, *flags, *lease_secrets)
         call = Call("task_claim", call_keys, call_args, shielded=True)
+        pushed: Sequence[Any] = ()
         try:
             if waiting is None:
                 woke, reply = None, (yield call)
             else:
                 replies = yield Batch((*around.before, waiting, call))
-                # (the push's reply is not read: an error of it, as one of the wait, is
-                # returned, not raised, the claim's reply standing (raise_first); the claim
-                # takes the worker off the list all the same, and the next wait pushes again)
-                woke, reply = replies[len(around.before) :]
+                # (an error of the push, as one of the wait, is returned, not raised, the
+                # claim's reply standing (raise_first): judged below once the claim is)
+                pushed, (woke, reply) = replies[: len(around.before)], replies[len(around.before) :]
         except ConnectionFailed as exc:
             # Redis may have run it (a paused server runs what it received when it wakes
             # up): the secrets sent are the caller's proof of a lease it took.
@@ -363,6 +363,12 @@ def claim(
             # popped is carried (woken): the next round must not take another task's.
             waiting, popped = None, woken
             continue
+        if any(isinstance(r, Exception) for r in pushed):
+            # The push met an error and the claim leased nothing: the push sent again alone,
+            # which the shell retries as any request (a slot moving), or raises what it keeps
+            # meeting (a user the ACL refuses it); the next wait pushes again all the same,
+            # and the claim behind it takes the worker off the list whatever it holds.
+            yield Batch(around.before)
         due, now = int(reply[1]), int(reply[2])
         if deadline - time.monotonic() <= 0:
             # The next waiting claim of these queues through this handle starts waiting.
@@ -595,7 +601,7 @@ def _open(stats: Mapping[str, int]) -> int:
     return stats["pending"] + stats["delayed"] + stats["claimed"]
 
 
-def _unknown_pass(
+def why_pass_unknown(
     ctx: OpContext, pass_name: str, doing: str | None = None
 ) -> Operation[str | None]:
     """Why pass ``pass_name``, whose counters all read zero, is not settled but unknown (no
@@ -668,7 +674,7 @@ def wait(
             stats = status_counts(reply)
         if _open(stats) == 0:
             if pass_name is not None and not any(stats.values()):
-                unknown = yield from _unknown_pass(ctx, pass_name)
+                unknown = yield from why_pass_unknown(ctx, pass_name)
                 if unknown is not None:
                     raise NotFound(unknown)
                 continue  # (posted to meanwhile: its tasks are waited for)

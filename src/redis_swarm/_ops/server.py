@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import _durability
-from .._config import SENTINEL_DOCS, Settings, url_host
+from .._config import SENTINEL_DOCS, SENTINEL_URL, Settings, url_host
 from .._errors import (
     ConfigError,
     ConnectionFailed,
@@ -102,10 +102,6 @@ def _memory_remedy() -> str:
         f"to keep it), or delete the keys of swarms no longer used ({old}); then 'swarm gc' "
         "frees the context chunks no kept version uses"
     )
-
-
-# The URL of a Sentinel setup (docs/deployment.md, "Sentinel"; ``Settings.from_url``).
-SENTINEL_URL = "redis+sentinel://SENTINEL:26379/SERVICE"
 
 
 def read_only_replica(where: str, master: str | None = None) -> str:

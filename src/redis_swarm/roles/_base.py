@@ -197,16 +197,17 @@ _KEYWORDS = {
 def _on_top(settings: Settings, given: _Login, where: str) -> Settings:
     """``settings`` with the login keywords ``given`` applied: the server is the URL's, the
     login, database and TLS the keywords'. Only on a URL of one server over TCP (the
-    seed's keywords name no more): the embedded server (whose login is its own), a unix
-    socket, a Cluster's or Sentinel's URL are refused, saying to give the server too."""
+    seed's keywords name no more), or of a unix socket (a login and a database, no TLS):
+    the embedded server (whose login is its own), TLS on a socket, a Cluster's or
+    Sentinel's URL are refused, saying to give the server too."""
     if not given:
         return settings
-    if settings.kind == "standalone":
-        return settings.replace(**given)
+    if settings.kind == "standalone" or (settings.kind == "unix" and "ssl" not in given):
+        return settings.replace(**given)  # (a socket has a login and databases, no TLS)
     named = ", ".join(k for field, k in _KEYWORDS.items() if given.get(field) is not None)
     server = {
         "embedded": "the embedded server, whose login is its own",
-        "unix": "a unix socket",
+        "unix": "a unix socket, which takes no TLS",
         "cluster": "a Redis Cluster",
         "sentinel": "servers behind Sentinel",
     }.get(settings.kind, settings.kind)

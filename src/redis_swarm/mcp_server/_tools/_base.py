@@ -14,7 +14,7 @@ from pydantic import Field
 
 from ..._client import Swarm
 from ..._codec import dumps, dumps_shown, shown_json
-from ..._errors import AlreadyCompleted, SwarmError, TaskDeadLettered
+from ..._errors import AlreadyCompleted, LeaseLost, NotFound, SwarmError, TaskDeadLettered
 from ..._models import Task
 from ..._validate import MAX_LEASE_S, MIN_LEASE_S
 from .._agent_session import REPORT, AgentSession, Settling
@@ -168,12 +168,16 @@ class ToolsBase:
         self, session: AgentSession, task_id: str, exc: SwarmError, how: Settling
     ) -> ToolError:
         """A report or answer (``how``) the core refused, as the tool's error. The session
-        lets its lease go only when the task was settled first (AlreadyCompleted: the finding
-        kept superseded, ``_late``): any other refusal (an argument to fix, a finding too
-        large, an outage) leaves the lease held, and a question's kept renewed, so that the
-        call made again, fixed, settles the task."""
+        lets its lease go when the task was settled first (AlreadyCompleted: the finding
+        kept superseded, ``_late``), is gone (NotFound: retired or deleted) or its lease is
+        (LeaseLost: its token kept on the machine, as a closing session keeps it); any other
+        refusal (an argument to fix, a finding too large, an outage) leaves the lease held,
+        and a question's kept renewed, so that the call made again, fixed, settles the
+        task."""
         if isinstance(exc, AlreadyCompleted):
             return self._error(self._late(session, task_id, exc, how))
+        if isinstance(exc, NotFound | LeaseLost):
+            session.let_go(task_id, forget=isinstance(exc, NotFound))
         return self._error(exc)
 
     @staticmethod
