@@ -361,7 +361,7 @@ def test_an_answer_that_echoes_the_prompt_says_what_to_do(redis_url: str, tmp_pa
 
 def test_a_request_given_up_at_a_stop_says_what_became_of_it() -> None:
     """A request Redis does not answer once the pool is told to stop is given up within the
-    grace, and says it may have been taken all the same, and what happens if not."""
+    grace, and says Redis may have done it all the same, and what happens if not."""
     import threading
 
     from redis_swarm._errors import ConnectionFailed
@@ -376,6 +376,6 @@ def test_a_request_given_up_at_a_stop_says_what_became_of_it() -> None:
     assert time.monotonic() - began < STOP_GRACE_S + 2
     said = str(given_up.value)
     assert "Redis did not take the report of t-1 within" in said, said
-    assert "may have been taken all the same (swarm task show says)" in said, said
+    assert "Redis may have done it all the same (swarm task show says)" in said, said
     assert "goes back to its queue when its lease runs out" in said, said
     assert given_up.value.sent

@@ -5,11 +5,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from ._codec import Record
 
-__all__ = ["ContextInfo", "ContextSlice", "GcReport", "GrepLine", "SearchHit", "grep_groups"]
+__all__ = [
+    "Compression",
+    "ContextInfo",
+    "ContextSlice",
+    "GcReport",
+    "GrepLine",
+    "SearchHit",
+    "grep_groups",
+]
+
+# How a publish stores a context's chunks (``publish_context``'s ``compression``; None: as
+# the handle's setting says).
+Compression = Literal["zstd", "none"] | None
 
 
 # The subtypes (or ``+suffix``es) of media types outside ``text/*`` that are text too

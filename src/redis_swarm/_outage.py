@@ -129,7 +129,7 @@ def until_stopped(
             grace_s = STOP_GRACE_S if budget is None else budget.grace_s
             raise _GivenUp(
                 f"Redis did not {what} within {grace_s:g}s of the stop (a stop waits "
-                "for no outage): it may have been taken all the same (swarm task show says); "
+                "for no outage): Redis may have done it all the same (swarm task show says); "
                 "if not, nothing here tries it again, and a task leased goes back to its "
                 "queue when its lease runs out",
                 sent=True,

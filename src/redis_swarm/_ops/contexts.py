@@ -44,7 +44,7 @@ import zstandard
 
 from .. import _digest
 from .._codec import UNREADABLE, dumps, foreign_bom
-from .._context_records import ContextInfo, SearchHit, says_text
+from .._context_records import Compression, ContextInfo, SearchHit, says_text
 from .._errors import (
     Conflict,
     ConnectionFailed,
@@ -103,7 +103,6 @@ ZSTD_LEVEL = 3
 ZSTD_MIN_SAVING = 0.05
 _MEDIA_TYPE = re.compile(r"[A-Za-z0-9][\w.+-]*/[\w.+-]+(\s*;\s*[\w.+-]+=[\w.+\"-]+)*")
 
-Compression = Literal["zstd", "none"] | None
 # The bytes a publish checks as UTF-8 at a time (``_check_text``): its memory beyond the
 # payload is a piece, its copy and its text (at most ~6x 256 KiB, every character 4 bytes), not
 # the whole payload's text (up to 4x a 64 MiB one).

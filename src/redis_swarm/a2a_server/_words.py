@@ -108,7 +108,7 @@ A2A_PHRASES: tuple[tuple[re.Pattern[str], str], ...] = (
 # posts every message to one (its context), so its operator is told the role it needs
 # instead (``needs_role``), not a command-line option.
 _CLI_PASS_ADVICE = re.compile(
-    r"; post it without --pass \(pass_name\), or as a shard user \([^)]*\)"
+    r"; post it without --pass \(pass_name\), or as a shard or coordinator user \([^)]*\)"
 )
 
 

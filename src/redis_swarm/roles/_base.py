@@ -37,7 +37,7 @@ from .._validate import check_swarm_name
 # (The roles' modules take it from here. Their annotations are not evaluated as they run:
 # on 3.10 it is mypy's, and a name to import.)
 if TYPE_CHECKING:
-    from .._ops.contexts import Compression
+    from .._context_records import Compression
 
 if sys.version_info >= (3, 11):
     from typing import Unpack as Unpack
