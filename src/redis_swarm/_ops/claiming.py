@@ -601,7 +601,7 @@ def _open(stats: Mapping[str, int]) -> int:
     return stats["pending"] + stats["delayed"] + stats["claimed"]
 
 
-def why_pass_unknown(
+def _unknown_pass(
     ctx: OpContext, pass_name: str, doing: str | None = None
 ) -> Operation[str | None]:
     """Why pass ``pass_name``, whose counters all read zero, is not settled but unknown (no
@@ -674,7 +674,7 @@ def wait(
             stats = status_counts(reply)
         if _open(stats) == 0:
             if pass_name is not None and not any(stats.values()):
-                unknown = yield from why_pass_unknown(ctx, pass_name)
+                unknown = yield from _unknown_pass(ctx, pass_name)
                 if unknown is not None:
                     raise NotFound(unknown)
                 continue  # (posted to meanwhile: its tasks are waited for)

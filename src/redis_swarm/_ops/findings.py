@@ -466,7 +466,9 @@ def findings(
         lambda raw, _: finding_from(raw),
     )  # fmt: skip
     if refuse_unknown_pass and pass_name is not None and cursor is None and not found.items:
-        unknown = yield from task_ops.why_pass_unknown(ctx, pass_name, _NO_FINDINGS)
+        # (claiming's helper, private: a public generator of _ops is an operation with an
+        # ACL row, and this is a part of wait's and of this one)
+        unknown = yield from task_ops._unknown_pass(ctx, pass_name, _NO_FINDINGS)
         if unknown is not None:
             raise NotFound(unknown)
     return found
