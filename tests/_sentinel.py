@@ -162,13 +162,22 @@ def start_sentinel(
 
 
 @contextlib.contextmanager
+def running_sentinel(factory: ServerFactory, *, sentinels: int = 3) -> Iterator[LocalSentinel]:
+    """``start_sentinel``'s set, every process stopped at the end."""
+    setup = start_sentinel(factory, sentinels=sentinels)
+    try:
+        yield setup
+    finally:
+        for server in [*setup.sentinels, *setup.data_nodes()]:
+            server.stop()
+
+
+@contextlib.contextmanager
 def guarded_sentinel(factory: ServerFactory) -> Iterator[LocalSentinel]:
     """A set as docs/deployment.md's recipe makes it (each data node refusing writes with no
     good replica: else the doctor warns), every process stopped at the end."""
-    setup = start_sentinel(factory)
-    for node in setup.data_nodes():
-        with node.client() as client:
-            client.config_set("min-replicas-to-write", "1")
-    yield setup
-    for server in [*setup.sentinels, *setup.data_nodes()]:
-        server.stop()
+    with running_sentinel(factory) as setup:
+        for node in setup.data_nodes():
+            with node.client() as client:
+                client.config_set("min-replicas-to-write", "1")
+        yield setup

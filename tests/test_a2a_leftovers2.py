@@ -9,6 +9,7 @@ operator requeues (docs/a2a.md, "A failed task reopened"). Real servers througho
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -112,6 +113,26 @@ def _fetch(face: str, url: str, host: str | None = None) -> httpx.Response:
     return httpx.get(url, headers=headers, timeout=30)
 
 
+@contextlib.contextmanager
+def announced_face(redis_url: str, face: str, *options: str) -> Iterator[str]:
+    """``swarm FACE ... OPTIONS --port 0`` as a real process, no token in its environment:
+    the URL it announces (its first line), the process interrupted at the end."""
+    command, prefix = FACES[face]
+    env = {**os.environ, "PYTHONPATH": SRC, "SWARM_URL": redis_url, "SWARM_NAME": "test"}
+    env["PYTHONUNBUFFERED"] = "1"
+    for variable in ("SWARM_DASHBOARD_TOKEN", "SWARM_A2A_TOKEN", "SWARM_MCP_TOKEN"):
+        env.pop(variable, None)
+    argv = [sys.executable, "-m", "redis_swarm", *command, *options, "--port", "0"]
+    with subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stderr is not None
+            line = proc.stderr.readline()  # the announcement, before serving
+            assert line.startswith(prefix), line + (proc.stderr.read() if proc.poll() else "")
+            yield line[len(prefix) :].split()[0]
+        finally:
+            interrupt(proc)
+
+
 @pytest.mark.parametrize("face", FACES.keys())
 def test_a_face_on_a_loopback_name_without_a_token_answers_its_own_url(
     redis_url: str, face: str
@@ -121,51 +142,42 @@ def test_a_face_on_a_loopback_name_without_a_token_answers_its_own_url(
     http://127.0.0.1); a Host header naming another name still is refused, whatever that
     name resolves to (never resolved: DNS rebinding)."""
     name = _loopback_name()
-    command, prefix = FACES[face]
-    env = {**os.environ, "PYTHONPATH": SRC, "SWARM_URL": redis_url, "SWARM_NAME": "test"}
-    env["PYTHONUNBUFFERED"] = "1"
-    for variable in ("SWARM_DASHBOARD_TOKEN", "SWARM_A2A_TOKEN", "SWARM_MCP_TOKEN"):
-        env.pop(variable, None)
-    argv = [sys.executable, "-m", "redis_swarm", *command, "--host", name, "--port", "0"]
-    with subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True) as proc:
-        try:
-            assert proc.stderr is not None
-            line = proc.stderr.readline()  # the announcement, before serving
-            assert line.startswith(prefix), line + (proc.stderr.read() if proc.poll() else "")
-            url = line[len(prefix) :].split()[0]
-            found = re.fullmatch(rf"http://{re.escape(name)}:(\d+)(/.*)", url)
-            assert found, url
-            port = int(found[1])
-            # The URL announced, as announced (Host: NAME:PORT): the face's normal answer.
-            answer = _fetch(face, url)
-            assert answer.status_code == 200, answer.text
-            if face == "a2a":  # the card names that URL, and its JSON-RPC route takes it
-                (interface, *_) = answer.json()["supportedInterfaces"]
-                assert interface["url"] == f"http://{name}:{port}/", interface
-            # The same name in capitals (a Host header's name has no case).
-            assert _fetch(face, url, f"{name.upper()}:{port}").status_code == 200
-            # Loopback's own names still are served.
-            loopback = url.replace(f"//{name}:", "//127.0.0.1:")
-            assert _fetch(face, loopback).status_code == 200
-            assert _fetch(face, loopback, f"localhost:{port}").status_code == 200
-            # Any other name is not: the page of a site whose name was rebound to
-            # 127.0.0.1 reads nothing through the viewer's browser.
-            for other in ("evil.example", f"{name}.evil.example", f"x{name}"):
-                refused = _fetch(face, loopback, f"{other}:{port}")
-                assert refused.status_code == 403, (other, refused.text)
-                said = refused.json()["message"]
-                urls = f"http://127.0.0.1:{port} or http://{name}:{port}"
-                assert f"{urls}, or start it with --token" in said
-        finally:
-            interrupt(proc)
+    with announced_face(redis_url, face, "--host", name) as url:
+        found = re.fullmatch(rf"http://{re.escape(name)}:(\d+)(/.*)", url)
+        assert found, url
+        port = int(found[1])
+        # The URL announced, as announced (Host: NAME:PORT): the face's normal answer.
+        answer = _fetch(face, url)
+        assert answer.status_code == 200, answer.text
+        if face == "a2a":  # the card names that URL, and its JSON-RPC route takes it
+            (interface, *_) = answer.json()["supportedInterfaces"]
+            assert interface["url"] == f"http://{name}:{port}/", interface
+        # The same name in capitals (a Host header's name has no case).
+        assert _fetch(face, url, f"{name.upper()}:{port}").status_code == 200
+        # Loopback's own names still are served.
+        loopback = url.replace(f"//{name}:", "//127.0.0.1:")
+        assert _fetch(face, loopback).status_code == 200
+        assert _fetch(face, loopback, f"localhost:{port}").status_code == 200
+        # Any other name is not: the page of a site whose name was rebound to
+        # 127.0.0.1 reads nothing through the viewer's browser.
+        for other in ("evil.example", f"{name}.evil.example", f"x{name}"):
+            refused = _fetch(face, loopback, f"{other}:{port}")
+            assert refused.status_code == 403, (other, refused.text)
+            said = refused.json()["message"]
+            urls = f"http://127.0.0.1:{port} or http://{name}:{port}"
+            assert f"{urls}, or start it with --token" in said
 
 
-def _guarded(token: str | None, own_host: str | None) -> TestClient:
+def guarded(
+    token: str | None, own_host: str | None = None, base_url: str = "http://127.0.0.1:8765"
+) -> TestClient:
+    """An ``AccessGuard`` around an app that answers "ok", reached at ``base_url``."""
+
     async def ok(scope: Scope, receive: Receive, send: Send) -> None:
         await Response("ok")(scope, receive, send)
 
     guard = AccessGuard(ok, token, "this face", own_host=own_host)
-    return TestClient(guard, base_url="http://127.0.0.1:8765")
+    return TestClient(guard, base_url=base_url)
 
 
 @pytest.mark.parametrize("own_host", ["0.0.0.0", "no-such-host.invalid", "192.0.2.1"])
@@ -175,7 +187,7 @@ def test_an_own_host_other_machines_reach_is_no_name_served_without_a_token(
     """Only a name of the face's own that resolves to loopback alone is served besides
     loopback's: a host other machines reach (which the faces refuse without a token anyway)
     or one that does not resolve is not, by its Host header."""
-    client = _guarded(None, own_host)
+    client = guarded(None, own_host)
     refused = client.get("/", headers={"Host": f"{own_host}:8765"})
     assert refused.status_code == 403
     assert refused.json()["message"].endswith(
@@ -186,7 +198,7 @@ def test_an_own_host_other_machines_reach_is_no_name_served_without_a_token(
 
 def test_with_a_token_the_own_host_lets_no_request_in_without_it() -> None:
     name = _loopback_name()
-    client = _guarded("a-token-of-16-chars", name)
+    client = guarded("a-token-of-16-chars", name)
     assert client.get("/", headers={"Host": f"{name}:8765"}).status_code == 401
     took = client.get(
         "/", headers={"Host": "evil.example", "Authorization": "Bearer a-token-of-16-chars"}

@@ -22,7 +22,7 @@ import redis
 from redis_swarm import AsyncSwarm, PermissionDenied, Settings, Swarm, apply_role
 
 from ._cli import Cli
-from ._sentinel import SERVICE, LocalSentinel, start_sentinel
+from ._sentinel import SERVICE, LocalSentinel, running_sentinel, start_sentinel
 from ._servers import RedisServer, ServerFactory
 from ._waiting import until
 
@@ -33,10 +33,8 @@ ADMIN_PASSWORD = "ops-password-0123456789"
 @pytest.fixture(scope="module")
 def sentinel(servers: ServerFactory) -> Iterator[LocalSentinel]:
     """A master, its replica and one sentinel (down-after-milliseconds 1 s)."""
-    made = start_sentinel(servers, sentinels=1)
-    yield made
-    for server in (*made.sentinels, *made.data_nodes()):
-        server.stop()
+    with running_sentinel(servers, sentinels=1) as made:
+        yield made
 
 
 def _raw(server: RedisServer) -> redis.Redis:

@@ -17,28 +17,21 @@ servers.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
 import pytest
 import redis
-from starlette.responses import Response
-from starlette.testclient import TestClient
-from starlette.types import Receive, Scope, Send
 
 from redis_swarm import ConnectionFailed, Settings, revoke_user
-from redis_swarm._web import AccessGuard
 
-from ._cli import SRC, Cli, interrupt
-from ._sentinel import LocalSentinel, start_sentinel
+from ._cli import Cli
+from ._sentinel import LocalSentinel, running_sentinel
 from ._servers import RedisServer, ServerFactory, free_port
 from ._waiting import until
-from .test_a2a_leftovers2 import FACES, _fetch
+from .test_a2a_leftovers2 import FACES, _fetch, announced_face, guarded
 from .test_acl_skipped_replicas import _reported_down
 
 SWARM = "walk5-acl"
@@ -54,39 +47,19 @@ def test_a_faces_refusal_names_its_own_port(redis_url: str, face: str) -> None:
     """``swarm dashboard --port P`` without a token (A2A and MCP alike): a Host header other
     than loopback's, or a page of another site, is told to open http://127.0.0.1:P, which
     is where it listens (it said http://127.0.0.1: port 80)."""
-    command, prefix = FACES[face]
-    env = {**os.environ, "PYTHONPATH": SRC, "SWARM_URL": redis_url, "SWARM_NAME": "test"}
-    env["PYTHONUNBUFFERED"] = "1"
-    for variable in ("SWARM_DASHBOARD_TOKEN", "SWARM_A2A_TOKEN", "SWARM_MCP_TOKEN"):
-        env.pop(variable, None)
-    argv = [sys.executable, "-m", "redis_swarm", *command, "--port", "0"]
-    with subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True) as proc:
-        try:
-            assert proc.stderr is not None
-            line = proc.stderr.readline()  # the announcement, before serving
-            assert line.startswith(prefix), line + (proc.stderr.read() if proc.poll() else "")
-            url = line[len(prefix) :].split()[0]
-            found = re.fullmatch(r"http://127\.0\.0\.1:(\d+)/.*", url)
-            assert found, url
-            here = f"http://127.0.0.1:{found[1]}"
-            refused = _fetch(face, url, "evil.example")
-            assert refused.status_code == 403, refused.text
-            said = refused.json()["message"]
-            assert said.endswith(f"answers only to localhost: open it as {here}, or start it "
-                                 "with --token"), said  # fmt: skip
-            if face != "mcp-http":  # (a GET: a page of another site's)
-                cross = httpx.get(url, headers={"Origin": "https://evil.example"}, timeout=30)
-                assert cross.status_code == 403, cross.text
-                assert f"send it from a page of its own ({here}) " in cross.json()["message"]
-        finally:
-            interrupt(proc)
-
-
-def _guarded(base_url: str) -> TestClient:
-    async def ok(scope: Scope, receive: Receive, send: Send) -> None:
-        await Response("ok")(scope, receive, send)
-
-    return TestClient(AccessGuard(ok, None, "this face"), base_url=base_url)
+    with announced_face(redis_url, face) as url:
+        found = re.fullmatch(r"http://127\.0\.0\.1:(\d+)/.*", url)
+        assert found, url
+        here = f"http://127.0.0.1:{found[1]}"
+        refused = _fetch(face, url, "evil.example")
+        assert refused.status_code == 403, refused.text
+        said = refused.json()["message"]
+        assert said.endswith(f"answers only to localhost: open it as {here}, or start it "
+                             "with --token"), said  # fmt: skip
+        if face != "mcp-http":  # (a GET: a page of another site's)
+            cross = httpx.get(url, headers={"Origin": "https://evil.example"}, timeout=30)
+            assert cross.status_code == 403, cross.text
+            assert f"send it from a page of its own ({here}) " in cross.json()["message"]
 
 
 @pytest.mark.parametrize(
@@ -100,7 +73,7 @@ def _guarded(base_url: str) -> TestClient:
 def test_the_urls_named_are_the_address_and_port_the_request_came_in_on(
     base_url: str, named: str
 ) -> None:
-    refused = _guarded(base_url).get("/", headers={"Host": "evil.example"})
+    refused = guarded(None, base_url=base_url).get("/", headers={"Host": "evil.example"})
     assert refused.status_code == 403
     assert refused.json()["message"].endswith(f"open it as {named}, or start it with --token")
 
@@ -111,10 +84,8 @@ def test_the_urls_named_are_the_address_and_port_the_request_came_in_on(
 @pytest.fixture(scope="module")
 def sentinel(servers: ServerFactory) -> Iterator[LocalSentinel]:
     """A master, its replica and one sentinel (down-after-milliseconds 1 s)."""
-    made = start_sentinel(servers, sentinels=1)
-    yield made
-    for server in (*made.sentinels, *made.data_nodes()):
-        server.stop()
+    with running_sentinel(servers, sentinels=1) as made:
+        yield made
 
 
 def _master_and_replica(setup: LocalSentinel) -> tuple[RedisServer, RedisServer]:

@@ -36,7 +36,7 @@ from redis_swarm._runner.lease_renewal import LeaseRenewal
 from redis_swarm._translate import refused_write
 
 from ._cli import Cli
-from ._sentinel import LocalSentinel, start_sentinel
+from ._sentinel import LocalSentinel, running_sentinel, start_sentinel
 from ._servers import RedisServer, ServerFactory, system_redis
 from ._waiting import until
 from .test_runner_outages import WAITING_AGENT  # (logs its task, waits for 'go')
@@ -183,10 +183,8 @@ def test_doctor_fails_while_a_master_refuses_every_write_for_want_of_replicas(
 
 @pytest.fixture(scope="module")
 def sentinel(servers: ServerFactory) -> Iterator[LocalSentinel]:
-    setup = start_sentinel(servers)
-    yield setup
-    for node in (*setup.sentinels, setup.replica, setup.master):
-        node.stop()
+    with running_sentinel(servers) as setup:
+        yield setup
 
 
 def test_doctor_behind_sentinel_says_the_guard(sentinel: LocalSentinel) -> None:

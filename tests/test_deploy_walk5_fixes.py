@@ -27,7 +27,7 @@ from redis_swarm._acl import AclUser
 from redis_swarm._embedded import _version_of
 
 from ._cli import Cli
-from ._sentinel import LocalSentinel, start_sentinel
+from ._sentinel import LocalSentinel, running_sentinel
 from ._servers import RedisServer, ServerFactory, free_port, system_redis
 from .test_acl import SWARM, acl_server, users  # noqa: F401 (test_acl's fixtures)
 
@@ -81,10 +81,8 @@ def test_localhost_is_the_one_host_a_unix_url_takes(servers: ServerFactory) -> N
 
 @pytest.fixture(scope="module")
 def sentinel(servers: ServerFactory) -> Iterator[LocalSentinel]:
-    setup = start_sentinel(servers)
-    yield setup
-    for node in (*setup.sentinels, setup.replica, setup.master):
-        node.stop()
+    with running_sentinel(servers) as setup:
+        yield setup
 
 
 def test_the_noreplicas_error_behind_sentinel_names_the_master(
